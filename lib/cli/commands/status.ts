@@ -1,0 +1,56 @@
+import type { CommandModule } from 'yargs';
+import { request } from '../../daemon/control';
+import { pairStatus, PairStatus } from '../../remap/ops';
+import { formatBytes, liveDaemon, printJson, requirePair, withStore } from '../common';
+
+interface Args {
+  db?: string;
+  name: string;
+  json: boolean;
+}
+
+export const statusCommand: CommandModule<object, Args> = {
+  command: 'status <name>',
+  describe: 'Show a pair: devices, size, remapped blocks, spare use, and live counters while mounted',
+  builder: (y) =>
+    y
+      .positional('name', { type: 'string', demandOption: true })
+      .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }) as never,
+  handler: async (argv) => {
+    await withStore(argv, false, async (store) => {
+      const pair = requirePair(store, argv.name);
+      let status: PairStatus = pairStatus(store, pair);
+      const daemon = liveDaemon(store);
+      if (daemon) {
+        const live = (await request(daemon.socket, { op: 'status' })) as PairStatus[];
+        status = live.find((s) => s.name === pair.name) ?? { ...status, mounted: false };
+      }
+      if (argv.json) return printJson({ version: 1, ...status });
+      process.stdout.write(formatStatus(status));
+    });
+  },
+};
+
+export function formatStatus(s: PairStatus): string {
+  const pct = s.spareBlocksTotal ? ((100 * s.spareBlocksUsed) / s.spareBlocksTotal).toFixed(2) : '0';
+  const lines: Array<[string, string]> = [
+    ['pair', s.name],
+    ['uuid', s.uuid],
+    ['main', s.main],
+    ['spare', s.spare],
+    ['block size', `${s.blockSize} bytes`],
+    ['size', `${formatBytes(s.sizeBytes)} (${s.sizeBytes} bytes)`],
+    ['remapped', `${s.remappedBlocks} blocks`],
+    ['pending', `${s.pendingBlocks} blocks`],
+    ['spare pool', `${s.spareBlocksUsed} of ${s.spareBlocksTotal} blocks used (${pct}%)${s.retiredSpareBlocks ? `, ${s.retiredSpareBlocks} retired` : ''}${s.spareExhausted ? ', EXHAUSTED' : ''}`],
+    ['mounted', s.mounted ? `yes, at ${s.mountpoint}` : 'no'],
+  ];
+  if (s.counters) {
+    const c = s.counters;
+    lines.push(['reads', `${c.readOps} requests, ${formatBytes(c.readBytes)}, ${c.readErrors} errors`]);
+    lines.push(['writes', `${c.writeOps} requests, ${formatBytes(c.writeBytes)}, ${c.writeErrors} errors`]);
+    lines.push(['flushes', String(c.flushes)]);
+    lines.push(['open handles', String(s.openHandles ?? 0)]);
+  }
+  return lines.map(([k, v]) => `${k.padEnd(13)}${v}\n`).join('');
+}

@@ -1,0 +1,45 @@
+/**
+ * CLI entry: yargs with one module per command. Errors a user can cause are
+ * printed as one line ("remapfs: ...") with a non-zero exit status: 2 for a
+ * usage mistake, 1 for anything else. REMAPFS_DEBUG=1 adds stack traces.
+ */
+import yargs from 'yargs';
+import { UsageError } from '../errors';
+import { reportError } from './report';
+import { initCommand } from './commands/init';
+import { mountCommand } from './commands/mount';
+import { unmountCommand } from './commands/unmount';
+import { listCommand } from './commands/list';
+import { statusCommand } from './commands/status';
+import { remapCommand } from './commands/remap';
+
+export async function main(args: string[]): Promise<void> {
+  try {
+    await yargs(args)
+      .scriptName('remapfs')
+      .usage('$0 <command> [options]\n\nServes failing disks with their bad blocks remapped to a spare device.')
+      .option('db', {
+        type: 'string',
+        describe: 'SQLite database (env REMAPFS_DB; default /var/lib/remapfs/remapfs.db)',
+        global: true,
+      })
+      .command(initCommand)
+      .command(mountCommand)
+      .command(unmountCommand)
+      .command(listCommand)
+      .command(statusCommand)
+      .command(remapCommand)
+      .demandCommand(1, 'name a command')
+      .strict()
+      .help()
+      .alias('h', 'help')
+      .version(false)
+      .wrap(Math.min(100, process.stdout.columns || 100))
+      .fail((msg, err) => {
+        throw err ?? new UsageError(msg);
+      })
+      .parseAsync();
+  } catch (err) {
+    process.exitCode = reportError(err);
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Control channel between the CLI and a running daemon: one JSON object per
+ * line over a Unix socket, one request and one answer per connection. The
+ * daemon handles requests on its event loop, between FUSE requests, so a
+ * remap it performs is consistent with in-flight I/O.
+ */
+import * as net from 'net';
+import * as fs from 'fs';
+import * as path from 'path';
+import * as crypto from 'crypto';
+import { RemapfsError } from '../errors';
+
+export type ControlRequest =
+  | { op: 'status' }
+  | { op: 'remap'; pair: string; sectors: number[] }
+  | { op: 'shutdown'; force?: boolean };
+
+export interface ControlError {
+  op: string;
+  object: string;
+  message: string;
+  hint?: string;
+}
+
+export type ControlReply = { ok: true; result: unknown } | { ok: false; error: ControlError };
+
+export function socketPathFor(mountpoint: string): string {
+  const dir = fs.existsSync('/run') ? '/run/remapfs' : path.join(require('os').tmpdir(), 'remapfs');
+  const hash = crypto.createHash('sha256').update(mountpoint).digest('hex').slice(0, 16);
+  return path.join(dir, `${hash}.sock`);
+}
+
+export function serve(socketPath: string, handle: (req: ControlRequest) => Promise<unknown> | unknown): Promise<net.Server> {
+  fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
+  try {
+    fs.unlinkSync(socketPath);
+  } catch {
+    // none left over
+  }
+  const server = net.createServer((conn) => {
+    let data = '';
+    conn.setEncoding('utf8');
+    conn.on('data', async (chunk: string) => {
+      data += chunk;
+      const nl = data.indexOf('\n');
+      if (nl < 0) return;
+      let reply: ControlReply;
+      try {
+        const req = JSON.parse(data.slice(0, nl)) as ControlRequest;
+        reply = { ok: true, result: await handle(req) };
+      } catch (err) {
+        reply = { ok: false, error: toControlError(err) };
+      }
+      conn.end(JSON.stringify(reply) + '\n');
+    });
+    conn.on('error', () => undefined);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => {
+      fs.chmodSync(socketPath, 0o600);
+      resolve(server);
+    });
+  });
+}
+
+export function request(socketPath: string, req: ControlRequest, timeoutMs = 60000): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const conn = net.connect(socketPath);
+    let data = '';
+    const timer = setTimeout(() => {
+      conn.destroy();
+      reject(new RemapfsError('contact daemon', socketPath, 'no answer in time'));
+    }, timeoutMs);
+    conn.setEncoding('utf8');
+    conn.on('connect', () => conn.write(JSON.stringify(req) + '\n'));
+    conn.on('data', (chunk: string) => (data += chunk));
+    conn.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new RemapfsError('contact daemon', socketPath, err, 'is "remapfs mount" still running?'));
+    });
+    conn.on('end', () => {
+      clearTimeout(timer);
+      let reply: ControlReply;
+      try {
+        reply = JSON.parse(data) as ControlReply;
+      } catch {
+        return reject(new RemapfsError('contact daemon', socketPath, 'garbled answer'));
+      }
+      if (reply.ok) return resolve(reply.result);
+      const e = reply.error;
+      reject(new RemapfsError(e.op, e.object, e.message, e.hint));
+    });
+  });
+}
+
+function toControlError(err: unknown): ControlError {
+  if (err instanceof RemapfsError) {
+    return { op: err.op, object: err.object, message: err.causeText, ...(err.hint ? { hint: err.hint } : {}) };
+  }
+  return { op: 'daemon', object: 'request', message: err instanceof Error ? err.message : String(err) };
+}

@@ -1,0 +1,95 @@
+/**
+ * In-memory remap index and spare allocator. The I/O path asks it one question
+ * per block ("which spare block holds this main block?"): a bitmap rejects the
+ * common unremapped case without touching the Map.
+ *
+ * Invariants: a spare block is in at most one of {in use by a remap, retired};
+ * only pool blocks (never metadata slots) are handed out; the index mirrors
+ * what the store has committed (callers persist first, then call set/retire).
+ */
+import { SpareLookup } from './split';
+import { SpareLayout } from './layout';
+
+export class RemapIndex implements SpareLookup {
+  readonly virtualBlocks: number;
+  readonly layout: SpareLayout;
+  private readonly remappedBits: Uint8Array;
+  private readonly spareOf = new Map<number, number>();
+  /** Bit set for every spare block that is used or retired. */
+  private readonly spareTaken: Uint8Array;
+  private retiredCount = 0;
+  /** Pool range index and block where the next allocation search starts. */
+  private cursorRange = 0;
+  private cursorBlock: number;
+
+  constructor(virtualBlocks: number, layout: SpareLayout) {
+    this.virtualBlocks = virtualBlocks;
+    this.layout = layout;
+    this.remappedBits = new Uint8Array(Math.ceil(virtualBlocks / 8));
+    this.spareTaken = new Uint8Array(Math.ceil(layout.spareBlocks / 8));
+    this.cursorBlock = layout.pool[0]?.startBlock ?? 0;
+  }
+
+  get remappedCount(): number {
+    return this.spareOf.size;
+  }
+
+  get retiredBlocks(): number {
+    return this.retiredCount;
+  }
+
+  /** Pool blocks neither used nor retired. */
+  get freeSpareBlocks(): number {
+    return this.layout.poolBlocks - this.spareOf.size - this.retiredCount;
+  }
+
+  spareBlockOf(mainBlock: number): number {
+    if (((this.remappedBits[mainBlock >>> 3] as number) & (1 << (mainBlock & 7))) === 0) return -1;
+    return this.spareOf.get(mainBlock) ?? -1;
+  }
+
+  isSpareTaken(spareBlock: number): boolean {
+    return ((this.spareTaken[spareBlock >>> 3] as number) & (1 << (spareBlock & 7))) !== 0;
+  }
+
+  set(mainBlock: number, spareBlock: number): void {
+    if (mainBlock < 0 || mainBlock >= this.virtualBlocks) throw new RangeError(`main block ${mainBlock} outside the device`);
+    if (this.isSpareTaken(spareBlock)) throw new Error(`spare block ${spareBlock} is already taken`);
+    const old = this.spareOf.get(mainBlock);
+    if (old !== undefined) this.spareTaken[old >>> 3] = (this.spareTaken[old >>> 3] as number) & ~(1 << (old & 7));
+    this.spareOf.set(mainBlock, spareBlock);
+    this.remappedBits[mainBlock >>> 3] = (this.remappedBits[mainBlock >>> 3] as number) | (1 << (mainBlock & 7));
+    this.spareTaken[spareBlock >>> 3] = (this.spareTaken[spareBlock >>> 3] as number) | (1 << (spareBlock & 7));
+  }
+
+  retire(spareBlock: number): void {
+    if (this.isSpareTaken(spareBlock)) throw new Error(`spare block ${spareBlock} is in use and cannot be retired`);
+    this.spareTaken[spareBlock >>> 3] = (this.spareTaken[spareBlock >>> 3] as number) | (1 << (spareBlock & 7));
+    this.retiredCount++;
+  }
+
+  /** A free pool block, or -1 when the pool is exhausted. Does not take it: set() does. */
+  allocate(): number {
+    const pool = this.layout.pool;
+    if (this.freeSpareBlocks <= 0) return -1;
+    for (let scanned = 0; scanned <= 2 * pool.length + 1; scanned++) {
+      const range = pool[this.cursorRange];
+      if (!range) {
+        this.cursorRange = 0;
+        this.cursorBlock = pool[0]?.startBlock ?? 0;
+        continue;
+      }
+      if (this.cursorBlock < range.startBlock) this.cursorBlock = range.startBlock;
+      for (; this.cursorBlock < range.endBlock; this.cursorBlock++) {
+        if (!this.isSpareTaken(this.cursorBlock)) return this.cursorBlock;
+      }
+      this.cursorRange++;
+    }
+    return -1;
+  }
+
+  /** Every remap, ascending by main block. */
+  entries(): Array<{ mainBlock: number; spareBlock: number }> {
+    return [...this.spareOf.entries()].sort((a, b) => a[0] - b[0]).map(([mainBlock, spareBlock]) => ({ mainBlock, spareBlock }));
+  }
+}

@@ -1,0 +1,80 @@
+/** Operations on a pair shared by the daemon and the CLI. */
+import { SECTOR_BYTES } from '../block/device';
+import { RemapfsError } from '../errors';
+import { PairRecord, Store } from '../store/db';
+import { spareLayout } from './layout';
+import { PairRuntime } from './pair';
+import { IoCounters, RemapResult } from './remap-device';
+
+/** The distinct blocks holding the given 512-byte sectors, ascending (pure). */
+export function sectorsToBlocks(sectors: readonly number[], blockSize: number): number[] {
+  const perBlock = blockSize / SECTOR_BYTES;
+  return [...new Set(sectors.map((s) => Math.floor(s / perBlock)))].sort((a, b) => a - b);
+}
+
+export interface SectorRemap extends RemapResult {
+  sector: number;
+}
+
+/** Manual remap of the blocks holding `sectors`; each block's data is copied to the spare first. */
+export function remapSectors(rt: PairRuntime, sectors: readonly number[]): SectorRemap[] {
+  const perBlock = rt.record.blockSize / SECTOR_BYTES;
+  const totalSectors = rt.device.sizeBytes / SECTOR_BYTES;
+  for (const s of sectors) {
+    if (!Number.isSafeInteger(s) || s < 0 || s >= totalSectors) {
+      throw new RemapfsError('remap', `sector ${s} of ${rt.record.name}`, `outside the device (sectors 0 to ${totalSectors - 1})`);
+    }
+  }
+  const out: SectorRemap[] = [];
+  const done = new Map<number, RemapResult>();
+  for (const sector of sectors) {
+    const block = Math.floor(sector / perBlock);
+    let r = done.get(block);
+    if (!r) {
+      r = rt.device.remapBlock(block, 'manual');
+      done.set(block, r);
+      out.push({ sector, ...r });
+    }
+  }
+  return out;
+}
+
+export interface PairStatus {
+  name: string;
+  uuid: string;
+  main: string;
+  spare: string;
+  blockSize: number;
+  sizeBytes: number;
+  remappedBlocks: number;
+  pendingBlocks: number;
+  retiredSpareBlocks: number;
+  spareBlocksUsed: number;
+  spareBlocksTotal: number;
+  spareExhausted: boolean;
+  mounted: boolean;
+  mountpoint?: string;
+  counters?: IoCounters;
+  openHandles?: number;
+}
+
+export function pairStatus(store: Store, pair: PairRecord): PairStatus {
+  const counts = store.counts(pair.id);
+  const layout = spareLayout(pair.spareBytes, pair.blockSize);
+  const used = counts.remapped + counts.retired;
+  return {
+    name: pair.name,
+    uuid: pair.uuid,
+    main: pair.mainPath,
+    spare: pair.sparePath,
+    blockSize: pair.blockSize,
+    sizeBytes: Math.floor(pair.mainBytes / pair.blockSize) * pair.blockSize,
+    remappedBlocks: counts.remapped,
+    pendingBlocks: counts.pending,
+    retiredSpareBlocks: counts.retired,
+    spareBlocksUsed: used,
+    spareBlocksTotal: layout.poolBlocks,
+    spareExhausted: used >= layout.poolBlocks,
+    mounted: false,
+  };
+}

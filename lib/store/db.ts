@@ -1,0 +1,259 @@
+/**
+ * The SQLite store (better-sqlite3, WAL, synchronous=FULL): pairs, remap
+ * entries, retired spare blocks and running daemons. A committed transaction is
+ * durable, so a remap is committed here before the write it serves is
+ * acknowledged.
+ *
+ * Concurrency: one daemon and any number of CLI processes share the file;
+ * writers take the write lock with BEGIN IMMEDIATE and wait up to busy_timeout.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import Database from 'better-sqlite3';
+import { RemapfsError } from '../errors';
+
+export const SCHEMA_VERSION = 1;
+
+export type RemapReason = 'manual' | 'write-error' | 'read-error' | 'weak-read' | 'scan-slow' | 'imported';
+export type RemapState = 'remapped' | 'pending';
+
+export interface PairRecord {
+  id: number;
+  name: string;
+  uuid: string;
+  mainPath: string;
+  sparePath: string;
+  blockSize: number;
+  mainBytes: number;
+  spareBytes: number;
+  createdAt: number;
+}
+
+export interface RemapRecord {
+  mainBlock: number;
+  /** -1 for a pending block that has no spare block yet. */
+  spareBlock: number;
+  reason: RemapReason;
+  state: RemapState;
+  lostSectors: number;
+  createdAt: number;
+}
+
+export interface MountRecord {
+  mountpoint: string;
+  pid: number;
+  socket: string;
+  startedAt: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pairs (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  uuid TEXT NOT NULL UNIQUE,
+  main_path TEXT NOT NULL,
+  spare_path TEXT NOT NULL,
+  block_size INTEGER NOT NULL,
+  main_bytes INTEGER NOT NULL,
+  spare_bytes INTEGER NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS remaps (
+  pair_id INTEGER NOT NULL REFERENCES pairs(id) ON DELETE CASCADE,
+  main_block INTEGER NOT NULL,
+  spare_block INTEGER,
+  reason TEXT NOT NULL,
+  state TEXT NOT NULL,
+  lost_sectors INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (pair_id, main_block),
+  UNIQUE (pair_id, spare_block)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS retired (
+  pair_id INTEGER NOT NULL REFERENCES pairs(id) ON DELETE CASCADE,
+  spare_block INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (pair_id, spare_block)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mounts (
+  mountpoint TEXT PRIMARY KEY,
+  pid INTEGER NOT NULL,
+  socket TEXT NOT NULL,
+  started_at INTEGER NOT NULL
+);
+`;
+
+export const DEFAULT_DB_PATH = '/var/lib/remapfs/remapfs.db';
+
+export class Store {
+  readonly path: string;
+  readonly db: Database.Database;
+
+  private constructor(dbPath: string, db: Database.Database) {
+    this.path = dbPath;
+    this.db = db;
+  }
+
+  /**
+   * Opens the database. With create=false a missing file is an error (read-only
+   * commands never create one); a file that is not a remapfs database is refused.
+   */
+  static open(dbPath: string, opts: { create: boolean }): Store {
+    const abs = path.resolve(dbPath);
+    const exists = fs.existsSync(abs);
+    if (!exists && !opts.create) {
+      throw new RemapfsError('open database', abs, 'no such file', 'run "remapfs init" first, or pass --db');
+    }
+    if (exists && !fs.statSync(abs).isFile()) throw new RemapfsError('open database', abs, 'not a regular file');
+    let db: Database.Database | undefined;
+    try {
+      if (!exists) fs.mkdirSync(path.dirname(abs), { recursive: true });
+      db = new Database(abs);
+      db.pragma('busy_timeout = 10000');
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
+      if (tables.length > 0 && !tables.includes('meta')) {
+        throw new Error('not a remapfs database (it has other tables)');
+      }
+      if (tables.length === 0) {
+        db.exec('BEGIN IMMEDIATE');
+        db.exec(SCHEMA);
+        db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
+        db.exec('COMMIT');
+      }
+      const version = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get() as string | undefined;
+      if (version !== String(SCHEMA_VERSION)) {
+        throw new Error(`unsupported schema version ${version ?? '(none)'}; this remapfs reads version ${SCHEMA_VERSION}`);
+      }
+    } catch (err) {
+      db?.close();
+      throw new RemapfsError('open database', abs, sqliteCause(err), 'restore it from a backup, or rebuild it from the spare');
+    }
+    return new Store(abs, db);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  /** Runs fn in a BEGIN IMMEDIATE transaction (takes the write lock at once). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  listPairs(): PairRecord[] {
+    return (this.db.prepare('SELECT * FROM pairs ORDER BY name').all() as PairRow[]).map(pairFromRow);
+  }
+
+  getPair(name: string): PairRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM pairs WHERE name = ?').get(name) as PairRow | undefined;
+    return row ? pairFromRow(row) : undefined;
+  }
+
+  insertPair(p: Omit<PairRecord, 'id'>): PairRecord {
+    const info = this.db
+      .prepare('INSERT INTO pairs (name, uuid, main_path, spare_path, block_size, main_bytes, spare_bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(p.name, p.uuid, p.mainPath, p.sparePath, p.blockSize, p.mainBytes, p.spareBytes, p.createdAt);
+    return { ...p, id: Number(info.lastInsertRowid) };
+  }
+
+  remaps(pairId: number): RemapRecord[] {
+    const rows = this.db
+      .prepare('SELECT main_block, spare_block, reason, state, lost_sectors, created_at FROM remaps WHERE pair_id = ? ORDER BY main_block')
+      .raw()
+      .all(pairId) as Array<[number, number | null, RemapReason, RemapState, number, number]>;
+    return rows.map(([mainBlock, spareBlock, reason, state, lostSectors, createdAt]) => ({
+      mainBlock,
+      spareBlock: spareBlock ?? -1,
+      reason,
+      state,
+      lostSectors,
+      createdAt,
+    }));
+  }
+
+  retired(pairId: number): number[] {
+    return this.db.prepare('SELECT spare_block FROM retired WHERE pair_id = ? ORDER BY spare_block').pluck().all(pairId) as number[];
+  }
+
+  putRemap(pairId: number, r: RemapRecord): void {
+    this.db
+      .prepare(
+        'INSERT OR REPLACE INTO remaps (pair_id, main_block, spare_block, reason, state, lost_sectors, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(pairId, r.mainBlock, r.spareBlock < 0 ? null : r.spareBlock, r.reason, r.state, r.lostSectors, r.createdAt);
+  }
+
+  putRetired(pairId: number, spareBlock: number, createdAt: number): void {
+    this.db.prepare('INSERT OR IGNORE INTO retired (pair_id, spare_block, created_at) VALUES (?, ?, ?)').run(pairId, spareBlock, createdAt);
+  }
+
+  counts(pairId: number): { remapped: number; pending: number; retired: number } {
+    const remapped = this.db.prepare("SELECT count(*) FROM remaps WHERE pair_id = ? AND state = 'remapped'").pluck().get(pairId) as number;
+    const pending = this.db.prepare("SELECT count(*) FROM remaps WHERE pair_id = ? AND state = 'pending'").pluck().get(pairId) as number;
+    const retired = this.db.prepare('SELECT count(*) FROM retired WHERE pair_id = ?').pluck().get(pairId) as number;
+    return { remapped, pending, retired };
+  }
+
+  putMount(m: MountRecord): void {
+    this.db.prepare('INSERT OR REPLACE INTO mounts (mountpoint, pid, socket, started_at) VALUES (?, ?, ?, ?)').run(m.mountpoint, m.pid, m.socket, m.startedAt);
+  }
+
+  deleteMount(mountpoint: string, pid: number): void {
+    this.db.prepare('DELETE FROM mounts WHERE mountpoint = ? AND pid = ?').run(mountpoint, pid);
+  }
+
+  /** Mount records whose daemon process is still alive. */
+  liveMounts(): MountRecord[] {
+    const rows = this.db.prepare('SELECT mountpoint, pid, socket, started_at FROM mounts').all() as Array<{ mountpoint: string; pid: number; socket: string; started_at: number }>;
+    return rows
+      .map((r) => ({ mountpoint: r.mountpoint, pid: r.pid, socket: r.socket, startedAt: r.started_at }))
+      .filter((m) => processAlive(m.pid));
+  }
+}
+
+interface PairRow {
+  id: number;
+  name: string;
+  uuid: string;
+  main_path: string;
+  spare_path: string;
+  block_size: number;
+  main_bytes: number;
+  spare_bytes: number;
+  created_at: number;
+}
+
+function pairFromRow(r: PairRow): PairRecord {
+  return {
+    id: r.id,
+    name: r.name,
+    uuid: r.uuid,
+    mainPath: r.main_path,
+    sparePath: r.spare_path,
+    blockSize: r.block_size,
+    mainBytes: r.main_bytes,
+    spareBytes: r.spare_bytes,
+    createdAt: r.created_at,
+  };
+}
+
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === 'EPERM';
+  }
+}
+
+function sqliteCause(err: unknown): string {
+  const code = (err as { code?: string }).code;
+  if (code === 'SQLITE_NOTADB') return 'file is not a database (corrupt or overwritten)';
+  if (code === 'SQLITE_CORRUPT') return 'database disk image is malformed';
+  if (code === 'SQLITE_CANTOPEN') return 'cannot open the file';
+  return err instanceof Error ? err.message : String(err);
+}
