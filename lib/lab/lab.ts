@@ -1,0 +1,200 @@
+/**
+ * Lab: a scratch directory with images, a database, remapfs daemons, loop
+ * devices and ext4 mounts, all torn down by cleanup() in reverse order, even
+ * after a failure. Used by the demo, the end-to-end tests and the benchmark.
+ * Every Lab has its own temp directory, so parallel users never collide.
+ */
+import { ChildProcess, execFileSync, spawn, spawnSync } from 'child_process';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+export const REMAPFS_BIN = path.resolve(__dirname, '../../../bin/remapfs');
+
+export interface CliResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface DaemonHandle {
+  child: ChildProcess;
+  mountpoint: string;
+  /** Everything the daemon printed so far (stdout and stderr). */
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+/** Throws with the reason when FUSE or loop devices cannot be used here. */
+export function requireKernelFeatures(): void {
+  const missing: string[] = [];
+  if (!fs.existsSync('/dev/fuse')) missing.push('/dev/fuse is missing (modprobe fuse)');
+  if (spawnSync('sh', ['-c', 'command -v fusermount']).status !== 0) missing.push('fusermount is not installed (apt-get install fuse)');
+  if (!fs.existsSync('/dev/loop-control')) missing.push('/dev/loop-control is missing (modprobe loop)');
+  if (process.getuid?.() !== 0) missing.push('not running as root (losetup and mount need it)');
+  if (missing.length) throw new Error(`cannot run FUSE/loop tests: ${missing.join('; ')}`);
+}
+
+export class Lab {
+  readonly dir: string;
+  readonly dbPath: string;
+  private readonly cleanups: Array<{ what: string; fn: () => void | Promise<void> }> = [];
+
+  constructor(prefix = 'remapfs-') {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    this.dbPath = path.join(this.dir, 'remapfs.db');
+    this.cleanups.push({ what: `remove ${this.dir}`, fn: () => fs.rmSync(this.dir, { recursive: true, force: true }) });
+  }
+
+  path(...parts: string[]): string {
+    return path.join(this.dir, ...parts);
+  }
+
+  env(): NodeJS.ProcessEnv {
+    return { ...process.env, REMAPFS_DB: this.dbPath };
+  }
+
+  /** Runs the remapfs CLI synchronously. */
+  cli(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): CliResult {
+    const r = spawnSync(process.execPath, [REMAPFS_BIN, ...args], { env: opts.env ?? this.env(), encoding: 'utf8', timeout: 120000 });
+    return { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  }
+
+  /** Runs the CLI and throws unless it exits 0. */
+  ok(args: string[]): string {
+    const r = this.cli(args);
+    if (r.status !== 0) throw new Error(`remapfs ${args.join(' ')} exited ${r.status}: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  /** A sparse image file of `bytes`. */
+  image(name: string, bytes: number): string {
+    const p = this.path(name);
+    fs.writeFileSync(p, '');
+    fs.truncateSync(p, bytes);
+    return p;
+  }
+
+  mkdir(name: string): string {
+    const p = this.path(name);
+    fs.mkdirSync(p, { recursive: true });
+    return p;
+  }
+
+  /** Starts `remapfs mount` and waits for its ready line. */
+  async startDaemon(mountpoint: string, extraArgs: string[] = []): Promise<DaemonHandle> {
+    const child = spawn(process.execPath, [REMAPFS_BIN, 'mount', mountpoint, ...extraArgs], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const handle: DaemonHandle = { child, mountpoint, output: () => out, exited };
+    this.cleanups.push({ what: `stop daemon at ${mountpoint}`, fn: () => this.stopDaemon(handle) });
+    const deadline = Date.now() + 30000;
+    while (!out.includes('remapfs: serving')) {
+      if (child.exitCode !== null) throw new Error(`remapfs mount exited ${child.exitCode}: ${out.trim()}`);
+      if (Date.now() > deadline) throw new Error(`remapfs mount did not become ready: ${out.trim()}`);
+      await sleep(50);
+    }
+    return handle;
+  }
+
+  /** SIGTERM, then SIGKILL and a lazy unmount if it does not go. */
+  async stopDaemon(h: DaemonHandle): Promise<void> {
+    if (h.child.exitCode === null && h.child.signalCode === null) {
+      h.child.kill('SIGTERM');
+      const gone = await Promise.race([h.exited.then(() => true), sleep(10000).then(() => false)]);
+      if (!gone) {
+        h.child.kill('SIGKILL');
+        await h.exited;
+      }
+    }
+    spawnSync('fusermount', ['-uz', h.mountpoint], { stdio: 'ignore' });
+  }
+
+  /** kill -9, as a crash would. The FUSE mount is left hanging, as after a real crash. */
+  async killDaemon(h: DaemonHandle): Promise<void> {
+    h.child.kill('SIGKILL');
+    await h.exited;
+  }
+
+  attachLoop(file: string, opts: { directIo?: boolean; sectorSize?: number } = {}): string {
+    const args = [`--direct-io=${opts.directIo === false ? 'off' : 'on'}`, '--sector-size', String(opts.sectorSize ?? 4096), '-f', '--show', file];
+    const dev = execFileSync('losetup', args, { encoding: 'utf8' }).trim();
+    this.cleanups.push({ what: `detach ${dev}`, fn: () => detachLoop(dev) });
+    return dev;
+  }
+
+  mkfsExt4(dev: string): void {
+    execFileSync('mkfs.ext4', ['-q', '-F', dev], { stdio: 'pipe' });
+  }
+
+  mountFs(dev: string, dir: string): void {
+    fs.mkdirSync(dir, { recursive: true });
+    execFileSync('mount', [dev, dir], { stdio: 'pipe' });
+    this.cleanups.push({ what: `umount ${dir}`, fn: () => void spawnSync('umount', [dir], { stdio: 'ignore' }) });
+  }
+
+  umountFs(dir: string): void {
+    execFileSync('umount', [dir], { stdio: 'pipe' });
+  }
+
+  /** Undoes everything, newest first; never throws. */
+  async cleanup(): Promise<void> {
+    while (this.cleanups.length) {
+      const c = this.cleanups.pop();
+      if (!c) break;
+      try {
+        await c.fn();
+      } catch (err) {
+        process.stderr.write(`lab cleanup: ${c.what}: ${err instanceof Error ? err.message : String(err)}\n`);
+      }
+    }
+  }
+}
+
+export function detachLoop(dev: string): void {
+  if (!fs.existsSync(dev)) return;
+  const r = spawnSync('losetup', ['-d', dev], { stdio: 'ignore' });
+  if (r.status !== 0) spawnSync('losetup', ['-d', dev], { stdio: 'ignore' });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function sha256File(p: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+}
+
+/** Writes a tree of files with random content; returns relative path -> sha256. */
+export function writeRandomTree(root: string, totalBytes: number, seed = 1): Map<string, string> {
+  const sums = new Map<string, string>();
+  const sizes = [4096, 65536, 1 << 20, 3 * (1 << 20) + 123, 7 * (1 << 20)];
+  let written = 0;
+  let i = 0;
+  while (written < totalBytes) {
+    const size = Math.min(sizes[(i + seed) % sizes.length] as number, totalBytes - written);
+    const rel = path.join(`dir${i % 4}`, `file${i}.bin`);
+    const abs = path.join(root, rel);
+    fs.mkdirSync(path.dirname(abs), { recursive: true });
+    const data = crypto.randomBytes(size);
+    fs.writeFileSync(abs, data);
+    sums.set(rel, crypto.createHash('sha256').update(data).digest('hex'));
+    written += size;
+    i++;
+  }
+  return sums;
+}
+
+export function checkTree(root: string, sums: Map<string, string>): string[] {
+  const bad: string[] = [];
+  for (const [rel, sum] of sums) if (sha256File(path.join(root, rel)) !== sum) bad.push(rel);
+  return bad;
+}
+
+export function dropCaches(): void {
+  execFileSync('sync');
+  fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what remapfs needs on a Debian machine, only what is missing:
+# apt packages (libfuse2, fuse, e2fsprogs, fio, util-linux), node_modules
+# (npm ci, with the native better-sqlite3 binary really built), and the
+# TypeScript build. Safe to run again; quiet when nothing is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { echo "setup: $*" >&2; }
+
+missing=()
+[ -e /usr/lib/x86_64-linux-gnu/libfuse.so.2 ] || ldconfig -p 2>/dev/null | grep -q 'libfuse.so.2 ' || missing+=(libfuse2)
+command -v fusermount >/dev/null || missing+=(fuse)
+command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
+command -v fio >/dev/null || missing+=(fio)
+command -v losetup >/dev/null || missing+=(mount)
+command -v filefrag >/dev/null || missing+=(e2fsprogs)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    log "missing packages ${missing[*]}; run as root or install them with apt-get"
+    exit 1
+  fi
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+[ -e /dev/fuse ] || modprobe fuse 2>/dev/null || log "warning: /dev/fuse is missing"
+
+stamp=node_modules/.remapfs-lock-sha
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  log "installing node modules (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+fi
+# npm may skip install scripts; make sure the native modules really load.
+if ! node -e "new (require('better-sqlite3'))(':memory:').close()" 2>/dev/null; then
+  log "building better-sqlite3 from source"
+  npm rebuild better-sqlite3 --foreground-scripts --loglevel=error
+  node -e "new (require('better-sqlite3'))(':memory:').close()"
+fi
+node -e "require('fuse-native')" 2>/dev/null || { log "fuse-native does not load (is libfuse2 installed?)"; exit 1; }
+
+npx --no-install tsc -p tsconfig.json
