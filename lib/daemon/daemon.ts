@@ -96,6 +96,9 @@ export class Daemon {
    */
   async stop(force: boolean): Promise<void> {
     if (this.stopping) return;
+    // A close() just before the request reaches us as an asynchronous RELEASE: give it a moment.
+    for (let i = 0; i < 30 && !force && (this.adapter?.openHandleCount() ?? 0) > 0; i++) await sleep(100);
+    if (this.stopping) return;
     const handles = this.adapter?.openHandleCount() ?? 0;
     if (handles > 0 && !force) {
       const busy = Object.entries(this.adapter?.handlesByFile() ?? {})
@@ -169,6 +172,10 @@ export class Daemon {
         throw new RemapfsError('control', 'request', `unknown operation ${(req as { op: string }).op}`);
     }
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function checkMountpoint(mountpoint: string): void {

@@ -104,8 +104,11 @@ export class Lab {
   async stopDaemon(h: DaemonHandle): Promise<void> {
     if (h.child.exitCode === null && h.child.signalCode === null) {
       h.child.kill('SIGTERM');
-      const gone = await Promise.race([h.exited.then(() => true), sleep(10000).then(() => false)]);
+      let timer: NodeJS.Timeout | undefined;
+      const gone = await Promise.race([h.exited.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(resolve, 10000, false)))]);
+      clearTimeout(timer);
       if (!gone) {
+        process.stderr.write(`lab: daemon at ${h.mountpoint} ignored SIGTERM; killing it. Its output:\n${h.output()}\n`);
         h.child.kill('SIGKILL');
         await h.exited;
       }
@@ -164,6 +167,15 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Polls until cond() holds; throws with `what` after timeoutMs. */
+export async function waitFor(what: string, cond: () => boolean, timeoutMs = 10000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
 export function sha256File(p: string): string {
   return crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex');
 }
@@ -197,4 +209,21 @@ export function checkTree(root: string, sums: Map<string, string>): string[] {
 export function dropCaches(): void {
   execFileSync('sync');
   fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
+}
+
+export interface Extent {
+  logicalBlock: number;
+  physicalBlock: number;
+  blockCount: number;
+}
+
+/** The extents of a file, in 4096-byte blocks, from `filefrag -v -b4096`. */
+export function fileExtents(file: string): Extent[] {
+  const out = execFileSync('filefrag', ['-v', '-b4096', file], { encoding: 'utf8' });
+  const extents: Extent[] = [];
+  for (const line of out.split('\n')) {
+    const m = /^\s*\d+:\s+(\d+)\.\.\s*\d+:\s+(\d+)\.\.\s*\d+:\s+(\d+):/.exec(line);
+    if (m) extents.push({ logicalBlock: Number(m[1]), physicalBlock: Number(m[2]), blockCount: Number(m[3]) });
+  }
+  return extents;
 }
