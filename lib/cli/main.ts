@@ -12,6 +12,8 @@ import { unmountCommand } from './commands/unmount';
 import { listCommand } from './commands/list';
 import { statusCommand } from './commands/status';
 import { remapCommand } from './commands/remap';
+import { repairCommand, verifyCommand } from './commands/verify';
+import { importCommand } from './commands/import';
 
 export async function main(args: string[]): Promise<void> {
   try {
@@ -29,6 +31,9 @@ export async function main(args: string[]): Promise<void> {
       .command(listCommand)
       .command(statusCommand)
       .command(remapCommand)
+      .command(verifyCommand)
+      .command(repairCommand)
+      .command(importCommand)
       .demandCommand(1, 'name a command')
       .strict()
       .help()

@@ -13,6 +13,7 @@ import { RemapfsError } from '../errors';
 export type ControlRequest =
   | { op: 'status' }
   | { op: 'remap'; pair: string; sectors: number[] }
+  | { op: 'verify'; pair: string; repair: boolean }
   | { op: 'shutdown'; force?: boolean };
 
 export interface ControlError {

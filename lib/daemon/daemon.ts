@@ -17,6 +17,8 @@ import { openPair, PairRuntime } from '../remap/pair';
 import { pairStatus, remapSectors } from '../remap/ops';
 import { FuseAdapter } from '../fs/fuse-adapter';
 import { OpenMode } from '../block/file-device';
+import { reconcile } from '../meta/reconcile';
+import { toVerifyReport } from '../meta/verify';
 import { ControlRequest, serve, socketPathFor } from './control';
 import { isMountpoint } from './mounts';
 
@@ -64,7 +66,7 @@ export class Daemon {
     try {
       for (const rec of records) {
         try {
-          this.pairs.push(openPair(this.store, rec, this.mode));
+          this.pairs.push(openPair(this.store, rec, this.mode, this.log));
         } catch (err) {
           this.log(`remapfs: skipping pair ${rec.name}: ${err instanceof Error ? err.message : String(err)}`);
         }
@@ -146,6 +148,12 @@ export class Daemon {
     }
   }
 
+  private runtime(name: string): PairRuntime {
+    const rt = this.pairs.find((p) => p.record.name === name);
+    if (!rt) throw new RemapfsError('find pair', name, `not served by the daemon at ${this.mountpoint}`, 'its devices were missing when it started');
+    return rt;
+  }
+
   private async handle(req: ControlRequest): Promise<unknown> {
     switch (req.op) {
       case 'status':
@@ -157,13 +165,17 @@ export class Daemon {
           openHandles: this.adapter?.handlesByFile()[p.record.name] ?? 0,
         }));
       case 'remap': {
-        const rt = this.pairs.find((p) => p.record.name === req.pair);
-        if (!rt) throw new RemapfsError('remap', `pair ${req.pair}`, 'not served by this daemon');
+        const rt = this.runtime(req.pair);
         const results = remapSectors(rt, req.sectors);
         for (const r of results) {
           if (!r.already) this.log(`remapfs: ${req.pair}: block ${r.mainBlock} (sector ${r.sector}) remapped to spare block ${r.spareBlock}, reason manual${r.lostSectors ? `, ${r.lostSectors} unreadable sectors zeroed` : ''}`);
         }
         return results;
+      }
+      case 'verify': {
+        const rt = this.runtime(req.pair);
+        const r = reconcile(this.store, rt.record, rt.journal.slots, { write: req.repair, inForce: rt.journal.state, log: this.log });
+        return toVerifyReport(rt.record, r);
       }
       case 'shutdown':
         await this.stop(!!req.force);

@@ -45,10 +45,15 @@ function roundUp(n: number, unit: number): number {
   return Math.ceil(n / unit) * unit;
 }
 
+/** Bytes before the first entry page of a slot: the fixed header and the page CRC table. */
+export function slotHeaderRegionBytes(entryCapacity: number): number {
+  const pages = Math.ceil(entryCapacity / SLOT_ENTRIES_PER_PAGE);
+  return roundUp(SLOT_HEADER_BYTES + 4 * pages, SLOT_PAGE_BYTES);
+}
+
 export function slotBytesFor(entryCapacity: number, blockSize: number): number {
   const pages = Math.ceil(entryCapacity / SLOT_ENTRIES_PER_PAGE);
-  const headerBytes = roundUp(SLOT_HEADER_BYTES + 4 * pages, SLOT_PAGE_BYTES);
-  return roundUp(headerBytes + pages * SLOT_PAGE_BYTES, blockSize);
+  return roundUp(slotHeaderRegionBytes(entryCapacity) + pages * SLOT_PAGE_BYTES, blockSize);
 }
 
 /** Layout of a spare of `spareBytes`; poolBlocks is 0 when it is too small to be useful. */

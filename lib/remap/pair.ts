@@ -5,55 +5,59 @@
  */
 import { FileDevice, OpenMode, identify } from '../block/file-device';
 import { RemapfsError } from '../errors';
-import { PairRecord, RemapRecord, Store } from '../store/db';
+import { PairRecord, Store } from '../store/db';
 import { RemapIndex } from './index-table';
 import { spareLayout } from './layout';
-import { RemapDevice, RemapJournal } from './remap-device';
-
-export class SqliteJournal implements RemapJournal {
-  constructor(private readonly store: Store, private readonly pairId: number) {}
-
-  commitRemap(entry: RemapRecord): void {
-    this.store.transaction(() => this.store.putRemap(this.pairId, entry));
-  }
-
-  commitRetired(spareBlock: number): void {
-    this.store.transaction(() => this.store.putRetired(this.pairId, spareBlock, Date.now()));
-  }
-}
+import { RemapDevice } from './remap-device';
+import { SlotEntry } from '../meta/codec';
+import { MetaJournal } from '../meta/journal';
+import { reconcile, Reconciliation } from '../meta/reconcile';
+import { SlotSet } from '../meta/slots';
 
 export interface PairRuntime {
   record: PairRecord;
   device: RemapDevice;
   index: RemapIndex;
+  journal: MetaJournal;
+  /** What opening found and repaired in the metadata. */
+  opened: Reconciliation;
   close(): void;
 }
 
-/** Builds the in-memory index of a pair from the store. */
-export function loadIndex(store: Store, pair: PairRecord): RemapIndex {
+/** Builds the in-memory index of a pair from its table. */
+export function indexFromEntries(pair: PairRecord, entries: readonly SlotEntry[]): RemapIndex {
   const layout = spareLayout(pair.spareBytes, pair.blockSize);
   const index = new RemapIndex(Math.floor(pair.mainBytes / pair.blockSize), layout);
-  for (const spareBlock of store.retired(pair.id)) index.retire(spareBlock);
-  for (const r of store.remaps(pair.id)) {
-    if (r.state === 'remapped' && r.spareBlock >= 0) index.set(r.mainBlock, r.spareBlock);
+  for (const e of entries) {
+    if (e.state === 'retired') index.retire(e.spareBlock);
+    else if (e.state === 'remapped') index.set(e.mainBlock, e.spareBlock);
   }
   return index;
 }
 
-export function openPair(store: Store, pair: PairRecord, mode: OpenMode = 'auto'): PairRuntime {
+/**
+ * Opens a pair's devices, reconciles the database with the metadata slots
+ * (repairing whichever is behind or damaged, and logging it), and builds the
+ * RemapDevice.
+ */
+export function openPair(store: Store, pair: PairRecord, mode: OpenMode = 'auto', log: (line: string) => void = () => undefined): PairRuntime {
   checkDeviceSize('main', pair.name, pair.mainPath, pair.mainBytes);
   checkDeviceSize('spare', pair.name, pair.sparePath, pair.spareBytes);
-  const index = loadIndex(store, pair);
   const main = FileDevice.open(pair.mainPath, { mode });
-  let spare: FileDevice;
+  let spare: FileDevice | undefined;
   try {
     spare = FileDevice.open(pair.sparePath, { mode });
+    const slots = new SlotSet(spare, spareLayout(pair.spareBytes, pair.blockSize));
+    const opened = reconcile(store, pair, slots, { write: true, log });
+    const index = indexFromEntries(pair, opened.state.entries);
+    const journal = new MetaJournal(store, pair, opened.state, slots, log);
+    const device = new RemapDevice(pair.name, main, spare, pair.blockSize, index, journal);
+    return { record: pair, device, index, journal, opened, close: () => device.close() };
   } catch (err) {
     main.close();
+    spare?.close();
     throw err;
   }
-  const device = new RemapDevice(pair.name, main, spare, pair.blockSize, index, new SqliteJournal(store, pair.id));
-  return { record: pair, device, index, close: () => device.close() };
 }
 
 function checkDeviceSize(role: string, name: string, devicePath: string, expectedBytes: number): void {

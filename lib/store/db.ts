@@ -27,6 +27,8 @@ export interface PairRecord {
   mainBytes: number;
   spareBytes: number;
   createdAt: number;
+  /** Sequence number of the last metadata change committed here. */
+  metaSeq: number;
 }
 
 export interface RemapRecord {
@@ -57,7 +59,8 @@ CREATE TABLE IF NOT EXISTS pairs (
   block_size INTEGER NOT NULL,
   main_bytes INTEGER NOT NULL,
   spare_bytes INTEGER NOT NULL,
-  created_at INTEGER NOT NULL
+  created_at INTEGER NOT NULL,
+  meta_seq INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS remaps (
   pair_id INTEGER NOT NULL REFERENCES pairs(id) ON DELETE CASCADE,
@@ -155,9 +158,37 @@ export class Store {
 
   insertPair(p: Omit<PairRecord, 'id'>): PairRecord {
     const info = this.db
-      .prepare('INSERT INTO pairs (name, uuid, main_path, spare_path, block_size, main_bytes, spare_bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(p.name, p.uuid, p.mainPath, p.sparePath, p.blockSize, p.mainBytes, p.spareBytes, p.createdAt);
+      .prepare('INSERT INTO pairs (name, uuid, main_path, spare_path, block_size, main_bytes, spare_bytes, created_at, meta_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(p.name, p.uuid, p.mainPath, p.sparePath, p.blockSize, p.mainBytes, p.spareBytes, p.createdAt, p.metaSeq);
     return { ...p, id: Number(info.lastInsertRowid) };
+  }
+
+  getPairByUuid(uuid: string): PairRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM pairs WHERE uuid = ?').get(uuid) as PairRow | undefined;
+    return row ? pairFromRow(row) : undefined;
+  }
+
+  setMetaSeq(pairId: number, seq: number): void {
+    this.db.prepare('UPDATE pairs SET meta_seq = ? WHERE id = ?').run(seq, pairId);
+  }
+
+  metaSeq(pairId: number): number {
+    return this.db.prepare('SELECT meta_seq FROM pairs WHERE id = ?').pluck().get(pairId) as number;
+  }
+
+  /** Replaces a pair's remap table and retired list (callers wrap this in a transaction). */
+  replaceTable(pairId: number, remaps: readonly RemapRecord[], retired: ReadonlyArray<{ spareBlock: number; createdAt: number }>, seq: number): void {
+    this.db.prepare('DELETE FROM remaps WHERE pair_id = ?').run(pairId);
+    this.db.prepare('DELETE FROM retired WHERE pair_id = ?').run(pairId);
+    for (const r of remaps) this.putRemap(pairId, r);
+    for (const r of retired) this.putRetired(pairId, r.spareBlock, r.createdAt);
+    this.setMetaSeq(pairId, seq);
+  }
+
+  retiredWithTimes(pairId: number): Array<{ spareBlock: number; createdAt: number }> {
+    return (this.db.prepare('SELECT spare_block, created_at FROM retired WHERE pair_id = ? ORDER BY spare_block').raw().all(pairId) as Array<[number, number]>).map(
+      ([spareBlock, createdAt]) => ({ spareBlock, createdAt }),
+    );
   }
 
   remaps(pairId: number): RemapRecord[] {
@@ -225,6 +256,7 @@ interface PairRow {
   main_bytes: number;
   spare_bytes: number;
   created_at: number;
+  meta_seq: number;
 }
 
 function pairFromRow(r: PairRow): PairRecord {
@@ -238,6 +270,7 @@ function pairFromRow(r: PairRow): PairRecord {
     mainBytes: r.main_bytes,
     spareBytes: r.spare_bytes,
     createdAt: r.created_at,
+    metaSeq: r.meta_seq,
   };
 }
 

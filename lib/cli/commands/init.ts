@@ -1,6 +1,11 @@
 import * as crypto from 'crypto';
 import type { CommandModule } from 'yargs';
-import { identify } from '../../block/file-device';
+import { DeviceIdentity, FileDevice, identify } from '../../block/file-device';
+import { findForeignMetadata } from '../../meta/locate';
+import { identityOf } from '../../meta/reconcile';
+import { SlotSet } from '../../meta/slots';
+import { MetaState } from '../../meta/state';
+import { PairRecord, Store } from '../../store/db';
 import { RemapfsError, UsageError } from '../../errors';
 import { spareLayout, validateBlockSize, slotBytesFor, SLOT_COUNT } from '../../remap/layout';
 import { formatBytes, parseCount, withStore } from '../common';
@@ -11,6 +16,7 @@ interface Args {
   main: string;
   spare: string;
   'block-size': string;
+  force: boolean;
 }
 
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -23,7 +29,8 @@ export const initCommand: CommandModule<object, Args> = {
       .positional('name', { type: 'string', demandOption: true, describe: 'pair name; also the virtual file name' })
       .option('main', { type: 'string', demandOption: true, describe: 'failing disk or image (block device or file)' })
       .option('spare', { type: 'string', demandOption: true, describe: 'spare device or image' })
-      .option('block-size', { type: 'string', default: '4096', describe: 'remap unit in bytes, power of two from 512 to 65536' }) as never,
+      .option('block-size', { type: 'string', default: '4096', describe: 'remap unit in bytes, power of two from 512 to 65536' })
+      .option('force', { type: 'boolean', default: false, describe: 'overwrite remapfs metadata of another pair found on the spare' }) as never,
   handler: async (argv) => {
     const name = String(argv.name);
     if (!NAME_PATTERN.test(name)) {
@@ -44,17 +51,9 @@ export const initCommand: CommandModule<object, Args> = {
     await withStore(argv, true, (store) => {
       store.transaction(() => {
         if (store.getPair(name)) throw new RemapfsError('init', name, 'a pair with this name already exists');
-        for (const p of store.listPairs()) {
-          for (const [role, dev] of [['main', main], ['spare', spare]] as const) {
-            for (const theirs of [p.mainPath, p.sparePath]) {
-              if (theirs === dev.realPath || safeKey(theirs) === dev.key) {
-                throw new RemapfsError('init', name, `${role} ${dev.realPath} is already used by pair ${p.name}`, 'a device can belong to one pair only');
-              }
-            }
-          }
-        }
+        checkDevicesFree(store, name, main, spare);
         const uuid = crypto.randomUUID();
-        store.insertPair({
+        const pair = store.insertPair({
           name,
           uuid,
           mainPath: main.realPath,
@@ -63,7 +62,9 @@ export const initCommand: CommandModule<object, Args> = {
           mainBytes: main.sizeBytes,
           spareBytes: spare.sizeBytes,
           createdAt: Date.now(),
+          metaSeq: 1,
         });
+        writeInitialSlots(pair, argv.force);
         process.stdout.write(`${uuid}\n`);
         process.stderr.write(
           `remapfs: pair ${name}: main ${main.realPath} (${formatBytes(main.sizeBytes)}), spare ${spare.realPath} with ${layout.poolBlocks} spare blocks of ${blockSize} bytes\n`,
@@ -72,6 +73,35 @@ export const initCommand: CommandModule<object, Args> = {
     });
   },
 };
+
+/** Refuses devices that already belong to a pair (by path or by device identity). */
+export function checkDevicesFree(store: Store, name: string, main: DeviceIdentity, spare: DeviceIdentity): void {
+  for (const p of store.listPairs()) {
+    for (const [role, dev] of [['main', main], ['spare', spare]] as const) {
+      for (const theirs of [p.mainPath, p.sparePath]) {
+        if (theirs === dev.realPath || safeKey(theirs) === dev.key) {
+          throw new RemapfsError('init', name, `${role} ${dev.realPath} is already used by pair ${p.name}`, 'a device can belong to one pair only');
+        }
+      }
+    }
+  }
+}
+
+/** Writes the five slots with an empty table (sequence 1); refuses to overwrite another pair's metadata. */
+function writeInitialSlots(pair: PairRecord, force: boolean): void {
+  const spare = FileDevice.open(pair.sparePath);
+  try {
+    const slots = new SlotSet(spare, spareLayout(pair.spareBytes, pair.blockSize));
+    const foreign = findForeignMetadata(spare);
+    if (foreign && !force) {
+      throw new RemapfsError('init', pair.name, `spare ${pair.sparePath} holds remapfs metadata of pair ${foreign.name} (uuid ${foreign.uuid})`, 'bring that pair back with "remapfs import", or pass --force to overwrite it');
+    }
+    const failed = slots.writeAll(new MetaState(identityOf(pair), slots.layout, 1, []));
+    if (failed.length) throw new RemapfsError('init', pair.name, `cannot write metadata slot(s) ${failed.join(', ')} on ${pair.sparePath}`);
+  } finally {
+    spare.close();
+  }
+}
 
 function safeKey(p: string): string | undefined {
   try {

@@ -1,0 +1,40 @@
+import type { CommandModule } from 'yargs';
+import { request } from '../../daemon/control';
+import { checkOffline, formatVerifyReport, VerifyReport } from '../../meta/verify';
+import { liveDaemon, printJson, requirePair, withStore } from '../common';
+
+interface Args {
+  db?: string;
+  name: string;
+  json: boolean;
+}
+
+/** verify and repair differ only in whether they write. */
+function checkCommand(repair: boolean): CommandModule<object, Args> {
+  return {
+    command: `${repair ? 'repair' : 'verify'} <name>`,
+    describe: repair
+      ? 'Rewrite invalid or stale metadata slots (and a lagging database) from the newest valid source'
+      : 'Check the five metadata slots and the database; exit 0 only when all agree',
+    builder: (y) =>
+      y
+        .positional('name', { type: 'string', demandOption: true })
+        .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }) as never,
+    handler: async (argv) => {
+      await withStore(argv, false, async (store) => {
+        const pair = requirePair(store, argv.name);
+        const daemon = liveDaemon(store);
+        const report = daemon
+          ? ((await request(daemon.socket, { op: 'verify', pair: pair.name, repair })) as VerifyReport)
+          : checkOffline(store, pair, { write: repair });
+        if (argv.json) printJson(report);
+        else process.stdout.write(formatVerifyReport(report));
+        if (!repair && !report.consistent) process.exitCode = 1;
+        if (repair && report.repaired.some((r) => r.includes('could not'))) process.exitCode = 1;
+      });
+    },
+  };
+}
+
+export const verifyCommand = checkCommand(false);
+export const repairCommand = checkCommand(true);

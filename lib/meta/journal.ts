@@ -1,0 +1,51 @@
+/**
+ * MetaJournal: the RemapJournal that persists a change in both stores before
+ * it takes effect. Order: a new sequence number; one SQLite transaction (the
+ * entry and pairs.meta_seq); then the five slots, one after another, each
+ * flushed. A crash between the two leaves the database ahead; the next open
+ * rewrites the slots from it (reconcile.ts). The change counts as persisted
+ * when SQLite and at least one slot hold it.
+ */
+import { RemapfsError } from '../errors';
+import { SLOT_COUNT } from '../remap/layout';
+import { RemapJournal } from '../remap/remap-device';
+import { PairRecord, RemapRecord, Store } from '../store/db';
+import { SlotEntry } from './codec';
+import { SlotSet } from './slots';
+import { MetaState } from './state';
+
+export class MetaJournal implements RemapJournal {
+  constructor(
+    private readonly store: Store,
+    private readonly pair: PairRecord,
+    readonly state: MetaState,
+    readonly slots: SlotSet,
+    private readonly log: (line: string) => void = () => undefined,
+  ) {}
+
+  commitRemap(r: RemapRecord): void {
+    const entry: SlotEntry = { mainBlock: r.mainBlock, spareBlock: r.spareBlock, createdAt: r.createdAt, reason: r.reason, state: r.state, lostSectors: r.lostSectors };
+    this.commit(entry, () => this.store.putRemap(this.pair.id, r));
+  }
+
+  commitRetired(spareBlock: number): void {
+    const createdAt = Date.now();
+    const entry: SlotEntry = { mainBlock: -1, spareBlock, createdAt, reason: 'none', state: 'retired', lostSectors: 0 };
+    this.commit(entry, () => this.store.putRetired(this.pair.id, spareBlock, createdAt));
+  }
+
+  private commit(entry: SlotEntry, writeDatabase: () => void): void {
+    const seq = this.state.sequence + 1;
+    this.store.transaction(() => {
+      writeDatabase();
+      this.store.setMetaSeq(this.pair.id, seq);
+    });
+    this.state.sequence = seq;
+    const page = this.state.upsert(entry);
+    const failed = this.slots.writeUpdate(this.state, [page]);
+    if (failed.length === SLOT_COUNT) {
+      throw new RemapfsError('persist metadata', this.pair.name, 'no metadata slot could be written', 'the spare device may be failing; the database holds the change');
+    }
+    if (failed.length) this.log(`remapfs: ${this.pair.name}: metadata slot(s) ${failed.join(', ')} could not be written; "remapfs repair" rewrites them`);
+  }
+}
