@@ -1,5 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
+import { FaultDevice } from '../../lib/block/fault-device';
 import { MemoryDevice } from '../../lib/block/memory-device';
 import { crc32, crc32Continue, decodeHeaderFields, encodeEntry, decodeEntry, FORMAT_VERSION, HEADER_CRC_OFFSET, headerCrc, SlotEntry } from '../../lib/meta/codec';
 import { SlotSet } from '../../lib/meta/slots';
@@ -159,6 +160,15 @@ describe('slot round trip and damage detection', () => {
     expect(r.valid).toBe(false);
     expect(r.reason).toMatch(/read error|truncated/);
     expect(short.read(0).valid).toBe(true);
+  });
+
+  it('treats a bad sector inside a slot as an invalid slot; the others serve', () => {
+    const { dev, slots } = freshSlots(sampleEntries(300));
+    const faulty = new FaultDevice(dev);
+    faulty.badSectors.add(slots.slotOffset(1) / 512 + 9);
+    const reports = new SlotSet(faulty, slots.layout).readAll({ uuid: identity.uuid });
+    expect(reports.map((r) => r.valid)).toEqual([true, false, true, true, true]);
+    expect(reports[1]?.reason).toMatch(/read error.*EIO/);
   });
 
   it('rejects a slot of another pair, and a slot found at the wrong index', () => {
