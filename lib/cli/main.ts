@@ -14,6 +14,8 @@ import { statusCommand } from './commands/status';
 import { remapCommand } from './commands/remap';
 import { repairCommand, verifyCommand } from './commands/verify';
 import { importCommand } from './commands/import';
+import { simulateCommand } from './commands/simulate';
+import { faultCommand } from './commands/fault';
 
 export async function main(args: string[]): Promise<void> {
   try {
@@ -34,6 +36,8 @@ export async function main(args: string[]): Promise<void> {
       .command(verifyCommand)
       .command(repairCommand)
       .command(importCommand)
+      .command(simulateCommand)
+      .command(faultCommand)
       .demandCommand(1, 'name a command')
       .strict()
       .help()

@@ -14,6 +14,7 @@ export type ControlRequest =
   | { op: 'status' }
   | { op: 'remap'; pair: string; sectors: number[] }
   | { op: 'verify'; pair: string; repair: boolean }
+  | { op: 'fault'; action: 'add' | 'remove' | 'clear' | 'list'; kind: 'bad' | 'slow'; sectors: number[]; delayMs?: number }
   | { op: 'shutdown'; force?: boolean };
 
 export interface ControlError {

@@ -18,6 +18,8 @@ export class RemapIndex implements SpareLookup {
   /** Bit set for every spare block that is used or retired. */
   private readonly spareTaken: Uint8Array;
   private retiredCount = 0;
+  /** Main blocks known to hold unreadable sectors and not yet remapped. */
+  private readonly pending = new Set<number>();
   /** Pool range index and block where the next allocation search starts. */
   private cursorRange = 0;
   private cursorBlock: number;
@@ -32,6 +34,23 @@ export class RemapIndex implements SpareLookup {
 
   get remappedCount(): number {
     return this.spareOf.size;
+  }
+
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  isPending(mainBlock: number): boolean {
+    return this.pending.size > 0 && this.pending.has(mainBlock);
+  }
+
+  markPending(mainBlock: number): void {
+    if (this.spareBlockOf(mainBlock) >= 0) throw new Error(`block ${mainBlock} is remapped and cannot be pending`);
+    this.pending.add(mainBlock);
+  }
+
+  pendingBlocks(): number[] {
+    return [...this.pending].sort((a, b) => a - b);
   }
 
   get retiredBlocks(): number {
@@ -58,6 +77,7 @@ export class RemapIndex implements SpareLookup {
     const old = this.spareOf.get(mainBlock);
     if (old !== undefined) this.spareTaken[old >>> 3] = (this.spareTaken[old >>> 3] as number) & ~(1 << (old & 7));
     this.spareOf.set(mainBlock, spareBlock);
+    this.pending.delete(mainBlock);
     this.remappedBits[mainBlock >>> 3] = (this.remappedBits[mainBlock >>> 3] as number) | (1 << (mainBlock & 7));
     this.spareTaken[spareBlock >>> 3] = (this.spareTaken[spareBlock >>> 3] as number) | (1 << (spareBlock & 7));
   }

@@ -31,6 +31,7 @@ export function indexFromEntries(pair: PairRecord, entries: readonly SlotEntry[]
   for (const e of entries) {
     if (e.state === 'retired') index.retire(e.spareBlock);
     else if (e.state === 'remapped') index.set(e.mainBlock, e.spareBlock);
+    else if (e.state === 'pending') index.markPending(e.mainBlock);
   }
   return index;
 }
@@ -40,7 +41,16 @@ export function indexFromEntries(pair: PairRecord, entries: readonly SlotEntry[]
  * (repairing whichever is behind or damaged, and logging it), and builds the
  * RemapDevice.
  */
-export function openPair(store: Store, pair: PairRecord, mode: OpenMode = 'auto', log: (line: string) => void = () => undefined): PairRuntime {
+export interface OpenPairOptions {
+  mode?: OpenMode;
+  /** Extra attempts after a failed main read. */
+  readRetries?: number;
+  log?: (line: string) => void;
+}
+
+export function openPair(store: Store, pair: PairRecord, opts: OpenPairOptions = {}): PairRuntime {
+  const mode = opts.mode ?? 'auto';
+  const log = opts.log ?? (() => undefined);
   checkDeviceSize('main', pair.name, pair.mainPath, pair.mainBytes);
   checkDeviceSize('spare', pair.name, pair.sparePath, pair.spareBytes);
   const main = FileDevice.open(pair.mainPath, { mode });
@@ -51,7 +61,10 @@ export function openPair(store: Store, pair: PairRecord, mode: OpenMode = 'auto'
     const opened = reconcile(store, pair, slots, { write: true, log });
     const index = indexFromEntries(pair, opened.state.entries);
     const journal = new MetaJournal(store, pair, opened.state, slots, log);
-    const device = new RemapDevice(pair.name, main, spare, pair.blockSize, index, journal);
+    const device = new RemapDevice(pair.name, main, spare, pair.blockSize, index, journal, {
+      ...(opts.readRetries !== undefined ? { readRetries: opts.readRetries } : {}),
+      onEvent: (line) => log(`remapfs: ${pair.name}: ${line}`),
+    });
     return { record: pair, device, index, journal, opened, close: () => device.close() };
   } catch (err) {
     main.close();

@@ -1,24 +1,38 @@
 /**
  * RemapDevice: the virtual device of a pair. It wraps `main` and `spare` and
- * sends each block of a request to main, or to the spare block the index names.
+ * sends each block of a request to main, or to the spare block the index names,
+ * and it behaves like good disk firmware when main fails:
  *
- * Ordering of a remap (the crash-safety argument):
- *   1. the block's current data is read (sector by sector if the block read fails);
+ *  - a write that main refuses is redone block by block; each block that still
+ *    fails is placed on a spare block (reason write-error), and the write
+ *    succeeds while spare blocks remain;
+ *  - a read that main refuses is retried (`readRetries`), then redone block by
+ *    block. A block that reads on a retry is weak: its data is copied to the
+ *    spare at once (weak-read). A block that keeps failing is read sector by
+ *    sector; it becomes pending (persisted), and the request fails with EIO
+ *    only when it covers an unreadable sector;
+ *  - a write to a pending block remaps it (the readable rest is copied);
+ *  - a spare block that fails a write is retired and another one is used.
+ *
+ * Ordering of every remap (the crash-safety argument):
+ *   1. the block's data is assembled in memory (unreadable sectors as zeros);
  *   2. it is written to a free spare block, and the spare is flushed;
  *   3. the journal commits the entry (durable when commitRemap returns);
- *   4. only then does the in-memory index switch the block to the spare.
+ *   4. only then does the in-memory index switch the block to the spare;
+ *   5. only then is the request that caused it answered.
  * A crash before 3 leaves the old mapping and an unused spare block; after 3
  * the spare block already holds the data. Requests are synchronous, so no I/O
  * runs between 1 and 4 and no reader sees a half-switched block.
  */
 import { BlockDevice, SECTOR_BYTES } from '../block/device';
+import { ioError } from '../block/fault-device';
 import { RemapfsError } from '../errors';
 import { RemapIndex } from './index-table';
 import { RunList, splitRange, TARGET_MAIN } from './split';
 import type { RemapReason, RemapRecord } from '../store/db';
 
 export interface RemapJournal {
-  /** Durably records an entry before it takes effect. */
+  /** Durably records an entry (remapped or pending) before it takes effect. */
   commitRemap(entry: RemapRecord): void;
   /** Durably records that a spare block must never be used again. */
   commitRetired(spareBlock: number): void;
@@ -29,11 +43,20 @@ export interface IoCounters {
   writeOps: number;
   readBytes: number;
   writeBytes: number;
+  /** Requests answered with an error. */
   readErrors: number;
   writeErrors: number;
   flushes: number;
-  /** Remaps done by this process (SMART: reallocation events). */
+  /** Remaps done by this process (SMART: reallocation event count). */
   remapEvents: number;
+  /** Reads answered with EIO because data was unreadable (SMART: reported uncorrectable). */
+  uncorrectableReads: number;
+  /** Main I/O errors seen, before any recovery. */
+  mainReadErrors: number;
+  mainWriteErrors: number;
+  spareErrors: number;
+  /** Reads that succeeded only on a retry. */
+  weakReads: number;
 }
 
 export interface RemapResult {
@@ -45,12 +68,16 @@ export interface RemapResult {
   lostSectors: number;
 }
 
-export class RemapDevice implements BlockDevice {
-  readonly name: string;
-  readonly sizeBytes: number;
-  readonly blockSize: number;
-  readonly index: RemapIndex;
-  readonly counters: IoCounters = {
+export interface RemapDeviceOptions {
+  /** Extra attempts after a failed main read (default 2). */
+  readRetries?: number;
+  now?: () => number;
+  /** Told about every remap, pending block and retirement (not on the hot path). */
+  onEvent?: (line: string) => void;
+}
+
+export function newCounters(): IoCounters {
+  return {
     readOps: 0,
     writeOps: 0,
     readBytes: 0,
@@ -59,15 +86,31 @@ export class RemapDevice implements BlockDevice {
     writeErrors: 0,
     flushes: 0,
     remapEvents: 0,
+    uncorrectableReads: 0,
+    mainReadErrors: 0,
+    mainWriteErrors: 0,
+    spareErrors: 0,
+    weakReads: 0,
   };
+}
+
+export class RemapDevice implements BlockDevice {
+  readonly name: string;
+  readonly sizeBytes: number;
+  readonly blockSize: number;
+  readonly index: RemapIndex;
+  readonly counters: IoCounters = newCounters();
+  readRetries: number;
   private readonly main: BlockDevice;
   private readonly spare: BlockDevice;
   private readonly journal: RemapJournal;
   private readonly runs = new RunList();
   private readonly blockBuf: Buffer;
+  private readonly sectorsPerBlock: number;
   private readonly now: () => number;
+  private readonly onEvent: (line: string) => void;
 
-  constructor(name: string, main: BlockDevice, spare: BlockDevice, blockSize: number, index: RemapIndex, journal: RemapJournal, now: () => number = Date.now) {
+  constructor(name: string, main: BlockDevice, spare: BlockDevice, blockSize: number, index: RemapIndex, journal: RemapJournal, opts: RemapDeviceOptions = {}) {
     this.name = name;
     this.main = main;
     this.spare = spare;
@@ -76,14 +119,33 @@ export class RemapDevice implements BlockDevice {
     this.journal = journal;
     this.sizeBytes = index.virtualBlocks * blockSize;
     this.blockBuf = Buffer.alloc(blockSize);
-    this.now = now;
+    this.sectorsPerBlock = blockSize / SECTOR_BYTES;
+    this.readRetries = opts.readRetries ?? 2;
+    this.now = opts.now ?? Date.now;
+    this.onEvent = opts.onEvent ?? (() => undefined);
   }
 
   read(buf: Buffer, byteOffset: number): void {
     this.checkRange('read', buf.length, byteOffset);
     this.counters.readOps++;
     try {
-      this.transfer(false, buf, byteOffset);
+      const runs = this.runs;
+      const n = splitRange(byteOffset, buf.length, this.blockSize, this.index, runs);
+      for (let i = 0; i < n; i++) {
+        const bufOffset = runs.bufOffset[i] as number;
+        const len = runs.byteLength[i] as number;
+        const part = n === 1 ? buf : buf.subarray(bufOffset, bufOffset + len);
+        if (runs.target[i] === TARGET_MAIN) {
+          try {
+            this.main.read(part, byteOffset + bufOffset);
+          } catch {
+            this.counters.mainReadErrors++;
+            this.recoverMainRead(part, byteOffset + bufOffset);
+          }
+        } else {
+          this.spareRead(part, runs.deviceOffset[i] as number);
+        }
+      }
     } catch (err) {
       this.counters.readErrors++;
       throw err;
@@ -95,7 +157,7 @@ export class RemapDevice implements BlockDevice {
     this.checkRange('write', buf.length, byteOffset);
     this.counters.writeOps++;
     try {
-      this.transfer(true, buf, byteOffset);
+      this.writeRange(buf, byteOffset);
     } catch (err) {
       this.counters.writeErrors++;
       throw err;
@@ -117,69 +179,318 @@ export class RemapDevice implements BlockDevice {
     }
   }
 
-  /**
-   * Moves `mainBlock` to a spare block with its current data (see the ordering
-   * above). Unreadable sectors become zeros and are counted as lost.
-   */
+  /** Manual remap: moves `mainBlock` to a spare block with its current data. */
   remapBlock(mainBlock: number, reason: RemapReason): RemapResult {
-    if (!Number.isInteger(mainBlock) || mainBlock < 0 || mainBlock >= this.index.virtualBlocks) {
-      throw new RemapfsError('remap', `block ${mainBlock} of ${this.name}`, `outside the device (${this.index.virtualBlocks} blocks)`);
-    }
+    this.checkBlock(mainBlock);
     const current = this.index.spareBlockOf(mainBlock);
     if (current >= 0) return { mainBlock, spareBlock: current, already: true, lostSectors: 0 };
-    const lostSectors = this.salvageBlock(mainBlock, this.blockBuf);
-    for (;;) {
-      const spareBlock = this.index.allocate();
-      if (spareBlock < 0) {
-        throw new RemapfsError('remap', `block ${mainBlock} of ${this.name}`, 'spare pool exhausted', 'evacuate the data to a new disk');
-      }
+    const lostSectors = this.salvage(this.main, mainBlock * this.blockSize, this.blockBuf, 0, this.blockSize);
+    const spareBlock = this.place(mainBlock, this.blockBuf, reason, lostSectors);
+    return { mainBlock, spareBlock, already: false, lostSectors };
+  }
+
+  // ---- reads -------------------------------------------------------------
+
+  private spareRead(part: Buffer, spareOffset: number): void {
+    for (let attempt = 0; ; attempt++) {
       try {
-        this.spare.write(this.blockBuf, spareBlock * this.blockSize);
-        this.spare.flush();
-      } catch {
-        // The spare block itself is bad: never use it again, try the next one.
-        this.journal.commitRetired(spareBlock);
-        this.index.retire(spareBlock);
-        continue;
+        this.spare.read(part, spareOffset);
+        return;
+      } catch (err) {
+        this.counters.spareErrors++;
+        if (attempt >= this.readRetries) {
+          this.counters.uncorrectableReads++;
+          throw err;
+        }
       }
-      this.journal.commitRemap({ mainBlock, spareBlock, reason, state: 'remapped', lostSectors, createdAt: this.now() });
-      this.index.set(mainBlock, spareBlock);
-      this.counters.remapEvents++;
-      return { mainBlock, spareBlock, already: false, lostSectors };
     }
   }
 
-  /** Reads a main block into `target`; on failure retries sector by sector, zero-filling what stays unreadable. */
-  private salvageBlock(mainBlock: number, target: Buffer): number {
-    const base = mainBlock * this.blockSize;
+  /** A main run failed: retry, then go block by block (see the design note). */
+  private recoverMainRead(part: Buffer, byteOffset: number): void {
+    for (let attempt = 0; attempt < this.readRetries; attempt++) {
+      try {
+        this.main.read(part, byteOffset);
+        return this.blockByBlockRead(part, byteOffset, true);
+      } catch {
+        this.counters.mainReadErrors++;
+      }
+    }
+    this.blockByBlockRead(part, byteOffset, false);
+  }
+
+  /**
+   * Reads each block of the range on its own. With `runSucceeded`, the data is
+   * already in `part` and only the weak blocks are looked for.
+   */
+  private blockByBlockRead(part: Buffer, byteOffset: number, runSucceeded: boolean): void {
+    let unreadable: RemapfsError | undefined;
+    const end = byteOffset + part.length;
+    for (let pos = byteOffset; pos < end; ) {
+      const block = Math.floor(pos / this.blockSize);
+      const segEnd = Math.min(end, (block + 1) * this.blockSize);
+      const seg = part.subarray(pos - byteOffset, segEnd - byteOffset);
+      const outcome = runSucceeded ? this.probeBlock(block) : this.readWithRetries(seg, pos);
+      if (outcome === 'weak') {
+        this.counters.weakReads++;
+        this.tryProactiveRemap(block, 'weak-read');
+      } else if (outcome === 'failed') {
+        const bad = this.unreadableSectors(block);
+        if (bad.size === 0) {
+          // Fails as a block but every sector reads: weak, not lost.
+          this.counters.weakReads++;
+          this.readSectors(this.main, seg, pos);
+          this.tryProactiveRemap(block, 'weak-read');
+          pos = segEnd;
+          continue;
+        }
+        this.markPending(block, bad.size);
+        const firstSector = Math.floor(pos / SECTOR_BYTES);
+        const lastSector = Math.floor((segEnd - 1) / SECTOR_BYTES);
+        const blockFirstSector = block * this.sectorsPerBlock;
+        let covered = false;
+        for (let s = firstSector; s <= lastSector; s++) if (bad.has(s - blockFirstSector)) covered = true;
+        if (covered) {
+          unreadable ??= ioError('read', `${this.name} block ${block} (unreadable sectors, now pending)`);
+        } else {
+          // The request avoids the bad sectors: read just what it asked for, sector by sector.
+          this.readSectors(this.main, seg, pos);
+        }
+      }
+      pos = segEnd;
+    }
+    if (unreadable) {
+      this.counters.uncorrectableReads++;
+      throw unreadable;
+    }
+  }
+
+  private readWithRetries(seg: Buffer, byteOffset: number): 'ok' | 'weak' | 'failed' {
+    for (let attempt = 0; attempt <= this.readRetries; attempt++) {
+      try {
+        this.main.read(seg, byteOffset);
+        return attempt === 0 ? 'ok' : 'weak';
+      } catch {
+        this.counters.mainReadErrors++;
+      }
+    }
+    return 'failed';
+  }
+
+  /** After a run read only on retry: which of its blocks is weak? Reads each block again. */
+  private probeBlock(block: number): 'ok' | 'weak' | 'failed' {
+    return this.readWithRetries(this.blockBuf, block * this.blockSize) === 'ok' ? 'ok' : 'weak';
+  }
+
+  private readSectors(dev: BlockDevice, seg: Buffer, byteOffset: number): void {
+    for (let off = 0; off < seg.length; ) {
+      const abs = byteOffset + off;
+      const sectorEnd = (Math.floor(abs / SECTOR_BYTES) + 1) * SECTOR_BYTES;
+      const len = Math.min(seg.length - off, sectorEnd - abs);
+      dev.read(seg.subarray(off, off + len), abs);
+      off += len;
+    }
+  }
+
+  /** The unreadable sectors of a main block, as indexes inside the block. */
+  private unreadableSectors(block: number): Set<number> {
+    const bad = new Set<number>();
+    const probe = this.blockBuf.subarray(0, SECTOR_BYTES);
+    for (let i = 0; i < this.sectorsPerBlock; i++) {
+      try {
+        this.main.read(probe, block * this.blockSize + i * SECTOR_BYTES);
+      } catch {
+        bad.add(i);
+      }
+    }
+    return bad;
+  }
+
+  /** Persists a block as pending (once). */
+  private markPending(block: number, badSectors: number): void {
+    if (this.index.isPending(block)) return;
+    this.journal.commitRemap({ mainBlock: block, spareBlock: -1, reason: 'read-error', state: 'pending', lostSectors: badSectors, createdAt: this.now() });
+    this.index.markPending(block);
+    this.onEvent(`block ${block} is pending: ${badSectors} unreadable sector(s); the next write to it remaps it`);
+  }
+
+  private tryProactiveRemap(block: number, reason: RemapReason): void {
     try {
-      this.main.read(target, base);
+      this.remapBlock(block, reason);
+    } catch (err) {
+      this.onEvent(`could not remap weak block ${block}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  // ---- writes ------------------------------------------------------------
+
+  private writeRange(buf: Buffer, byteOffset: number): void {
+    const runs = this.runs;
+    const n = splitRange(byteOffset, buf.length, this.blockSize, this.index, runs);
+    for (let i = 0; i < n; i++) {
+      const bufOffset = runs.bufOffset[i] as number;
+      const len = runs.byteLength[i] as number;
+      const part = n === 1 ? buf : buf.subarray(bufOffset, bufOffset + len);
+      const deviceOffset = runs.deviceOffset[i] as number;
+      if (runs.target[i] === TARGET_MAIN) {
+        if (this.index.pendingCount > 0 && this.touchesPending(byteOffset + bufOffset, len)) {
+          this.blockByBlockWrite(part, byteOffset + bufOffset);
+        } else {
+          try {
+            this.main.write(part, deviceOffset);
+          } catch {
+            this.counters.mainWriteErrors++;
+            this.blockByBlockWrite(part, byteOffset + bufOffset);
+          }
+        }
+      } else {
+        try {
+          this.spare.write(part, deviceOffset);
+        } catch {
+          this.counters.spareErrors++;
+          this.relocateSpareWrite(part, byteOffset + bufOffset);
+        }
+      }
+    }
+  }
+
+  private touchesPending(byteOffset: number, byteLength: number): boolean {
+    const last = Math.floor((byteOffset + byteLength - 1) / this.blockSize);
+    for (let b = Math.floor(byteOffset / this.blockSize); b <= last; b++) if (this.index.isPending(b)) return true;
+    return false;
+  }
+
+  /** Writes a main range block by block; blocks main refuses (or pending ones) go to the spare. */
+  private blockByBlockWrite(part: Buffer, byteOffset: number): void {
+    const end = byteOffset + part.length;
+    for (let pos = byteOffset; pos < end; ) {
+      const block = Math.floor(pos / this.blockSize);
+      const segEnd = Math.min(end, (block + 1) * this.blockSize);
+      const seg = part.subarray(pos - byteOffset, segEnd - byteOffset);
+      if (this.index.isPending(block)) {
+        this.remapWithData(block, seg, pos - block * this.blockSize, 'read-error', this.main);
+      } else {
+        try {
+          this.main.write(seg, pos);
+        } catch {
+          this.counters.mainWriteErrors++;
+          this.remapWithData(block, seg, pos - block * this.blockSize, 'write-error', this.main);
+        }
+      }
+      pos = segEnd;
+    }
+  }
+
+  /** A write to a remapped block failed on the spare: retire that spare block and move the block. */
+  private relocateSpareWrite(part: Buffer, byteOffset: number): void {
+    const end = byteOffset + part.length;
+    for (let pos = byteOffset; pos < end; ) {
+      const block = Math.floor(pos / this.blockSize);
+      const segEnd = Math.min(end, (block + 1) * this.blockSize);
+      const seg = part.subarray(pos - byteOffset, segEnd - byteOffset);
+      const oldSpare = this.index.spareBlockOf(block);
+      try {
+        this.spare.write(seg, oldSpare * this.blockSize + (pos - block * this.blockSize));
+      } catch {
+        this.counters.spareErrors++;
+        const spareView: BlockDevice = this.spareViewOf(oldSpare, block);
+        this.remapWithData(block, seg, pos - block * this.blockSize, 'write-error', spareView);
+        this.journal.commitRetired(oldSpare);
+        this.index.retire(oldSpare);
+        this.onEvent(`spare block ${oldSpare} failed a write and is retired; block ${block} moved`);
+      }
+      pos = segEnd;
+    }
+  }
+
+  /** The spare block holding `mainBlock`, addressed like main (so salvage can read it). */
+  private spareViewOf(spareBlock: number, mainBlock: number): BlockDevice {
+    const shift = (spareBlock - mainBlock) * this.blockSize;
+    const spare = this.spare;
+    return {
+      name: spare.name,
+      sizeBytes: this.sizeBytes,
+      read: (b, off) => spare.read(b, off + shift),
+      write: (b, off) => spare.write(b, off + shift),
+      flush: () => spare.flush(),
+      close: () => undefined,
+    };
+  }
+
+  /**
+   * Places `mainBlock` on a new spare block holding `seg` at `offsetInBlock`
+   * and, around it, what `source` still holds (unreadable sectors as zeros).
+   */
+  private remapWithData(mainBlock: number, seg: Buffer, offsetInBlock: number, reason: RemapReason, source: BlockDevice): void {
+    const block = this.blockBuf;
+    let lost = 0;
+    if (seg.length < this.blockSize) {
+      const base = mainBlock * this.blockSize;
+      lost += this.salvage(source, base, block, 0, offsetInBlock);
+      lost += this.salvage(source, base, block, offsetInBlock + seg.length, this.blockSize);
+    }
+    seg.copy(block, offsetInBlock);
+    this.place(mainBlock, block, reason, lost);
+  }
+
+  // ---- shared ------------------------------------------------------------
+
+  /**
+   * Copies bytes [from, to) of the block at `base` on `dev` into `target`,
+   * reading sector by sector after a failure; returns how many sectors were
+   * unreadable (zero-filled).
+   */
+  private salvage(dev: BlockDevice, base: number, target: Buffer, from: number, to: number): number {
+    if (to <= from) return 0;
+    try {
+      dev.read(target.subarray(from, to), base + from);
       return 0;
     } catch {
       let lost = 0;
-      for (let off = 0; off < this.blockSize; off += SECTOR_BYTES) {
-        const sector = target.subarray(off, off + SECTOR_BYTES);
+      for (let off = from; off < to; ) {
+        const sectorEnd = Math.min(to, (Math.floor(off / SECTOR_BYTES) + 1) * SECTOR_BYTES);
+        const piece = target.subarray(off, sectorEnd);
         try {
-          this.main.read(sector, base + off);
+          dev.read(piece, base + off);
         } catch {
-          sector.fill(0);
+          piece.fill(0);
           lost++;
         }
+        off = sectorEnd;
       }
       return lost;
     }
   }
 
-  private transfer(isWrite: boolean, buf: Buffer, byteOffset: number): void {
-    const runs = this.runs;
-    const n = splitRange(byteOffset, buf.length, this.blockSize, this.index, runs);
-    for (let i = 0; i < n; i++) {
-      const dev = runs.target[i] === TARGET_MAIN ? this.main : this.spare;
-      const bufOffset = runs.bufOffset[i] as number;
-      const len = runs.byteLength[i] as number;
-      const part = n === 1 ? buf : buf.subarray(bufOffset, bufOffset + len);
-      if (isWrite) dev.write(part, runs.deviceOffset[i] as number);
-      else dev.read(part, runs.deviceOffset[i] as number);
+  /** Steps 2-4 of the ordering above; returns the spare block. Throws EIO when the pool is exhausted. */
+  private place(mainBlock: number, data: Buffer, reason: RemapReason, lostSectors: number): number {
+    for (;;) {
+      const spareBlock = this.index.allocate();
+      if (spareBlock < 0) {
+        const cause = Object.assign(new Error('spare pool exhausted'), { code: 'ENOSPC' });
+        throw new RemapfsError('remap', `block ${mainBlock} of ${this.name}`, cause, 'no spare block left: evacuate the data to a new disk');
+      }
+      try {
+        this.spare.write(data, spareBlock * this.blockSize);
+        this.spare.flush();
+      } catch {
+        this.counters.spareErrors++;
+        this.journal.commitRetired(spareBlock);
+        this.index.retire(spareBlock);
+        this.onEvent(`spare block ${spareBlock} failed a write and is retired`);
+        continue;
+      }
+      this.journal.commitRemap({ mainBlock, spareBlock, reason, state: 'remapped', lostSectors, createdAt: this.now() });
+      this.index.set(mainBlock, spareBlock);
+      this.counters.remapEvents++;
+      this.onEvent(`block ${mainBlock} remapped to spare block ${spareBlock}, reason ${reason}${lostSectors ? `, ${lostSectors} unreadable sector(s) zero-filled` : ''}`);
+      return spareBlock;
+    }
+  }
+
+  private checkBlock(mainBlock: number): void {
+    if (!Number.isInteger(mainBlock) || mainBlock < 0 || mainBlock >= this.index.virtualBlocks) {
+      throw new RemapfsError('remap', `block ${mainBlock} of ${this.name}`, `outside the device (${this.index.virtualBlocks} blocks)`);
     }
   }
 

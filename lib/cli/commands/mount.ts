@@ -2,13 +2,14 @@ import type { CommandModule } from 'yargs';
 import { OPEN_MODES, OpenMode } from '../../block/file-device';
 import { Daemon } from '../../daemon/daemon';
 import { Store } from '../../store/db';
-import { dbPath } from '../common';
-import { reportError } from '../report';
+import { dbPath, parseCount } from '../common';
+import { runInForeground } from '../foreground';
 
 interface Args {
   db?: string;
   mountpoint: string;
   'open-mode': string;
+  'read-retries': string;
 }
 
 export const mountCommand: CommandModule<object, Args> = {
@@ -17,10 +18,12 @@ export const mountCommand: CommandModule<object, Args> = {
   builder: (y) =>
     y
       .positional('mountpoint', { type: 'string', demandOption: true, describe: 'an empty directory' })
+      .option('read-retries', { type: 'string', default: '2', describe: 'extra attempts after a failed read of the main device' })
       .option('open-mode', { type: 'string', choices: OPEN_MODES as string[], default: 'auto', describe: 'how devices are opened (see docs/architecture.md)' }) as never,
   handler: async (argv) => {
+    const readRetries = parseCount('--read-retries', argv['read-retries']);
     const store = Store.open(dbPath(argv), { create: false });
-    const daemon = new Daemon({ store, mountpoint: argv.mountpoint, mode: argv['open-mode'] as OpenMode });
+    const daemon = new Daemon({ store, mountpoint: argv.mountpoint, mode: argv['open-mode'] as OpenMode, readRetries });
     let names: string[];
     try {
       names = await daemon.start();
@@ -28,21 +31,6 @@ export const mountCommand: CommandModule<object, Args> = {
       store.close();
       throw err;
     }
-    let signals = 0;
-    const onSignal = (sig: string) => {
-      signals++;
-      daemon.stop(signals > 1).catch((err) => {
-        reportError(err);
-        process.stderr.write(`remapfs: still serving after ${sig}; send it again to force the unmount\n`);
-      });
-    };
-    process.on('SIGINT', () => onSignal('SIGINT'));
-    process.on('SIGTERM', () => onSignal('SIGTERM'));
-    process.stdout.write(`remapfs: serving ${names.join(', ')} at ${daemon.mountpoint} (pid ${process.pid})\n`);
-    await daemon.done;
-    store.close();
-    process.stderr.write(`remapfs: unmounted ${daemon.mountpoint}\n`);
-    // Let the control reply that asked for the shutdown reach its caller, then leave.
-    setTimeout(() => process.exit(0), 200);
+    await runInForeground(daemon, `remapfs: serving ${names.join(', ')} at ${daemon.mountpoint} (pid ${process.pid})`, () => store.close());
   },
 };

@@ -2,11 +2,11 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
-import { request } from '../../daemon/control';
-import { mounts } from '../../daemon/mounts';
+import { request, socketPathFor } from '../../daemon/control';
+import { isMountpoint, mounts } from '../../daemon/mounts';
 import { RemapfsError } from '../../errors';
-import { processAlive } from '../../store/db';
-import { withStore } from '../common';
+import { processAlive, Store } from '../../store/db';
+import { dbPath } from '../common';
 
 interface Args {
   db?: string;
@@ -16,34 +16,68 @@ interface Args {
 
 export const unmountCommand: CommandModule<object, Args> = {
   command: 'unmount <mountpoint>',
-  describe: 'Stop the daemon serving <mountpoint> (refused while a loop device or program holds a file open)',
+  describe: 'Stop the remapfs mount or simulator at <mountpoint> (refused while a loop device or program holds a file open)',
   builder: (y) =>
     y
       .positional('mountpoint', { type: 'string', demandOption: true })
       .option('force', { type: 'boolean', default: false, describe: 'unmount even with open handles (their I/O will fail)' }) as never,
   handler: async (argv) => {
     const mnt = path.resolve(argv.mountpoint);
-    await withStore(argv, false, async (store) => {
-      const daemon = store.liveMounts().find((m) => m.mountpoint === mnt);
-      if (daemon) {
-        await request(daemon.socket, { op: 'shutdown', force: argv.force });
-        for (let i = 0; i < 300 && processAlive(daemon.pid); i++) await new Promise((r) => setTimeout(r, 100));
-        if (processAlive(daemon.pid)) throw new RemapfsError('unmount', mnt, `daemon pid ${daemon.pid} did not exit`);
-        process.stderr.write(`remapfs: unmounted ${mnt}\n`);
-        return;
-      }
-      // A daemon that died (kill -9) leaves its FUSE mount behind: clear it.
-      const stale = mounts().find((m) => m.mountpoint === mnt && m.fsType.startsWith('fuse') && m.source === 'remapfs');
-      if (!stale) {
-        throw new RemapfsError('unmount', mnt, fs.existsSync(mnt) ? 'not a remapfs mount' : 'no such directory');
-      }
+    const entry = mounts().find((m) => m.mountpoint === mnt);
+    if (!entry || !entry.fsType.startsWith('fuse') || entry.source !== 'remapfs') {
+      throw new RemapfsError('unmount', mnt, fs.existsSync(mnt) ? 'not a remapfs mount' : 'no such directory');
+    }
+    const socket = socketPathFor(mnt);
+    let served = false;
+    if (fs.existsSync(socket)) {
       try {
-        execFileSync('fusermount', ['-uz', mnt], { stdio: 'pipe' });
+        await request(socket, { op: 'shutdown', force: argv.force }, 60000);
+        served = true;
       } catch (err) {
-        throw new RemapfsError('unmount', mnt, (err as { stderr?: Buffer }).stderr?.toString().trim() || err);
+        // A refusal (busy) is final; a dead socket means the server died.
+        if (!(err instanceof RemapfsError && err.op === 'contact daemon')) throw err;
       }
-      store.db.prepare('DELETE FROM mounts WHERE mountpoint = ?').run(mnt);
-      process.stderr.write(`remapfs: removed the stale mount at ${mnt} (its daemon had died)\n`);
-    });
+    }
+    if (served) {
+      for (let i = 0; i < 300 && isMountpoint(mnt); i++) await sleep(100);
+      const pid = daemonPid(argv, mnt);
+      for (let i = 0; i < 300 && pid !== undefined && processAlive(pid); i++) await sleep(100);
+      if (isMountpoint(mnt)) throw new RemapfsError('unmount', mnt, 'the server acknowledged but the mount is still there');
+      process.stderr.write(`remapfs: unmounted ${mnt}\n`);
+      return;
+    }
+    // Its server died (kill -9 or a crash) and left the mount behind: clear it.
+    try {
+      execFileSync('fusermount', ['-uz', mnt], { stdio: 'pipe' });
+    } catch (err) {
+      throw new RemapfsError('unmount', mnt, (err as { stderr?: Buffer }).stderr?.toString().trim() || err);
+    }
+    forgetMount(argv, mnt);
+    process.stderr.write(`remapfs: removed the stale mount at ${mnt} (its server had died)\n`);
   },
 };
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The pid of the daemon registered for `mnt` in the database, if there is a database. */
+function daemonPid(argv: { db?: string }, mnt: string): number | undefined {
+  if (!fs.existsSync(dbPath(argv))) return undefined;
+  const store = Store.open(dbPath(argv), { create: false });
+  try {
+    return (store.db.prepare('SELECT pid FROM mounts WHERE mountpoint = ?').pluck().get(mnt) as number | undefined) ?? undefined;
+  } finally {
+    store.close();
+  }
+}
+
+function forgetMount(argv: { db?: string }, mnt: string): void {
+  if (!fs.existsSync(dbPath(argv))) return;
+  const store = Store.open(dbPath(argv), { create: false });
+  try {
+    store.db.prepare('DELETE FROM mounts WHERE mountpoint = ?').run(mnt);
+  } finally {
+    store.close();
+  }
+}

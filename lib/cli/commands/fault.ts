@@ -1,0 +1,51 @@
+import * as path from 'path';
+import type { CommandModule } from 'yargs';
+import { request, socketPathFor } from '../../daemon/control';
+import { UsageError } from '../../errors';
+import { parseSectorList } from '../../sim/sectors';
+import type { FaultState } from '../../sim/simulator';
+import { parseCount, printJson } from '../common';
+
+interface Args {
+  mountpoint: string;
+  action: string;
+  sectors: string[];
+  slow: boolean;
+  'delay-ms'?: string;
+  json: boolean;
+}
+
+const ACTIONS = ['add', 'remove', 'list', 'clear'] as const;
+
+export const faultCommand: CommandModule<object, Args> = {
+  command: 'fault <mountpoint> <action> [sectors..]',
+  describe: 'Change the bad (or, with --slow, slow) sectors of a running "remapfs simulate"',
+  builder: (y) =>
+    y
+      .positional('mountpoint', { type: 'string', demandOption: true, describe: 'the mount point given to simulate' })
+      .positional('action', { type: 'string', choices: ACTIONS as unknown as string[], demandOption: true })
+      .positional('sectors', { type: 'string', array: true, default: [], describe: 'sectors or ranges, e.g. 7 100-163' })
+      .option('slow', { type: 'boolean', default: false, describe: 'act on slow sectors instead of bad ones' })
+      .option('delay-ms', { type: 'string', describe: 'new delay of slow sectors' })
+      .option('json', { type: 'boolean', default: false }) as never,
+  handler: async (argv) => {
+    const action = argv.action as (typeof ACTIONS)[number];
+    let sectors: number[];
+    try {
+      sectors = parseSectorList(argv.sectors);
+    } catch (err) {
+      throw new UsageError(err instanceof Error ? err.message : String(err));
+    }
+    if ((action === 'add' || action === 'remove') && sectors.length === 0) throw new UsageError(`${action} needs sectors`);
+    const delayMs = argv['delay-ms'] !== undefined ? parseCount('--delay-ms', argv['delay-ms']) : undefined;
+    const state = (await request(socketPathFor(path.resolve(argv.mountpoint)), {
+      op: 'fault',
+      action,
+      kind: argv.slow ? 'slow' : 'bad',
+      sectors,
+      ...(delayMs !== undefined ? { delayMs } : {}),
+    })) as FaultState;
+    if (argv.json) return printJson({ version: 1, ...state });
+    process.stdout.write(`bad sectors (${state.badCount}): ${state.bad || '-'}\nslow sectors (${state.slowCount}, ${state.delayMs} ms): ${state.slow || '-'}\n`);
+  },
+};

@@ -1,0 +1,31 @@
+/**
+ * Runs a started service in the foreground, as systemd expects: prints the
+ * ready line, stops on SIGINT/SIGTERM (a second signal forces the unmount
+ * even with open handles), and exits 0 once it is down.
+ */
+import { reportError } from './report';
+
+export interface ForegroundService {
+  readonly mountpoint: string;
+  readonly done: Promise<void>;
+  stop(force: boolean): Promise<void>;
+}
+
+export async function runInForeground(service: ForegroundService, readyLine: string, onDone: () => void = () => undefined): Promise<void> {
+  let signals = 0;
+  const onSignal = (sig: string) => {
+    signals++;
+    service.stop(signals > 1).catch((err) => {
+      reportError(err);
+      process.stderr.write(`remapfs: still serving after ${sig}; send it again to force the unmount\n`);
+    });
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.stdout.write(readyLine + '\n');
+  await service.done;
+  onDone();
+  process.stderr.write(`remapfs: unmounted ${service.mountpoint}\n`);
+  // Let the control reply that asked for the shutdown reach its caller, then leave.
+  setTimeout(() => process.exit(0), 200);
+}

@@ -1,0 +1,145 @@
+/**
+ * ServedMount: the life of one FUSE mount with its control socket, shared by
+ * the remapfs daemon and the fault simulator. It mounts, answers control
+ * requests (shutdown itself, the rest through `handle`), notices an unmount
+ * from outside, and only takes the mount down when no handle is open (a loop
+ * device or a program still holding a file would otherwise see errors),
+ * unless forced.
+ */
+import * as fs from 'fs';
+import * as net from 'net';
+import { RemapfsError } from '../errors';
+import { FuseAdapter, ServedFile } from '../fs/fuse-adapter';
+import { ControlRequest, serve, socketPathFor } from './control';
+import { isMountpoint } from './mounts';
+
+export interface ServedMountOptions {
+  /** Absolute path. */
+  mountpoint: string;
+  files: ServedFile[];
+  extraOptions?: string[];
+  log: (line: string) => void;
+  handle: (req: ControlRequest) => Promise<unknown> | unknown;
+  /** Runs once after the unmount (or a failed start): flush and close devices. */
+  release: () => void;
+}
+
+export class ServedMount {
+  readonly mountpoint: string;
+  readonly socketPath: string;
+  readonly adapter: FuseAdapter;
+  readonly done: Promise<void>;
+  private readonly opts: ServedMountOptions;
+  private server: net.Server | undefined;
+  private watchTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private released = false;
+  private resolveDone: (() => void) | undefined;
+
+  constructor(opts: ServedMountOptions) {
+    this.opts = opts;
+    this.mountpoint = opts.mountpoint;
+    this.socketPath = socketPathFor(opts.mountpoint);
+    const limiter = new LogLimiter(opts.log);
+    this.adapter = new FuseAdapter(opts.mountpoint, opts.files, {
+      onError: (op, file, err) => limiter.log(`remapfs: ${op} ${file}: ${err instanceof Error ? err.message : String(err)}`),
+      ...(opts.extraOptions ? { extraOptions: opts.extraOptions } : {}),
+    });
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
+  }
+
+  async start(): Promise<void> {
+    try {
+      checkMountpoint(this.mountpoint);
+      this.server = await serve(this.socketPath, (req) => (req.op === 'shutdown' ? this.stop(!!req.force).then(() => ({ stopped: true })) : this.opts.handle(req)));
+      await this.adapter.mount();
+    } catch (err) {
+      this.release();
+      throw err instanceof RemapfsError ? err : new RemapfsError('mount', this.mountpoint, err);
+    }
+    this.watchTimer = setInterval(() => {
+      if (!this.stopping && !isMountpoint(this.mountpoint)) {
+        this.opts.log(`remapfs: ${this.mountpoint} was unmounted from outside; shutting down`);
+        void this.stop(true);
+      }
+    }, 1000);
+  }
+
+  /** Unmounts and releases everything; without force, refuses while handles are open. */
+  async stop(force: boolean): Promise<void> {
+    if (this.stopping) return;
+    // A close() just before the request reaches us as an asynchronous RELEASE: give it a moment.
+    for (let i = 0; i < 30 && !force && this.adapter.openHandleCount() > 0; i++) await sleep(100);
+    if (this.stopping) return;
+    if (this.adapter.openHandleCount() > 0 && !force) {
+      const busy = Object.entries(this.adapter.handlesByFile())
+        .filter(([, n]) => n > 0)
+        .map(([name, n]) => `${name} (${n})`)
+        .join(', ');
+      throw new RemapfsError('unmount', this.mountpoint, `busy: open handles on ${busy}`, 'detach loop devices (losetup -d) and close programs using the files first');
+    }
+    this.stopping = true;
+    try {
+      await this.adapter.unmount();
+    } catch (err) {
+      this.opts.log(`remapfs: unmount ${this.mountpoint}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    this.release();
+    this.resolveDone?.();
+  }
+
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.server?.close();
+    this.server = undefined;
+    this.opts.release();
+  }
+}
+
+/** At most `burst` lines per window; then one line saying how many were dropped. */
+export class LogLimiter {
+  private windowStart = 0;
+  private count = 0;
+  private dropped = 0;
+
+  constructor(
+    private readonly sink: (line: string) => void,
+    private readonly burst = 10,
+    private readonly windowMs = 10000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  log(line: string): void {
+    const t = this.now();
+    if (t - this.windowStart >= this.windowMs) {
+      if (this.dropped > 0) this.sink(`remapfs: ${this.dropped} more I/O error messages were suppressed`);
+      this.windowStart = t;
+      this.count = 0;
+      this.dropped = 0;
+    }
+    if (this.count < this.burst) {
+      this.count++;
+      this.sink(line);
+    } else {
+      this.dropped++;
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function checkMountpoint(mountpoint: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(mountpoint);
+  } catch (err) {
+    throw new RemapfsError('mount', mountpoint, err, 'create the directory first');
+  }
+  if (!st.isDirectory()) throw new RemapfsError('mount', mountpoint, 'not a directory');
+  if (isMountpoint(mountpoint)) throw new RemapfsError('mount', mountpoint, 'something is already mounted there');
+  if (fs.readdirSync(mountpoint).length > 0) throw new RemapfsError('mount', mountpoint, 'directory is not empty', 'use an empty directory');
+}
