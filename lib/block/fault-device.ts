@@ -30,6 +30,8 @@ export class FaultDevice implements BlockDevice {
   readonly next: BlockDevice;
   readonly badSectors = new Set<number>();
   readonly slowSectors = new Set<number>();
+  /** Sectors whose next reads fail: sector -> failures left (a weak sector). */
+  readonly flakySectors = new Map<number, number>();
   slowDelayMs = 0;
   /** Writes attempted so far (counted before the crash check). */
   writeCount = 0;
@@ -51,7 +53,19 @@ export class FaultDevice implements BlockDevice {
     this.delayIfSlow(byteOffset, buf.length);
     const bad = this.firstBad(byteOffset, buf.length);
     if (bad >= 0) throw ioError('read', `${this.name} sector ${bad}`);
+    if (this.flakySectors.size > 0) this.failIfFlaky(byteOffset, buf.length);
     this.next.read(buf, byteOffset);
+  }
+
+  private failIfFlaky(byteOffset: number, byteLength: number): void {
+    const first = Math.floor(byteOffset / SECTOR_BYTES);
+    const last = Math.floor((byteOffset + byteLength - 1) / SECTOR_BYTES);
+    for (const [s, left] of this.flakySectors) {
+      if (s < first || s > last) continue;
+      if (left <= 1) this.flakySectors.delete(s);
+      else this.flakySectors.set(s, left - 1);
+      throw ioError('read', `${this.name} sector ${s} (flaky)`);
+    }
   }
 
   write(buf: Buffer, byteOffset: number): void {

@@ -83,8 +83,17 @@ export class Lab {
   }
 
   /** Starts `remapfs mount` and waits for its ready line. */
-  async startDaemon(mountpoint: string, extraArgs: string[] = []): Promise<DaemonHandle> {
-    const child = spawn(process.execPath, [REMAPFS_BIN, 'mount', mountpoint, ...extraArgs], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+  startDaemon(mountpoint: string, extraArgs: string[] = []): Promise<DaemonHandle> {
+    return this.startServer(['mount', mountpoint, ...extraArgs], mountpoint, 'remapfs: serving');
+  }
+
+  /** Starts `remapfs simulate` (the image behind a fault-injecting FUSE file, `<mountpoint>/disk`). */
+  startSimulator(image: string, mountpoint: string, extraArgs: string[] = []): Promise<DaemonHandle> {
+    return this.startServer(['simulate', image, mountpoint, ...extraArgs], mountpoint, 'remapfs: simulating');
+  }
+
+  private async startServer(args: string[], mountpoint: string, ready: string): Promise<DaemonHandle> {
+    const child = spawn(process.execPath, [REMAPFS_BIN, ...args], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
@@ -92,9 +101,9 @@ export class Lab {
     const handle: DaemonHandle = { child, mountpoint, output: () => out, exited };
     this.cleanups.push({ what: `stop daemon at ${mountpoint}`, fn: () => this.stopDaemon(handle) });
     const deadline = Date.now() + 30000;
-    while (!out.includes('remapfs: serving')) {
-      if (child.exitCode !== null) throw new Error(`remapfs mount exited ${child.exitCode}: ${out.trim()}`);
-      if (Date.now() > deadline) throw new Error(`remapfs mount did not become ready: ${out.trim()}`);
+    while (!out.includes(ready)) {
+      if (child.exitCode !== null) throw new Error(`remapfs ${args[0]} exited ${child.exitCode}: ${out.trim()}`);
+      if (Date.now() > deadline) throw new Error(`remapfs ${args[0]} did not become ready: ${out.trim()}`);
       await sleep(50);
     }
     return handle;
@@ -130,7 +139,7 @@ export class Lab {
   }
 
   mkfsExt4(dev: string): void {
-    execFileSync('mkfs.ext4', ['-q', '-F', dev], { stdio: 'pipe' });
+    execFileSync('mkfs.ext4', ['-q', '-F', '-b', '4096', dev], { stdio: 'pipe' });
   }
 
   mountFs(dev: string, dir: string): void {

@@ -52,6 +52,8 @@ export interface PairStatus {
   spareBlocksUsed: number;
   spareBlocksTotal: number;
   spareExhausted: boolean;
+  /** Remapped blocks by reason (manual, write-error, read-error, weak-read, ...). */
+  remapsByReason: Record<string, number>;
   mounted: boolean;
   mountpoint?: string;
   counters?: IoCounters;
@@ -75,6 +77,7 @@ export function pairStatus(store: Store, pair: PairRecord): PairStatus {
     spareBlocksUsed: used,
     spareBlocksTotal: layout.poolBlocks,
     spareExhausted: used >= layout.poolBlocks,
+    remapsByReason: store.remapsByReason(pair.id),
     mounted: false,
   };
 }

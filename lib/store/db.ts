@@ -229,6 +229,12 @@ export class Store {
     return { remapped, pending, retired };
   }
 
+  /** Remapped blocks by reason. */
+  remapsByReason(pairId: number): Record<string, number> {
+    const rows = this.db.prepare("SELECT reason, count(*) AS n FROM remaps WHERE pair_id = ? AND state = 'remapped' GROUP BY reason").all(pairId) as Array<{ reason: string; n: number }>;
+    return Object.fromEntries(rows.map((r) => [r.reason, r.n]));
+  }
+
   putMount(m: MountRecord): void {
     this.db.prepare('INSERT OR REPLACE INTO mounts (mountpoint, pid, socket, started_at) VALUES (?, ?, ?, ?)').run(m.mountpoint, m.pid, m.socket, m.startedAt);
   }

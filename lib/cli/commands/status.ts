@@ -40,16 +40,18 @@ export function formatStatus(s: PairStatus): string {
     ['spare', s.spare],
     ['block size', `${s.blockSize} bytes`],
     ['size', `${formatBytes(s.sizeBytes)} (${s.sizeBytes} bytes)`],
-    ['remapped', `${s.remappedBlocks} blocks`],
+    ['remapped', `${s.remappedBlocks} blocks${s.remappedBlocks ? ` (${Object.entries(s.remapsByReason).map(([r, n]) => `${r} ${n}`).join(', ')})` : ''}`],
     ['pending', `${s.pendingBlocks} blocks`],
     ['spare pool', `${s.spareBlocksUsed} of ${s.spareBlocksTotal} blocks used (${pct}%)${s.retiredSpareBlocks ? `, ${s.retiredSpareBlocks} retired` : ''}${s.spareExhausted ? ', EXHAUSTED' : ''}`],
     ['mounted', s.mounted ? `yes, at ${s.mountpoint}` : 'no'],
   ];
   if (s.counters) {
     const c = s.counters;
-    lines.push(['reads', `${c.readOps} requests, ${formatBytes(c.readBytes)}, ${c.readErrors} errors`]);
+    lines.push(['reads', `${c.readOps} requests, ${formatBytes(c.readBytes)}, ${c.readErrors} errors (${c.uncorrectableReads} uncorrectable)`]);
     lines.push(['writes', `${c.writeOps} requests, ${formatBytes(c.writeBytes)}, ${c.writeErrors} errors`]);
     lines.push(['flushes', String(c.flushes)]);
+    lines.push(['main errors', `${c.mainReadErrors} read, ${c.mainWriteErrors} write; ${c.weakReads} weak reads; ${c.spareErrors} spare errors`]);
+    lines.push(['reallocations', `${c.remapEvents} since mount`]);
     lines.push(['open handles', String(s.openHandles ?? 0)]);
   }
   return lines.map(([k, v]) => `${k.padEnd(13)}${v}\n`).join('');
