@@ -184,7 +184,9 @@ export class RemapDevice implements BlockDevice {
     this.checkBlock(mainBlock);
     const current = this.index.spareBlockOf(mainBlock);
     if (current >= 0) return { mainBlock, spareBlock: current, already: true, lostSectors: 0 };
-    const lostSectors = this.salvage(this.main, mainBlock * this.blockSize, this.blockBuf, 0, this.blockSize);
+    const lost = new Set<number>();
+    this.salvage(this.main, mainBlock * this.blockSize, this.blockBuf, 0, this.blockSize, lost);
+    const lostSectors = lost.size;
     const spareBlock = this.place(mainBlock, this.blockBuf, reason, lostSectors);
     return { mainBlock, spareBlock, already: false, lostSectors };
   }
@@ -206,31 +208,22 @@ export class RemapDevice implements BlockDevice {
     }
   }
 
-  /** A main run failed: retry, then go block by block (see the design note). */
-  private recoverMainRead(part: Buffer, byteOffset: number): void {
-    for (let attempt = 0; attempt < this.readRetries; attempt++) {
-      try {
-        this.main.read(part, byteOffset);
-        return this.blockByBlockRead(part, byteOffset, true);
-      } catch {
-        this.counters.mainReadErrors++;
-      }
-    }
-    this.blockByBlockRead(part, byteOffset, false);
-  }
-
   /**
-   * Reads each block of the range on its own. With `runSucceeded`, the data is
-   * already in `part` and only the weak blocks are looked for.
+   * A main run failed: go block by block. For a one-block run, the failed read
+   * was the block's first attempt, so a success now means the block is weak.
+   * In a longer run a block that failed only once cannot be told from its
+   * neighbours; it is caught the next time it fails.
    */
-  private blockByBlockRead(part: Buffer, byteOffset: number, runSucceeded: boolean): void {
+  private recoverMainRead(part: Buffer, byteOffset: number): void {
+    const firstBlock = Math.floor(byteOffset / this.blockSize);
+    const oneBlock = firstBlock === Math.floor((byteOffset + part.length - 1) / this.blockSize);
     let unreadable: RemapfsError | undefined;
     const end = byteOffset + part.length;
     for (let pos = byteOffset; pos < end; ) {
       const block = Math.floor(pos / this.blockSize);
       const segEnd = Math.min(end, (block + 1) * this.blockSize);
       const seg = part.subarray(pos - byteOffset, segEnd - byteOffset);
-      const outcome = runSucceeded ? this.probeBlock(block) : this.readWithRetries(seg, pos);
+      const outcome = this.readWithRetries(seg, pos, oneBlock ? 1 : 0);
       if (outcome === 'weak') {
         this.counters.weakReads++;
         this.tryProactiveRemap(block, 'weak-read');
@@ -241,20 +234,13 @@ export class RemapDevice implements BlockDevice {
           this.counters.weakReads++;
           this.readSectors(this.main, seg, pos);
           this.tryProactiveRemap(block, 'weak-read');
-          pos = segEnd;
-          continue;
-        }
-        this.markPending(block, bad.size);
-        const firstSector = Math.floor(pos / SECTOR_BYTES);
-        const lastSector = Math.floor((segEnd - 1) / SECTOR_BYTES);
-        const blockFirstSector = block * this.sectorsPerBlock;
-        let covered = false;
-        for (let s = firstSector; s <= lastSector; s++) if (bad.has(s - blockFirstSector)) covered = true;
-        if (covered) {
-          unreadable ??= ioError('read', `${this.name} block ${block} (unreadable sectors, now pending)`);
         } else {
-          // The request avoids the bad sectors: read just what it asked for, sector by sector.
-          this.readSectors(this.main, seg, pos);
+          this.markPending(block, bad.size);
+          const blockFirstSector = block * this.sectorsPerBlock;
+          let covered = false;
+          for (let s = Math.floor(pos / SECTOR_BYTES); s * SECTOR_BYTES < segEnd; s++) if (bad.has(s - blockFirstSector)) covered = true;
+          if (covered) unreadable ??= ioError('read', `${this.name} block ${block} (unreadable sectors, now pending)`);
+          else this.readSectors(this.main, seg, pos); // the request avoids the bad sectors
         }
       }
       pos = segEnd;
@@ -265,8 +251,9 @@ export class RemapDevice implements BlockDevice {
     }
   }
 
-  private readWithRetries(seg: Buffer, byteOffset: number): 'ok' | 'weak' | 'failed' {
-    for (let attempt = 0; attempt <= this.readRetries; attempt++) {
+  /** Reads with retries; `failedAlready` attempts count as made and failed. */
+  private readWithRetries(seg: Buffer, byteOffset: number, failedAlready: number): 'ok' | 'weak' | 'failed' {
+    for (let attempt = failedAlready; attempt <= this.readRetries; attempt++) {
       try {
         this.main.read(seg, byteOffset);
         return attempt === 0 ? 'ok' : 'weak';
@@ -275,11 +262,6 @@ export class RemapDevice implements BlockDevice {
       }
     }
     return 'failed';
-  }
-
-  /** After a run read only on retry: which of its blocks is weak? Reads each block again. */
-  private probeBlock(block: number): 'ok' | 'weak' | 'failed' {
-    return this.readWithRetries(this.blockBuf, block * this.blockSize) === 'ok' ? 'ok' : 'weak';
   }
 
   private readSectors(dev: BlockDevice, seg: Buffer, byteOffset: number): void {
@@ -423,30 +405,28 @@ export class RemapDevice implements BlockDevice {
    */
   private remapWithData(mainBlock: number, seg: Buffer, offsetInBlock: number, reason: RemapReason, source: BlockDevice): void {
     const block = this.blockBuf;
-    let lost = 0;
+    const lost = new Set<number>();
     if (seg.length < this.blockSize) {
       const base = mainBlock * this.blockSize;
-      lost += this.salvage(source, base, block, 0, offsetInBlock);
-      lost += this.salvage(source, base, block, offsetInBlock + seg.length, this.blockSize);
+      this.salvage(source, base, block, 0, offsetInBlock, lost);
+      this.salvage(source, base, block, offsetInBlock + seg.length, this.blockSize, lost);
     }
     seg.copy(block, offsetInBlock);
-    this.place(mainBlock, block, reason, lost);
+    this.place(mainBlock, block, reason, lost.size);
   }
 
   // ---- shared ------------------------------------------------------------
 
   /**
    * Copies bytes [from, to) of the block at `base` on `dev` into `target`,
-   * reading sector by sector after a failure; returns how many sectors were
-   * unreadable (zero-filled).
+   * reading sector by sector after a failure; unreadable pieces become zeros
+   * and their sector indexes (inside the block) go into `lost`.
    */
-  private salvage(dev: BlockDevice, base: number, target: Buffer, from: number, to: number): number {
-    if (to <= from) return 0;
+  private salvage(dev: BlockDevice, base: number, target: Buffer, from: number, to: number, lost: Set<number>): void {
+    if (to <= from) return;
     try {
       dev.read(target.subarray(from, to), base + from);
-      return 0;
     } catch {
-      let lost = 0;
       for (let off = from; off < to; ) {
         const sectorEnd = Math.min(to, (Math.floor(off / SECTOR_BYTES) + 1) * SECTOR_BYTES);
         const piece = target.subarray(off, sectorEnd);
@@ -454,11 +434,10 @@ export class RemapDevice implements BlockDevice {
           dev.read(piece, base + off);
         } catch {
           piece.fill(0);
-          lost++;
+          lost.add(Math.floor(off / SECTOR_BYTES));
         }
         off = sectorEnd;
       }
-      return lost;
     }
   }
 
