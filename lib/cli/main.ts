@@ -16,6 +16,7 @@ import { repairCommand, verifyCommand } from './commands/verify';
 import { importCommand } from './commands/import';
 import { simulateCommand } from './commands/simulate';
 import { faultCommand } from './commands/fault';
+import { recoverCommand } from './commands/recover';
 
 export async function main(args: string[]): Promise<void> {
   try {
@@ -38,6 +39,7 @@ export async function main(args: string[]): Promise<void> {
       .command(importCommand)
       .command(simulateCommand)
       .command(faultCommand)
+      .command(recoverCommand)
       .demandCommand(1, 'name a command')
       .strict()
       .help()

@@ -1,0 +1,89 @@
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import type { CommandModule } from 'yargs';
+import { mounts } from '../../daemon/mounts';
+import { RemapfsError } from '../../errors';
+import { dbPath } from '../common';
+import { Store } from '../../store/db';
+
+interface Args {
+  db?: string;
+  mountpoint: string;
+  'dry-run': boolean;
+}
+
+interface LoopUse {
+  device: string;
+  backingFile: string;
+  mountedAt: string[];
+}
+
+/** Loop devices whose backing file lies under `dir`, with the file systems mounted from them. */
+export function loopsUnder(dir: string): LoopUse[] {
+  const out: LoopUse[] = [];
+  const all = mounts();
+  for (const name of fs.existsSync('/sys/block') ? fs.readdirSync('/sys/block') : []) {
+    if (!name.startsWith('loop')) continue;
+    let backing: string;
+    try {
+      backing = fs.readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').trim().replace(/ \(deleted\)$/, '');
+    } catch {
+      continue; // not attached
+    }
+    if (!backing.startsWith(dir + '/')) continue;
+    const device = `/dev/${name}`;
+    out.push({ device, backingFile: backing, mountedAt: all.filter((m) => m.source === device).map((m) => m.mountpoint) });
+  }
+  return out;
+}
+
+export const recoverCommand: CommandModule<object, Args> = {
+  command: 'recover <mountpoint>',
+  describe: 'After a daemon crash: unmount what sits on its loop devices, detach them, and clear the dead mount',
+  builder: (y) =>
+    y
+      .positional('mountpoint', { type: 'string', demandOption: true })
+      .option('dry-run', { type: 'boolean', default: false, describe: 'only print what would be done' }) as never,
+  handler: (argv) => {
+    const mnt = path.resolve(argv.mountpoint);
+    const entry = mounts().find((m) => m.mountpoint === mnt);
+    if (entry && !(entry.fsType.startsWith('fuse') && entry.source === 'remapfs')) throw new RemapfsError('recover', mnt, `not a remapfs mount (${entry.fsType})`);
+    // A dead FUSE server leaves a mount whose every access fails with ENOTCONN.
+    let alive = false;
+    if (entry) {
+      try {
+        fs.readdirSync(mnt);
+        alive = true;
+      } catch (err) {
+        alive = (err as { code?: string }).code !== 'ENOTCONN';
+      }
+    }
+    if (entry && alive) throw new RemapfsError('recover', mnt, 'the mount is alive', 'use "remapfs unmount" for a running daemon');
+    const steps: Array<[string, string[]]> = [];
+    for (const loop of loopsUnder(mnt)) {
+      for (const at of loop.mountedAt) steps.push(['umount', ['-l', at]]);
+      steps.push(['losetup', ['-d', loop.device]]);
+    }
+    if (entry) steps.push(['fusermount', ['-uz', mnt]]);
+    if (steps.length === 0) {
+      process.stdout.write(`nothing to recover at ${mnt}\n`);
+      return;
+    }
+    for (const [cmd, args] of steps) {
+      process.stdout.write(`${argv['dry-run'] ? 'would run' : 'running'}: ${cmd} ${args.join(' ')}\n`);
+      if (argv['dry-run']) continue;
+      const r = spawnSync(cmd, args, { encoding: 'utf8' });
+      if (r.status !== 0) throw new RemapfsError('recover', mnt, `${cmd} ${args.join(' ')} failed: ${(r.stderr || '').trim()}`);
+    }
+    if (!argv['dry-run'] && fs.existsSync(dbPath(argv))) {
+      const store = Store.open(dbPath(argv), { create: false });
+      try {
+        store.db.prepare('DELETE FROM mounts WHERE mountpoint = ?').run(mnt);
+      } finally {
+        store.close();
+      }
+    }
+    process.stdout.write(`recovered ${mnt}: start "remapfs mount ${mnt}" again, re-attach the loop device, and run fsck before mounting the file system\n`);
+  },
+};
