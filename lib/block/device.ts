@@ -15,6 +15,8 @@ export interface BlockDevice {
   readonly name: string;
   readonly sizeBytes: number;
   read(buf: Buffer, byteOffset: number): void;
+  /** Like read, but past any cache, so that errors and latency are the device's own (optional). */
+  readUncached?(buf: Buffer, byteOffset: number): void;
   write(buf: Buffer, byteOffset: number): void;
   flush(): void;
   close(): void;

@@ -68,6 +68,16 @@ export class FaultDevice implements BlockDevice {
     }
   }
 
+  readUncached(buf: Buffer, byteOffset: number): void {
+    this.readCount++;
+    this.delayIfSlow(byteOffset, buf.length);
+    const bad = this.firstBad(byteOffset, buf.length);
+    if (bad >= 0) throw ioError('read', `${this.name} sector ${bad}`);
+    if (this.flakySectors.size > 0) this.failIfFlaky(byteOffset, buf.length);
+    if (this.next.readUncached) this.next.readUncached(buf, byteOffset);
+    else this.next.read(buf, byteOffset);
+  }
+
   write(buf: Buffer, byteOffset: number): void {
     this.writeCount++;
     if (this.crashed) throw ioError('write', `${this.name} (crashed)`);

@@ -147,10 +147,17 @@ export class FileDevice implements BlockDevice {
   }
 
   read(buf: Buffer, byteOffset: number): void {
-    if (!this.readDirect) {
-      this.readExact(this.readFd, buf, byteOffset);
-      return;
-    }
+    if (this.readDirect) this.readThroughBounce(buf, byteOffset);
+    else this.readExact(this.readFd, buf, byteOffset);
+  }
+
+  /** Reads through the O_DIRECT descriptor when there is one (the page cache cannot answer). */
+  readUncached(buf: Buffer, byteOffset: number): void {
+    if (this.readDirect || this.writePath === 'direct') this.readThroughBounce(buf, byteOffset);
+    else this.readExact(this.readFd, buf, byteOffset);
+  }
+
+  private readThroughBounce(buf: Buffer, byteOffset: number): void {
     const bounce = this.bounce as Buffer;
     let done = 0;
     while (done < buf.length) {

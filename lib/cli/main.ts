@@ -5,7 +5,11 @@
  */
 import yargs from 'yargs';
 import { UsageError } from '../errors';
-import { reportError } from './report';
+import { EXIT_USAGE, reportError } from './report';
+import { HEALTH_BITS, healthCommand } from './commands/health';
+import { configCommand } from './commands/config';
+import { scanCommand } from './commands/scan';
+import { mapCommand } from './commands/map';
 import { initCommand } from './commands/init';
 import { mountCommand } from './commands/mount';
 import { unmountCommand } from './commands/unmount';
@@ -40,6 +44,10 @@ export async function main(args: string[]): Promise<void> {
       .command(simulateCommand)
       .command(faultCommand)
       .command(recoverCommand)
+      .command(scanCommand)
+      .command(healthCommand)
+      .command(configCommand)
+      .command(mapCommand)
       .demandCommand(1, 'name a command')
       .strict()
       .help()
@@ -51,6 +59,8 @@ export async function main(args: string[]): Promise<void> {
       })
       .parseAsync();
   } catch (err) {
-    process.exitCode = reportError(err);
+    const status = reportError(err);
+    // health's exit status is a bitmask whose bit 0 means a usage error (docs/cli.md).
+    process.exitCode = args[0] === 'health' && status === EXIT_USAGE ? HEALTH_BITS.usage : status;
   }
 }

@@ -14,6 +14,10 @@ export type ControlRequest =
   | { op: 'status' }
   | { op: 'remap'; pair: string; sectors: number[] }
   | { op: 'verify'; pair: string; repair: boolean }
+  | { op: 'config'; pair: string; changes: Record<string, unknown> }
+  | { op: 'scan'; pair: string; restart: boolean }
+  | { op: 'scan-status'; pair: string }
+  | { op: 'health'; pair: string }
   | { op: 'fault'; action: 'add' | 'remove' | 'clear' | 'list'; kind: 'bad' | 'slow'; sectors: number[]; delayMs?: number }
   | { op: 'shutdown'; force?: boolean };
 

@@ -16,12 +16,29 @@ import { reconcile } from '../meta/reconcile';
 import { toVerifyReport } from '../meta/verify';
 import { ControlRequest, socketPathFor } from './control';
 import { checkMountpoint, ServedMount } from './served-mount';
+import { PairService } from './pair-service';
+import { CONTROL_DIR, ControlTree } from '../fs/fuse-adapter';
+import { PairConfig, parseConfigValue } from '../health/config';
+import { healthReport } from '../health/report';
+
+export interface ScanStatus {
+  inProgress: boolean;
+  cursorBlock: number;
+  totalBlocks: number;
+  passesCompleted: number;
+  current: unknown;
+  last: unknown;
+}
+
+export function scanStatus(svc: PairService): ScanStatus {
+  const st = svc.scanner.state;
+  return { inProgress: svc.scanner.inPass, cursorBlock: st.cursorBlock, totalBlocks: svc.scanner.totalBlocks, passesCompleted: st.passesCompleted, current: st.currentSummary, last: st.lastSummary };
+}
 
 export interface DaemonOptions {
   store: Store;
   mountpoint: string;
   mode?: OpenMode;
-  readRetries?: number;
   log?: (line: string) => void;
 }
 
@@ -31,6 +48,7 @@ export class Daemon {
   private readonly opts: DaemonOptions;
   private readonly log: (line: string) => void;
   private pairs: PairRuntime[] = [];
+  private services: PairService[] = [];
   private served: ServedMount | undefined;
 
   constructor(opts: DaemonOptions) {
@@ -59,7 +77,7 @@ export class Daemon {
     try {
       for (const rec of records) {
         try {
-          this.pairs.push(openPair(this.store, rec, { mode: this.opts.mode ?? 'auto', log: this.log, ...(this.opts.readRetries !== undefined ? { readRetries: this.opts.readRetries } : {}) }));
+          this.pairs.push(openPair(this.store, rec, { mode: this.opts.mode ?? 'auto', log: this.log }));
         } catch (err) {
           this.log(`remapfs: skipping pair ${rec.name}: ${err instanceof Error ? err.message : String(err)}`);
         }
@@ -69,14 +87,17 @@ export class Daemon {
       this.release();
       throw err;
     }
+    this.services = this.pairs.map((rt) => new PairService(rt, this.store, this.log));
     this.served = new ServedMount({
       mountpoint: this.mountpoint,
       files: this.pairs.map((p) => ({ name: p.record.name, device: p.device })),
+      controlTree: this.controlTree(),
       log: this.log,
       handle: (req) => this.handle(req),
       release: () => this.release(),
     });
     await this.served.start();
+    for (const svc of this.services) svc.start();
     return this.pairs.map((p) => p.record.name);
   }
 
@@ -85,6 +106,8 @@ export class Daemon {
   }
 
   private release(): void {
+    for (const svc of this.services) svc.stop();
+    this.services = [];
     for (const p of this.pairs) {
       try {
         p.device.flush();
@@ -103,6 +126,27 @@ export class Daemon {
     } catch {
       // the database may be gone; the row is ignored once this pid is dead
     }
+  }
+
+  private service(name: string): PairService {
+    const svc = this.services.find((s) => s.name === name);
+    if (!svc) throw new RemapfsError('find pair', name, `not served by the daemon at ${this.mountpoint}`, 'its devices were missing when it started');
+    return svc;
+  }
+
+  private controlTree(): ControlTree {
+    return {
+      list: (dir) => {
+        if (dir === `/${CONTROL_DIR}`) return this.services.map((s) => s.name);
+        const svc = this.services.find((s) => dir === `/${CONTROL_DIR}/${s.name}`);
+        return svc ? Object.keys(svc.controlFiles()) : undefined;
+      },
+      file: (p) => {
+        const parts = p.split('/');
+        const svc = this.services.find((s) => s.name === parts[2]);
+        return parts.length === 4 && svc ? svc.controlFiles()[parts[3] as string] : undefined;
+      },
+    };
   }
 
   private runtime(name: string): PairRuntime {
@@ -128,6 +172,25 @@ export class Daemon {
         const r = reconcile(this.store, rt.record, rt.journal.slots, { write: req.repair, inForce: rt.journal.state, log: this.log });
         return toVerifyReport(rt.record, r);
       }
+      case 'config': {
+        const svc = this.service(req.pair);
+        const changes: Record<string, unknown> = {};
+        try {
+          for (const [k, v] of Object.entries(req.changes)) changes[k] = parseConfigValue(k, v);
+          return Object.keys(changes).length ? svc.updateConfig(changes as Partial<PairConfig>) : svc.config;
+        } catch (err) {
+          throw new RemapfsError('config', req.pair, err instanceof Error ? err.message : String(err));
+        }
+      }
+      case 'scan': {
+        const svc = this.service(req.pair);
+        svc.scheduler.requestPass(req.restart);
+        return scanStatus(svc);
+      }
+      case 'scan-status':
+        return scanStatus(this.service(req.pair));
+      case 'health':
+        return healthReport(this.store, this.runtime(req.pair).record);
       default:
         throw new RemapfsError('control', 'request', `unknown operation ${req.op}`);
     }

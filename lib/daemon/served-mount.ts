@@ -9,7 +9,7 @@
 import * as fs from 'fs';
 import * as net from 'net';
 import { RemapfsError } from '../errors';
-import { FuseAdapter, ServedFile } from '../fs/fuse-adapter';
+import { ControlTree, FuseAdapter, ServedFile } from '../fs/fuse-adapter';
 import { ControlRequest, serve, socketPathFor } from './control';
 import { isMountpoint } from './mounts';
 
@@ -18,6 +18,7 @@ export interface ServedMountOptions {
   mountpoint: string;
   files: ServedFile[];
   extraOptions?: string[];
+  controlTree?: ControlTree;
   log: (line: string) => void;
   handle: (req: ControlRequest) => Promise<unknown> | unknown;
   /** Runs once after the unmount (or a failed start): flush and close devices. */
@@ -44,6 +45,7 @@ export class ServedMount {
     this.adapter = new FuseAdapter(opts.mountpoint, opts.files, {
       onError: (op, file, err) => limiter.log(`remapfs: ${op} ${file}: ${err instanceof Error ? err.message : String(err)}`),
       ...(opts.extraOptions ? { extraOptions: opts.extraOptions } : {}),
+      ...(opts.controlTree ? { controlTree: opts.controlTree } : {}),
     });
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }

@@ -16,7 +16,43 @@ export interface ServedFile {
   device: BlockDevice;
 }
 
+/** A small text file generated on open (live stats, health, settings); writable when `write` is given. */
+export interface ControlFile {
+  read(): string;
+  /** Applies written text; throws an Error whose message explains a rejected value. */
+  write?(text: string): void;
+}
+
+/** The read-only directory tree of control files under /.remapfs. */
+export interface ControlTree {
+  /** Entries of a directory below the mount root (e.g. "/.remapfs"), or undefined if it is not one. */
+  list(dir: string): string[] | undefined;
+  file(path: string): ControlFile | undefined;
+}
+
+export const CONTROL_DIR = '.remapfs';
+/** Control file contents are padded to this granularity so their size rarely changes. */
+const CONTROL_PAD_BYTES = 1024;
+
+export function renderControl(text: string): Buffer {
+  const body = text.endsWith('\n') ? text : text + '\n';
+  const raw = Buffer.from(body, 'utf8');
+  const size = Math.ceil((raw.length + 256) / CONTROL_PAD_BYTES) * CONTROL_PAD_BYTES;
+  const out = Buffer.alloc(size, 0x20);
+  raw.copy(out, 0, 0, raw.length - 1);
+  out[size - 1] = 0x0a;
+  return out;
+}
+
+interface ControlHandle {
+  file: ControlFile;
+  content: Buffer;
+  pending: string;
+}
+
 export interface AdapterOptions {
+  /** Files under /.remapfs (live monitoring and settings). */
+  controlTree?: ControlTree;
   /** Called once per failed request with the original error (not on the hot path). */
   onError?: (op: string, file: string, err: unknown) => void;
   /** Extra -o options, e.g. 'max_read=131072'. */
@@ -46,6 +82,14 @@ export function toErrno(err: unknown): number {
   return (code && ERRNO[code]) || Fuse.EIO;
 }
 
+function safeRead(cf: ControlFile): string {
+  try {
+    return cf.read();
+  } catch (err) {
+    return JSON.stringify({ error: err instanceof Error ? err.message : String(err) });
+  }
+}
+
 /** fuse-native has no switch for big_writes; its option string is extended here. */
 class TunedFuse extends Fuse {
   constructor(mnt: string, ops: object, opts: object, private readonly extra: string[]) {
@@ -67,6 +111,8 @@ export class FuseAdapter {
   private readonly fuse: TunedFuse;
   private readonly mountedAt = new Date();
   private nextHandle = 1;
+  private readonly controlHandles = new Map<number, ControlHandle>();
+  private readonly tree: ControlTree | undefined;
   private readonly onError: (op: string, file: string, err: unknown) => void;
 
   constructor(mountpoint: string, files: ServedFile[], opts: AdapterOptions = {}) {
@@ -76,6 +122,7 @@ export class FuseAdapter {
       this.openHandles.set(f.name, 0);
     }
     this.onError = opts.onError ?? (() => undefined);
+    this.tree = opts.controlTree;
     const extra = ['big_writes', ...(opts.extraOptions ?? [])];
     this.fuse = new TunedFuse(mountpoint, this.operations(), { timeout: false, fsname: 'remapfs', subtype: 'remapfs', force: true }, extra);
   }
@@ -111,27 +158,46 @@ export class FuseAdapter {
       getattr: (p: string, cb: Cb) => {
         if (p === '/') return cb(0, this.fileStat(4096, S_IFDIR | 0o755));
         const f = files.get(p);
-        if (!f) return cb(Fuse.ENOENT);
-        return cb(0, this.fileStat(f.device.sizeBytes, S_IFREG | 0o600));
+        if (f) return cb(0, this.fileStat(f.device.sizeBytes, S_IFREG | 0o600));
+        const dir = this.controlDir(p);
+        if (dir) return cb(0, this.fileStat(4096, S_IFDIR | 0o755));
+        const cf = this.controlFile(p);
+        if (!cf) return cb(Fuse.ENOENT);
+        return cb(0, this.fileStat(renderControl(safeRead(cf)).length, S_IFREG | (cf.write ? 0o644 : 0o444)));
       },
       readdir: (p: string, cb: Cb) => {
-        if (p !== '/') return cb(Fuse.ENOTDIR);
-        return cb(0, [...files.values()].map((f) => f.name));
+        if (p === '/') return cb(0, [...[...files.values()].map((f) => f.name), ...(this.tree ? [CONTROL_DIR] : [])]);
+        const dir = this.controlDir(p);
+        if (!dir) return cb(Fuse.ENOTDIR);
+        return cb(0, dir);
       },
       open: (p: string, _flags: number, cb: Cb) => {
         const f = files.get(p);
-        if (!f) return cb(Fuse.ENOENT);
+        if (!f) {
+          const cf = this.controlFile(p);
+          if (!cf) return cb(Fuse.ENOENT);
+          const fd = this.nextHandle++ & 0x7fffffff;
+          this.controlHandles.set(fd, { file: cf, content: renderControl(safeRead(cf)), pending: '' });
+          return cb(0, fd);
+        }
         this.openHandles.set(f.name, (this.openHandles.get(f.name) ?? 0) + 1);
         return cb(0, this.nextHandle++ & 0x7fffffff);
       },
-      release: (p: string, _fd: number, cb: Cb) => {
+      release: (p: string, fd: number, cb: Cb) => {
+        if (this.controlHandles.delete(fd)) return cb(0);
         const f = files.get(p);
         if (f) this.openHandles.set(f.name, Math.max(0, (this.openHandles.get(f.name) ?? 0) - 1));
         return cb(0);
       },
-      read: (p: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
+      read: (p: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
         const f = files.get(p);
-        if (!f) return cb(Fuse.ENOENT);
+        if (!f) {
+          const h = this.controlHandles.get(fd);
+          if (!h) return cb(Fuse.ENOENT);
+          const n = Math.max(0, Math.min(len, h.content.length - pos));
+          if (n > 0) h.content.copy(buf, 0, pos, pos + n);
+          return cb(n);
+        }
         const n = Math.max(0, Math.min(len, f.device.sizeBytes - pos));
         if (n === 0) return cb(0);
         try {
@@ -142,9 +208,9 @@ export class FuseAdapter {
         }
         return cb(n);
       },
-      write: (p: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
+      write: (p: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
         const f = files.get(p);
-        if (!f) return cb(Fuse.ENOENT);
+        if (!f) return this.controlWrite(fd, buf, len, cb);
         const n = Math.max(0, Math.min(len, f.device.sizeBytes - pos));
         if (n === 0) return cb(Fuse.ENOSPC);
         try {
@@ -155,7 +221,19 @@ export class FuseAdapter {
         }
         return cb(n);
       },
-      flush: (_p: string, _fd: number, cb: Cb) => cb(0),
+      flush: (_p: string, fd: number, cb: Cb) => {
+        const h = this.controlHandles.get(fd);
+        if (!h || !h.pending || !h.file.write) return cb(0);
+        const text = h.pending;
+        h.pending = '';
+        try {
+          h.file.write(text);
+        } catch (err) {
+          this.onError('write', CONTROL_DIR, err);
+          return cb(Fuse.EINVAL);
+        }
+        return cb(0);
+      },
       fsync: (p: string, _datasync: boolean, _fd: number, cb: Cb) => {
         const f = files.get(p);
         if (!f) return cb(Fuse.ENOENT);
@@ -183,7 +261,39 @@ export class FuseAdapter {
   /** The virtual file has the size of its device; truncating it to another size is refused. */
   private truncate(p: string, size: number, cb: Cb): void {
     const f = this.files.get(p);
-    if (!f) return cb(Fuse.ENOENT);
+    if (!f) {
+      const cf = this.controlFile(p);
+      if (!cf) return cb(Fuse.ENOENT);
+      return cb(cf.write ? 0 : Fuse.EACCES); // "echo x > config" truncates first
+    }
     return cb(size === f.device.sizeBytes ? 0 : Fuse.EPERM);
+  }
+
+  /** Settings arrive as text; each complete write (ending in a newline) is applied or refused with EINVAL. */
+  private controlWrite(fd: number, buf: Buffer, len: number, cb: Cb): void {
+    const h = this.controlHandles.get(fd);
+    if (!h) return cb(Fuse.ENOENT);
+    if (!h.file.write) return cb(Fuse.EACCES);
+    h.pending += buf.toString('utf8', 0, len);
+    if (!h.pending.endsWith('\n')) return cb(len);
+    const text = h.pending;
+    h.pending = '';
+    try {
+      h.file.write(text);
+    } catch (err) {
+      this.onError('write', CONTROL_DIR, err);
+      return cb(Fuse.EINVAL);
+    }
+    return cb(len);
+  }
+
+  private controlDir(p: string): string[] | undefined {
+    if (!this.tree || !(p === '/' + CONTROL_DIR || p.startsWith('/' + CONTROL_DIR + '/'))) return undefined;
+    return this.tree.list(p);
+  }
+
+  private controlFile(p: string): ControlFile | undefined {
+    if (!this.tree || !p.startsWith('/' + CONTROL_DIR + '/')) return undefined;
+    return this.tree.file(p);
   }
 }

@@ -25,13 +25,19 @@ export class MetaJournal implements RemapJournal {
 
   commitRemap(r: RemapRecord): void {
     const entry: SlotEntry = { mainBlock: r.mainBlock, spareBlock: r.spareBlock, createdAt: r.createdAt, reason: r.reason, state: r.state, lostSectors: r.lostSectors };
-    this.commit(entry, () => this.store.putRemap(this.pair.id, r));
+    this.commit(entry, () => {
+      this.store.putRemap(this.pair.id, r);
+      this.store.addEvent(this.pair.id, r.createdAt, r.state === 'pending' ? 'pending' : 'remap', r.mainBlock, r.spareBlock, r.reason);
+    });
   }
 
   commitRetired(spareBlock: number): void {
     const createdAt = Date.now();
     const entry: SlotEntry = { mainBlock: -1, spareBlock, createdAt, reason: 'none', state: 'retired', lostSectors: 0 };
-    this.commit(entry, () => this.store.putRetired(this.pair.id, spareBlock, createdAt));
+    this.commit(entry, () => {
+      this.store.putRetired(this.pair.id, spareBlock, createdAt);
+      this.store.addEvent(this.pair.id, createdAt, 'retired', null, spareBlock, null);
+    });
   }
 
   private commit(entry: SlotEntry, writeDatabase: () => void): void {

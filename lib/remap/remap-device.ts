@@ -191,6 +191,32 @@ export class RemapDevice implements BlockDevice {
     return { mainBlock, spareBlock, already: false, lostSectors };
   }
 
+  // ---- scanning ----------------------------------------------------------
+
+  /** Reads main past any cache (for the scanner); returns the time taken in ms. Throws on an I/O error. */
+  timedMainRead(buf: Buffer, byteOffset: number): number {
+    const t0 = performance.now();
+    if (this.main.readUncached) this.main.readUncached(buf, byteOffset);
+    else this.main.read(buf, byteOffset);
+    return performance.now() - t0;
+  }
+
+  /**
+   * The scanner found `block` unreadable: persist it as pending (or, if every
+   * sector reads, copy it to the spare as weak). Returns true when pending.
+   */
+  scanFoundUnreadable(block: number): boolean {
+    if (this.index.spareBlockOf(block) >= 0) return false;
+    const bad = this.unreadableSectors(block);
+    if (bad.size === 0) {
+      this.counters.weakReads++;
+      this.tryProactiveRemap(block, 'weak-read');
+      return false;
+    }
+    this.markPending(block, bad.size);
+    return true;
+  }
+
   // ---- reads -------------------------------------------------------------
 
   private spareRead(part: Buffer, spareOffset: number): void {

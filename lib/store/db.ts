@@ -79,6 +79,44 @@ CREATE TABLE IF NOT EXISTS retired (
   created_at INTEGER NOT NULL,
   PRIMARY KEY (pair_id, spare_block)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY,
+  pair_id INTEGER NOT NULL REFERENCES pairs(id) ON DELETE CASCADE,
+  time INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  block INTEGER,
+  value REAL,
+  detail TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_pair_time ON events (pair_id, kind, time);
+CREATE TABLE IF NOT EXISTS config (
+  pair_id INTEGER NOT NULL REFERENCES pairs(id) ON DELETE CASCADE,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (pair_id, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS scan_state (
+  pair_id INTEGER PRIMARY KEY REFERENCES pairs(id) ON DELETE CASCADE,
+  cursor_block INTEGER NOT NULL,
+  pass_started_at INTEGER,
+  passes_completed INTEGER NOT NULL DEFAULT 0,
+  last_pass_finished_at INTEGER,
+  max_block_scanned INTEGER NOT NULL DEFAULT -1,
+  next_due_at INTEGER NOT NULL DEFAULT 0,
+  last_summary TEXT
+);
+CREATE TABLE IF NOT EXISTS slow_blocks (
+  pair_id INTEGER NOT NULL REFERENCES pairs(id) ON DELETE CASCADE,
+  block INTEGER NOT NULL,
+  latency_ms REAL NOT NULL,
+  time INTEGER NOT NULL,
+  PRIMARY KEY (pair_id, block)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS report_state (
+  pair_id INTEGER PRIMARY KEY REFERENCES pairs(id) ON DELETE CASCADE,
+  reported_at INTEGER NOT NULL,
+  remap_events INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS mounts (
   mountpoint TEXT PRIMARY KEY,
   pid INTEGER NOT NULL,
@@ -126,6 +164,8 @@ export class Store {
         db.exec(SCHEMA);
         db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
         db.exec('COMMIT');
+      } else if (!tables.includes('report_state')) {
+        db.exec(SCHEMA); // tables added within schema version 1
       }
       const version = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get() as string | undefined;
       if (version !== String(SCHEMA_VERSION)) {
@@ -216,6 +256,10 @@ export class Store {
         'INSERT OR REPLACE INTO remaps (pair_id, main_block, spare_block, reason, state, lost_sectors, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
       )
       .run(pairId, r.mainBlock, r.spareBlock < 0 ? null : r.spareBlock, r.reason, r.state, r.lostSectors, r.createdAt);
+  }
+
+  addEvent(pairId: number, time: number, kind: string, block: number | null, value: number | null, detail: string | null): void {
+    this.db.prepare('INSERT INTO events (pair_id, time, kind, block, value, detail) VALUES (?, ?, ?, ?, ?, ?)').run(pairId, time, kind, block, value, detail);
   }
 
   putRetired(pairId: number, spareBlock: number, createdAt: number): void {

@@ -2,14 +2,13 @@ import type { CommandModule } from 'yargs';
 import { OPEN_MODES, OpenMode } from '../../block/file-device';
 import { Daemon } from '../../daemon/daemon';
 import { Store } from '../../store/db';
-import { dbPath, parseCount } from '../common';
+import { dbPath } from '../common';
 import { runInForeground } from '../foreground';
 
 interface Args {
   db?: string;
   mountpoint: string;
   'open-mode': string;
-  'read-retries': string;
 }
 
 export const mountCommand: CommandModule<object, Args> = {
@@ -18,12 +17,10 @@ export const mountCommand: CommandModule<object, Args> = {
   builder: (y) =>
     y
       .positional('mountpoint', { type: 'string', demandOption: true, describe: 'an empty directory' })
-      .option('read-retries', { type: 'string', default: '2', describe: 'extra attempts after a failed read of the main device' })
       .option('open-mode', { type: 'string', choices: OPEN_MODES as string[], default: 'auto', describe: 'how devices are opened (see docs/architecture.md)' }) as never,
   handler: async (argv) => {
-    const readRetries = parseCount('--read-retries', argv['read-retries']);
     const store = Store.open(dbPath(argv), { create: false });
-    const daemon = new Daemon({ store, mountpoint: argv.mountpoint, mode: argv['open-mode'] as OpenMode, readRetries });
+    const daemon = new Daemon({ store, mountpoint: argv.mountpoint, mode: argv['open-mode'] as OpenMode });
     let names: string[];
     try {
       names = await daemon.start();

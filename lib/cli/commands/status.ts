@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { request } from '../../daemon/control';
+import { mapInputOf, renderBar } from '../../health/map';
 import { pairStatus, PairStatus } from '../../remap/ops';
 import { formatBytes, liveDaemon, printJson, requirePair, withStore } from '../common';
 
@@ -27,6 +28,7 @@ export const statusCommand: CommandModule<object, Args> = {
       }
       if (argv.json) return printJson({ version: 1, ...status });
       process.stdout.write(formatStatus(status));
+      process.stdout.write(`${'map'.padEnd(14)}[${renderBar(mapInputOf(store, pair), 64)}]  (. ok, R remapped, P pending, s slow, blank unscanned)\n`);
     });
   },
 };
@@ -54,5 +56,5 @@ export function formatStatus(s: PairStatus): string {
     lines.push(['reallocations', `${c.remapEvents} since mount`]);
     lines.push(['open handles', String(s.openHandles ?? 0)]);
   }
-  return lines.map(([k, v]) => `${k.padEnd(13)}${v}\n`).join('');
+  return lines.map(([k, v]) => `${k.padEnd(14)}${v}\n`).join('');
 }

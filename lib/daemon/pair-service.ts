@@ -1,0 +1,79 @@
+/**
+ * Everything the daemon runs for one pair: the opened pair, its settings (kept
+ * in memory, persisted on change), its background scanner, and the live
+ * control files under `.remapfs/<name>/`.
+ */
+import { PairRuntime } from '../remap/pair';
+import { Store } from '../store/db';
+import { ControlFile } from '../fs/fuse-adapter';
+import { mergeConfig, PairConfig, parseConfigText } from '../health/config';
+import { loadConfig, saveConfig } from '../health/history';
+import { healthReport } from '../health/report';
+import { Scanner } from '../health/scanner';
+import { ScanScheduler } from '../health/scheduler';
+
+export class PairService {
+  config: PairConfig;
+  readonly scanner: Scanner;
+  readonly scheduler: ScanScheduler;
+
+  constructor(
+    readonly rt: PairRuntime,
+    private readonly store: Store,
+    private readonly log: (line: string) => void,
+  ) {
+    this.config = loadConfig(store, rt.record.id);
+    rt.device.readRetries = this.config.readRetries;
+    const prefix = `remapfs: ${rt.record.name}: `;
+    this.scanner = new Scanner(rt.device, store, rt.record.id, () => this.config, Date.now, (line) => log(prefix + line));
+    this.scheduler = new ScanScheduler(this.scanner, rt.device, () => this.config, () => healthReport(store, rt.record).score, rt.record.createdAt);
+  }
+
+  get name(): string {
+    return this.rt.record.name;
+  }
+
+  start(): void {
+    this.scheduler.start();
+  }
+
+  stop(): void {
+    this.scheduler.stop();
+  }
+
+  /** Validates, applies at once and persists; returns the settings in force. */
+  updateConfig(changes: Partial<PairConfig>): PairConfig {
+    const next = mergeConfig(this.config, changes);
+    saveConfig(this.store, this.rt.record.id, changes);
+    this.config = next;
+    this.rt.device.readRetries = next.readRetries;
+    this.scheduler.configChanged();
+    this.log(`remapfs: ${this.name}: settings changed: ${JSON.stringify(changes)}`);
+    return next;
+  }
+
+  stats(): object {
+    return {
+      version: 1,
+      pair: this.name,
+      time: new Date().toISOString(),
+      counters: this.rt.device.counters,
+      remappedBlocks: this.rt.index.remappedCount,
+      pendingBlocks: this.rt.index.pendingCount,
+      freeSpareBlocks: this.rt.index.freeSpareBlocks,
+      metadataSequence: this.rt.journal.state.sequence,
+      scan: { inProgress: this.scanner.inPass, cursorBlock: this.scanner.state.cursorBlock, totalBlocks: this.scanner.totalBlocks },
+    };
+  }
+
+  controlFiles(): Record<string, ControlFile> {
+    return {
+      stats: { read: () => JSON.stringify(this.stats(), null, 2) },
+      health: { read: () => JSON.stringify(healthReport(this.store, this.rt.record), null, 2) },
+      config: {
+        read: () => JSON.stringify(this.config, null, 2),
+        write: (text) => void this.updateConfig(parseConfigText(text)),
+      },
+    };
+  }
+}

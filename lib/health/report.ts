@@ -1,0 +1,99 @@
+/**
+ * The health report of a pair, as shown by `remapfs health`, the live
+ * `.remapfs/<name>/health` file and the Prometheus exporter. The JSON shape is
+ * versioned (version 1) and documented in docs/health.md.
+ */
+import { spareLayout } from '../remap/layout';
+import { PairRecord, Store } from '../store/db';
+import { PairConfig } from './config';
+import { loadConfig, loadScanState, remapEventCount, remapTimes, slowBlocks, ScanSummary } from './history';
+import { DAY_MS, healthScore, ScoreResult, trend, Trend } from './score';
+
+export interface HealthReport {
+  version: 1;
+  pair: string;
+  uuid: string;
+  time: string;
+  score: number;
+  status: ScoreResult['status'];
+  penalties: ScoreResult['penalties'];
+  remappedBlocks: number;
+  pendingBlocks: number;
+  lostSectors: number;
+  retiredSpareBlocks: number;
+  spareBlocksUsed: number;
+  spareBlocksTotal: number;
+  spareUsedPercent: number;
+  spareExhausted: boolean;
+  remapsByReason: Record<string, number>;
+  remapEvents: number;
+  trend: Trend;
+  slowBlocks: number;
+  readErrorRate: number;
+  scan: {
+    passesCompleted: number;
+    inProgress: boolean;
+    progressPercent: number | null;
+    lastFinishedAt: string | null;
+    nextDueAt: string | null;
+    last: ScanSummary | null;
+  };
+  config: PairConfig;
+}
+
+const iso = (t: number | null) => (t ? new Date(t).toISOString() : null);
+
+export function healthReport(store: Store, pair: PairRecord, now: number = Date.now()): HealthReport {
+  const counts = store.counts(pair.id);
+  const layout = spareLayout(pair.spareBytes, pair.blockSize);
+  const used = counts.remapped + counts.retired;
+  const free = Math.max(0, layout.poolBlocks - used);
+  const config = loadConfig(store, pair.id);
+  const scan = loadScanState(store, pair.id);
+  const last = scan.lastSummary;
+  const readErrorRate = last && last.blocksScanned > 0 ? last.unreadableBlocks / last.blocksScanned : 0;
+  const slow = slowBlocks(store, pair.id).length;
+  const t = trend(remapTimes(store, pair.id, now - 30 * DAY_MS), free, now, 30);
+  const s = healthScore({
+    pendingBlocks: counts.pending,
+    spareUsedBlocks: used,
+    spareTotalBlocks: layout.poolBlocks,
+    remapRatePerDay: t.ratePerDay,
+    accelerating: t.accelerating,
+    readErrorRate,
+    slowBlocks: slow,
+  });
+  const lostSectors = store.db.prepare("SELECT coalesce(sum(lost_sectors), 0) FROM remaps WHERE pair_id = ? AND state = 'remapped'").pluck().get(pair.id) as number;
+  const virtualBlocks = Math.floor(pair.mainBytes / pair.blockSize);
+  return {
+    version: 1,
+    pair: pair.name,
+    uuid: pair.uuid,
+    time: new Date(now).toISOString(),
+    score: s.score,
+    status: s.status,
+    penalties: s.penalties,
+    remappedBlocks: counts.remapped,
+    pendingBlocks: counts.pending,
+    lostSectors,
+    retiredSpareBlocks: counts.retired,
+    spareBlocksUsed: used,
+    spareBlocksTotal: layout.poolBlocks,
+    spareUsedPercent: layout.poolBlocks ? Math.round((10000 * used) / layout.poolBlocks) / 100 : 100,
+    spareExhausted: used >= layout.poolBlocks,
+    remapsByReason: store.remapsByReason(pair.id),
+    remapEvents: remapEventCount(store, pair.id),
+    trend: t,
+    slowBlocks: slow,
+    readErrorRate,
+    scan: {
+      passesCompleted: scan.passesCompleted,
+      inProgress: scan.passStartedAt !== null,
+      progressPercent: scan.passStartedAt !== null ? Math.round((1000 * scan.cursorBlock) / Math.max(1, virtualBlocks)) / 10 : null,
+      lastFinishedAt: iso(scan.lastPassFinishedAt),
+      nextDueAt: iso(scan.nextDueAt || null),
+      last,
+    },
+    config,
+  };
+}

@@ -1,0 +1,121 @@
+/**
+ * ScanScheduler: runs a pair's Scanner in the daemon's event loop. A pass
+ * starts when it is due (the last pass plus the adaptive interval; the first
+ * one a base interval after the pair was made); it steps one chunk at a time,
+ * only while user I/O has been quiet for scanIdleMs, and no faster than
+ * scanRateMiBps. A requested pass (remapfs scan) runs at full speed but still
+ * yields to user I/O. Clock and timers are injected for tests.
+ */
+import { RemapDevice } from '../remap/remap-device';
+import { PairConfig } from './config';
+import { Scanner } from './scanner';
+import { adaptiveIntervalMs, RateLimiter } from './score';
+
+export interface SchedulerClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const realClock: SchedulerClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+const MAX_SLEEP_MS = 60000;
+
+export class ScanScheduler {
+  private readonly limiter: RateLimiter;
+  private timer: unknown;
+  private lastIoOps = -1;
+  private lastIoAt = 0;
+  private stopped = false;
+  /** A pass asked for by the user: no rate limit. */
+  private urgent = false;
+
+  constructor(
+    readonly scanner: Scanner,
+    private readonly dev: RemapDevice,
+    private readonly config: () => PairConfig,
+    private readonly score: () => number,
+    private readonly createdAt: number,
+    private readonly clock: SchedulerClock = realClock,
+  ) {
+    this.limiter = new RateLimiter(this.config().scanRateMiBps * 1048576, () => clock.now());
+    if (!scanner.inPass && scanner.state.nextDueAt === 0) {
+      scanner.setNextDue(createdAt + this.config().scanIntervalHours * 3600000);
+    }
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.scanner.inPass) this.scanner.persist();
+  }
+
+  /** Starts a full pass now (continuing one in progress unless `restart`). */
+  requestPass(restart: boolean): void {
+    this.urgent = true;
+    this.scanner.startPass(restart);
+    this.schedule(0);
+  }
+
+  /** Applies changed settings (rate) at once. */
+  configChanged(): void {
+    this.limiter.setRate(this.config().scanRateMiBps * 1048576);
+    this.schedule(0);
+  }
+
+  /** One decision; returns the delay until the next one (exposed for tests). */
+  tick(): number {
+    const cfg = this.config();
+    const now = this.clock.now();
+    const ops = this.dev.counters.readOps + this.dev.counters.writeOps;
+    if (ops !== this.lastIoOps) {
+      this.lastIoOps = ops;
+      this.lastIoAt = now;
+    }
+    if (!this.scanner.inPass) {
+      this.urgent = false;
+      if (!cfg.scanEnabled) return MAX_SLEEP_MS;
+      if (now < this.scanner.state.nextDueAt) return Math.min(MAX_SLEEP_MS, this.scanner.state.nextDueAt - now);
+      this.scanner.startPass();
+    } else if (!cfg.scanEnabled && !this.urgent) {
+      return MAX_SLEEP_MS;
+    }
+    const quietFor = now - this.lastIoAt;
+    if (quietFor < cfg.scanIdleMs) return cfg.scanIdleMs - quietFor;
+    if (!this.urgent) {
+      const wait = this.limiter.take(cfg.scanChunkKiB * 1024);
+      if (wait > 0) return wait;
+    }
+    this.scanner.step();
+    if (!this.scanner.inPass) {
+      this.urgent = false;
+      this.scanner.setNextDue(this.clock.now() + adaptiveIntervalMs(cfg.scanIntervalHours * 3600000, this.score()));
+    }
+    return 0;
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = this.clock.setTimeout(() => {
+      this.timer = undefined;
+      let next: number;
+      try {
+        next = this.tick();
+      } catch {
+        next = 1000;
+      }
+      this.schedule(next);
+    }, ms);
+  }
+}
