@@ -28,8 +28,8 @@ const MAX_SLEEP_MS = 60000;
 export class ScanScheduler {
   private readonly limiter: RateLimiter;
   private timer: unknown;
-  private lastIoOps = -1;
-  private lastIoAt = 0;
+  private lastIoOps: number;
+  private lastIoAt = -Infinity;
   private stopped = false;
   /** A pass asked for by the user: no rate limit. */
   private urgent = false;
@@ -43,6 +43,7 @@ export class ScanScheduler {
     private readonly clock: SchedulerClock = realClock,
   ) {
     this.limiter = new RateLimiter(this.config().scanRateMiBps * 1048576, () => clock.now());
+    this.lastIoOps = dev.counters.readOps + dev.counters.writeOps;
     if (!scanner.inPass && scanner.state.nextDueAt === 0) {
       scanner.setNextDue(createdAt + this.config().scanIntervalHours * 3600000);
     }

@@ -1,0 +1,335 @@
+/**
+ * Health arithmetic and rendering, with tables of cases and an injected clock:
+ * settings, score, adaptive interval, trend and prediction, the rate limiter,
+ * the scan scheduler, the map, and the Prometheus exposition format.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { FaultDevice } from '../../lib/block/fault-device';
+import { MemoryDevice } from '../../lib/block/memory-device';
+import { DEFAULT_CONFIG, mergeConfig, PairConfig, parseConfigText, parseConfigValue } from '../../lib/health/config';
+import { cells, renderBar, renderSvg, STATE_COLOURS, MapInput } from '../../lib/health/map';
+import { renderPrometheus } from '../../lib/health/prometheus';
+import { healthReport } from '../../lib/health/report';
+import { Scanner } from '../../lib/health/scanner';
+import { ScanScheduler, SchedulerClock } from '../../lib/health/scheduler';
+import { adaptiveIntervalMs, DAY_MS, healthScore, RateLimiter, trend } from '../../lib/health/score';
+import { RemapIndex } from '../../lib/remap/index-table';
+import { spareLayout } from '../../lib/remap/layout';
+import { RemapDevice, RemapJournal } from '../../lib/remap/remap-device';
+import { Store } from '../../lib/store/db';
+
+describe('settings', () => {
+  it.each([
+    ['scanRateMiBps', '8', 8],
+    ['scanEnabled', 'off', false],
+    ['scanEnabled', 'true', true],
+    ['readRetries', '0', 0],
+    ['latencyWarnMs', 35, 35],
+  ])('%s=%s parses to %s', (k, raw, want) => {
+    expect(parseConfigValue(k, raw)).toBe(want);
+  });
+
+  it.each([
+    ['nope', '1', /unknown setting/],
+    ['scanRateMiBps', 'fast', /must be a number/],
+    ['scanRateMiBps', '0', /from 0.01/],
+    ['readRetries', '1.5', /whole number/],
+    ['scanEnabled', 'maybe', /true or false/],
+  ])('%s=%s is refused', (k, raw, re) => {
+    expect(() => parseConfigValue(k, raw)).toThrow(re);
+  });
+
+  it('reads key=value lines and JSON, all or nothing', () => {
+    expect(parseConfigText('scanRateMiBps=2\n# comment\nlatencyWarnMs = 30\n')).toEqual({ scanRateMiBps: 2, latencyWarnMs: 30 });
+    expect(parseConfigText('{"scanEnabled": false}')).toEqual({ scanEnabled: false });
+    expect(() => parseConfigText('scanRateMiBps=2\nbad=1')).toThrow(/unknown setting/);
+    expect(() => mergeConfig(DEFAULT_CONFIG, { latencyWarnMs: 200 })).toThrow(/latencyWarnMs <= latencyRemapMs/);
+  });
+});
+
+describe('health score', () => {
+  const clean = { pendingBlocks: 0, spareUsedBlocks: 0, spareTotalBlocks: 1000, remapRatePerDay: 0, accelerating: false, readErrorRate: 0, slowBlocks: 0 };
+  it.each([
+    ['a clean pair', {}, 100, 'good'],
+    ['one pending block', { pendingBlocks: 1 }, 90, 'good'],
+    ['five pending blocks', { pendingBlocks: 5 }, 60, 'poor'],
+    ['half the spare used', { spareUsedBlocks: 500 }, 85, 'fair'],
+    ['all the spare used', { spareUsedBlocks: 1000 }, 70, 'fair'],
+    ['3 remaps a day', { remapRatePerDay: 3 }, 90, 'good'],
+    ['3 a day, accelerating', { remapRatePerDay: 3, accelerating: true }, 85, 'fair'],
+    ['1 unreadable in 10,000', { readErrorRate: 0.0001 }, 99, 'good'],
+    ['12 slow blocks', { slowBlocks: 12 }, 90, 'good'],
+    ['everything at once', { pendingBlocks: 9, spareUsedBlocks: 1000, remapRatePerDay: 100, accelerating: true, readErrorRate: 1, slowBlocks: 50 }, 0, 'failing'],
+  ])('%s', (_name, change, score, status) => {
+    const r = healthScore({ ...clean, ...change });
+    expect(r.score).toBe(score);
+    expect(r.status).toBe(status);
+  });
+});
+
+describe('adaptive interval', () => {
+  it.each([
+    [100, 24],
+    [50, 24 / 4.5],
+    [0, 3],
+  ])('score %i gives %f hours', (score, hours) => {
+    expect(adaptiveIntervalMs(24 * 3600000, score) / 3600000).toBeCloseTo(hours, 6);
+  });
+});
+
+describe('trend and prediction', () => {
+  const now = Date.UTC(2026, 10, 23, 12);
+  it('no remaps: rate 0, no prediction', () => {
+    expect(trend([], 100, now)).toEqual({ ratePerDay: 0, accelerating: false, daysToExhaustion: null, exhaustionDate: null });
+  });
+
+  it('a steady 2 a day for 30 days converges near 2 and predicts from the free blocks', () => {
+    const times: number[] = [];
+    for (let d = 0; d < 30; d++) times.push(now - d * DAY_MS - 1000, now - d * DAY_MS - 2000);
+    const t = trend(times, 100, now);
+    expect(t.ratePerDay).toBeGreaterThan(1.99);
+    expect(t.ratePerDay).toBeLessThanOrEqual(2);
+    expect(t.accelerating).toBe(false);
+    expect(t.daysToExhaustion).toBeCloseTo(100 / t.ratePerDay, 0);
+    expect(t.exhaustionDate).toBe(new Date(now + (t.daysToExhaustion as number) * DAY_MS).toISOString().slice(0, 10));
+  });
+
+  it('a burst in the last days is accelerating', () => {
+    const times = [now - 20 * DAY_MS, now - 2 * DAY_MS, now - DAY_MS, now - 1000, now - 2000, now - 3000];
+    expect(trend(times, 1000, now).accelerating).toBe(true);
+  });
+});
+
+describe('rate limiter (injected clock)', () => {
+  it('allows the rate per second and no burst beyond one second of it', () => {
+    let t = 0;
+    const rl = new RateLimiter(1000, () => t);
+    expect(rl.take(600)).toBe(0);
+    expect(rl.take(600)).toBe(200); // 400 left, 200 ms to earn 200 more
+    t += 200;
+    expect(rl.take(600)).toBe(0);
+    t += 10 * 1000; // a long idle time refills only one second's worth
+    expect(rl.take(1000)).toBe(0);
+    expect(rl.take(1)).toBe(1);
+    rl.setRate(2000);
+    t += 500;
+    expect(rl.take(1000)).toBe(0);
+  });
+});
+
+describe('scan scheduler (injected clock)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapfs-sched-'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  class FakeClock implements SchedulerClock {
+    t = 1_000_000;
+    now = () => this.t;
+    setTimeout = () => 0;
+    clearTimeout = () => undefined;
+  }
+
+  const journal: RemapJournal = { commitRemap: () => undefined, commitRetired: () => undefined };
+
+  function world(config: Partial<PairConfig>) {
+    const store = Store.open(path.join(dir, `s${Math.random().toString(36).slice(2)}.db`), { create: true });
+    const pair = store.insertPair({ name: 'p', uuid: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', mainPath: '/x', sparePath: '/y', blockSize: 4096, mainBytes: 4 * 1048576, spareBytes: 1048576, createdAt: 1_000_000, metaSeq: 1 });
+    const main = new FaultDevice(new MemoryDevice('main', 4 * 1048576));
+    const index = new RemapIndex(1024, spareLayout(1048576, 4096));
+    const dev = new RemapDevice('p', main, new MemoryDevice('spare', 1048576), 4096, index, journal);
+    const cfg: PairConfig = { ...DEFAULT_CONFIG, ...config };
+    const clock = new FakeClock();
+    const scanner = new Scanner(dev, store, pair.id, () => cfg, clock.now);
+    const score = { value: 100 };
+    const sched = new ScanScheduler(scanner, dev, () => cfg, () => score.value, pair.createdAt, clock);
+    return { store, pair, dev, scanner, sched, clock, score, cfg };
+  }
+
+  it('waits for the first pass one base interval after the pair was made', () => {
+    const w = world({ scanIntervalHours: 1 });
+    expect(w.scanner.state.nextDueAt).toBe(1_000_000 + 3600000);
+    expect(w.sched.tick()).toBe(60000); // capped sleep
+    w.clock.t = 1_000_000 + 3600000;
+    w.sched.tick(); // due: starts the pass (and waits for quiet I/O first)
+    expect(w.scanner.inPass).toBe(true);
+  });
+
+  it('yields to user I/O, keeps to the rate, and schedules the next pass adaptively', () => {
+    const w = world({ scanIntervalHours: 1, scanRateMiBps: 1, scanChunkKiB: 256, scanIdleMs: 100 });
+    w.clock.t += 3600000;
+    expect(w.sched.tick()).toBe(0); // due: starts and scans a chunk
+    expect(w.scanner.state.cursorBlock).toBe(64);
+    w.dev.counters.readOps++; // user I/O
+    w.clock.t += 50;
+    expect(w.sched.tick()).toBe(100); // waits until I/O has been quiet for 100 ms
+    w.clock.t += 60;
+    expect(w.sched.tick()).toBe(40);
+    w.clock.t += 40;
+    // 1 MiB/s, 256 KiB chunks: the bucket held 1 MiB, less the first chunk, plus 150 ms of refill (~157 KiB),
+    // so three chunks go at once; the fourth waits for the missing ~100 KiB (100 ms); then one per 250 ms.
+    const got: number[] = [];
+    for (let i = 0; i < 4; i++) got.push(w.sched.tick());
+    expect(got).toEqual([0, 0, 0, 100]);
+    w.clock.t += 100;
+    expect(w.sched.tick()).toBe(0);
+    expect(w.sched.tick()).toBe(250);
+    w.clock.t += 250;
+    expect(w.sched.tick()).toBe(0);
+    expect(w.scanner.state.cursorBlock).toBe(6 * 64);
+    // Finish the pass at a score of 50: next pass in 1 h / 4.5.
+    w.score.value = 50;
+    for (let i = 0; i < 100 && w.scanner.inPass; i++) {
+      w.clock.t += 1000;
+      w.sched.tick();
+    }
+    expect(w.scanner.inPass).toBe(false);
+    expect(w.scanner.state.passesCompleted).toBe(1);
+    expect(w.scanner.state.nextDueAt - w.clock.t).toBeCloseTo(3600000 / 4.5, 0);
+  });
+
+  it('a requested pass ignores the rate limit but still yields to user I/O', () => {
+    const w = world({ scanRateMiBps: 0.01, scanIdleMs: 100 });
+    w.clock.t += 200;
+    w.sched.requestPass(false);
+    let steps = 0;
+    while (w.scanner.inPass && steps < 100) {
+      expect(w.sched.tick()).toBe(0);
+      steps++;
+    }
+    expect(steps).toBe(16); // 1024 blocks / 64 per chunk
+  });
+
+  it('persists progress so a new scanner resumes where the old one stopped', () => {
+    const w = world({ scanChunkKiB: 64 });
+    w.scanner.startPass();
+    for (let i = 0; i < 5; i++) w.scanner.step();
+    w.scanner.persist();
+    const again = new Scanner(w.dev, w.store, w.pair.id, () => w.cfg, w.clock.now);
+    expect(again.inPass).toBe(true);
+    expect(again.state.cursorBlock).toBe(5 * 16);
+    expect(again.state.currentSummary?.blocksScanned).toBe(5 * 16);
+  });
+
+  it('the report reflects pending blocks and the scan', () => {
+    const w = world({});
+    w.store.putRemap(w.pair.id, { mainBlock: 3, spareBlock: -1, reason: 'read-error', state: 'pending', lostSectors: 1, createdAt: 1 });
+    const r = healthReport(w.store, w.pair, w.clock.t);
+    expect(r.pendingBlocks).toBe(1);
+    expect(r.score).toBe(90);
+    expect(r.scan.passesCompleted).toBe(0);
+  });
+});
+
+describe('map', () => {
+  const input: MapInput = { virtualBlocks: 100, remapped: new Set([10, 11, 55]), pending: new Set([11, 70]), slow: new Set([30]), scannedThrough: 79 };
+
+  it('groups blocks into cells by their worst state', () => {
+    const c = cells(input, 10);
+    expect(c.map((x) => x.state)).toEqual(['ok', 'pending', 'ok', 'slow', 'ok', 'remapped', 'ok', 'pending', 'unscanned', 'unscanned']);
+    expect(c[1]).toEqual({ firstBlock: 10, endBlock: 20, state: 'pending' });
+  });
+
+  it('draws a text bar', () => {
+    expect(renderBar(input, 10)).toBe('.P.s.R.P  ');
+  });
+
+  it('draws well-formed SVG whose cells and colours match the states', () => {
+    const svg = renderSvg('test', input, { maxCells: 100, columns: 10 });
+    expect(wellFormed(svg)).toBe(true);
+    const rects = [...svg.matchAll(/<rect [^>]*fill="(#[0-9a-f]{6})" data-state="(\w+)" data-first-block="(\d+)"/g)];
+    expect(rects).toHaveLength(100);
+    for (const [, colour, state, first] of rects) {
+      const b = Number(first);
+      const want = input.pending.has(b) ? 'pending' : input.remapped.has(b) ? 'remapped' : input.slow.has(b) ? 'slow' : b > 79 ? 'unscanned' : 'ok';
+      expect(state).toBe(want);
+      expect(colour).toBe(STATE_COLOURS[want as keyof typeof STATE_COLOURS]);
+    }
+    for (const s of Object.keys(STATE_COLOURS)) expect(svg).toContain(`data-legend="${s}"`);
+    expect(svg).toContain('pending (2)');
+    expect(svg).toContain('unscanned (20)');
+  });
+});
+
+describe('Prometheus exposition', () => {
+  it('has HELP and TYPE before samples, valid names and labels', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapfs-prom-'));
+    try {
+      const store = Store.open(path.join(dir, 'p.db'), { create: true });
+      const pair = store.insertPair({ name: 'we"ird', uuid: '2c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', mainPath: '/x', sparePath: '/y', blockSize: 4096, mainBytes: 1048576, spareBytes: 1048576, createdAt: 1, metaSeq: 1 });
+      const text = renderPrometheus([{ report: healthReport(store, pair), problems: { dataLost: false, newRemaps: true } }]);
+      const parsed = parseExposition(text);
+      expect(parsed.samples.get('remapfs_health_score')).toEqual([{ labels: { pair: 'we"ird', uuid: pair.uuid }, value: 100 }]);
+      expect(parsed.types.get('remapfs_remap_events_total')).toBe('counter');
+      expect(parsed.samples.get('remapfs_health_problem')?.find((s) => s.labels.problem === 'newRemaps')?.value).toBe(1);
+      expect(parsed.samples.has('remapfs_days_to_spare_exhaustion')).toBe(false); // no remaps: no prediction
+      store.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** A strict little parser of the text exposition format; throws on anything malformed. */
+export function parseExposition(text: string): { types: Map<string, string>; help: Map<string, string>; samples: Map<string, Array<{ labels: Record<string, string>; value: number }>> } {
+  const types = new Map<string, string>();
+  const help = new Map<string, string>();
+  const samples = new Map<string, Array<{ labels: Record<string, string>; value: number }>>();
+  if (!text.endsWith('\n')) throw new Error('must end with a newline');
+  for (const line of text.slice(0, -1).split('\n')) {
+    let m = /^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*)$/.exec(line);
+    if (m) {
+      help.set(m[1] as string, m[2] as string);
+      continue;
+    }
+    m = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$/.exec(line);
+    if (m) {
+      if (samples.has(m[1] as string)) throw new Error(`TYPE after samples for ${m[1]}`);
+      types.set(m[1] as string, m[2] as string);
+      continue;
+    }
+    m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$/.exec(line);
+    if (!m) throw new Error(`bad line: ${line}`);
+    const name = m[1] as string;
+    if (!types.has(name) || !help.has(name)) throw new Error(`sample before HELP/TYPE: ${name}`);
+    const labels: Record<string, string> = {};
+    const body = m[2] ?? '';
+    const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(,|$)/gy;
+    let consumed = 0;
+    for (let lm = re.exec(body); lm; lm = re.exec(body)) {
+      labels[lm[1] as string] = (lm[2] as string).replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
+      consumed = re.lastIndex;
+    }
+    if (consumed !== body.length) throw new Error(`bad labels: ${body}`);
+    const list = samples.get(name) ?? [];
+    list.push({ labels, value: Number(m[3]) });
+    samples.set(name, list);
+  }
+  return { types, help, samples };
+}
+
+/** Minimal XML well-formedness: balanced tags, quoted attributes, one root. */
+export function wellFormed(xml: string): boolean {
+  const body = xml.replace(/^<\?xml[^?]*\?>\s*/, '');
+  const stack: string[] = [];
+  let roots = 0;
+  const re = /<(\/?)([a-zA-Z][\w:-]*)((?:\s+[\w:-]+="[^"<]*")*)\s*(\/?)>|([^<]+)/g;
+  let pos = 0;
+  for (let m = re.exec(body); m; m = re.exec(body)) {
+    if (m.index !== pos) return false;
+    pos = re.lastIndex;
+    if (m[5] !== undefined) {
+      if (stack.length === 0 && m[5].trim()) return false;
+      if (/&(?!amp;|lt;|gt;|quot;|apos;)/.test(m[5])) return false;
+      continue;
+    }
+    const [, close, name, , selfClose] = m;
+    if (close) {
+      if (stack.pop() !== name) return false;
+    } else if (!selfClose) {
+      if (stack.length === 0) roots++;
+      stack.push(name as string);
+    } else if (stack.length === 0) roots++;
+  }
+  return pos === body.length && stack.length === 0 && roots === 1;
+}
