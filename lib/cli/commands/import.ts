@@ -69,6 +69,8 @@ export const importCommand: CommandModule<object, Args> = {
           entries.filter((e) => e.state === 'retired').map((e) => ({ spareBlock: e.spareBlock, createdAt: e.createdAt })),
           h.sequence,
         );
+        // The history went with the old database; the remap times in the slots rebuild the trend.
+        for (const e of entries) if (e.state !== 'retired') store.addEvent(p.id, e.createdAt, e.state === 'pending' ? 'pending' : 'remap', e.mainBlock, e.spareBlock, e.reason);
         return p;
       });
       const report = checkOffline(store, pair, { write: true, log: (line) => process.stderr.write(line + '\n') });
