@@ -118,8 +118,9 @@ describe('health', () => {
     const { spare, simMnt, mnt } = await failingPair({ spareBytes, mainBytes: 16 * MiB });
     // bit 0: a usage error.
     expect(lab.cli(['health', '--days', 'soon']).status).toBe(1);
-    // Clean: exit 0 (the first report records the baseline).
+    // Clean: exit 0 (the first report records the baseline); --quiet then prints nothing.
     expect(lab.cli(['health']).status).toBe(0);
+    expect(lab.cli(['health', '--quiet'])).toMatchObject({ status: 0, stdout: '' });
     await lab.startDaemon(mnt);
     const vfile = path.join(mnt, 'h');
     // bit 6: new remaps since the last report; only once.

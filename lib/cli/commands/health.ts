@@ -31,6 +31,7 @@ interface Args {
   json: boolean;
   prometheus?: string;
   days?: string;
+  quiet: boolean;
 }
 
 interface PairHealth {
@@ -120,6 +121,7 @@ export const healthCommand: CommandModule<object, Args> = {
       .positional('name', { type: 'string', describe: 'one pair (default: all)' })
       .option('json', { type: 'boolean', default: false, describe: 'versioned JSON on stdout, nothing else' })
       .option('prometheus', { type: 'string', describe: 'also write a node_exporter textfile-collector file (atomically)' })
+      .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print nothing when there is nothing to report (exit status 0): for cron' })
       .option('days', { type: 'string', describe: 'prediction horizon for bit 7 (default: the predictDays setting, 30)' }) as never,
   handler: async (argv) => {
     const days = argv.days !== undefined ? parseCount('--days', argv.days) : undefined;
@@ -133,7 +135,9 @@ export const healthCommand: CommandModule<object, Args> = {
       if (argv.prometheus) {
         writeAtomically(argv.prometheus, renderPrometheus(results.filter((r) => r.report).map((r) => ({ report: r.report as HealthReport, problems: r.problems }))));
       }
-      if (argv.json) {
+      if (argv.quiet && status === 0) {
+        // nothing to say
+      } else if (argv.json) {
         printJson({ version: 1, time: new Date(now).toISOString(), exitStatus: status, pairs: results.map((r) => ({ ...r.report, problems: r.problems, messages: r.messages, exitStatus: r.status })) });
       } else {
         for (const r of results) {
