@@ -11,6 +11,7 @@ import { loadConfig, saveConfig } from '../health/history';
 import { healthReport } from '../health/report';
 import { Scanner } from '../health/scanner';
 import { ScanScheduler } from '../health/scheduler';
+import { labelBlockOf } from '../discovery/label';
 
 export class PairService {
   config: PairConfig;
@@ -58,7 +59,7 @@ export class PairService {
       pair: this.name,
       time: new Date().toISOString(),
       counters: this.rt.device.counters,
-      remappedBlocks: this.rt.index.remappedCount,
+      remappedBlocks: this.rt.index.remappedCount - (this.rt.record.mainLabel && this.rt.index.spareBlockOf(labelBlockOf(this.rt.record.mainBytes, this.rt.record.blockSize)) >= 0 ? 1 : 0),
       pendingBlocks: this.rt.index.pendingCount,
       freeSpareBlocks: this.rt.index.freeSpareBlocks,
       metadataSequence: this.rt.journal.state.sequence,

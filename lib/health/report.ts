@@ -46,7 +46,7 @@ const iso = (t: number | null) => (t ? new Date(t).toISOString() : null);
 export function healthReport(store: Store, pair: PairRecord, now: number = Date.now()): HealthReport {
   const counts = store.counts(pair.id);
   const layout = spareLayout(pair.spareBytes, pair.blockSize);
-  const used = counts.remapped + counts.retired;
+  const used = counts.remapped + counts.label + counts.retired;
   const free = Math.max(0, layout.poolBlocks - used);
   const config = loadConfig(store, pair.id);
   const scan = loadScanState(store, pair.id);

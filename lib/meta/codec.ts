@@ -51,7 +51,7 @@ export interface SlotHeader {
   pageCount: number;
 }
 
-const REASONS: ReadonlyArray<RemapReason | 'none'> = ['none', 'manual', 'write-error', 'read-error', 'weak-read', 'scan-slow', 'imported'];
+const REASONS: ReadonlyArray<RemapReason | 'none'> = ['none', 'manual', 'write-error', 'read-error', 'weak-read', 'scan-slow', 'imported', 'label'];
 const STATES: ReadonlyArray<EntryState | 'empty'> = ['empty', 'remapped', 'pending', 'retired'];
 
 /** CRC-32 (IEEE 802.3, reflected 0xEDB88320, init and xorout 0xFFFFFFFF) as an unsigned number. */

@@ -27,7 +27,7 @@ export class MetaJournal implements RemapJournal {
     const entry: SlotEntry = { mainBlock: r.mainBlock, spareBlock: r.spareBlock, createdAt: r.createdAt, reason: r.reason, state: r.state, lostSectors: r.lostSectors };
     this.commit(entry, () => {
       this.store.putRemap(this.pair.id, r);
-      this.store.addEvent(this.pair.id, r.createdAt, r.state === 'pending' ? 'pending' : 'remap', r.mainBlock, r.spareBlock, r.reason);
+      this.store.addEvent(this.pair.id, r.createdAt, r.state === 'pending' ? 'pending' : r.reason === 'label' ? 'label' : 'remap', r.mainBlock, r.spareBlock, r.reason);
     });
   }
 

@@ -92,6 +92,11 @@ export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: 
     if (r.sequence !== undefined && r.header?.uuid === pair.uuid) highestSeen = Math.max(highestSeen, r.sequence);
     if (r.valid && (!newest || (r.sequence ?? 0) > (newest.sequence ?? 0))) newest = r;
   }
+  const foreign = reports.find((r) => r.reason?.startsWith('belongs to another pair'));
+  if (!newest && foreign && !reports.some((r) => r.header?.uuid === pair.uuid)) {
+    // Never overwrite another pair's metadata: the stored spare path points at the wrong device.
+    throw new RemapfsError('open spare of pair', pair.name, `${pair.sparePath} holds the metadata of another pair (${foreign.header?.name}, uuid ${foreign.header?.uuid})`, 'wrong device? "remapfs discover" finds where the pair is now');
+  }
   const identity = identityOf(pair);
   let state: MetaState;
   let source: Reconciliation['source'];

@@ -63,7 +63,7 @@ export interface PairStatus {
 export function pairStatus(store: Store, pair: PairRecord): PairStatus {
   const counts = store.counts(pair.id);
   const layout = spareLayout(pair.spareBytes, pair.blockSize);
-  const used = counts.remapped + counts.retired;
+  const used = counts.remapped + counts.label + counts.retired;
   return {
     name: pair.name,
     uuid: pair.uuid,

@@ -13,6 +13,8 @@ import { SlotEntry } from '../meta/codec';
 import { MetaJournal } from '../meta/journal';
 import { reconcile, Reconciliation } from '../meta/reconcile';
 import { SlotSet } from '../meta/slots';
+import { readLabel } from '../discovery/label';
+import { hardwareId } from '../discovery/hardware';
 
 export interface PairRuntime {
   record: PairRecord;
@@ -21,6 +23,8 @@ export interface PairRuntime {
   journal: MetaJournal;
   /** What opening found and repaired in the metadata. */
   opened: Reconciliation;
+  /** The main device itself (for writing its label). */
+  main: FileDevice;
   close(): void;
 }
 
@@ -56,6 +60,7 @@ export function openPair(store: Store, pair: PairRecord, opts: OpenPairOptions =
   const main = FileDevice.open(pair.mainPath, { mode });
   let spare: FileDevice | undefined;
   try {
+    checkMainIdentity(pair, main);
     spare = FileDevice.open(pair.sparePath, { mode });
     const slots = new SlotSet(spare, spareLayout(pair.spareBytes, pair.blockSize));
     const opened = reconcile(store, pair, slots, { write: true, log });
@@ -65,11 +70,26 @@ export function openPair(store: Store, pair: PairRecord, opts: OpenPairOptions =
       ...(opts.readRetries !== undefined ? { readRetries: opts.readRetries } : {}),
       onEvent: (line) => log(`remapfs: ${pair.name}: ${line}`),
     });
-    return { record: pair, device, index, journal, opened, close: () => device.close() };
+    return { record: pair, device, index, journal, opened, main, close: () => device.close() };
   } catch (err) {
     main.close();
     spare?.close();
     throw err;
+  }
+}
+
+/** Refuses a main that is not this pair's: wrong label, or other hardware than was paired. */
+export function checkMainIdentity(pair: PairRecord, main: FileDevice): void {
+  if (pair.mainLabel) {
+    const label = readLabel(main);
+    if (!label || label.uuid !== pair.uuid) {
+      const found = label ? `the label of pair ${label.name} (uuid ${label.uuid})` : 'no remapfs label';
+      throw new RemapfsError('open main of pair', pair.name, `${pair.mainPath} carries ${found}, not this pair's`, 'wrong disk? "remapfs discover" finds where the pair is now');
+    }
+  }
+  const hw = hardwareId(pair.mainPath);
+  if (pair.mainHwid && hw && hw !== pair.mainHwid) {
+    throw new RemapfsError('open main of pair', pair.name, `${pair.mainPath} is ${hw}, but the pair was made with ${pair.mainHwid}`, 'a clone of the disk? serve the original');
   }
 }
 

@@ -14,7 +14,7 @@ import { RemapfsError } from '../errors';
 
 export const SCHEMA_VERSION = 1;
 
-export type RemapReason = 'manual' | 'write-error' | 'read-error' | 'weak-read' | 'scan-slow' | 'imported';
+export type RemapReason = 'manual' | 'write-error' | 'read-error' | 'weak-read' | 'scan-slow' | 'imported' | 'label';
 export type RemapState = 'remapped' | 'pending';
 
 export interface PairRecord {
@@ -29,6 +29,10 @@ export interface PairRecord {
   createdAt: number;
   /** Sequence number of the last metadata change committed here. */
   metaSeq: number;
+  /** The main carries this pair's label in its last block (docs/format.md). */
+  mainLabel: boolean;
+  /** Hardware serial or WWN of the main when it is a block device that has one. */
+  mainHwid: string | null;
 }
 
 export interface RemapRecord {
@@ -60,7 +64,9 @@ CREATE TABLE IF NOT EXISTS pairs (
   main_bytes INTEGER NOT NULL,
   spare_bytes INTEGER NOT NULL,
   created_at INTEGER NOT NULL,
-  meta_seq INTEGER NOT NULL DEFAULT 0
+  meta_seq INTEGER NOT NULL DEFAULT 0,
+  main_label INTEGER NOT NULL DEFAULT 0,
+  main_hwid TEXT
 );
 CREATE TABLE IF NOT EXISTS remaps (
   pair_id INTEGER NOT NULL REFERENCES pairs(id) ON DELETE CASCADE,
@@ -196,16 +202,26 @@ export class Store {
     return row ? pairFromRow(row) : undefined;
   }
 
-  insertPair(p: Omit<PairRecord, 'id'>): PairRecord {
+  insertPair(input: Omit<PairRecord, 'id' | 'mainLabel' | 'mainHwid'> & Partial<Pick<PairRecord, 'mainLabel' | 'mainHwid'>>): PairRecord {
+    const p = { mainLabel: false, mainHwid: null, ...input };
     const info = this.db
-      .prepare('INSERT INTO pairs (name, uuid, main_path, spare_path, block_size, main_bytes, spare_bytes, created_at, meta_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(p.name, p.uuid, p.mainPath, p.sparePath, p.blockSize, p.mainBytes, p.spareBytes, p.createdAt, p.metaSeq);
+      .prepare('INSERT INTO pairs (name, uuid, main_path, spare_path, block_size, main_bytes, spare_bytes, created_at, meta_seq, main_label, main_hwid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(p.name, p.uuid, p.mainPath, p.sparePath, p.blockSize, p.mainBytes, p.spareBytes, p.createdAt, p.metaSeq, p.mainLabel ? 1 : 0, p.mainHwid);
     return { ...p, id: Number(info.lastInsertRowid) };
   }
 
   getPairByUuid(uuid: string): PairRecord | undefined {
     const row = this.db.prepare('SELECT * FROM pairs WHERE uuid = ?').get(uuid) as PairRow | undefined;
     return row ? pairFromRow(row) : undefined;
+  }
+
+  setMainLabel(pairId: number, hwid: string | null): void {
+    this.db.prepare('UPDATE pairs SET main_label = 1, main_hwid = ? WHERE id = ?').run(hwid, pairId);
+  }
+
+  /** Records where a pair's devices are now (after a rename, a move or a reboot). */
+  updatePaths(pairId: number, mainPath: string, sparePath: string): void {
+    this.db.prepare('UPDATE pairs SET main_path = ?, spare_path = ? WHERE id = ?').run(mainPath, sparePath, pairId);
   }
 
   setMetaSeq(pairId: number, seq: number): void {
@@ -266,16 +282,22 @@ export class Store {
     this.db.prepare('INSERT OR IGNORE INTO retired (pair_id, spare_block, created_at) VALUES (?, ?, ?)').run(pairId, spareBlock, createdAt);
   }
 
-  counts(pairId: number): { remapped: number; pending: number; retired: number } {
-    const remapped = this.db.prepare("SELECT count(*) FROM remaps WHERE pair_id = ? AND state = 'remapped'").pluck().get(pairId) as number;
+  /**
+   * Remapped blocks (without the label block, which is structure, not a
+   * failure), the label block, pending blocks, retired spare blocks. Spare
+   * blocks in use = remapped + label + retired.
+   */
+  counts(pairId: number): { remapped: number; label: number; pending: number; retired: number } {
+    const remapped = this.db.prepare("SELECT count(*) FROM remaps WHERE pair_id = ? AND state = 'remapped' AND reason != 'label'").pluck().get(pairId) as number;
+    const label = this.db.prepare("SELECT count(*) FROM remaps WHERE pair_id = ? AND state = 'remapped' AND reason = 'label'").pluck().get(pairId) as number;
     const pending = this.db.prepare("SELECT count(*) FROM remaps WHERE pair_id = ? AND state = 'pending'").pluck().get(pairId) as number;
     const retired = this.db.prepare('SELECT count(*) FROM retired WHERE pair_id = ?').pluck().get(pairId) as number;
-    return { remapped, pending, retired };
+    return { remapped, label, pending, retired };
   }
 
   /** Remapped blocks by reason. */
   remapsByReason(pairId: number): Record<string, number> {
-    const rows = this.db.prepare("SELECT reason, count(*) AS n FROM remaps WHERE pair_id = ? AND state = 'remapped' GROUP BY reason").all(pairId) as Array<{ reason: string; n: number }>;
+    const rows = this.db.prepare("SELECT reason, count(*) AS n FROM remaps WHERE pair_id = ? AND state = 'remapped' AND reason != 'label' GROUP BY reason").all(pairId) as Array<{ reason: string; n: number }>;
     return Object.fromEntries(rows.map((r) => [r.reason, r.n]));
   }
 
@@ -307,6 +329,8 @@ interface PairRow {
   spare_bytes: number;
   created_at: number;
   meta_seq: number;
+  main_label: number;
+  main_hwid: string | null;
 }
 
 function pairFromRow(r: PairRow): PairRecord {
@@ -321,6 +345,8 @@ function pairFromRow(r: PairRow): PairRecord {
     spareBytes: r.spare_bytes,
     createdAt: r.created_at,
     metaSeq: r.meta_seq,
+    mainLabel: r.main_label === 1,
+    mainHwid: r.main_hwid,
   };
 }
 

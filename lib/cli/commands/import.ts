@@ -70,11 +70,11 @@ export const importCommand: CommandModule<object, Args> = {
           h.sequence,
         );
         // The history went with the old database; the remap times in the slots rebuild the trend.
-        for (const e of entries) if (e.state !== 'retired') store.addEvent(p.id, e.createdAt, e.state === 'pending' ? 'pending' : 'remap', e.mainBlock, e.spareBlock, e.reason);
+        for (const e of entries) if (e.state !== 'retired') store.addEvent(p.id, e.createdAt, e.state === 'pending' ? 'pending' : e.reason === 'label' ? 'label' : 'remap', e.mainBlock, e.spareBlock, e.reason);
         return p;
       });
       const report = checkOffline(store, pair, { write: true, log: (line) => process.stderr.write(line + '\n') });
-      const remapped = (found.newest.entries ?? []).filter((e) => e.state === 'remapped').length;
+      const remapped = (found.newest.entries ?? []).filter((e) => e.state === 'remapped' && e.reason !== 'label').length;
       if (argv.json) return printJson({ version: 1, pair: name, uuid: h.uuid, sequence: report.sequence, remappedBlocks: remapped, sourceSlot: found.newest.index, repaired: report.repaired });
       process.stdout.write(`imported pair ${name} (uuid ${h.uuid}) from slot ${found.newest.index}, sequence ${h.sequence}: ${remapped} remapped blocks\n`);
     });

@@ -2,6 +2,8 @@ import * as crypto from 'crypto';
 import type { CommandModule } from 'yargs';
 import { DeviceIdentity, FileDevice, identify } from '../../block/file-device';
 import { findForeignMetadata } from '../../meta/locate';
+import { labelMain } from '../../discovery/identity';
+import { readLabel } from '../../discovery/label';
 import { identityOf } from '../../meta/reconcile';
 import { SlotSet } from '../../meta/slots';
 import { MetaState } from '../../meta/state';
@@ -49,7 +51,7 @@ export const initCommand: CommandModule<object, Args> = {
       throw new RemapfsError('init', name, `spare ${spare.realPath} is too small (${formatBytes(spare.sizeBytes)}): its metadata slots leave no spare block`, `use a spare of at least ${formatBytes(needed)}`);
     }
     await withStore(argv, true, (store) => {
-      store.transaction(() => {
+      const created = store.transaction(() => {
         if (store.getPair(name)) throw new RemapfsError('init', name, 'a pair with this name already exists');
         checkDevicesFree(store, name, main, spare);
         const uuid = crypto.randomUUID();
@@ -64,12 +66,19 @@ export const initCommand: CommandModule<object, Args> = {
           createdAt: Date.now(),
           metaSeq: 1,
         });
+        checkMainUnlabelled(pair, argv.force);
         writeInitialSlots(pair, argv.force);
-        process.stdout.write(`${uuid}\n`);
-        process.stderr.write(
-          `remapfs: pair ${name}: main ${main.realPath} (${formatBytes(main.sizeBytes)}), spare ${spare.realPath} with ${layout.poolBlocks} spare blocks of ${blockSize} bytes\n`,
-        );
+        return pair;
       });
+      try {
+        labelMain(store, created);
+      } catch (err) {
+        process.stderr.write(`remapfs: warning: could not label the main (${err instanceof Error ? err.message : String(err)}); discovery will not recognise it\n`);
+      }
+      process.stdout.write(`${created.uuid}\n`);
+      process.stderr.write(
+        `remapfs: pair ${name}: main ${main.realPath} (${formatBytes(main.sizeBytes)}), spare ${spare.realPath} with ${layout.poolBlocks - 1} free spare blocks of ${blockSize} bytes\n`,
+      );
     });
   },
 };
@@ -84,6 +93,19 @@ export function checkDevicesFree(store: Store, name: string, main: DeviceIdentit
         }
       }
     }
+  }
+}
+
+/** Refuses a main that carries another pair's label (it belongs to a pair made elsewhere). */
+function checkMainUnlabelled(pair: PairRecord, force: boolean): void {
+  const dev = FileDevice.open(pair.mainPath, { readOnly: true, mode: 'buffered' });
+  try {
+    const label = readLabel(dev);
+    if (label && !force) {
+      throw new RemapfsError('init', pair.name, `main ${pair.mainPath} already belongs to pair ${label.name} (uuid ${label.uuid})`, 'bring that pair back with "remapfs import" or "remapfs discover --import", or pass --force');
+    }
+  } finally {
+    dev.close();
   }
 }
 

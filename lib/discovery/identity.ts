@@ -1,0 +1,23 @@
+/** Writing the main's label at init (see label.ts for why the last block is free to hold it). */
+import { hardwareId } from './hardware';
+import { encodeLabel, labelBlockOf } from './label';
+import { openPair } from '../remap/pair';
+import { PairRecord, Store } from '../store/db';
+
+/**
+ * Remaps the last block of main to the spare (its data copied and persisted
+ * first), then writes the label into the freed physical block and flushes.
+ */
+export function labelMain(store: Store, pair: PairRecord): void {
+  const rt = openPair(store, pair);
+  try {
+    const block = labelBlockOf(pair.mainBytes, pair.blockSize);
+    rt.device.remapBlock(block, 'label');
+    rt.device.flush();
+    rt.main.write(encodeLabel({ uuid: pair.uuid, name: pair.name, blockSize: pair.blockSize, mainBytes: pair.mainBytes, labelBlock: block, createdAt: Date.now() }), block * pair.blockSize);
+    rt.main.flush();
+    store.setMainLabel(pair.id, hardwareId(pair.mainPath) ?? null);
+  } finally {
+    rt.close();
+  }
+}
