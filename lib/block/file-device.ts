@@ -106,11 +106,14 @@ export class FileDevice implements BlockDevice {
     const id = identify(path);
     const mode = opts.mode ?? 'auto';
     const readOnly = opts.readOnly ?? false;
-    const base = (readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR) | (id.isBlockDevice && !readOnly ? fs.constants.O_EXCL : 0);
+    // O_EXCL keeps a mounted block device from being served by mistake. Only the
+    // first descriptor takes it: a second exclusive open, even by this process, fails.
+    const exclusive = id.isBlockDevice && !readOnly ? fs.constants.O_EXCL : 0;
+    const base = readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR;
     const opened: number[] = [];
     const openFd = (extra: number): number => {
       try {
-        const fd = fs.openSync(id.realPath, base | extra);
+        const fd = fs.openSync(id.realPath, base | extra | (opened.length === 0 ? exclusive : 0));
         opened.push(fd);
         return fd;
       } catch (err) {
@@ -121,7 +124,7 @@ export class FileDevice implements BlockDevice {
       let directFd = -1;
       let alignBytes = 1;
       if (mode === 'auto' || mode === 'direct') {
-        const r = openDirect(id.realPath, base, id.sizeBytes);
+        const r = openDirect(id.realPath, base | exclusive, id.sizeBytes);
         if (r) {
           directFd = r.fd;
           opened.push(r.fd);

@@ -10,6 +10,7 @@ import { HEALTH_BITS, healthCommand } from './commands/health';
 import { configCommand } from './commands/config';
 import { scanCommand } from './commands/scan';
 import { mapCommand } from './commands/map';
+import { discoverCommand } from './commands/discover';
 import { initCommand } from './commands/init';
 import { mountCommand } from './commands/mount';
 import { unmountCommand } from './commands/unmount';
@@ -23,6 +24,11 @@ import { faultCommand } from './commands/fault';
 import { recoverCommand } from './commands/recover';
 
 export async function main(args: string[]): Promise<void> {
+  // A reader that goes away (remapfs status | head) is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   try {
     await yargs(args)
       .scriptName('remapfs')
@@ -48,6 +54,7 @@ export async function main(args: string[]): Promise<void> {
       .command(healthCommand)
       .command(configCommand)
       .command(mapCommand)
+      .command(discoverCommand)
       .demandCommand(1, 'name a command')
       .strict()
       .help()

@@ -1,17 +1,28 @@
 /**
- * The mount daemon: serves every pair of a database at one mount point.
+ * The mount daemon: serves the pairs of a database at one mount point.
  *
  * Invariants: at most one live daemon per database (checked at start under the
  * database write lock, and recorded in the mounts table); every pair it serves
- * was reconciled with its metadata slots when opened; on the way out both
- * devices of every pair are flushed.
+ * was checked (main label, spare metadata) and reconciled when opened; on the
+ * way out both devices of every pair are flushed.
+ *
+ * Hot-plug (with watch directories): pairs whose devices are missing wait;
+ * file-system events on /dev and the watched directories (and a rescan every
+ * few seconds) attach a pair as soon as both halves are present, following
+ * moves by UUID and importing new pairs found in watched directories. When a
+ * half disappears, the pair is detached: its file leaves the mount at once if
+ * nothing holds it open; otherwise every request on it fails with EIO (no
+ * write can reach a device that went away) until the last handle closes, and
+ * then the file leaves.
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import { RemapfsError } from '../errors';
-import { Store } from '../store/db';
+import { PairRecord, Store } from '../store/db';
 import { openPair, PairRuntime } from '../remap/pair';
 import { pairStatus, remapSectors } from '../remap/ops';
-import { OpenMode } from '../block/file-device';
+import { identify, OpenMode } from '../block/file-device';
+import { GoneDevice } from '../block/gone-device';
 import { reconcile } from '../meta/reconcile';
 import { toVerifyReport } from '../meta/verify';
 import { ControlRequest, socketPathFor } from './control';
@@ -20,6 +31,8 @@ import { PairService } from './pair-service';
 import { CONTROL_DIR, ControlTree } from '../fs/fuse-adapter';
 import { PairConfig, parseConfigValue } from '../health/config';
 import { healthReport } from '../health/report';
+import { discover } from '../discovery/discover';
+import { importPair } from '../discovery/importer';
 
 export interface ScanStatus {
   inProgress: boolean;
@@ -39,17 +52,34 @@ export interface DaemonOptions {
   store: Store;
   mountpoint: string;
   mode?: OpenMode;
+  /** Directories to watch for pairs' image files (hot-plug); /dev is watched too when any is given. */
+  watchDirs?: string[];
   log?: (line: string) => void;
 }
+
+interface Attached {
+  svc: PairService;
+  /** Device identity keys at open: a different file at the same path is not this pair. */
+  mainKey: string;
+  spareKey: string;
+}
+
+const RESCAN_MS = 3000;
+const DEBOUNCE_MS = 300;
 
 export class Daemon {
   readonly mountpoint: string;
   private readonly store: Store;
   private readonly opts: DaemonOptions;
   private readonly log: (line: string) => void;
-  private pairs: PairRuntime[] = [];
-  private services: PairService[] = [];
+  private attached: Attached[] = [];
+  /** Files still in the mount, answering EIO, until their last handle closes. */
+  private gone = new Set<string>();
   private served: ServedMount | undefined;
+  private watchers: fs.FSWatcher[] = [];
+  private rescanTimer: NodeJS.Timeout | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+  private readonly notOpened = new Map<string, string>();
 
   constructor(opts: DaemonOptions) {
     this.opts = opts;
@@ -62,11 +92,18 @@ export class Daemon {
     return this.served?.done ?? Promise.resolve();
   }
 
-  /** Opens every pair, mounts, and registers; throws with nothing left behind. */
+  private get hotplug(): boolean {
+    return (this.opts.watchDirs?.length ?? 0) > 0;
+  }
+
+  /** Opens the pairs, mounts, and registers; throws with nothing left behind. */
   async start(): Promise<string[]> {
     checkMountpoint(this.mountpoint);
+    for (const d of this.opts.watchDirs ?? []) {
+      if (!fs.existsSync(d) || !fs.statSync(d).isDirectory()) throw new RemapfsError('watch', d, 'not a directory');
+    }
     const records = this.store.listPairs();
-    if (records.length === 0) throw new RemapfsError('mount', this.mountpoint, 'the database has no pairs', 'create one with "remapfs init"');
+    if (records.length === 0 && !this.hotplug) throw new RemapfsError('mount', this.mountpoint, 'the database has no pairs', 'create one with "remapfs init"');
     this.store.transaction(() => {
       const other = this.store.liveMounts().find((m) => m.pid !== process.pid);
       if (other) {
@@ -76,51 +113,176 @@ export class Daemon {
     });
     try {
       for (const rec of records) {
-        try {
-          this.pairs.push(openPair(this.store, rec, { mode: this.opts.mode ?? 'auto', log: this.log }));
-        } catch (err) {
-          this.log(`remapfs: skipping pair ${rec.name}: ${err instanceof Error ? err.message : String(err)}`);
-        }
+        const a = this.tryOpen(rec);
+        if (a) this.attached.push(a);
       }
-      if (this.pairs.length === 0) throw new RemapfsError('mount', this.mountpoint, 'no pair could be opened');
+      if (this.attached.length === 0 && !this.hotplug) throw new RemapfsError('mount', this.mountpoint, 'no pair could be opened');
     } catch (err) {
       this.release();
       throw err;
     }
-    this.services = this.pairs.map((rt) => new PairService(rt, this.store, this.log));
     this.served = new ServedMount({
       mountpoint: this.mountpoint,
-      files: this.pairs.map((p) => ({ name: p.record.name, device: p.device })),
+      files: this.attached.map((a) => ({ name: a.svc.name, device: a.svc.rt.device })),
       controlTree: this.controlTree(),
       log: this.log,
       handle: (req) => this.handle(req),
       release: () => this.release(),
     });
     await this.served.start();
-    for (const svc of this.services) svc.start();
-    return this.pairs.map((p) => p.record.name);
+    for (const a of this.attached) a.svc.start();
+    if (this.hotplug) this.startWatching();
+    return this.attached.map((a) => a.svc.name);
   }
 
   stop(force: boolean): Promise<void> {
     return this.served ? this.served.stop(force) : Promise.resolve();
   }
 
-  private release(): void {
-    for (const svc of this.services) svc.stop();
-    this.services = [];
-    for (const p of this.pairs) {
+  private tryOpen(rec: PairRecord): Attached | undefined {
+    try {
+      const rt = openPair(this.store, rec, { mode: this.opts.mode ?? 'auto', log: this.log });
+      this.notOpened.delete(rec.uuid);
+      return { svc: new PairService(rt, this.store, this.log), mainKey: identify(rec.mainPath).key, spareKey: identify(rec.sparePath).key };
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      if (this.notOpened.get(rec.uuid) !== msg) this.log(`remapfs: ${this.hotplug ? 'waiting for' : 'skipping'} pair ${rec.name}: ${msg}`);
+      this.notOpened.set(rec.uuid, msg);
+      return undefined;
+    }
+  }
+
+  // ---- hot-plug ----------------------------------------------------------
+
+  private startWatching(): void {
+    const kick = () => {
+      if (this.debounce) clearTimeout(this.debounce);
+      this.debounce = setTimeout(() => this.rescan(), DEBOUNCE_MS);
+    };
+    for (const d of [...(this.opts.watchDirs ?? []), '/dev']) {
       try {
-        p.device.flush();
+        this.watchers.push(fs.watch(d, kick));
       } catch (err) {
-        this.log(`remapfs: flush ${p.record.name}: ${err instanceof Error ? err.message : String(err)}`);
+        this.log(`remapfs: cannot watch ${d}: ${err instanceof Error ? err.message : String(err)} (a rescan every ${RESCAN_MS / 1000} s still runs)`);
+      }
+    }
+    this.rescanTimer = setInterval(() => this.rescan(), RESCAN_MS);
+    kick();
+  }
+
+  private stopWatching(): void {
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+    if (this.rescanTimer) clearInterval(this.rescanTimer);
+    if (this.debounce) clearTimeout(this.debounce);
+  }
+
+  /** Detaches pairs whose devices left, and attaches pairs whose devices are all present. */
+  rescan(): void {
+    if (!this.served) return;
+    try {
+      for (const name of [...this.gone]) {
+        if (this.served.adapter.handlesOn(name) === 0) {
+          this.served.adapter.removeFile(name);
+          this.gone.delete(name);
+          this.log(`remapfs: ${name}: its last handle closed; removed from the mount`);
+        }
+      }
+      const missing = this.attached.filter((a) => !this.stillThere(a));
+      const report = missing.length || this.hotplug ? discover(this.opts.watchDirs ?? [], this.store, { excludeUnder: [this.mountpoint] }) : undefined;
+      for (const a of missing) {
+        const rec = a.svc.rt.record;
+        const found = report?.pairs.find((p) => p.uuid === rec.uuid && p.status === 'complete');
+        if (found?.main && found.spare && safeKey(found.main.path) === a.mainKey && safeKey(found.spare.path) === a.spareKey) {
+          // The same devices under new names: keep serving, remember the paths.
+          this.store.updatePaths(rec.id, found.main.path, found.spare.path);
+          a.svc.rt.record.mainPath = found.main.path;
+          a.svc.rt.record.sparePath = found.spare.path;
+          this.log(`remapfs: ${rec.name}: its devices moved to ${found.main.path} and ${found.spare.path}`);
+          continue;
+        }
+        this.detach(a, 'a device of the pair disappeared');
+      }
+      if (!report) return;
+      for (const p of report.pairs) {
+        if (p.status !== 'complete' || !p.main || !p.spare) continue;
+        if (this.attached.some((a) => a.svc.rt.record.uuid === p.uuid)) continue;
+        let rec = this.store.getPairByUuid(p.uuid);
+        if (rec && this.gone.has(rec.name)) continue; // wait until the old file is released
+        if (!rec) {
+          if (!this.inWatchedDir(p.main.path) && !this.inWatchedDir(p.spare.path)) continue;
+          try {
+            rec = importPair(this.store, p.main.path, p.spare.path).pair;
+            this.log(`remapfs: ${rec.name}: found in a watched directory and imported`);
+          } catch (err) {
+            const msg = err instanceof Error ? err.message : String(err);
+            if (this.notOpened.get(p.uuid) !== msg) this.log(`remapfs: cannot import the pair found at ${p.main.path} and ${p.spare.path}: ${msg}`);
+            this.notOpened.set(p.uuid, msg);
+            continue;
+          }
+        } else if (rec.mainPath !== p.main.path || rec.sparePath !== p.spare.path) {
+          this.store.updatePaths(rec.id, p.main.path, p.spare.path);
+          rec = { ...rec, mainPath: p.main.path, sparePath: p.spare.path };
+        }
+        const a = this.tryOpen(rec);
+        if (!a) continue;
+        this.attached.push(a);
+        this.served.adapter.addFile({ name: a.svc.name, device: a.svc.rt.device });
+        a.svc.start();
+        this.log(`remapfs: ${a.svc.name}: attached (main ${rec.mainPath}, spare ${rec.sparePath})`);
+      }
+    } catch (err) {
+      this.log(`remapfs: rescan: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  private inWatchedDir(p: string): boolean {
+    return (this.opts.watchDirs ?? []).some((d) => path.dirname(p) === safeReal(d));
+  }
+
+  private stillThere(a: Attached): boolean {
+    return safeKey(a.svc.rt.record.mainPath) === a.mainKey && safeKey(a.svc.rt.record.sparePath) === a.spareKey;
+  }
+
+  private detach(a: Attached, why: string): void {
+    const name = a.svc.name;
+    a.svc.stop();
+    this.attached = this.attached.filter((x) => x !== a);
+    const served = this.served;
+    if (served && served.adapter.handlesOn(name) > 0) {
+      served.adapter.replaceDevice(name, new GoneDevice(name, a.svc.rt.device.sizeBytes, why));
+      this.gone.add(name);
+      this.log(`remapfs: ${name}: ${why}; ${served.adapter.handlesOn(name)} handle(s) still open (a loop device?): every request now fails with EIO; detach it, and the file leaves the mount`);
+    } else {
+      served?.adapter.removeFile(name);
+      this.log(`remapfs: ${name}: ${why}; removed from the mount`);
+    }
+    try {
+      a.svc.rt.device.flush();
+    } catch {
+      // the device is gone; everything acknowledged was already durable
+    }
+    a.svc.rt.close();
+  }
+
+  // ---- shutdown and control ---------------------------------------------
+
+  private release(): void {
+    this.stopWatching();
+    for (const a of this.attached) {
+      a.svc.stop();
+      try {
+        a.svc.rt.device.flush();
+      } catch (err) {
+        this.log(`remapfs: flush ${a.svc.name}: ${err instanceof Error ? err.message : String(err)}`);
       }
       try {
-        p.close();
+        a.svc.rt.close();
       } catch {
         // already closed
       }
     }
-    this.pairs = [];
+    this.attached = [];
     try {
       this.store.deleteMount(this.mountpoint, process.pid);
     } catch {
@@ -129,41 +291,39 @@ export class Daemon {
   }
 
   private service(name: string): PairService {
-    const svc = this.services.find((s) => s.name === name);
-    if (!svc) throw new RemapfsError('find pair', name, `not served by the daemon at ${this.mountpoint}`, 'its devices were missing when it started');
-    return svc;
+    const a = this.attached.find((x) => x.svc.name === name);
+    if (!a) throw new RemapfsError('find pair', name, `not served by the daemon at ${this.mountpoint}`, 'its devices are missing, or it was added after the daemon started');
+    return a.svc;
+  }
+
+  private runtime(name: string): PairRuntime {
+    return this.service(name).rt;
   }
 
   private controlTree(): ControlTree {
     return {
       list: (dir) => {
-        if (dir === `/${CONTROL_DIR}`) return this.services.map((s) => s.name);
-        const svc = this.services.find((s) => dir === `/${CONTROL_DIR}/${s.name}`);
-        return svc ? Object.keys(svc.controlFiles()) : undefined;
+        if (dir === `/${CONTROL_DIR}`) return this.attached.map((a) => a.svc.name);
+        const a = this.attached.find((x) => dir === `/${CONTROL_DIR}/${x.svc.name}`);
+        return a ? Object.keys(a.svc.controlFiles()) : undefined;
       },
       file: (p) => {
         const parts = p.split('/');
-        const svc = this.services.find((s) => s.name === parts[2]);
-        return parts.length === 4 && svc ? svc.controlFiles()[parts[3] as string] : undefined;
+        const a = this.attached.find((x) => x.svc.name === parts[2]);
+        return parts.length === 4 && a ? a.svc.controlFiles()[parts[3] as string] : undefined;
       },
     };
-  }
-
-  private runtime(name: string): PairRuntime {
-    const rt = this.pairs.find((p) => p.record.name === name);
-    if (!rt) throw new RemapfsError('find pair', name, `not served by the daemon at ${this.mountpoint}`, 'its devices were missing when it started');
-    return rt;
   }
 
   private handle(req: ControlRequest): unknown {
     switch (req.op) {
       case 'status':
-        return this.pairs.map((p) => ({
-          ...pairStatus(this.store, p.record),
+        return this.attached.map((a) => ({
+          ...pairStatus(this.store, a.svc.rt.record),
           mounted: true,
           mountpoint: this.mountpoint,
-          counters: { ...p.device.counters },
-          openHandles: this.served?.adapter.handlesByFile()[p.record.name] ?? 0,
+          counters: { ...a.svc.rt.device.counters },
+          openHandles: this.served?.adapter.handlesOn(a.svc.name) ?? 0,
         }));
       case 'remap':
         return remapSectors(this.runtime(req.pair), req.sectors);
@@ -194,5 +354,21 @@ export class Daemon {
       default:
         throw new RemapfsError('control', 'request', `unknown operation ${req.op}`);
     }
+  }
+}
+
+function safeKey(p: string): string | undefined {
+  try {
+    return identify(p).key;
+  } catch {
+    return undefined;
+  }
+}
+
+function safeReal(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return path.resolve(p);
   }
 }

@@ -136,6 +136,28 @@ export class FuseAdapter {
     return new Promise((resolve, reject) => this.fuse.unmount((err: Error | null) => (err ? reject(err) : resolve())));
   }
 
+  /** Serves one more file (hot-plug). */
+  addFile(f: ServedFile): void {
+    this.files.set('/' + f.name, f);
+    if (!this.openHandles.has(f.name)) this.openHandles.set(f.name, 0);
+  }
+
+  /** Stops serving a file; callers make sure no handle is open on it. */
+  removeFile(name: string): void {
+    this.files.delete('/' + name);
+    this.openHandles.delete(name);
+  }
+
+  /** Swaps the device behind a served file (e.g. for one that fails every request after its disk left). */
+  replaceDevice(name: string, device: BlockDevice): void {
+    const f = this.files.get('/' + name);
+    if (f) this.files.set('/' + name, { name, device });
+  }
+
+  handlesOn(name: string): number {
+    return this.openHandles.get(name) ?? 0;
+  }
+
   openHandleCount(): number {
     let n = 0;
     for (const c of this.openHandles.values()) n += c;

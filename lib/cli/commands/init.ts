@@ -1,13 +1,14 @@
 import * as crypto from 'crypto';
 import type { CommandModule } from 'yargs';
-import { DeviceIdentity, FileDevice, identify } from '../../block/file-device';
+import { FileDevice, identify } from '../../block/file-device';
 import { findForeignMetadata } from '../../meta/locate';
 import { labelMain } from '../../discovery/identity';
+import { checkDevicesFree } from '../../discovery/importer';
 import { readLabel } from '../../discovery/label';
 import { identityOf } from '../../meta/reconcile';
 import { SlotSet } from '../../meta/slots';
 import { MetaState } from '../../meta/state';
-import { PairRecord, Store } from '../../store/db';
+import { PairRecord } from '../../store/db';
 import { RemapfsError, UsageError } from '../../errors';
 import { spareLayout, validateBlockSize, slotBytesFor, SLOT_COUNT } from '../../remap/layout';
 import { formatBytes, parseCount, withStore } from '../common';
@@ -83,19 +84,6 @@ export const initCommand: CommandModule<object, Args> = {
   },
 };
 
-/** Refuses devices that already belong to a pair (by path or by device identity). */
-export function checkDevicesFree(store: Store, name: string, main: DeviceIdentity, spare: DeviceIdentity): void {
-  for (const p of store.listPairs()) {
-    for (const [role, dev] of [['main', main], ['spare', spare]] as const) {
-      for (const theirs of [p.mainPath, p.sparePath]) {
-        if (theirs === dev.realPath || safeKey(theirs) === dev.key) {
-          throw new RemapfsError('init', name, `${role} ${dev.realPath} is already used by pair ${p.name}`, 'a device can belong to one pair only');
-        }
-      }
-    }
-  }
-}
-
 /** Refuses a main that carries another pair's label (it belongs to a pair made elsewhere). */
 function checkMainUnlabelled(pair: PairRecord, force: boolean): void {
   const dev = FileDevice.open(pair.mainPath, { readOnly: true, mode: 'buffered' });
@@ -122,13 +110,5 @@ function writeInitialSlots(pair: PairRecord, force: boolean): void {
     if (failed.length) throw new RemapfsError('init', pair.name, `cannot write metadata slot(s) ${failed.join(', ')} on ${pair.sparePath}`);
   } finally {
     spare.close();
-  }
-}
-
-function safeKey(p: string): string | undefined {
-  try {
-    return identify(p).key;
-  } catch {
-    return undefined;
   }
 }

@@ -1,3 +1,4 @@
+import * as path from 'path';
 import type { CommandModule } from 'yargs';
 import { OPEN_MODES, OpenMode } from '../../block/file-device';
 import { Daemon } from '../../daemon/daemon';
@@ -9,6 +10,7 @@ interface Args {
   db?: string;
   mountpoint: string;
   'open-mode': string;
+  watch: string[];
 }
 
 export const mountCommand: CommandModule<object, Args> = {
@@ -17,10 +19,11 @@ export const mountCommand: CommandModule<object, Args> = {
   builder: (y) =>
     y
       .positional('mountpoint', { type: 'string', demandOption: true, describe: 'an empty directory' })
+      .option('watch', { type: 'string', array: true, default: [], describe: 'hot-plug: watch this directory (and /dev) for pairs to attach and detach (repeatable)' })
       .option('open-mode', { type: 'string', choices: OPEN_MODES as string[], default: 'auto', describe: 'how devices are opened (see docs/architecture.md)' }) as never,
   handler: async (argv) => {
-    const store = Store.open(dbPath(argv), { create: false });
-    const daemon = new Daemon({ store, mountpoint: argv.mountpoint, mode: argv['open-mode'] as OpenMode });
+    const store = Store.open(dbPath(argv), { create: argv.watch.length > 0 });
+    const daemon = new Daemon({ store, mountpoint: argv.mountpoint, mode: argv['open-mode'] as OpenMode, watchDirs: argv.watch.map((d) => path.resolve(d)) });
     let names: string[];
     try {
       names = await daemon.start();
@@ -28,6 +31,7 @@ export const mountCommand: CommandModule<object, Args> = {
       store.close();
       throw err;
     }
-    await runInForeground(daemon, `remapfs: serving ${names.join(', ')} at ${daemon.mountpoint} (pid ${process.pid})`, () => store.close());
+    const what = names.length ? names.join(', ') : 'no pairs yet (watching for them)';
+    await runInForeground(daemon, `remapfs: serving ${what} at ${daemon.mountpoint} (pid ${process.pid})`, () => store.close());
   },
 };

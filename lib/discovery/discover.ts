@@ -1,0 +1,208 @@
+/**
+ * Discovery: finds spares (by their metadata slots) and mains (by their
+ * label) among block devices (/sys/class/block) and the files of given
+ * directories, and groups them into pairs by UUID. Nothing is written.
+ *
+ * Conflicts: when several spares carry one pair, the one with the highest
+ * metadata sequence number wins (it holds the newest table); equal sequences
+ * with equal tables are copies, and the first path wins. When several mains
+ * carry one pair's label, the one whose hardware id matches the database
+ * wins; otherwise the pair is not imported, since serving the wrong disk
+ * would hand it another disk's remap table.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { FileDevice } from '../block/file-device';
+import { locateMetadata } from '../meta/locate';
+import { fingerprint } from '../meta/reconcile';
+import { Store } from '../store/db';
+import { hardwareId } from './hardware';
+import { MainLabel, readLabel } from './label';
+
+export interface SpareFound {
+  path: string;
+  uuid: string;
+  name: string;
+  sequence: number;
+  validSlots: number;
+  blockSize: number;
+  mainBytes: number;
+  tablePrint: string;
+}
+
+export interface MainFound {
+  path: string;
+  label: MainLabel;
+  hardwareId: string | null;
+}
+
+export interface DiscoveredPair {
+  uuid: string;
+  name: string;
+  status: 'complete' | 'spare-only' | 'main-only' | 'conflict';
+  main: MainFound | null;
+  spare: SpareFound | null;
+  /** Other devices that claim the same pair, and why they lost. */
+  losers: Array<{ role: 'main' | 'spare'; path: string; why: string }>;
+  /** Why a conflict could not be decided. */
+  conflict: string | null;
+  /** The pair in the database with this UUID, if any. */
+  known: { name: string; mainPath: string; sparePath: string; moved: boolean } | null;
+}
+
+export interface DiscoveryReport {
+  version: 1;
+  scanned: { blockDevices: number; files: number; skipped: Array<{ path: string; why: string }> };
+  pairs: DiscoveredPair[];
+}
+
+/** Block devices to look at: every entry of /sys/class/block that is not an empty loop device. */
+export function blockDeviceCandidates(): Array<{ path: string; loopBacking: string | null }> {
+  const out: Array<{ path: string; loopBacking: string | null }> = [];
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync('/sys/class/block');
+  } catch {
+    return out;
+  }
+  for (const name of names.sort()) {
+    let size = 0;
+    try {
+      size = Number(fs.readFileSync(`/sys/class/block/${name}/size`, 'utf8').trim());
+    } catch {
+      continue;
+    }
+    if (size === 0 || !fs.existsSync(`/dev/${name}`)) continue;
+    let loopBacking: string | null = null;
+    try {
+      loopBacking = fs.readFileSync(`/sys/class/block/${name}/loop/backing_file`, 'utf8').trim().replace(/ \(deleted\)$/, '');
+    } catch {
+      // not a loop device
+    }
+    out.push({ path: `/dev/${name}`, loopBacking });
+  }
+  return out;
+}
+
+/** Regular files directly inside `dir` (not recursive). */
+export function fileCandidates(dir: string): string[] {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => fs.realpathSync(path.join(dir, e.name)))
+    .sort();
+}
+
+/** What one device or file is to remapfs: a spare, a main, or nothing. */
+export function probe(p: string): { spare?: SpareFound; main?: MainFound } {
+  let dev: FileDevice;
+  try {
+    dev = FileDevice.open(p, { readOnly: true, mode: 'buffered' });
+  } catch {
+    return {};
+  }
+  try {
+    const out: { spare?: SpareFound; main?: MainFound } = {};
+    const meta = locateMetadata(dev);
+    if (meta) {
+      const h = meta.newest.header;
+      out.spare = {
+        path: p,
+        uuid: h.uuid,
+        name: h.name,
+        sequence: h.sequence,
+        validSlots: meta.reports.filter((r) => r.valid).length,
+        blockSize: h.blockSize,
+        mainBytes: h.mainBytes,
+        tablePrint: fingerprint(meta.newest.entries ?? []),
+      };
+    }
+    const label = readLabel(dev);
+    if (label) out.main = { path: p, label, hardwareId: hardwareId(p) ?? null };
+    return out;
+  } finally {
+    dev.close();
+  }
+}
+
+export function discover(dirs: readonly string[], store?: Store, opts: { blockDevices?: boolean; excludeUnder?: readonly string[] } = {}): DiscoveryReport {
+  const files = dirs.flatMap(fileCandidates);
+  const fileSet = new Set(files.map((f) => fs.realpathSync(f)));
+  const skipped: Array<{ path: string; why: string }> = [];
+  const devices: string[] = [];
+  if (opts.blockDevices !== false) {
+    for (const c of blockDeviceCandidates()) {
+      if (c.loopBacking && fileSet.has(c.loopBacking)) {
+        skipped.push({ path: c.path, why: `loop device of ${c.loopBacking}, which is scanned as a file` });
+        continue;
+      }
+      const under = c.loopBacking && opts.excludeUnder?.find((d) => c.loopBacking?.startsWith(d + '/'));
+      if (under) {
+        // A loop device over a file this very process serves: reading it from here would deadlock.
+        skipped.push({ path: c.path, why: `loop device of ${c.loopBacking}, served by this daemon` });
+        continue;
+      }
+      devices.push(c.path);
+    }
+  }
+  const spares = new Map<string, SpareFound[]>();
+  const mains = new Map<string, MainFound[]>();
+  for (const p of [...devices, ...files]) {
+    const found = probe(p);
+    if (found.spare) spares.set(found.spare.uuid, [...(spares.get(found.spare.uuid) ?? []), found.spare]);
+    if (found.main) mains.set(found.main.label.uuid, [...(mains.get(found.main.label.uuid) ?? []), found.main]);
+  }
+  const pairs: DiscoveredPair[] = [];
+  for (const uuid of new Set([...spares.keys(), ...mains.keys()])) {
+    const known = store?.getPairByUuid(uuid);
+    const losers: DiscoveredPair['losers'] = [];
+    let conflict: string | null = null;
+    const sp = [...(spares.get(uuid) ?? [])].sort((a, b) => b.sequence - a.sequence);
+    const spare = sp[0] ?? null;
+    for (const other of sp.slice(1)) {
+      const why =
+        other.sequence < (spare?.sequence ?? 0)
+          ? `older metadata (sequence ${other.sequence} < ${spare?.sequence})`
+          : other.tablePrint === spare?.tablePrint
+            ? 'an identical copy; the first one found wins'
+            : 'same sequence, different table: ambiguous';
+      if (why.endsWith('ambiguous')) conflict = `spares ${spare?.path} and ${other.path} hold different tables under the same sequence number`;
+      losers.push({ role: 'spare', path: other.path, why });
+    }
+    let main: MainFound | null = null;
+    const mn = mains.get(uuid) ?? [];
+    if (mn.length === 1) main = mn[0] ?? null;
+    else if (mn.length > 1) {
+      const byHw = known?.mainHwid ? mn.filter((m) => m.hardwareId === known.mainHwid) : [];
+      if (byHw.length === 1) {
+        main = byHw[0] ?? null;
+        for (const m of mn) if (m !== main) losers.push({ role: 'main', path: m.path, why: `hardware id ${m.hardwareId ?? 'unknown'} is not the paired disk's (${known?.mainHwid})` });
+      } else {
+        conflict = `${mn.length} mains carry this pair's label (${mn.map((m) => m.path).join(', ')}): a clone? remove all but the real one`;
+      }
+    }
+    if (main && spare && main.label.mainBytes !== spare.mainBytes) {
+      conflict = `main ${main.path} has ${main.label.mainBytes} bytes but the spare's metadata says ${spare.mainBytes}`;
+    }
+    const status: DiscoveredPair['status'] = conflict ? 'conflict' : main && spare ? 'complete' : spare ? 'spare-only' : 'main-only';
+    pairs.push({
+      uuid,
+      name: spare?.name ?? main?.label.name ?? '?',
+      status,
+      main,
+      spare,
+      losers,
+      conflict,
+      known: known
+        ? { name: known.name, mainPath: known.mainPath, sparePath: known.sparePath, moved: !!(main && spare) && (main.path !== known.mainPath || spare.path !== known.sparePath) }
+        : null,
+    });
+  }
+  pairs.sort((a, b) => a.name.localeCompare(b.name) || a.uuid.localeCompare(b.uuid));
+  return { version: 1, scanned: { blockDevices: devices.length, files: files.length, skipped }, pairs };
+}

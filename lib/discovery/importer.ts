@@ -1,0 +1,119 @@
+/**
+ * Bringing a pair into a database from its devices: the table comes from the
+ * newest valid metadata slot on the spare; the main must carry the pair's
+ * label (or, for a pair made without one, at least its size). Used by
+ * `remapfs import`, `remapfs discover --import` and the daemon's hot-plug.
+ */
+import { DeviceIdentity, FileDevice, identify } from '../block/file-device';
+import { RemapfsError } from '../errors';
+import { locateMetadata } from '../meta/locate';
+import { recordOf } from '../meta/reconcile';
+import { checkOffline } from '../meta/verify';
+import { PairRecord, Store } from '../store/db';
+import { hardwareId } from './hardware';
+import { readLabel } from './label';
+
+export interface ImportResult {
+  pair: PairRecord;
+  remappedBlocks: number;
+  sourceSlot: number;
+  repaired: string[];
+}
+
+/** Refuses devices that already belong to a pair of this database (by path or by device identity). */
+export function checkDevicesFree(store: Store, name: string, main: DeviceIdentity, spare: DeviceIdentity, except?: number): void {
+  for (const p of store.listPairs()) {
+    if (p.id === except) continue;
+    for (const [role, dev] of [['main', main], ['spare', spare]] as const) {
+      for (const theirs of [p.mainPath, p.sparePath]) {
+        let theirKey: string | undefined;
+        try {
+          theirKey = identify(theirs).key;
+        } catch {
+          theirKey = undefined;
+        }
+        if (theirs === dev.realPath || theirKey === dev.key) {
+          throw new RemapfsError('pair', name, `${role} ${dev.realPath} is already used by pair ${p.name}`, 'a device can belong to one pair only');
+        }
+      }
+    }
+  }
+}
+
+export function importPair(store: Store, mainPath: string, sparePath: string, name?: string): ImportResult {
+  const main = identify(mainPath);
+  const spare = identify(sparePath);
+  if (main.key === spare.key) throw new RemapfsError('import', sparePath, `main and spare are the same device (${main.realPath})`);
+  const dev = FileDevice.open(spare.realPath, { readOnly: true, mode: 'buffered' });
+  let found;
+  try {
+    found = locateMetadata(dev);
+  } finally {
+    dev.close();
+  }
+  if (!found) throw new RemapfsError('import', spare.realPath, 'no valid remapfs metadata slot found', 'is this the spare of a pair?');
+  const h = found.newest.header;
+  const entries = found.newest.entries ?? [];
+  if (main.sizeBytes !== h.mainBytes) {
+    throw new RemapfsError('import', main.realPath, `has ${main.sizeBytes} bytes but pair ${h.name} was made with a main of ${h.mainBytes} bytes`, 'wrong main device?');
+  }
+  if (spare.sizeBytes !== h.spareBytes) throw new RemapfsError('import', spare.realPath, `has ${spare.sizeBytes} bytes but the metadata says ${h.spareBytes}`);
+  const mdev = FileDevice.open(main.realPath, { readOnly: true, mode: 'buffered' });
+  let label;
+  try {
+    label = readLabel(mdev);
+  } finally {
+    mdev.close();
+  }
+  const hadLabel = entries.some((e) => e.reason === 'label');
+  if (label && label.uuid !== h.uuid) {
+    throw new RemapfsError('import', main.realPath, `carries the label of pair ${label.name} (uuid ${label.uuid}), not of pair ${h.name} (uuid ${h.uuid})`, 'wrong main device');
+  }
+  if (!label && hadLabel) {
+    throw new RemapfsError('import', main.realPath, `carries no remapfs label, but pair ${h.name}'s main was labelled`, 'wrong main device: the same size, but another disk?');
+  }
+  const pairName = name ?? h.name;
+  const pair = store.transaction(() => {
+    const sameUuid = store.getPairByUuid(h.uuid);
+    if (sameUuid) throw new RemapfsError('import', pairName, `pair ${sameUuid.name} with uuid ${h.uuid} is already in the database`);
+    if (store.getPair(pairName)) throw new RemapfsError('import', pairName, 'a pair with this name already exists', 'choose another name');
+    checkDevicesFree(store, pairName, main, spare);
+    const p = store.insertPair({
+      name: pairName,
+      uuid: h.uuid,
+      mainPath: main.realPath,
+      sparePath: spare.realPath,
+      blockSize: h.blockSize,
+      mainBytes: h.mainBytes,
+      spareBytes: h.spareBytes,
+      createdAt: Date.now(),
+      metaSeq: h.sequence,
+      mainLabel: !!label,
+      mainHwid: label ? hardwareId(main.realPath) ?? null : null,
+    });
+    store.replaceTable(
+      p.id,
+      entries.filter((e) => e.state !== 'retired').map(recordOf),
+      entries.filter((e) => e.state === 'retired').map((e) => ({ spareBlock: e.spareBlock, createdAt: e.createdAt })),
+      h.sequence,
+    );
+    // The history went with the old database; the remap times in the slots rebuild the trend.
+    for (const e of entries) {
+      if (e.state !== 'retired') store.addEvent(p.id, e.createdAt, e.state === 'pending' ? 'pending' : e.reason === 'label' ? 'label' : 'remap', e.mainBlock, e.spareBlock, e.reason);
+    }
+    return p;
+  });
+  let report;
+  try {
+    report = checkOffline(store, pair, { write: true });
+  } catch (err) {
+    store.transaction(() => store.db.prepare('DELETE FROM pairs WHERE id = ?').run(pair.id));
+    throw err;
+  }
+  return {
+    pair,
+    remappedBlocks: entries.filter((e) => e.state === 'remapped' && e.reason !== 'label').length,
+    sourceSlot: found.newest.index,
+    repaired: report.repaired,
+  };
+}
