@@ -11,7 +11,7 @@ interface Args {
   dir: string[];
   json: boolean;
   import: boolean;
-  'no-block-devices': boolean;
+  'block-devices': boolean;
 }
 
 interface Action {
@@ -60,7 +60,7 @@ export const discoverCommand: CommandModule<object, Args> = {
       .option('dir', { type: 'string', array: true, default: [], describe: 'also look at the files in this directory (repeatable)' })
       .option('json', { type: 'boolean', default: false, describe: 'machine-readable output (schema in docs/cli.md)' })
       .option('import', { type: 'boolean', default: false, describe: 'import complete pairs and update the paths of moved ones' })
-      .option('no-block-devices', { type: 'boolean', default: false, describe: 'look only in --dir directories' }) as never,
+      .option('block-devices', { type: 'boolean', default: true, describe: 'look at block devices too (--no-block-devices: only the --dir directories)' }) as never,
   handler: async (argv) => {
     for (const d of argv.dir) {
       if (!fs.existsSync(d) || !fs.statSync(d).isDirectory()) throw new RemapfsError('discover', d, 'not a directory');
@@ -68,7 +68,7 @@ export const discoverCommand: CommandModule<object, Args> = {
     const file = dbPath(argv);
     const store = argv.import || fs.existsSync(file) ? Store.open(file, { create: argv.import }) : undefined;
     try {
-      const report = discover(argv.dir, store, { blockDevices: !argv['no-block-devices'] });
+      const report = discover(argv.dir, store, { blockDevices: argv['block-devices'] });
       const actions = argv.import && store ? applyDiscovery(store, report.pairs) : undefined;
       if (argv.json) return printJson({ ...report, ...(actions ? { actions } : {}) });
       if (report.pairs.length === 0) process.stdout.write(`no remapfs devices found (${report.scanned.blockDevices} block devices, ${report.scanned.files} files looked at)\n`);

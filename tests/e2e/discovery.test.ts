@@ -1,0 +1,163 @@
+/**
+ * Discovery end to end: pairs found by UUID after a move and a rename, on real
+ * loop block devices, a wrong main refused, the JSON schema, and hot-plug.
+ */
+import { execFileSync } from 'child_process';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { checkTree, dropCaches, Lab, requireKernelFeatures, waitFor, writeRandomTree } from '../../lib/lab/lab';
+import type { DiscoveryReport } from '../../lib/discovery/discover';
+
+const MiB = 1024 * 1024;
+
+describe('discovery', () => {
+  let lab: Lab;
+  beforeAll(() => requireKernelFeatures());
+  beforeEach(() => {
+    lab = new Lab();
+  });
+  afterEach(async () => {
+    await lab.cleanup();
+  });
+
+  /** A pair with ext4 files and remaps, unmounted again; returns the sums. */
+  async function pairWithFiles(name: string, main: string, spare: string): Promise<Map<string, string>> {
+    lab.ok(['init', name, '--main', main, '--spare', spare]);
+    const mnt = lab.mkdir(`mnt-${name}`);
+    const d = await lab.startDaemon(mnt);
+    const loop = lab.attachLoop(path.join(mnt, name));
+    lab.mkfsExt4(loop);
+    const ext = lab.path(`ext-${name}`);
+    lab.mountFs(loop, ext);
+    const sums = writeRandomTree(ext, 12 * MiB, 4);
+    execFileSync('sync');
+    lab.ok(['remap', name, '1000', '2000', '30000']);
+    lab.umountFs(ext);
+    execFileSync('losetup', ['-d', loop]);
+    lab.ok(['unmount', mnt]);
+    await d.exited;
+    return sums;
+  }
+
+  async function checkServed(name: string, sums: Map<string, string>): Promise<void> {
+    const mnt = lab.mkdir(`mnt2-${name}`);
+    await lab.startDaemon(mnt);
+    const loop = lab.attachLoop(path.join(mnt, name));
+    dropCaches();
+    const ext = lab.path(`ext2-${name}`);
+    lab.mountFs(loop, ext);
+    expect(checkTree(ext, sums)).toEqual([]);
+  }
+
+  it('finds a moved and renamed pair, imports it into a fresh database, and serves the same data; --json has the documented shape', async () => {
+    const sums = await pairWithFiles('mv', lab.image('main.img', 64 * MiB), lab.image('spare.img', 16 * MiB));
+    const elsewhere = lab.mkdir('elsewhere');
+    fs.renameSync(lab.path('main.img'), path.join(elsewhere, 'renamed-a.img'));
+    fs.renameSync(lab.path('spare.img'), path.join(elsewhere, 'renamed-b.img'));
+    fs.writeFileSync(path.join(elsewhere, 'unrelated.txt'), 'hello');
+    for (const f of ['', '-wal', '-shm']) fs.rmSync(lab.dbPath + f, { force: true });
+
+    const r = lab.cli(['discover', '--dir', elsewhere, '--no-block-devices', '--json', '--import']);
+    expect(r.status).toBe(0);
+    const report = JSON.parse(r.stdout) as DiscoveryReport & { actions: Array<{ name: string; action: string }> };
+    expect(report.version).toBe(1);
+    expect(report.scanned.files).toBe(3);
+    expect(report.pairs).toHaveLength(1);
+    const p = report.pairs[0];
+    expect(p).toMatchObject({ name: 'mv', status: 'complete', conflict: null, known: null, losers: [] });
+    expect(p?.main?.path).toBe(path.join(elsewhere, 'renamed-a.img'));
+    expect(p?.spare).toMatchObject({ path: path.join(elsewhere, 'renamed-b.img'), validSlots: 5 });
+    expect(report.actions).toEqual([expect.objectContaining({ name: 'mv', action: 'imported' })]);
+    expect(lab.cli(['verify', 'mv']).status).toBe(0);
+    await checkServed('mv', sums);
+  });
+
+  it('discovers images attached as loop devices as block devices, pairs and serves them', async () => {
+    const main = lab.image('main.img', 64 * MiB);
+    const spare = lab.image('spare.img', 16 * MiB);
+    const sums = await pairWithFiles('blk', main, spare);
+    for (const f of ['', '-wal', '-shm']) fs.rmSync(lab.dbPath + f, { force: true });
+    const mainLoop = lab.attachLoop(main, { directIo: false, sectorSize: 512 });
+    const spareLoop = lab.attachLoop(spare, { directIo: false, sectorSize: 512 });
+    const r = lab.cli(['discover', '--json', '--import']);
+    expect(r.status).toBe(0);
+    const report = JSON.parse(r.stdout) as DiscoveryReport;
+    const p = report.pairs.find((x) => x.name === 'blk');
+    expect(p).toMatchObject({ status: 'complete' });
+    expect(p?.main?.path).toBe(mainLoop);
+    expect(p?.spare?.path).toBe(spareLoop);
+    const status = JSON.parse(lab.ok(['status', 'blk', '--json'])) as { main: string; spare: string; remappedBlocks: number };
+    expect(status).toMatchObject({ main: mainLoop, spare: spareLoop, remappedBlocks: 3 });
+    await checkServed('blk', sums);
+  });
+
+  it('refuses a wrong main of the same size, and a database that points at one', async () => {
+    const main = lab.image('main.img', 32 * MiB);
+    const spare = lab.image('spare.img', 8 * MiB);
+    lab.ok(['init', 'w', '--main', main, '--spare', spare]);
+    const other = lab.image('other.img', 32 * MiB);
+    fs.writeFileSync(other, crypto.randomBytes(32 * MiB));
+    // import with the wrong main, into a fresh database
+    const freshEnv = { ...lab.env(), REMAPFS_DB: lab.path('fresh.db') };
+    const imp = lab.cli(['import', '--spare', spare, '--main', other], { env: freshEnv });
+    expect(imp.status).toBe(1);
+    expect(imp.stderr).toMatch(/^remapfs: import .*other\.img: carries no remapfs label, but pair w's main was labelled/);
+    expect(JSON.parse(lab.cli(['list', '--json'], { env: freshEnv }).stdout)).toMatchObject({ pairs: [] });
+    // a database whose main path now holds another disk: never served with this table
+    const before = fs.readFileSync(main);
+    fs.copyFileSync(other, main);
+    const mnt = lab.mkdir('mnt');
+    const m = lab.cli(['mount', mnt]);
+    expect(m.status).toBe(1);
+    expect(m.stderr).toContain("carries no remapfs label, not this pair's");
+    fs.writeFileSync(main, before);
+    // a main labelled by another pair is refused at init
+    const again = lab.cli(['init', 'w2', '--main', main, '--spare', lab.image('spare2.img', 8 * MiB)]);
+    expect(again.status).toBe(1);
+  });
+
+  it('hot-plug: a pair copied into a watched directory appears; removing one half takes it away safely', async () => {
+    const src = lab.mkdir('src');
+    const main = path.join(src, 'm.img');
+    const spare = path.join(src, 's.img');
+    fs.writeFileSync(main, '');
+    fs.truncateSync(main, 32 * MiB);
+    fs.writeFileSync(spare, '');
+    fs.truncateSync(spare, 8 * MiB);
+    const otherDb = lab.path('other.db');
+    const made = lab.cli(['init', 'hp', '--main', main, '--spare', spare], { env: { ...lab.env(), REMAPFS_DB: otherDb } });
+    expect(made.status).toBe(0);
+    const payload = crypto.randomBytes(1 * MiB);
+    const fd = fs.openSync(main, 'r+');
+    fs.writeSync(fd, payload, 0, payload.length, 4 * MiB);
+    fs.closeSync(fd);
+
+    const watch = lab.mkdir('watch');
+    const mnt = lab.mkdir('mnt');
+    const d = await lab.startDaemon(mnt, ['--watch', watch]);
+    expect(fs.readdirSync(mnt).filter((f) => !f.startsWith('.'))).toEqual([]);
+    fs.copyFileSync(main, path.join(watch, 'm.img'));
+    fs.copyFileSync(spare, path.join(watch, 's.img'));
+    const t0 = Date.now();
+    await waitFor('the virtual file to appear', () => fs.existsSync(path.join(mnt, 'hp')), 10000);
+    expect(Date.now() - t0).toBeLessThan(10000);
+    const back = Buffer.alloc(payload.length);
+    const vfd = fs.openSync(path.join(mnt, 'hp'), 'r');
+    fs.readSync(vfd, back, 0, back.length, 4 * MiB);
+    expect(back.equals(payload)).toBe(true);
+    // Remove one half while the file is open: requests fail with EIO, nothing is written anywhere.
+    fs.rmSync(path.join(watch, 's.img'));
+    await waitFor('the daemon to notice', () => d.output().includes('a device of the pair disappeared'), 10000);
+    expect(() => fs.readSync(vfd, back, 0, 4096, 0)).toThrow(/EIO/);
+    fs.closeSync(vfd);
+    await waitFor('the file to leave the mount', () => !fs.existsSync(path.join(mnt, 'hp')), 10000);
+    // Put it back: it returns.
+    fs.copyFileSync(spare, path.join(watch, 's.img'));
+    await waitFor('the virtual file to come back', () => fs.existsSync(path.join(mnt, 'hp')), 10000);
+    // And a removal with nothing open: gone at once.
+    fs.rmSync(path.join(watch, 'm.img'));
+    await waitFor('the file to leave the mount', () => !fs.existsSync(path.join(mnt, 'hp')), 10000);
+  });
+});
+
