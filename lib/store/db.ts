@@ -158,13 +158,14 @@ export class Store {
       if (!exists) fs.mkdirSync(path.dirname(abs), { recursive: true });
       db = new Database(abs);
       db.pragma('busy_timeout = 10000');
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-      db.pragma('foreign_keys = ON');
+      // Look before changing anything: a file that is not ours is left exactly as it was.
       const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
       if (tables.length > 0 && !tables.includes('meta')) {
         throw new Error('not a remapfs database (it has other tables)');
       }
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
       if (tables.length === 0) {
         db.exec('BEGIN IMMEDIATE');
         db.exec(SCHEMA);
