@@ -83,8 +83,13 @@ export class Lab {
   }
 
   /** Starts `remapfs mount` and waits for its ready line. */
-  startDaemon(mountpoint: string, extraArgs: string[] = []): Promise<DaemonHandle> {
-    return this.startServer(['mount', mountpoint, ...extraArgs], mountpoint, 'remapfs: serving');
+  startDaemon(mountpoint: string, extraArgs: string[] = [], env?: NodeJS.ProcessEnv): Promise<DaemonHandle> {
+    return this.startServer(['mount', mountpoint, ...extraArgs], mountpoint, 'remapfs: serving', env);
+  }
+
+  /** Starts any foreground server (`argv` after node) that prints `ready` when its mount is up. */
+  startProcess(argv: string[], mountpoint: string, ready: string): Promise<DaemonHandle> {
+    return this.startServer(argv, mountpoint, ready, undefined, true);
   }
 
   /** Starts `remapfs simulate` (the image behind a fault-injecting FUSE file, `<mountpoint>/disk`). */
@@ -92,8 +97,8 @@ export class Lab {
     return this.startServer(['simulate', image, mountpoint, ...extraArgs], mountpoint, 'remapfs: simulating');
   }
 
-  private async startServer(args: string[], mountpoint: string, ready: string): Promise<DaemonHandle> {
-    const child = spawn(process.execPath, [REMAPFS_BIN, ...args], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+  private async startServer(args: string[], mountpoint: string, ready: string, env?: NodeJS.ProcessEnv, raw = false): Promise<DaemonHandle> {
+    const child = spawn(process.execPath, raw ? args : [REMAPFS_BIN, ...args], { env: env ?? this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (out += d.toString()));

@@ -1,0 +1,281 @@
+/**
+ * npm run bench: fio (libaio, direct=1) through a loop device
+ * (--direct-io=on --sector-size 4096) on a 1 GiB image, for each cell and
+ * each stack, median of RUNS runs, with ratios measured in the same run:
+ *
+ *   a   the kernel loop device on the raw image (the limit)
+ *   b   a minimal fuse-native passthrough (scripts/passthrough.ts) that opens
+ *       the image the way remapfs does by default (O_DIRECT writes, cached reads)
+ *   b0  the same passthrough with plain buffered writes (no per-write error report)
+ *   c   remapfs, no remaps
+ *   d   remapfs, 1% of blocks remapped, scattered
+ *   e   remapfs with 1% remapped while a background scan is due at its default rate
+ *
+ * Then scale: a pair with 1,000,000 remap entries: daemon start-up time, RSS,
+ * and throughput against a pair with none. Everything it makes is removed at
+ * the end, also after a failure. BENCH_RUNS and BENCH_RUNTIME (seconds) tune it.
+ */
+import { execFileSync, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { DaemonHandle, Lab, requireKernelFeatures } from '../lib/lab/lab';
+import { identityOf, reconcile } from '../lib/meta/reconcile';
+import { SlotEntry } from '../lib/meta/codec';
+import { SlotSet } from '../lib/meta/slots';
+import { MetaState } from '../lib/meta/state';
+import { FileDevice } from '../lib/block/file-device';
+import { spareLayout } from '../lib/remap/layout';
+import { Store } from '../lib/store/db';
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const RUNTIME = Number(process.env.BENCH_RUNTIME ?? 2);
+
+interface Cell {
+  name: string;
+  rw: string;
+  bs: string;
+  depth: number;
+  metric: 'bw' | 'iops';
+}
+
+const CELLS: Cell[] = [
+  { name: 'seq read 1M', rw: 'read', bs: '1M', depth: 4, metric: 'bw' },
+  { name: 'seq write 1M', rw: 'write', bs: '1M', depth: 4, metric: 'bw' },
+  { name: 'rand read 4K QD1', rw: 'randread', bs: '4k', depth: 1, metric: 'iops' },
+  { name: 'rand read 4K QD32', rw: 'randread', bs: '4k', depth: 32, metric: 'iops' },
+  { name: 'rand write 4K QD1', rw: 'randwrite', bs: '4k', depth: 1, metric: 'iops' },
+  { name: 'rand write 4K QD32', rw: 'randwrite', bs: '4k', depth: 32, metric: 'iops' },
+];
+
+function fio(dev: string, cell: Cell): { value: number; bytes: number } {
+  const args = [
+    '--name=bench', `--filename=${dev}`, `--rw=${cell.rw}`, `--bs=${cell.bs}`, `--iodepth=${cell.depth}`, '--ioengine=libaio', '--direct=1',
+    '--time_based', `--runtime=${RUNTIME}`, '--ramp_time=0.5', '--size=1023M', // the last MiB holds the main's label: the raw stacks must not overwrite it
+    '--randrepeat=0', '--norandommap', '--output-format=json',
+  ];
+  const out = execFileSync('fio', args, { encoding: 'utf8', maxBuffer: 64 * MiB });
+  const job = (JSON.parse(out.slice(out.indexOf('{'))) as { jobs: Array<{ read: FioSide; write: FioSide }> }).jobs[0];
+  if (!job) throw new Error('fio printed no job');
+  const side = cell.rw.includes('read') ? job.read : job.write;
+  return { value: cell.metric === 'bw' ? side.bw_bytes / MiB : side.iops, bytes: side.io_bytes };
+}
+
+interface FioSide {
+  bw_bytes: number;
+  iops: number;
+  io_bytes: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** Adds remap entries straight into a pair's database and slots (the data path does not care what the spare blocks hold). */
+function injectRemaps(dbPath: string, name: string, mainBlocks: number[]): void {
+  const store = Store.open(dbPath, { create: false });
+  const pair = store.getPair(name);
+  if (!pair) throw new Error(`no pair ${name}`);
+  const spare = FileDevice.open(pair.sparePath, { mode: 'buffered' });
+  try {
+    const layout = spareLayout(pair.spareBytes, pair.blockSize);
+    const slots = new SlotSet(spare, layout);
+    const current = reconcile(store, pair, slots, { write: true }).state;
+    const taken = new Set(current.entries.map((e) => e.spareBlock));
+    const entries: SlotEntry[] = [...current.entries];
+    const pool = layout.pool.flatMap((r) => [r.startBlock, r.endBlock]);
+    let range = 0;
+    let next = pool[0] as number;
+    const now = Date.now();
+    for (const mainBlock of mainBlocks) {
+      for (;;) {
+        const end = pool[2 * range + 1] as number;
+        if (next >= end) {
+          range++;
+          next = pool[2 * range] as number;
+          if (next === undefined) throw new Error('spare pool too small for the injected remaps');
+          continue;
+        }
+        if (taken.has(next)) {
+          next++;
+          continue;
+        }
+        break;
+      }
+      entries.push({ mainBlock, spareBlock: next++, createdAt: now, reason: 'manual', state: 'remapped', lostSectors: 0 });
+    }
+    const seq = current.sequence + 1;
+    const state = new MetaState(identityOf(pair), layout, seq, entries);
+    store.transaction(() => {
+      const stmt = store.db.prepare("INSERT OR REPLACE INTO remaps (pair_id, main_block, spare_block, reason, state, lost_sectors, created_at) VALUES (?, ?, ?, 'manual', 'remapped', 0, ?)");
+      for (const e of entries.slice(current.entries.length)) stmt.run(pair.id, e.mainBlock, e.spareBlock, e.createdAt);
+      store.setMetaSeq(pair.id, seq);
+    });
+    if (slots.writeAll(state).length) throw new Error('could not write the slots');
+  } finally {
+    spare.close();
+    store.close();
+  }
+}
+
+type Table = Record<string, Record<string, number[]>>;
+
+async function main(): Promise<void> {
+  requireKernelFeatures();
+  if (spawnSync('fio', ['--version']).status !== 0) throw new Error('fio is not installed (npm run bench runs scripts/setup.sh, which installs it)');
+  const started = Date.now();
+  const lab = new Lab('remapfs-bench-');
+  const results: Table = {};
+  const cpu: Record<string, number[]> = {};
+  const record = (cfg: string, cell: string, v: number) => ((results[cfg] ??= {})[cell] ??= []).push(v);
+  const log = (s: string) => process.stderr.write(s + '\n');
+  try {
+    const image = lab.image('main.img', GiB);
+    const spare = lab.image('spare.img', 64 * MiB);
+    // Fill the image once so reads read data, and keep it in the page cache.
+    execFileSync('fio', ['--name=fill', `--filename=${image}`, '--rw=write', '--bs=1M', '--size=1G', '--ioengine=psync', '--output-format=terse'], { stdio: 'ignore' });
+    log(`bench: ${os.cpus().length} cores, ${(os.totalmem() / GiB).toFixed(0)} GiB, kernel ${os.release()}, node ${process.version}; ${RUNS} runs of ${RUNTIME} s per cell`);
+
+    const loopA = lab.attachLoop(image);
+    const ptDir = lab.mkdir('pt');
+    const pt = await lab.startProcess([path.resolve(__dirname, 'passthrough.js'), image, ptDir, 'auto'], ptDir, 'passthrough ready');
+    const loopB = lab.attachLoop(path.join(ptDir, 'disk'));
+    const pt0Dir = lab.mkdir('pt0');
+    const pt0 = await lab.startProcess([path.resolve(__dirname, 'passthrough.js'), image, pt0Dir, 'buffered'], pt0Dir, 'passthrough ready');
+    const loopB0 = lab.attachLoop(path.join(pt0Dir, 'disk'));
+    lab.ok(['init', 'bench', '--main', image, '--spare', spare]);
+    const mnt = lab.mkdir('mnt');
+    let daemon = await lab.startDaemon(mnt);
+    let loopC = lab.attachLoop(path.join(mnt, 'bench'));
+
+    const stacks: Array<[string, string, DaemonHandle | undefined]> = [
+      ['a', loopA, undefined],
+      ['b', loopB, pt],
+      ['b0', loopB0, pt0],
+      ['c', loopC, daemon],
+    ];
+    const measure = (cfg: string, dev: string, proc: DaemonHandle | undefined, cell: Cell) => {
+      const pid = proc?.child.pid;
+      const cpu0 = pid ? cpuSeconds(pid) : 0;
+      const r = fio(dev, cell);
+      if (pid) (cpu[cfg] ??= []).push((cpuSeconds(pid) - cpu0) / (r.bytes / GiB));
+      record(cfg, cell.name, r.value);
+    };
+    // Interleaved, so that drift of a noisy machine hits every stack alike.
+    for (let run = 0; run < RUNS; run++) {
+      for (const cell of CELLS) for (const [cfg, dev, proc] of stacks) measure(cfg, dev, proc, cell);
+      log(`bench: a/b/b0/c run ${run + 1} of ${RUNS} done`);
+    }
+
+    // d: 1% of the blocks remapped, scattered.
+    execFileSync('losetup', ['-d', loopC]);
+    lab.ok(['unmount', mnt]);
+    await daemon.exited;
+    const blocks = GiB / 4096;
+    const scattered = Array.from({ length: Math.floor(blocks / 100) }, (_, i) => i * 100 + ((i * 37) % 100));
+    injectRemaps(lab.dbPath, 'bench', scattered);
+    daemon = await lab.startDaemon(mnt);
+    loopC = lab.attachLoop(path.join(mnt, 'bench'));
+    for (let run = 0; run < RUNS; run++) for (const cell of CELLS) {
+      measure('b', loopB, pt, cell);
+      measure('d', loopC, daemon, cell);
+    }
+    log('bench: d done');
+
+    // e: the same pair while a background scan is due at the default rate (it yields to user I/O).
+    execFileSync('losetup', ['-d', loopC]);
+    lab.ok(['unmount', mnt]);
+    await daemon.exited;
+    lab.ok(['config', 'bench', 'scanIntervalHours=0.001']);
+    daemon = await lab.startDaemon(mnt);
+    loopC = lab.attachLoop(path.join(mnt, 'bench'));
+    await new Promise((r) => setTimeout(r, 4000)); // the first pass falls due 3.6 s after the change
+    for (let run = 0; run < RUNS; run++) for (const cell of CELLS) {
+      measure('b', loopB, pt, cell);
+      measure('e', loopC, daemon, cell);
+    }
+    const scanned = JSON.parse(lab.ok(['health', 'bench', '--json']).toString()) as { pairs: Array<{ scan: { progressPercent: number | null; passesCompleted: number } }> };
+    const scanInfo = scanned.pairs[0]?.scan;
+    log(`bench: e done (scan progress ${scanInfo?.progressPercent ?? 100}%, passes ${scanInfo?.passesCompleted})`);
+    execFileSync('losetup', ['-d', loopC]);
+    lab.ok(['unmount', mnt]);
+    await daemon.exited;
+
+    // Scale: 1,000,000 entries.
+    const bigMain = lab.image('big-main.img', 10 * GiB);
+    const bigSpare = lab.image('big-spare.img', 4.5 * GiB);
+    lab.ok(['init', 'big', '--main', bigMain, '--spare', bigSpare]);
+    const t0 = Date.now();
+    // Scattered over the blocks beyond the first GiB, which fio uses: the index holds 1M entries, the measured range none.
+    injectRemaps(lab.dbPath, 'big', Array.from({ length: 1_000_000 }, (_, i) => GiB / 4096 + 2 * i));
+    log(`bench: injected 1,000,000 entries in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const startTimes: number[] = [];
+    const rss: number[] = [];
+    const scaleCells = CELLS.filter((c) => c.rw === 'read' || c.depth === 32);
+    for (let run = 0; run < RUNS; run++) {
+      const ts = Date.now();
+      const d = await lab.startDaemon(mnt);
+      startTimes.push((Date.now() - ts) / 1000);
+      const loop = lab.attachLoop(path.join(mnt, 'big'));
+      for (const cell of scaleCells) record('1M', cell.name, fio(loop, cell).value);
+      rss.push(rssMiB(d.child.pid as number));
+      execFileSync('losetup', ['-d', loop]);
+      lab.ok(['unmount', mnt]);
+      await d.exited;
+    }
+    const dNone = await lab.startDaemon(mnt);
+    const loopNone = lab.attachLoop(path.join(mnt, 'bench'));
+    for (let run = 0; run < RUNS; run++) for (const cell of scaleCells) record('none', cell.name, fio(loopNone, cell).value);
+    execFileSync('losetup', ['-d', loopNone]);
+    lab.ok(['unmount', mnt]);
+    await dNone.exited;
+
+    // Report.
+    const m = (cfg: string, cell: string) => median(results[cfg]?.[cell] ?? [NaN]);
+    const ratio = (x: number, y: number) => (x / y).toFixed(3);
+    const lines: string[] = [];
+    lines.push(`| cell | unit | a loop | b passthrough | b0 buffered | c remapfs | d 1% remapped | e scanning | c/b | d/b | e/b | c/a | c/b0 |`);
+    lines.push(`|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
+    for (const cell of CELLS) {
+      const v = ['a', 'b', 'b0', 'c', 'd', 'e'].map((cfg) => m(cfg, cell.name));
+      const [a, b, b0, c, d, e] = v as [number, number, number, number, number, number];
+      lines.push(
+        `| ${cell.name} | ${cell.metric === 'bw' ? 'MiB/s' : 'IOPS'} | ${v.map((x) => x.toFixed(0)).join(' | ')} | ${ratio(c, b)} | ${ratio(d, b)} | ${ratio(e, b)} | ${ratio(c, a)} | ${ratio(c, b0)} |`,
+      );
+    }
+    lines.push('');
+    lines.push(`Daemon CPU time per GiB moved (median over all cells): b ${median(cpu.b ?? [NaN]).toFixed(2)} s, c ${median(cpu.c ?? [NaN]).toFixed(2)} s, d ${median(cpu.d ?? [NaN]).toFixed(2)} s.`);
+    lines.push('');
+    lines.push(`| scale: 1,000,000 entries | median | target |`);
+    lines.push(`|---|---:|---:|`);
+    lines.push(`| daemon start-up (spawn to ready) | ${median(startTimes).toFixed(2)} s | ≤ 3 s |`);
+    lines.push(`| daemon RSS after fio | ${median(rss).toFixed(0)} MB | ≤ 200 MB |`);
+    for (const cell of scaleCells) lines.push(`| ${cell.name}: 1M entries / none | ${ratio(m('1M', cell.name), m('none', cell.name))} | ≥ 0.95 |`);
+    lines.push('');
+    lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / GiB).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}; ${RUNS} runs of ${RUNTIME} s per cell; bench took ${((Date.now() - started) / 1000).toFixed(0)} s.`);
+    process.stdout.write(lines.join('\n') + '\n');
+    fs.writeFileSync(path.resolve(__dirname, '../../bench-results.md'), lines.join('\n') + '\n');
+  } finally {
+    await lab.cleanup();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exitCode = 1;
+});
