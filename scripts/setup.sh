@@ -15,6 +15,7 @@ command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
 command -v fio >/dev/null || missing+=(fio)
 command -v losetup >/dev/null || missing+=(mount)
 command -v filefrag >/dev/null || missing+=(e2fsprogs)
+command -v ddrescuelog >/dev/null || missing+=(gddrescue)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     log "missing packages ${missing[*]}; run as root or install them with apt-get"

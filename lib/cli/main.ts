@@ -11,6 +11,9 @@ import { configCommand } from './commands/config';
 import { scanCommand } from './commands/scan';
 import { mapCommand } from './commands/map';
 import { discoverCommand } from './commands/discover';
+import { evacuateCommand } from './commands/evacuate';
+import { importBadCommand } from './commands/import-bad';
+import { exportCommand } from './commands/export';
 import { initCommand } from './commands/init';
 import { mountCommand } from './commands/mount';
 import { unmountCommand } from './commands/unmount';
@@ -55,6 +58,9 @@ export async function main(args: string[]): Promise<void> {
       .command(configCommand)
       .command(mapCommand)
       .command(discoverCommand)
+      .command(evacuateCommand)
+      .command(importBadCommand)
+      .command(exportCommand)
       .demandCommand(1, 'name a command')
       .strict()
       .help()

@@ -18,6 +18,8 @@ export type ControlRequest =
   | { op: 'scan'; pair: string; restart: boolean }
   | { op: 'scan-status'; pair: string }
   | { op: 'health'; pair: string }
+  | { op: 'track'; pair: string; action: 'start' | 'take' | 'stop' }
+  | { op: 'import-bad'; pair: string; sectors: number[] }
   | { op: 'fault'; action: 'add' | 'remove' | 'clear' | 'list'; kind: 'bad' | 'slow'; sectors: number[]; delayMs?: number }
   | { op: 'shutdown'; force?: boolean };
 

@@ -33,6 +33,7 @@ import { PairConfig, parseConfigValue } from '../health/config';
 import { healthReport } from '../health/report';
 import { discover } from '../discovery/discover';
 import { importPair } from '../discovery/importer';
+import { importBadSectors } from '../rescue/bad-sectors';
 
 export interface ScanStatus {
   inProgress: boolean;
@@ -351,6 +352,17 @@ export class Daemon {
         return scanStatus(this.service(req.pair));
       case 'health':
         return healthReport(this.store, this.runtime(req.pair).record);
+      case 'track': {
+        const dev = this.runtime(req.pair).device;
+        if (req.action === 'start') dev.dirtyBlocks = new Set();
+        if (req.action === 'stop') dev.dirtyBlocks = undefined;
+        if (req.action !== 'take') return [];
+        const taken = [...(dev.dirtyBlocks ?? [])].sort((a, b) => a - b);
+        dev.dirtyBlocks?.clear();
+        return taken;
+      }
+      case 'import-bad':
+        return importBadSectors(this.runtime(req.pair).device, req.sectors);
       default:
         throw new RemapfsError('control', 'request', `unknown operation ${req.op}`);
     }

@@ -68,9 +68,15 @@ export class ScanScheduler {
     this.schedule(0);
   }
 
-  /** Applies changed settings (rate) at once. */
+  /** Applies changed settings at once: the rate, and a shorter interval brings the next pass forward. */
   configChanged(): void {
-    this.limiter.setRate(this.config().scanRateMiBps * 1048576);
+    const cfg = this.config();
+    this.limiter.setRate(cfg.scanRateMiBps * 1048576);
+    if (!this.scanner.inPass) {
+      const base = this.scanner.state.lastPassFinishedAt ?? this.createdAt;
+      const due = base + adaptiveIntervalMs(cfg.scanIntervalHours * 3600000, this.score());
+      if (due < this.scanner.state.nextDueAt) this.scanner.setNextDue(due);
+    }
     this.schedule(0);
   }
 

@@ -40,6 +40,10 @@ export class MetaJournal implements RemapJournal {
     });
   }
 
+  noteBadSectors(sectors: readonly number[], source: string): void {
+    if (sectors.length) this.store.transaction(() => this.store.addBadSectors(this.pair.id, sectors, source, Date.now()));
+  }
+
   private commit(entry: SlotEntry, writeDatabase: () => void): void {
     const seq = this.state.sequence + 1;
     this.store.transaction(() => {

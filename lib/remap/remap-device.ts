@@ -36,6 +36,8 @@ export interface RemapJournal {
   commitRemap(entry: RemapRecord): void;
   /** Durably records that a spare block must never be used again. */
   commitRetired(spareBlock: number): void;
+  /** Records which 512-byte sectors of main were found unreadable (optional). */
+  noteBadSectors?(sectors: readonly number[], source: string): void;
 }
 
 export interface IoCounters {
@@ -156,6 +158,10 @@ export class RemapDevice implements BlockDevice {
   write(buf: Buffer, byteOffset: number): void {
     this.checkRange('write', buf.length, byteOffset);
     this.counters.writeOps++;
+    if (this.dirtyBlocks) {
+      const last = Math.floor((byteOffset + buf.length - 1) / this.blockSize);
+      for (let b = Math.floor(byteOffset / this.blockSize); b <= last; b++) this.dirtyBlocks.add(b);
+    }
     try {
       this.writeRange(buf, byteOffset);
     } catch (err) {
@@ -187,6 +193,7 @@ export class RemapDevice implements BlockDevice {
     const lost = new Set<number>();
     this.salvage(this.main, mainBlock * this.blockSize, this.blockBuf, 0, this.blockSize, lost);
     const lostSectors = lost.size;
+    if (lostSectors) this.journal.noteBadSectors?.([...lost].map((i) => mainBlock * this.sectorsPerBlock + i), 'lost');
     const spareBlock = this.place(mainBlock, this.blockBuf, reason, lostSectors);
     return { mainBlock, spareBlock, already: false, lostSectors };
   }
@@ -213,7 +220,7 @@ export class RemapDevice implements BlockDevice {
       this.tryProactiveRemap(block, 'weak-read');
       return false;
     }
-    this.markPending(block, bad.size);
+    this.markPending(block, bad);
     return true;
   }
 
@@ -261,7 +268,7 @@ export class RemapDevice implements BlockDevice {
           this.readSectors(this.main, seg, pos);
           this.tryProactiveRemap(block, 'weak-read');
         } else {
-          this.markPending(block, bad.size);
+          this.markPending(block, bad);
           const blockFirstSector = block * this.sectorsPerBlock;
           let covered = false;
           for (let s = Math.floor(pos / SECTOR_BYTES); s * SECTOR_BYTES < segEnd; s++) if (bad.has(s - blockFirstSector)) covered = true;
@@ -314,13 +321,39 @@ export class RemapDevice implements BlockDevice {
     return bad;
   }
 
-  /** Persists a block as pending (once). */
-  private markPending(block: number, badSectors: number): void {
+  /** Persists a block as pending (once), and which of its sectors are unreadable. */
+  private markPending(block: number, bad: ReadonlySet<number>, source = 'read-error'): void {
+    this.journal.noteBadSectors?.([...bad].map((i) => block * this.sectorsPerBlock + i), source);
     if (this.index.isPending(block)) return;
-    this.journal.commitRemap({ mainBlock: block, spareBlock: -1, reason: 'read-error', state: 'pending', lostSectors: badSectors, createdAt: this.now() });
+    this.journal.commitRemap({ mainBlock: block, spareBlock: -1, reason: source === 'imported' ? 'imported' : 'read-error', state: 'pending', lostSectors: bad.size, createdAt: this.now() });
     this.index.markPending(block);
-    this.onEvent(`block ${block} is pending: ${badSectors} unreadable sector(s); the next write to it remaps it`);
+    this.onEvent(`block ${block} is pending: ${bad.size} unreadable sector(s); the next write to it remaps it`);
   }
+
+  /**
+   * Known-bad sectors from a list (badblocks, a ddrescue mapfile): the block is
+   * copied to the spare now if it still reads (reason imported), else it
+   * becomes pending. The listed sectors are recorded either way.
+   */
+  importBadSectors(block: number, sectorsInBlock: ReadonlySet<number>): 'remapped' | 'pending' | 'already' {
+    this.checkBlock(block);
+    if (this.index.spareBlockOf(block) >= 0) {
+      this.journal.noteBadSectors?.([...sectorsInBlock].map((i) => block * this.sectorsPerBlock + i), 'imported');
+      return 'already';
+    }
+    try {
+      this.main.read(this.blockBuf, block * this.blockSize);
+    } catch {
+      this.markPending(block, sectorsInBlock, 'imported');
+      return 'pending';
+    }
+    this.journal.noteBadSectors?.([...sectorsInBlock].map((i) => block * this.sectorsPerBlock + i), 'imported');
+    this.place(block, this.blockBuf, 'imported', 0);
+    return 'remapped';
+  }
+
+  /** Blocks written since tracking started (for copies that must catch up with writers), or undefined. */
+  dirtyBlocks: Set<number> | undefined;
 
   private tryProactiveRemap(block: number, reason: RemapReason): void {
     try {
@@ -438,6 +471,7 @@ export class RemapDevice implements BlockDevice {
       this.salvage(source, base, block, offsetInBlock + seg.length, this.blockSize, lost);
     }
     seg.copy(block, offsetInBlock);
+    if (lost.size && source === this.main) this.journal.noteBadSectors?.([...lost].map((i) => mainBlock * this.sectorsPerBlock + i), 'lost');
     this.place(mainBlock, block, reason, lost.size);
   }
 

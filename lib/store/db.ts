@@ -123,6 +123,13 @@ CREATE TABLE IF NOT EXISTS report_state (
   reported_at INTEGER NOT NULL,
   remap_events INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS bad_sectors (
+  pair_id INTEGER NOT NULL REFERENCES pairs(id) ON DELETE CASCADE,
+  sector INTEGER NOT NULL,
+  source TEXT NOT NULL,
+  time INTEGER NOT NULL,
+  PRIMARY KEY (pair_id, sector)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS mounts (
   mountpoint TEXT PRIMARY KEY,
   pid INTEGER NOT NULL,
@@ -171,7 +178,7 @@ export class Store {
         db.exec(SCHEMA);
         db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
         db.exec('COMMIT');
-      } else if (!tables.includes('report_state')) {
+      } else if (!tables.includes('bad_sectors')) {
         db.exec(SCHEMA); // tables added within schema version 1
       }
       const version = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get() as string | undefined;
@@ -300,6 +307,16 @@ export class Store {
   remapsByReason(pairId: number): Record<string, number> {
     const rows = this.db.prepare("SELECT reason, count(*) AS n FROM remaps WHERE pair_id = ? AND state = 'remapped' AND reason != 'label' GROUP BY reason").all(pairId) as Array<{ reason: string; n: number }>;
     return Object.fromEntries(rows.map((r) => [r.reason, r.n]));
+  }
+
+  /** Records 512-byte sectors of main known to be unreadable (import, read errors, lost sectors). */
+  addBadSectors(pairId: number, sectors: readonly number[], source: string, time: number): void {
+    const stmt = this.db.prepare('INSERT OR IGNORE INTO bad_sectors (pair_id, sector, source, time) VALUES (?, ?, ?, ?)');
+    for (const s of sectors) stmt.run(pairId, s, source, time);
+  }
+
+  badSectors(pairId: number): number[] {
+    return this.db.prepare('SELECT sector FROM bad_sectors WHERE pair_id = ? ORDER BY sector').pluck().all(pairId) as number[];
   }
 
   putMount(m: MountRecord): void {

@@ -1,0 +1,108 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import type { CommandModule } from 'yargs';
+import { FileDevice, identify } from '../../block/file-device';
+import { BlockDevice } from '../../block/device';
+import { request } from '../../daemon/control';
+import { RemapfsError } from '../../errors';
+import { openPair, PairRuntime } from '../../remap/pair';
+import { DirtyTracker, evacuate, loadAreaMap, verifyCopy } from '../../rescue/evacuate';
+import { liveDaemon, parseCount, printJson, requirePair, withStore } from '../common';
+import { Progress } from '../progress';
+
+interface Args {
+  db?: string;
+  name: string;
+  to: string;
+  mapfile?: string;
+  retries: string;
+  verify: boolean;
+  restart: boolean;
+  json: boolean;
+}
+
+export const evacuateCommand: CommandModule<object, Args> = {
+  command: 'evacuate <name>',
+  describe: 'Copy the whole pair (remaps resolved) to a new disk or image, ddrescue-style, resumable, with a mapfile of what could not be read',
+  builder: (y) =>
+    y
+      .positional('name', { type: 'string', demandOption: true })
+      .option('to', { type: 'string', demandOption: true, describe: 'target block device or image file (created if missing)' })
+      .option('mapfile', { type: 'string', describe: 'GNU ddrescue mapfile (default: <to>.map); an existing one is resumed' })
+      .option('retries', { type: 'string', default: '2', describe: 'extra attempts per unreadable sector' })
+      .option('verify', { type: 'boolean', default: false, describe: 'compare everything copied with the source afterwards' })
+      .option('restart', { type: 'boolean', default: false, describe: 'ignore an existing mapfile and start over' })
+      .option('json', { type: 'boolean', default: false }) as never,
+  handler: async (argv) => {
+    const retries = parseCount('--retries', argv.retries);
+    await withStore(argv, false, async (store) => {
+      const pair = requirePair(store, argv.name);
+      const size = Math.floor(pair.mainBytes / pair.blockSize) * pair.blockSize;
+      const to = path.resolve(argv.to);
+      if (!fs.existsSync(to)) {
+        fs.writeFileSync(to, '');
+        fs.truncateSync(to, size);
+      }
+      const tid = identify(to);
+      if (tid.realPath === pair.mainPath || tid.realPath === pair.sparePath) throw new RemapfsError('evacuate', to, 'is a device of the pair itself');
+      if (tid.sizeBytes < size) {
+        if (tid.isBlockDevice) throw new RemapfsError('evacuate', to, `has ${tid.sizeBytes} bytes, the pair needs ${size}`, 'use a bigger disk');
+        fs.truncateSync(tid.realPath, size);
+      }
+      const mapfilePath = path.resolve(argv.mapfile ?? `${to}.map`);
+      const daemon = liveDaemon(store);
+      let source: BlockDevice;
+      let rt: PairRuntime | undefined;
+      let tracker: DirtyTracker | undefined;
+      if (daemon) {
+        // Through the daemon, so the copy sees what users write; O_DIRECT: no page cache in between.
+        source = FileDevice.open(path.join(daemon.mountpoint, pair.name), { mode: 'direct', readOnly: true });
+        const ask = (action: 'start' | 'take' | 'stop') => request(daemon.socket, { op: 'track', pair: pair.name, action });
+        tracker = {
+          blockSize: pair.blockSize,
+          start: async () => void (await ask('start')),
+          take: async () => (await ask('take')) as number[],
+          stop: async () => void (await ask('stop')),
+        };
+      } else {
+        rt = openPair(store, pair);
+        source = rt.device;
+      }
+      const target = FileDevice.open(to);
+      try {
+        const progress = new Progress(`evacuate ${pair.name}`, size, 1);
+        const r = await evacuate({ source, target, mapfilePath, restart: argv.restart, retries, ...(tracker ? { tracker } : {}), onProgress: (done) => progress.update(done) });
+        progress.finish();
+        target.flush();
+        let mismatches: number[] = [];
+        if (argv.verify) mismatches = verifyCopy(source, target, loadAreaMap(mapfilePath, size));
+        const summary = {
+          version: 1,
+          pair: pair.name,
+          target: to,
+          mapfile: mapfilePath,
+          sizeBytes: size,
+          copiedBytes: r.copiedBytes,
+          badSectors: r.badSectors.length,
+          resumed: r.resumed,
+          throughDaemon: !!daemon,
+          catchUpRounds: r.catchUpRounds,
+          recopiedBlocks: r.recopiedBlocks,
+          verified: argv.verify ? mismatches.length === 0 : null,
+        };
+        if (argv.json) printJson(summary);
+        else {
+          process.stdout.write(
+            `evacuated ${pair.name} to ${to}: ${r.badSectors.length} unreadable sectors (listed as - in ${mapfilePath})${r.resumed ? ', resumed' : ''}` +
+              `${daemon ? `, ${r.recopiedBlocks} blocks written during the copy copied again` : ''}${argv.verify ? (mismatches.length ? `; VERIFY FAILED at ${mismatches.length} chunks` : '; verified') : ''}\n`,
+          );
+        }
+        if (mismatches.length) process.exitCode = 1;
+      } finally {
+        target.close();
+        if (rt) rt.close();
+        else source.close();
+      }
+    });
+  },
+};

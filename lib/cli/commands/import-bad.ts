@@ -1,0 +1,62 @@
+import * as fs from 'fs';
+import type { CommandModule } from 'yargs';
+import { request } from '../../daemon/control';
+import { RemapfsError, UsageError } from '../../errors';
+import { openPair } from '../../remap/pair';
+import { ImportBadResult, importBadSectors } from '../../rescue/bad-sectors';
+import { parseBadblocks, parseMapfile, sectorsOf } from '../../rescue/mapfile';
+import { liveDaemon, parseCount, printJson, requirePair, withStore } from '../common';
+
+interface Args {
+  db?: string;
+  name: string;
+  badblocks?: string;
+  'ddrescue-map'?: string;
+  'block-size': string;
+  json: boolean;
+}
+
+export const importBadCommand: CommandModule<object, Args> = {
+  command: 'import-bad <name>',
+  describe: 'Mark known-bad sectors from a badblocks list or a ddrescue mapfile: copied to the spare if still readable, else pending',
+  builder: (y) =>
+    y
+      .positional('name', { type: 'string', demandOption: true })
+      .option('badblocks', { type: 'string', describe: 'output of e2fsprogs badblocks (one block number per line)' })
+      .option('ddrescue-map', { type: 'string', describe: 'a GNU ddrescue mapfile; its bad-sector (-) areas are imported' })
+      .option('block-size', { type: 'string', default: '1024', describe: 'block size of the badblocks list (badblocks -b; default 1024)' })
+      .option('json', { type: 'boolean', default: false }) as never,
+  handler: async (argv) => {
+    if (!!argv.badblocks === !!argv['ddrescue-map']) throw new UsageError('give exactly one of --badblocks and --ddrescue-map');
+    const file = (argv.badblocks ?? argv['ddrescue-map']) as string;
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new RemapfsError('read', file, err);
+    }
+    let sectors: number[];
+    try {
+      sectors = argv.badblocks ? parseBadblocks(text, parseCount('--block-size', argv['block-size'])) : sectorsOf(parseMapfile(text).areas, ['-']);
+    } catch (err) {
+      if (err instanceof UsageError) throw err;
+      throw new RemapfsError('parse', file, err instanceof Error ? err.message : String(err));
+    }
+    await withStore(argv, false, async (store) => {
+      const pair = requirePair(store, argv.name);
+      const daemon = liveDaemon(store);
+      let r: ImportBadResult;
+      if (daemon) r = (await request(daemon.socket, { op: 'import-bad', pair: pair.name, sectors }, 600000)) as ImportBadResult;
+      else {
+        const rt = openPair(store, pair);
+        try {
+          r = importBadSectors(rt.device, sectors);
+        } finally {
+          rt.close();
+        }
+      }
+      if (argv.json) return printJson({ version: 1, pair: pair.name, ...r });
+      process.stdout.write(`${r.sectors} bad sectors in ${r.blocks} blocks: ${r.remapped} copied to the spare, ${r.pending} unreadable (pending), ${r.already} already remapped\n`);
+    });
+  },
+};

@@ -1,0 +1,184 @@
+/**
+ * Evacuation: copies a pair's virtual device (remaps resolved) to a new disk
+ * or image, the way GNU ddrescue copies a failing disk, keeping its progress
+ * in a ddrescue mapfile:
+ *
+ *   pass 1  copy every non-tried ('?') area in 1 MiB chunks; a chunk that
+ *           fails is marked failed ('*') and skipped;
+ *   pass 2  read failed areas sector by sector, each with `retries` extra
+ *           attempts; a sector that still fails is bad ('-'), the rest '+';
+ *   catch-up (through a running daemon) copy again every block written since
+ *           the copy began, round after round, until a round finds none.
+ *
+ * The mapfile is saved every 2 seconds and at the end (atomically), after the
+ * data it describes was written, so an interrupted evacuation resumes where
+ * the mapfile says and gives the same result. Bad sectors are not written to
+ * the target (as ddrescue leaves them).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { BlockDevice, SECTOR_BYTES } from '../block/device';
+import { AreaMap, formatMapfile, parseMapfile } from './mapfile';
+
+const CHUNK_BYTES = 1024 * 1024;
+const SAVE_EVERY_MS = 2000;
+
+export interface DirtyTracker {
+  start(): Promise<void>;
+  /** Blocks written since the last call. */
+  take(): Promise<number[]>;
+  stop(): Promise<void>;
+  blockSize: number;
+}
+
+export interface EvacuateOptions {
+  source: BlockDevice;
+  target: BlockDevice;
+  mapfilePath: string;
+  restart: boolean;
+  retries: number;
+  tracker?: DirtyTracker;
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+  now?: () => number;
+}
+
+export interface EvacuateResult {
+  sizeBytes: number;
+  copiedBytes: number;
+  badSectors: number[];
+  catchUpRounds: number;
+  recopiedBlocks: number;
+  resumed: boolean;
+}
+
+export function saveMapfile(file: string, map: AreaMap, status: string, pass: number, pos: number): void {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
+  fs.writeFileSync(tmp, formatMapfile({ currentPos: pos, currentStatus: status, currentPass: pass, areas: map.areas }, 'remapfs evacuate'));
+  fs.renameSync(tmp, file);
+}
+
+export function loadAreaMap(file: string, size: number): AreaMap {
+  const parsed = parseMapfile(fs.readFileSync(file, 'utf8'));
+  return new AreaMap(size, parsed.areas);
+}
+
+export async function evacuate(o: EvacuateOptions): Promise<EvacuateResult> {
+  const size = o.source.sizeBytes;
+  const now = o.now ?? Date.now;
+  const resumed = !o.restart && fs.existsSync(o.mapfilePath);
+  const map = resumed ? loadAreaMap(o.mapfilePath, size) : new AreaMap(size);
+  let lastSave = now();
+  let pass = 1;
+  let pos = 0;
+  const save = (status: string, force = false) => {
+    if (!force && now() - lastSave < SAVE_EVERY_MS) return;
+    o.target.flush();
+    saveMapfile(o.mapfilePath, map, status, pass, pos);
+    lastSave = now();
+  };
+  const progress = () => o.onProgress?.(map.bytes('+', '-'), size);
+  const buf = Buffer.alloc(CHUNK_BYTES);
+  let copied = 0;
+  if (o.tracker) await o.tracker.start();
+  try {
+    // Pass 1: copy.
+    for (const area of map.withStatus('?')) {
+      for (let off = area.pos; off < area.pos + area.size; ) {
+        const len = Math.min(CHUNK_BYTES - (off % CHUNK_BYTES), area.pos + area.size - off);
+        const view = buf.subarray(0, len);
+        pos = off;
+        try {
+          o.source.read(view, off);
+          o.target.write(view, off);
+          map.set(off, len, '+');
+          copied += len;
+        } catch {
+          map.set(off, len, '*');
+        }
+        off += len;
+        progress();
+        save('?');
+      }
+    }
+    // Pass 2: sector by sector through what failed.
+    pass = 2;
+    const sector = buf.subarray(0, SECTOR_BYTES);
+    for (const area of map.withStatus('*', '/')) {
+      for (let off = area.pos; off < area.pos + area.size; off += SECTOR_BYTES) {
+        pos = off;
+        const len = Math.min(SECTOR_BYTES, area.pos + area.size - off);
+        const view = sector.subarray(0, len);
+        let ok = false;
+        for (let attempt = 0; attempt <= o.retries && !ok; attempt++) {
+          try {
+            o.source.read(view, off);
+            ok = true;
+          } catch {
+            // retried below, or bad
+          }
+        }
+        if (ok) {
+          o.target.write(view, off);
+          map.set(off, len, '+');
+          copied += len;
+        } else map.set(off, len, '-');
+        progress();
+        save('/');
+      }
+    }
+    // Catch-up: blocks written while we copied.
+    let rounds = 0;
+    let recopied = 0;
+    if (o.tracker) {
+      const bs = o.tracker.blockSize;
+      const block = Buffer.alloc(bs);
+      for (; rounds < 20; rounds++) {
+        const dirty = await o.tracker.take();
+        if (dirty.length === 0) break;
+        for (const b of dirty) {
+          const off = b * bs;
+          try {
+            o.source.read(block, off);
+            o.target.write(block, off);
+            map.set(off, bs, '+');
+          } catch {
+            for (let s = 0; s < bs; s += SECTOR_BYTES) {
+              const view = block.subarray(s, s + SECTOR_BYTES);
+              try {
+                o.source.read(view, off + s);
+                o.target.write(view, off + s);
+                map.set(off + s, SECTOR_BYTES, '+');
+              } catch {
+                map.set(off + s, SECTOR_BYTES, '-');
+              }
+            }
+          }
+          recopied++;
+        }
+      }
+    }
+    pos = size;
+    save('+', true);
+    const badSectors: number[] = [];
+    for (const a of map.withStatus('-')) for (let s = a.pos / SECTOR_BYTES; s < (a.pos + a.size) / SECTOR_BYTES; s++) badSectors.push(s);
+    return { sizeBytes: size, copiedBytes: copied, badSectors, catchUpRounds: rounds, recopiedBlocks: recopied, resumed };
+  } finally {
+    if (o.tracker) await o.tracker.stop().catch(() => undefined);
+  }
+}
+
+/** Compares the finished ('+') areas of source and target; returns the byte offsets of differing chunks. */
+export function verifyCopy(source: BlockDevice, target: BlockDevice, map: AreaMap): number[] {
+  const a = Buffer.alloc(CHUNK_BYTES);
+  const b = Buffer.alloc(CHUNK_BYTES);
+  const bad: number[] = [];
+  for (const area of map.withStatus('+')) {
+    for (let off = area.pos; off < area.pos + area.size; off += CHUNK_BYTES) {
+      const len = Math.min(CHUNK_BYTES, area.pos + area.size - off);
+      source.read(a.subarray(0, len), off);
+      target.read(b.subarray(0, len), off);
+      if (!a.subarray(0, len).equals(b.subarray(0, len))) bad.push(off);
+    }
+  }
+  return bad;
+}
