@@ -138,7 +138,17 @@ export class Lab {
 
   attachLoop(file: string, opts: { directIo?: boolean; sectorSize?: number } = {}): string {
     const args = [`--direct-io=${opts.directIo === false ? 'off' : 'on'}`, '--sector-size', String(opts.sectorSize ?? 4096), '-f', '--show', file];
-    const dev = execFileSync('losetup', args, { encoding: 'utf8' }).trim();
+    // `losetup -f` can race with another process taking the same free device: try again.
+    let dev = '';
+    for (let attempt = 0; ; attempt++) {
+      try {
+        dev = execFileSync('losetup', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+        break;
+      } catch (err) {
+        if (attempt >= 4) throw err;
+        execFileSync('sleep', [String(0.1 * (attempt + 1))]);
+      }
+    }
     this.cleanups.push({ what: `detach ${dev}`, fn: () => detachLoop(dev) });
     return dev;
   }

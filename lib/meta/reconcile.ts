@@ -12,7 +12,7 @@ import { RemapfsError } from '../errors';
 import { SLOT_COUNT } from '../remap/layout';
 import { PairRecord, RemapRecord, Store } from '../store/db';
 import { SlotEntry } from './codec';
-import { SlotReport, SlotSet } from './slots';
+import { SlotReport, SlotSet, tableDigest } from './slots';
 import { MetaState, PairIdentity } from './state';
 
 export interface Reconciliation {
@@ -56,20 +56,59 @@ export function recordOf(e: SlotEntry): RemapRecord {
   return { mainBlock: e.mainBlock, spareBlock: e.spareBlock, reason: e.reason, state: e.state, lostSectors: e.lostSectors, createdAt: e.createdAt };
 }
 
-/** Order-independent fingerprint of a table: equal tables give equal strings. */
-export function fingerprint(entries: readonly SlotEntry[]): string {
-  let sum = 0;
-  let xor = 0;
-  for (const e of entries) {
+const STATE_CODES: Record<string, number> = { remapped: 1, pending: 2, retired: 3 };
+const REASON_CODES: Record<string, number> = { none: 0, manual: 1, 'write-error': 2, 'read-error': 3, 'weak-read': 4, 'scan-slow': 5, imported: 6, label: 7 };
+
+/** Accumulates an order-independent fingerprint, entry by entry, without keeping entries. */
+export class Fingerprint {
+  private sum = 0;
+  private xor = 0;
+  private n = 0;
+
+  add(mainBlock: number, spareBlock: number, createdAt: number, lostSectors: number, state: string, reason: string): void {
     let h = 0x811c9dc5;
-    for (const v of [e.mainBlock, e.spareBlock, e.createdAt % 0x100000000, Math.floor(e.createdAt / 0x100000000), e.lostSectors, e.state.length * 31 + e.state.charCodeAt(0), e.reason.length * 31 + e.reason.charCodeAt(0)]) {
+    const mix = (v: number) => {
       h = Math.imul(h ^ (v | 0), 0x01000193);
       h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
-    }
-    sum = (sum + (h >>> 0)) % 0x100000000;
-    xor = (xor ^ h) >>> 0;
+    };
+    mix(mainBlock % 0x100000000);
+    mix(Math.floor(mainBlock / 0x100000000));
+    mix(spareBlock % 0x100000000);
+    mix(createdAt % 0x100000000);
+    mix(Math.floor(createdAt / 0x100000000));
+    mix(lostSectors);
+    mix((STATE_CODES[state] ?? 9) * 16 + (REASON_CODES[reason] ?? 15));
+    this.sum = (this.sum + (h >>> 0)) % 0x100000000;
+    this.xor = (this.xor ^ h) >>> 0;
+    this.n++;
   }
-  return `${entries.length}:${sum}:${xor}`;
+
+  value(): string {
+    return `${this.n}:${this.sum}:${this.xor}`;
+  }
+}
+
+/** Order-independent fingerprint of a table: equal tables give equal strings. */
+export function fingerprint(entries: readonly SlotEntry[]): string {
+  const f = new Fingerprint();
+  for (const e of entries) f.add(e.mainBlock, e.spareBlock, e.createdAt, e.lostSectors, e.state, e.reason);
+  return f.value();
+}
+
+/** The database's fingerprint, streamed from SQLite (no entry objects kept). */
+export function databaseFingerprint(store: Store, pairId: number): string {
+  const f = new Fingerprint();
+  const remaps = store.db.prepare('SELECT main_block, spare_block, created_at, lost_sectors, state, reason FROM remaps WHERE pair_id = ?').raw();
+  for (const row of remaps.iterate(pairId) as IterableIterator<[number, number | null, number, number, string, string]>) {
+    f.add(row[0], row[1] ?? -1, row[2], row[3], row[4], row[5]);
+  }
+  const retired = store.db.prepare('SELECT spare_block, created_at FROM retired WHERE pair_id = ?').raw();
+  for (const row of retired.iterate(pairId) as IterableIterator<[number, number]>) f.add(-1, row[0], row[1], 0, 'retired', 'none');
+  return f.value();
+}
+
+function stateDigest(state: MetaState): string {
+  return tableDigest(state.entries.length, state.table());
 }
 
 export interface ReconcileOptions {
@@ -82,21 +121,26 @@ export interface ReconcileOptions {
 
 export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: ReconcileOptions): Reconciliation {
   const log = opts.log ?? (() => undefined);
-  const reports = slots.readAll({ uuid: pair.uuid });
+  // Every slot is fully checked; only the newest one's entries are kept (copies compare by digest).
+  const reports = slots.readAll({ uuid: pair.uuid }, false);
   const dbSeq = store.metaSeq(pair.id);
-  const dbEntries = databaseEntries(store, pair.id);
-  const dbPrint = fingerprint(dbEntries);
+  const dbPrint = databaseFingerprint(store, pair.id);
   let newest: SlotReport | undefined;
   let highestSeen = dbSeq;
   for (const r of reports) {
     if (r.sequence !== undefined && r.header?.uuid === pair.uuid) highestSeen = Math.max(highestSeen, r.sequence);
     if (r.valid && (!newest || (r.sequence ?? 0) > (newest.sequence ?? 0))) newest = r;
   }
+  if (newest) {
+    const full = slots.read(newest.index, { uuid: pair.uuid }, true);
+    newest = full.valid && full.sequence === newest.sequence ? full : undefined;
+  }
   const foreign = reports.find((r) => r.reason?.startsWith('belongs to another pair'));
   if (!newest && foreign && !reports.some((r) => r.header?.uuid === pair.uuid)) {
     // Never overwrite another pair's metadata: the stored spare path points at the wrong device.
     throw new RemapfsError('open spare of pair', pair.name, `${pair.sparePath} holds the metadata of another pair (${foreign.header?.name}, uuid ${foreign.header?.uuid})`, 'wrong device? "remapfs discover" finds where the pair is now');
   }
+  const newestPrint = newest?.entries ? fingerprint(newest.entries) : undefined;
   const identity = identityOf(pair);
   let state: MetaState;
   let source: Reconciliation['source'];
@@ -106,20 +150,19 @@ export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: 
   } else if (newest && (newest.sequence ?? 0) > dbSeq) {
     state = new MetaState(identity, slots.layout, newest.sequence ?? 0, newest.entries ?? []);
     source = 'slots';
-  } else if (newest && newest.sequence === dbSeq && fingerprint(newest.entries ?? []) === dbPrint) {
+  } else if (newest && newest.sequence === dbSeq && newestPrint === dbPrint) {
     state = new MetaState(identity, slots.layout, dbSeq, newest.entries ?? []);
     source = 'slots';
   } else {
     // The database is ahead, or the slots are all bad, or they disagree at the same sequence.
     const bump = newest !== undefined || reports.some((r) => r.sequence !== undefined);
-    state = new MetaState(identity, slots.layout, bump ? highestSeen + 1 : dbSeq, dbEntries);
+    state = new MetaState(identity, slots.layout, bump ? highestSeen + 1 : dbSeq, databaseEntries(store, pair.id));
     source = 'database';
   }
-  const statePrint = fingerprint(state.entries);
+  const statePrint = source === 'slots' && newestPrint ? newestPrint : fingerprint(state.entries);
   const databaseAgrees = dbSeq === state.sequence && dbPrint === statePrint;
-  const staleSlots = reports
-    .filter((r) => !r.valid || r.sequence !== state.sequence || fingerprint(r.entries ?? []) !== statePrint)
-    .map((r) => r.index);
+  const digest = stateDigest(state);
+  const staleSlots = reports.filter((r) => !r.valid || r.sequence !== state.sequence || r.tableDigest !== digest).map((r) => r.index);
   const repaired: string[] = [];
   if (opts.write) {
     if (!databaseAgrees) {

@@ -9,8 +9,8 @@
  */
 import { BlockDevice, SECTOR_BYTES } from '../block/device';
 import { RemapfsError } from '../errors';
-import { slotHeaderRegionBytes, SLOT_COUNT, SLOT_ENTRIES_PER_PAGE, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, SpareLayout } from '../remap/layout';
-import { checkHeaderCrc, crc32, decodeHeaderFields, decodePage, hex32, SlotEntry, SlotHeader } from './codec';
+import { slotHeaderRegionBytes, SLOT_COUNT, SLOT_ENTRIES_PER_PAGE, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, SpareLayout } from '../remap/layout';
+import { checkHeaderCrc, crc32, decodeEntry, decodeHeaderFields, decodePage, hex32, SlotEntry, SlotHeader } from './codec';
 import { MetaState } from './state';
 
 export interface SlotReport {
@@ -22,6 +22,12 @@ export interface SlotReport {
   reason?: string;
   header?: SlotHeader;
   entries?: SlotEntry[];
+  /** Identifies the table's content: entry count and the CRC32 of the page CRC table. */
+  tableDigest?: string;
+}
+
+export function tableDigest(entryCount: number, pageCrcTable: Buffer): string {
+  return `${entryCount}:${crc32(pageCrcTable).toString(16)}`;
 }
 
 const READ_CHUNK_BYTES = 1024 * 1024;
@@ -50,14 +56,18 @@ export class SlotSet {
     return this.layout.slotBlocks * this.layout.blockSize;
   }
 
-  readAll(expect?: { uuid: string }): SlotReport[] {
+  readAll(expect?: { uuid: string }, keepEntries = true): SlotReport[] {
     const out: SlotReport[] = [];
-    for (let i = 0; i < SLOT_COUNT; i++) out.push(this.read(i, expect));
+    for (let i = 0; i < SLOT_COUNT; i++) out.push(this.read(i, expect, keepEntries));
     return out;
   }
 
-  /** Reads and fully checks slot i; never throws for bad content or read errors. */
-  read(i: number, expect?: { uuid: string }): SlotReport {
+  /**
+   * Reads and fully checks slot i (every page CRC and every entry); never
+   * throws for bad content or read errors. Without keepEntries the entries are
+   * checked but not returned (cheaper for copies compared by digest).
+   */
+  read(i: number, expect?: { uuid: string }, keepEntries = true): SlotReport {
     const byteOffset = this.slotOffset(i);
     const base = { index: i, byteOffset, byteLength: this.slotLength() };
     const invalid = (reason: string, header?: SlotHeader): SlotReport => ({ ...base, valid: false, reason, ...(header ? { header, sequence: header.sequence } : {}) });
@@ -87,13 +97,15 @@ export class SlotSet {
           const actual = crc32(page);
           if (stored !== actual) return invalid(`page ${p} CRC mismatch (stored ${hex32(stored)}, computed ${hex32(actual)})`, h);
           const count = Math.min(SLOT_ENTRIES_PER_PAGE, h.entryCount - p * SLOT_ENTRIES_PER_PAGE);
-          const bad = decodePage(page, count, entries);
+          const bad = keepEntries ? decodePage(page, count, entries) : checkPage(page, count, p * SLOT_ENTRIES_PER_PAGE, h, this.layout.spareBlocks);
           if (bad) return invalid(bad, h);
         }
       }
-      const semantic = this.checkEntries(h, entries);
-      if (semantic) return invalid(semantic, h);
-      return { ...base, valid: true, sequence: h.sequence, header: h, entries };
+      if (keepEntries) {
+        const semantic = this.checkEntries(h, entries);
+        if (semantic) return invalid(semantic, h);
+      }
+      return { ...base, valid: true, sequence: h.sequence, header: h, tableDigest: tableDigest(h.entryCount, table), ...(keepEntries ? { entries } : {}) };
     } catch (err) {
       return invalid(`read error: ${err instanceof RemapfsError ? err.causeText : String(err)}`);
     }
@@ -167,12 +179,28 @@ export class SlotSet {
   }
 
   private checkEntries(h: SlotHeader, entries: readonly SlotEntry[]): string | undefined {
-    const mainBlocks = Math.floor(h.mainBytes / h.blockSize);
     for (let k = 0; k < entries.length; k++) {
-      const e = entries[k] as SlotEntry;
-      if (e.state !== 'retired' && (e.mainBlock < 0 || e.mainBlock >= mainBlocks)) return `entry ${k}: main block ${e.mainBlock} outside the device`;
-      if (e.state !== 'pending' && (e.spareBlock < 0 || e.spareBlock >= this.layout.spareBlocks)) return `entry ${k}: spare block ${e.spareBlock} outside the spare`;
+      const bad = entryProblem(entries[k] as SlotEntry, k, h, this.layout.spareBlocks);
+      if (bad) return bad;
     }
     return undefined;
   }
+}
+
+function entryProblem(e: SlotEntry, k: number, h: SlotHeader, spareBlocks: number): string | undefined {
+  const mainBlocks = Math.floor(h.mainBytes / h.blockSize);
+  if (e.state !== 'retired' && (e.mainBlock < 0 || e.mainBlock >= mainBlocks)) return `entry ${k}: main block ${e.mainBlock} outside the device`;
+  if (e.state !== 'pending' && (e.spareBlock < 0 || e.spareBlock >= spareBlocks)) return `entry ${k}: spare block ${e.spareBlock} outside the spare`;
+  return undefined;
+}
+
+/** Checks a page's entries like decodePage and checkEntries, without keeping them. */
+function checkPage(page: Buffer, count: number, firstIndex: number, h: SlotHeader, spareBlocks: number): string | undefined {
+  for (let i = 0; i < count; i++) {
+    const e = decodeEntry(page, i * SLOT_ENTRY_BYTES);
+    if (!e) return `entry ${firstIndex + i} is malformed`;
+    const bad = entryProblem(e, firstIndex + i, h, spareBlocks);
+    if (bad) return bad;
+  }
+  return undefined;
 }

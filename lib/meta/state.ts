@@ -9,6 +9,7 @@
  * spare block.
  */
 import { SLOT_COUNT, SLOT_ENTRIES_PER_PAGE, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, SpareLayout } from '../remap/layout';
+import { TypedHash } from '../remap/typed-hash';
 import { crc32, encodeHeaderFields, encodePage, headerCrc, HEADER_CRC_OFFSET, pagesFor, SlotEntry, SlotHeader } from './codec';
 
 export interface PairIdentity {
@@ -24,8 +25,8 @@ export class MetaState {
   readonly layout: SpareLayout;
   sequence: number;
   readonly entries: SlotEntry[] = [];
-  private readonly posByMain = new Map<number, number>();
-  private readonly posByRetired = new Map<number, number>();
+  private readonly posByMain: TypedHash;
+  private readonly posByRetired = new TypedHash();
   private pageCrcs: Buffer;
   private readonly pageBuf = Buffer.alloc(SLOT_PAGE_BYTES);
 
@@ -33,6 +34,7 @@ export class MetaState {
     this.identity = identity;
     this.layout = layout;
     this.sequence = sequence;
+    this.posByMain = new TypedHash(entries.length);
     this.pageCrcs = Buffer.alloc(4 * Math.max(16, pagesFor(entries.length)));
     for (const e of entries) this.place(e);
     for (let p = 0; p < this.pageCount; p++) this.recomputePage(p);
@@ -86,7 +88,7 @@ export class MetaState {
     const byKey = e.state === 'retired' ? this.posByRetired : this.posByMain;
     const key = e.state === 'retired' ? e.spareBlock : e.mainBlock;
     let pos = byKey.get(key);
-    if (pos === undefined) {
+    if (pos < 0) {
       if (this.entries.length >= this.layout.slotEntryCapacity) throw new Error(`metadata slots are full (${this.layout.slotEntryCapacity} entries)`);
       pos = this.entries.length;
       this.entries.push(e);

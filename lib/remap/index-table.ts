@@ -9,12 +9,13 @@
  */
 import { SpareLookup } from './split';
 import { SpareLayout } from './layout';
+import { TypedHash } from './typed-hash';
 
 export class RemapIndex implements SpareLookup {
   readonly virtualBlocks: number;
   readonly layout: SpareLayout;
   private readonly remappedBits: Uint8Array;
-  private readonly spareOf = new Map<number, number>();
+  private readonly spareOf = new TypedHash();
   /** Bit set for every spare block that is used or retired. */
   private readonly spareTaken: Uint8Array;
   private retiredCount = 0;
@@ -64,7 +65,7 @@ export class RemapIndex implements SpareLookup {
 
   spareBlockOf(mainBlock: number): number {
     if (((this.remappedBits[mainBlock >>> 3] as number) & (1 << (mainBlock & 7))) === 0) return -1;
-    return this.spareOf.get(mainBlock) ?? -1;
+    return this.spareOf.get(mainBlock);
   }
 
   isSpareTaken(spareBlock: number): boolean {
@@ -75,7 +76,7 @@ export class RemapIndex implements SpareLookup {
     if (mainBlock < 0 || mainBlock >= this.virtualBlocks) throw new RangeError(`main block ${mainBlock} outside the device`);
     if (this.isSpareTaken(spareBlock)) throw new Error(`spare block ${spareBlock} is already taken`);
     const old = this.spareOf.get(mainBlock);
-    if (old !== undefined) this.spareTaken[old >>> 3] = (this.spareTaken[old >>> 3] as number) & ~(1 << (old & 7));
+    if (old >= 0) this.spareTaken[old >>> 3] = (this.spareTaken[old >>> 3] as number) & ~(1 << (old & 7));
     this.spareOf.set(mainBlock, spareBlock);
     this.pending.delete(mainBlock);
     this.remappedBits[mainBlock >>> 3] = (this.remappedBits[mainBlock >>> 3] as number) | (1 << (mainBlock & 7));
@@ -110,6 +111,8 @@ export class RemapIndex implements SpareLookup {
 
   /** Every remap, ascending by main block. */
   entries(): Array<{ mainBlock: number; spareBlock: number }> {
-    return [...this.spareOf.entries()].sort((a, b) => a[0] - b[0]).map(([mainBlock, spareBlock]) => ({ mainBlock, spareBlock }));
+    const out: Array<{ mainBlock: number; spareBlock: number }> = [];
+    this.spareOf.forEach((spareBlock, mainBlock) => out.push({ mainBlock, spareBlock }));
+    return out.sort((a, b) => a.mainBlock - b.mainBlock);
   }
 }
