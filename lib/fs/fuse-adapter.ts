@@ -245,16 +245,7 @@ export class FuseAdapter {
       },
       flush: (_p: string, fd: number, cb: Cb) => {
         const h = this.controlHandles.get(fd);
-        if (!h || !h.pending || !h.file.write) return cb(0);
-        const text = h.pending;
-        h.pending = '';
-        try {
-          h.file.write(text);
-        } catch (err) {
-          this.onError('write', CONTROL_DIR, err);
-          return cb(Fuse.EINVAL);
-        }
-        return cb(0);
+        return cb(h && h.pending ? this.applyControl(h) : 0);
       },
       fsync: (p: string, _datasync: boolean, _fd: number, cb: Cb) => {
         const f = files.get(p);
@@ -298,15 +289,22 @@ export class FuseAdapter {
     if (!h.file.write) return cb(Fuse.EACCES);
     h.pending += buf.toString('utf8', 0, len);
     if (!h.pending.endsWith('\n')) return cb(len);
+    const status = this.applyControl(h);
+    return cb(status === 0 ? len : status);
+  }
+
+  /** Applies the text gathered on a control handle; 0 or a negative errno. */
+  private applyControl(h: ControlHandle): number {
     const text = h.pending;
     h.pending = '';
+    if (!h.file.write) return Fuse.EACCES;
     try {
       h.file.write(text);
+      return 0;
     } catch (err) {
       this.onError('write', CONTROL_DIR, err);
-      return cb(Fuse.EINVAL);
+      return Fuse.EINVAL;
     }
-    return cb(len);
   }
 
   private controlDir(p: string): string[] | undefined {
