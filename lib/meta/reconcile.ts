@@ -66,6 +66,11 @@ export class Fingerprint {
   private n = 0;
 
   add(mainBlock: number, spareBlock: number, createdAt: number, lostSectors: number, state: string, reason: string): void {
+    this.addCodes(mainBlock, spareBlock, createdAt, lostSectors, STATE_CODES[state] ?? 9, REASON_CODES[reason] ?? 15);
+  }
+
+  /** As add(), with the state and reason codes of docs/format.md. */
+  addCodes(mainBlock: number, spareBlock: number, createdAt: number, lostSectors: number, stateCode: number, reasonCode: number): void {
     let h = 0x811c9dc5;
     const mix = (v: number) => {
       h = Math.imul(h ^ (v | 0), 0x01000193);
@@ -77,7 +82,7 @@ export class Fingerprint {
     mix(createdAt % 0x100000000);
     mix(Math.floor(createdAt / 0x100000000));
     mix(lostSectors);
-    mix((STATE_CODES[state] ?? 9) * 16 + (REASON_CODES[reason] ?? 15));
+    mix(stateCode * 16 + reasonCode);
     this.sum = (this.sum + (h >>> 0)) % 0x100000000;
     this.xor = (this.xor ^ h) >>> 0;
     this.n++;
@@ -108,7 +113,14 @@ export function databaseFingerprint(store: Store, pairId: number): string {
 }
 
 function stateDigest(state: MetaState): string {
-  return tableDigest(state.entries.length, state.table());
+  return tableDigest(state.entryCount, state.table());
+}
+
+/** The fingerprint of the table in force, read from its pages. */
+export function stateFingerprint(state: MetaState): string {
+  const f = new Fingerprint();
+  state.forEachRaw((m, sp, t, lost, st, r) => f.addCodes(m, sp, t, lost, st, r));
+  return f.value();
 }
 
 export interface ReconcileOptions {
@@ -131,27 +143,29 @@ export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: 
     if (r.sequence !== undefined && r.header?.uuid === pair.uuid) highestSeen = Math.max(highestSeen, r.sequence);
     if (r.valid && (!newest || (r.sequence ?? 0) > (newest.sequence ?? 0))) newest = r;
   }
+  let newestState: MetaState | undefined;
   if (newest) {
-    const full = slots.read(newest.index, { uuid: pair.uuid }, true);
-    newest = full.valid && full.sequence === newest.sequence ? full : undefined;
+    const full = slots.read(newest.index, { uuid: pair.uuid }, 'pages');
+    newest = full.valid && full.sequence === newest.sequence && full.pages ? full : undefined;
+    if (newest?.pages && newest.header) newestState = MetaState.fromPages(identityOf(pair), slots.layout, newest.sequence ?? 0, newest.header.entryCount, newest.pages);
   }
   const foreign = reports.find((r) => r.reason?.startsWith('belongs to another pair'));
   if (!newest && foreign && !reports.some((r) => r.header?.uuid === pair.uuid)) {
     // Never overwrite another pair's metadata: the stored spare path points at the wrong device.
     throw new RemapfsError('open spare of pair', pair.name, `${pair.sparePath} holds the metadata of another pair (${foreign.header?.name}, uuid ${foreign.header?.uuid})`, 'wrong device? "remapfs discover" finds where the pair is now');
   }
-  const newestPrint = newest?.entries ? fingerprint(newest.entries) : undefined;
+  const newestPrint = newestState ? stateFingerprint(newestState) : undefined;
   const identity = identityOf(pair);
   let state: MetaState;
   let source: Reconciliation['source'];
   if (opts.inForce) {
     state = opts.inForce;
     source = 'memory';
-  } else if (newest && (newest.sequence ?? 0) > dbSeq) {
-    state = new MetaState(identity, slots.layout, newest.sequence ?? 0, newest.entries ?? []);
+  } else if (newestState && newestState.sequence > dbSeq) {
+    state = newestState;
     source = 'slots';
-  } else if (newest && newest.sequence === dbSeq && newestPrint === dbPrint) {
-    state = new MetaState(identity, slots.layout, dbSeq, newest.entries ?? []);
+  } else if (newestState && newestState.sequence === dbSeq && newestPrint === dbPrint) {
+    state = newestState;
     source = 'slots';
   } else {
     // The database is ahead, or the slots are all bad, or they disagree at the same sequence.
@@ -159,15 +173,16 @@ export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: 
     state = new MetaState(identity, slots.layout, bump ? highestSeen + 1 : dbSeq, databaseEntries(store, pair.id));
     source = 'database';
   }
-  const statePrint = source === 'slots' && newestPrint ? newestPrint : fingerprint(state.entries);
+  const statePrint = source === 'slots' && newestPrint ? newestPrint : stateFingerprint(state);
   const databaseAgrees = dbSeq === state.sequence && dbPrint === statePrint;
   const digest = stateDigest(state);
   const staleSlots = reports.filter((r) => !r.valid || r.sequence !== state.sequence || r.tableDigest !== digest).map((r) => r.index);
   const repaired: string[] = [];
   if (opts.write) {
     if (!databaseAgrees) {
-      const remaps = state.entries.filter((e) => e.state !== 'retired').map(recordOf);
-      const retired = state.entries.filter((e) => e.state === 'retired').map((e) => ({ spareBlock: e.spareBlock, createdAt: e.createdAt }));
+      const all = state.entries;
+      const remaps = all.filter((e) => e.state !== 'retired').map(recordOf);
+      const retired = all.filter((e) => e.state === 'retired').map((e) => ({ spareBlock: e.spareBlock, createdAt: e.createdAt }));
       store.transaction(() => store.replaceTable(pair.id, remaps, retired, state.sequence));
       const what = source === 'slots' ? `slot ${newest?.index} (sequence ${state.sequence})` : `the ${source} table (sequence ${state.sequence})`;
       repaired.push(`database restored from ${what}`);

@@ -22,6 +22,8 @@ export interface SlotReport {
   reason?: string;
   header?: SlotHeader;
   entries?: SlotEntry[];
+  /** The raw entry pages (whole pages), when read with mode 'pages'. */
+  pages?: Buffer;
   /** Identifies the table's content: entry count and the CRC32 of the page CRC table. */
   tableDigest?: string;
 }
@@ -56,7 +58,7 @@ export class SlotSet {
     return this.layout.slotBlocks * this.layout.blockSize;
   }
 
-  readAll(expect?: { uuid: string }, keepEntries = true): SlotReport[] {
+  readAll(expect?: { uuid: string }, keepEntries: boolean | 'pages' = true): SlotReport[] {
     const out: SlotReport[] = [];
     for (let i = 0; i < SLOT_COUNT; i++) out.push(this.read(i, expect, keepEntries));
     return out;
@@ -65,9 +67,10 @@ export class SlotSet {
   /**
    * Reads and fully checks slot i (every page CRC and every entry); never
    * throws for bad content or read errors. Without keepEntries the entries are
-   * checked but not returned (cheaper for copies compared by digest).
+   * checked but not returned (cheaper for copies compared by digest); with
+   * 'pages' the raw entry pages are returned instead of objects.
    */
-  read(i: number, expect?: { uuid: string }, keepEntries = true): SlotReport {
+  read(i: number, expect?: { uuid: string }, keepEntries: boolean | 'pages' = true): SlotReport {
     const byteOffset = this.slotOffset(i);
     const base = { index: i, byteOffset, byteLength: this.slotLength() };
     const invalid = (reason: string, header?: SlotHeader): SlotReport => ({ ...base, valid: false, reason, ...(header ? { header, sequence: header.sequence } : {}) });
@@ -85,6 +88,7 @@ export class SlotSet {
       if (crcProblem) return invalid(crcProblem, h);
       if (expect && h.uuid !== expect.uuid) return invalid(`belongs to another pair (uuid ${h.uuid})`, h);
       const entries: SlotEntry[] = [];
+      const pages = keepEntries === 'pages' ? Buffer.alloc(Math.max(1, h.pageCount) * SLOT_PAGE_BYTES) : undefined;
       const chunk = Buffer.alloc(Math.min(READ_CHUNK_BYTES, Math.max(SLOT_PAGE_BYTES, h.pageCount * SLOT_PAGE_BYTES)));
       const pagesPerChunk = chunk.length / SLOT_PAGE_BYTES;
       for (let first = 0; first < h.pageCount; first += pagesPerChunk) {
@@ -97,15 +101,24 @@ export class SlotSet {
           const actual = crc32(page);
           if (stored !== actual) return invalid(`page ${p} CRC mismatch (stored ${hex32(stored)}, computed ${hex32(actual)})`, h);
           const count = Math.min(SLOT_ENTRIES_PER_PAGE, h.entryCount - p * SLOT_ENTRIES_PER_PAGE);
-          const bad = keepEntries ? decodePage(page, count, entries) : checkPage(page, count, p * SLOT_ENTRIES_PER_PAGE, h, this.layout.spareBlocks);
+          const bad = keepEntries === true ? decodePage(page, count, entries) : checkPage(page, count, p * SLOT_ENTRIES_PER_PAGE, h, this.layout.spareBlocks);
           if (bad) return invalid(bad, h);
+          if (pages) page.copy(pages, p * SLOT_PAGE_BYTES);
         }
       }
-      if (keepEntries) {
+      if (keepEntries === true) {
         const semantic = this.checkEntries(h, entries);
         if (semantic) return invalid(semantic, h);
       }
-      return { ...base, valid: true, sequence: h.sequence, header: h, tableDigest: tableDigest(h.entryCount, table), ...(keepEntries ? { entries } : {}) };
+      return {
+        ...base,
+        valid: true,
+        sequence: h.sequence,
+        header: h,
+        tableDigest: tableDigest(h.entryCount, table),
+        ...(keepEntries === true ? { entries } : {}),
+        ...(pages ? { pages } : {}),
+      };
     } catch (err) {
       return invalid(`read error: ${err instanceof RemapfsError ? err.causeText : String(err)}`);
     }

@@ -1,16 +1,18 @@
 /**
- * MetaState: the remap table as it is laid out in a metadata slot. Entries
- * keep their position for life (an update rewrites the entry in place, a new
- * entry is appended), so a single-entry change touches one 4096-byte page, the
- * 512-byte table sector holding that page's CRC, and the header sector.
+ * MetaState: the remap table in force, held in memory exactly as it lies in
+ * a slot's entry pages (32 bytes per entry, 128 per 4096-byte page), so a
+ * million entries take 32 MB and no per-entry objects. Entries keep their
+ * position for life (an update rewrites the entry in place, a new entry is
+ * appended), so a single-entry change touches one page, the 512-byte table
+ * sector holding that page's CRC, and the header sector.
  *
- * Invariants: pageCrcs[p] is the CRC32 of page p as encodePage produces it; at
- * most one entry per main block (remapped or pending) and one per retired
- * spare block.
+ * Invariants: pageCrcs[p] is the CRC32 of page p; bytes after the last entry
+ * are zero; at most one entry per main block (remapped or pending) and one per
+ * retired spare block.
  */
-import { SLOT_COUNT, SLOT_ENTRIES_PER_PAGE, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, SpareLayout } from '../remap/layout';
+import { SLOT_COUNT, SLOT_ENTRIES_PER_PAGE, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, SpareLayout } from '../remap/layout';
 import { TypedHash } from '../remap/typed-hash';
-import { crc32, encodeHeaderFields, encodePage, headerCrc, HEADER_CRC_OFFSET, pagesFor, SlotEntry, SlotHeader } from './codec';
+import { crc32, decodeEntry, encodeEntry, encodeHeaderFields, headerCrc, HEADER_CRC_OFFSET, NO_BLOCK, pagesFor, SlotEntry, SlotHeader } from './codec';
 
 export interface PairIdentity {
   uuid: string;
@@ -20,28 +22,70 @@ export interface PairIdentity {
   spareBytes: number;
 }
 
+const STATE_RETIRED = 3;
+
 export class MetaState {
   readonly identity: PairIdentity;
   readonly layout: SpareLayout;
   sequence: number;
-  readonly entries: SlotEntry[] = [];
+  private count = 0;
+  /** The entry pages, page-aligned; grows by doubling. */
+  private pages: Buffer;
   private readonly posByMain: TypedHash;
   private readonly posByRetired = new TypedHash();
   private pageCrcs: Buffer;
-  private readonly pageBuf = Buffer.alloc(SLOT_PAGE_BYTES);
 
   constructor(identity: PairIdentity, layout: SpareLayout, sequence: number, entries: readonly SlotEntry[]) {
     this.identity = identity;
     this.layout = layout;
     this.sequence = sequence;
     this.posByMain = new TypedHash(entries.length);
+    this.pages = Buffer.alloc(SLOT_PAGE_BYTES * Math.max(1, pagesFor(entries.length)));
     this.pageCrcs = Buffer.alloc(4 * Math.max(16, pagesFor(entries.length)));
     for (const e of entries) this.place(e);
     for (let p = 0; p < this.pageCount; p++) this.recomputePage(p);
   }
 
+  /**
+   * Adopts entry pages read from a valid slot (`pages` holds `count` entries,
+   * zero after them, whole pages), without decoding them into objects.
+   */
+  static fromPages(identity: PairIdentity, layout: SpareLayout, sequence: number, count: number, pages: Buffer): MetaState {
+    const s = new MetaState(identity, layout, sequence, []);
+    s.pages = pages;
+    s.count = count;
+    for (let i = 0; i < count; i++) {
+      const off = i * SLOT_ENTRY_BYTES;
+      if (pages.readUInt8(off + 25) === STATE_RETIRED) s.posByRetired.set(readU64(pages, off + 8), i);
+      else s.posByMain.set(readU64(pages, off), i);
+    }
+    s.pageCrcs = Buffer.alloc(4 * Math.max(16, pagesFor(count)));
+    for (let p = 0; p < s.pageCount; p++) s.recomputePage(p);
+    return s;
+  }
+
+  get entryCount(): number {
+    return this.count;
+  }
+
   get pageCount(): number {
-    return pagesFor(this.entries.length);
+    return pagesFor(this.count);
+  }
+
+  /** All entries as objects (allocates: for repairs, imports and tests, not for the I/O path). */
+  get entries(): SlotEntry[] {
+    const out: SlotEntry[] = [];
+    for (let i = 0; i < this.count; i++) out.push(decodeEntry(this.pages, i * SLOT_ENTRY_BYTES) as SlotEntry);
+    return out;
+  }
+
+  /** Visits every entry without allocating: codes as in docs/format.md. */
+  forEachRaw(fn: (mainBlock: number, spareBlock: number, createdAt: number, lostSectors: number, stateCode: number, reasonCode: number) => void): void {
+    const b = this.pages;
+    for (let i = 0; i < this.count; i++) {
+      const off = i * SLOT_ENTRY_BYTES;
+      fn(readU64(b, off), readU64(b, off + 8), readU64(b, off + 16), b.readUInt16LE(off + 26), b.readUInt8(off + 25), b.readUInt8(off + 24));
+    }
   }
 
   /** Adds or replaces the entry for its main block (or retired spare block); returns the page it lives on. */
@@ -53,8 +97,7 @@ export class MetaState {
   }
 
   page(p: number): Buffer {
-    encodePage(this.entries, p, this.pageBuf);
-    return this.pageBuf;
+    return this.pages.subarray(p * SLOT_PAGE_BYTES, (p + 1) * SLOT_PAGE_BYTES);
   }
 
   /** The page CRC table bytes for the pages in use. */
@@ -75,7 +118,7 @@ export class MetaState {
       mainBytes: this.identity.mainBytes,
       spareBytes: this.identity.spareBytes,
       entryCapacity: this.layout.slotEntryCapacity,
-      entryCount: this.entries.length,
+      entryCount: this.count,
       pageCount: this.pageCount,
     };
     const buf = Buffer.alloc(SLOT_HEADER_BYTES);
@@ -89,13 +132,16 @@ export class MetaState {
     const key = e.state === 'retired' ? e.spareBlock : e.mainBlock;
     let pos = byKey.get(key);
     if (pos < 0) {
-      if (this.entries.length >= this.layout.slotEntryCapacity) throw new Error(`metadata slots are full (${this.layout.slotEntryCapacity} entries)`);
-      pos = this.entries.length;
-      this.entries.push(e);
+      if (this.count >= this.layout.slotEntryCapacity) throw new Error(`metadata slots are full (${this.layout.slotEntryCapacity} entries)`);
+      pos = this.count++;
+      if ((pos + 1) * SLOT_ENTRY_BYTES > this.pages.length) {
+        const grown = Buffer.alloc(this.pages.length * 2);
+        this.pages.copy(grown);
+        this.pages = grown;
+      }
       byKey.set(key, pos);
-    } else {
-      this.entries[pos] = e;
     }
+    encodeEntry(e, this.pages, pos * SLOT_ENTRY_BYTES);
     return pos;
   }
 
@@ -107,4 +153,10 @@ export class MetaState {
     }
     this.pageCrcs.writeUInt32LE(crc32(this.page(p)), 4 * p);
   }
+}
+
+function readU64(b: Buffer, off: number): number {
+  const lo = b.readUInt32LE(off);
+  const hi = b.readUInt32LE(off + 4);
+  return lo === 0xffffffff && hi === 0xffffffff ? NO_BLOCK : hi * 0x100000000 + lo;
 }

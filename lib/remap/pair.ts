@@ -9,7 +9,7 @@ import { PairRecord, Store } from '../store/db';
 import { RemapIndex } from './index-table';
 import { spareLayout } from './layout';
 import { RemapDevice } from './remap-device';
-import { SlotEntry } from '../meta/codec';
+import { MetaState } from '../meta/state';
 import { MetaJournal } from '../meta/journal';
 import { reconcile, Reconciliation } from '../meta/reconcile';
 import { SlotSet } from '../meta/slots';
@@ -28,15 +28,15 @@ export interface PairRuntime {
   close(): void;
 }
 
-/** Builds the in-memory index of a pair from its table. */
-export function indexFromEntries(pair: PairRecord, entries: readonly SlotEntry[]): RemapIndex {
+/** Builds the in-memory index of a pair from the table in force (state codes of docs/format.md). */
+export function indexFromState(pair: PairRecord, state: MetaState): RemapIndex {
   const layout = spareLayout(pair.spareBytes, pair.blockSize);
   const index = new RemapIndex(Math.floor(pair.mainBytes / pair.blockSize), layout);
-  for (const e of entries) {
-    if (e.state === 'retired') index.retire(e.spareBlock);
-    else if (e.state === 'remapped') index.set(e.mainBlock, e.spareBlock);
-    else if (e.state === 'pending') index.markPending(e.mainBlock);
-  }
+  state.forEachRaw((mainBlock, spareBlock, _t, _lost, stateCode) => {
+    if (stateCode === 3) index.retire(spareBlock);
+    else if (stateCode === 1) index.set(mainBlock, spareBlock);
+    else if (stateCode === 2) index.markPending(mainBlock);
+  });
   return index;
 }
 
@@ -64,7 +64,7 @@ export function openPair(store: Store, pair: PairRecord, opts: OpenPairOptions =
     spare = FileDevice.open(pair.sparePath, { mode });
     const slots = new SlotSet(spare, spareLayout(pair.spareBytes, pair.blockSize));
     const opened = reconcile(store, pair, slots, { write: true, log });
-    const index = indexFromEntries(pair, opened.state.entries);
+    const index = indexFromState(pair, opened.state);
     const journal = new MetaJournal(store, pair, opened.state, slots, log);
     const device = new RemapDevice(pair.name, main, spare, pair.blockSize, index, journal, {
       ...(opts.readRetries !== undefined ? { readRetries: opts.readRetries } : {}),
