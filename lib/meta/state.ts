@@ -31,15 +31,15 @@ export class MetaState {
   private count = 0;
   /** The entry pages, page-aligned; grows by doubling. */
   private pages: Buffer;
-  private readonly posByMain: TypedHash;
-  private readonly posByRetired = new TypedHash();
+  /** Position by main block and by retired spare block; built on the first change (32 MB per million entries). */
+  private posByMain: TypedHash | undefined;
+  private posByRetired: TypedHash | undefined;
   private pageCrcs: Buffer;
 
   constructor(identity: PairIdentity, layout: SpareLayout, sequence: number, entries: readonly SlotEntry[]) {
     this.identity = identity;
     this.layout = layout;
     this.sequence = sequence;
-    this.posByMain = new TypedHash(entries.length);
     this.pages = Buffer.alloc(SLOT_PAGE_BYTES * Math.max(1, pagesFor(entries.length)));
     this.pageCrcs = Buffer.alloc(4 * Math.max(16, pagesFor(entries.length)));
     for (const e of entries) this.place(e);
@@ -54,11 +54,8 @@ export class MetaState {
     const s = new MetaState(identity, layout, sequence, []);
     s.pages = pages;
     s.count = count;
-    for (let i = 0; i < count; i++) {
-      const off = i * SLOT_ENTRY_BYTES;
-      if (pages.readUInt8(off + 25) === STATE_RETIRED) s.posByRetired.set(readU64(pages, off + 8), i);
-      else s.posByMain.set(readU64(pages, off), i);
-    }
+    s.posByMain = undefined;
+    s.posByRetired = undefined;
     s.pageCrcs = Buffer.alloc(4 * Math.max(16, pagesFor(count)));
     for (let p = 0; p < s.pageCount; p++) s.recomputePage(p);
     return s;
@@ -127,8 +124,22 @@ export class MetaState {
     return buf;
   }
 
+  private positions(): { byMain: TypedHash; byRetired: TypedHash } {
+    if (!this.posByMain || !this.posByRetired) {
+      this.posByMain = new TypedHash(this.count);
+      this.posByRetired = new TypedHash();
+      for (let i = 0; i < this.count; i++) {
+        const off = i * SLOT_ENTRY_BYTES;
+        if (this.pages.readUInt8(off + 25) === STATE_RETIRED) this.posByRetired.set(readU64(this.pages, off + 8), i);
+        else this.posByMain.set(readU64(this.pages, off), i);
+      }
+    }
+    return { byMain: this.posByMain, byRetired: this.posByRetired };
+  }
+
   private place(e: SlotEntry): number {
-    const byKey = e.state === 'retired' ? this.posByRetired : this.posByMain;
+    const { byMain, byRetired } = this.positions();
+    const byKey = e.state === 'retired' ? byRetired : byMain;
     const key = e.state === 'retired' ? e.spareBlock : e.mainBlock;
     let pos = byKey.get(key);
     if (pos < 0) {
