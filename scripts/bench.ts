@@ -231,18 +231,26 @@ async function main(): Promise<void> {
       const d = await lab.startDaemon(mnt);
       startTimes.push((Date.now() - ts) / 1000);
       const loop = lab.attachLoop(path.join(mnt, 'big'));
-      for (const cell of scaleCells) record('1M', cell.name, fio(loop, cell).value);
+      for (const cell of scaleCells) fio(loop, cell);
       rss.push(rssMiB(d.child.pid as number));
       execFileSync('losetup', ['-d', loop]);
       lab.ok(['unmount', mnt]);
       await d.exited;
     }
-    const dNone = await lab.startDaemon(mnt);
+    // One daemon serves both pairs: the one with 1M entries and the one with none, measured interleaved.
+    const both = await lab.startDaemon(mnt);
+    const loopBig = lab.attachLoop(path.join(mnt, 'big'));
     const loopNone = lab.attachLoop(path.join(mnt, 'bench'));
-    for (let run = 0; run < RUNS; run++) for (const cell of scaleCells) record('none', cell.name, fio(loopNone, cell).value);
+    for (let run = 0; run < RUNS; run++) {
+      for (const cell of scaleCells) {
+        record('1M', cell.name, fio(loopBig, cell).value);
+        record('none', cell.name, fio(loopNone, cell).value);
+      }
+    }
+    execFileSync('losetup', ['-d', loopBig]);
     execFileSync('losetup', ['-d', loopNone]);
     lab.ok(['unmount', mnt]);
-    await dNone.exited;
+    await both.exited;
 
     // Report.
     const m = (cfg: string, cell: string) => median(results[cfg]?.[cell] ?? [NaN]);
@@ -264,7 +272,7 @@ async function main(): Promise<void> {
     lines.push(`| scale: 1,000,000 entries | median | target |`);
     lines.push(`|---|---:|---:|`);
     lines.push(`| daemon start-up (spawn to ready) | ${median(startTimes).toFixed(2)} s | ≤ 3 s |`);
-    lines.push(`| daemon RSS after fio | ${median(rss).toFixed(0)} MB | ≤ 200 MB |`);
+    lines.push(`| daemon RSS after fio (serving only the 1M pair) | ${median(rss).toFixed(0)} MB | ≤ 200 MB |`);
     for (const cell of scaleCells) lines.push(`| ${cell.name}: 1M entries / none | ${ratio(m('1M', cell.name), m('none', cell.name))} | ≥ 0.95 |`);
     lines.push('');
     lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / GiB).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}; ${RUNS} runs of ${RUNTIME} s per cell; bench took ${((Date.now() - started) / 1000).toFixed(0)} s.`);
