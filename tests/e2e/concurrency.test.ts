@@ -5,10 +5,11 @@
  * No read may see a block that is half one generation and half another, and
  * no write may be lost between a remap's copy and its switch.
  */
+import { labPerTest } from '../helpers/lab-hooks';
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { dropCaches, Lab, requireKernelFeatures } from '../../lib/lab/lab';
+import { dropCaches } from '../../lib/lab/lab';
 import { blockContent } from '../fixtures/writer';
 
 const MiB = 1024 * 1024;
@@ -26,14 +27,7 @@ function run(args: string[]): Promise<string> {
 }
 
 describe('concurrency', () => {
-  let lab: Lab;
-  beforeAll(() => requireKernelFeatures());
-  beforeEach(() => {
-    lab = new Lab();
-  });
-  afterEach(async () => {
-    await lab.cleanup();
-  });
+  const lab = labPerTest();
 
   it('remaps blocks under concurrent readers and writers without torn reads or lost writes', async () => {
     const main = lab.image('main.img', 16 * MiB);

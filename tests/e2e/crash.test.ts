@@ -5,10 +5,11 @@
  * every restart each acknowledged block reads back exactly, and the metadata
  * is consistent.
  */
+import { labPerTest } from '../helpers/lab-hooks';
 import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { checkTree, Lab, requireKernelFeatures, sleep, writeRandomTree } from '../../lib/lab/lab';
+import { checkTree, sleep, writeRandomTree } from '../../lib/lab/lab';
 import { blockContent, writeOrder } from '../fixtures/writer';
 
 const MiB = 1024 * 1024;
@@ -16,14 +17,7 @@ const BLOCKS = 4096; // the first 16 MiB of the device
 const ROUNDS = 6;
 
 describe('crash safety', () => {
-  let lab: Lab;
-  beforeAll(() => requireKernelFeatures());
-  beforeEach(() => {
-    lab = new Lab();
-  });
-  afterEach(async () => {
-    await lab.cleanup();
-  });
+  const lab = labPerTest();
 
   it(`loses no acknowledged write and no remap across ${ROUNDS} kill -9 of the daemon`, async () => {
     const image = lab.image('main.img', 64 * MiB);
@@ -76,14 +70,7 @@ describe('crash safety', () => {
 });
 
 describe('recovering from a daemon crash with a file system on top', () => {
-  let lab: Lab;
-  beforeAll(() => requireKernelFeatures());
-  beforeEach(() => {
-    lab = new Lab();
-  });
-  afterEach(async () => {
-    await lab.cleanup();
-  });
+  const lab = labPerTest();
 
   it('remapfs recover unmounts, detaches and clears; after a restart fsck is clean and synced files are intact', async () => {
     const main = lab.image('main.img', 64 * MiB);

@@ -2,24 +2,18 @@
  * Discovery end to end: pairs found by UUID after a move and a rename, on real
  * loop block devices, a wrong main refused, the JSON schema, and hot-plug.
  */
+import { labPerTest } from '../helpers/lab-hooks';
 import { execFileSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { checkTree, dropCaches, Lab, requireKernelFeatures, waitFor, writeRandomTree } from '../../lib/lab/lab';
+import { checkTree, dropCaches, waitFor, writeRandomTree } from '../../lib/lab/lab';
 import type { DiscoveryReport } from '../../lib/discovery/discover';
 
 const MiB = 1024 * 1024;
 
 describe('discovery', () => {
-  let lab: Lab;
-  beforeAll(() => requireKernelFeatures());
-  beforeEach(() => {
-    lab = new Lab();
-  });
-  afterEach(async () => {
-    await lab.cleanup();
-  });
+  const lab = labPerTest();
 
   /** A pair with ext4 files and remaps, unmounted again; returns the sums. */
   async function pairWithFiles(name: string, main: string, spare: string): Promise<Map<string, string>> {

@@ -3,12 +3,13 @@
  * with bad sectors over FUSE (real EIO through the kernel), remapfs serves the
  * pair on top, and ext4 or fio run on a loop device over it.
  */
+import { labPerTest } from '../helpers/lab-hooks';
 import { execFileSync, spawnSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { alignedBuffer } from '../../lib/block/file-device';
-import { checkTree, dropCaches, fileExtents, Lab, requireKernelFeatures, writeRandomTree } from '../../lib/lab/lab';
+import { checkTree, dropCaches, fileExtents, Lab, writeRandomTree } from '../../lib/lab/lab';
 import type { PairStatus } from '../../lib/remap/ops';
 
 const MiB = 1024 * 1024;
@@ -50,14 +51,7 @@ function rewriteInPlace(file: string, content: Buffer): void {
 }
 
 describe('failing main device', () => {
-  let lab: Lab;
-  beforeAll(() => requireKernelFeatures());
-  beforeEach(() => {
-    lab = new Lab();
-  });
-  afterEach(async () => {
-    await lab.cleanup();
-  });
+  const lab = labPerTest();
 
   it('mkfs.ext4 and file writes succeed over bad sectors; new bad sectors give exact EIO, pending, and heal on rewrite', async () => {
     const mainBytes = 256 * MiB;

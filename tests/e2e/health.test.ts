@@ -7,7 +7,8 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import Database from 'better-sqlite3';
-import { dropCaches, Lab, requireKernelFeatures, sleep, waitFor } from '../../lib/lab/lab';
+import { labPerTest } from '../helpers/lab-hooks';
+import { dropCaches, Lab, sleep, waitFor } from '../../lib/lab/lab';
 import { spareLayout } from '../../lib/remap/layout';
 import { parseExposition, wellFormed } from '../helpers/formats';
 
@@ -48,14 +49,7 @@ function blockData(block: number): Buffer {
 }
 
 describe('health', () => {
-  let lab: Lab;
-  beforeAll(() => requireKernelFeatures());
-  beforeEach(() => {
-    lab = new Lab();
-  });
-  afterEach(async () => {
-    await lab.cleanup();
-  });
+  const lab = labPerTest();
 
   async function failingPair(opts: { bad?: string; slow?: string; delayMs?: number; mainBytes?: number; spareBytes?: number } = {}) {
     const image = lab.image('main.img', opts.mainBytes ?? 32 * MiB);

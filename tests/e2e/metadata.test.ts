@@ -6,8 +6,9 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
+import { labPerTest } from '../helpers/lab-hooks';
 import { execFileSync } from 'child_process';
-import { checkTree, dropCaches, fileExtents, Lab, requireKernelFeatures, waitFor, writeRandomTree } from '../../lib/lab/lab';
+import { checkTree, dropCaches, fileExtents, Lab, waitFor, writeRandomTree } from '../../lib/lab/lab';
 import { spareLayout } from '../../lib/remap/layout';
 import type { VerifyReport } from '../../lib/meta/verify';
 
@@ -42,14 +43,7 @@ function verify(lab: Lab, name: string): { status: number; report: VerifyReport 
 }
 
 describe('redundant metadata end to end', () => {
-  let lab: Lab;
-  beforeAll(() => requireKernelFeatures());
-  beforeEach(() => {
-    lab = new Lab();
-  });
-  afterEach(async () => {
-    await lab.cleanup();
-  });
+  const lab = labPerTest();
 
   it('serves correct data with 1 to 4 damaged slots, names them, repairs them, and rebuilds all 5 from the database', async () => {
     const spareBytes = 16 * MiB;
