@@ -54,6 +54,7 @@ describe('crash safety', () => {
       const acked = fs.readFileSync(ackLog, 'utf8').trim().split('\n').filter(Boolean).map((l) => l.split(' ').map(Number) as [number, number]);
       const thisRound = acked.filter(([, g]) => g === round);
       expect(thisRound.length).toBeGreaterThan(0);
+      expect(thisRound.length).toBeLessThan(BLOCKS); // the kill came while the writer was still writing
       for (const [block, gen] of thisRound) expected.set(block, new Set([gen]));
       const order = writeOrder(BLOCKS, round * 7);
       const inFlight = order[thisRound.length];

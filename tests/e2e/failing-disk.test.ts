@@ -9,7 +9,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { alignedBuffer } from '../../lib/block/file-device';
-import { checkTree, dropCaches, fileExtents, Lab, writeRandomTree } from '../../lib/lab/lab';
+import { checkTree, dropCaches, fileExtents, Lab, waitFor, writeRandomTree } from '../../lib/lab/lab';
 import type { PairStatus } from '../../lib/remap/ops';
 
 const MiB = 1024 * 1024;
@@ -80,6 +80,12 @@ describe('failing main device', () => {
     dropCaches();
     lab.mountFs(loop, ext);
     expect(checkTree(ext, sums)).toEqual([]);
+    // Some of the bad sectors lie under the files just written (ext4 blocks are 4 KiB, as are remapfs blocks).
+    const badBlocks = new Set(bad.map((s) => Math.floor(s / 8)));
+    const underFiles = [...sums.keys()].filter((rel) =>
+      fileExtents(path.join(ext, rel)).some((e) => [...badBlocks].some((b) => b >= e.physicalBlock && b < e.physicalBlock + e.blockCount)),
+    );
+    expect(underFiles.length).toBeGreaterThan(0);
     const s1 = status(lab, 'fd');
     expect(s1.remapsByReason['write-error'] ?? 0).toBeGreaterThan(10);
     expect(s1.remappedBlocks).toBeGreaterThan(10);
@@ -118,19 +124,29 @@ describe('failing main device', () => {
     expect(lab.cli(['verify', 'fd']).status).toBe(0);
   });
 
-  it('fio randwrite with crc32c verify over a main with 160 bad sectors has no verify errors', async () => {
+  it('fio randwrite with crc32c verify, 4k and 64k, each over 160 fresh bad sectors, has no verify errors', async () => {
     const mainBytes = 128 * MiB;
     const image = lab.image('main.img', mainBytes);
     const spare = lab.image('spare.img', 32 * MiB);
+    // 160 bad sectors for each block size: the 64k pass must hit sectors the 4k pass has not remapped already.
+    const badFor = (bs: string): number[] => {
+      const out: number[] = [];
+      for (let i = 0; i < 160; i++) out.push(bs === '4k' ? (i * 1637 + 11) % (mainBytes / 512) : (i * 1637 + 811) % (mainBytes / 512));
+      return out;
+    };
     const bad: number[] = [];
-    for (let i = 0; i < 160; i++) bad.push((i * 1637 + 11) % (mainBytes / 512));
     const simMnt = lab.mkdir('sim');
-    await lab.startSimulator(image, simMnt, ['--bad', bad.join(',')]);
+    await lab.startSimulator(image, simMnt);
     lab.ok(['init', 'fio', '--main', path.join(simMnt, 'disk'), '--spare', spare]);
     const mnt = lab.mkdir('mnt');
     await lab.startDaemon(mnt);
     const loop = lab.attachLoop(path.join(mnt, 'fio'));
     for (const bs of ['4k', '64k']) {
+      const fresh = badFor(bs);
+      expect(fresh.every((x) => !bad.some((y) => Math.floor(y / 8) === Math.floor(x / 8)))).toBe(true);
+      lab.ok(['fault', simMnt, 'add', fresh.join(',')]);
+      bad.push(...fresh);
+      const before = status(lab, 'fio').remapsByReason['write-error'] ?? 0;
       const r = spawnSync(
         'fio',
         ['--name=verify', `--filename=${loop}`, '--rw=randwrite', `--bs=${bs}`, '--size=128M', '--ioengine=libaio', '--direct=1', '--iodepth=8', '--verify=crc32c', '--do_verify=1', '--verify_fatal=1', '--verify_state_save=0', '--output-format=json'],
@@ -142,6 +158,8 @@ describe('failing main device', () => {
       expect(job?.error).toBe(0);
       expect(job?.write.io_bytes).toBe(128 * MiB);
       expect(job?.read.io_bytes).toBe(128 * MiB);
+      // This pass really hit its own bad sectors: each of their blocks became a new write-error remap.
+      expect((status(lab, 'fio').remapsByReason['write-error'] ?? 0) - before).toBe(new Set(fresh.map((x) => Math.floor(x / 8))).size);
     }
     const s = status(lab, 'fio');
     // Every bad sector lies in a block that fio wrote, so each became a write-error remap.
@@ -160,7 +178,7 @@ describe('failing main device', () => {
     const pool = status(lab, 'ex').spareBlocksTotal;
     expect(pool).toBe(241);
     const mnt = lab.mkdir('mnt');
-    await lab.startDaemon(mnt);
+    const daemon = await lab.startDaemon(mnt);
     const vfile = path.join(mnt, 'ex');
     const fd = fs.openSync(vfile, 'r+');
     const written = new Map<number, Buffer>();
@@ -190,6 +208,7 @@ describe('failing main device', () => {
     expect(s.spareExhausted).toBe(true);
     expect(s.remappedBlocks).toBe(pool - 1);
     expect(lab.ok(['status', 'ex'])).toContain('EXHAUSTED');
+    await waitFor('the daemon to log the exhaustion', () => /spare pool exhausted/.test(daemon.output()));
     dropCaches();
     const rfd = fs.openSync(vfile, 'r');
     try {
