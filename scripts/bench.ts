@@ -19,7 +19,7 @@ import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { DaemonHandle, Lab, requireKernelFeatures } from '../lib/lab/lab';
+import { DaemonHandle, Lab, REMAPFS_BIN, requireKernelFeatures } from '../lib/lab/lab';
 import { identityOf, reconcile } from '../lib/meta/reconcile';
 import { SlotEntry } from '../lib/meta/codec';
 import { SlotSet } from '../lib/meta/slots';
@@ -32,6 +32,10 @@ const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const RUNTIME = Number(process.env.BENCH_RUNTIME ?? 2);
+/** Comma-separated phases to run: stacks (a, b, b0, c, d, e) and scale (1M entries). */
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'stacks,scale').split(','));
+/** A directory for V8 CPU profiles of every remapfs daemon (node --cpu-prof). */
+const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
 
 interface Cell {
   name: string;
@@ -136,6 +140,15 @@ function injectRemaps(dbPath: string, name: string, mainBlocks: number[]): void 
 
 type Table = Record<string, Record<string, number[]>>;
 
+/** A filled 1 GiB main image (reads read data, held in the page cache) and a spare, paired as `name`. */
+function filledPair(lab: Lab, name: string, mainBytes: number, spareBytes: number): { main: string; spare: string } {
+  const main = lab.image(`${name}-main.img`, mainBytes);
+  const spare = lab.image(`${name}-spare.img`, spareBytes);
+  execFileSync('fio', ['--name=fill', `--filename=${main}`, '--rw=write', '--bs=1M', '--size=1G', '--ioengine=psync', '--output-format=terse'], { stdio: 'ignore' });
+  lab.ok(['init', name, '--main', main, '--spare', spare]);
+  return { main, spare };
+}
+
 async function main(): Promise<void> {
   requireKernelFeatures();
   if (spawnSync('fio', ['--version']).status !== 0) throw new Error('fio is not installed (npm run bench runs scripts/setup.sh, which installs it)');
@@ -145,31 +158,14 @@ async function main(): Promise<void> {
   const cpu: Record<string, number[]> = {};
   const record = (cfg: string, cell: string, v: number) => ((results[cfg] ??= {})[cell] ??= []).push(v);
   const log = (s: string) => process.stderr.write(s + '\n');
+  const startDaemon = (mnt: string) =>
+    CPU_PROF_DIR
+      ? lab.startProcess(['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF_DIR)}`, REMAPFS_BIN, 'mount', mnt], mnt, 'remapfs: serving')
+      : lab.startDaemon(mnt);
+  const lines: string[] = [];
   try {
-    const image = lab.image('main.img', GiB);
-    const spare = lab.image('spare.img', 64 * MiB);
-    // Fill the image once so reads read data, and keep it in the page cache.
-    execFileSync('fio', ['--name=fill', `--filename=${image}`, '--rw=write', '--bs=1M', '--size=1G', '--ioengine=psync', '--output-format=terse'], { stdio: 'ignore' });
-    log(`bench: ${os.cpus().length} cores, ${(os.totalmem() / GiB).toFixed(0)} GiB, kernel ${os.release()}, node ${process.version}; ${RUNS} runs of ${RUNTIME} s per cell`);
-
-    const loopA = lab.attachLoop(image);
-    const ptDir = lab.mkdir('pt');
-    const pt = await lab.startProcess([path.resolve(__dirname, 'passthrough.js'), image, ptDir, 'auto'], ptDir, 'passthrough ready');
-    const loopB = lab.attachLoop(path.join(ptDir, 'disk'));
-    const pt0Dir = lab.mkdir('pt0');
-    const pt0 = await lab.startProcess([path.resolve(__dirname, 'passthrough.js'), image, pt0Dir, 'buffered'], pt0Dir, 'passthrough ready');
-    const loopB0 = lab.attachLoop(path.join(pt0Dir, 'disk'));
-    lab.ok(['init', 'bench', '--main', image, '--spare', spare]);
+    log(`bench: ${os.cpus().length} cores, ${(os.totalmem() / GiB).toFixed(0)} GiB, kernel ${os.release()}, node ${process.version}; ${RUNS} runs of ${RUNTIME} s per cell; phases ${[...PHASES].join(',')}`);
     const mnt = lab.mkdir('mnt');
-    let daemon = await lab.startDaemon(mnt);
-    let loopC = lab.attachLoop(path.join(mnt, 'bench'));
-
-    const stacks: Array<[string, string, DaemonHandle | undefined]> = [
-      ['a', loopA, undefined],
-      ['b', loopB, pt],
-      ['b0', loopB0, pt0],
-      ['c', loopC, daemon],
-    ];
     const measure = (cfg: string, dev: string, proc: DaemonHandle | undefined, cell: Cell) => {
       const pid = proc?.child.pid;
       const cpu0 = pid ? cpuSeconds(pid) : 0;
@@ -177,104 +173,127 @@ async function main(): Promise<void> {
       if (pid) (cpu[cfg] ??= []).push((cpuSeconds(pid) - cpu0) / (r.bytes / GiB));
       record(cfg, cell.name, r.value);
     };
-    // Interleaved, so that drift of a noisy machine hits every stack alike.
-    for (let run = 0; run < RUNS; run++) {
-      for (const cell of CELLS) for (const [cfg, dev, proc] of stacks) measure(cfg, dev, proc, cell);
-      log(`bench: a/b/b0/c run ${run + 1} of ${RUNS} done`);
-    }
 
-    // d: 1% of the blocks remapped, scattered.
-    execFileSync('losetup', ['-d', loopC]);
-    lab.ok(['unmount', mnt]);
-    await daemon.exited;
-    const blocks = GiB / 4096;
-    const scattered = Array.from({ length: Math.floor(blocks / 100) }, (_, i) => i * 100 + ((i * 37) % 100));
-    injectRemaps(lab.dbPath, 'bench', scattered);
-    daemon = await lab.startDaemon(mnt);
-    loopC = lab.attachLoop(path.join(mnt, 'bench'));
-    for (let run = 0; run < RUNS; run++) for (const cell of CELLS) {
-      measure('b', loopB, pt, cell);
-      measure('d', loopC, daemon, cell);
-    }
-    log('bench: d done');
-
-    // e: the same pair, with a background scan due now at the default rate (it yields to user I/O).
-    lab.ok(['config', 'bench', 'scanIntervalHours=0.001']);
-    await new Promise((r) => setTimeout(r, 1000));
-    for (let run = 0; run < RUNS; run++) for (const cell of CELLS) {
-      measure('b', loopB, pt, cell);
-      measure('e', loopC, daemon, cell);
-    }
-    const scanned = JSON.parse(lab.ok(['health', 'bench', '--json']).toString()) as { pairs: Array<{ scan: { progressPercent: number | null; passesCompleted: number; inProgress: boolean } }> };
-    const scanInfo = scanned.pairs[0]?.scan;
-    const scanNote = `scan during e: ${scanInfo?.inProgress ? `pass in progress at ${scanInfo.progressPercent}%` : `${scanInfo?.passesCompleted} passes completed`}`;
-    log(`bench: e done (${scanNote})`);
-    execFileSync('losetup', ['-d', loopC]);
-    lab.ok(['unmount', mnt]);
-    await daemon.exited;
-
-    // Scale: 1,000,000 entries.
-    const bigMain = lab.image('big-main.img', 10 * GiB);
-    // Data in the measured first GiB, as in the image of the pair without remaps (holes read differently).
-    execFileSync('fio', ['--name=fill', `--filename=${bigMain}`, '--rw=write', '--bs=1M', '--size=1G', '--ioengine=psync', '--output-format=terse'], { stdio: 'ignore' });
-    const bigSpare = lab.image('big-spare.img', 4.5 * GiB);
-    lab.ok(['init', 'big', '--main', bigMain, '--spare', bigSpare]);
-    const t0 = Date.now();
-    // Scattered over the blocks beyond the first GiB, which fio uses: the index holds 1M entries, the measured range none.
-    injectRemaps(lab.dbPath, 'big', Array.from({ length: 1_000_000 }, (_, i) => GiB / 4096 + 2 * i));
-    log(`bench: injected 1,000,000 entries in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    const startTimes: number[] = [];
-    const rss: number[] = [];
-    const scaleCells = CELLS.filter((c) => c.rw === 'read' || c.depth === 32);
-    for (let run = 0; run < RUNS; run++) {
-      const ts = Date.now();
-      const d = await lab.startDaemon(mnt);
-      startTimes.push((Date.now() - ts) / 1000);
-      const loop = lab.attachLoop(path.join(mnt, 'big'));
-      for (const cell of scaleCells) fio(loop, cell);
-      rss.push(rssMiB(d.child.pid as number));
-      execFileSync('losetup', ['-d', loop]);
-      lab.ok(['unmount', mnt]);
-      await d.exited;
-    }
-    // One daemon serves both pairs: the one with 1M entries and the one with none, measured interleaved.
-    const both = await lab.startDaemon(mnt);
-    const loopBig = lab.attachLoop(path.join(mnt, 'big'));
-    const loopNone = lab.attachLoop(path.join(mnt, 'bench'));
-    for (let run = 0; run < RUNS; run++) {
-      for (const cell of scaleCells) {
-        record('1M', cell.name, fio(loopBig, cell).value);
-        record('none', cell.name, fio(loopNone, cell).value);
+    if (PHASES.has('stacks')) {
+      const { main: image } = filledPair(lab, 'bench', GiB, 64 * MiB);
+      const loopA = lab.attachLoop(image);
+      const ptDir = lab.mkdir('pt');
+      const pt = await lab.startProcess([path.resolve(__dirname, 'passthrough.js'), image, ptDir, 'auto'], ptDir, 'passthrough ready');
+      const loopB = lab.attachLoop(path.join(ptDir, 'disk'));
+      const pt0Dir = lab.mkdir('pt0');
+      const pt0 = await lab.startProcess([path.resolve(__dirname, 'passthrough.js'), image, pt0Dir, 'buffered'], pt0Dir, 'passthrough ready');
+      const loopB0 = lab.attachLoop(path.join(pt0Dir, 'disk'));
+      let daemon = await startDaemon(mnt);
+      let loopC = lab.attachLoop(path.join(mnt, 'bench'));
+      const stacks: Array<[string, string, DaemonHandle | undefined]> = [
+        ['a', loopA, undefined],
+        ['b', loopB, pt],
+        ['b0', loopB0, pt0],
+        ['c', loopC, daemon],
+      ];
+      // Interleaved, so that drift of a noisy machine hits every stack alike.
+      for (let run = 0; run < RUNS; run++) {
+        for (const cell of CELLS) for (const [cfg, dev, proc] of stacks) measure(cfg, dev, proc, cell);
+        log(`bench: a/b/b0/c run ${run + 1} of ${RUNS} done`);
       }
-    }
-    execFileSync('losetup', ['-d', loopBig]);
-    execFileSync('losetup', ['-d', loopNone]);
-    lab.ok(['unmount', mnt]);
-    await both.exited;
 
-    // Report.
-    const m = (cfg: string, cell: string) => median(results[cfg]?.[cell] ?? [NaN]);
-    const ratio = (x: number, y: number) => (x / y).toFixed(3);
-    const lines: string[] = [];
-    lines.push(`| cell | unit | a loop | b passthrough | b0 buffered | c remapfs | d 1% remapped | e scanning | c/b | d/b | e/b | c/a | c/b0 |`);
-    lines.push(`|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
-    for (const cell of CELLS) {
-      const v = ['a', 'b', 'b0', 'c', 'd', 'e'].map((cfg) => m(cfg, cell.name));
-      const [a, b, b0, c, d, e] = v as [number, number, number, number, number, number];
-      lines.push(
-        `| ${cell.name} | ${cell.metric === 'bw' ? 'MiB/s' : 'IOPS'} | ${v.map((x) => x.toFixed(0)).join(' | ')} | ${ratio(c, b)} | ${ratio(d, b)} | ${ratio(e, b)} | ${ratio(c, a)} | ${ratio(c, b0)} |`,
-      );
+      // d: 1% of the blocks remapped, scattered.
+      execFileSync('losetup', ['-d', loopC]);
+      lab.ok(['unmount', mnt]);
+      await daemon.exited;
+      const blocks = GiB / 4096;
+      const scattered = Array.from({ length: Math.floor(blocks / 100) }, (_, i) => i * 100 + ((i * 37) % 100));
+      injectRemaps(lab.dbPath, 'bench', scattered);
+      daemon = await startDaemon(mnt);
+      loopC = lab.attachLoop(path.join(mnt, 'bench'));
+      for (let run = 0; run < RUNS; run++) for (const cell of CELLS) {
+        measure('b', loopB, pt, cell);
+        measure('d', loopC, daemon, cell);
+      }
+      log('bench: d done');
+
+      // e: the same pair, with a background scan due now at the default rate (it yields to user I/O).
+      lab.ok(['config', 'bench', 'scanIntervalHours=0.001']);
+      await new Promise((r) => setTimeout(r, 1000));
+      for (let run = 0; run < RUNS; run++) for (const cell of CELLS) {
+        measure('b', loopB, pt, cell);
+        measure('e', loopC, daemon, cell);
+      }
+      const scanned = JSON.parse(lab.ok(['health', 'bench', '--json']).toString()) as { pairs: Array<{ scan: { progressPercent: number | null; passesCompleted: number; inProgress: boolean } }> };
+      const scanInfo = scanned.pairs[0]?.scan;
+      const scanNote = `scan during e: ${scanInfo?.inProgress ? `pass in progress at ${scanInfo.progressPercent}%` : `${scanInfo?.passesCompleted} passes completed`}`;
+      log(`bench: e done (${scanNote})`);
+      execFileSync('losetup', ['-d', loopC]);
+      lab.ok(['unmount', mnt]);
+      await daemon.exited;
+      // Leave the measured stacks only the page cache they need next.
+      for (const loop of [loopA, loopB, loopB0]) execFileSync('losetup', ['-d', loop]);
+      for (const p of [pt, pt0]) await lab.stopDaemon(p);
+
+      const m = (cfg: string, cell: string) => median(results[cfg]?.[cell] ?? [NaN]);
+      const ratio = (x: number, y: number) => (x / y).toFixed(3);
+      lines.push(`| cell | unit | a loop | b passthrough | b0 buffered | c remapfs | d 1% remapped | e scanning | c/b | d/b | e/b | c/a | c/b0 |`);
+      lines.push(`|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
+      for (const cell of CELLS) {
+        const v = ['a', 'b', 'b0', 'c', 'd', 'e'].map((cfg) => m(cfg, cell.name));
+        const [a, b, b0, c, d, e] = v as [number, number, number, number, number, number];
+        lines.push(
+          `| ${cell.name} | ${cell.metric === 'bw' ? 'MiB/s' : 'IOPS'} | ${v.map((x) => x.toFixed(0)).join(' | ')} | ${ratio(c, b)} | ${ratio(d, b)} | ${ratio(e, b)} | ${ratio(c, a)} | ${ratio(c, b0)} |`,
+        );
+      }
+      lines.push('');
+      lines.push(`The scanner yields to user I/O (scanIdleMs 100): ${scanNote}.`);
+      lines.push(`Daemon CPU time per GiB moved (median over all cells): b ${median(cpu.b ?? [NaN]).toFixed(2)} s, c ${median(cpu.c ?? [NaN]).toFixed(2)} s, d ${median(cpu.d ?? [NaN]).toFixed(2)} s.`);
+      lines.push('');
     }
-    lines.push('');
-    lines.push(`The scanner yields to user I/O (scanIdleMs 100): ${scanNote}.`);
-    lines.push(`Daemon CPU time per GiB moved (median over all cells): b ${median(cpu.b ?? [NaN]).toFixed(2)} s, c ${median(cpu.c ?? [NaN]).toFixed(2)} s, d ${median(cpu.d ?? [NaN]).toFixed(2)} s.`);
-    lines.push('');
-    lines.push(`| scale: 1,000,000 entries | median | target |`);
-    lines.push(`|---|---:|---:|`);
-    lines.push(`| daemon start-up (spawn to ready) | ${median(startTimes).toFixed(2)} s | ≤ 3 s |`);
-    lines.push(`| daemon RSS after fio (serving only the 1M pair) | ${median(rss).toFixed(0)} MB | ≤ 200 MB |`);
-    for (const cell of scaleCells) lines.push(`| ${cell.name}: 1M entries / none | ${ratio(m('1M', cell.name), m('none', cell.name))} | ≥ 0.95 |`);
-    lines.push('');
+
+    if (PHASES.has('scale')) {
+      // A pair with no remaps at all, and a pair with 1,000,000 entries, both with data in the measured first GiB.
+      filledPair(lab, 'none', GiB, 64 * MiB);
+      filledPair(lab, 'big', 10 * GiB, 4.5 * GiB);
+      const t0 = Date.now();
+      // Scattered over the blocks beyond the first GiB, which fio uses: the index holds 1M entries, the measured range none.
+      injectRemaps(lab.dbPath, 'big', Array.from({ length: 1_000_000 }, (_, i) => GiB / 4096 + 2 * i));
+      log(`bench: injected 1,000,000 entries in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      const startTimes: number[] = [];
+      const rss: number[] = [];
+      const scaleCells = CELLS.filter((c) => c.rw === 'read' || c.depth === 32);
+      for (let run = 0; run < RUNS; run++) {
+        const ts = Date.now();
+        const d = await startDaemon(mnt);
+        startTimes.push((Date.now() - ts) / 1000);
+        const loop = lab.attachLoop(path.join(mnt, 'big'));
+        for (const cell of scaleCells) fio(loop, cell);
+        rss.push(rssMiB(d.child.pid as number));
+        execFileSync('losetup', ['-d', loop]);
+        lab.ok(['unmount', mnt]);
+        await d.exited;
+      }
+      // One daemon serves both pairs, measured interleaved.
+      const both = await startDaemon(mnt);
+      const loopBig = lab.attachLoop(path.join(mnt, 'big'));
+      const loopNone = lab.attachLoop(path.join(mnt, 'none'));
+      for (let run = 0; run < RUNS; run++) {
+        for (const cell of scaleCells) {
+          record('1M', cell.name, fio(loopBig, cell).value);
+          record('none', cell.name, fio(loopNone, cell).value);
+        }
+      }
+      execFileSync('losetup', ['-d', loopBig]);
+      execFileSync('losetup', ['-d', loopNone]);
+      lab.ok(['unmount', mnt]);
+      await both.exited;
+      const m = (cfg: string, cell: string) => median(results[cfg]?.[cell] ?? [NaN]);
+      lines.push(`| scale: 1,000,000 entries | median | target |`);
+      lines.push(`|---|---:|---:|`);
+      lines.push(`| daemon start-up (spawn to ready) | ${median(startTimes).toFixed(2)} s | ≤ 3 s |`);
+      lines.push(`| daemon RSS after fio | ${median(rss).toFixed(0)} MB | ≤ 200 MB |`);
+      for (const cell of scaleCells) {
+        lines.push(`| ${cell.name}: 1M entries / none | ${(m('1M', cell.name) / m('none', cell.name)).toFixed(3)} (${m('1M', cell.name).toFixed(0)} / ${m('none', cell.name).toFixed(0)}) | ≥ 0.95 |`);
+      }
+      lines.push('');
+    }
+
     lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / GiB).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}; ${RUNS} runs of ${RUNTIME} s per cell; bench took ${((Date.now() - started) / 1000).toFixed(0)} s.`);
     process.stdout.write(lines.join('\n') + '\n');
     fs.writeFileSync(path.resolve(__dirname, '../../bench-results.md'), lines.join('\n') + '\n');
