@@ -19,6 +19,9 @@ export const STATE_COLOURS: Record<CellState, string> = {
   ok: '#2ca02c',
 };
 
+/** A generous average width of a character of the 12 px sans-serif legend. */
+export const LEGEND_CHAR_PX = 7.2;
+
 export const STATE_CHARS: Record<CellState, string> = { pending: 'P', slow: 's', remapped: 'R', unscanned: ' ', ok: '.' };
 
 export interface MapInput {
@@ -79,8 +82,6 @@ export function renderSvg(title: string, m: MapInput, opts: { columns?: number; 
   const rows = Math.ceil(list.length / cols);
   const top = 30;
   const legendTop = top + rows * px + 16;
-  const width = Math.max(cols * px + 20, 560);
-  const height = legendTop + 24;
   const counts: Record<CellState, number> = { pending: 0, slow: 0, remapped: 0, unscanned: 0, ok: 0 };
   counts.ok = Math.max(0, Math.min(m.virtualBlocks, m.scannedThrough + 1));
   counts.unscanned = Math.max(0, m.virtualBlocks - 1 - m.scannedThrough);
@@ -89,6 +90,16 @@ export function renderSvg(title: string, m: MapInput, opts: { columns?: number; 
     counts[s]++;
     counts[b > m.scannedThrough ? 'unscanned' : 'ok']--;
   }
+  // Each legend entry is as wide as its label, so long counts never run into the next swatch.
+  const legend: Array<{ state: CellState; x: number; label: string }> = [];
+  let legendEnd = 10;
+  for (const s of STATE_ORDER) {
+    const label = `${s} (${counts[s]})`;
+    legend.push({ state: s, x: legendEnd, label });
+    legendEnd += 16 + Math.ceil(label.length * LEGEND_CHAR_PX) + 14;
+  }
+  const width = Math.max(cols * px + 20, 560, legendEnd);
+  const height = legendTop + 24;
   const parts: string[] = [
     `<?xml version="1.0" encoding="UTF-8"?>`,
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">`,
@@ -103,11 +114,10 @@ export function renderSvg(title: string, m: MapInput, opts: { columns?: number; 
     parts.push(`<rect x="${x}" y="${y}" width="${px - 1}" height="${px - 1}" fill="${STATE_COLOURS[c.state]}" data-state="${c.state}" data-first-block="${c.firstBlock}" data-end-block="${c.endBlock}"/>`);
   });
   parts.push(`</g>`, `<g id="legend" font-family="sans-serif" font-size="12">`);
-  STATE_ORDER.forEach((s, i) => {
-    const x = 10 + i * 110;
+  for (const { state: s, x, label } of legend) {
     parts.push(`<rect x="${x}" y="${legendTop}" width="12" height="12" fill="${STATE_COLOURS[s]}" data-legend="${s}"/>`);
-    parts.push(`<text x="${x + 16}" y="${legendTop + 11}">${s} (${counts[s]})</text>`);
-  });
+    parts.push(`<text x="${x + 16}" y="${legendTop + 11}">${label}</text>`);
+  }
   parts.push(`</g>`, `</svg>`);
   return parts.join('\n') + '\n';
 }

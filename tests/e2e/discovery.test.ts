@@ -111,6 +111,32 @@ describe('discovery', () => {
     expect(again.status).toBe(1);
   });
 
+  it("refuses a main of the same size that carries another pair's label, at import and at mount", async () => {
+    const main = lab.image('main.img', 32 * MiB);
+    const spare = lab.image('spare.img', 8 * MiB);
+    lab.ok(['init', 'w', '--main', main, '--spare', spare]);
+    const otherMain = lab.image('x-main.img', 32 * MiB);
+    const fd = fs.openSync(otherMain, 'r+');
+    fs.writeSync(fd, crypto.randomBytes(4 * MiB), 0, 4 * MiB, 0); // different content too
+    fs.closeSync(fd);
+    // pair x lives in a database of its own, so a mount of w's database has only w to serve
+    const xEnv = { ...lab.env(), REMAPFS_DB: lab.path('x.db') };
+    expect(lab.cli(['init', 'x', '--main', otherMain, '--spare', lab.image('x-spare.img', 8 * MiB)], { env: xEnv }).status).toBe(0);
+    // import w's spare with x's main, into a fresh database
+    const freshEnv = { ...lab.env(), REMAPFS_DB: lab.path('fresh.db') };
+    const imp = lab.cli(['import', '--spare', spare, '--main', otherMain], { env: freshEnv });
+    expect(imp.status).toBe(1);
+    expect(imp.stderr).toMatch(/x-main\.img: carries the label of pair x \(uuid [0-9a-f-]+\), not of pair w/);
+    expect(JSON.parse(lab.cli(['list', '--json'], { env: freshEnv }).stdout)).toMatchObject({ pairs: [] });
+    // w's main path now holds x's main: the mount refuses rather than serve it with w's table
+    const before = fs.readFileSync(main);
+    fs.copyFileSync(otherMain, main);
+    const m = lab.cli(['mount', lab.mkdir('mnt')]);
+    expect(m.status).toBe(1);
+    expect(m.stderr).toMatch(/carries the label of pair x \(uuid [0-9a-f-]+\), not this pair's/);
+    fs.writeFileSync(main, before);
+  });
+
   it('hot-plug: a pair copied into a watched directory appears; removing one half takes it away safely', async () => {
     const src = lab.mkdir('src');
     const main = path.join(src, 'm.img');

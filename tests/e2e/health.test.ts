@@ -11,6 +11,7 @@ import { labPerTest } from '../helpers/lab-hooks';
 import { dropCaches, Lab, sleep, waitFor } from '../../lib/lab/lab';
 import { spareLayout } from '../../lib/remap/layout';
 import { parseExposition, wellFormed } from '../helpers/formats';
+import { STATE_COLOURS } from '../../lib/health/map';
 
 const MiB = 1024 * 1024;
 const B = 4096;
@@ -78,6 +79,12 @@ describe('health', () => {
     expect(r.stderr).toMatch(/scan h: .*100\.0%/); // plain progress lines when not on a terminal
     const h = JSON.parse(lab.cli(['health', 'h', '--json']).stdout) as HealthJson;
     expect(h.pairs[0]).toMatchObject({ pendingBlocks: 1, remappedBlocks: 2, remapsByReason: { 'scan-slow': 2 } });
+    // Exactly the bad block is pending, and exactly the slow ones were moved.
+    expect(remapRows(lab)).toEqual([
+      { main_block: 100, reason: 'scan-slow', state: 'remapped' },
+      { main_block: 1500, reason: 'scan-slow', state: 'remapped' },
+      { main_block: 3750, reason: 'read-error', state: 'pending' },
+    ]);
     // The slow blocks' data survived the move, and the spare now answers for them at full speed.
     dropCaches();
     for (const b of [100, 101, 1500]) expect(readBlock(vfile, b).equals(blockData(b))).toBe(true);
@@ -211,19 +218,41 @@ describe('health', () => {
     lab.ok(['map', 'h', '--svg', svgFile, '--columns', '64']);
     const svg = fs.readFileSync(svgFile, 'utf8');
     expect(wellFormed(svg)).toBe(true);
-    const cells = [...svg.matchAll(/data-state="(\w+)" data-first-block="(\d+)" data-end-block="(\d+)"/g)].map((m) => ({ state: m[1], first: Number(m[2]), end: Number(m[3]) }));
+    const cellsOf = (text: string) =>
+      [...text.matchAll(/fill="(#[0-9a-f]{6})" data-state="(\w+)" data-first-block="(\d+)" data-end-block="(\d+)"/g)].map((m) => ({ fill: m[1], state: m[2] as keyof typeof STATE_COLOURS, first: Number(m[3]), end: Number(m[4]) }));
+    let cells = cellsOf(svg);
     expect(cells).toHaveLength(4096);
+    for (const c of cells) expect(c.fill).toBe(STATE_COLOURS[c.state]); // every cell is drawn in its state's colour
     const at = (b: number) => cells.find((c) => c.first <= b && b < c.end)?.state;
     expect(at(10)).toBe('remapped');
     expect(at(3000)).toBe('pending');
     expect(at(2000)).toBe('unscanned'); // never scanned yet
+    // A slow block that stays on main (the remap threshold is above its delay) shows as slow after a scan.
+    lab.ok(['config', 'h', 'latencyRemapMs=1000', 'latencyCriticalMs=2000']);
+    lab.ok(['fault', simMnt, 'add', '--slow', '--delay-ms', '80', `${2500 * 8}-${2500 * 8 + 7}`]);
     lab.ok(['scan', 'h']);
     lab.ok(['map', 'h', '--svg', svgFile]);
     const after = fs.readFileSync(svgFile, 'utf8');
-    expect(after).toMatch(/data-state="ok" data-first-block="2000"/);
+    expect(wellFormed(after)).toBe(true);
+    cells = cellsOf(after);
+    for (const c of cells) expect(c.fill).toBe(STATE_COLOURS[c.state]);
+    expect(at(2000)).toBe('ok');
+    expect(at(2500)).toBe('slow');
+    expect(at(10)).toBe('remapped');
+    expect(at(3000)).toBe('pending');
     expect(lab.ok(['status', 'h'])).toMatch(/map\s+\[R*\.+/);
   });
 });
+
+/** The pair's remaps other than the main label's, straight from the database. */
+function remapRows(lab: Lab): Array<{ main_block: number; reason: string; state: string }> {
+  const db = new Database(lab.dbPath, { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare("SELECT main_block, reason, state FROM remaps WHERE reason != 'label' ORDER BY main_block").all() as Array<{ main_block: number; reason: string; state: string }>;
+  } finally {
+    db.close();
+  }
+}
 
 function scanState(lab: Lab): { cursor: number; inProgress: boolean; passes: number; lastBlocksScanned: number; scanStarts: number } {
   // Read straight from the database (the daemon may be dead).

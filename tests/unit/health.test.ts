@@ -9,7 +9,7 @@ import * as path from 'path';
 import { FaultDevice } from '../../lib/block/fault-device';
 import { MemoryDevice } from '../../lib/block/memory-device';
 import { DEFAULT_CONFIG, mergeConfig, PairConfig, parseConfigText, parseConfigValue } from '../../lib/health/config';
-import { cells, renderBar, renderSvg, STATE_COLOURS, MapInput } from '../../lib/health/map';
+import { cells, LEGEND_CHAR_PX, renderBar, renderSvg, STATE_COLOURS, MapInput } from '../../lib/health/map';
 import { renderPrometheus } from '../../lib/health/prometheus';
 import { healthReport } from '../../lib/health/report';
 import { Scanner } from '../../lib/health/scanner';
@@ -249,6 +249,20 @@ describe('map', () => {
     for (const s of Object.keys(STATE_COLOURS)) expect(svg).toContain(`data-legend="${s}"`);
     expect(svg).toContain('pending (2)');
     expect(svg).toContain('unscanned (20)');
+  });
+
+  it('spaces the legend by its labels, so long counts do not overlap the next swatch', () => {
+    const big: MapInput = { virtualBlocks: 268435456, remapped: new Set([5]), pending: new Set([6]), slow: new Set([7]), scannedThrough: 134217727 };
+    const svg = renderSvg('big', big, { maxCells: 64 });
+    expect(wellFormed(svg)).toBe(true);
+    const entries = [...svg.matchAll(/<rect x="(\d+)" [^>]*data-legend="\w+"\/>\n<text x="(\d+)" [^>]*>([^<]*)<\/text>/g)].map((m) => ({ x: Number(m[1]), textX: Number(m[2]), label: m[3] as string }));
+    expect(entries.map((e) => e.label)).toEqual(['pending (1)', 'slow (1)', 'remapped (1)', 'unscanned (134217728)', 'ok (134217725)']);
+    for (let i = 1; i < entries.length; i++) {
+      const prev = entries[i - 1] as { textX: number; label: string };
+      expect((entries[i] as { x: number }).x).toBeGreaterThanOrEqual(prev.textX + prev.label.length * LEGEND_CHAR_PX);
+    }
+    const last = entries[entries.length - 1] as { textX: number; label: string };
+    expect(Number(/<svg [^>]*width="(\d+)"/.exec(svg)?.[1])).toBeGreaterThanOrEqual(last.textX + last.label.length * LEGEND_CHAR_PX);
   });
 });
 
