@@ -82,7 +82,7 @@ describe('bad input', () => {
     ['an unknown option', ['list', '--frob'], /Unknown argument/i, 2],
     ['a missing required option', ['init', 'q', '--main', 'MAIN2'], /Missing required argument: spare/, 2],
     ['unmount of a directory that is not a remapfs mount', ['unmount', 'TMPDIR'], /not a remapfs mount/, 1],
-  ])('refuses %s (exit %i)', (_name, args, word, status) => {
+  ])('refuses %s: %j gives %p, exit %d', (_name, args, word, status) => {
     lab.ok(['init', 'p', '--main', main, '--spare', spare]);
     const main2 = lab.image('main2.img', 16 * MiB);
     const spare2 = lab.image('spare2.img', 4 * MiB);

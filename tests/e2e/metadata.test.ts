@@ -92,10 +92,11 @@ describe('redundant metadata end to end', () => {
     expect((JSON.parse(rep.stdout) as VerifyReport).repaired.length).toBe(5);
     expect(verify(lab, 'm').status).toBe(0);
 
-    // Damaged while not mounted: opening repairs and logs it.
-    corruptSlots(spare, spareBytes, [2], 11);
+    // Four damaged while not mounted: opening takes the one valid slot, repairs the others and logs it.
+    corruptSlots(spare, spareBytes, [0, 1, 3, 4], 11);
+    expect(verify(lab, 'm').report.slots.filter((s) => s.valid).map((s) => s.index)).toEqual([2]);
     const again = await lab.startDaemon(mnt);
-    await waitFor('the repair log', () => again.output().includes('slot 2 rewritten'));
+    await waitFor('the repair log', () => [0, 1, 3, 4].every((i) => again.output().includes(`slot ${i} rewritten`)));
     expect(sha256OfFile(vfile)).toBe(want);
     expect(verify(lab, 'm').status).toBe(0);
     const status = JSON.parse(lab.ok(['status', 'm', '--json'])) as { remappedBlocks: number };
