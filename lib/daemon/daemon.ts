@@ -136,6 +136,13 @@ export class Daemon {
     return this.attached.map((a) => a.svc.name);
   }
 
+  /** Requests served on every attached pair. */
+  private userIoOps(): number {
+    let n = 0;
+    for (const a of this.attached) n += a.svc.rt.device.counters.readOps + a.svc.rt.device.counters.writeOps;
+    return n;
+  }
+
   stop(force: boolean): Promise<void> {
     return this.served ? this.served.stop(force) : Promise.resolve();
   }
@@ -144,7 +151,7 @@ export class Daemon {
     try {
       const rt = openPair(this.store, rec, { mode: this.opts.mode ?? 'auto', log: this.log });
       this.notOpened.delete(rec.uuid);
-      return { svc: new PairService(rt, this.store, this.log), mainKey: identify(rec.mainPath).key, spareKey: identify(rec.sparePath).key };
+      return { svc: new PairService(rt, this.store, this.log, () => this.userIoOps()), mainKey: identify(rec.mainPath).key, spareKey: identify(rec.sparePath).key };
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
       if (this.notOpened.get(rec.uuid) !== msg) this.log(`remapfs: ${this.hotplug ? 'waiting for' : 'skipping'} pair ${rec.name}: ${msg}`);

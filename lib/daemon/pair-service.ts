@@ -22,12 +22,14 @@ export class PairService {
     readonly rt: PairRuntime,
     private readonly store: Store,
     private readonly log: (line: string) => void,
+    /** User requests on every pair of the daemon; the scanner yields to all of them. */
+    userIoOps: () => number = () => rt.device.counters.readOps + rt.device.counters.writeOps,
   ) {
     this.config = loadConfig(store, rt.record.id);
     rt.device.readRetries = this.config.readRetries;
     const prefix = `remapfs: ${rt.record.name}: `;
     this.scanner = new Scanner(rt.device, store, rt.record.id, () => this.config, Date.now, (line) => log(prefix + line));
-    this.scheduler = new ScanScheduler(this.scanner, rt.device, () => this.config, () => healthReport(store, rt.record).score, rt.record.createdAt);
+    this.scheduler = new ScanScheduler(this.scanner, userIoOps, () => this.config, () => healthReport(store, rt.record).score, rt.record.createdAt);
   }
 
   get name(): string {

@@ -1,7 +1,8 @@
 /**
  * The surface scanner: reads the main device block range by block range, past
- * the page cache, and classifies blocks by read latency. A block that cannot be
- * read becomes pending; one at or above latencyRemapMs is copied to the spare
+ * the page cache, and classifies blocks by read latency (a block is timed
+ * again before it counts as slow, so one stall of the host does not move a
+ * healthy block). A block that cannot be read becomes pending; one at or above latencyRemapMs is copied to the spare
  * (reason scan-slow) while it still reads; one at or above latencyWarnMs is
  * recorded as slow. Remapped blocks are skipped (their data is on the spare).
  *
@@ -147,6 +148,14 @@ export class Scanner {
       summary.unreadableBlocks++;
       if (this.dev.scanFoundUnreadable(block)) this.log(`scan: block ${block} is unreadable, now pending`);
       return;
+    }
+    // One slow answer can be the host's hiccup: a block counts as slow only if a second read is slow too.
+    if (ms >= cfg.latencyWarnMs) {
+      try {
+        ms = Math.min(ms, this.dev.timedMainRead(this.buf.subarray(0, bs), block * bs));
+      } catch {
+        // It read once; the slow timing stands.
+      }
     }
     const t = this.now();
     if (ms >= cfg.latencyCriticalMs) {

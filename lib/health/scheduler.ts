@@ -2,11 +2,11 @@
  * ScanScheduler: runs a pair's Scanner in the daemon's event loop. A pass
  * starts when it is due (the last pass plus the adaptive interval; the first
  * one a base interval after the pair was made); it steps one chunk at a time,
- * only while user I/O has been quiet for scanIdleMs, and no faster than
+ * only while user I/O has been quiet for scanIdleMs (I/O on every pair the
+ * daemon serves counts: they share its one thread), and no faster than
  * scanRateMiBps. A requested pass (remapfs scan) runs at full speed but still
  * yields to user I/O. Clock and timers are injected for tests.
  */
-import { RemapDevice } from '../remap/remap-device';
 import { PairConfig } from './config';
 import { Scanner } from './scanner';
 import { adaptiveIntervalMs, RateLimiter } from './score';
@@ -36,14 +36,15 @@ export class ScanScheduler {
 
   constructor(
     readonly scanner: Scanner,
-    private readonly dev: RemapDevice,
+    /** User requests served so far (a counter that only grows). */
+    private readonly userIoOps: () => number,
     private readonly config: () => PairConfig,
     private readonly score: () => number,
     private readonly createdAt: number,
     private readonly clock: SchedulerClock = realClock,
   ) {
     this.limiter = new RateLimiter(this.config().scanRateMiBps * 1048576, () => clock.now());
-    this.lastIoOps = dev.counters.readOps + dev.counters.writeOps;
+    this.lastIoOps = userIoOps();
     if (!scanner.inPass && scanner.state.nextDueAt === 0) {
       scanner.setNextDue(createdAt + this.config().scanIntervalHours * 3600000);
     }
@@ -84,7 +85,7 @@ export class ScanScheduler {
   tick(): number {
     const cfg = this.config();
     const now = this.clock.now();
-    const ops = this.dev.counters.readOps + this.dev.counters.writeOps;
+    const ops = this.userIoOps();
     if (ops !== this.lastIoOps) {
       this.lastIoOps = ops;
       this.lastIoAt = now;

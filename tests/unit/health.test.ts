@@ -6,6 +6,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { BlockDevice } from '../../lib/block/device';
 import { FaultDevice } from '../../lib/block/fault-device';
 import { MemoryDevice } from '../../lib/block/memory-device';
 import { DEFAULT_CONFIG, mergeConfig, PairConfig, parseConfigText, parseConfigValue } from '../../lib/health/config';
@@ -133,17 +134,32 @@ describe('scan scheduler (injected clock)', () => {
 
   const journal: RemapJournal = { commitRemap: () => undefined, commitRetired: () => undefined };
 
-  function world(config: Partial<PairConfig>) {
+  /** Reads covering `byteOffset` answer 60 ms late, the first `slowReads` times only (a host's stall). */
+  function stallingDevice(next: BlockDevice, byteOffset: number, slowReads: number): BlockDevice {
+    let left = slowReads;
+    const sleeper = new Int32Array(new SharedArrayBuffer(4));
+    const read = (buf: Buffer, off: number) => {
+      if (left > 0 && off <= byteOffset && byteOffset < off + buf.length) {
+        left--;
+        Atomics.wait(sleeper, 0, 0, 60);
+      }
+      next.read(buf, off);
+    };
+    return { name: 'stalling', sizeBytes: next.sizeBytes, read, readUncached: read, write: (b, o) => next.write(b, o), flush: () => next.flush(), close: () => next.close() };
+  }
+
+  function world(config: Partial<PairConfig>, stalls?: { block: number; slowReads: number }) {
     const store = Store.open(path.join(dir, `s${Math.random().toString(36).slice(2)}.db`), { create: true });
     const pair = store.insertPair({ name: 'p', uuid: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', mainPath: '/x', sparePath: '/y', blockSize: 4096, mainBytes: 4 * 1048576, spareBytes: 1048576, createdAt: 1_000_000, metaSeq: 1 });
-    const main = new FaultDevice(new MemoryDevice('main', 4 * 1048576));
+    const fault = new FaultDevice(new MemoryDevice('main', 4 * 1048576));
+    const main = stalls ? stallingDevice(fault, stalls.block * 4096, stalls.slowReads) : fault;
     const index = new RemapIndex(1024, spareLayout(1048576, 4096));
     const dev = new RemapDevice('p', main, new MemoryDevice('spare', 1048576), 4096, index, journal);
     const cfg: PairConfig = { ...DEFAULT_CONFIG, ...config };
     const clock = new FakeClock();
     const scanner = new Scanner(dev, store, pair.id, () => cfg, clock.now);
     const score = { value: 100 };
-    const sched = new ScanScheduler(scanner, dev, () => cfg, () => score.value, pair.createdAt, clock);
+    const sched = new ScanScheduler(scanner, () => dev.counters.readOps + dev.counters.writeOps, () => cfg, () => score.value, pair.createdAt, clock);
     return { store, pair, dev, scanner, sched, clock, score, cfg };
   }
 
@@ -199,6 +215,17 @@ describe('scan scheduler (injected clock)', () => {
       steps++;
     }
     expect(steps).toBe(16); // 1024 blocks / 64 per chunk
+  });
+
+  it('a block slow on every read is remapped; one that stalled once is timed again and left alone', () => {
+    for (const [slowReads, remapped] of [[Infinity, true], [2, false]] as const) {
+      const w = world({ scanChunkKiB: 64, latencyWarnMs: 20, latencyRemapMs: 50, latencyCriticalMs: 100 }, { block: 20, slowReads });
+      w.scanner.startPass();
+      while (w.scanner.inPass) w.scanner.step();
+      expect(w.dev.index.spareBlockOf(20) >= 0).toBe(remapped);
+      expect(w.scanner.state.lastSummary?.remappedSlow).toBe(remapped ? 1 : 0);
+      expect(w.scanner.state.lastSummary?.slowBlocks).toBe(remapped ? 1 : 0);
+    }
   });
 
   it('persists progress so a new scanner resumes where the old one stopped', () => {
