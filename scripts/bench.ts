@@ -154,11 +154,11 @@ function injectRemaps(dbPath: string, name: string, mainBlocks: number[]): void 
 type Table = Record<string, Record<string, number[]>>;
 
 /** A filled 1 GiB main image (reads read data, held in the page cache) and a spare, paired as `name`. */
-function filledPair(lab: Lab, name: string, mainBytes: number, spareBytes: number): { main: string; spare: string } {
+function filledPair(lab: Lab, name: string, mainBytes: number, spareBytes: number, db = lab.dbPath): { main: string; spare: string } {
   const main = lab.image(`${name}-main.img`, mainBytes);
   const spare = lab.image(`${name}-spare.img`, spareBytes);
   execFileSync('fio', ['--name=fill', `--filename=${main}`, '--rw=write', '--bs=1M', '--size=1G', '--ioengine=psync', '--output-format=terse'], { stdio: 'ignore' });
-  lab.ok(['init', name, '--main', main, '--spare', spare]);
+  lab.ok(['--db', db, 'init', name, '--main', main, '--spare', spare]);
   return { main, spare };
 }
 
@@ -171,10 +171,10 @@ async function main(): Promise<void> {
   const cpu: Record<string, number[]> = {};
   const record = (cfg: string, cell: string, v: number) => ((results[cfg] ??= {})[cell] ??= []).push(v);
   const log = (s: string) => process.stderr.write(s + '\n');
-  const startDaemon = (mnt: string) =>
+  const startDaemon = (mnt: string, db = lab.dbPath) =>
     CPU_PROF_DIR
-      ? lab.startProcess(['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF_DIR)}`, REMAPFS_BIN, 'mount', mnt], mnt, 'remapfs: serving')
-      : lab.startDaemon(mnt);
+      ? lab.startProcess(['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF_DIR)}`, REMAPFS_BIN, 'mount', mnt, '--db', db], mnt, 'remapfs: serving')
+      : lab.startDaemon(mnt, ['--db', db]);
   const lines: string[] = [];
   try {
     log(`bench: ${os.cpus().length} cores, ${(os.totalmem() / GiB).toFixed(0)} GiB, kernel ${os.release()}, node ${process.version}; ${RUNS} runs of ${RUNTIME} s per cell; phases ${[...PHASES].join(',')}`);
@@ -188,77 +188,81 @@ async function main(): Promise<void> {
     };
 
     if (PHASES.has('stacks')) {
-      const { main: image, spare } = filledPair(lab, 'bench', GiB, 64 * MiB);
-      warmFiles = [
-        { file: image, bytes: GiB },
-        { file: spare, bytes: 64 * MiB },
-      ];
-      const loopA = lab.attachLoop(image);
+      // c and d: two pairs on one daemon; e: a pair like d on a second daemon, whose scanner is switched on only for e's runs.
+      const c = filledPair(lab, 'bench', GiB, 64 * MiB);
+      const d = filledPair(lab, 'remapped', GiB, 64 * MiB);
+      const db2 = lab.path('scanning.db');
+      const e = filledPair(lab, 'scanning', GiB, 64 * MiB, db2);
+      const scattered = Array.from({ length: Math.floor(GiB / 4096 / 100) }, (_, i) => i * 100 + ((i * 37) % 100));
+      injectRemaps(lab.dbPath, 'remapped', scattered);
+      injectRemaps(db2, 'scanning', scattered);
+      lab.ok(['--db', db2, 'config', 'scanning', 'scanIntervalHours=0.001', 'scanEnabled=false']);
+
+      const loopA = lab.attachLoop(c.main);
       const ptDir = lab.mkdir('pt');
-      const pt = await lab.startProcess([path.resolve(__dirname, 'passthrough.js'), image, ptDir, 'auto'], ptDir, 'passthrough ready');
+      const pt = await lab.startProcess([path.resolve(__dirname, 'passthrough.js'), c.main, ptDir, 'auto'], ptDir, 'passthrough ready');
       const loopB = lab.attachLoop(path.join(ptDir, 'disk'));
       const pt0Dir = lab.mkdir('pt0');
-      const pt0 = await lab.startProcess([path.resolve(__dirname, 'passthrough.js'), image, pt0Dir, 'buffered'], pt0Dir, 'passthrough ready');
+      const pt0 = await lab.startProcess([path.resolve(__dirname, 'passthrough.js'), c.main, pt0Dir, 'buffered'], pt0Dir, 'passthrough ready');
       const loopB0 = lab.attachLoop(path.join(pt0Dir, 'disk'));
-      let daemon = await startDaemon(mnt);
-      let loopC = lab.attachLoop(path.join(mnt, 'bench'));
-      const stacks: Array<[string, string, DaemonHandle | undefined]> = [
-        ['a', loopA, undefined],
-        ['b', loopB, pt],
-        ['b0', loopB0, pt0],
-        ['c', loopC, daemon],
+      const daemon = await startDaemon(mnt);
+      const mnt2 = lab.mkdir('mnt2');
+      const daemon2 = await startDaemon(mnt2, db2);
+      const loopC = lab.attachLoop(path.join(mnt, 'bench'));
+      const loopD = lab.attachLoop(path.join(mnt, 'remapped'));
+      const loopE = lab.attachLoop(path.join(mnt2, 'scanning'));
+      const scanning = (on: boolean) => lab.ok(['--db', db2, 'config', 'scanning', `scanEnabled=${on}`]);
+
+      const warmC = [{ file: c.main, bytes: GiB }];
+      const stacks: Array<{ cfg: string; dev: string; proc: DaemonHandle | undefined; warm: typeof warmFiles; writesOnly?: boolean }> = [
+        { cfg: 'a', dev: loopA, proc: undefined, warm: warmC },
+        { cfg: 'b', dev: loopB, proc: pt, warm: warmC },
+        { cfg: 'b0', dev: loopB0, proc: pt0, warm: warmC, writesOnly: true }, // its reads are b's
+        { cfg: 'c', dev: loopC, proc: daemon, warm: warmC },
+        { cfg: 'd', dev: loopD, proc: daemon, warm: [{ file: d.main, bytes: GiB }, { file: d.spare, bytes: 64 * MiB }] },
+        { cfg: 'e', dev: loopE, proc: daemon2, warm: [{ file: e.main, bytes: GiB }, { file: e.spare, bytes: 64 * MiB }] },
       ];
-      // Interleaved, so that drift of a noisy machine hits every stack alike.
+      // Interleaved run by run and cell by cell, so that drift of a noisy machine hits every stack alike.
       for (let run = 0; run < RUNS; run++) {
-        for (const cell of CELLS) for (const [cfg, dev, proc] of stacks) measure(cfg, dev, proc, cell);
-        log(`bench: a/b/b0/c run ${run + 1} of ${RUNS} done`);
+        for (const cell of CELLS) {
+          for (const st of stacks) {
+            if (st.writesOnly && !cell.rw.includes('write')) continue;
+            warmFiles = st.warm;
+            if (st.cfg === 'e') scanning(true);
+            measure(st.cfg, st.dev, st.proc, cell);
+            if (st.cfg === 'e') scanning(false);
+          }
+        }
+        log(`bench: run ${run + 1} of ${RUNS} done`);
       }
-
-      // d: 1% of the blocks remapped, scattered.
-      execFileSync('losetup', ['-d', loopC]);
-      lab.ok(['unmount', mnt]);
-      await daemon.exited;
-      const blocks = GiB / 4096;
-      const scattered = Array.from({ length: Math.floor(blocks / 100) }, (_, i) => i * 100 + ((i * 37) % 100));
-      injectRemaps(lab.dbPath, 'bench', scattered);
-      daemon = await startDaemon(mnt);
-      loopC = lab.attachLoop(path.join(mnt, 'bench'));
-      for (let run = 0; run < RUNS; run++) for (const cell of CELLS) {
-        measure('b', loopB, pt, cell);
-        measure('d', loopC, daemon, cell);
-      }
-      log('bench: d done');
-
-      // e: the same pair, with a background scan due now at the default rate (it yields to user I/O).
-      lab.ok(['config', 'bench', 'scanIntervalHours=0.001']);
-      await new Promise((r) => setTimeout(r, 1000));
-      for (let run = 0; run < RUNS; run++) for (const cell of CELLS) {
-        measure('b', loopB, pt, cell);
-        measure('e', loopC, daemon, cell);
-      }
-      const scanned = JSON.parse(lab.ok(['health', 'bench', '--json']).toString()) as { pairs: Array<{ scan: { progressPercent: number | null; passesCompleted: number; inProgress: boolean } }> };
+      const scanned = JSON.parse(lab.ok(['--db', db2, 'health', 'scanning', '--json']).toString()) as { pairs: Array<{ scan: { progressPercent: number | null; passesCompleted: number; inProgress: boolean } }> };
       const scanInfo = scanned.pairs[0]?.scan;
       const scanNote = `scan during e: ${scanInfo?.inProgress ? `pass in progress at ${scanInfo.progressPercent}%` : `${scanInfo?.passesCompleted} passes completed`}`;
-      log(`bench: e done (${scanNote})`);
-      execFileSync('losetup', ['-d', loopC]);
+      log(`bench: ${scanNote}`);
+      for (const loop of [loopA, loopB, loopB0, loopC, loopD, loopE]) execFileSync('losetup', ['-d', loop]);
       lab.ok(['unmount', mnt]);
+      lab.ok(['--db', db2, 'unmount', mnt2]);
       await daemon.exited;
-      // Leave the measured stacks only the page cache they need next.
-      for (const loop of [loopA, loopB, loopB0]) execFileSync('losetup', ['-d', loop]);
+      await daemon2.exited;
       for (const p of [pt, pt0]) await lab.stopDaemon(p);
 
       const m = (cfg: string, cell: string) => median(results[cfg]?.[cell] ?? [NaN]);
       const ratio = (x: number, y: number) => (x / y).toFixed(3);
-      lines.push(`| cell | unit | a loop | b passthrough | b0 buffered | c remapfs | d 1% remapped | e scanning | c/b | d/b | e/b | c/a | c/b0 |`);
-      lines.push(`|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
+      const spread = (cfg: string, cell: string) => {
+        const xs = results[cfg]?.[cell] ?? [];
+        return xs.length ? `${((100 * (Math.max(...xs) - Math.min(...xs))) / median(xs)).toFixed(0)}%` : '-';
+      };
+      lines.push(`| cell | unit | a loop | b passthrough | b0 buffered | c remapfs | d 1% remapped | e scanning | c/b | d/b | e/b | c/a | b spread | c spread |`);
+      lines.push(`|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
       for (const cell of CELLS) {
         const v = ['a', 'b', 'b0', 'c', 'd', 'e'].map((cfg) => m(cfg, cell.name));
-        const [a, b, b0, c, d, e] = v as [number, number, number, number, number, number];
+        const [a, b, , cv, dv, ev] = v as [number, number, number, number, number, number];
         lines.push(
-          `| ${cell.name} | ${cell.metric === 'bw' ? 'MiB/s' : 'IOPS'} | ${v.map((x) => x.toFixed(0)).join(' | ')} | ${ratio(c, b)} | ${ratio(d, b)} | ${ratio(e, b)} | ${ratio(c, a)} | ${ratio(c, b0)} |`,
+          `| ${cell.name} | ${cell.metric === 'bw' ? 'MiB/s' : 'IOPS'} | ${v.map((x) => (Number.isNaN(x) ? '-' : x.toFixed(0))).join(' | ')} | ${ratio(cv, b)} | ${ratio(dv, b)} | ${ratio(ev, b)} | ${ratio(cv, a)} | ${spread('b', cell.name)} | ${spread('c', cell.name)} |`,
         );
       }
       lines.push('');
+      lines.push(`Spread: (max - min) / median of a stack's ${RUNS} runs of a cell, the noise the medians have to beat.`);
       lines.push(`The scanner yields to user I/O (scanIdleMs 100): ${scanNote}.`);
       lines.push(`Daemon CPU time per GiB moved (median over all cells): b ${median(cpu.b ?? [NaN]).toFixed(2)} s, c ${median(cpu.c ?? [NaN]).toFixed(2)} s, d ${median(cpu.d ?? [NaN]).toFixed(2)} s.`);
       lines.push('');
@@ -284,7 +288,7 @@ async function main(): Promise<void> {
         const d = await startDaemon(mnt);
         startTimes.push((Date.now() - ts) / 1000);
         const loop = lab.attachLoop(path.join(mnt, 'big'));
-        for (const cell of scaleCells) fio(loop, cell);
+        fio(loop, scaleCells[scaleCells.length - 1] as Cell);
         rss.push(rssMiB(d.child.pid as number));
         execFileSync('losetup', ['-d', loop]);
         lab.ok(['unmount', mnt]);

@@ -14,6 +14,7 @@ import { PairRecord, RemapRecord, Store } from '../store/db';
 import { SlotEntry } from './codec';
 import { SlotReport, SlotSet, tableDigest } from './slots';
 import { MetaState, PairIdentity } from './state';
+import { Fingerprint, fingerprintSql } from './fingerprint';
 
 export interface Reconciliation {
   slots: SlotReport[];
@@ -56,43 +57,6 @@ export function recordOf(e: SlotEntry): RemapRecord {
   return { mainBlock: e.mainBlock, spareBlock: e.spareBlock, reason: e.reason, state: e.state, lostSectors: e.lostSectors, createdAt: e.createdAt };
 }
 
-const STATE_CODES: Record<string, number> = { remapped: 1, pending: 2, retired: 3 };
-const REASON_CODES: Record<string, number> = { none: 0, manual: 1, 'write-error': 2, 'read-error': 3, 'weak-read': 4, 'scan-slow': 5, imported: 6, label: 7 };
-
-/** Accumulates an order-independent fingerprint, entry by entry, without keeping entries. */
-export class Fingerprint {
-  private sum = 0;
-  private xor = 0;
-  private n = 0;
-
-  add(mainBlock: number, spareBlock: number, createdAt: number, lostSectors: number, state: string, reason: string): void {
-    this.addCodes(mainBlock, spareBlock, createdAt, lostSectors, STATE_CODES[state] ?? 9, REASON_CODES[reason] ?? 15);
-  }
-
-  /** As add(), with the state and reason codes of docs/format.md. */
-  addCodes(mainBlock: number, spareBlock: number, createdAt: number, lostSectors: number, stateCode: number, reasonCode: number): void {
-    let h = 0x811c9dc5;
-    const mix = (v: number) => {
-      h = Math.imul(h ^ (v | 0), 0x01000193);
-      h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
-    };
-    mix(mainBlock % 0x100000000);
-    mix(Math.floor(mainBlock / 0x100000000));
-    mix(spareBlock % 0x100000000);
-    mix(createdAt % 0x100000000);
-    mix(Math.floor(createdAt / 0x100000000));
-    mix(lostSectors);
-    mix(stateCode * 16 + reasonCode);
-    this.sum = (this.sum + (h >>> 0)) % 0x100000000;
-    this.xor = (this.xor ^ h) >>> 0;
-    this.n++;
-  }
-
-  value(): string {
-    return `${this.n}:${this.sum}:${this.xor}`;
-  }
-}
-
 /** Order-independent fingerprint of a table: equal tables give equal strings. */
 export function fingerprint(entries: readonly SlotEntry[]): string {
   const f = new Fingerprint();
@@ -100,15 +64,29 @@ export function fingerprint(entries: readonly SlotEntry[]): string {
   return f.value();
 }
 
-/** The database's fingerprint, streamed from SQLite (no entry objects kept). */
+const REMAPS_PRINT_SQL = fingerprintSql('remaps', 'pair_id = ?', {
+  mainBlock: 'main_block',
+  spareBlock: 'ifnull(spare_block, -1)',
+  createdAt: 'created_at',
+  lostSectors: 'lost_sectors',
+  state: 'state',
+  reason: 'reason',
+});
+const RETIRED_PRINT_SQL = fingerprintSql('retired', 'pair_id = ?', {
+  mainBlock: '-1',
+  spareBlock: 'spare_block',
+  createdAt: 'created_at',
+  lostSectors: '0',
+  state: "'retired'",
+  reason: "'none'",
+});
+
+/** The database's fingerprint, computed by SQLite in one aggregate query per table. */
 export function databaseFingerprint(store: Store, pairId: number): string {
   const f = new Fingerprint();
-  const remaps = store.db.prepare('SELECT main_block, spare_block, created_at, lost_sectors, state, reason FROM remaps WHERE pair_id = ?').raw();
-  for (const row of remaps.iterate(pairId) as IterableIterator<[number, number | null, number, number, string, string]>) {
-    f.add(row[0], row[1] ?? -1, row[2], row[3], row[4], row[5]);
+  for (const sql of [REMAPS_PRINT_SQL, RETIRED_PRINT_SQL]) {
+    f.addParts(store.db.prepare(sql).raw().get(pairId) as number[]);
   }
-  const retired = store.db.prepare('SELECT spare_block, created_at FROM retired WHERE pair_id = ?').raw();
-  for (const row of retired.iterate(pairId) as IterableIterator<[number, number]>) f.add(-1, row[0], row[1], 0, 'retired', 'none');
   return f.value();
 }
 

@@ -15,7 +15,7 @@ export class RemapIndex implements SpareLookup {
   readonly virtualBlocks: number;
   readonly layout: SpareLayout;
   private readonly remappedBits: Uint8Array;
-  private readonly spareOf = new TypedHash();
+  private readonly spareOf: TypedHash;
   /** Bit set for every spare block that is used or retired. */
   private readonly spareTaken: Uint8Array;
   private retiredCount = 0;
@@ -25,8 +25,10 @@ export class RemapIndex implements SpareLookup {
   private cursorRange = 0;
   private cursorBlock: number;
 
-  constructor(virtualBlocks: number, layout: SpareLayout) {
+  /** `expectedEntries` sizes the hash table once, instead of growing it entry by entry. */
+  constructor(virtualBlocks: number, layout: SpareLayout, expectedEntries = 0) {
     this.virtualBlocks = virtualBlocks;
+    this.spareOf = new TypedHash(expectedEntries);
     this.layout = layout;
     this.remappedBits = new Uint8Array(Math.ceil(virtualBlocks / 8));
     this.spareTaken = new Uint8Array(Math.ceil(layout.spareBlocks / 8));

