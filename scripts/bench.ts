@@ -270,32 +270,34 @@ async function main(): Promise<void> {
 
     if (PHASES.has('scale')) {
       // A pair with no remaps at all, and a pair with 1,000,000 entries, both with data in the measured first GiB.
-      const none = filledPair(lab, 'none', GiB, 64 * MiB);
-      const big = filledPair(lab, 'big', 10 * GiB, 4.5 * GiB);
+      // Their own database, so the daemon serves these two pairs only.
+      const db3 = lab.path('scale.db');
+      const none = filledPair(lab, 'none', GiB, 64 * MiB, db3);
+      const big = filledPair(lab, 'big', 10 * GiB, 4.5 * GiB, db3);
       warmFiles = [
         { file: none.main, bytes: GiB },
         { file: big.main, bytes: GiB },
       ];
       const t0 = Date.now();
       // Scattered over the blocks beyond the first GiB, which fio uses: the index holds 1M entries, the measured range none.
-      injectRemaps(lab.dbPath, 'big', Array.from({ length: 1_000_000 }, (_, i) => GiB / 4096 + 2 * i));
+      injectRemaps(db3, 'big', Array.from({ length: 1_000_000 }, (_, i) => GiB / 4096 + 2 * i));
       log(`bench: injected 1,000,000 entries in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       const startTimes: number[] = [];
       const rss: number[] = [];
       const scaleCells = CELLS.filter((c) => c.rw === 'read' || c.depth === 32);
       for (let run = 0; run < RUNS; run++) {
         const ts = Date.now();
-        const d = await startDaemon(mnt);
+        const d = await startDaemon(mnt, db3);
         startTimes.push((Date.now() - ts) / 1000);
         const loop = lab.attachLoop(path.join(mnt, 'big'));
         fio(loop, scaleCells[scaleCells.length - 1] as Cell);
         rss.push(rssMiB(d.child.pid as number));
         execFileSync('losetup', ['-d', loop]);
-        lab.ok(['unmount', mnt]);
+        lab.ok(['--db', db3, 'unmount', mnt]);
         await d.exited;
       }
       // One daemon serves both pairs, measured interleaved.
-      const both = await startDaemon(mnt);
+      const both = await startDaemon(mnt, db3);
       const loopBig = lab.attachLoop(path.join(mnt, 'big'));
       const loopNone = lab.attachLoop(path.join(mnt, 'none'));
       for (let run = 0; run < RUNS; run++) {
@@ -306,7 +308,7 @@ async function main(): Promise<void> {
       }
       execFileSync('losetup', ['-d', loopBig]);
       execFileSync('losetup', ['-d', loopNone]);
-      lab.ok(['unmount', mnt]);
+      lab.ok(['--db', db3, 'unmount', mnt]);
       await both.exited;
       const m = (cfg: string, cell: string) => median(results[cfg]?.[cell] ?? [NaN]);
       lines.push(`| scale: 1,000,000 entries | median | target |`);

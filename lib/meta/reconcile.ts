@@ -112,7 +112,15 @@ export interface ReconcileOptions {
 export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: ReconcileOptions): Reconciliation {
   const log = opts.log ?? (() => undefined);
   // Every slot is fully checked; only the newest one's entries are kept (copies compare by digest).
-  const reports = slots.readAll({ uuid: pair.uuid }, false);
+  // The slot whose header claims the highest sequence is read with its pages kept; the others are only checked.
+  let likely = -1;
+  let likelySeq = -1;
+  for (let i = 0; i < SLOT_COUNT; i++) {
+    const seq = slots.peekSequence(i);
+    if (seq !== undefined && seq > likelySeq) [likely, likelySeq] = [i, seq];
+  }
+  const reports: SlotReport[] = [];
+  for (let i = 0; i < SLOT_COUNT; i++) reports.push(slots.read(i, { uuid: pair.uuid }, i === likely ? 'pages' : false));
   const dbSeq = store.metaSeq(pair.id);
   const dbPrint = databaseFingerprint(store, pair.id);
   let newest: SlotReport | undefined;
@@ -123,7 +131,7 @@ export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: 
   }
   let newestState: MetaState | undefined;
   if (newest) {
-    const full = slots.read(newest.index, { uuid: pair.uuid }, 'pages');
+    const full = newest.pages ? newest : slots.read(newest.index, { uuid: pair.uuid }, 'pages');
     newest = full.valid && full.sequence === newest.sequence && full.pages ? full : undefined;
     if (newest?.pages && newest.header) newestState = MetaState.fromPages(identityOf(pair), slots.layout, newest.sequence ?? 0, newest.header.entryCount, newest.pages);
   }
@@ -180,7 +188,7 @@ export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: 
   }
   const sourceSlot = source === 'slots' ? newest?.index : undefined;
   return {
-    slots: reports,
+    slots: reports.map(({ pages: _pages, ...r }) => r),
     databaseSequence: dbSeq,
     source,
     ...(sourceSlot !== undefined ? { sourceSlot } : {}),

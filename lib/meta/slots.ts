@@ -58,6 +58,18 @@ export class SlotSet {
     return this.layout.slotBlocks * this.layout.blockSize;
   }
 
+  /** The sequence number in slot i's header, if the header decodes (nothing else is checked). */
+  peekSequence(i: number): number | undefined {
+    try {
+      const head = Buffer.alloc(SLOT_HEADER_BYTES);
+      this.spare.read(head, this.slotOffset(i));
+      const decoded = decodeHeaderFields(head);
+      return decoded.ok ? decoded.header.sequence : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   readAll(expect?: { uuid: string }, keepEntries: boolean | 'pages' = true): SlotReport[] {
     const out: SlotReport[] = [];
     for (let i = 0; i < SLOT_COUNT; i++) out.push(this.read(i, expect, keepEntries));

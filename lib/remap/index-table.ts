@@ -85,6 +85,14 @@ export class RemapIndex implements SpareLookup {
     this.spareTaken[spareBlock >>> 3] = (this.spareTaken[spareBlock >>> 3] as number) | (1 << (spareBlock & 7));
   }
 
+  /** set() for loading a table into a new index, with only the checks a table can fail: repeated blocks. */
+  load(mainBlock: number, spareBlock: number): void {
+    if (this.isSpareTaken(spareBlock) || this.spareBlockOf(mainBlock) >= 0) throw new Error(`the table repeats main block ${mainBlock} or spare block ${spareBlock}`);
+    this.spareOf.set(mainBlock, spareBlock);
+    this.remappedBits[mainBlock >>> 3] = (this.remappedBits[mainBlock >>> 3] as number) | (1 << (mainBlock & 7));
+    this.spareTaken[spareBlock >>> 3] = (this.spareTaken[spareBlock >>> 3] as number) | (1 << (spareBlock & 7));
+  }
+
   retire(spareBlock: number): void {
     if (this.isSpareTaken(spareBlock)) throw new Error(`spare block ${spareBlock} is in use and cannot be retired`);
     this.spareTaken[spareBlock >>> 3] = (this.spareTaken[spareBlock >>> 3] as number) | (1 << (spareBlock & 7));

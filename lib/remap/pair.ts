@@ -34,7 +34,7 @@ export function indexFromState(pair: PairRecord, state: MetaState): RemapIndex {
   const index = new RemapIndex(Math.floor(pair.mainBytes / pair.blockSize), layout, state.entryCount);
   state.forEachRaw((mainBlock, spareBlock, _t, _lost, stateCode) => {
     if (stateCode === 3) index.retire(spareBlock);
-    else if (stateCode === 1) index.set(mainBlock, spareBlock);
+    else if (stateCode === 1) index.load(mainBlock, spareBlock);
     else if (stateCode === 2) index.markPending(mainBlock);
   });
   return index;
