@@ -11,9 +11,15 @@
  *   d   remapfs, 1% of blocks remapped, scattered
  *   e   remapfs with 1% remapped while a background scan is due at its default rate
  *
+ * b, c, d and e, whose ratios are the targets, run interleaved in a shuffled
+ * order for every run and cell; a and b0, the references, run afterwards. The
+ * page cache is warmed before every run, so no run inherits another's state.
+ *
  * Then scale: a pair with 1,000,000 remap entries: daemon start-up time, RSS,
  * and throughput against a pair with none. Everything it makes is removed at
- * the end, also after a failure. BENCH_RUNS and BENCH_RUNTIME (seconds) tune it.
+ * the end, also after a failure. BENCH_RUNS, BENCH_RUNTIME (seconds),
+ * BENCH_PHASES (stacks,scale) and BENCH_CPU_PROF (a directory for the
+ * daemons' V8 profiles) tune it.
  */
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -30,8 +36,10 @@ import { Store } from '../lib/store/db';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const RUNTIME = Number(process.env.BENCH_RUNTIME ?? 2);
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const RUNTIME = Number(process.env.BENCH_RUNTIME ?? 1.5);
+/** Runs of the reference stacks a and b0. */
+const REFERENCE_RUNS = Math.min(RUNS, 3);
 /** Comma-separated phases to run: stacks (a, b, b0, c, d, e) and scale (1M entries). */
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'stacks,scale').split(','));
 /** A directory for V8 CPU profiles of every remapfs daemon (node --cpu-prof). */
@@ -85,6 +93,27 @@ interface FioSide {
   bw_bytes: number;
   iops: number;
   io_bytes: number;
+}
+
+/** A small deterministic generator (mulberry32), so every bench run uses the same orders. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function shuffled<T>(xs: readonly T[], random: () => number): T[] {
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
 }
 
 function median(xs: number[]): number {
@@ -222,19 +251,27 @@ async function main(): Promise<void> {
         { cfg: 'd', dev: loopD, proc: daemon, warm: [{ file: d.main, bytes: GiB }, { file: d.spare, bytes: 64 * MiB }] },
         { cfg: 'e', dev: loopE, proc: daemon2, warm: [{ file: e.main, bytes: GiB }, { file: e.spare, bytes: 64 * MiB }] },
       ];
-      // Interleaved run by run and cell by cell, so that drift of a noisy machine hits every stack alike.
+      const run1 = (st: (typeof stacks)[number], cell: Cell) => {
+        warmFiles = st.warm;
+        if (st.cfg === 'e') scanning(true);
+        measure(st.cfg, st.dev, st.proc, cell);
+        if (st.cfg === 'e') scanning(false);
+      };
+      // b to e, whose ratios are the targets: interleaved run by run and cell by cell, in a shuffled order
+      // each time, so that drift of a noisy machine, and whatever one run leaves behind on the host, hits
+      // every stack alike.
+      const compared = stacks.filter((st) => ['b', 'c', 'd', 'e'].includes(st.cfg));
+      const random = seededRandom(42);
       for (let run = 0; run < RUNS; run++) {
-        for (const cell of CELLS) {
-          for (const st of stacks) {
-            if (st.writesOnly && !cell.rw.includes('write')) continue;
-            warmFiles = st.warm;
-            if (st.cfg === 'e') scanning(true);
-            measure(st.cfg, st.dev, st.proc, cell);
-            if (st.cfg === 'e') scanning(false);
-          }
-        }
-        log(`bench: run ${run + 1} of ${RUNS} done`);
+        for (const cell of CELLS) for (const st of shuffled(compared, random)) run1(st, cell);
+        log(`bench: run ${run + 1} of ${RUNS} of b, c, d, e done`);
       }
+      // a and b0 write far faster than the rest (the host is still busy with it during the next run), so they
+      // run on their own, afterwards. They are references, not targets.
+      for (let run = 0; run < REFERENCE_RUNS; run++) {
+        for (const cell of CELLS) for (const st of stacks.filter((x) => x.cfg === 'a' || x.cfg === 'b0')) if (!st.writesOnly || cell.rw.includes('write')) run1(st, cell);
+      }
+      log('bench: a and b0 done');
       const scanned = JSON.parse(lab.ok(['--db', db2, 'health', 'scanning', '--json']).toString()) as { pairs: Array<{ scan: { progressPercent: number | null; passesCompleted: number; inProgress: boolean } }> };
       const scanInfo = scanned.pairs[0]?.scan;
       const scanNote = `scan during e: ${scanInfo?.inProgress ? `pass in progress at ${scanInfo.progressPercent}%` : `${scanInfo?.passesCompleted} passes completed`}`;
