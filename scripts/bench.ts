@@ -18,7 +18,7 @@
  * Then scale: a pair with 1,000,000 remap entries: daemon start-up time, RSS,
  * and throughput against a pair with none. Everything it makes is removed at
  * the end, also after a failure. BENCH_RUNS, BENCH_RUNTIME (seconds),
- * BENCH_PHASES (stacks,scale) and BENCH_CPU_PROF (a directory for the
+ * BENCH_PHASES (stacks,scale; also profile) and BENCH_CPU_PROF (a directory for the
  * daemons' V8 profiles) tune it.
  */
 import { execFileSync, spawnSync } from 'child_process';
@@ -33,6 +33,7 @@ import { MetaState } from '../lib/meta/state';
 import { FileDevice } from '../lib/block/file-device';
 import { spareLayout } from '../lib/remap/layout';
 import { Store } from '../lib/store/db';
+import { CATEGORIES, CpuProfile, summarise } from './profile-summary';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -40,7 +41,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const RUNTIME = Number(process.env.BENCH_RUNTIME ?? 1.5);
 /** Runs of the reference stacks a and b0. */
 const REFERENCE_RUNS = Math.min(RUNS, 3);
-/** Comma-separated phases to run: stacks (a, b, b0, c, d, e) and scale (1M entries). */
+/** Comma-separated phases to run: stacks (a, b, b0, c, d, e), scale (1M entries), profile (not by default: where the daemon's time goes). */
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'stacks,scale').split(','));
 /** A directory for V8 CPU profiles of every remapfs daemon (node --cpu-prof). */
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
@@ -355,6 +356,35 @@ async function main(): Promise<void> {
       for (const cell of scaleCells) {
         lines.push(`| ${cell.name}: 1M entries / none | ${(m('1M', cell.name) / m('none', cell.name)).toFixed(3)} (${m('1M', cell.name).toFixed(0)} / ${m('none', cell.name).toFixed(0)}) | ≥ 0.95 |`);
       }
+      lines.push('');
+    }
+
+    if (PHASES.has('profile')) {
+      // Where the daemon's main thread spends its time, per cell, from a V8 CPU profile (node --cpu-prof).
+      const db4 = lab.path('profile.db');
+      const p = filledPair(lab, 'profiled', GiB, 64 * MiB, db4);
+      const mnt4 = lab.mkdir('mnt4');
+      lines.push(`| profiled cell | FUSE requests | ${CATEGORIES.join(' | ')} | busy µs per request |`);
+      lines.push(`|---|---:|${CATEGORIES.map(() => '---:').join('|')}|---:|`);
+      for (const cell of CELLS) {
+        const profDir = lab.mkdir(`profile-${cell.name.replace(/\W+/g, '-')}`);
+        const d = await lab.startProcess(['--cpu-prof', `--cpu-prof-dir=${profDir}`, REMAPFS_BIN, 'mount', mnt4, '--db', db4], mnt4, 'remapfs: serving');
+        const loop = lab.attachLoop(path.join(mnt4, 'profiled'));
+        warmFiles = [{ file: p.main, bytes: GiB }];
+        fio(loop, cell);
+        const status = JSON.parse(lab.ok(['--db', db4, 'status', 'profiled', '--json'])) as { counters?: { readOps: number; writeOps: number } };
+        const requests = (status.counters?.readOps ?? 0) + (status.counters?.writeOps ?? 0);
+        execFileSync('losetup', ['-d', loop]);
+        lab.ok(['--db', db4, 'unmount', mnt4]);
+        await d.exited;
+        const file = fs.readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+        if (!file) throw new Error(`no CPU profile in ${profDir}`);
+        const ms = summarise(JSON.parse(fs.readFileSync(path.join(profDir, file), 'utf8')) as CpuProfile);
+        const busyMs = CATEGORIES.filter((c) => !c.startsWith('idle')).reduce((sum, c) => sum + ms[c], 0);
+        lines.push(`| ${cell.name} | ${requests} | ${CATEGORIES.map((c) => `${ms[c].toFixed(0)} ms`).join(' | ')} | ${requests ? ((1000 * busyMs) / requests).toFixed(1) : '-'} |`);
+      }
+      lines.push('');
+      lines.push('A profile covers the daemon from start to exit: start-up, the warm-up, the fio run, and the unmount.');
       lines.push('');
     }
 
