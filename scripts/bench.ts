@@ -363,16 +363,19 @@ async function main(): Promise<void> {
       // Where the daemon's main thread spends its time, per cell, from a V8 CPU profile (node --cpu-prof).
       const db4 = lab.path('profile.db');
       const p = filledPair(lab, 'profiled', GiB, 64 * MiB, db4);
+      const p1 = filledPair(lab, 'profiled-1pct', GiB, 64 * MiB, db4);
+      injectRemaps(db4, 'profiled-1pct', Array.from({ length: Math.floor(GiB / 4096 / 100) }, (_, i) => i * 100 + ((i * 37) % 100)));
       const mnt4 = lab.mkdir('mnt4');
-      lines.push(`| profiled cell | FUSE requests | ${CATEGORIES.join(' | ')} | busy µs per request |`);
-      lines.push(`|---|---:|${CATEGORIES.map(() => '---:').join('|')}|---:|`);
-      for (const cell of CELLS) {
-        const profDir = lab.mkdir(`profile-${cell.name.replace(/\W+/g, '-')}`);
+      lines.push(`| profiled cell | pair | FUSE requests | ${CATEGORIES.join(' | ')} | busy µs per request | data system call µs per request |`);
+      lines.push(`|---|---|---:|${CATEGORIES.map(() => '---:').join('|')}|---:|---:|`);
+      const jobs = [...CELLS.map((cell) => ({ cell, pair: 'profiled', main: p.main })), ...CELLS.filter((c) => c.rw === 'write').map((cell) => ({ cell, pair: 'profiled-1pct', main: p1.main }))];
+      for (const { cell, pair, main } of jobs) {
+        const profDir = lab.mkdir(`profile-${pair}-${cell.name.replace(/\W+/g, '-')}`);
         const d = await lab.startProcess(['--cpu-prof', `--cpu-prof-dir=${profDir}`, REMAPFS_BIN, 'mount', mnt4, '--db', db4], mnt4, 'remapfs: serving');
-        const loop = lab.attachLoop(path.join(mnt4, 'profiled'));
-        warmFiles = [{ file: p.main, bytes: GiB }];
+        const loop = lab.attachLoop(path.join(mnt4, pair));
+        warmFiles = [{ file: main, bytes: GiB }];
         fio(loop, cell);
-        const status = JSON.parse(lab.ok(['--db', db4, 'status', 'profiled', '--json'])) as { counters?: { readOps: number; writeOps: number } };
+        const status = JSON.parse(lab.ok(['--db', db4, 'status', pair, '--json'])) as { counters?: { readOps: number; writeOps: number } };
         const requests = (status.counters?.readOps ?? 0) + (status.counters?.writeOps ?? 0);
         execFileSync('losetup', ['-d', loop]);
         lab.ok(['--db', db4, 'unmount', mnt4]);
@@ -381,7 +384,8 @@ async function main(): Promise<void> {
         if (!file) throw new Error(`no CPU profile in ${profDir}`);
         const ms = summarise(JSON.parse(fs.readFileSync(path.join(profDir, file), 'utf8')) as CpuProfile);
         const busyMs = CATEGORIES.filter((c) => !c.startsWith('idle')).reduce((sum, c) => sum + ms[c], 0);
-        lines.push(`| ${cell.name} | ${requests} | ${CATEGORIES.map((c) => `${ms[c].toFixed(0)} ms`).join(' | ')} | ${requests ? ((1000 * busyMs) / requests).toFixed(1) : '-'} |`);
+        const perRequest = (x: number) => (requests ? ((1000 * x) / requests).toFixed(1) : '-');
+        lines.push(`| ${cell.name} | ${pair === 'profiled' ? 'no remaps' : '1% remapped'} | ${requests} | ${CATEGORIES.map((c) => `${ms[c].toFixed(0)} ms`).join(' | ')} | ${perRequest(busyMs)} | ${perRequest(ms['data system calls (pread, pwrite, fdatasync)'])} |`);
       }
       lines.push('');
       lines.push('A profile covers the daemon from start to exit: start-up, the warm-up, the fio run, and the unmount.');

@@ -112,7 +112,8 @@ export interface ReconcileOptions {
 export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: ReconcileOptions): Reconciliation {
   const log = opts.log ?? (() => undefined);
   // Every slot is fully checked; only the newest one's entries are kept (copies compare by digest).
-  // The slot whose header claims the highest sequence is read with its pages kept; the others are only checked.
+  // The slot whose header claims the highest sequence is fully checked and its pages kept. The others are
+  // checked by CRC: each is then current only if its digest equals the table in force's, else rewritten.
   let likely = -1;
   let likelySeq = -1;
   for (let i = 0; i < SLOT_COUNT; i++) {
@@ -120,7 +121,7 @@ export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: 
     if (seq !== undefined && seq > likelySeq) [likely, likelySeq] = [i, seq];
   }
   const reports: SlotReport[] = [];
-  for (let i = 0; i < SLOT_COUNT; i++) reports.push(slots.read(i, { uuid: pair.uuid }, i === likely ? 'pages' : false));
+  for (let i = 0; i < SLOT_COUNT; i++) reports.push(slots.read(i, { uuid: pair.uuid }, i === likely ? 'pages' : 'crc'));
   const dbSeq = store.metaSeq(pair.id);
   const dbPrint = databaseFingerprint(store, pair.id);
   let newest: SlotReport | undefined;

@@ -70,7 +70,7 @@ export class SlotSet {
     }
   }
 
-  readAll(expect?: { uuid: string }, keepEntries: boolean | 'pages' = true): SlotReport[] {
+  readAll(expect?: { uuid: string }, keepEntries: boolean | 'pages' | 'crc' = true): SlotReport[] {
     const out: SlotReport[] = [];
     for (let i = 0; i < SLOT_COUNT; i++) out.push(this.read(i, expect, keepEntries));
     return out;
@@ -80,9 +80,11 @@ export class SlotSet {
    * Reads and fully checks slot i (every page CRC and every entry); never
    * throws for bad content or read errors. Without keepEntries the entries are
    * checked but not returned (cheaper for copies compared by digest); with
-   * 'pages' the raw entry pages are returned instead of objects.
+   * 'pages' the raw entry pages are returned instead of objects; with 'crc'
+   * only the CRCs are checked (for copies whose digest is then compared with
+   * that of a fully checked one: equal digests mean equal entries).
    */
-  read(i: number, expect?: { uuid: string }, keepEntries: boolean | 'pages' = true): SlotReport {
+  read(i: number, expect?: { uuid: string }, keepEntries: boolean | 'pages' | 'crc' = true): SlotReport {
     const byteOffset = this.slotOffset(i);
     const base = { index: i, byteOffset, byteLength: this.slotLength() };
     const invalid = (reason: string, header?: SlotHeader): SlotReport => ({ ...base, valid: false, reason, ...(header ? { header, sequence: header.sequence } : {}) });
@@ -101,21 +103,22 @@ export class SlotSet {
       if (expect && h.uuid !== expect.uuid) return invalid(`belongs to another pair (uuid ${h.uuid})`, h);
       const entries: SlotEntry[] = [];
       const pages = keepEntries === 'pages' ? Buffer.alloc(Math.max(1, h.pageCount) * SLOT_PAGE_BYTES) : undefined;
-      const chunk = Buffer.alloc(Math.min(READ_CHUNK_BYTES, Math.max(SLOT_PAGE_BYTES, h.pageCount * SLOT_PAGE_BYTES)));
-      const pagesPerChunk = chunk.length / SLOT_PAGE_BYTES;
+      // Pages to keep are read straight into their place; others through one reused chunk.
+      const pagesPerChunk = Math.min(READ_CHUNK_BYTES, Math.max(SLOT_PAGE_BYTES, h.pageCount * SLOT_PAGE_BYTES)) / SLOT_PAGE_BYTES;
+      const chunk = pages ? undefined : Buffer.alloc(pagesPerChunk * SLOT_PAGE_BYTES);
       for (let first = 0; first < h.pageCount; first += pagesPerChunk) {
         const n = Math.min(pagesPerChunk, h.pageCount - first);
-        this.spare.read(chunk.subarray(0, n * SLOT_PAGE_BYTES), byteOffset + this.pagesOffset + first * SLOT_PAGE_BYTES);
+        const into = pages ? pages.subarray(first * SLOT_PAGE_BYTES, (first + n) * SLOT_PAGE_BYTES) : (chunk as Buffer).subarray(0, n * SLOT_PAGE_BYTES);
+        this.spare.read(into, byteOffset + this.pagesOffset + first * SLOT_PAGE_BYTES);
         for (let k = 0; k < n; k++) {
           const p = first + k;
-          const page = chunk.subarray(k * SLOT_PAGE_BYTES, (k + 1) * SLOT_PAGE_BYTES);
+          const page = into.subarray(k * SLOT_PAGE_BYTES, (k + 1) * SLOT_PAGE_BYTES);
           const stored = table.readUInt32LE(4 * p);
           const actual = crc32(page);
           if (stored !== actual) return invalid(`page ${p} CRC mismatch (stored ${hex32(stored)}, computed ${hex32(actual)})`, h);
           const count = Math.min(SLOT_ENTRIES_PER_PAGE, h.entryCount - p * SLOT_ENTRIES_PER_PAGE);
-          const bad = keepEntries === true ? decodePage(page, count, entries) : checkPage(page, count, p * SLOT_ENTRIES_PER_PAGE, h, this.layout.spareBlocks);
+          const bad = keepEntries === true ? decodePage(page, count, entries) : keepEntries === 'crc' ? undefined : checkPage(page, count, p * SLOT_ENTRIES_PER_PAGE, h, this.layout.spareBlocks);
           if (bad) return invalid(bad, h);
-          if (pages) page.copy(pages, p * SLOT_PAGE_BYTES);
         }
       }
       if (keepEntries === true) {
