@@ -183,11 +183,21 @@ function injectRemaps(dbPath: string, name: string, mainBlocks: number[]): void 
 
 type Table = Record<string, Record<string, number[]>>;
 
-/** A filled 1 GiB main image (reads read data, held in the page cache) and a spare, paired as `name`. */
+function fill(file: string, bytes: number): void {
+  execFileSync('fio', ['--name=fill', `--filename=${file}`, '--rw=write', '--bs=1M', `--size=${bytes}`, '--ioengine=psync', '--output-format=terse'], { stdio: 'ignore' });
+}
+
+/**
+ * A main image with data in its first GiB (reads read data, held in the page cache) and a spare, paired as
+ * `name`. A spare of up to 1 GiB is filled too: the spare blocks of remaps injected later must not be holes,
+ * or the first write to each would allocate file-system blocks, which a real remap (it writes the block's data
+ * first) never leaves to the user's writes.
+ */
 function filledPair(lab: Lab, name: string, mainBytes: number, spareBytes: number, db = lab.dbPath): { main: string; spare: string } {
   const main = lab.image(`${name}-main.img`, mainBytes);
   const spare = lab.image(`${name}-spare.img`, spareBytes);
-  execFileSync('fio', ['--name=fill', `--filename=${main}`, '--rw=write', '--bs=1M', '--size=1G', '--ioengine=psync', '--output-format=terse'], { stdio: 'ignore' });
+  fill(main, Math.min(mainBytes, GiB));
+  if (spareBytes <= GiB) fill(spare, spareBytes);
   lab.ok(['--db', db, 'init', name, '--main', main, '--spare', spare]);
   return { main, spare };
 }
