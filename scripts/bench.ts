@@ -344,14 +344,14 @@ async function main(): Promise<void> {
         lab.ok(['--db', db3, 'unmount', mnt]);
         await d.exited;
       }
-      // One daemon serves both pairs, measured interleaved.
+      // One daemon serves both pairs, measured interleaved in a shuffled order.
       const both = await startDaemon(mnt, db3);
       const loopBig = lab.attachLoop(path.join(mnt, 'big'));
       const loopNone = lab.attachLoop(path.join(mnt, 'none'));
+      const scaleRandom = seededRandom(7);
       for (let run = 0; run < RUNS; run++) {
         for (const cell of scaleCells) {
-          record('1M', cell.name, fio(loopBig, cell).value);
-          record('none', cell.name, fio(loopNone, cell).value);
+          for (const [cfg, loop] of shuffled([['1M', loopBig], ['none', loopNone]] as const, scaleRandom)) record(cfg, cell.name, fio(loop, cell).value);
         }
       }
       execFileSync('losetup', ['-d', loopBig]);
