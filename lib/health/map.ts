@@ -122,11 +122,14 @@ export function renderSvg(title: string, m: MapInput, opts: { columns?: number; 
   return parts.join('\n') + '\n';
 }
 
-/** The map of a pair from the store (remaps, pending and slow blocks, scan coverage). */
+/**
+ * The map of a pair from the store (remaps, pending and slow blocks, scan coverage). The main label's block,
+ * moved to the spare at init, is not a remap of the disk's health and is left out, as in `status`.
+ */
 export function mapInputOf(store: Store, pair: PairRecord): MapInput {
   const remapped = new Set<number>();
   const pending = new Set<number>();
-  for (const r of store.remaps(pair.id)) (r.state === 'pending' ? pending : remapped).add(r.mainBlock);
+  for (const r of store.remaps(pair.id)) if (r.reason !== 'label') (r.state === 'pending' ? pending : remapped).add(r.mainBlock);
   const virtualBlocks = Math.floor(pair.mainBytes / pair.blockSize);
   const scan = loadScanState(store, pair.id);
   return {

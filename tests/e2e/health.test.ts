@@ -237,6 +237,8 @@ describe('health', () => {
     cells = cellsOf(after);
     for (const c of cells) expect(c.fill).toBe(STATE_COLOURS[c.state]);
     expect(at(2000)).toBe('ok');
+    expect(at(16 * MiB / 4096 - 1)).toBe('ok'); // the main label's block, moved at init, is not counted as a remap (as in status)
+    expect(after).toContain(`remapped (${JSON.parse(lab.ok(['status', 'h', '--json'])).remappedBlocks})`);
     expect(at(2500)).toBe('slow');
     expect(at(10)).toBe('remapped');
     expect(at(3000)).toBe('pending');
