@@ -105,15 +105,17 @@ describe('rescue', () => {
   });
 
   it('an interrupted evacuation resumes and gives an identical result; writes made during the copy are copied too', async () => {
-    const { vfile, unreadable } = await failingPair();
+    const { vfile, unreadable, sim } = await failingPair();
     const full = lab.path('full.img');
     expect(lab.cli(['evacuate', 'r', '--to', full]).status).toBe(0);
     const part = lab.path('part.img');
-    // Slow the device down so the copy can be killed in the middle.
+    // Slow the device down (one slow sector per MiB, 150 ms each: about 7 s in all) so the copy can be killed in the middle.
+    lab.ok(['fault', sim, 'add', '--slow', '--delay-ms', '150', ...Array.from({ length: 47 }, (_, i) => String((i + 1) * 2048 + 5))]);
     const child = spawn(process.execPath, [path.resolve(__dirname, '../../../bin/remapfs'), 'evacuate', 'r', '--to', part], { env: lab.env(), stdio: 'ignore' });
     await waitFor('a first mapfile save', () => fs.existsSync(part + '.map') && /0x[0-9A-F]+\s+0x[0-9A-F]+\s+\+/.test(fs.readFileSync(part + '.map', 'utf8')), 20000);
     child.kill('SIGKILL');
     await new Promise((r) => child.on('exit', r));
+    lab.ok(['fault', sim, 'clear', '--slow']);
     const mid = parseMapfile(fs.readFileSync(part + '.map', 'utf8'));
     const resumed = lab.cli(['evacuate', 'r', '--to', part, '--json']);
     expect(resumed.status).toBe(0);
