@@ -183,6 +183,9 @@ function injectRemaps(dbPath: string, name: string, mainBlocks: number[]): void 
 
 type Table = Record<string, Record<string, number[]>>;
 
+/** 1% of the 4 KiB blocks of the measured GiB, one in every 100, at scattered places within each 100. */
+const ONE_PERCENT_SCATTERED = Array.from({ length: Math.floor(GiB / 4096 / 100) }, (_, i) => i * 100 + ((i * 37) % 100));
+
 function fill(file: string, bytes: number): void {
   execFileSync('fio', ['--name=fill', `--filename=${file}`, '--rw=write', '--bs=1M', `--size=${bytes}`, '--ioengine=psync', '--output-format=terse'], { stdio: 'ignore' });
 }
@@ -233,9 +236,8 @@ async function main(): Promise<void> {
       const d = filledPair(lab, 'remapped', GiB, 64 * MiB);
       const db2 = lab.path('scanning.db');
       const e = filledPair(lab, 'scanning', GiB, 64 * MiB, db2);
-      const scattered = Array.from({ length: Math.floor(GiB / 4096 / 100) }, (_, i) => i * 100 + ((i * 37) % 100));
-      injectRemaps(lab.dbPath, 'remapped', scattered);
-      injectRemaps(db2, 'scanning', scattered);
+      injectRemaps(lab.dbPath, 'remapped', ONE_PERCENT_SCATTERED);
+      injectRemaps(db2, 'scanning', ONE_PERCENT_SCATTERED);
       lab.ok(['--db', db2, 'config', 'scanning', 'scanIntervalHours=0.001', 'scanEnabled=false']);
 
       const loopA = lab.attachLoop(c.main);
@@ -374,7 +376,7 @@ async function main(): Promise<void> {
       const db4 = lab.path('profile.db');
       const p = filledPair(lab, 'profiled', GiB, 64 * MiB, db4);
       const p1 = filledPair(lab, 'profiled-1pct', GiB, 64 * MiB, db4);
-      injectRemaps(db4, 'profiled-1pct', Array.from({ length: Math.floor(GiB / 4096 / 100) }, (_, i) => i * 100 + ((i * 37) % 100)));
+      injectRemaps(db4, 'profiled-1pct', ONE_PERCENT_SCATTERED);
       const mnt4 = lab.mkdir('mnt4');
       lines.push(`| profiled cell | pair | FUSE requests | ${CATEGORIES.join(' | ')} | busy µs per request | data system call µs per request |`);
       lines.push(`|---|---|---:|${CATEGORIES.map(() => '---:').join('|')}|---:|---:|`);

@@ -51,8 +51,9 @@ export interface SlotHeader {
   pageCount: number;
 }
 
-const REASONS: ReadonlyArray<RemapReason | 'none'> = ['none', 'manual', 'write-error', 'read-error', 'weak-read', 'scan-slow', 'imported', 'label'];
-const STATES: ReadonlyArray<EntryState | 'empty'> = ['empty', 'remapped', 'pending', 'retired'];
+/** Reason and state codes of an entry (docs/format.md): the index is the code. */
+export const REASONS: ReadonlyArray<RemapReason | 'none'> = ['none', 'manual', 'write-error', 'read-error', 'weak-read', 'scan-slow', 'imported', 'label'];
+export const STATES: ReadonlyArray<EntryState | 'empty'> = ['empty', 'remapped', 'pending', 'retired'];
 
 /** CRC-32 (IEEE 802.3, reflected 0xEDB88320, init and xorout 0xFFFFFFFF) as an unsigned number. */
 export function crc32(data: Uint8Array, seed?: number): number {

@@ -18,6 +18,8 @@
  * stepping through the rows in JavaScript).
  */
 
+import { REASONS, STATES } from './codec';
+
 /** The largest prime below 2^26: a product of two residues stays below 2^52. */
 export const FINGERPRINT_PRIME = 67108859;
 const P = FINGERPRINT_PRIME;
@@ -26,18 +28,13 @@ const P = FINGERPRINT_PRIME;
 const REASON_TEXT = '|manual|write-error|read-error|weak-read|scan-slow|imported|label|none|';
 const STATE_TEXT = '|remapped|pending|retired|';
 
-/** Codes of docs/format.md, as stored in the slots. */
-export const STATE_CODES: Readonly<Record<string, number>> = { remapped: 1, pending: 2, retired: 3 };
-export const REASON_CODES: Readonly<Record<string, number>> = { none: 0, manual: 1, 'write-error': 2, 'read-error': 3, 'weak-read': 4, 'scan-slow': 5, imported: 6, label: 7 };
-
 function position(text: string, name: string | undefined): number {
   return name === undefined ? 0 : text.indexOf(`|${name}|`) + 1;
 }
 
-const REASON_BY_CODE: number[] = [];
-for (const [name, code] of Object.entries(REASON_CODES)) REASON_BY_CODE[code] = position(REASON_TEXT, name);
-const STATE_BY_CODE: number[] = [];
-for (const [name, code] of Object.entries(STATE_CODES)) STATE_BY_CODE[code] = position(STATE_TEXT, name);
+/** Positions by the codes stored in the slots (codec.ts); an unknown code gets 0, as unknown text does in SQL. */
+const REASON_BY_CODE = REASONS.map((name) => position(REASON_TEXT, name));
+const STATE_BY_CODE = STATES.map((name) => position(STATE_TEXT, name));
 
 export class Fingerprint {
   private n = 0;

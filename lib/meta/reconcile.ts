@@ -111,7 +111,6 @@ export interface ReconcileOptions {
 
 export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: ReconcileOptions): Reconciliation {
   const log = opts.log ?? (() => undefined);
-  // Every slot is fully checked; only the newest one's entries are kept (copies compare by digest).
   // The slot whose header claims the highest sequence is fully checked and its pages kept. The others are
   // checked by CRC: each is then current only if its digest equals the table in force's, else rewritten.
   let likely = -1;

@@ -79,15 +79,17 @@ export class RemapIndex implements SpareLookup {
     if (this.isSpareTaken(spareBlock)) throw new Error(`spare block ${spareBlock} is already taken`);
     const old = this.spareOf.get(mainBlock);
     if (old >= 0) this.spareTaken[old >>> 3] = (this.spareTaken[old >>> 3] as number) & ~(1 << (old & 7));
-    this.spareOf.set(mainBlock, spareBlock);
     this.pending.delete(mainBlock);
-    this.remappedBits[mainBlock >>> 3] = (this.remappedBits[mainBlock >>> 3] as number) | (1 << (mainBlock & 7));
-    this.spareTaken[spareBlock >>> 3] = (this.spareTaken[spareBlock >>> 3] as number) | (1 << (spareBlock & 7));
+    this.take(mainBlock, spareBlock);
   }
 
   /** set() for loading a table into a new index, with only the checks a table can fail: repeated blocks. */
   load(mainBlock: number, spareBlock: number): void {
     if (this.isSpareTaken(spareBlock) || this.spareBlockOf(mainBlock) >= 0) throw new Error(`the table repeats main block ${mainBlock} or spare block ${spareBlock}`);
+    this.take(mainBlock, spareBlock);
+  }
+
+  private take(mainBlock: number, spareBlock: number): void {
     this.spareOf.set(mainBlock, spareBlock);
     this.remappedBits[mainBlock >>> 3] = (this.remappedBits[mainBlock >>> 3] as number) | (1 << (mainBlock & 7));
     this.spareTaken[spareBlock >>> 3] = (this.spareTaken[spareBlock >>> 3] as number) | (1 << (spareBlock & 7));
