@@ -146,7 +146,7 @@ describe('failing main device', () => {
       expect(fresh.every((x) => !bad.some((y) => Math.floor(y / 8) === Math.floor(x / 8)))).toBe(true);
       lab.ok(['fault', simMnt, 'add', fresh.join(',')]);
       bad.push(...fresh);
-      const before = status(lab, 'fio').remapsByReason['write-error'] ?? 0;
+      const before = status(lab, 'fio').remappedBlocks;
       const r = spawnSync(
         'fio',
         ['--name=verify', `--filename=${loop}`, '--rw=randwrite', `--bs=${bs}`, '--size=128M', '--ioengine=libaio', '--direct=1', '--iodepth=8', '--verify=crc32c', '--do_verify=1', '--verify_fatal=1', '--verify_state_save=0', '--output-format=json'],
@@ -158,13 +158,17 @@ describe('failing main device', () => {
       expect(job?.error).toBe(0);
       expect(job?.write.io_bytes).toBe(128 * MiB);
       expect(job?.read.io_bytes).toBe(128 * MiB);
-      // This pass really hit its own bad sectors: each of their blocks became a new write-error remap.
-      expect((status(lab, 'fio').remapsByReason['write-error'] ?? 0) - before).toBe(new Set(fresh.map((x) => Math.floor(x / 8))).size);
+      // This pass really hit its own bad sectors: each of their blocks became a new remap.
+      expect(status(lab, 'fio').remappedBlocks - before).toBe(new Set(fresh.map((x) => Math.floor(x / 8))).size);
     }
     const s = status(lab, 'fio');
-    // Every bad sector lies in a block that fio wrote, so each became a write-error remap.
+    // Every bad sector lies in a block that fio wrote, so each was remapped: by the write that failed
+    // (write-error), or, when something read the block first, by the write that healed it (read-error).
+    // Seen once for one block in 160; udev probing the device after its writer closes it is the likely reader.
     const badBlocks = new Set(bad.map((x) => Math.floor(x / 8)));
-    expect(s.remapsByReason['write-error']).toBe(badBlocks.size);
+    expect(s.remappedBlocks).toBe(badBlocks.size);
+    expect((s.remapsByReason['write-error'] ?? 0) + (s.remapsByReason['read-error'] ?? 0)).toBe(badBlocks.size);
+    expect(s.remapsByReason['write-error'] ?? 0).toBeGreaterThan(badBlocks.size - 10);
     expect(s.pendingBlocks).toBe(0);
   });
 
