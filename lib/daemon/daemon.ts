@@ -55,6 +55,8 @@ export interface DaemonOptions {
   mode?: OpenMode;
   /** Directories to watch for pairs' image files (hot-plug); /dev is watched too when any is given. */
   watchDirs?: string[];
+  /** 'stock': answer reads and writes through fuse-native's own dispatch (lib/fs/lean-dispatch.ts explains). */
+  dispatch?: 'lean' | 'stock';
   log?: (line: string) => void;
 }
 
@@ -126,6 +128,7 @@ export class Daemon {
       mountpoint: this.mountpoint,
       files: this.attached.map((a) => ({ name: a.svc.name, device: a.svc.rt.device })),
       controlTree: this.controlTree(),
+      stockDispatch: this.opts.dispatch === 'stock',
       log: this.log,
       handle: (req) => this.handle(req),
       release: () => this.release(),

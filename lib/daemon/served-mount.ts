@@ -18,6 +18,8 @@ export interface ServedMountOptions {
   mountpoint: string;
   files: ServedFile[];
   extraOptions?: string[];
+  /** Answer reads and writes through fuse-native's own dispatch instead of the lean one. */
+  stockDispatch?: boolean;
   controlTree?: ControlTree;
   log: (line: string) => void;
   handle: (req: ControlRequest) => Promise<unknown> | unknown;
@@ -46,7 +48,9 @@ export class ServedMount {
       onError: (op, file, err) => limiter.log(`remapfs: ${op} ${file}: ${err instanceof Error ? err.message : String(err)}`),
       ...(opts.extraOptions ? { extraOptions: opts.extraOptions } : {}),
       ...(opts.controlTree ? { controlTree: opts.controlTree } : {}),
+      ...(opts.stockDispatch ? { stockDispatch: true } : {}),
     });
+    if (this.adapter.stockDispatch && !opts.stockDispatch) opts.log(`remapfs: reads and writes use fuse-native's stock dispatch: ${this.adapter.stockDispatch}`);
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }
 

@@ -6,10 +6,13 @@
  *
  * All handlers run on the Node main thread; each calls the synchronous device
  * and answers before the next handler runs, so requests never interleave.
+ * Reads and writes are answered through lean-dispatch.ts when it can be
+ * installed, else through fuse-native's own dispatch; both call the same ops.
  */
 import Fuse from 'fuse-native';
 import { BlockDevice } from '../block/device';
 import { errnoCodeOf } from '../errors';
+import { installLeanDispatch } from './lean-dispatch';
 
 export interface ServedFile {
   name: string;
@@ -57,6 +60,8 @@ export interface AdapterOptions {
   onError?: (op: string, file: string, err: unknown) => void;
   /** Extra -o options, e.g. 'max_read=131072'. */
   extraOptions?: string[];
+  /** Keep fuse-native's own request dispatch for reads and writes (see lean-dispatch.ts). */
+  stockDispatch?: boolean;
 }
 
 type Cb = (...args: any[]) => void;
@@ -114,6 +119,8 @@ export class FuseAdapter {
   private readonly controlHandles = new Map<number, ControlHandle>();
   private readonly tree: ControlTree | undefined;
   private readonly onError: (op: string, file: string, err: unknown) => void;
+  /** Why reads and writes go through fuse-native's stock dispatch, or undefined when the lean one serves them. */
+  readonly stockDispatch: string | undefined;
 
   constructor(mountpoint: string, files: ServedFile[], opts: AdapterOptions = {}) {
     this.mountpoint = mountpoint;
@@ -125,6 +132,9 @@ export class FuseAdapter {
     this.tree = opts.controlTree;
     const extra = ['big_writes', ...(opts.extraOptions ?? [])];
     this.fuse = new TunedFuse(mountpoint, this.operations(), { timeout: false, fsname: 'remapfs', subtype: 'remapfs', force: true }, extra);
+    this.stockDispatch = opts.stockDispatch
+      ? 'asked for'
+      : installLeanDispatch(this.fuse, { read: (p, fd, buf, len, pos) => this.readOp(p, fd, buf, len, pos), write: (p, fd, buf, len, pos) => this.writeOp(p, fd, buf, len, pos) });
   }
 
   mount(): Promise<void> {
@@ -211,38 +221,8 @@ export class FuseAdapter {
         if (f) this.openHandles.set(f.name, Math.max(0, (this.openHandles.get(f.name) ?? 0) - 1));
         return cb(0);
       },
-      read: (p: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
-        const f = files.get(p);
-        if (!f) {
-          const h = this.controlHandles.get(fd);
-          if (!h) return cb(Fuse.ENOENT);
-          const n = Math.max(0, Math.min(len, h.content.length - pos));
-          if (n > 0) h.content.copy(buf, 0, pos, pos + n);
-          return cb(n);
-        }
-        const n = Math.max(0, Math.min(len, f.device.sizeBytes - pos));
-        if (n === 0) return cb(0);
-        try {
-          f.device.read(n === buf.length ? buf : buf.subarray(0, n), pos);
-        } catch (err) {
-          this.onError('read', f.name, err);
-          return cb(toErrno(err));
-        }
-        return cb(n);
-      },
-      write: (p: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
-        const f = files.get(p);
-        if (!f) return this.controlWrite(fd, buf, len, cb);
-        const n = Math.max(0, Math.min(len, f.device.sizeBytes - pos));
-        if (n === 0) return cb(Fuse.ENOSPC);
-        try {
-          f.device.write(n === buf.length ? buf : buf.subarray(0, n), pos);
-        } catch (err) {
-          this.onError('write', f.name, err);
-          return cb(toErrno(err));
-        }
-        return cb(n);
-      },
+      read: (p: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => cb(this.readOp(p, fd, buf, len, pos)),
+      write: (p: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => cb(this.writeOp(p, fd, buf, len, pos)),
       flush: (_p: string, fd: number, cb: Cb) => {
         const h = this.controlHandles.get(fd);
         return cb(h && h.pending ? this.applyControl(h) : 0);
@@ -271,6 +251,42 @@ export class FuseAdapter {
     };
   }
 
+  /** A read request: bytes read, or a negative errno. */
+  private readOp(p: string, fd: number, buf: Buffer, len: number, pos: number): number {
+    const f = this.files.get(p);
+    if (!f) {
+      const h = this.controlHandles.get(fd);
+      if (!h) return Fuse.ENOENT;
+      const n = Math.max(0, Math.min(len, h.content.length - pos));
+      if (n > 0) h.content.copy(buf, 0, pos, pos + n);
+      return n;
+    }
+    const n = Math.max(0, Math.min(len, f.device.sizeBytes - pos));
+    if (n === 0) return 0;
+    try {
+      f.device.read(n === buf.length ? buf : buf.subarray(0, n), pos);
+    } catch (err) {
+      this.onError('read', f.name, err);
+      return toErrno(err);
+    }
+    return n;
+  }
+
+  /** A write request: bytes written, or a negative errno. */
+  private writeOp(p: string, fd: number, buf: Buffer, len: number, pos: number): number {
+    const f = this.files.get(p);
+    if (!f) return this.controlWrite(fd, buf, len);
+    const n = Math.max(0, Math.min(len, f.device.sizeBytes - pos));
+    if (n === 0) return Fuse.ENOSPC;
+    try {
+      f.device.write(n === buf.length ? buf : buf.subarray(0, n), pos);
+    } catch (err) {
+      this.onError('write', f.name, err);
+      return toErrno(err);
+    }
+    return n;
+  }
+
   /** The virtual file has the size of its device; truncating it to another size is refused. */
   private truncate(p: string, size: number, cb: Cb): void {
     const f = this.files.get(p);
@@ -283,14 +299,14 @@ export class FuseAdapter {
   }
 
   /** Settings arrive as text; each complete write (ending in a newline) is applied or refused with EINVAL. */
-  private controlWrite(fd: number, buf: Buffer, len: number, cb: Cb): void {
+  private controlWrite(fd: number, buf: Buffer, len: number): number {
     const h = this.controlHandles.get(fd);
-    if (!h) return cb(Fuse.ENOENT);
-    if (!h.file.write) return cb(Fuse.EACCES);
+    if (!h) return Fuse.ENOENT;
+    if (!h.file.write) return Fuse.EACCES;
     h.pending += buf.toString('utf8', 0, len);
-    if (!h.pending.endsWith('\n')) return cb(len);
+    if (!h.pending.endsWith('\n')) return len;
     const status = this.applyControl(h);
-    return cb(status === 0 ? len : status);
+    return status === 0 ? len : status;
   }
 
   /** Applies the text gathered on a control handle; 0 or a negative errno. */

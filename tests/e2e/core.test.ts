@@ -141,6 +141,38 @@ describe('remapfs end to end', () => {
     await lab.startDaemon(mnt);
     expect(readAt(path.join(mnt, 'off'), 7 * 4096, 4096)).toEqual(pattern);
   });
+  it.each(['lean', 'stock'])('serves unaligned reads and writes beyond 4 GiB, and remapped blocks, with the %s dispatch', async (dispatch) => {
+    const GiB = 1024 * MiB;
+    const blockSize = 4096;
+    const main = lab.image('main.img', 5 * GiB); // sparse
+    const spare = lab.image('spare.img', 2 * MiB);
+    lab.ok(['init', 'big', '--main', main, '--spare', spare]);
+    const remappedBlock = (4 * GiB) / blockSize + 3;
+    const remap = JSON.parse(lab.ok(['remap', 'big', String(remappedBlock * 8), '--json'])) as { remaps: Array<{ spareBlock: number }> };
+    const spareBlock = remap.remaps[0]?.spareBlock ?? -1;
+    const mnt = lab.mkdir('mnt');
+    const daemon = await lab.startDaemon(mnt, ['--dispatch', dispatch]);
+    expect(daemon.output()).not.toMatch(/stock dispatch:/);
+    // From inside block 4 GiB/4K + 1 to inside block +5: unaligned at both ends, across the remapped block.
+    const byteOffset = 4 * GiB + blockSize + 700;
+    const data = Buffer.alloc(4 * blockSize + 300);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 131 + 7) & 0xff;
+    const vfile = path.join(mnt, 'big');
+    const fd = fs.openSync(vfile, 'r+');
+    try {
+      expect(fs.writeSync(fd, data, 0, data.length, byteOffset)).toBe(data.length);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    dropCaches();
+    expect(readAt(vfile, byteOffset, data.length)).toEqual(data);
+    // Where the bytes landed: main, except the remapped block's part, which is on the spare.
+    const inRemapped = remappedBlock * blockSize - byteOffset;
+    expect(readAt(main, byteOffset, inRemapped)).toEqual(data.subarray(0, inRemapped));
+    expect(readAt(spare, spareBlock * blockSize, blockSize)).toEqual(data.subarray(inRemapped, inRemapped + blockSize));
+    expect(readAt(main, byteOffset + inRemapped + blockSize, data.length - inRemapped - blockSize)).toEqual(data.subarray(inRemapped + blockSize));
+  });
 });
 
 function readAt(file: string, byteOffset: number, byteLength: number): Buffer {

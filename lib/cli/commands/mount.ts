@@ -10,6 +10,7 @@ interface Args {
   db?: string;
   mountpoint: string;
   'open-mode': string;
+  dispatch: string;
   watch: string[];
 }
 
@@ -20,10 +21,11 @@ export const mountCommand: CommandModule<object, Args> = {
     y
       .positional('mountpoint', { type: 'string', demandOption: true, describe: 'an empty directory' })
       .option('watch', { type: 'string', array: true, default: [], describe: 'hot-plug: watch this directory (and /dev) for pairs to attach and detach (repeatable)' })
-      .option('open-mode', { type: 'string', choices: OPEN_MODES as string[], default: 'auto', describe: 'how devices are opened (see docs/architecture.md)' }) as never,
+      .option('open-mode', { type: 'string', choices: OPEN_MODES as string[], default: 'auto', describe: 'how devices are opened (see docs/architecture.md)' })
+      .option('dispatch', { type: 'string', choices: ['lean', 'stock'], default: 'lean', describe: "how FUSE reads and writes reach remapfs: lean, or fuse-native's stock dispatch (docs/performance.md)" }) as never,
   handler: async (argv) => {
     const store = Store.open(dbPath(argv), { create: argv.watch.length > 0 });
-    const daemon = new Daemon({ store, mountpoint: argv.mountpoint, mode: argv['open-mode'] as OpenMode, watchDirs: argv.watch.map((d) => path.resolve(d)) });
+    const daemon = new Daemon({ store, mountpoint: argv.mountpoint, mode: argv['open-mode'] as OpenMode, dispatch: argv.dispatch as 'lean' | 'stock', watchDirs: argv.watch.map((d) => path.resolve(d)) });
     let names: string[];
     try {
       names = await daemon.start();
