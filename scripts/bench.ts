@@ -12,14 +12,19 @@
  *   e   remapfs with 1% remapped while a background scan is due at its default rate
  *
  * b, c, d and e, whose ratios are the targets, run interleaved in a shuffled
- * order for every run and cell; a and b0, the references, run afterwards. The
- * page cache is warmed before every run, so no run inherits another's state.
+ * order for every run and cell; a and b0, the references, run afterwards.
+ * The images live on a private tmpfs (BENCH_DIR puts them elsewhere, e.g. on
+ * a disk, and then the page cache is warmed before every run), fio runs on
+ * CPU 0 and every FUSE daemon on CPU 1 (BENCH_PIN=0 turns that off).
+ * docs/performance.md says why: both cut the noise of this shared machine.
  *
  * Then scale: a pair with 1,000,000 remap entries: daemon start-up time, RSS,
  * and throughput against a pair with none. Everything it makes is removed at
  * the end, also after a failure. BENCH_RUNS, BENCH_RUNTIME (seconds),
- * BENCH_PHASES (stacks,scale; also profile) and BENCH_CPU_PROF (a directory for the
- * daemons' V8 profiles) tune it.
+ * BENCH_PHASES (stacks,scale; also profile), BENCH_CPU_PROF (a directory for the
+ * daemons' V8 profiles), BENCH_DIR, BENCH_PIN and BENCH_CONTROLS (=1: two more
+ * stacks in the interleave: b2, a second identical passthrough, whose ratio to b
+ * is the noise floor; cs, remapfs with fuse-native's stock dispatch) tune it.
  */
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -45,6 +50,14 @@ const REFERENCE_RUNS = Math.min(RUNS, 3);
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'stacks,scale').split(','));
 /** A directory for V8 CPU profiles of every remapfs daemon (node --cpu-prof). */
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
+/** fio on CPU 0, every FUSE daemon on CPU 1. */
+const PIN = process.env.BENCH_PIN !== '0' && os.cpus().length >= 2;
+/** A directory for the images instead of a private tmpfs. */
+const BENCH_DIR = process.env.BENCH_DIR;
+/** Adds the control stacks b2 and cs to the interleave. */
+const CONTROLS = process.env.BENCH_CONTROLS === '1';
+const FIO_CPU = '0';
+const DAEMON_CPU = '1';
 
 interface Cell {
   name: string;
@@ -64,10 +77,11 @@ const CELLS: Cell[] = [
 ];
 
 /**
- * Images read back into the page cache before every fio run. The stacks read
- * through the cache, and O_DIRECT writes drop the pages they cover, so without
- * this a run's speed would depend on which runs came before it (measured: two
- * identical pairs on one daemon differed 3x in sequential reads).
+ * Images on a disk are read back into the page cache before every fio run. The
+ * stacks read through the cache, and O_DIRECT writes drop the pages they cover,
+ * so without this a run's speed would depend on which runs came before it
+ * (measured: two identical pairs on one daemon differed 3x in sequential
+ * reads). On tmpfs the images are the page cache and this list stays empty.
  */
 let warmFiles: Array<{ file: string; bytes: number }> = [];
 
@@ -80,10 +94,12 @@ function fio(dev: string, cell: Cell): { value: number; bytes: number } {
   warmCache();
   const args = [
     '--name=bench', `--filename=${dev}`, `--rw=${cell.rw}`, `--bs=${cell.bs}`, `--iodepth=${cell.depth}`, '--ioengine=libaio', '--direct=1',
-    '--time_based', `--runtime=${RUNTIME}`, '--ramp_time=0.5', '--size=1023M', // the last MiB holds the main's label: the raw stacks must not overwrite it
+    '--time_based', `--runtime=${Math.round(RUNTIME * 1000)}ms`, '--ramp_time=500ms', // fio reads a bare "1.5" as 1 s '--size=1023M', // the last MiB holds the main's label: the raw stacks must not overwrite it
     '--randrepeat=0', '--norandommap', '--output-format=json',
   ];
-  const out = execFileSync('fio', args, { encoding: 'utf8', maxBuffer: 64 * MiB });
+  const out = PIN
+    ? execFileSync('taskset', ['-c', FIO_CPU, 'fio', ...args], { encoding: 'utf8', maxBuffer: 64 * MiB })
+    : execFileSync('fio', args, { encoding: 'utf8', maxBuffer: 64 * MiB });
   const job = (JSON.parse(out.slice(out.indexOf('{'))) as { jobs: Array<{ read: FioSide; write: FioSide }> }).jobs[0];
   if (!job) throw new Error('fio printed no job');
   const side = cell.rw.includes('read') ? job.read : job.write;
@@ -186,6 +202,12 @@ type Table = Record<string, Record<string, number[]>>;
 /** 1% of the 4 KiB blocks of the measured GiB, one in every 100, at scattered places within each 100. */
 const ONE_PERCENT_SCATTERED = Array.from({ length: Math.floor(GiB / 4096 / 100) }, (_, i) => i * 100 + ((i * 37) % 100));
 
+/** Moves every thread of a daemon to the daemon CPU (threads it starts later inherit it). */
+function pin(h: DaemonHandle): DaemonHandle {
+  if (PIN) execFileSync('taskset', ['-a', '-p', '-c', DAEMON_CPU, String(h.child.pid)], { stdio: 'ignore' });
+  return h;
+}
+
 function fill(file: string, bytes: number): void {
   execFileSync('fio', ['--name=fill', `--filename=${file}`, '--rw=write', '--bs=1M', `--size=${bytes}`, '--ioengine=psync', '--output-format=terse'], { stdio: 'ignore' });
 }
@@ -196,13 +218,32 @@ function fill(file: string, bytes: number): void {
  * or the first write to each would allocate file-system blocks, which a real remap (it writes the block's data
  * first) never leaves to the user's writes.
  */
-function filledPair(lab: Lab, name: string, mainBytes: number, spareBytes: number, db = lab.dbPath): { main: string; spare: string } {
-  const main = lab.image(`${name}-main.img`, mainBytes);
-  const spare = lab.image(`${name}-spare.img`, spareBytes);
+function filledPair(lab: Lab, dir: string, name: string, mainBytes: number, spareBytes: number, db = lab.dbPath, extra: string[] = []): { main: string; spare: string } {
+  const main = lab.image(`${name}-main.img`, mainBytes, dir);
+  const spare = lab.image(`${name}-spare.img`, spareBytes, dir);
   fill(main, Math.min(mainBytes, GiB));
   if (spareBytes <= GiB) fill(spare, spareBytes);
-  lab.ok(['--db', db, 'init', name, '--main', main, '--spare', spare]);
+  lab.ok(['--db', db, 'init', name, '--main', main, '--spare', spare, ...extra]);
   return { main, spare };
+}
+
+/** The directory for the images: a private tmpfs, or a fresh directory under BENCH_DIR. */
+function imageDir(lab: Lab): { dir: string; inMemory: boolean } {
+  if (BENCH_DIR) {
+    const dir = fs.mkdtempSync(path.join(path.resolve(BENCH_DIR), 'remapfs-bench-'));
+    lab.onCleanup(`remove ${dir}`, () => fs.rmSync(dir, { recursive: true, force: true }));
+    return { dir, inMemory: false };
+  }
+  const dir = lab.mkdir('images');
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${Math.floor(os.totalmem() / 2)}`, 'tmpfs', dir]);
+  lab.onCleanup(`unmount the tmpfs at ${dir}`, () => {
+    if (spawnSync('umount', [dir]).status !== 0) spawnSync('umount', ['-l', dir]);
+  });
+  return { dir, inMemory: true };
+}
+
+function setting(): string {
+  return `images on ${BENCH_DIR ? path.resolve(BENCH_DIR) : 'a private tmpfs'}; ${PIN ? `fio on CPU ${FIO_CPU}, daemons on CPU ${DAEMON_CPU}` : 'no CPU pinning'}`;
 }
 
 async function main(): Promise<void> {
@@ -214,13 +255,17 @@ async function main(): Promise<void> {
   const cpu: Record<string, number[]> = {};
   const record = (cfg: string, cell: string, v: number) => ((results[cfg] ??= {})[cell] ??= []).push(v);
   const log = (s: string) => process.stderr.write(s + '\n');
-  const startDaemon = (mnt: string, db = lab.dbPath) =>
-    CPU_PROF_DIR
-      ? lab.startProcess(['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF_DIR)}`, REMAPFS_BIN, 'mount', mnt, '--db', db], mnt, 'remapfs: serving')
-      : lab.startDaemon(mnt, ['--db', db]);
+  const startDaemon = async (mnt: string, db = lab.dbPath, extra: string[] = []) =>
+    pin(
+      CPU_PROF_DIR
+        ? await lab.startProcess(['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF_DIR)}`, REMAPFS_BIN, 'mount', mnt, '--db', db, ...extra], mnt, 'remapfs: serving')
+        : await lab.startDaemon(mnt, ['--db', db, ...extra]),
+    );
+  const images = imageDir(lab);
+  const warmList = (files: Array<{ file: string; bytes: number }>) => (images.inMemory ? [] : files);
   const lines: string[] = [];
   try {
-    log(`bench: ${os.cpus().length} cores, ${(os.totalmem() / GiB).toFixed(0)} GiB, kernel ${os.release()}, node ${process.version}; ${RUNS} runs of ${RUNTIME} s per cell; phases ${[...PHASES].join(',')}`);
+    log(`bench: ${os.cpus().length} cores, ${(os.totalmem() / GiB).toFixed(0)} GiB, kernel ${os.release()}, node ${process.version}; ${RUNS} runs of ${RUNTIME} s per cell; phases ${[...PHASES].join(',')}; ${setting()}`);
     const mnt = lab.mkdir('mnt');
     const measure = (cfg: string, dev: string, proc: DaemonHandle | undefined, cell: Cell) => {
       const pid = proc?.child.pid;
@@ -232,20 +277,20 @@ async function main(): Promise<void> {
 
     if (PHASES.has('stacks')) {
       // c and d: two pairs on one daemon; e: a pair like d on a second daemon, whose scanner is switched on only for e's runs.
-      const c = filledPair(lab, 'bench', GiB, 64 * MiB);
-      const d = filledPair(lab, 'remapped', GiB, 64 * MiB);
+      const c = filledPair(lab, images.dir, 'bench', GiB, 64 * MiB);
+      const d = filledPair(lab, images.dir, 'remapped', GiB, 64 * MiB);
       const db2 = lab.path('scanning.db');
-      const e = filledPair(lab, 'scanning', GiB, 64 * MiB, db2);
+      const e = filledPair(lab, images.dir, 'scanning', GiB, 64 * MiB, db2);
       injectRemaps(lab.dbPath, 'remapped', ONE_PERCENT_SCATTERED);
       injectRemaps(db2, 'scanning', ONE_PERCENT_SCATTERED);
       lab.ok(['--db', db2, 'config', 'scanning', 'scanIntervalHours=0.001', 'scanEnabled=false']);
 
       const loopA = lab.attachLoop(c.main);
       const ptDir = lab.mkdir('pt');
-      const pt = await lab.startProcess([path.resolve(__dirname, 'passthrough.js'), c.main, ptDir, 'auto'], ptDir, 'passthrough ready');
+      const pt = pin(await lab.startProcess([path.resolve(__dirname, 'passthrough.js'), c.main, ptDir, 'auto'], ptDir, 'passthrough ready'));
       const loopB = lab.attachLoop(path.join(ptDir, 'disk'));
       const pt0Dir = lab.mkdir('pt0');
-      const pt0 = await lab.startProcess([path.resolve(__dirname, 'passthrough.js'), c.main, pt0Dir, 'buffered'], pt0Dir, 'passthrough ready');
+      const pt0 = pin(await lab.startProcess([path.resolve(__dirname, 'passthrough.js'), c.main, pt0Dir, 'buffered'], pt0Dir, 'passthrough ready'));
       const loopB0 = lab.attachLoop(path.join(pt0Dir, 'disk'));
       const daemon = await startDaemon(mnt);
       const mnt2 = lab.mkdir('mnt2');
@@ -255,15 +300,33 @@ async function main(): Promise<void> {
       const loopE = lab.attachLoop(path.join(mnt2, 'scanning'));
       const scanning = (on: boolean) => lab.ok(['--db', db2, 'config', 'scanning', `scanEnabled=${on}`]);
 
-      const warmC = [{ file: c.main, bytes: GiB }];
+      const warmC = warmList([{ file: c.main, bytes: GiB }]);
       const stacks: Array<{ cfg: string; dev: string; proc: DaemonHandle | undefined; warm: typeof warmFiles; writesOnly?: boolean }> = [
         { cfg: 'a', dev: loopA, proc: undefined, warm: warmC },
         { cfg: 'b', dev: loopB, proc: pt, warm: warmC },
         { cfg: 'b0', dev: loopB0, proc: pt0, warm: warmC, writesOnly: true }, // its reads are b's
         { cfg: 'c', dev: loopC, proc: daemon, warm: warmC },
-        { cfg: 'd', dev: loopD, proc: daemon, warm: [{ file: d.main, bytes: GiB }, { file: d.spare, bytes: 64 * MiB }] },
-        { cfg: 'e', dev: loopE, proc: daemon2, warm: [{ file: e.main, bytes: GiB }, { file: e.spare, bytes: 64 * MiB }] },
+        { cfg: 'd', dev: loopD, proc: daemon, warm: warmList([{ file: d.main, bytes: GiB }, { file: d.spare, bytes: 64 * MiB }]) },
+        { cfg: 'e', dev: loopE, proc: daemon2, warm: warmList([{ file: e.main, bytes: GiB }, { file: e.spare, bytes: 64 * MiB }]) },
       ];
+      const controlLoops: string[] = [];
+      const controlProcs: DaemonHandle[] = [];
+      if (CONTROLS) {
+        // b2: a second passthrough of its own copy of the image; cs: remapfs with fuse-native's stock dispatch, its own daemon and pair.
+        const b2Image = lab.image('b2.img', GiB, images.dir);
+        fill(b2Image, GiB);
+        const b2Dir = lab.mkdir('pt2');
+        const pt2 = pin(await lab.startProcess([path.resolve(__dirname, 'passthrough.js'), b2Image, b2Dir, 'auto'], b2Dir, 'passthrough ready'));
+        const db5 = lab.path('stock.db');
+        const cs = filledPair(lab, images.dir, 'stock', GiB, 64 * MiB, db5);
+        const mnt5 = lab.mkdir('mnt5');
+        const daemon5 = await startDaemon(mnt5, db5, ['--dispatch', 'stock']);
+        const loopB2 = lab.attachLoop(path.join(b2Dir, 'disk'));
+        const loopCs = lab.attachLoop(path.join(mnt5, 'stock'));
+        controlLoops.push(loopB2, loopCs);
+        controlProcs.push(pt2, daemon5);
+        stacks.push({ cfg: 'b2', dev: loopB2, proc: pt2, warm: warmList([{ file: b2Image, bytes: GiB }]) }, { cfg: 'cs', dev: loopCs, proc: daemon5, warm: warmList([{ file: cs.main, bytes: GiB }]) });
+      }
       const run1 = (st: (typeof stacks)[number], cell: Cell) => {
         warmFiles = st.warm;
         if (st.cfg === 'e') scanning(true);
@@ -273,11 +336,11 @@ async function main(): Promise<void> {
       // b to e, whose ratios are the targets: interleaved run by run and cell by cell, in a shuffled order
       // each time, so that drift of a noisy machine, and whatever one run leaves behind on the host, hits
       // every stack alike.
-      const compared = stacks.filter((st) => ['b', 'c', 'd', 'e'].includes(st.cfg));
+      const compared = stacks.filter((st) => ['b', 'c', 'd', 'e', 'b2', 'cs'].includes(st.cfg));
       const random = seededRandom(42);
       for (let run = 0; run < RUNS; run++) {
         for (const cell of CELLS) for (const st of shuffled(compared, random)) run1(st, cell);
-        log(`bench: run ${run + 1} of ${RUNS} of b, c, d, e done`);
+        log(`bench: run ${run + 1} of ${RUNS} of ${compared.map((st) => st.cfg).join(', ')} done`);
       }
       // a and b0 write far faster than the rest (the host is still busy with it during the next run), so they
       // run on their own, afterwards. They are references, not targets.
@@ -289,12 +352,12 @@ async function main(): Promise<void> {
       const scanInfo = scanned.pairs[0]?.scan;
       const scanNote = `scan during e: ${scanInfo?.inProgress ? `pass in progress at ${scanInfo.progressPercent}%` : `${scanInfo?.passesCompleted} passes completed`}`;
       log(`bench: ${scanNote}`);
-      for (const loop of [loopA, loopB, loopB0, loopC, loopD, loopE]) execFileSync('losetup', ['-d', loop]);
+      for (const loop of [loopA, loopB, loopB0, loopC, loopD, loopE, ...controlLoops]) execFileSync('losetup', ['-d', loop]);
       lab.ok(['unmount', mnt]);
       lab.ok(['--db', db2, 'unmount', mnt2]);
       await daemon.exited;
       await daemon2.exited;
-      for (const p of [pt, pt0]) await lab.stopDaemon(p);
+      for (const p of [pt, pt0, ...controlProcs]) await lab.stopDaemon(p);
 
       const m = (cfg: string, cell: string) => median(results[cfg]?.[cell] ?? [NaN]);
       const ratio = (x: number, y: number) => (x / y).toFixed(3);
@@ -316,18 +379,27 @@ async function main(): Promise<void> {
       lines.push(`The scanner yields to user I/O (scanIdleMs 100): ${scanNote}.`);
       lines.push(`Daemon CPU time per GiB moved (median over all cells): b ${median(cpu.b ?? [NaN]).toFixed(2)} s, c ${median(cpu.c ?? [NaN]).toFixed(2)} s, d ${median(cpu.d ?? [NaN]).toFixed(2)} s.`);
       lines.push('');
+      if (CONTROLS) {
+        lines.push(`| control | unit | b passthrough | b2 second passthrough | c remapfs | cs remapfs, stock dispatch | b2/b (noise floor) | c/cs (lean dispatch gain) | cs/b |`);
+        lines.push(`|---|---|---:|---:|---:|---:|---:|---:|---:|`);
+        for (const cell of CELLS) {
+          const [b, b2, cv, csv] = ['b', 'b2', 'c', 'cs'].map((cfg) => m(cfg, cell.name)) as [number, number, number, number];
+          lines.push(`| ${cell.name} | ${cell.metric === 'bw' ? 'MiB/s' : 'IOPS'} | ${[b, b2, cv, csv].map((x) => x.toFixed(0)).join(' | ')} | ${ratio(b2, b)} | ${ratio(cv, csv)} | ${ratio(csv, b)} |`);
+        }
+        lines.push('');
+      }
     }
 
     if (PHASES.has('scale')) {
       // A pair with no remaps at all, and a pair with 1,000,000 entries, both with data in the measured first GiB.
       // Their own database, so the daemon serves these two pairs only.
       const db3 = lab.path('scale.db');
-      const none = filledPair(lab, 'none', GiB, 64 * MiB, db3);
-      const big = filledPair(lab, 'big', 10 * GiB, 4.5 * GiB, db3);
-      warmFiles = [
+      const none = filledPair(lab, images.dir, 'none', GiB, 64 * MiB, db3);
+      const big = filledPair(lab, images.dir, 'big', 10 * GiB, 4.5 * GiB, db3);
+      warmFiles = warmList([
         { file: none.main, bytes: GiB },
         { file: big.main, bytes: GiB },
-      ];
+      ]);
       const t0 = Date.now();
       // Scattered over the blocks beyond the first GiB, which fio uses: the index holds 1M entries, the measured range none.
       injectRemaps(db3, 'big', Array.from({ length: 1_000_000 }, (_, i) => GiB / 4096 + 2 * i));
@@ -374,8 +446,8 @@ async function main(): Promise<void> {
     if (PHASES.has('profile')) {
       // Where the daemon's main thread spends its time, per cell, from a V8 CPU profile (node --cpu-prof).
       const db4 = lab.path('profile.db');
-      const p = filledPair(lab, 'profiled', GiB, 64 * MiB, db4);
-      const p1 = filledPair(lab, 'profiled-1pct', GiB, 64 * MiB, db4);
+      const p = filledPair(lab, images.dir, 'profiled', GiB, 64 * MiB, db4);
+      const p1 = filledPair(lab, images.dir, 'profiled-1pct', GiB, 64 * MiB, db4);
       injectRemaps(db4, 'profiled-1pct', ONE_PERCENT_SCATTERED);
       const mnt4 = lab.mkdir('mnt4');
       lines.push(`| profiled cell | pair | FUSE requests | ${CATEGORIES.join(' | ')} | busy µs per request | data system call µs per request |`);
@@ -383,9 +455,9 @@ async function main(): Promise<void> {
       const jobs = [...CELLS.map((cell) => ({ cell, pair: 'profiled', main: p.main })), ...CELLS.filter((c) => c.rw === 'write').map((cell) => ({ cell, pair: 'profiled-1pct', main: p1.main }))];
       for (const { cell, pair, main } of jobs) {
         const profDir = lab.mkdir(`profile-${pair}-${cell.name.replace(/\W+/g, '-')}`);
-        const d = await lab.startProcess(['--cpu-prof', `--cpu-prof-dir=${profDir}`, REMAPFS_BIN, 'mount', mnt4, '--db', db4], mnt4, 'remapfs: serving');
+        const d = pin(await lab.startProcess(['--cpu-prof', `--cpu-prof-dir=${profDir}`, REMAPFS_BIN, 'mount', mnt4, '--db', db4], mnt4, 'remapfs: serving'));
         const loop = lab.attachLoop(path.join(mnt4, pair));
-        warmFiles = [{ file: main, bytes: GiB }];
+        warmFiles = warmList([{ file: main, bytes: GiB }]);
         fio(loop, cell);
         const status = JSON.parse(lab.ok(['--db', db4, 'status', pair, '--json'])) as { counters?: { readOps: number; writeOps: number } };
         const requests = (status.counters?.readOps ?? 0) + (status.counters?.writeOps ?? 0);
@@ -404,7 +476,7 @@ async function main(): Promise<void> {
       lines.push('');
     }
 
-    lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / GiB).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}; ${RUNS} runs of ${RUNTIME} s per cell; bench took ${((Date.now() - started) / 1000).toFixed(0)} s.`);
+    lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / GiB).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}; ${RUNS} runs of ${RUNTIME} s per cell; ${setting()}; bench took ${((Date.now() - started) / 1000).toFixed(0)} s.`);
     process.stdout.write(lines.join('\n') + '\n');
     fs.writeFileSync(path.resolve(__dirname, '../../bench-results.md'), lines.join('\n') + '\n');
   } finally {

@@ -68,9 +68,9 @@ export class Lab {
     return r.stdout;
   }
 
-  /** A sparse image file of `bytes`. */
-  image(name: string, bytes: number): string {
-    const p = this.path(name);
+  /** A sparse image file of `bytes`, in the lab's directory or in `dir`. */
+  image(name: string, bytes: number, dir = this.dir): string {
+    const p = path.join(dir, name);
     fs.writeFileSync(p, '');
     fs.truncateSync(p, bytes);
     return p;
@@ -165,6 +165,11 @@ export class Lab {
 
   umountFs(dir: string): void {
     execFileSync('umount', [dir], { stdio: 'pipe' });
+  }
+
+  /** Runs `fn` at cleanup, before everything registered earlier. */
+  onCleanup(what: string, fn: () => void | Promise<void>): void {
+    this.cleanups.push({ what, fn });
   }
 
   /** Undoes everything, newest first; never throws. */
