@@ -10,6 +10,7 @@ describe('profile summary', () => {
     ['fdatasync', '', 'data system calls (pread, pwrite, fdatasync)'],
     ['processTicksAndRejections', 'node:internal/process/task_queues', 'fuse-native bridge and Node callbacks'],
     ['_op_read', 'file:///srv/node_modules/fuse-native/index.js', 'fuse-native bridge and Node callbacks'],
+    ['', 'file:///srv/dist/lib/fs/lean-dispatch.js', 'fuse-native bridge and Node callbacks'],
     ['splitRange', 'file:///srv/dist/lib/remap/split.js', 'remapfs code'],
     ['(program)', '', 'other'],
     ['readFileSync', 'node:fs', 'other'],
