@@ -238,12 +238,12 @@ function fill(file: string, bytes: number): void {
  * or the first write to each would allocate file-system blocks, which a real remap (it writes the block's data
  * first) never leaves to the user's writes.
  */
-function filledPair(lab: Lab, dir: string, name: string, mainBytes: number, spareBytes: number, db = lab.dbPath, extra: string[] = []): { main: string; spare: string } {
+function filledPair(lab: Lab, dir: string, name: string, mainBytes: number, spareBytes: number, db = lab.dbPath): { main: string; spare: string } {
   const main = lab.image(`${name}-main.img`, mainBytes, dir);
   const spare = lab.image(`${name}-spare.img`, spareBytes, dir);
   fill(main, Math.min(mainBytes, GiB));
   if (spareBytes <= GiB) fill(spare, spareBytes);
-  lab.ok(['--db', db, 'init', name, '--main', main, '--spare', spare, ...extra]);
+  lab.ok(['--db', db, 'init', name, '--main', main, '--spare', spare]);
   return { main, spare };
 }
 

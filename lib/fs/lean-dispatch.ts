@@ -14,8 +14,8 @@
  * and their argument order:
  *   handler(nativeHandle, opCode, path, fd, buf, byteLength, offsetLow32, offsetHigh32)
  *   signal(nativeHandle, result, 0, buf.buffer)   result: bytes, or -errno
- * install() checks what it can (version, names, types) and leaves the stock
- * handlers in place otherwise; it must run before mount().
+ * installLeanDispatch() checks what it can (version, names, types) and leaves
+ * the stock handlers in place otherwise; it must run before mount().
  */
 import { createRequire } from 'module';
 import * as path from 'path';

@@ -4,7 +4,8 @@
  * again before it counts as slow, so one stall of the host does not move a
  * healthy block). A block that cannot be read becomes pending; one at or
  * above latencyRemapMs is copied to the spare (reason scan-slow) while it
- * still reads; one at or above latencyWarnMs is recorded as slow. Remapped blocks are skipped (their data is on the spare).
+ * still reads; one at or above latencyWarnMs is recorded as slow. Remapped
+ * blocks are skipped (their data is on the spare).
  *
  * Progress (cursor, counts) is persisted every few seconds and at the end of a
  * pass, so a killed scan resumes where it stopped. The scanner does not decide

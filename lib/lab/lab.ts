@@ -44,7 +44,7 @@ export class Lab {
   constructor(prefix = 'remapfs-') {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
     this.dbPath = path.join(this.dir, 'remapfs.db');
-    this.cleanups.push({ what: `remove ${this.dir}`, fn: () => fs.rmSync(this.dir, { recursive: true, force: true }) });
+    this.onCleanup(`remove ${this.dir}`, () => fs.rmSync(this.dir, { recursive: true, force: true }));
   }
 
   path(...parts: string[]): string {
@@ -104,7 +104,7 @@ export class Lab {
     child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     const handle: DaemonHandle = { child, mountpoint, output: () => out, exited };
-    this.cleanups.push({ what: `stop daemon at ${mountpoint}`, fn: () => this.stopDaemon(handle) });
+    this.onCleanup(`stop daemon at ${mountpoint}`, () => this.stopDaemon(handle));
     const deadline = Date.now() + 30000;
     while (!out.includes(ready)) {
       if (child.exitCode !== null) throw new Error(`remapfs ${args[0]} exited ${child.exitCode}: ${out.trim()}`);
@@ -149,7 +149,7 @@ export class Lab {
         execFileSync('sleep', [String(0.1 * (attempt + 1))]);
       }
     }
-    this.cleanups.push({ what: `detach ${dev}`, fn: () => detachLoop(dev) });
+    this.onCleanup(`detach ${dev}`, () => detachLoop(dev));
     return dev;
   }
 
@@ -160,7 +160,7 @@ export class Lab {
   mountFs(dev: string, dir: string): void {
     fs.mkdirSync(dir, { recursive: true });
     execFileSync('mount', [dev, dir], { stdio: 'pipe' });
-    this.cleanups.push({ what: `umount ${dir}`, fn: () => void spawnSync('umount', [dir], { stdio: 'ignore' }) });
+    this.onCleanup(`umount ${dir}`, () => void spawnSync('umount', [dir], { stdio: 'ignore' }));
   }
 
   umountFs(dir: string): void {
