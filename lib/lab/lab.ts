@@ -122,7 +122,7 @@ export class Lab {
       const gone = await Promise.race([h.exited.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(resolve, 10000, false)))]);
       clearTimeout(timer);
       if (!gone) {
-        process.stderr.write(`lab: daemon at ${h.mountpoint} ignored SIGTERM; killing it. Its output:\n${h.output()}\n`);
+        process.stderr.write(`lab: daemon at ${h.mountpoint} ignored SIGTERM; killing it. Its output:\n${h.output()}\nIts threads:\n${threadStacks(h.child.pid)}\n`);
         h.child.kill('SIGKILL');
         await h.exited;
       }
@@ -149,7 +149,9 @@ export class Lab {
         execFileSync('sleep', [String(0.1 * (attempt + 1))]);
       }
     }
-    this.onCleanup(`detach ${dev}`, () => detachLoop(dev));
+    // The name is reused by whoever attaches next once this one is detached: remember what backs it.
+    const backing = loopBackingFile(dev) ?? file;
+    this.onCleanup(`detach ${dev}`, () => detachLoop(dev, backing));
     return dev;
   }
 
@@ -186,10 +188,40 @@ export class Lab {
   }
 }
 
-export function detachLoop(dev: string): void {
-  if (!fs.existsSync(dev)) return;
+/** Each thread's name, wait channel and kernel stack (root only), to show where a hung process waits. */
+export function threadStacks(pid: number | undefined): string {
+  if (pid === undefined) return '(no pid)';
+  const dir = `/proc/${pid}/task`;
+  let tids: string[];
+  try {
+    tids = fs.readdirSync(dir);
+  } catch {
+    return '(gone)';
+  }
+  const read = (f: string): string => {
+    try {
+      return fs.readFileSync(f, 'utf8').trim();
+    } catch (err) {
+      return `(${err instanceof Error ? err.message : String(err)})`;
+    }
+  };
+  return tids.map((t) => `${t} ${read(`${dir}/${t}/comm`)} wchan=${read(`${dir}/${t}/wchan`)}\n${read(`${dir}/${t}/stack`)}`).join('\n');
+}
+
+/** What backs a loop device (as the kernel names it), or undefined when nothing does. */
+export function loopBackingFile(dev: string): string | undefined {
+  try {
+    return fs.readFileSync(`/sys/block/${path.basename(dev)}/loop/backing_file`, 'utf8').trim().replace(/ \(deleted\)$/, '');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Detaches `dev` only while `backingFile` still backs it, so a device another process attached since is left alone. */
+export function detachLoop(dev: string, backingFile: string): void {
+  if (loopBackingFile(dev) !== backingFile) return;
   const r = spawnSync('losetup', ['-d', dev], { stdio: 'ignore' });
-  if (r.status !== 0) spawnSync('losetup', ['-d', dev], { stdio: 'ignore' });
+  if (r.status !== 0 && loopBackingFile(dev) === backingFile) spawnSync('losetup', ['-d', dev], { stdio: 'ignore' });
 }
 
 export function sleep(ms: number): Promise<void> {
