@@ -22,7 +22,7 @@
  * Then scale: a pair with 1,000,000 remap entries: daemon start-up time, RSS,
  * and throughput against a pair with none. Everything it makes is removed at
  * the end, also after a failure. BENCH_RUNS, BENCH_RUNTIME (seconds),
- * BENCH_PHASES (stacks,scale; also profile), BENCH_CPU_PROF (a directory for the
+ * BENCH_PHASES (stacks,scale; also options, profile), BENCH_CPU_PROF (a directory for the
  * daemons' V8 profiles), BENCH_DIR, BENCH_PIN and BENCH_CONTROLS (=1: two more
  * stacks in the interleave: b2, a second identical passthrough, whose ratio to b
  * is the noise floor; cs, remapfs with fuse-native's stock dispatch) tune it.
@@ -47,7 +47,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const RUNTIME = Number(process.env.BENCH_RUNTIME ?? 1.5);
 /** Runs of the reference stacks a and b0. */
 const REFERENCE_RUNS = Math.min(RUNS, 3);
-/** Comma-separated phases to run: stacks (a, b, b0, c, d, e), scale (1M entries), profile (not by default: where the daemon's time goes). */
+/** Comma-separated phases to run: stacks (a, b, b0, c, d, e), scale (1M entries); not by default: options (mount and loop options), profile (where the daemon's time goes). */
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'stacks,scale').split(','));
 /** A directory for V8 CPU profiles of every remapfs daemon (node --cpu-prof). */
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
@@ -274,7 +274,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   const lab = new Lab('remapfs-bench-');
   const results: Table = {};
-  const cpu: Record<string, number[]> = {};
+  const cpu: Table = {};
   const record = (cfg: string, cell: string, v: number) => ((results[cfg] ??= {})[cell] ??= []).push(v);
   const log = (s: string) => process.stderr.write(s + '\n');
   const startDaemon = async (mnt: string, db = lab.dbPath, extra: string[] = []) =>
@@ -294,7 +294,7 @@ async function main(): Promise<void> {
       const pid = proc?.child.pid;
       const cpu0 = pid ? cpuSeconds(pid) : 0;
       const r = fio(dev, cell);
-      if (pid) (cpu[cfg] ??= []).push((cpuSeconds(pid) - cpu0) / (r.bytes / GiB));
+      if (pid) ((cpu[cfg] ??= {})[cell.name] ??= []).push((cpuSeconds(pid) - cpu0) / (r.bytes / GiB));
       record(cfg, cell.name, r.value);
     };
 
@@ -400,7 +400,11 @@ async function main(): Promise<void> {
       lines.push('');
       lines.push(`Spread: (max - min) / median of a stack's ${RUNS} runs of a cell, the noise the medians have to beat.`);
       lines.push(`The scanner yields to user I/O (scanIdleMs 100): ${scanNote}.`);
-      lines.push(`Daemon CPU time per GiB moved (median over all cells): b ${median(cpu.b ?? [NaN]).toFixed(2)} s, c ${median(cpu.c ?? [NaN]).toFixed(2)} s, d ${median(cpu.d ?? [NaN]).toFixed(2)} s.`);
+      lines.push('');
+      const cpuCfgs = ['b', 'c', 'd', 'e'];
+      lines.push(`| daemon CPU seconds per GiB moved (user + system, median) | ${cpuCfgs.join(' | ')} |`);
+      lines.push(`|---|${cpuCfgs.map(() => '---:').join('|')}|`);
+      for (const cell of CELLS) lines.push(`| ${cell.name} | ${cpuCfgs.map((cfg) => median(cpu[cfg]?.[cell.name] ?? [NaN]).toFixed(2)).join(' | ')} |`);
       lines.push('');
       if (CONTROLS) {
         lines.push(`| control | unit | b passthrough | b2 second passthrough | c remapfs | cs remapfs, stock dispatch | b2/b (noise floor) | c/cs (lean dispatch gain) | cs/b |`);
@@ -463,6 +467,49 @@ async function main(): Promise<void> {
       for (const cell of scaleCells) {
         lines.push(`| ${cell.name}: 1M entries / none | ${(m('1M', cell.name) / m('none', cell.name)).toFixed(3)} (${m('1M', cell.name).toFixed(0)} / ${m('none', cell.name).toFixed(0)}) | ≥ 0.95 |`);
       }
+      lines.push('');
+    }
+
+    if (PHASES.has('options')) {
+      // The mount and loop-device options, on the passthrough (they act on the kernel's side of FUSE, the same
+      // for every server): each variant against b's own setting, interleaved in a shuffled order.
+      const o = filledPair(lab, images.dir, 'options', GiB, 64 * MiB, lab.path('options.db'));
+      const variants: Array<{ cfg: string; label: string; options: string; directIo: boolean }> = [
+        { cfg: 'ob', label: 'big_writes (b, remapfs)', options: 'big_writes', directIo: true },
+        { cfg: 'o-', label: 'no options (4 KiB writes)', options: '-', directIo: true },
+        { cfg: 'omr', label: 'big_writes,max_read=131072', options: 'big_writes,max_read=131072', directIo: true },
+        { cfg: 'omb', label: 'big_writes,max_background=64,congestion_threshold=48', options: 'big_writes,max_background=64,congestion_threshold=48', directIo: true },
+        { cfg: 'obuf', label: 'big_writes; loop --direct-io=off', options: 'big_writes', directIo: false },
+      ];
+      const devs = new Map<string, { dev: string; proc: DaemonHandle }>();
+      for (const v of variants) {
+        const dir = lab.mkdir(`opt-${v.cfg}`);
+        const proc = pin(await lab.startProcess([path.resolve(__dirname, 'passthrough.js'), o.main, dir, 'auto', v.options], dir, 'passthrough ready'));
+        devs.set(v.cfg, { dev: lab.attachLoop(path.join(dir, 'disk'), { directIo: v.directIo }), proc });
+      }
+      warmFiles = warmList([{ file: o.main, bytes: GiB }]);
+      const random = seededRandom(11);
+      for (let run = 0; run < REFERENCE_RUNS; run++) {
+        for (const cell of CELLS) {
+          for (const v of shuffled(variants, random)) {
+            const x = devs.get(v.cfg);
+            if (x) measure(v.cfg, x.dev, x.proc, cell);
+          }
+        }
+        log(`bench: run ${run + 1} of ${REFERENCE_RUNS} of the option variants done`);
+      }
+      for (const x of devs.values()) {
+        execFileSync('losetup', ['-d', x.dev]);
+        await lab.stopDaemon(x.proc);
+      }
+      const m = (cfg: string, cell: string) => median(results[cfg]?.[cell] ?? [NaN]);
+      lines.push(`| option variant (passthrough) | ${CELLS.map((c) => c.name).join(' | ')} |`);
+      lines.push(`|---|${CELLS.map(() => '---:').join('|')}|`);
+      for (const v of variants) {
+        lines.push(`| ${v.label} | ${CELLS.map((c) => (v.cfg === 'ob' ? m('ob', c.name).toFixed(0) : (m(v.cfg, c.name) / m('ob', c.name)).toFixed(3))).join(' | ')} |`);
+      }
+      lines.push('');
+      lines.push(`The first row is MiB/s (1M cells) and IOPS (4K cells); the others are ratios to it. Median of ${REFERENCE_RUNS} runs.`);
       lines.push('');
     }
 

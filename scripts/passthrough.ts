@@ -2,7 +2,8 @@
  * Benchmark baseline (b): the smallest fuse-native passthrough of one image
  * file, with the same mount options as remapfs (big_writes, no request
  * timeout) and synchronous fs calls straight into fuse-native's buffers.
- * Usage: node passthrough.js <image> <mountpoint> [auto|buffered]
+ * Usage: node passthrough.js <image> <mountpoint> [auto|buffered] [-o options]
+ *   -o options: comma-separated, instead of the default big_writes ('-' for none)
  *   auto:     O_DIRECT writes and cached reads, as remapfs opens devices by default
  *   buffered: plain buffered reads and writes (no per-write error reporting)
  */
@@ -10,14 +11,19 @@ import * as fs from 'fs';
 import Fuse from 'fuse-native';
 
 class TunedFuse extends Fuse {
+  constructor(mnt: string, ops: object, opts: object, private readonly extra: string) {
+    super(mnt, ops, opts);
+  }
+
   override _fuseOptions(): string {
     const base: string = super._fuseOptions();
-    return base ? `${base},big_writes` : '-obig_writes';
+    if (!this.extra) return base;
+    return base ? `${base},${this.extra}` : `-o${this.extra}`;
   }
 }
 
 function main(): void {
-  const [image, mnt, mode = 'auto'] = process.argv.slice(2);
+  const [image, mnt, mode = 'auto', options = 'big_writes'] = process.argv.slice(2);
   if (!image || !mnt) throw new Error('usage: passthrough <image> <mountpoint> [auto|buffered]');
   const size = fs.statSync(image).size;
   const readFd = fs.openSync(image, 'r+');
@@ -56,7 +62,7 @@ function main(): void {
       cb(0);
     },
   };
-  const fuse = new TunedFuse(mnt, ops, { timeout: false, force: true });
+  const fuse = new TunedFuse(mnt, ops, { timeout: false, force: true }, options === '-' ? '' : options);
   fuse.mount((err: Error | null) => {
     if (err) throw err;
     process.stdout.write(`passthrough ready at ${mnt} (${mode})\n`);

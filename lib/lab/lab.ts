@@ -9,6 +9,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { socketPathFor } from '../daemon/control';
 
 export const REMAPFS_BIN = path.resolve(__dirname, '../../../bin/remapfs');
 
@@ -128,6 +129,7 @@ export class Lab {
       }
     }
     spawnSync('fusermount', ['-uz', h.mountpoint], { stdio: 'ignore' });
+    fs.rmSync(socketPathFor(h.mountpoint), { force: true }); // left behind when the daemon was killed
   }
 
   /** kill -9, as a crash would. The FUSE mount is left hanging, as after a real crash. */
