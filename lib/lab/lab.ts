@@ -25,6 +25,8 @@ export interface DaemonHandle {
   /** Everything the daemon printed so far (stdout and stderr). */
   output(): string;
   exited: Promise<number | null>;
+  /** Where it writes a diagnostic report on SIGUSR2 (remapfs servers only). */
+  reportDir?: string;
 }
 
 /** Throws with the reason when FUSE or loop devices cannot be used here. */
@@ -99,12 +101,15 @@ export class Lab {
   }
 
   private async startServer(args: string[], mountpoint: string, ready: string, env?: NodeJS.ProcessEnv, raw = false): Promise<DaemonHandle> {
-    const child = spawn(process.execPath, raw ? args : [REMAPFS_BIN, ...args], { env: env ?? this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    // SIGUSR2 makes a remapfs server write a diagnostic report: stopDaemon() shows it when the server hangs.
+    const reportDir = this.mkdir('reports');
+    const argv = raw ? args : ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reportDir}`, REMAPFS_BIN, ...args];
+    const child = spawn(process.execPath, argv, { env: env ?? this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const handle: DaemonHandle = { child, mountpoint, output: () => out, exited };
+    const handle: DaemonHandle = { child, mountpoint, output: () => out, exited, ...(raw ? {} : { reportDir }) };
     this.onCleanup(`stop daemon at ${mountpoint}`, () => this.stopDaemon(handle));
     const deadline = Date.now() + 30000;
     while (!out.includes(ready)) {
@@ -123,7 +128,8 @@ export class Lab {
       const gone = await Promise.race([h.exited.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(resolve, 10000, false)))]);
       clearTimeout(timer);
       if (!gone) {
-        process.stderr.write(`lab: daemon at ${h.mountpoint} ignored SIGTERM; killing it. Its output:\n${h.output()}\nIts threads:\n${threadStacks(h.child.pid)}\n`);
+        const report = await diagnosticReport(h);
+        process.stderr.write(`lab: daemon at ${h.mountpoint} ignored SIGTERM; killing it. Its output:\n${h.output()}\nIts threads:\n${threadStacks(h.child.pid)}\n${report}\n`);
         h.child.kill('SIGKILL');
         await h.exited;
       }
@@ -191,7 +197,7 @@ export class Lab {
 }
 
 /** Each thread's name, wait channel and kernel stack (root only), to show where a hung process waits. */
-export function threadStacks(pid: number | undefined): string {
+export function threadStacks(pid: number | undefined, depth = 2): string {
   if (pid === undefined) return '(no pid)';
   const dir = `/proc/${pid}/task`;
   let tids: string[];
@@ -207,7 +213,31 @@ export function threadStacks(pid: number | undefined): string {
       return `(${err instanceof Error ? err.message : String(err)})`;
     }
   };
-  return tids.map((t) => `${t} ${read(`${dir}/${t}/comm`)} wchan=${read(`${dir}/${t}/wchan`)}\n${read(`${dir}/${t}/stack`)}`).join('\n');
+  const own = tids.map((t) => `${t} ${read(`${dir}/${t}/comm`)} wchan=${read(`${dir}/${t}/wchan`)}\n${read(`${dir}/${t}/stack`)}`);
+  // Its children too (a fusermount it waits for, say), one level down.
+  const children = depth > 0 ? tids.flatMap((t) => read(`${dir}/${t}/children`).split(/\s+/).filter((c) => /^\d+$/.test(c))) : [];
+  const theirs = children.map((c) => `child ${c}: ${read(`/proc/${c}/cmdline`).replace(/\0/g, ' ')}\n${threadStacks(Number(c), depth - 1)}`);
+  return [...own, ...theirs].join('\n');
+}
+
+/** The JavaScript stack and the libuv handles of a live server, from Node's diagnostic report (needs its event loop). */
+export async function diagnosticReport(h: DaemonHandle): Promise<string> {
+  const dir = h.reportDir;
+  if (!dir || !h.child.kill('SIGUSR2')) return 'No diagnostic report.';
+  for (let i = 0; i < 20; i++) {
+    const file = fs.readdirSync(dir).find((f) => f.endsWith('.json'));
+    if (file) {
+      try {
+        const r = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as { javascriptStack?: { stack?: string[] }; libuv?: Array<Record<string, unknown>> };
+        const handles = (r.libuv ?? []).filter((x) => x.is_active && x.is_referenced).map((x) => JSON.stringify(x));
+        return `Its JavaScript stack (empty when idle):\n${(r.javascriptStack?.stack ?? []).join('\n')}\nWhat keeps it alive (active, referenced libuv handles):\n${handles.join('\n')}`;
+      } catch {
+        // still being written
+      }
+    }
+    await sleep(100);
+  }
+  return 'No diagnostic report within 2 s (its event loop is blocked).';
 }
 
 /** What backs a loop device (as the kernel names it), or undefined when nothing does. */
