@@ -23,9 +23,10 @@
  * and throughput against a pair with none. Everything it makes is removed at
  * the end, also after a failure. BENCH_RUNS, BENCH_RUNTIME (seconds),
  * BENCH_PHASES (stacks,scale; also options, profile), BENCH_CPU_PROF (a directory for the
- * daemons' V8 profiles), BENCH_DIR, BENCH_PIN and BENCH_CONTROLS (=1: two more
+ * daemons' V8 profiles), BENCH_DIR, BENCH_PIN and BENCH_CONTROLS (=1: three more
  * stacks in the interleave: b2, a second identical passthrough, whose ratio to b
- * is the noise floor; cs, remapfs with fuse-native's stock dispatch) tune it.
+ * is the noise floor; cs, remapfs with fuse-native's stock dispatch; ey, like e
+ * but with a scanner that does not yield to user I/O) tune it.
  */
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -321,7 +322,7 @@ async function main(): Promise<void> {
       const loopC = lab.attachLoop(path.join(mnt, 'bench'));
       const loopD = lab.attachLoop(path.join(mnt, 'remapped'));
       const loopE = lab.attachLoop(path.join(mnt2, 'scanning'));
-      const scanning = (on: boolean) => lab.ok(['--db', db2, 'config', 'scanning', `scanEnabled=${on}`]);
+      const scanToggles = new Map<string, (on: boolean) => void>([['e', (on) => void lab.ok(['--db', db2, 'config', 'scanning', `scanEnabled=${on}`])]]);
 
       const warmC = warmList([{ file: c.main, bytes: GiB }]);
       const stacks: Array<{ cfg: string; dev: string; proc: DaemonHandle | undefined; warm: typeof warmFiles; writesOnly?: boolean }> = [
@@ -346,20 +347,33 @@ async function main(): Promise<void> {
         const daemon5 = await startDaemon(mnt5, db5, ['--dispatch', 'stock']);
         const loopB2 = lab.attachLoop(path.join(b2Dir, 'disk'));
         const loopCs = lab.attachLoop(path.join(mnt5, 'stock'));
-        controlLoops.push(loopB2, loopCs);
-        controlProcs.push(pt2, daemon5);
-        stacks.push({ cfg: 'b2', dev: loopB2, proc: pt2, warm: warmList([{ file: b2Image, bytes: GiB }]) }, { cfg: 'cs', dev: loopCs, proc: daemon5, warm: warmList([{ file: cs.main, bytes: GiB }]) });
+        // ey: like e, but its scanner does not yield to user I/O (scanIdleMs=0): what a scan at the default rate costs when it competes.
+        const db6 = lab.path('greedy.db');
+        const ey = filledPair(lab, images.dir, 'greedy', GiB, 64 * MiB, db6);
+        injectRemaps(db6, 'greedy', ONE_PERCENT_SCATTERED);
+        lab.ok(['--db', db6, 'config', 'greedy', 'scanIntervalHours=0.001', 'scanEnabled=false', 'scanIdleMs=0']);
+        const mnt6 = lab.mkdir('mnt6');
+        const daemon6 = await startDaemon(mnt6, db6);
+        const loopEy = lab.attachLoop(path.join(mnt6, 'greedy'));
+        scanToggles.set('ey', (on) => lab.ok(['--db', db6, 'config', 'greedy', `scanEnabled=${on}`]));
+        controlLoops.push(loopB2, loopCs, loopEy);
+        controlProcs.push(pt2, daemon5, daemon6);
+        stacks.push(
+          { cfg: 'b2', dev: loopB2, proc: pt2, warm: warmList([{ file: b2Image, bytes: GiB }]) },
+          { cfg: 'cs', dev: loopCs, proc: daemon5, warm: warmList([{ file: cs.main, bytes: GiB }]) },
+          { cfg: 'ey', dev: loopEy, proc: daemon6, warm: warmList([{ file: ey.main, bytes: GiB }, { file: ey.spare, bytes: 64 * MiB }]) },
+        );
       }
       const run1 = (st: (typeof stacks)[number], cell: Cell) => {
         warmFiles = st.warm;
-        if (st.cfg === 'e') scanning(true);
+        scanToggles.get(st.cfg)?.(true);
         measure(st.cfg, st.dev, st.proc, cell);
-        if (st.cfg === 'e') scanning(false);
+        scanToggles.get(st.cfg)?.(false);
       };
       // b to e, whose ratios are the targets: interleaved run by run and cell by cell, in a shuffled order
       // each time, so that drift of a noisy machine, and whatever one run leaves behind on the host, hits
       // every stack alike.
-      const compared = stacks.filter((st) => ['b', 'c', 'd', 'e', 'b2', 'cs'].includes(st.cfg));
+      const compared = stacks.filter((st) => ['b', 'c', 'd', 'e', 'b2', 'cs', 'ey'].includes(st.cfg));
       const random = seededRandom(42);
       for (let run = 0; run < RUNS; run++) {
         for (const cell of CELLS) for (const st of shuffled(compared, random)) run1(st, cell);
@@ -371,9 +385,12 @@ async function main(): Promise<void> {
         for (const cell of CELLS) for (const st of stacks.filter((x) => x.cfg === 'a' || x.cfg === 'b0')) if (!st.writesOnly || cell.rw.includes('write')) run1(st, cell);
       }
       log('bench: a and b0 done');
-      const scanned = JSON.parse(lab.ok(['--db', db2, 'health', 'scanning', '--json']).toString()) as { pairs: Array<{ scan: { progressPercent: number | null; passesCompleted: number; inProgress: boolean } }> };
-      const scanInfo = scanned.pairs[0]?.scan;
-      const scanNote = `scan during e: ${scanInfo?.inProgress ? `pass in progress at ${scanInfo.progressPercent}%` : `${scanInfo?.passesCompleted} passes completed`}`;
+      const describeScan = (db: string, pair: string) => {
+        const h = JSON.parse(lab.ok(['--db', db, 'health', pair, '--json'])) as { pairs: Array<{ scan: { progressPercent: number | null; passesCompleted: number; inProgress: boolean } }> };
+        const sc = h.pairs[0]?.scan;
+        return sc?.inProgress ? `pass in progress at ${sc.progressPercent}%` : `${sc?.passesCompleted} passes completed`;
+      };
+      const scanNote = `scan during e: ${describeScan(db2, 'scanning')}${CONTROLS ? `; during ey: ${describeScan(lab.path('greedy.db'), 'greedy')}` : ''}`;
       log(`bench: ${scanNote}`);
       for (const loop of [loopA, loopB, loopB0, loopC, loopD, loopE, ...controlLoops]) execFileSync('losetup', ['-d', loop]);
       lab.ok(['unmount', mnt]);
@@ -407,11 +424,13 @@ async function main(): Promise<void> {
       for (const cell of CELLS) lines.push(`| ${cell.name} | ${cpuCfgs.map((cfg) => median(cpu[cfg]?.[cell.name] ?? [NaN]).toFixed(2)).join(' | ')} |`);
       lines.push('');
       if (CONTROLS) {
-        lines.push(`| control | unit | b passthrough | b2 second passthrough | c remapfs | cs remapfs, stock dispatch | b2/b (noise floor) | c/cs (lean dispatch gain) | cs/b |`);
-        lines.push(`|---|---|---:|---:|---:|---:|---:|---:|---:|`);
+        lines.push(`| control | unit | b passthrough | b2 second passthrough | c remapfs | cs remapfs, stock dispatch | ey scanner not yielding | b2/b (noise floor) | c/cs (lean dispatch gain) | cs/b | ey/b | ey/e |`);
+        lines.push(`|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
         for (const cell of CELLS) {
-          const [b, b2, cv, csv] = ['b', 'b2', 'c', 'cs'].map((cfg) => m(cfg, cell.name)) as [number, number, number, number];
-          lines.push(`| ${cell.name} | ${cell.metric === 'bw' ? 'MiB/s' : 'IOPS'} | ${[b, b2, cv, csv].map((x) => x.toFixed(0)).join(' | ')} | ${ratio(b2, b)} | ${ratio(cv, csv)} | ${ratio(csv, b)} |`);
+          const [b, b2, cv, csv, eyv, ev] = ['b', 'b2', 'c', 'cs', 'ey', 'e'].map((cfg) => m(cfg, cell.name)) as [number, number, number, number, number, number];
+          lines.push(
+            `| ${cell.name} | ${cell.metric === 'bw' ? 'MiB/s' : 'IOPS'} | ${[b, b2, cv, csv, eyv].map((x) => x.toFixed(0)).join(' | ')} | ${ratio(b2, b)} | ${ratio(cv, csv)} | ${ratio(csv, b)} | ${ratio(eyv, b)} | ${ratio(eyv, ev)} |`,
+          );
         }
         lines.push('');
       }
