@@ -277,6 +277,7 @@ async function main(): Promise<void> {
   const results: Table = {};
   const cpu: Table = {};
   const record = (cfg: string, cell: string, v: number) => ((results[cfg] ??= {})[cell] ??= []).push(v);
+  const m = (cfg: string, cell: string) => median(results[cfg]?.[cell] ?? [NaN]);
   const log = (s: string) => process.stderr.write(s + '\n');
   const startDaemon = async (mnt: string, db = lab.dbPath, extra: string[] = []) =>
     pin(
@@ -335,6 +336,7 @@ async function main(): Promise<void> {
       ];
       const controlLoops: string[] = [];
       const controlProcs: DaemonHandle[] = [];
+      const greedyDb = lab.path('greedy.db');
       if (CONTROLS) {
         // b2: a second passthrough of its own copy of the image; cs: remapfs with fuse-native's stock dispatch, its own daemon and pair.
         const b2Image = lab.image('b2.img', GiB, images.dir);
@@ -348,14 +350,13 @@ async function main(): Promise<void> {
         const loopB2 = lab.attachLoop(path.join(b2Dir, 'disk'));
         const loopCs = lab.attachLoop(path.join(mnt5, 'stock'));
         // ey: like e, but its scanner does not yield to user I/O (scanIdleMs=0): what a scan at the default rate costs when it competes.
-        const db6 = lab.path('greedy.db');
-        const ey = filledPair(lab, images.dir, 'greedy', GiB, 64 * MiB, db6);
-        injectRemaps(db6, 'greedy', ONE_PERCENT_SCATTERED);
-        lab.ok(['--db', db6, 'config', 'greedy', 'scanIntervalHours=0.001', 'scanEnabled=false', 'scanIdleMs=0']);
+        const ey = filledPair(lab, images.dir, 'greedy', GiB, 64 * MiB, greedyDb);
+        injectRemaps(greedyDb, 'greedy', ONE_PERCENT_SCATTERED);
+        lab.ok(['--db', greedyDb, 'config', 'greedy', 'scanIntervalHours=0.001', 'scanEnabled=false', 'scanIdleMs=0']);
         const mnt6 = lab.mkdir('mnt6');
-        const daemon6 = await startDaemon(mnt6, db6);
+        const daemon6 = await startDaemon(mnt6, greedyDb);
         const loopEy = lab.attachLoop(path.join(mnt6, 'greedy'));
-        scanToggles.set('ey', (on) => lab.ok(['--db', db6, 'config', 'greedy', `scanEnabled=${on}`]));
+        scanToggles.set('ey', (on) => lab.ok(['--db', greedyDb, 'config', 'greedy', `scanEnabled=${on}`]));
         controlLoops.push(loopB2, loopCs, loopEy);
         controlProcs.push(pt2, daemon5, daemon6);
         stacks.push(
@@ -390,7 +391,7 @@ async function main(): Promise<void> {
         const sc = h.pairs[0]?.scan;
         return sc?.inProgress ? `pass in progress at ${sc.progressPercent}%` : `${sc?.passesCompleted} passes completed`;
       };
-      const scanNote = `scan during e: ${describeScan(db2, 'scanning')}${CONTROLS ? `; during ey: ${describeScan(lab.path('greedy.db'), 'greedy')}` : ''}`;
+      const scanNote = `scan during e: ${describeScan(db2, 'scanning')}${CONTROLS ? `; during ey: ${describeScan(greedyDb, 'greedy')}` : ''}`;
       log(`bench: ${scanNote}`);
       for (const loop of [loopA, loopB, loopB0, loopC, loopD, loopE, ...controlLoops]) execFileSync('losetup', ['-d', loop]);
       lab.ok(['unmount', mnt]);
@@ -399,7 +400,6 @@ async function main(): Promise<void> {
       await daemon2.exited;
       for (const p of [pt, pt0, ...controlProcs]) await lab.stopDaemon(p);
 
-      const m = (cfg: string, cell: string) => median(results[cfg]?.[cell] ?? [NaN]);
       const ratio = (x: number, y: number) => (x / y).toFixed(3);
       const spread = (cfg: string, cell: string) => {
         const xs = results[cfg]?.[cell] ?? [];
@@ -478,7 +478,6 @@ async function main(): Promise<void> {
       execFileSync('losetup', ['-d', loopNone]);
       lab.ok(['--db', db3, 'unmount', mnt]);
       await both.exited;
-      const m = (cfg: string, cell: string) => median(results[cfg]?.[cell] ?? [NaN]);
       lines.push(`| scale: 1,000,000 entries | median | target |`);
       lines.push(`|---|---:|---:|`);
       lines.push(`| daemon start-up (spawn to ready) | ${median(startTimes).toFixed(2)} s | ≤ 3 s |`);
@@ -495,7 +494,7 @@ async function main(): Promise<void> {
       const o = filledPair(lab, images.dir, 'options', GiB, 64 * MiB, lab.path('options.db'));
       const variants: Array<{ cfg: string; label: string; options: string; directIo: boolean }> = [
         { cfg: 'ob', label: 'big_writes (b, remapfs)', options: 'big_writes', directIo: true },
-        { cfg: 'o-', label: 'no options (4 KiB writes)', options: '-', directIo: true },
+        { cfg: 'o-', label: 'no options (no big_writes)', options: '-', directIo: true },
         { cfg: 'omr', label: 'big_writes,max_read=131072', options: 'big_writes,max_read=131072', directIo: true },
         { cfg: 'omb', label: 'big_writes,max_background=64,congestion_threshold=48', options: 'big_writes,max_background=64,congestion_threshold=48', directIo: true },
         { cfg: 'obuf', label: 'big_writes; loop --direct-io=off', options: 'big_writes', directIo: false },
@@ -521,7 +520,6 @@ async function main(): Promise<void> {
         execFileSync('losetup', ['-d', x.dev]);
         await lab.stopDaemon(x.proc);
       }
-      const m = (cfg: string, cell: string) => median(results[cfg]?.[cell] ?? [NaN]);
       lines.push(`| option variant (passthrough) | ${CELLS.map((c) => c.name).join(' | ')} |`);
       lines.push(`|---|${CELLS.map(() => '---:').join('|')}|`);
       for (const v of variants) {

@@ -24,7 +24,7 @@ class TunedFuse extends Fuse {
 
 function main(): void {
   const [image, mnt, mode = 'auto', options = 'big_writes'] = process.argv.slice(2);
-  if (!image || !mnt) throw new Error('usage: passthrough <image> <mountpoint> [auto|buffered]');
+  if (!image || !mnt) throw new Error('usage: passthrough <image> <mountpoint> [auto|buffered] [-o options]');
   const size = fs.statSync(image).size;
   const readFd = fs.openSync(image, 'r+');
   let writeFd = readFd;

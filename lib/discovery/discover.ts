@@ -13,6 +13,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { FileDevice } from '../block/file-device';
+import { loopBackingFile } from '../block/loop';
 import { locateMetadata } from '../meta/locate';
 import { fingerprint } from '../meta/reconcile';
 import { Store } from '../store/db';
@@ -73,13 +74,7 @@ export function blockDeviceCandidates(): Array<{ path: string; loopBacking: stri
       continue;
     }
     if (size === 0 || !fs.existsSync(`/dev/${name}`)) continue;
-    let loopBacking: string | null = null;
-    try {
-      loopBacking = fs.readFileSync(`/sys/class/block/${name}/loop/backing_file`, 'utf8').trim().replace(/ \(deleted\)$/, '');
-    } catch {
-      // not a loop device
-    }
-    out.push({ path: `/dev/${name}`, loopBacking });
+    out.push({ path: `/dev/${name}`, loopBacking: loopBackingFile(name) ?? null });
   }
   return out;
 }

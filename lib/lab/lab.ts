@@ -9,6 +9,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { loopBackingFile } from '../block/loop';
 import { socketPathFor } from '../daemon/control';
 
 export const REMAPFS_BIN = path.resolve(__dirname, '../../../bin/remapfs');
@@ -102,14 +103,14 @@ export class Lab {
 
   private async startServer(args: string[], mountpoint: string, ready: string, env?: NodeJS.ProcessEnv, raw = false): Promise<DaemonHandle> {
     // SIGUSR2 makes a remapfs server write a diagnostic report: stopDaemon() shows it when the server hangs.
-    const reportDir = this.mkdir('reports');
-    const argv = raw ? args : ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reportDir}`, REMAPFS_BIN, ...args];
+    const reportDir = raw ? undefined : this.mkdir('reports');
+    const argv = reportDir ? ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reportDir}`, REMAPFS_BIN, ...args] : args;
     const child = spawn(process.execPath, argv, { env: env ?? this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const handle: DaemonHandle = { child, mountpoint, output: () => out, exited, ...(raw ? {} : { reportDir }) };
+    const handle: DaemonHandle = { child, mountpoint, output: () => out, exited, ...(reportDir ? { reportDir } : {}) };
     this.onCleanup(`stop daemon at ${mountpoint}`, () => this.stopDaemon(handle));
     const deadline = Date.now() + 30000;
     while (!out.includes(ready)) {
@@ -238,15 +239,6 @@ export async function diagnosticReport(h: DaemonHandle): Promise<string> {
     await sleep(100);
   }
   return 'No diagnostic report within 2 s (its event loop is blocked).';
-}
-
-/** What backs a loop device (as the kernel names it), or undefined when nothing does. */
-export function loopBackingFile(dev: string): string | undefined {
-  try {
-    return fs.readFileSync(`/sys/block/${path.basename(dev)}/loop/backing_file`, 'utf8').trim().replace(/ \(deleted\)$/, '');
-  } catch {
-    return undefined;
-  }
 }
 
 /** Detaches `dev` only while `backingFile` still backs it, so a device another process attached since is left alone. */

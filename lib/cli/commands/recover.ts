@@ -2,6 +2,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
+import { loopBackingFile } from '../../block/loop';
 import { mounts } from '../../daemon/mounts';
 import { RemapfsError } from '../../errors';
 import { dbPath } from '../common';
@@ -25,13 +26,8 @@ export function loopsUnder(dir: string): LoopUse[] {
   const all = mounts();
   for (const name of fs.existsSync('/sys/block') ? fs.readdirSync('/sys/block') : []) {
     if (!name.startsWith('loop')) continue;
-    let backing: string;
-    try {
-      backing = fs.readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').trim().replace(/ \(deleted\)$/, '');
-    } catch {
-      continue; // not attached
-    }
-    if (!backing.startsWith(dir + '/')) continue;
+    const backing = loopBackingFile(name);
+    if (backing === undefined || !backing.startsWith(dir + '/')) continue;
     const device = `/dev/${name}`;
     out.push({ device, backingFile: backing, mountedAt: all.filter((m) => m.source === device).map((m) => m.mountpoint) });
   }
