@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what remapfs needs on a Debian machine, only what is missing:
 # apt packages (libfuse2, fuse, e2fsprogs, fio, util-linux), node_modules
-# (npm ci, with the native better-sqlite3 binary really built), and the
-# TypeScript build. Safe to run again; quiet when nothing is missing.
+# (npm ci, with the native better-sqlite3 binary really built), remapfs's own
+# native helper (optional), and the TypeScript build. Safe to run again; quiet when nothing is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,5 +42,31 @@ if ! node -e "new (require('better-sqlite3'))(':memory:').close()" 2>/dev/null; 
   node -e "new (require('better-sqlite3'))(':memory:').close()"
 fi
 node -e "require('fuse-native')" 2>/dev/null || { log "fuse-native does not load (is libfuse2 installed?)"; exit 1; }
+
+# The native helper (binding.gyp, native/): optional. Built when missing, stale
+# or not loading; if it cannot be built, remapfs runs without it (no
+# PR_SET_IO_FLUSHER) and this says why once.
+addon=build/Release/remapfs_native.node
+if [ ! -f "$addon" ] || [ -n "$(find native binding.gyp -newer "$addon" -print -quit)" ] ||
+   ! node -e "require('./$addon')" 2>/dev/null; then
+  tools=()
+  command -v g++ >/dev/null || tools+=(g++)
+  command -v make >/dev/null || tools+=(make)
+  command -v python3 >/dev/null || tools+=(python3)
+  if [ ${#tools[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ]; then
+    log "installing ${tools[*]} for the native helper"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${tools[@]}" >/dev/null 2>&1 ||
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${tools[@]}" >/dev/null 2>&1; } || true
+  fi
+  log "building the native helper"
+  out=$(mktemp)
+  if npm run --silent build:native >"$out" 2>&1 && node -e "require('./$addon')" 2>>"$out"; then
+    :
+  else
+    why=$(grep -m1 -E 'error|Error|ERR' "$out" || tail -n1 "$out")
+    log "warning: the native helper did not build, so remapfs runs without PR_SET_IO_FLUSHER: ${why:-unknown failure}"
+  fi
+  rm -f "$out"
+fi
 
 npx --no-install tsc -p tsconfig.json
