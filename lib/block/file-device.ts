@@ -21,6 +21,7 @@
 import * as fs from 'fs';
 import { BlockDevice, SECTOR_BYTES } from './device';
 import { alignWindow } from './align';
+import { Extent, extentsOverlap, majorMinor, resolveExtent } from './alias';
 import { RemapfsError } from '../errors';
 
 export type OpenMode = 'auto' | 'direct' | 'dsync' | 'buffered';
@@ -38,9 +39,11 @@ export interface DeviceIdentity {
   /** Absolute, symlinks resolved. */
   realPath: string;
   isBlockDevice: boolean;
-  /** "dev:ino" for files, "rdev" for block devices: equal means same device. */
+  /** "dev:ino" for files, "rdev" for block devices: equal means same device node or file. */
   key: string;
   sizeBytes: number;
+  /** What it really reaches (loop devices and partitions resolved): use `extentsOverlap` to compare devices. */
+  extent: Extent;
 }
 
 /** Stats a path as a possible main or spare device; throws a clear error. */
@@ -54,17 +57,29 @@ export function identify(path: string): DeviceIdentity {
     throw new RemapfsError('open', path, err, 'check that the path exists');
   }
   if (st.isBlockDevice()) {
-    return { realPath, isBlockDevice: true, key: `b${st.rdev}`, sizeBytes: blockDeviceBytes(realPath, st.rdev) };
+    return { realPath, isBlockDevice: true, key: `b${st.rdev}`, sizeBytes: blockDeviceBytes(realPath, st.rdev), extent: extentOf(realPath) };
   }
   if (st.isFile()) {
-    return { realPath, isBlockDevice: false, key: `f${st.dev}:${st.ino}`, sizeBytes: st.size };
+    return { realPath, isBlockDevice: false, key: `f${st.dev}:${st.ino}`, sizeBytes: st.size, extent: extentOf(realPath) };
   }
   throw new RemapfsError('open', path, 'not a regular file or block device');
 }
 
+function extentOf(realPath: string): Extent {
+  try {
+    return resolveExtent(realPath);
+  } catch (err) {
+    throw new RemapfsError('open', realPath, err, 'check that the path exists');
+  }
+}
+
+/** True when the two devices share a byte of storage (a loop device over a file shares the file's). */
+export function sameStorage(a: DeviceIdentity, b: DeviceIdentity): boolean {
+  return a.key === b.key || extentsOverlap(a.extent, b.extent);
+}
+
 function blockDeviceBytes(path: string, rdev: number): number {
-  const major = Math.floor(rdev / 256) & 0xfff; // Linux new_decode_dev, enough for common majors
-  const minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
+  const { major, minor } = majorMinor(rdev);
   try {
     const sectors = Number(fs.readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim());
     return sectors * SECTOR_BYTES;

@@ -1,6 +1,8 @@
 /** Helpers shared by the CLI commands. */
 import { RemapfsError, UsageError } from '../errors';
 import { DEFAULT_DB_PATH, MountRecord, PairRecord, Store } from '../store/db';
+import { DeviceBusyError, DeviceLock } from '../block/device-lock';
+import { lockPair, openPair, OpenPairOptions, PairRuntime } from '../remap/pair';
 
 export interface GlobalArgs {
   db: string;
@@ -56,4 +58,49 @@ export function parseCount(what: string, raw: unknown): number {
   const n = Number(s);
   if (!Number.isSafeInteger(n)) throw new UsageError(`${what} is too large: ${s}`);
   return n;
+}
+
+/** How long a CLI command waits for another remapfs process to let go of a pair's devices. */
+export const CLI_LOCK_WAIT_MS = Number(process.env.REMAPFS_LOCK_WAIT_MS ?? 10000);
+
+/**
+ * Runs an operation on a pair through the daemon serving this database, or
+ * else in this process with the pair's devices locked (openPair). While
+ * another process holds them, it waits (up to CLI_LOCK_WAIT_MS) and looks
+ * again for a daemon each time, so a daemon that starts meanwhile is used
+ * as soon as it registers.
+ */
+export async function onPair<T>(
+  store: Store,
+  pair: PairRecord,
+  how: { daemon: (mount: MountRecord) => Promise<T>; local: (rt: PairRuntime) => T | Promise<T>; open?: OpenPairOptions },
+): Promise<T> {
+  const deadline = Date.now() + CLI_LOCK_WAIT_MS;
+  for (;;) {
+    const daemon = liveDaemon(store);
+    if (daemon) return how.daemon(daemon);
+    let rt: PairRuntime;
+    try {
+      rt = openPair(store, pair, { ...how.open, lockWaitMs: 0 });
+    } catch (err) {
+      if (!(err instanceof DeviceBusyError) || Date.now() >= deadline || err.serving) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      continue;
+    }
+    try {
+      return await how.local(rt);
+    } finally {
+      rt.close();
+    }
+  }
+}
+
+/** Runs fn with the pair's devices locked (waiting up to CLI_LOCK_WAIT_MS for another holder). */
+export function withPairLock<T>(pair: PairRecord, op: string, fn: (lock: DeviceLock) => T): T {
+  const lock = lockPair(pair, op, CLI_LOCK_WAIT_MS);
+  try {
+    return fn(lock);
+  } finally {
+    lock.release();
+  }
 }

@@ -68,6 +68,8 @@ interface Attached {
 }
 
 const RESCAN_MS = 3000;
+/** How long a starting daemon waits for a CLI command that holds a pair's devices. */
+const START_LOCK_WAIT_MS = 60000;
 const DEBOUNCE_MS = 300;
 
 export class Daemon {
@@ -116,7 +118,8 @@ export class Daemon {
     });
     try {
       for (const rec of records) {
-        const a = this.tryOpen(rec);
+        // A CLI command working on the pair finishes first: the daemon reconciles what it left.
+        const a = this.tryOpen(rec, START_LOCK_WAIT_MS);
         if (a) this.attached.push(a);
       }
       if (this.attached.length === 0 && !this.hotplug) throw new RemapfsError('mount', this.mountpoint, 'no pair could be opened');
@@ -150,9 +153,9 @@ export class Daemon {
     return this.served ? this.served.stop(force) : Promise.resolve();
   }
 
-  private tryOpen(rec: PairRecord): Attached | undefined {
+  private tryOpen(rec: PairRecord, lockWaitMs = 0): Attached | undefined {
     try {
-      const rt = openPair(this.store, rec, { mode: this.opts.mode ?? 'auto', log: this.log });
+      const rt = openPair(this.store, rec, { mode: this.opts.mode ?? 'auto', log: this.log, lockWaitMs });
       this.notOpened.delete(rec.uuid);
       return { svc: new PairService(rt, this.store, this.log, () => this.userIoOps()), mainKey: identify(rec.mainPath).key, spareKey: identify(rec.sparePath).key };
     } catch (err) {
@@ -232,8 +235,8 @@ export class Daemon {
             continue;
           }
         } else if (rec.mainPath !== p.main.path || rec.sparePath !== p.spare.path) {
-          this.store.updatePaths(rec.id, p.main.path, p.spare.path);
-          rec = { ...rec, mainPath: p.main.path, sparePath: p.spare.path };
+          this.store.updatePaths(rec.id, p.main.path, p.spare.path, p.spare.hardwareId);
+          rec = { ...rec, mainPath: p.main.path, sparePath: p.spare.path, spareHwid: p.spare.hardwareId };
         }
         const a = this.tryOpen(rec);
         if (!a) continue;

@@ -3,16 +3,21 @@
  * label) among block devices (/sys/class/block) and the files of given
  * directories, and groups them into pairs by UUID. Nothing is written.
  *
- * Conflicts: when several spares carry one pair, the one with the highest
- * metadata sequence number wins (it holds the newest table); equal sequences
- * with equal tables are copies, and the first path wins. When several mains
+ * Spares (chooseSpare, pure): a pair's known spare, when it is present, is
+ * kept; another device claiming the same UUID (a copy, or a crafted file with
+ * a higher sequence) never replaces it silently. When the known spare is
+ * gone, a candidate is taken only if its hardware id is the recorded one, or
+ * if neither has one and every candidate holds the same table. Anything else
+ * is a conflict that only an explicit `--accept <path>` resolves. For a pair
+ * the database does not know, identical copies are one spare (the first path
+ * wins) and different tables are a conflict. When several mains
  * carry one pair's label, the one whose hardware id matches the database
  * wins; otherwise the pair is not imported, since serving the wrong disk
  * would hand it another disk's remap table.
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { FileDevice } from '../block/file-device';
+import { DeviceIdentity, FileDevice, identify, sameStorage } from '../block/file-device';
 import { loopBackingFile } from '../block/loop';
 import { locateMetadata } from '../meta/locate';
 import { fingerprint } from '../meta/reconcile';
@@ -29,6 +34,7 @@ export interface SpareFound {
   blockSize: number;
   mainBytes: number;
   tablePrint: string;
+  hardwareId: string | null;
 }
 
 export interface MainFound {
@@ -115,6 +121,7 @@ export function probe(p: string): { spare?: SpareFound; main?: MainFound } {
         blockSize: h.blockSize,
         mainBytes: h.mainBytes,
         tablePrint: fingerprint(meta.newest.entries ?? []),
+        hardwareId: hardwareId(p) ?? null,
       };
     }
     const label = readLabel(dev);
@@ -125,7 +132,56 @@ export function probe(p: string): { spare?: SpareFound; main?: MainFound } {
   }
 }
 
-export function discover(dirs: readonly string[], store?: Store, opts: { blockDevices?: boolean; excludeUnder?: readonly string[] } = {}): DiscoveryReport {
+export interface KnownSpare {
+  path: string;
+  /** The recorded hardware id of the pair's spare, if it had one. */
+  hardwareId: string | null;
+}
+
+export interface SpareChoice {
+  spare: SpareFound | null;
+  losers: DiscoveredPair['losers'];
+  conflict: string | null;
+}
+
+/**
+ * Which of the spares claiming one pair to use (see the design note). `isKnown`
+ * says whether a candidate is the pair's known spare (same storage), and
+ * `knownPresent` whether the known spare's path still reaches a device.
+ */
+export function chooseSpare(candidates: readonly SpareFound[], known: KnownSpare | null, isKnown: (s: SpareFound) => boolean, knownPresent: boolean, accept?: string): SpareChoice {
+  const losers: DiscoveredPair['losers'] = [];
+  const pick = (chosen: SpareFound, why: (s: SpareFound) => string): SpareChoice => {
+    for (const s of candidates) if (s !== chosen) losers.push({ role: 'spare', path: s.path, why: why(s) });
+    return { spare: chosen, losers, conflict: null };
+  };
+  if (candidates.length === 0) return { spare: null, losers, conflict: null };
+  const accepted = accept !== undefined ? candidates.find((s) => s.path === accept) : undefined;
+  if (accepted) return pick(accepted, () => `not the spare accepted with --accept ${accepted.path}`);
+  const acceptHint = (s: SpareFound) => `pass --accept ${s.path} to use it`;
+  if (known) {
+    const mine = candidates.find(isKnown);
+    if (mine) return pick(mine, (s) => `claims this pair too (sequence ${s.sequence}), but the pair's spare ${mine.path} is present; ${acceptHint(s)}`);
+    if (knownPresent) {
+      return { spare: null, losers, conflict: `the pair's spare ${known.path} is present but holds no valid metadata of this pair, and ${candidates.map((s) => s.path).join(', ')} claim it: check it, or ${acceptHint(candidates[0] as SpareFound)}` };
+    }
+    if (known.hardwareId) {
+      const same = candidates.filter((s) => s.hardwareId === known.hardwareId);
+      if (same.length === 1) return pick(same[0] as SpareFound, (s) => `hardware id ${s.hardwareId ?? 'none'} is not the pair's spare's (${known.hardwareId})`);
+      return { spare: null, losers, conflict: `the pair's spare (${known.hardwareId}) is gone, and ${candidates.map((s) => `${s.path} (${s.hardwareId ?? 'no hardware id'})`).join(', ')} claim it: ${acceptHint(candidates[0] as SpareFound)}` };
+    }
+  }
+  const first = candidates[0] as SpareFound;
+  const differing = candidates.filter((s) => s.tablePrint !== first.tablePrint || s.sequence !== first.sequence);
+  if (differing.length === 0) return pick(first, () => 'an identical copy; the first one found wins');
+  return {
+    spare: null,
+    losers,
+    conflict: `spares ${candidates.map((s) => `${s.path} (sequence ${s.sequence})`).join(', ')} hold different tables of this pair: ${acceptHint(first)}, after checking which is the real one`,
+  };
+}
+
+export function discover(dirs: readonly string[], store?: Store, opts: { blockDevices?: boolean; excludeUnder?: readonly string[]; accept?: string } = {}): DiscoveryReport {
   const files = dirs.flatMap(fileCandidates);
   const fileSet = new Set(files.map((f) => fs.realpathSync(f)));
   const skipped: Array<{ path: string; why: string }> = [];
@@ -155,20 +211,17 @@ export function discover(dirs: readonly string[], store?: Store, opts: { blockDe
   const pairs: DiscoveredPair[] = [];
   for (const uuid of new Set([...spares.keys(), ...mains.keys()])) {
     const known = store?.getPairByUuid(uuid);
-    const losers: DiscoveredPair['losers'] = [];
-    let conflict: string | null = null;
-    const sp = [...(spares.get(uuid) ?? [])].sort((a, b) => b.sequence - a.sequence);
-    const spare = sp[0] ?? null;
-    for (const other of sp.slice(1)) {
-      const why =
-        other.sequence < (spare?.sequence ?? 0)
-          ? `older metadata (sequence ${other.sequence} < ${spare?.sequence})`
-          : other.tablePrint === spare?.tablePrint
-            ? 'an identical copy; the first one found wins'
-            : 'same sequence, different table: ambiguous';
-      if (why.endsWith('ambiguous')) conflict = `spares ${spare?.path} and ${other.path} hold different tables under the same sequence number`;
-      losers.push({ role: 'spare', path: other.path, why });
-    }
+    const knownSpare = known ? identifyOrUndefined(known.sparePath) : undefined;
+    const choice = chooseSpare(
+      spares.get(uuid) ?? [],
+      known ? { path: known.sparePath, hardwareId: known.spareHwid } : null,
+      (s) => !!knownSpare && sameStorageOrFalse(s.path, knownSpare),
+      !!knownSpare,
+      opts.accept,
+    );
+    const losers = choice.losers;
+    let conflict = choice.conflict;
+    const spare = choice.spare;
     let main: MainFound | null = null;
     const mn = mains.get(uuid) ?? [];
     if (mn.length === 1) main = mn[0] ?? null;
@@ -185,9 +238,10 @@ export function discover(dirs: readonly string[], store?: Store, opts: { blockDe
       conflict = `main ${main.path} has ${main.label.mainBytes} bytes but the spare's metadata says ${spare.mainBytes}`;
     }
     const status: DiscoveredPair['status'] = conflict ? 'conflict' : main && spare ? 'complete' : spare ? 'spare-only' : 'main-only';
+    const anySpare = spare ?? (spares.get(uuid) ?? [])[0] ?? null;
     pairs.push({
       uuid,
-      name: spare?.name ?? main?.label.name ?? '?',
+      name: anySpare?.name ?? main?.label.name ?? '?',
       status,
       main,
       spare,
@@ -200,4 +254,17 @@ export function discover(dirs: readonly string[], store?: Store, opts: { blockDe
   }
   pairs.sort((a, b) => a.name.localeCompare(b.name) || a.uuid.localeCompare(b.uuid));
   return { version: 1, scanned: { blockDevices: devices.length, files: files.length, skipped }, pairs };
+}
+
+function identifyOrUndefined(p: string): DeviceIdentity | undefined {
+  try {
+    return identify(p);
+  } catch {
+    return undefined;
+  }
+}
+
+function sameStorageOrFalse(p: string, known: DeviceIdentity): boolean {
+  const id = identifyOrUndefined(p);
+  return !!id && sameStorage(id, known);
 }

@@ -1,6 +1,7 @@
 /** Hardware identity of block devices from sysfs (serial number or WWN), where the kernel shows one. */
 import * as fs from 'fs';
 import * as path from 'path';
+import { majorMinor } from '../block/alias';
 
 /** "wwid:…" or "serial:…" for a block device path, or undefined (files, loop devices, virtual disks without one). */
 export function hardwareId(devicePath: string): string | undefined {
@@ -8,8 +9,7 @@ export function hardwareId(devicePath: string): string | undefined {
   try {
     const st = fs.statSync(devicePath);
     if (!st.isBlockDevice()) return undefined;
-    const major = Math.floor(st.rdev / 256) & 0xfff;
-    const minor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
+    const { major, minor } = majorMinor(st.rdev);
     name = path.basename(fs.realpathSync(`/sys/dev/block/${major}:${minor}`));
   } catch {
     return undefined;

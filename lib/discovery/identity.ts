@@ -2,14 +2,15 @@
 import { hardwareId } from './hardware';
 import { encodeLabel, labelBlockOf } from './label';
 import { openPair } from '../remap/pair';
+import { DeviceLock } from '../block/device-lock';
 import { PairRecord, Store } from '../store/db';
 
 /**
  * Remaps the last block of main to the spare (its data copied and persisted
  * first), then writes the label into the freed physical block and flushes.
  */
-export function labelMain(store: Store, pair: PairRecord): void {
-  const rt = openPair(store, pair);
+export function labelMain(store: Store, pair: PairRecord, lock: DeviceLock): void {
+  const rt = openPair(store, pair, { lock });
   try {
     const block = labelBlockOf(pair.mainBytes, pair.blockSize);
     rt.device.remapBlock(block, 'label');

@@ -4,7 +4,8 @@
  * label (or, for a pair made without one, at least its size). Used by
  * `remapfs import`, `remapfs discover --import` and the daemon's hot-plug.
  */
-import { DeviceIdentity, FileDevice, identify } from '../block/file-device';
+import { DeviceIdentity, FileDevice, identify, sameStorage } from '../block/file-device';
+import { DeviceLock } from '../block/device-lock';
 import { RemapfsError } from '../errors';
 import { locateMetadata } from '../meta/locate';
 import { recordOf } from '../meta/reconcile';
@@ -20,30 +21,64 @@ export interface ImportResult {
   repaired: string[];
 }
 
-/** Refuses devices that already belong to a pair of this database (by path or by device identity). */
+/**
+ * Refuses devices that already belong to a pair of this database: by path, by
+ * device identity, or by sharing storage (a loop device over a pair's image).
+ */
 export function checkDevicesFree(store: Store, name: string, main: DeviceIdentity, spare: DeviceIdentity, except?: number): void {
   for (const p of store.listPairs()) {
     if (p.id === except) continue;
     for (const [role, dev] of [['main', main], ['spare', spare]] as const) {
       for (const theirs of [p.mainPath, p.sparePath]) {
-        let theirKey: string | undefined;
+        let same = theirs === dev.realPath;
         try {
-          theirKey = identify(theirs).key;
+          same ||= sameStorage(identify(theirs), dev);
         } catch {
-          theirKey = undefined;
+          // their device is not here now; the path comparison stands
         }
-        if (theirs === dev.realPath || theirKey === dev.key) {
-          throw new RemapfsError('pair', name, `${role} ${dev.realPath} is already used by pair ${p.name}`, 'a device can belong to one pair only');
-        }
+        if (same) throw new RemapfsError('pair', name, `${role} ${dev.realPath} is already used by pair ${p.name} (${theirs})`, 'a device can belong to one pair only');
       }
     }
   }
 }
 
-export function importPair(store: Store, mainPath: string, sparePath: string, name?: string): ImportResult {
+/** Refuses a main and a spare that share storage: a loop device over the other's image, a partition of it, or the same device. */
+export function checkDistinct(op: string, name: string, main: DeviceIdentity, spare: DeviceIdentity): void {
+  if (sameStorage(main, spare)) {
+    const how = main.key === spare.key ? 'are the same device' : 'share storage';
+    throw new RemapfsError(op, name, `main ${main.realPath} and spare ${spare.realPath} ${how} (${main.extent.chain.at(-1)})`, 'pair two different devices');
+  }
+}
+
+export interface ImportOptions {
+  /** The name to give the pair (default: the one in its metadata). */
+  name?: string;
+  /** How long to wait for another process to let go of the devices (default: fail at once). */
+  lockWaitMs?: number;
+}
+
+/**
+ * Imports the pair held by these devices. The devices are locked for the whole
+ * import, so what is read cannot change underneath, and nobody else (another
+ * database's daemon, say) is writing to them.
+ */
+export function importPair(store: Store, mainPath: string, sparePath: string, opts: ImportOptions = {}): ImportResult {
   const main = identify(mainPath);
   const spare = identify(sparePath);
-  if (main.key === spare.key) throw new RemapfsError('import', sparePath, `main and spare are the same device (${main.realPath})`);
+  checkDistinct('import', sparePath, main, spare);
+  const lock = DeviceLock.acquire([main.realPath, spare.realPath], {
+    op: 'import',
+    object: `${main.realPath} and ${spare.realPath}`,
+    waitMs: opts.lockWaitMs ?? 0,
+  });
+  try {
+    return importLocked(store, main, spare, opts.name);
+  } finally {
+    lock.release();
+  }
+}
+
+function importLocked(store: Store, main: DeviceIdentity, spare: DeviceIdentity, name: string | undefined): ImportResult {
   const dev = FileDevice.open(spare.realPath, { readOnly: true, mode: 'buffered' });
   let found;
   try {
@@ -90,6 +125,7 @@ export function importPair(store: Store, mainPath: string, sparePath: string, na
       metaSeq: h.sequence,
       mainLabel: !!label,
       mainHwid: label ? hardwareId(main.realPath) ?? null : null,
+      spareHwid: hardwareId(spare.realPath) ?? null,
     });
     store.replaceTable(
       p.id,

@@ -4,6 +4,7 @@
  * that work on an unmounted pair.
  */
 import { FileDevice, OpenMode, identify } from '../block/file-device';
+import { DeviceLock } from '../block/device-lock';
 import { RemapfsError } from '../errors';
 import { PairRecord, Store } from '../store/db';
 import { RemapIndex } from './index-table';
@@ -25,6 +26,7 @@ export interface PairRuntime {
   opened: Reconciliation;
   /** The main device itself (for writing its label). */
   main: FileDevice;
+  /** Releases the devices and, when openPair took it, the lock. */
   close(): void;
 }
 
@@ -50,6 +52,15 @@ export interface OpenPairOptions {
   /** Extra attempts after a failed main read. */
   readRetries?: number;
   log?: (line: string) => void;
+  /** A lock on the pair's devices that the caller already holds (and keeps after close). */
+  lock?: DeviceLock;
+  /** Without `lock`: how long to wait for another holder of the devices (default: fail at once). */
+  lockWaitMs?: number;
+}
+
+/** Locks a pair's main and spare (and what backs them) for writing; see device-lock.ts. */
+export function lockPair(pair: PairRecord, op: string, waitMs: number, onWait?: (why: string) => void): DeviceLock {
+  return DeviceLock.acquire([pair.mainPath, pair.sparePath], { op, object: `pair ${pair.name}`, waitMs, ...(onWait ? { onWait } : {}) });
 }
 
 export function openPair(store: Store, pair: PairRecord, opts: OpenPairOptions = {}): PairRuntime {
@@ -57,9 +68,12 @@ export function openPair(store: Store, pair: PairRecord, opts: OpenPairOptions =
   const log = opts.log ?? (() => undefined);
   checkDeviceSize('main', pair.name, pair.mainPath, pair.mainBytes);
   checkDeviceSize('spare', pair.name, pair.sparePath, pair.spareBytes);
-  const main = FileDevice.open(pair.mainPath, { mode });
+  // Lock before reading anything: what is read below decides, so nobody else may be writing.
+  const ownLock = opts.lock ? undefined : lockPair(pair, 'open', opts.lockWaitMs ?? 0, (why) => log(`remapfs: ${pair.name}: waiting: ${why}`));
+  let main: FileDevice | undefined;
   let spare: FileDevice | undefined;
   try {
+    main = FileDevice.open(pair.mainPath, { mode });
     checkMainIdentity(pair, main);
     spare = FileDevice.open(pair.sparePath, { mode });
     const slots = new SlotSet(spare, spareLayout(pair.spareBytes, pair.blockSize));
@@ -70,10 +84,18 @@ export function openPair(store: Store, pair: PairRecord, opts: OpenPairOptions =
       ...(opts.readRetries !== undefined ? { readRetries: opts.readRetries } : {}),
       onEvent: (line) => log(`remapfs: ${pair.name}: ${line}`),
     });
-    return { record: pair, device, index, journal, opened, main, close: () => device.close() };
+    const close = () => {
+      try {
+        device.close();
+      } finally {
+        ownLock?.release();
+      }
+    };
+    return { record: pair, device, index, journal, opened, main, close };
   } catch (err) {
-    main.close();
+    main?.close();
     spare?.close();
+    ownLock?.release();
     throw err;
   }
 }

@@ -33,6 +33,8 @@ export interface PairRecord {
   mainLabel: boolean;
   /** Hardware serial or WWN of the main when it is a block device that has one. */
   mainHwid: string | null;
+  /** Hardware serial or WWN of the spare, likewise: discovery never swaps in a spare with another one. */
+  spareHwid: string | null;
 }
 
 export interface RemapRecord {
@@ -66,7 +68,8 @@ CREATE TABLE IF NOT EXISTS pairs (
   created_at INTEGER NOT NULL,
   meta_seq INTEGER NOT NULL DEFAULT 0,
   main_label INTEGER NOT NULL DEFAULT 0,
-  main_hwid TEXT
+  main_hwid TEXT,
+  spare_hwid TEXT
 );
 CREATE TABLE IF NOT EXISTS remaps (
   pair_id INTEGER NOT NULL REFERENCES pairs(id) ON DELETE CASCADE,
@@ -181,6 +184,9 @@ export class Store {
       } else if (!tables.includes('bad_sectors')) {
         db.exec(SCHEMA); // tables added within schema version 1
       }
+      if (tables.length > 0 && !(db.prepare('SELECT name FROM pragma_table_info(\'pairs\')').pluck().all() as string[]).includes('spare_hwid')) {
+        db.exec('ALTER TABLE pairs ADD COLUMN spare_hwid TEXT'); // a column added within schema version 1
+      }
       const version = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get() as string | undefined;
       if (version !== String(SCHEMA_VERSION)) {
         throw new Error(`unsupported schema version ${version ?? '(none)'}; this remapfs reads version ${SCHEMA_VERSION}`);
@@ -210,11 +216,11 @@ export class Store {
     return row ? pairFromRow(row) : undefined;
   }
 
-  insertPair(input: Omit<PairRecord, 'id' | 'mainLabel' | 'mainHwid'> & Partial<Pick<PairRecord, 'mainLabel' | 'mainHwid'>>): PairRecord {
-    const p = { mainLabel: false, mainHwid: null, ...input };
+  insertPair(input: Omit<PairRecord, 'id' | 'mainLabel' | 'mainHwid' | 'spareHwid'> & Partial<Pick<PairRecord, 'mainLabel' | 'mainHwid' | 'spareHwid'>>): PairRecord {
+    const p = { mainLabel: false, mainHwid: null, spareHwid: null, ...input };
     const info = this.db
-      .prepare('INSERT INTO pairs (name, uuid, main_path, spare_path, block_size, main_bytes, spare_bytes, created_at, meta_seq, main_label, main_hwid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(p.name, p.uuid, p.mainPath, p.sparePath, p.blockSize, p.mainBytes, p.spareBytes, p.createdAt, p.metaSeq, p.mainLabel ? 1 : 0, p.mainHwid);
+      .prepare('INSERT INTO pairs (name, uuid, main_path, spare_path, block_size, main_bytes, spare_bytes, created_at, meta_seq, main_label, main_hwid, spare_hwid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(p.name, p.uuid, p.mainPath, p.sparePath, p.blockSize, p.mainBytes, p.spareBytes, p.createdAt, p.metaSeq, p.mainLabel ? 1 : 0, p.mainHwid, p.spareHwid);
     return { ...p, id: Number(info.lastInsertRowid) };
   }
 
@@ -228,8 +234,9 @@ export class Store {
   }
 
   /** Records where a pair's devices are now (after a rename, a move or a reboot). */
-  updatePaths(pairId: number, mainPath: string, sparePath: string): void {
+  updatePaths(pairId: number, mainPath: string, sparePath: string, spareHwid?: string | null): void {
     this.db.prepare('UPDATE pairs SET main_path = ?, spare_path = ? WHERE id = ?').run(mainPath, sparePath, pairId);
+    if (spareHwid !== undefined) this.db.prepare('UPDATE pairs SET spare_hwid = ? WHERE id = ?').run(spareHwid, pairId);
   }
 
   setMetaSeq(pairId: number, seq: number): void {
@@ -349,6 +356,7 @@ interface PairRow {
   meta_seq: number;
   main_label: number;
   main_hwid: string | null;
+  spare_hwid: string | null;
 }
 
 function pairFromRow(r: PairRow): PairRecord {
@@ -365,6 +373,7 @@ function pairFromRow(r: PairRow): PairRecord {
     metaSeq: r.meta_seq,
     mainLabel: r.main_label === 1,
     mainHwid: r.main_hwid,
+    spareHwid: r.spare_hwid ?? null,
   };
 }
 

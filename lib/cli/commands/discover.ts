@@ -1,13 +1,15 @@
 import * as fs from 'fs';
+import * as path from 'path';
 import type { CommandModule } from 'yargs';
 import { discover, DiscoveredPair } from '../../discovery/discover';
 import { importPair } from '../../discovery/importer';
 import { RemapfsError } from '../../errors';
 import { Store } from '../../store/db';
-import { dbPath, liveDaemon, printJson } from '../common';
+import { CLI_LOCK_WAIT_MS, dbPath, liveDaemon, printJson } from '../common';
 
 interface Args {
   db?: string;
+  accept?: string;
   dir: string[];
   json: boolean;
   import: boolean;
@@ -39,10 +41,10 @@ export function applyDiscovery(store: Store, pairs: DiscoveredPair[]): Action[] 
         if (served) throw new RemapfsError('update paths of', p.known.name, `the database is served by pid ${served.pid}`, 'unmount first; a daemon started with --watch follows moves itself');
         const rec = store.getPairByUuid(p.uuid);
         if (!rec) throw new RemapfsError('update paths of', p.name, 'vanished from the database');
-        store.updatePaths(rec.id, p.main.path, p.spare.path);
+        store.updatePaths(rec.id, p.main.path, p.spare.path, p.spare.hardwareId);
         out.push({ uuid: p.uuid, name: rec.name, action: 'paths-updated', detail: `main ${p.main.path}, spare ${p.spare.path}` });
       } else {
-        const r = importPair(store, p.main.path, p.spare.path);
+        const r = importPair(store, p.main.path, p.spare.path, { lockWaitMs: CLI_LOCK_WAIT_MS });
         out.push({ uuid: p.uuid, name: r.pair.name, action: 'imported', detail: `${r.remappedBlocks} remapped blocks, sequence ${r.pair.metaSeq}` });
       }
     } catch (err) {
@@ -60,6 +62,7 @@ export const discoverCommand: CommandModule<object, Args> = {
       .option('dir', { type: 'string', array: true, default: [], describe: 'also look at the files in this directory (repeatable)' })
       .option('json', { type: 'boolean', default: false, describe: 'machine-readable output (schema in docs/cli.md)' })
       .option('import', { type: 'boolean', default: false, describe: 'import complete pairs and update the paths of moved ones' })
+      .option('accept', { type: 'string', describe: 'resolve a spare conflict: use the spare at this path (see "conflict" lines)' })
       .option('block-devices', { type: 'boolean', default: true, describe: 'look at block devices too (--no-block-devices: only the --dir directories)' }) as never,
   handler: async (argv) => {
     for (const d of argv.dir) {
@@ -68,7 +71,12 @@ export const discoverCommand: CommandModule<object, Args> = {
     const file = dbPath(argv);
     const store = argv.import || fs.existsSync(file) ? Store.open(file, { create: argv.import }) : undefined;
     try {
-      const report = discover(argv.dir, store, { blockDevices: argv['block-devices'] });
+      const accept = argv.accept !== undefined ? path.resolve(argv.accept) : undefined;
+      if (accept !== undefined && !fs.existsSync(accept)) throw new RemapfsError('discover', accept, 'no such file or device', '--accept takes the path of a spare that discover lists');
+      const report = discover(argv.dir, store, { blockDevices: argv['block-devices'], ...(accept !== undefined ? { accept: fs.realpathSync(accept) } : {}) });
+      if (accept !== undefined && !report.pairs.some((p) => p.spare?.path === fs.realpathSync(accept))) {
+        throw new RemapfsError('discover', accept, 'is not a spare that discovery found', 'look at the paths "remapfs discover" lists');
+      }
       const actions = argv.import && store ? applyDiscovery(store, report.pairs) : undefined;
       if (argv.json) return printJson({ ...report, ...(actions ? { actions } : {}) });
       if (report.pairs.length === 0) process.stdout.write(`no remapfs devices found (${report.scanned.blockDevices} block devices, ${report.scanned.files} files looked at)\n`);

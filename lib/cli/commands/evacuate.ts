@@ -1,13 +1,15 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
-import { FileDevice, identify } from '../../block/file-device';
+import { DeviceIdentity, FileDevice, identify, sameStorage } from '../../block/file-device';
+import { DeviceLock } from '../../block/device-lock';
+import { Store } from '../../store/db';
 import { BlockDevice } from '../../block/device';
 import { request } from '../../daemon/control';
 import { RemapfsError } from '../../errors';
 import { openPair, PairRuntime } from '../../remap/pair';
 import { DirtyTracker, evacuate, loadAreaMap, verifyCopy } from '../../rescue/evacuate';
-import { liveDaemon, parseCount, printJson, requirePair, withStore } from '../common';
+import { CLI_LOCK_WAIT_MS, liveDaemon, parseCount, printJson, requirePair, withStore } from '../common';
 import { Progress } from '../progress';
 
 interface Args {
@@ -44,7 +46,7 @@ export const evacuateCommand: CommandModule<object, Args> = {
         fs.truncateSync(to, size);
       }
       const tid = identify(to);
-      if (tid.realPath === pair.mainPath || tid.realPath === pair.sparePath) throw new RemapfsError('evacuate', to, 'is a device of the pair itself');
+      checkTargetApart(store, tid);
       if (tid.sizeBytes < size) {
         if (tid.isBlockDevice) throw new RemapfsError('evacuate', to, `has ${tid.sizeBytes} bytes, the pair needs ${size}`, 'use a bigger disk');
         fs.truncateSync(tid.realPath, size);
@@ -65,10 +67,21 @@ export const evacuateCommand: CommandModule<object, Args> = {
           stop: async () => void (await ask('stop')),
         };
       } else {
-        rt = openPair(store, pair);
+        rt = openPair(store, pair, { lockWaitMs: CLI_LOCK_WAIT_MS });
         source = rt.device;
       }
-      const target = FileDevice.open(to);
+      // The target is written: hold it like a pair's device, so nothing else writes it meanwhile.
+      let targetLock: DeviceLock | undefined;
+      let target: FileDevice | undefined;
+      try {
+        targetLock = DeviceLock.acquire([tid.realPath], { op: 'evacuate', object: to, waitMs: 0 });
+        target = FileDevice.open(to);
+      } catch (err) {
+        targetLock?.release();
+        if (rt) rt.close();
+        else source.close();
+        throw err;
+      }
       try {
         const progress = new Progress(`evacuate ${pair.name}`, size, 1);
         const r = await evacuate({ source, target, mapfilePath, restart: argv.restart, retries, ...(tracker ? { tracker } : {}), onProgress: (done) => progress.update(done) });
@@ -100,9 +113,32 @@ export const evacuateCommand: CommandModule<object, Args> = {
         if (mismatches.length) process.exitCode = 1;
       } finally {
         target.close();
+        targetLock.release();
         if (rt) rt.close();
         else source.close();
       }
     });
   },
 };
+
+/** Refuses a target that shares storage with any pair's device (a loop device over a spare, say) or lies under a remapfs mount. */
+function checkTargetApart(store: Store, target: DeviceIdentity): void {
+  for (const p of store.listPairs()) {
+    for (const [role, devicePath] of [['main', p.mainPath], ['spare', p.sparePath]] as const) {
+      let theirs: DeviceIdentity;
+      try {
+        theirs = identify(devicePath);
+      } catch {
+        continue;
+      }
+      if (sameStorage(target, theirs)) {
+        throw new RemapfsError('evacuate', target.realPath, `shares storage with the ${role} of pair ${p.name} (${devicePath})`, 'evacuate to a disk or file of its own');
+      }
+    }
+  }
+  for (const m of store.liveMounts()) {
+    if (target.extent.chain.some((c) => c.startsWith(m.mountpoint + '/'))) {
+      throw new RemapfsError('evacuate', target.realPath, `is served by remapfs at ${m.mountpoint}`, 'evacuate to a disk or file of its own');
+    }
+  }
+}

@@ -2,10 +2,9 @@ import * as fs from 'fs';
 import type { CommandModule } from 'yargs';
 import { request } from '../../daemon/control';
 import { RemapfsError, UsageError } from '../../errors';
-import { openPair } from '../../remap/pair';
 import { ImportBadResult, importBadSectors } from '../../rescue/bad-sectors';
 import { parseBadblocks, parseMapfile, sectorsOf } from '../../rescue/mapfile';
-import { liveDaemon, parseCount, printJson, requirePair, withStore } from '../common';
+import { onPair, parseCount, printJson, requirePair, withStore } from '../common';
 
 interface Args {
   db?: string;
@@ -44,17 +43,10 @@ export const importBadCommand: CommandModule<object, Args> = {
     }
     await withStore(argv, false, async (store) => {
       const pair = requirePair(store, argv.name);
-      const daemon = liveDaemon(store);
-      let r: ImportBadResult;
-      if (daemon) r = (await request(daemon.socket, { op: 'import-bad', pair: pair.name, sectors }, 600000)) as ImportBadResult;
-      else {
-        const rt = openPair(store, pair);
-        try {
-          r = importBadSectors(rt.device, sectors);
-        } finally {
-          rt.close();
-        }
-      }
+      const r = await onPair(store, pair, {
+        daemon: async (d) => (await request(d.socket, { op: 'import-bad', pair: pair.name, sectors }, 600000)) as ImportBadResult,
+        local: (rt) => importBadSectors(rt.device, sectors),
+      });
       if (argv.json) return printJson({ version: 1, pair: pair.name, ...r });
       process.stdout.write(`${r.sectors} bad sectors in ${r.blocks} blocks: ${r.remapped} copied to the spare, ${r.pending} unreadable (pending), ${r.already} already remapped\n`);
     });

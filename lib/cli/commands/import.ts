@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { UsageError } from '../../errors';
 import { importPair } from '../../discovery/importer';
-import { printJson, withStore } from '../common';
+import { CLI_LOCK_WAIT_MS, printJson, withStore } from '../common';
 import { NAME_PATTERN } from './init';
 
 interface Args {
@@ -24,7 +24,7 @@ export const importCommand: CommandModule<object, Args> = {
   handler: async (argv) => {
     if (argv.name !== undefined && !NAME_PATTERN.test(argv.name)) throw new UsageError(`invalid pair name "${argv.name}"`);
     await withStore(argv, true, (store) => {
-      const r = importPair(store, argv.main, argv.spare, argv.name);
+      const r = importPair(store, argv.main, argv.spare, { ...(argv.name ? { name: argv.name } : {}), lockWaitMs: CLI_LOCK_WAIT_MS });
       if (argv.json) return printJson({ version: 1, pair: r.pair.name, uuid: r.pair.uuid, sequence: r.pair.metaSeq, remappedBlocks: r.remappedBlocks, sourceSlot: r.sourceSlot, repaired: r.repaired });
       process.stdout.write(`imported pair ${r.pair.name} (uuid ${r.pair.uuid}) from slot ${r.sourceSlot}, sequence ${r.pair.metaSeq}: ${r.remappedBlocks} remapped blocks\n`);
     });

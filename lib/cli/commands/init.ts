@@ -1,17 +1,19 @@
 import * as crypto from 'crypto';
 import type { CommandModule } from 'yargs';
-import { FileDevice, identify } from '../../block/file-device';
+import { DeviceIdentity, FileDevice, identify } from '../../block/file-device';
+import { DeviceLock } from '../../block/device-lock';
 import { findForeignMetadata } from '../../meta/locate';
 import { labelMain } from '../../discovery/identity';
-import { checkDevicesFree } from '../../discovery/importer';
+import { checkDevicesFree, checkDistinct } from '../../discovery/importer';
 import { readLabel } from '../../discovery/label';
+import { hardwareId } from '../../discovery/hardware';
 import { identityOf } from '../../meta/reconcile';
 import { SlotSet } from '../../meta/slots';
 import { MetaState } from '../../meta/state';
 import { PairRecord } from '../../store/db';
 import { RemapfsError, UsageError } from '../../errors';
 import { spareLayout, validateBlockSize, slotBytesFor, SLOT_COUNT } from '../../remap/layout';
-import { formatBytes, parseCount, withStore } from '../common';
+import { CLI_LOCK_WAIT_MS, formatBytes, parseCount, withStore } from '../common';
 
 interface Args {
   db?: string;
@@ -44,45 +46,61 @@ export const initCommand: CommandModule<object, Args> = {
     if (bad) throw new UsageError(bad);
     const main = identify(argv.main);
     const spare = identify(argv.spare);
-    if (main.key === spare.key) throw new RemapfsError('init', name, `main and spare are the same device (${main.realPath})`, 'pair two different devices');
+    checkDistinct('init', name, main, spare);
     if (main.sizeBytes < blockSize) throw new RemapfsError('init', name, `main ${main.realPath} is smaller than one block (${main.sizeBytes} bytes)`);
     const layout = spareLayout(spare.sizeBytes, blockSize);
     if (layout.poolBlocks === 0) {
       const needed = SLOT_COUNT * slotBytesFor(layout.spareBlocks, blockSize) + blockSize;
       throw new RemapfsError('init', name, `spare ${spare.realPath} is too small (${formatBytes(spare.sizeBytes)}): its metadata slots leave no spare block`, `use a spare of at least ${formatBytes(needed)}`);
     }
-    await withStore(argv, true, (store) => {
-      const created = store.transaction(() => {
-        if (store.getPair(name)) throw new RemapfsError('init', name, 'a pair with this name already exists');
-        checkDevicesFree(store, name, main, spare);
-        const uuid = crypto.randomUUID();
-        const pair = store.insertPair({
-          name,
-          uuid,
-          mainPath: main.realPath,
-          sparePath: spare.realPath,
-          blockSize,
-          mainBytes: main.sizeBytes,
-          spareBytes: spare.sizeBytes,
-          createdAt: Date.now(),
-          metaSeq: 1,
-        });
-        checkMainUnlabelled(pair, argv.force);
-        writeInitialSlots(pair, argv.force);
-        return pair;
-      });
-      try {
-        labelMain(store, created);
-      } catch (err) {
-        process.stderr.write(`remapfs: warning: could not label the main (${err instanceof Error ? err.message : String(err)}); discovery will not recognise it\n`);
-      }
-      process.stdout.write(`${created.uuid}\n`);
-      process.stderr.write(
-        `remapfs: pair ${name}: main ${main.realPath} (${formatBytes(main.sizeBytes)}), spare ${spare.realPath} with ${layout.poolBlocks - 1} free spare blocks of ${blockSize} bytes\n`,
-      );
+    // Devices first, then the database: a second init of the same devices (from any database) waits
+    // here, then finds the label and slots this one wrote.
+    const lock = DeviceLock.acquire([main.realPath, spare.realPath], {
+      op: 'init',
+      object: name,
+      waitMs: CLI_LOCK_WAIT_MS,
     });
+    try {
+      await initLocked(argv, name, blockSize, main, spare, layout.poolBlocks, lock);
+    } finally {
+      lock.release();
+    }
   },
 };
+
+async function initLocked(argv: Args, name: string, blockSize: number, main: DeviceIdentity, spare: DeviceIdentity, poolBlocks: number, lock: DeviceLock): Promise<void> {
+  await withStore(argv, true, (store) => {
+    const created = store.transaction(() => {
+      if (store.getPair(name)) throw new RemapfsError('init', name, 'a pair with this name already exists');
+      checkDevicesFree(store, name, main, spare);
+      const uuid = crypto.randomUUID();
+      const pair = store.insertPair({
+        name,
+        uuid,
+        mainPath: main.realPath,
+        sparePath: spare.realPath,
+        blockSize,
+        mainBytes: main.sizeBytes,
+        spareBytes: spare.sizeBytes,
+        createdAt: Date.now(),
+        metaSeq: 1,
+        spareHwid: hardwareId(spare.realPath) ?? null,
+      });
+      checkMainUnlabelled(pair, argv.force);
+      writeInitialSlots(pair, argv.force);
+      return pair;
+    });
+    try {
+      labelMain(store, created, lock);
+    } catch (err) {
+      process.stderr.write(`remapfs: warning: could not label the main (${err instanceof Error ? err.message : String(err)}); discovery will not recognise it\n`);
+    }
+    process.stdout.write(`${created.uuid}\n`);
+    process.stderr.write(
+      `remapfs: pair ${name}: main ${main.realPath} (${formatBytes(main.sizeBytes)}), spare ${spare.realPath} with ${poolBlocks - 1} free spare blocks of ${blockSize} bytes\n`,
+    );
+  });
+}
 
 /** Refuses a main that carries another pair's label (it belongs to a pair made elsewhere). */
 function checkMainUnlabelled(pair: PairRecord, force: boolean): void {

@@ -1,9 +1,8 @@
 import type { CommandModule } from 'yargs';
 import { request } from '../../daemon/control';
 import { remapSectors, SectorRemap } from '../../remap/ops';
-import { openPair } from '../../remap/pair';
 import { UsageError } from '../../errors';
-import { liveDaemon, parseCount, printJson, requirePair, withStore } from '../common';
+import { onPair, parseCount, printJson, requirePair, withStore } from '../common';
 
 interface Args {
   db?: string;
@@ -25,19 +24,14 @@ export const remapCommand: CommandModule<object, Args> = {
     if (sectors.length === 0) throw new UsageError('name at least one sector');
     await withStore(argv, false, async (store) => {
       const pair = requirePair(store, argv.name);
-      const daemon = liveDaemon(store);
-      let results: SectorRemap[];
-      if (daemon) {
-        results = (await request(daemon.socket, { op: 'remap', pair: pair.name, sectors })) as SectorRemap[];
-      } else {
-        const rt = openPair(store, pair);
-        try {
-          results = remapSectors(rt, sectors);
+      const results = await onPair(store, pair, {
+        daemon: async (d) => (await request(d.socket, { op: 'remap', pair: pair.name, sectors })) as SectorRemap[],
+        local: (rt) => {
+          const r = remapSectors(rt, sectors);
           rt.device.flush();
-        } finally {
-          rt.close();
-        }
-      }
+          return r;
+        },
+      });
       if (argv.json) return printJson({ version: 1, remaps: results });
       for (const r of results) {
         const what = r.already ? 'already remapped to' : 'remapped to';

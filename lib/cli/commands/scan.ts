@@ -5,8 +5,7 @@ import { loadConfig, ScanSummary } from '../../health/history';
 import { healthReport } from '../../health/report';
 import { Scanner } from '../../health/scanner';
 import { adaptiveIntervalMs } from '../../health/score';
-import { openPair } from '../../remap/pair';
-import { liveDaemon, printJson, requirePair, withStore } from '../common';
+import { onPair, printJson, requirePair, withStore } from '../common';
 import { Progress } from '../progress';
 
 interface Args {
@@ -27,23 +26,22 @@ export const scanCommand: CommandModule<object, Args> = {
   handler: async (argv) => {
     await withStore(argv, false, async (store) => {
       const pair = requirePair(store, argv.name);
-      const daemon = liveDaemon(store);
-      let summary: ScanSummary | null;
-      if (daemon) {
-        const first = (await request(daemon.socket, { op: 'scan', pair: pair.name, restart: argv.restart })) as ScanStatus;
-        const progress = new Progress(`scan ${pair.name}`, first.totalBlocks, pair.blockSize);
-        let st = first;
-        while (st.inProgress) {
-          progress.update(st.cursorBlock);
-          await new Promise((r) => setTimeout(r, 250));
-          st = (await request(daemon.socket, { op: 'scan-status', pair: pair.name })) as ScanStatus;
-        }
-        progress.update(st.totalBlocks);
-        progress.finish();
-        summary = st.last as ScanSummary | null;
-      } else {
-        const rt = openPair(store, pair, { log: (line) => process.stderr.write(line + '\n') });
-        try {
+      const summary = await onPair<ScanSummary | null>(store, pair, {
+        open: { log: (line) => process.stderr.write(line + '\n') },
+        daemon: async (daemon) => {
+          const first = (await request(daemon.socket, { op: 'scan', pair: pair.name, restart: argv.restart })) as ScanStatus;
+          const progress = new Progress(`scan ${pair.name}`, first.totalBlocks, pair.blockSize);
+          let st = first;
+          while (st.inProgress) {
+            progress.update(st.cursorBlock);
+            await new Promise((r) => setTimeout(r, 250));
+            st = (await request(daemon.socket, { op: 'scan-status', pair: pair.name })) as ScanStatus;
+          }
+          progress.update(st.totalBlocks);
+          progress.finish();
+          return st.last as ScanSummary | null;
+        },
+        local: (rt) => {
           const config = loadConfig(store, pair.id);
           rt.device.readRetries = config.readRetries;
           const scanner = new Scanner(rt.device, store, pair.id, () => config, Date.now, (line) => process.stderr.write(`remapfs: ${pair.name}: ${line}\n`));
@@ -56,12 +54,10 @@ export const scanCommand: CommandModule<object, Args> = {
           }
           progress.finish();
           scanner.setNextDue(Date.now() + adaptiveIntervalMs(config.scanIntervalHours * 3600000, healthReport(store, pair).score));
-          summary = scanner.state.lastSummary;
           rt.device.flush();
-        } finally {
-          rt.close();
-        }
-      }
+          return scanner.state.lastSummary;
+        },
+      });
       if (argv.json) return printJson({ version: 1, pair: pair.name, summary });
       if (!summary) return;
       const c = summary.latencyClasses;

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { request } from '../../daemon/control';
 import { checkOffline, formatVerifyReport, VerifyReport } from '../../meta/verify';
-import { liveDaemon, printJson, requirePair, withStore } from '../common';
+import { liveDaemon, printJson, requirePair, withPairLock, withStore } from '../common';
 
 interface Args {
   db?: string;
@@ -26,7 +26,9 @@ function checkCommand(repair: boolean): CommandModule<object, Args> {
         const daemon = liveDaemon(store);
         const report = daemon
           ? ((await request(daemon.socket, { op: 'verify', pair: pair.name, repair })) as VerifyReport)
-          : checkOffline(store, pair, { write: repair });
+          : repair
+            ? withPairLock(pair, 'repair', () => checkOffline(store, pair, { write: true }))
+            : checkOffline(store, pair, { write: false });
         if (argv.json) printJson(report);
         else process.stdout.write(formatVerifyReport(report));
         if (!repair && !report.consistent) process.exitCode = 1;
