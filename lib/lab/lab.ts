@@ -11,6 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { loopBackingFile } from '../block/loop';
 import { socketPathFor } from '../daemon/control';
+import { mounts } from '../daemon/mounts';
 
 export const REMAPFS_BIN = path.resolve(__dirname, '../../../bin/remapfs');
 
@@ -137,6 +138,25 @@ export class Lab {
     }
     spawnSync('fusermount', ['-uz', h.mountpoint], { stdio: 'ignore' });
     fs.rmSync(socketPathFor(h.mountpoint), { force: true }); // left behind when the daemon was killed
+  }
+
+  /**
+   * Aborts the FUSE connection of `mountpoint`: every request pending on it fails, the only way out
+   * of a deadlocked server. Through /sys/fs/fuse/connections/<N>/abort when fusectl is mounted,
+   * otherwise through `umount -f` (the kernel aborts the connection before it finds the mount busy).
+   * Returns how, or undefined when it is not a FUSE mount.
+   */
+  abortFuse(mountpoint: string): 'fusectl' | 'umount -f' | undefined {
+    const m = mounts().find((e) => e.mountpoint === path.resolve(mountpoint) && e.fsType.startsWith('fuse'));
+    const minor = m?.device.split(':')[1];
+    if (!minor) return undefined;
+    const abort = `/sys/fs/fuse/connections/${minor}/abort`;
+    if (fs.existsSync(abort)) {
+      fs.writeFileSync(abort, '1');
+      return 'fusectl';
+    }
+    spawnSync('umount', ['-f', path.resolve(mountpoint)], { stdio: 'ignore', timeout: 30000 });
+    return 'umount -f';
   }
 
   /** kill -9, as a crash would. The FUSE mount is left hanging, as after a real crash. */
