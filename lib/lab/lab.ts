@@ -14,6 +14,8 @@ import { socketPathFor } from '../daemon/control';
 import { mounts } from '../daemon/mounts';
 
 export const REMAPFS_BIN = path.resolve(__dirname, '../../../bin/remapfs');
+/** Sets PR_SET_IO_FLUSHER, then executes its arguments (native/io-flusher-exec.c). */
+export const IO_FLUSHER_LAUNCHER = path.resolve(__dirname, '../../../build/Release/remapfs-io-flusher');
 
 export interface CliResult {
   status: number;
@@ -45,6 +47,8 @@ export class Lab {
   readonly dir: string;
   readonly dbPath: string;
   private readonly cleanups: Array<{ what: string; fn: () => void | Promise<void> }> = [];
+  /** When set, servers start as `<launcher> node …` (e.g. IO_FLUSHER_LAUNCHER); it must exec node in its place. */
+  launcher: string | undefined;
 
   constructor(prefix = 'remapfs-') {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -106,7 +110,8 @@ export class Lab {
     // SIGUSR2 makes a remapfs server write a diagnostic report: stopDaemon() shows it when the server hangs.
     const reportDir = raw ? undefined : this.mkdir('reports');
     const argv = reportDir ? ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reportDir}`, REMAPFS_BIN, ...args] : args;
-    const child = spawn(process.execPath, argv, { env: env ?? this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const [cmd, cmdArgs] = this.launcher ? [this.launcher, [process.execPath, ...argv]] : [process.execPath, argv];
+    const child = spawn(cmd, cmdArgs, { env: env ?? this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
