@@ -17,14 +17,16 @@
  * a child process under a watchdog. When the daemon does no I/O at all for
  * STALL_MS while a step runs, the watchdog shows where the threads wait,
  * aborts the FUSE connection (the only way out), and the test fails.
- * REMAPFS_NO_IO_FLUSHER=1 in the environment makes the daemon skip the prctl:
- * that shows the deadlock (docs/architecture.md); the test then fails.
+ * The daemon starts as deployment advice says, through remapfs-io-flusher,
+ * so all its threads carry the flag. REMAPFS_NO_IO_FLUSHER=1 in the
+ * environment starts it directly and makes it skip the prctl: that shows the
+ * deadlock (docs/architecture.md); the test then fails.
  */
 import { spawn, spawnSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { DaemonHandle, Lab, requireKernelFeatures, sleep, threadStacks } from '../../lib/lab/lab';
+import { DaemonHandle, IO_FLUSHER_LAUNCHER, Lab, requireKernelFeatures, sleep, threadStacks } from '../../lib/lab/lab';
 import { MemoryCgroup } from '../../lib/lab/memcg';
 
 const MiB = 1024 * 1024;
@@ -119,6 +121,7 @@ describe('memory pressure (issue 13, case 7)', () => {
     const spare = lab.image('spare.img', 64 * MiB);
     lab.ok(['init', 'disk0', '--main', main, '--spare', spare]);
     const mnt = lab.mkdir('mnt');
+    if (process.env.REMAPFS_NO_IO_FLUSHER !== '1') lab.launcher = IO_FLUSHER_LAUNCHER;
     const daemon = await lab.startDaemon(mnt);
     cg.addPid(daemon.child.pid!);
     const w: Watched = { lab, daemon, fuseMountpoint: mnt };
