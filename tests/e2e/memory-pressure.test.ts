@@ -18,9 +18,11 @@
  * STALL_MS while a step runs, the watchdog shows where the threads wait,
  * aborts the FUSE connection (the only way out), and the test fails.
  * The daemon starts as deployment advice says, through remapfs-io-flusher,
- * so all its threads carry the flag. REMAPFS_NO_IO_FLUSHER=1 in the
- * environment starts it directly and makes it skip the prctl: that shows the
- * deadlock (docs/architecture.md); the test then fails.
+ * so all its threads carry the flag; the test checks that first, since
+ * without the flag it could pass by luck (one run in five did, here) and
+ * usually hangs. REMAPFS_NO_IO_FLUSHER=1 in the environment starts it
+ * directly, skips that check and makes the daemon skip the prctl: that
+ * shows the deadlock (docs/architecture.md); the test then fails.
  */
 import { spawn, spawnSync } from 'child_process';
 import * as crypto from 'crypto';
@@ -28,6 +30,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { DaemonHandle, IO_FLUSHER_LAUNCHER, Lab, requireKernelFeatures, sleep, threadStacks } from '../../lib/lab/lab';
 import { MemoryCgroup } from '../../lib/lab/memcg';
+import { hasIoFlusherFlags, threadFlagsOf } from '../../lib/native/task-flags';
 
 const MiB = 1024 * 1024;
 const LIMIT_BYTES = 192 * MiB;
@@ -123,6 +126,12 @@ describe('memory pressure (issue 13, case 7)', () => {
     const mnt = lab.mkdir('mnt');
     if (process.env.REMAPFS_NO_IO_FLUSHER !== '1') lab.launcher = IO_FLUSHER_LAUNCHER;
     const daemon = await lab.startDaemon(mnt);
+    if (process.env.REMAPFS_NO_IO_FLUSHER !== '1') {
+      const unprotected = threadFlagsOf(daemon.child.pid!).filter((t) => !hasIoFlusherFlags(t.flags));
+      if (unprotected.length > 0) {
+        throw new Error(`${unprotected.length} daemon threads lack PR_SET_IO_FLUSHER, so this test would deadlock or pass by luck:\n${daemon.output()}`);
+      }
+    }
     cg.addPid(daemon.child.pid!);
     const w: Watched = { lab, daemon, fuseMountpoint: mnt };
 
