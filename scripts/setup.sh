@@ -47,7 +47,7 @@ node -e "require('fuse-native')" 2>/dev/null || { log "fuse-native does not load
 # or not loading; if it cannot be built, remapfs runs without it (no
 # PR_SET_IO_FLUSHER) and this says why once.
 addon=build/Release/remapfs_native.node
-if [ ! -f "$addon" ] || [ -n "$(find native binding.gyp -newer "$addon" -print -quit)" ] ||
+if [ ! -f "$addon" ] || [ ! -x build/Release/remapfs-io-flusher ] || [ -n "$(find native binding.gyp -newer "$addon" -print -quit)" ] ||
    ! node -e "require('./$addon')" 2>/dev/null; then
   tools=()
   command -v g++ >/dev/null || tools+=(g++)

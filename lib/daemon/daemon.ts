@@ -28,6 +28,7 @@ import { toVerifyReport } from '../meta/verify';
 import { ControlRequest, socketPathFor } from './control';
 import { checkMountpoint, ServedMount } from './served-mount';
 import { PairService } from './pair-service';
+import { ioFlusherStatus } from './io-flusher';
 import { CONTROL_DIR, ControlTree } from '../fs/fuse-adapter';
 import { PairConfig, parseConfigValue } from '../health/config';
 import { healthReport } from '../health/report';
@@ -338,6 +339,7 @@ export class Daemon {
           mountpoint: this.mountpoint,
           counters: { ...a.svc.rt.device.counters },
           openHandles: this.served?.adapter.handlesOn(a.svc.name) ?? 0,
+          ioFlusher: ioFlusherStatus(),
         }));
       case 'remap':
         return remapSectors(this.runtime(req.pair), req.sectors);

@@ -5,6 +5,8 @@ export interface MountEntry {
   mountpoint: string;
   fsType: string;
   source: string;
+  /** "major:minor" of the mounted file system; a FUSE mount's minor is its /sys/fs/fuse/connections entry. */
+  device: string;
 }
 
 function unescapeOctal(s: string): string {
@@ -21,8 +23,9 @@ export function parseMountinfo(text: string): MountEntry[] {
     const mountpoint = fields[4];
     const fsType = fields[sep + 1];
     const source = fields[sep + 2];
-    if (sep < 0 || mountpoint === undefined || fsType === undefined || source === undefined) continue;
-    out.push({ mountpoint: unescapeOctal(mountpoint), fsType, source: unescapeOctal(source) });
+    const device = fields[2];
+    if (sep < 0 || mountpoint === undefined || fsType === undefined || source === undefined || device === undefined) continue;
+    out.push({ mountpoint: unescapeOctal(mountpoint), fsType, source: unescapeOctal(source), device });
   }
   return out;
 }

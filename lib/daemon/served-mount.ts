@@ -11,6 +11,7 @@ import * as net from 'net';
 import { RemapfsError } from '../errors';
 import { ControlTree, FuseAdapter, ServedFile } from '../fs/fuse-adapter';
 import { ControlRequest, serve, socketPathFor } from './control';
+import { enableIoFlusher } from './io-flusher';
 import { isMountpoint } from './mounts';
 
 export interface ServedMountOptions {
@@ -25,6 +26,8 @@ export interface ServedMountOptions {
   handle: (req: ControlRequest) => Promise<unknown> | unknown;
   /** Runs once after the unmount (or a failed start): flush and close devices. */
   release: () => void;
+  /** Start-up notices (PR_SET_IO_FLUSHER missing); `log` when not given. */
+  notice?: (line: string) => void;
 }
 
 export class ServedMount {
@@ -57,6 +60,8 @@ export class ServedMount {
   async start(): Promise<void> {
     try {
       checkMountpoint(this.mountpoint);
+      // On the main thread, before fuse-native and libfuse start their threads: they inherit it.
+      enableIoFlusher(this.opts.notice ?? this.opts.log);
       this.server = await serve(this.socketPath, (req) => (req.op === 'shutdown' ? this.stop(!!req.force).then(() => ({ stopped: true })) : this.opts.handle(req)));
       await this.adapter.mount();
     } catch (err) {

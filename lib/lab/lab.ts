@@ -11,8 +11,11 @@ import * as os from 'os';
 import * as path from 'path';
 import { loopBackingFile } from '../block/loop';
 import { socketPathFor } from '../daemon/control';
+import { mounts } from '../daemon/mounts';
 
 export const REMAPFS_BIN = path.resolve(__dirname, '../../../bin/remapfs');
+/** Sets PR_SET_IO_FLUSHER, then executes its arguments (native/io-flusher-exec.c). */
+export const IO_FLUSHER_LAUNCHER = path.resolve(__dirname, '../../../build/Release/remapfs-io-flusher');
 
 export interface CliResult {
   status: number;
@@ -44,6 +47,8 @@ export class Lab {
   readonly dir: string;
   readonly dbPath: string;
   private readonly cleanups: Array<{ what: string; fn: () => void | Promise<void> }> = [];
+  /** When set, servers start as `<launcher> node …` (e.g. IO_FLUSHER_LAUNCHER); it must exec node in its place. */
+  launcher: string | undefined;
 
   constructor(prefix = 'remapfs-') {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -105,7 +110,8 @@ export class Lab {
     // SIGUSR2 makes a remapfs server write a diagnostic report: stopDaemon() shows it when the server hangs.
     const reportDir = raw ? undefined : this.mkdir('reports');
     const argv = reportDir ? ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reportDir}`, REMAPFS_BIN, ...args] : args;
-    const child = spawn(process.execPath, argv, { env: env ?? this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const [cmd, cmdArgs] = this.launcher ? [this.launcher, [process.execPath, ...argv]] : [process.execPath, argv];
+    const child = spawn(cmd, cmdArgs, { env: env ?? this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
@@ -137,6 +143,25 @@ export class Lab {
     }
     spawnSync('fusermount', ['-uz', h.mountpoint], { stdio: 'ignore' });
     fs.rmSync(socketPathFor(h.mountpoint), { force: true }); // left behind when the daemon was killed
+  }
+
+  /**
+   * Aborts the FUSE connection of `mountpoint`: every request pending on it fails, the only way out
+   * of a deadlocked server. Through /sys/fs/fuse/connections/<N>/abort when fusectl is mounted,
+   * otherwise through `umount -f` (the kernel aborts the connection before it finds the mount busy).
+   * Returns how, or undefined when it is not a FUSE mount.
+   */
+  abortFuse(mountpoint: string): 'fusectl' | 'umount -f' | undefined {
+    const m = mounts().find((e) => e.mountpoint === path.resolve(mountpoint) && e.fsType.startsWith('fuse'));
+    const minor = m?.device.split(':')[1];
+    if (!minor) return undefined;
+    const abort = `/sys/fs/fuse/connections/${minor}/abort`;
+    if (fs.existsSync(abort)) {
+      fs.writeFileSync(abort, '1');
+      return 'fusectl';
+    }
+    spawnSync('umount', ['-f', path.resolve(mountpoint)], { stdio: 'ignore', timeout: 30000 });
+    return 'umount -f';
   }
 
   /** kill -9, as a crash would. The FUSE mount is left hanging, as after a real crash. */

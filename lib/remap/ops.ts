@@ -4,6 +4,7 @@ import { RemapfsError } from '../errors';
 import { PairRecord, Store } from '../store/db';
 import { spareLayout } from './layout';
 import { PairRuntime } from './pair';
+import type { IoFlusherStatus } from '../daemon/io-flusher';
 import { IoCounters, RemapResult } from './remap-device';
 
 /** The distinct blocks holding the given 512-byte sectors, ascending (pure). */
@@ -58,6 +59,8 @@ export interface PairStatus {
   mountpoint?: string;
   counters?: IoCounters;
   openHandles?: number;
+  /** The serving daemon's PR_SET_IO_FLUSHER state (lib/daemon/io-flusher.ts). */
+  ioFlusher?: IoFlusherStatus;
 }
 
 export function pairStatus(store: Store, pair: PairRecord): PairStatus {

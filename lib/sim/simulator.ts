@@ -45,6 +45,7 @@ export class Simulator {
       files: [{ name: SIMULATED_FILE, device: this.fault }],
       extraOptions: ['direct_io'],
       log: () => undefined, // EIO is what the simulator is for: do not log each one
+      notice: log,
       handle: (req) => this.handle(req),
       release: () => {
         try {

@@ -14,6 +14,7 @@ import { hasIoFlusherFlags, PF_IO_FLUSHER_MASK, statFlags } from '../../lib/nati
 
 const INDEX_JS = path.resolve(__dirname, '../../lib/native/index.js');
 const TASK_FLAGS_JS = path.resolve(__dirname, '../../lib/native/task-flags.js');
+const LAUNCHER = path.resolve(__dirname, '../../../build/Release/remapfs-io-flusher');
 const CAP_SYS_RESOURCE = 24;
 
 function helpers(): NativeHelpers {
@@ -163,6 +164,28 @@ describe('native helper', () => {
       expect(r).toMatchObject({ before: 'EPERM', set: 'EPERM', after: 'EPERM' });
       expect(r.flagsAfter & PF_IO_FLUSHER_MASK).toBe(0);
     }
+  });
+
+  test('remapfs-io-flusher sets it, then runs the command in its place: every thread of a new node has it', () => {
+    const script =
+      `const tf = require(${JSON.stringify(TASK_FLAGS_JS)}); const n = require(${JSON.stringify(INDEX_JS)}).nativeHelpers();` +
+      `console.log(JSON.stringify({ pid: process.pid, get: n.getIoFlusher(), flags: tf.threadFlagsOf(process.pid).map((t) => t.flags) }));`;
+    const r = spawnSync(LAUNCHER, [process.execPath, '-e', script], { encoding: 'utf8', timeout: 60000 });
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout) as { pid: number; get: unknown; flags: number[] };
+    expect(out.pid).toBe(r.pid); // executed in place, not forked
+    expect(out.flags.length).toBeGreaterThan(1);
+    if (hasCapSysResource()) {
+      expect(r.stderr).toBe('');
+      expect(out.get).toBe(1);
+      expect(out.flags.filter((f) => !hasIoFlusherFlags(f))).toEqual([]);
+    } else {
+      expect(r.stderr).toBe(`remapfs-io-flusher: PR_SET_IO_FLUSHER: EPERM; running ${process.execPath} without it\n`);
+      expect(out.flags.filter((f) => (f & PF_IO_FLUSHER_MASK) !== 0)).toEqual([]);
+    }
+    const missing = spawnSync(LAUNCHER, [path.join(dir, 'no-such-program')], { encoding: 'utf8' });
+    expect(missing.status).toBe(127);
+    expect(spawnSync(LAUNCHER, [], { encoding: 'utf8' }).status).toBe(2);
   });
 
   test('statFlags reads field 9 even when the name holds spaces and parentheses', () => {

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { request } from '../../daemon/control';
+import { formatIoFlusher } from '../../daemon/io-flusher';
 import { mapInputOf, renderBar } from '../../health/map';
 import { pairStatus, PairStatus } from '../../remap/ops';
 import { formatBytes, liveDaemon, printJson, requirePair, withStore } from '../common';
@@ -56,5 +57,6 @@ export function formatStatus(s: PairStatus): string {
     lines.push(['reallocations', `${c.remapEvents} since mount`]);
     lines.push(['open handles', String(s.openHandles ?? 0)]);
   }
+  if (s.ioFlusher) lines.push(['io flusher', formatIoFlusher(s.ioFlusher)]);
   return lines.map(([k, v]) => `${k.padEnd(14)}${v}\n`).join('');
 }

@@ -1,0 +1,13 @@
+/** The native helper's C logic under AddressSanitizer and UBSan (scripts/test-native.sh). */
+import { spawnSync } from 'child_process';
+import * as path from 'path';
+
+const SCRIPT = path.resolve(__dirname, '../../../scripts/test-native.sh');
+
+test('native C logic passes its checks with no sanitizer report', () => {
+  const r = spawnSync('bash', [SCRIPT], { encoding: 'utf8', timeout: 110000 });
+  if (r.status !== 0) throw new Error(`scripts/test-native.sh exited ${r.status ?? r.signal}:\n${r.stdout}${r.stderr}`);
+  expect(r.stdout).toContain('test_native: all checks passed');
+  expect(r.stdout).toContain('test-native: io-flusher-exec passed');
+  expect(r.stderr).not.toMatch(/runtime error|Sanitizer/);
+});
