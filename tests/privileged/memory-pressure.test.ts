@@ -1,5 +1,6 @@
 /**
- * Issue 13, case 7: no reclaim deadlock. The daemon and a writer share one
+ * Privileged (npm run test:privileged; needs CAP_SYS_RESOURCE, which
+ * PR_SET_IO_FLUSHER requires). Issue 13, case 7: no reclaim deadlock. The daemon and a writer share one
  * memory cgroup of 192 MiB; the writer puts 3 GiB into ext4 on a loop device
  * over the pair's file. The writer's dirty ext4 pages are charged to the
  * cgroup and written back through the loop device, i.e. through the daemon.
@@ -24,6 +25,7 @@
  * directly, skips that check and makes the daemon skip the prctl: that
  * shows the deadlock (docs/architecture.md); the test then fails.
  */
+import { requireCapability } from '../helpers/capabilities';
 import { spawn, spawnSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
@@ -107,7 +109,10 @@ async function runWatched(w: Watched, what: string, script: string): Promise<str
 describe('memory pressure (issue 13, case 7)', () => {
   let lab: Lab;
 
-  beforeAll(() => requireKernelFeatures());
+  beforeAll(() => {
+    requireKernelFeatures();
+    requireCapability('CAP_SYS_RESOURCE', 24, 'PR_SET_IO_FLUSHER');
+  });
   beforeEach(() => {
     lab = new Lab();
   });
