@@ -365,7 +365,7 @@ export class Daemon {
       case 'status':
         return this.attached.map((a) => ({
           ...pairStatus(this.store, a.svc.rt.record),
-          database: this.store.lost ? `${this.store.path}: ${this.store.lost.replace(/^the database file /, '')}; metadata changes refused` : 'ok',
+          database: this.store.lost ? `${this.store.lost} (${this.store.path}); metadata changes refused` : 'ok',
           mounted: true,
           mountpoint: this.mountpoint,
           counters: { ...a.svc.rt.device.counters },

@@ -434,7 +434,8 @@ export function processAlive(pid: number): boolean {
   }
 }
 
-const REBUILD_HINT = 'move it aside, then rebuild it from the spares with "remapfs import --main <main> --spare <spare>" for each pair, or restore a backup';
+/** What to do about a damaged database. */
+export const REBUILD_HINT = 'move it aside, then rebuild it from the spares with "remapfs import --main <main> --spare <spare>" for each pair, or restore a backup';
 const LOST_HINT = 'stop the daemon and start it again with the right database; the metadata slots on the spare hold every remap ("remapfs import" rebuilds a database from them)';
 
 function sqliteCause(err: unknown): string {
@@ -470,8 +471,6 @@ export function quickCheck(store: Store): string {
   }
   return rows.length === 1 && rows[0] === 'ok' ? 'ok' : rows.join('; ').replace(/\*\*\* in database main \*\*\*\s*/g, '').replace(/\s*\n\s*/g, ' ');
 }
-
-export { REBUILD_HINT };
 
 /** "dev:ino" of the file at `p`, or undefined when there is none. */
 function fileIdentity(p: string): string | undefined {
