@@ -98,7 +98,8 @@ export function request(socketPath: string, req: ControlRequest, timeoutMs = 600
       }
       if (reply.ok) return resolve(reply.result);
       const e = reply.error;
-      reject(new RemapfsError(e.op, e.object, e.message, e.hint));
+      // An answer without op or object (another remapfs version) is still one well-formed line.
+      reject(new RemapfsError(e.op || req.op, e.object || ('pair' in req ? req.pair : 'daemon'), e.message, e.hint));
     });
   });
 }
