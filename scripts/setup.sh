@@ -2,7 +2,7 @@
 # Installs what remapfs needs on a Debian machine, only what is missing:
 # apt packages (libfuse2, fuse, e2fsprogs, fio, util-linux), node_modules
 # (npm ci, with the native better-sqlite3 binary really built), remapfs's own
-# native helper (optional), and the TypeScript build. Safe to run again; quiet when nothing is missing.
+# native helper (device locks, PR_SET_IO_FLUSHER), and the TypeScript build. Safe to run again; quiet when nothing is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,9 +43,8 @@ if ! node -e "new (require('better-sqlite3'))(':memory:').close()" 2>/dev/null; 
 fi
 node -e "require('fuse-native')" 2>/dev/null || { log "fuse-native does not load (is libfuse2 installed?)"; exit 1; }
 
-# The native helper (binding.gyp, native/): optional. Built when missing, stale
-# or not loading; if it cannot be built, remapfs runs without it (no
-# PR_SET_IO_FLUSHER) and this says why once.
+# The native helper (binding.gyp, native/): required, since device locks
+# (flock) come from it. Built when missing, stale or not loading.
 addon=build/Release/remapfs_native.node
 if [ ! -f "$addon" ] || [ ! -x build/Release/remapfs-io-flusher ] || [ -n "$(find native binding.gyp -newer "$addon" -print -quit)" ] ||
    ! node -e "require('./$addon')" 2>/dev/null; then
@@ -64,7 +63,9 @@ if [ ! -f "$addon" ] || [ ! -x build/Release/remapfs-io-flusher ] || [ -n "$(fin
     :
   else
     why=$(grep -m1 -E 'error|Error|ERR' "$out" || tail -n1 "$out")
-    log "warning: the native helper did not build, so remapfs runs without PR_SET_IO_FLUSHER: ${why:-unknown failure}"
+    log "the native helper did not build: ${why:-unknown failure}"
+    rm -f "$out"
+    exit 1
   fi
   rm -f "$out"
 fi

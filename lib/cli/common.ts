@@ -1,6 +1,6 @@
 /** Helpers shared by the CLI commands. */
 import { RemapfsError, UsageError } from '../errors';
-import { DEFAULT_DB_PATH, MountRecord, PairRecord, Store } from '../store/db';
+import { databaseError, DEFAULT_DB_PATH, MountRecord, PairRecord, Store } from '../store/db';
 import { DeviceBusyError, DeviceLock } from '../block/device-lock';
 import { lockPair, openPair, OpenPairOptions, PairRuntime } from '../remap/pair';
 
@@ -12,11 +12,22 @@ export function dbPath(argv: { db?: string }): string {
   return argv.db || process.env.REMAPFS_DB || DEFAULT_DB_PATH;
 }
 
-/** Opens the store, runs fn, closes the store. */
+/**
+ * Opens the store, runs fn, closes the store. A database this call created is
+ * removed again when fn fails before putting anything in it; damage and a full
+ * disk become one-line errors with a hint.
+ */
 export async function withStore<T>(argv: { db?: string }, create: boolean, fn: (store: Store) => Promise<T> | T): Promise<T> {
   const store = Store.open(dbPath(argv), { create });
   try {
     return await fn(store);
+  } catch (err) {
+    try {
+      store.removeIfUnused();
+    } catch {
+      // keep the first error
+    }
+    throw databaseError('use database', store.path, err) ?? err;
   } finally {
     store.close();
   }

@@ -1,4 +1,5 @@
 import { RemapfsError, UsageError } from '../errors';
+import { REBUILD_HINT } from '../store/db';
 
 export const EXIT_ERROR = 1;
 export const EXIT_USAGE = 2;
@@ -11,6 +12,11 @@ export function reportError(err: unknown): number {
   }
   if (err instanceof RemapfsError) {
     process.stderr.write(`remapfs: ${err.message}\n`);
+    return EXIT_ERROR;
+  }
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code.startsWith('SQLITE_CORRUPT')) {
+    process.stderr.write(`remapfs: use database: database disk image is malformed (${REBUILD_HINT})\n`);
     return EXIT_ERROR;
   }
   const msg = err instanceof Error ? err.message : String(err);

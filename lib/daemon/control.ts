@@ -53,11 +53,12 @@ export function serve(socketPath: string, handle: (req: ControlRequest) => Promi
       const nl = data.indexOf('\n');
       if (nl < 0) return;
       let reply: ControlReply;
+      let req: ControlRequest | undefined;
       try {
-        const req = JSON.parse(data.slice(0, nl)) as ControlRequest;
+        req = JSON.parse(data.slice(0, nl)) as ControlRequest;
         reply = { ok: true, result: await handle(req) };
       } catch (err) {
-        reply = { ok: false, error: toControlError(err) };
+        reply = { ok: false, error: toControlError(err, req) };
       }
       conn.end(JSON.stringify(reply) + '\n');
     });
@@ -97,14 +98,23 @@ export function request(socketPath: string, req: ControlRequest, timeoutMs = 600
       }
       if (reply.ok) return resolve(reply.result);
       const e = reply.error;
-      reject(new RemapfsError(e.op, e.object, e.message, e.hint));
+      // An answer without op or object (another remapfs version) is still one well-formed line.
+      reject(new RemapfsError(e.op || req.op, e.object || ('pair' in req ? req.pair : 'daemon'), e.message, e.hint));
     });
   });
 }
 
-function toControlError(err: unknown): ControlError {
+/**
+ * A failure as the CLI prints it: `<operation> <object>: <cause> (<hint>)`.
+ * One that is not a RemapfsError is named after the request (its operation
+ * and pair), never "daemon request".
+ */
+export function toControlError(err: unknown, req: ControlRequest | undefined): ControlError {
   if (err instanceof RemapfsError) {
     return { op: err.op, object: err.object, message: err.causeText, ...(err.hint ? { hint: err.hint } : {}) };
   }
-  return { op: 'daemon', object: 'request', message: err instanceof Error ? err.message : String(err) };
+  const message = err instanceof Error ? err.message : String(err);
+  if (!req || typeof req !== 'object' || typeof req.op !== 'string') return { op: 'read', object: 'control request', message, hint: 'the CLI and the daemon must be the same remapfs version' };
+  const pair = 'pair' in req && typeof req.pair === 'string' ? req.pair : undefined;
+  return { op: req.op, object: pair ?? 'daemon', message, hint: 'see the daemon log for details' };
 }

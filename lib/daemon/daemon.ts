@@ -14,11 +14,20 @@
  * nothing holds it open; otherwise every request on it fails with EIO (no
  * write can reach a device that went away) until the last handle closes, and
  * then the file leaves.
+ *
+ * Database watch: the store checks before every transaction, and a timer every
+ * few seconds, that its path still names the file opened (dev/ino). Once it
+ * was deleted or replaced, every metadata change is refused: a write that
+ * needs a remap fails with EIO instead of being acknowledged on a remap that
+ * only the orphaned file would hold. (The slots alone would be durable, but
+ * the daemon could no longer keep the two stores in agreement, and a
+ * replacement database may describe other pairs.) Writes that need no remap
+ * go on. `status`, the stats control file and the log say so.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { RemapfsError } from '../errors';
-import { PairRecord, Store } from '../store/db';
+import { databaseError, PairRecord, Store } from '../store/db';
 import { openPair, PairRuntime } from '../remap/pair';
 import { pairStatus, remapSectors } from '../remap/ops';
 import { identify, OpenMode } from '../block/file-device';
@@ -71,6 +80,7 @@ interface Attached {
 const RESCAN_MS = 3000;
 /** How long a starting daemon waits for a CLI command that holds a pair's devices. */
 const START_LOCK_WAIT_MS = 60000;
+const DB_CHECK_MS = 2000;
 const DEBOUNCE_MS = 300;
 
 export class Daemon {
@@ -86,6 +96,7 @@ export class Daemon {
   private rescanTimer: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
   private readonly notOpened = new Map<string, string>();
+  private dbTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: DaemonOptions) {
     this.opts = opts;
@@ -138,6 +149,9 @@ export class Daemon {
       release: () => this.release(),
     });
     await this.served.start();
+    this.store.watchFile();
+    this.dbTimer = setInterval(() => this.checkDatabase(), DB_CHECK_MS);
+    this.dbTimer.unref();
     for (const a of this.attached) a.svc.start();
     if (this.hotplug) this.startWatching();
     return this.attached.map((a) => a.svc.name);
@@ -165,6 +179,16 @@ export class Daemon {
       this.notOpened.set(rec.uuid, msg);
       return undefined;
     }
+  }
+
+  /** Logs once that the database file is gone or replaced (the store then refuses every change). */
+  private checkDatabase(): string | undefined {
+    const already = this.store.lost;
+    const lost = this.store.checkFile();
+    if (lost && !already) {
+      this.log(`remapfs: database ${this.store.path}: ${lost} while the daemon runs; metadata changes (remaps, settings) are refused from now on, and a write that needs a remap fails with EIO (stop the daemon and start it with the right database; "remapfs import" rebuilds one from the spares)`);
+    }
+    return lost;
   }
 
   // ---- hot-plug ----------------------------------------------------------
@@ -284,6 +308,7 @@ export class Daemon {
 
   private release(): void {
     this.stopWatching();
+    if (this.dbTimer) clearInterval(this.dbTimer);
     for (const a of this.attached) {
       a.svc.stop();
       try {
@@ -331,10 +356,20 @@ export class Daemon {
   }
 
   private handle(req: ControlRequest): unknown {
+    this.checkDatabase();
+    try {
+      return this.handleRequest(req);
+    } catch (err) {
+      throw databaseError(req.op, this.store.path, err) ?? err;
+    }
+  }
+
+  private handleRequest(req: ControlRequest): unknown {
     switch (req.op) {
       case 'status':
         return this.attached.map((a) => ({
           ...pairStatus(this.store, a.svc.rt.record),
+          database: this.store.lost ? `${this.store.lost} (${this.store.path}); metadata changes refused` : 'ok',
           mounted: true,
           mountpoint: this.mountpoint,
           counters: { ...a.svc.rt.device.counters },

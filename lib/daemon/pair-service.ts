@@ -65,6 +65,7 @@ export class PairService {
       pendingBlocks: this.rt.index.pendingCount,
       freeSpareBlocks: this.rt.index.freeSpareBlocks,
       metadataSequence: this.rt.journal.state.sequence,
+      database: this.store.lost ? `${this.store.lost}; metadata changes refused` : 'ok',
       scan: { inProgress: this.scanner.inPass, cursorBlock: this.scanner.state.cursorBlock, totalBlocks: this.scanner.totalBlocks },
     };
   }

@@ -11,7 +11,7 @@
  */
 import Fuse from 'fuse-native';
 import { BlockDevice } from '../block/device';
-import { errnoCodeOf } from '../errors';
+import { errnoCodeOf, RemapfsError } from '../errors';
 import { installLeanDispatch } from './lean-dispatch';
 
 export interface ServedFile {
@@ -50,7 +50,6 @@ export function renderControl(text: string): Buffer {
 interface ControlHandle {
   file: ControlFile;
   content: Buffer;
-  pending: string;
 }
 
 export interface AdapterOptions {
@@ -209,7 +208,7 @@ export class FuseAdapter {
           const cf = this.controlFile(p);
           if (!cf) return cb(Fuse.ENOENT);
           const fd = this.nextHandle++ & 0x7fffffff;
-          this.controlHandles.set(fd, { file: cf, content: renderControl(safeRead(cf)), pending: '' });
+          this.controlHandles.set(fd, { file: cf, content: renderControl(safeRead(cf)) });
           return cb(0, fd);
         }
         this.openHandles.set(f.name, (this.openHandles.get(f.name) ?? 0) + 1);
@@ -223,10 +222,7 @@ export class FuseAdapter {
       },
       read: (p: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => cb(this.readOp(p, fd, buf, len, pos)),
       write: (p: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => cb(this.writeOp(p, fd, buf, len, pos)),
-      flush: (_p: string, fd: number, cb: Cb) => {
-        const h = this.controlHandles.get(fd);
-        return cb(h && h.pending ? this.applyControl(h) : 0);
-      },
+      flush: (_p: string, _fd: number, cb: Cb) => cb(0),
       fsync: (p: string, _datasync: boolean, _fd: number, cb: Cb) => {
         const f = files.get(p);
         if (!f) return cb(Fuse.ENOENT);
@@ -298,28 +294,23 @@ export class FuseAdapter {
     return cb(size === f.device.sizeBytes ? 0 : Fuse.EPERM);
   }
 
-  /** Settings arrive as text; each complete write (ending in a newline) is applied or refused with EINVAL. */
+  /**
+   * Settings arrive as text, and each write() is a whole input: it is
+   * validated and applied at once, or refused with EINVAL and nothing changes,
+   * so the writing program sees the refusal (an error at close() is ignored
+   * by shells). The write's offset does not matter.
+   */
   private controlWrite(fd: number, buf: Buffer, len: number): number {
     const h = this.controlHandles.get(fd);
     if (!h) return Fuse.ENOENT;
     if (!h.file.write) return Fuse.EACCES;
-    h.pending += buf.toString('utf8', 0, len);
-    if (!h.pending.endsWith('\n')) return len;
-    const status = this.applyControl(h);
-    return status === 0 ? len : status;
-  }
-
-  /** Applies the text gathered on a control handle; 0 or a negative errno. */
-  private applyControl(h: ControlHandle): number {
-    const text = h.pending;
-    h.pending = '';
-    if (!h.file.write) return Fuse.EACCES;
     try {
-      h.file.write(text);
-      return 0;
+      h.file.write(buf.toString('utf8', 0, len));
+      return len;
     } catch (err) {
       this.onError('write', CONTROL_DIR, err);
-      return Fuse.EINVAL;
+      // A value refused is EINVAL; a setting that could not be stored (the database) is an I/O error.
+      return err instanceof RemapfsError ? toErrno(err) : Fuse.EINVAL;
     }
   }
 

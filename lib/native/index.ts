@@ -1,7 +1,8 @@
 /**
  * The native helper (binding.gyp, native/): a few syscalls that Node does not
- * offer. It is optional: remapfs works without it, with the features that need
- * it turned off, and nativeLoadError() says why in one line.
+ * offer. Loading it never throws: without it, what needs it (device locks,
+ * so every command that writes to a device) refuses, and nativeLoadError()
+ * says why in one line.
  *
  * Layout: the add-on is build/Release/remapfs_native.node under the package
  * root, found by walking up from this file (lib/native/ or dist/lib/native/)

@@ -57,6 +57,8 @@ export interface PairStatus {
   remapsByReason: Record<string, number>;
   mounted: boolean;
   mountpoint?: string;
+  /** From a running daemon: 'ok', or why its database can no longer be written (deleted or replaced). */
+  database?: string;
   counters?: IoCounters;
   openHandles?: number;
   /** The serving daemon's PR_SET_IO_FLUSHER state (lib/daemon/io-flusher.ts). */

@@ -16,7 +16,7 @@
  * the target (as ddrescue leaves them).
  */
 import * as fs from 'fs';
-import * as path from 'path';
+import { writeFileAtomic } from '../fsutil/write-atomic';
 import { BlockDevice, SECTOR_BYTES } from '../block/device';
 import { AreaMap, formatMapfile, parseMapfile } from './mapfile';
 
@@ -52,9 +52,7 @@ export interface EvacuateResult {
 }
 
 export function saveMapfile(file: string, map: AreaMap, status: string, pass: number, pos: number): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
-  fs.writeFileSync(tmp, formatMapfile({ currentPos: pos, currentStatus: status, currentPass: pass, areas: map.areas }, 'remapfs evacuate'));
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, formatMapfile({ currentPos: pos, currentStatus: status, currentPass: pass, areas: map.areas }, 'remapfs evacuate'));
 }
 
 export function loadAreaMap(file: string, size: number): AreaMap {

@@ -6,6 +6,15 @@
  *
  * Concurrency: one daemon and any number of CLI processes share the file;
  * writers take the write lock with BEGIN IMMEDIATE and wait up to busy_timeout.
+ *
+ * Files: a database remapfs creates is 0600 in a directory it creates 0700,
+ * whatever the umask (SQLite gives the -wal and -shm files the database's
+ * mode). One that could not be set up (a full disk) is removed again.
+ *
+ * Identity: the (dev, ino) of the file at open is kept; watchFile() makes
+ * every transaction first check that the path still names that file, so a
+ * daemon whose database was deleted or replaced refuses metadata changes
+ * instead of committing them to a file nobody will read again.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -164,8 +173,9 @@ export class Store {
     }
     if (exists && !fs.statSync(abs).isFile()) throw new RemapfsError('open database', abs, 'not a regular file');
     let db: Database.Database | undefined;
+    let created = false;
     try {
-      if (!exists) fs.mkdirSync(path.dirname(abs), { recursive: true });
+      if (!exists) created = createPrivateFile(abs);
       db = new Database(abs);
       db.pragma('busy_timeout = 10000');
       // Look before changing anything: a file that is not ours is left exactly as it was.
@@ -193,9 +203,46 @@ export class Store {
       }
     } catch (err) {
       db?.close();
-      throw new RemapfsError('open database', abs, sqliteCause(err), 'restore it from a backup, or rebuild it from the spare');
+      if (created) removeDatabaseFiles(abs);
+      throw databaseError('open database', abs, err) ?? new RemapfsError('open database', abs, sqliteCause(err), REBUILD_HINT);
     }
-    return new Store(abs, db);
+    const store = new Store(abs, db);
+    store.identity = fileIdentity(abs);
+    store.created = created;
+    return store;
+  }
+
+  /** True when this process created the file at open. */
+  created = false;
+  private identity: string | undefined;
+  private watching = false;
+  /** Why the database can no longer be written, once the path names another file or none. */
+  lost: string | undefined;
+
+  /** From now on every transaction first checks that the path still names the file that was opened. */
+  watchFile(): void {
+    this.watching = true;
+  }
+
+  /** Compares the path with the file opened; returns (and remembers) why it is lost, or undefined. */
+  checkFile(): string | undefined {
+    if (this.lost) return this.lost;
+    const now = fileIdentity(this.path);
+    if (now === this.identity) return undefined;
+    this.lost = now === undefined ? 'the database file was deleted' : 'the database file was replaced by another file';
+    return this.lost;
+  }
+
+  /**
+   * Removes a database this process created and that holds nothing (no pair,
+   * no mount, no event): what a failed `init` must not leave behind.
+   */
+  removeIfUnused(): void {
+    if (!this.created || !this.db.open) return;
+    const used = this.db.prepare('SELECT (SELECT count(*) FROM pairs) + (SELECT count(*) FROM mounts) + (SELECT count(*) FROM events)').pluck().get() as number;
+    if (used > 0) return;
+    this.db.close();
+    removeDatabaseFiles(this.path);
   }
 
   close(): void {
@@ -204,6 +251,10 @@ export class Store {
 
   /** Runs fn in a BEGIN IMMEDIATE transaction (takes the write lock at once). */
   transaction<T>(fn: () => T): T {
+    if (this.watching) {
+      const lost = this.checkFile();
+      if (lost) throw new RemapfsError('write database', this.path, lost, LOST_HINT);
+    }
     return this.db.transaction(fn).immediate();
   }
 
@@ -392,10 +443,80 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+/** What to do about a damaged database. */
+export const REBUILD_HINT = 'move it aside, then rebuild it from the spares with "remapfs import --main <main> --spare <spare>" for each pair, or restore a backup';
+const LOST_HINT = 'stop the daemon and start it again with the right database; the metadata slots on the spare hold every remap ("remapfs import" rebuilds a database from them)';
+
 function sqliteCause(err: unknown): string {
   const code = (err as { code?: string }).code;
   if (code === 'SQLITE_NOTADB') return 'file is not a database (corrupt or overwritten)';
-  if (code === 'SQLITE_CORRUPT') return 'database disk image is malformed';
+  if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_CORRUPT_INDEX') return 'database disk image is malformed';
   if (code === 'SQLITE_CANTOPEN') return 'cannot open the file';
+  if (code === 'SQLITE_FULL') return 'the disk is full';
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * A SQLite failure of the database itself (damage, a full disk) as a
+ * one-line error with what to do; undefined for anything else.
+ */
+export function databaseError(op: string, dbPath: string, err: unknown): RemapfsError | undefined {
+  if (err instanceof RemapfsError) return undefined;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string') return undefined;
+  if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') return new RemapfsError(op, dbPath, sqliteCause(err), REBUILD_HINT);
+  if (code.startsWith('SQLITE_FULL')) return new RemapfsError(op, dbPath, sqliteCause(err), 'free some space on its file system');
+  if (code.startsWith('SQLITE_IOERR')) return new RemapfsError(op, dbPath, err instanceof Error ? err.message : code, 'the disk holding the database may be failing');
+  return undefined;
+}
+
+/** PRAGMA quick_check: 'ok', or the first problems SQLite reports. */
+export function quickCheck(store: Store): string {
+  let rows: string[];
+  try {
+    rows = store.db.prepare('PRAGMA quick_check(5)').pluck().all() as string[];
+  } catch (err) {
+    return sqliteCause(err);
+  }
+  return rows.length === 1 && rows[0] === 'ok' ? 'ok' : rows.join('; ').replace(/\*\*\* in database main \*\*\*\s*/g, '').replace(/\s*\n\s*/g, ' ');
+}
+
+/** "dev:ino" of the file at `p`, or undefined when there is none. */
+function fileIdentity(p: string): string | undefined {
+  try {
+    const st = fs.statSync(p, { bigint: true });
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Creates the database file 0600 (and missing directories 0700), whatever the
+ * umask; false when another process created it first.
+ */
+function createPrivateFile(abs: string): boolean {
+  const first = fs.mkdirSync(path.dirname(abs), { recursive: true, mode: 0o700 });
+  if (first !== undefined) {
+    for (let d = path.dirname(abs); d.length >= first.length; d = path.dirname(d)) {
+      fs.chmodSync(d, 0o700);
+      if (d === first) break;
+    }
+  }
+  try {
+    const fd = fs.openSync(abs, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+    try {
+      fs.fchmodSync(fd, 0o600);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'EEXIST') return false;
+    throw err;
+  }
+}
+
+function removeDatabaseFiles(abs: string): void {
+  for (const suffix of ['', '-wal', '-shm', '-journal']) fs.rmSync(abs + suffix, { force: true });
 }

@@ -6,7 +6,8 @@ import { DeviceLock } from '../../block/device-lock';
 import { Store } from '../../store/db';
 import { BlockDevice } from '../../block/device';
 import { request } from '../../daemon/control';
-import { RemapfsError } from '../../errors';
+import { RemapfsError, UsageError } from '../../errors';
+import { createFileExclusive } from '../../fsutil/write-atomic';
 import { openPair, PairRuntime } from '../../remap/pair';
 import { DirtyTracker, evacuate, loadAreaMap, verifyCopy } from '../../rescue/evacuate';
 import { CLI_LOCK_WAIT_MS, liveDaemon, parseCount, printJson, requirePair, withStore } from '../common';
@@ -30,7 +31,7 @@ export const evacuateCommand: CommandModule<object, Args> = {
     y
       .positional('name', { type: 'string', demandOption: true })
       .option('to', { type: 'string', demandOption: true, describe: 'target block device or image file (created if missing)' })
-      .option('mapfile', { type: 'string', describe: 'GNU ddrescue mapfile (default: <to>.map); an existing one is resumed' })
+      .option('mapfile', { type: 'string', describe: 'GNU ddrescue mapfile (default for an image file: <to>.map; required for a block device); an existing one is resumed' })
       .option('retries', { type: 'string', default: '2', describe: 'extra attempts per unreadable sector' })
       .option('verify', { type: 'boolean', default: false, describe: 'compare everything copied with the source afterwards' })
       .option('restart', { type: 'boolean', default: false, describe: 'ignore an existing mapfile and start over' })
@@ -41,11 +42,12 @@ export const evacuateCommand: CommandModule<object, Args> = {
       const pair = requirePair(store, argv.name);
       const size = Math.floor(pair.mainBytes / pair.blockSize) * pair.blockSize;
       const to = path.resolve(argv.to);
-      if (!fs.existsSync(to)) {
-        fs.writeFileSync(to, '');
-        fs.truncateSync(to, size);
-      }
+      // A new image is 0600 (it holds the pair's data); an existing target keeps its mode.
+      if (createFileExclusive(to, { op: 'evacuate' })) fs.truncateSync(to, size);
       const tid = identify(to);
+      if (tid.isBlockDevice && argv.mapfile === undefined) {
+        throw new UsageError(`--to ${to} is a block device: name the mapfile with --mapfile (it goes next to the target only for image files)`);
+      }
       checkTargetApart(store, tid);
       if (tid.sizeBytes < size) {
         if (tid.isBlockDevice) throw new RemapfsError('evacuate', to, `has ${tid.sizeBytes} bytes, the pair needs ${size}`, 'use a bigger disk');

@@ -1,6 +1,6 @@
-import * as fs from 'fs';
 import type { CommandModule } from 'yargs';
-import { RemapfsError, UsageError } from '../../errors';
+import { UsageError } from '../../errors';
+import { writeFileAtomic } from '../../fsutil/write-atomic';
 import { SECTOR_BYTES } from '../../block/device';
 import { AreaMap, formatMapfile } from '../../rescue/mapfile';
 import { printJson, requirePair, withStore } from '../common';
@@ -36,11 +36,7 @@ export const exportCommand: CommandModule<object, Args> = {
       }
       const bad = store.badSectors(pair.id);
       for (const s of bad) map.set(s * SECTOR_BYTES, SECTOR_BYTES, '-');
-      try {
-        fs.writeFileSync(file, formatMapfile({ currentPos: 0, currentStatus: '+', currentPass: 1, areas: map.areas }, `remapfs export of pair ${pair.name}`));
-      } catch (err) {
-        throw new RemapfsError('write', file, err);
-      }
+      writeFileAtomic(file, formatMapfile({ currentPos: 0, currentStatus: '+', currentPass: 1, areas: map.areas }, `remapfs export of pair ${pair.name}`));
       if (argv.json) return printJson({ version: 1, pair: pair.name, mapfile: file, badSectors: bad.length, remappedOrPendingBlocks: blocks });
       process.stdout.write(`wrote ${file}: ${bad.length} bad sectors (-), ${blocks} remapped or pending blocks (*)\n`);
     });

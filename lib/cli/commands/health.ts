@@ -1,9 +1,9 @@
 import * as fs from 'fs';
-import * as path from 'path';
 import type { CommandModule } from 'yargs';
 import { identify } from '../../block/file-device';
 import { request } from '../../daemon/control';
 import { RemapfsError } from '../../errors';
+import { writeFileAtomic } from '../../fsutil/write-atomic';
 import { loadReportState, saveReportState } from '../../health/history';
 import { renderPrometheus } from '../../health/prometheus';
 import { healthReport, HealthReport } from '../../health/report';
@@ -102,17 +102,6 @@ async function checkPair(store: Store, pair: PairRecord, daemonSocket: string | 
   return { pair: pair.name, report, problems, messages, status };
 }
 
-function writeAtomically(file: string, text: string): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  try {
-    fs.writeFileSync(tmp, text, { mode: 0o644 });
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw new RemapfsError('write', file, err, 'is the directory there and writable?');
-  }
-}
-
 export const healthCommand: CommandModule<object, Args> = {
   command: 'health [name]',
   describe: 'Health report for cron: the exit status is a bitmask of problems (docs/cli.md); quiet bits mean nothing to report',
@@ -133,7 +122,8 @@ export const healthCommand: CommandModule<object, Args> = {
       for (const p of pairs) results.push(await checkPair(store, p, daemon?.socket, days, now));
       const status = results.reduce((acc, r) => acc | r.status, 0);
       if (argv.prometheus) {
-        writeAtomically(argv.prometheus, renderPrometheus(results.filter((r) => r.report).map((r) => ({ report: r.report as HealthReport, problems: r.problems }))));
+        // 0644: node_exporter usually runs as another user and must read it.
+        writeFileAtomic(argv.prometheus, renderPrometheus(results.filter((r) => r.report).map((r) => ({ report: r.report as HealthReport, problems: r.problems }))), { mode: 0o644 });
       }
       if (argv.quiet && status === 0) {
         // nothing to say

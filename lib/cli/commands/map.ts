@@ -1,6 +1,5 @@
-import * as fs from 'fs';
 import type { CommandModule } from 'yargs';
-import { RemapfsError } from '../../errors';
+import { writeFileAtomic } from '../../fsutil/write-atomic';
 import { mapInputOf, renderBar, renderSvg } from '../../health/map';
 import { parseCount, requirePair, withStore } from '../common';
 
@@ -28,11 +27,7 @@ export const mapCommand: CommandModule<object, Args> = {
         process.stdout.write(`[${renderBar(input, 64)}]\n`);
         return;
       }
-      try {
-        fs.writeFileSync(argv.svg, renderSvg(`remapfs pair ${pair.name}`, input, { columns: Math.max(1, columns) }));
-      } catch (err) {
-        throw new RemapfsError('write', argv.svg, err);
-      }
+      writeFileAtomic(argv.svg, renderSvg(`remapfs pair ${pair.name}`, input, { columns: Math.max(1, columns) }));
       process.stderr.write(`remapfs: wrote ${argv.svg}\n`);
     });
   },

@@ -1,3 +1,13 @@
+/**
+ * recover: clears what a crashed daemon left (loop devices over its files,
+ * file systems on them, the dead FUSE mount, its row in the mounts table).
+ *
+ * It acts only on a directory with a record of a remapfs mount: a row in the
+ * database's mounts table, the control socket a dead daemon left behind, or a
+ * kernel mount of type fuse.remapfs. Anything else is refused before anything
+ * is run, and only loop devices whose backing file sits directly in that
+ * directory (a pair's file) are touched.
+ */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -6,7 +16,8 @@ import { loopBackingFile } from '../../block/loop';
 import { mounts } from '../../daemon/mounts';
 import { RemapfsError } from '../../errors';
 import { dbPath } from '../common';
-import { Store } from '../../store/db';
+import { socketPathFor } from '../../daemon/control';
+import { MountRecord, processAlive, Store } from '../../store/db';
 
 interface Args {
   db?: string;
@@ -20,14 +31,14 @@ interface LoopUse {
   mountedAt: string[];
 }
 
-/** Loop devices whose backing file lies under `dir`, with the file systems mounted from them. */
+/** Loop devices whose backing file lies directly in `dir` (a pair's file), with the file systems mounted from them. */
 export function loopsUnder(dir: string): LoopUse[] {
   const out: LoopUse[] = [];
   const all = mounts();
   for (const name of fs.existsSync('/sys/block') ? fs.readdirSync('/sys/block') : []) {
     if (!name.startsWith('loop')) continue;
     const backing = loopBackingFile(name);
-    if (backing === undefined || !backing.startsWith(dir + '/')) continue;
+    if (backing === undefined || path.dirname(backing) !== dir) continue;
     const device = `/dev/${name}`;
     out.push({ device, backingFile: backing, mountedAt: all.filter((m) => m.source === device).map((m) => m.mountpoint) });
   }
@@ -45,6 +56,11 @@ export const recoverCommand: CommandModule<object, Args> = {
     const mnt = path.resolve(argv.mountpoint);
     const entry = mounts().find((m) => m.mountpoint === mnt);
     if (entry && !(entry.fsType.startsWith('fuse') && entry.source === 'remapfs')) throw new RemapfsError('recover', mnt, `not a remapfs mount (${entry.fsType})`);
+    const row = mountRow(argv, mnt);
+    if (row && processAlive(row.pid)) throw new RemapfsError('recover', mnt, `its daemon (pid ${row.pid}) is running`, 'use "remapfs unmount" for a running daemon');
+    if (!entry && !row && !fs.existsSync(socketPathFor(mnt))) {
+      throw new RemapfsError('recover', mnt, 'no record of a remapfs mount here (not in the mounts table, no socket of a dead daemon, no remapfs mount)', 'name the directory a remapfs daemon served');
+    }
     // A dead FUSE server leaves a mount whose every access fails with ENOTCONN.
     let alive = false;
     if (entry) {
@@ -80,6 +96,21 @@ export const recoverCommand: CommandModule<object, Args> = {
         store.close();
       }
     }
+    if (!argv['dry-run']) fs.rmSync(socketPathFor(mnt), { force: true });
     process.stdout.write(`recovered ${mnt}: start "remapfs mount ${mnt}" again, re-attach the loop device, and run fsck before mounting the file system\n`);
   },
 };
+
+/** The mounts-table row for `mnt`, if the database exists and has one. */
+function mountRow(argv: { db?: string }, mnt: string): MountRecord | undefined {
+  if (!fs.existsSync(dbPath(argv))) return undefined;
+  const store = Store.open(dbPath(argv), { create: false });
+  try {
+    const r = store.db.prepare('SELECT mountpoint, pid, socket, started_at FROM mounts WHERE mountpoint = ?').get(mnt) as
+      | { mountpoint: string; pid: number; socket: string; started_at: number }
+      | undefined;
+    return r ? { mountpoint: r.mountpoint, pid: r.pid, socket: r.socket, startedAt: r.started_at } : undefined;
+  } finally {
+    store.close();
+  }
+}

@@ -48,6 +48,7 @@ export function formatStatus(s: PairStatus): string {
     ['spare pool', `${s.spareBlocksUsed} of ${s.spareBlocksTotal} blocks used (${pct}%)${s.retiredSpareBlocks ? `, ${s.retiredSpareBlocks} retired` : ''}${s.spareExhausted ? ', EXHAUSTED' : ''}`],
     ['mounted', s.mounted ? `yes, at ${s.mountpoint}` : 'no'],
   ];
+  if (s.database !== undefined && s.database !== 'ok') lines.push(['database', `LOST: ${s.database}`]);
   if (s.counters) {
     const c = s.counters;
     lines.push(['reads', `${c.readOps} requests, ${formatBytes(c.readBytes)}, ${c.readErrors} errors (${c.uncorrectableReads} uncorrectable)`]);

@@ -1,4 +1,9 @@
-import { execFileSync } from 'child_process';
+/**
+ * unmount: asks the daemon over its control socket to stop. Without an
+ * answer it clears the mount only when its server is dead: a daemon pid that
+ * is alive (mounts table), or a mount that still answers, is never forced.
+ */
+import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
@@ -46,7 +51,14 @@ export const unmountCommand: CommandModule<object, Args> = {
       process.stderr.write(`remapfs: unmounted ${mnt}\n`);
       return;
     }
-    // Its server died (kill -9 or a crash) and left the mount behind: clear it.
+    // No answer: clear the mount only if its server is dead (kill -9 or a crash); never force a live one.
+    const pid = daemonPid(argv, mnt);
+    if (pid !== undefined && processAlive(pid)) {
+      throw new RemapfsError('unmount', mnt, `its daemon (pid ${pid}) is alive but its control socket ${socket} ${fs.existsSync(socket) ? 'does not answer' : 'is gone'}`, `refusing to force it; stop it with "kill -TERM ${pid}" (it unmounts when no handle is open)`);
+    }
+    if (mountAnswers(mnt)) {
+      throw new RemapfsError('unmount', mnt, `its server is alive but its control socket ${socket} ${fs.existsSync(socket) ? 'does not answer' : 'is gone'}`, 'refusing to force it; stop the process serving it with SIGTERM');
+    }
     try {
       execFileSync('fusermount', ['-uz', mnt], { stdio: 'pipe' });
     } catch (err) {
@@ -80,4 +92,15 @@ function forgetMount(argv: { db?: string }, mnt: string): void {
   } finally {
     store.close();
   }
+}
+
+/**
+ * True when the FUSE server behind `mnt` still answers: a dead one makes every
+ * access fail at once with ENOTCONN. Asked in a child with a time limit, so a
+ * hung server counts as alive instead of hanging this command.
+ */
+function mountAnswers(mnt: string): boolean {
+  const r = spawnSync('ls', ['-a', mnt], { encoding: 'utf8', timeout: 5000 }); // readdir always reaches the server (no cache)
+  if (r.error || r.signal) return true;
+  return r.status === 0 || !/not connected/i.test(r.stderr ?? '');
 }

@@ -1,6 +1,8 @@
 import type { CommandModule } from 'yargs';
 import { request } from '../../daemon/control';
 import { checkOffline, formatVerifyReport, VerifyReport } from '../../meta/verify';
+import { RemapfsError } from '../../errors';
+import { quickCheck, REBUILD_HINT } from '../../store/db';
 import { liveDaemon, printJson, requirePair, withPairLock, withStore } from '../common';
 
 interface Args {
@@ -15,13 +17,16 @@ function checkCommand(repair: boolean): CommandModule<object, Args> {
     command: `${repair ? 'repair' : 'verify'} <name>`,
     describe: repair
       ? 'Rewrite invalid or stale metadata slots (and a lagging database) from the newest valid source'
-      : 'Check the five metadata slots and the database; exit 0 only when all agree',
+      : 'Check the database file (PRAGMA quick_check), the five metadata slots and the database table; exit 0 only when all agree',
     builder: (y) =>
       y
         .positional('name', { type: 'string', demandOption: true })
         .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }) as never,
     handler: async (argv) => {
       await withStore(argv, false, async (store) => {
+        // The database itself first: damaged pages anywhere (an index, the events) fail verify and repair.
+        const integrity = quickCheck(store);
+        if (integrity !== 'ok') throw new RemapfsError(repair ? 'repair' : 'verify', store.path, `the database is damaged: ${integrity}`, REBUILD_HINT);
         const pair = requirePair(store, argv.name);
         const daemon = liveDaemon(store);
         const report = daemon
