@@ -46,14 +46,18 @@ export function importPair(store: Store, mainPath: string, sparePath: string, na
   if (main.key === spare.key) throw new RemapfsError('import', sparePath, `main and spare are the same device (${main.realPath})`);
   const dev = FileDevice.open(spare.realPath, { readOnly: true, mode: 'buffered' });
   let found;
+  const rejected: string[] = [];
   try {
-    found = locateMetadata(dev);
+    found = locateMetadata(dev, rejected);
   } finally {
     dev.close();
   }
-  if (!found) throw new RemapfsError('import', spare.realPath, 'no valid remapfs metadata slot found', 'is this the spare of a pair?');
+  if (!found) {
+    const why = rejected.length ? `no valid remapfs metadata slot found (${rejected.length} refused; ${rejected[0]})` : 'no valid remapfs metadata slot found';
+    throw new RemapfsError('import', spare.realPath, why, 'is this the spare of a pair?');
+  }
   const h = found.newest.header;
-  const entries = found.newest.entries ?? [];
+  const entries = found.state.entries;
   if (main.sizeBytes !== h.mainBytes) {
     throw new RemapfsError('import', main.realPath, `has ${main.sizeBytes} bytes but pair ${h.name} was made with a main of ${h.mainBytes} bytes`, 'wrong main device?');
   }
