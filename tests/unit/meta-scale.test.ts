@@ -48,6 +48,15 @@ describe('metadata at scale', () => {
         expect(fingerprint(r.entries ?? [])).toBe(expected);
       }
 
+      // The open path: one copy read with every rule and kept, four compared with it by content.
+      const t3 = Date.now();
+      const opened = new SlotSet(dev, layout);
+      const adopted = opened.read(0, { uuid: identity.uuid, mainBytes: identity.mainBytes }, 'pages');
+      expect(adopted.valid).toBe(true);
+      const inForce = MetaState.fromPages(identity, layout, 1, ENTRIES, adopted.pages as Buffer);
+      for (let i = 1; i < 5; i++) expect(opened.compare(i, inForce, { uuid: identity.uuid, mainBytes: identity.mainBytes })).toMatchObject({ valid: true, matches: true, canonical: true });
+      const openMs = Date.now() - t3;
+
       const page = state.upsert({ mainBlock: 3, spareBlock: poolBlockAt(layout, ENTRIES + 5), createdAt: 1800000000000, reason: 'manual', state: 'remapped', lostSectors: 0 });
       state.sequence++;
       expect(slots.writeUpdate(state, [page])).toEqual([]);
@@ -57,7 +66,7 @@ describe('metadata at scale', () => {
       expect(after.every((r) => r.valid && r.sequence === 2 && r.entries?.length === ENTRIES + 1)).toBe(true);
       process.stdout.write(
         `metadata scale: ${ENTRIES} entries; full write ${(fullBytes / 1048576).toFixed(1)} MiB in ${t1 - t0} ms; ` +
-          `read+verify of 5 slots ${t2 - t1} ms; single-entry update ${updateBytes} bytes\n`,
+          `read+verify of 5 slots ${t2 - t1} ms; open path (1 copy checked, 4 compared) ${openMs} ms; single-entry update ${updateBytes} bytes\n`,
       );
     } finally {
       dev.close();
