@@ -109,23 +109,29 @@ export class SlotSet {
       const { header: h, table } = opened;
       const checker = new TableChecker(this.layout, h.mainBytes, h.blockSize, h.entryCount);
       const entries: SlotEntry[] = [];
-      // Kept pages are read chunk by chunk, so a copy that fails early never costs what its header claims.
-      const kept: Buffer[] | undefined = keepEntries === 'pages' ? [] : undefined;
+      // Checked first through one reused chunk; only a copy that passes is read again and kept, so a
+      // crafted copy never costs what its header claims, and a good one is held once (32 bytes per entry).
       let canonical = true;
-      const bad = this.eachPage(h, table, kept, (p, page, count) => {
+      const bad = this.eachPage(h, table, undefined, (p, page, count) => {
         const problem = checker.checkRaw(page, count);
         if (problem) return problem;
         if (keepEntries === true) decodePage(page, count, entries);
-        if (!isCanonical(page, count)) {
-          canonical = false;
-          if (kept) canonicalize(page, count);
-        }
+        if (!isCanonical(page, count)) canonical = false;
         return undefined;
       });
       if (bad) return invalid(bad, h);
       const semantic = checker.finish();
       if (semantic) return invalid(semantic, h);
-      const pages = kept ? (kept.length === 1 ? (kept[0] as Buffer) : kept.length ? Buffer.concat(kept) : Buffer.alloc(SLOT_PAGE_BYTES)) : undefined;
+      let pages: Buffer | undefined;
+      if (keepEntries === 'pages') {
+        const keep = Buffer.alloc(Math.max(1, h.pageCount) * SLOT_PAGE_BYTES);
+        const changed = this.eachPage(h, table, keep, (p, page, count) => {
+          canonicalize(page, count);
+          return undefined;
+        });
+        if (changed) return invalid(`changed while being read: ${changed}`, h);
+        pages = keep;
+      }
       return {
         ...base,
         valid: true,
@@ -202,18 +208,17 @@ export class SlotSet {
   }
 
   /**
-   * Reads the entry pages in use (into new chunks appended to `keep` if
-   * given, else through one reused chunk), checks each page's CRC and hands it to `fn` with the
+   * Reads the entry pages in use (into `keep` if given, else through one
+   * reused chunk), checks each page's CRC and hands it to `fn` with the
    * number of entries it holds; stops at the first problem.
    */
-  private eachPage(h: SlotHeader, table: Buffer, keep: Buffer[] | undefined, fn: (p: number, page: Buffer, count: number) => string | undefined): string | undefined {
+  private eachPage(h: SlotHeader, table: Buffer, keep: Buffer | undefined, fn: (p: number, page: Buffer, count: number) => string | undefined): string | undefined {
     const byteOffset = this.slotOffset(h.slotIndex);
     const pagesPerChunk = Math.min(READ_CHUNK_BYTES, Math.max(SLOT_PAGE_BYTES, h.pageCount * SLOT_PAGE_BYTES)) / SLOT_PAGE_BYTES;
     const chunk = keep ? undefined : Buffer.alloc(pagesPerChunk * SLOT_PAGE_BYTES);
     for (let first = 0; first < h.pageCount; first += pagesPerChunk) {
       const n = Math.min(pagesPerChunk, h.pageCount - first);
-      const into = keep ? Buffer.alloc(n * SLOT_PAGE_BYTES) : (chunk as Buffer).subarray(0, n * SLOT_PAGE_BYTES);
-      keep?.push(into);
+      const into = keep ? keep.subarray(first * SLOT_PAGE_BYTES, (first + n) * SLOT_PAGE_BYTES) : (chunk as Buffer).subarray(0, n * SLOT_PAGE_BYTES);
       this.spare.read(into, byteOffset + this.pagesOffset + first * SLOT_PAGE_BYTES);
       for (let k = 0; k < n; k++) {
         const p = first + k;

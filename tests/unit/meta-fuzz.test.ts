@@ -26,7 +26,7 @@ import { PairRecord, Store } from '../../lib/store/db';
 import { poolBlockAt } from '../helpers/pool';
 import { SpecEntry, specReadLabel, specReadSpare, specTableProblem } from '../helpers/spec-reader';
 
-const CASES = Number(process.env.FUZZ_CASES ?? 1200);
+const CASES = Number(process.env.FUZZ_CASES ?? 1000);
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2147483647);
 
 function prng(seed: number): () => number {
