@@ -6,6 +6,12 @@
  * a slot is being written its header CRC no longer matches (or its pages no
  * longer match their CRCs), so a crash tears at most that one slot, and the
  * other four still hold a complete copy, old or new.
+ *
+ * Reading: read() applies every rule of validate.ts (a copy is valid only
+ * then); compare() judges a copy against the table in force by decoded
+ * content (reserved bytes do not count) and falls back to read() for any
+ * copy that differs. Nothing is allocated from a header's numbers before
+ * headerGeometryProblem has bounded them by the spare's geometry.
  */
 import { BlockDevice, SECTOR_BYTES } from '../block/device';
 import { RemapfsError } from '../errors';
