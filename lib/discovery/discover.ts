@@ -20,7 +20,7 @@ import * as path from 'path';
 import { DeviceIdentity, FileDevice, identify, sameStorage } from '../block/file-device';
 import { loopBackingFile } from '../block/loop';
 import { locateMetadata } from '../meta/locate';
-import { fingerprint } from '../meta/reconcile';
+import { stateFingerprint } from '../meta/reconcile';
 import { Store } from '../store/db';
 import { hardwareId } from './hardware';
 import { MainLabel, readLabel } from './label';
@@ -120,7 +120,7 @@ export function probe(p: string): { spare?: SpareFound; main?: MainFound } {
         validSlots: meta.reports.filter((r) => r.valid).length,
         blockSize: h.blockSize,
         mainBytes: h.mainBytes,
-        tablePrint: fingerprint(meta.newest.entries ?? []),
+        tablePrint: stateFingerprint(meta.state),
         hardwareId: hardwareId(p) ?? null,
       };
     }

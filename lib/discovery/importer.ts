@@ -81,14 +81,18 @@ export function importPair(store: Store, mainPath: string, sparePath: string, op
 function importLocked(store: Store, main: DeviceIdentity, spare: DeviceIdentity, name: string | undefined): ImportResult {
   const dev = FileDevice.open(spare.realPath, { readOnly: true, mode: 'buffered' });
   let found;
+  const rejected: string[] = [];
   try {
-    found = locateMetadata(dev);
+    found = locateMetadata(dev, rejected);
   } finally {
     dev.close();
   }
-  if (!found) throw new RemapfsError('import', spare.realPath, 'no valid remapfs metadata slot found', 'is this the spare of a pair?');
+  if (!found) {
+    const why = rejected.length ? `no valid remapfs metadata slot found (${rejected.length} refused; ${rejected[0]})` : 'no valid remapfs metadata slot found';
+    throw new RemapfsError('import', spare.realPath, why, 'is this the spare of a pair?');
+  }
   const h = found.newest.header;
-  const entries = found.newest.entries ?? [];
+  const entries = found.state.entries;
   if (main.sizeBytes !== h.mainBytes) {
     throw new RemapfsError('import', main.realPath, `has ${main.sizeBytes} bytes but pair ${h.name} was made with a main of ${h.mainBytes} bytes`, 'wrong main device?');
   }

@@ -11,6 +11,7 @@
  * bytes 0..507.
  */
 import { crc32 } from '../meta/codec';
+import { labelProblem } from '../meta/validate';
 import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES } from '../remap/layout';
 import { BlockDevice } from '../block/device';
 
@@ -51,14 +52,17 @@ export function decodeLabel(b: Buffer): MainLabel | undefined {
   if (b.readUInt32LE(8) !== 1 || b.readUInt32LE(508) !== crc32(b.subarray(0, 508))) return undefined;
   const h = b.toString('hex', 16, 32);
   const nameEnd = b.indexOf(0, 56);
-  return {
+  // Numbers of 2^53 or more would be rounded: refused (labelProblem sees them as unsafe).
+  const u64 = (off: number): number => (b.readUInt32LE(off + 4) >= 0x200000 ? NaN : Number(b.readBigUInt64LE(off)));
+  const label: MainLabel = {
     uuid: `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`,
     blockSize: b.readUInt32LE(12),
-    mainBytes: Number(b.readBigUInt64LE(32)),
-    labelBlock: Number(b.readBigUInt64LE(40)),
-    createdAt: Number(b.readBigUInt64LE(48)),
+    mainBytes: u64(32),
+    labelBlock: u64(40),
+    createdAt: u64(48),
     name: b.toString('utf8', 56, nameEnd < 0 || nameEnd > 120 ? 120 : nameEnd),
   };
+  return labelProblem(label) === undefined ? label : undefined;
 }
 
 /** Looks for a label at the last block for every possible block size. */

@@ -13,6 +13,7 @@ import { PairRecord, RemapRecord, Store } from '../store/db';
 import { SlotEntry } from './codec';
 import { SlotSet } from './slots';
 import { MetaState } from './state';
+import { MAX_SEQUENCE } from './validate';
 
 export class MetaJournal implements RemapJournal {
   constructor(
@@ -46,6 +47,7 @@ export class MetaJournal implements RemapJournal {
 
   private commit(entry: SlotEntry, writeDatabase: () => void): void {
     const seq = this.state.sequence + 1;
+    if (seq > MAX_SEQUENCE) throw new RemapfsError('persist metadata', this.pair.name, 'the sequence number would reach 2^53', 'the metadata was tampered with; rebuild the pair');
     this.store.transaction(() => {
       writeDatabase();
       this.store.setMetaSeq(this.pair.id, seq);

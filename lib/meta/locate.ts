@@ -4,15 +4,18 @@
  * is damaged, every block size is tried for slots 1 to 4.
  */
 import { BlockDevice } from '../block/device';
-import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES, SLOT_COUNT, SLOT_HEADER_BYTES, spareLayout } from '../remap/layout';
+import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES, SLOT_COUNT, SLOT_HEADER_BYTES, spareLayout, validateBlockSize } from '../remap/layout';
 import { decodeHeaderFields, SlotHeader } from './codec';
 import { SlotReport, SlotSet } from './slots';
+import { MetaState } from './state';
 
 export interface FoundMetadata {
   slots: SlotSet;
   reports: SlotReport[];
-  /** The newest valid slot. */
+  /** The adopted copy: the valid copy with the highest sequence number. */
   newest: SlotReport & { header: SlotHeader };
+  /** Its table (entry pages, reserved bytes zeroed). */
+  state: MetaState;
 }
 
 function headerAt(spare: BlockDevice, byteOffset: number): SlotHeader | undefined {
@@ -26,9 +29,14 @@ function headerAt(spare: BlockDevice, byteOffset: number): SlotHeader | undefine
   return r.ok ? r.header : undefined;
 }
 
+/**
+ * Block sizes to try, in order: the one in slot 0's header if it decodes
+ * (slot 0 starts at byte 0 whatever B is), then every B from 512 to 65536
+ * for which a slot 1-4 header decodes at start(i) and names that B and i.
+ */
 function candidateBlockSizes(spare: BlockDevice): number[] {
   const first = headerAt(spare, 0);
-  const sizes: number[] = first ? [first.blockSize] : [];
+  const sizes: number[] = first && validateBlockSize(first.blockSize) === undefined ? [first.blockSize] : [];
   for (let b = MIN_BLOCK_BYTES; b <= MAX_BLOCK_BYTES; b *= 2) {
     if (sizes.includes(b)) continue;
     const layout = spareLayout(spare.sizeBytes, b);
@@ -43,18 +51,39 @@ function candidateBlockSizes(spare: BlockDevice): number[] {
   return sizes;
 }
 
-/** The newest valid remapfs metadata on `spare`, with all five slot reports; undefined when there is none. */
-export function locateMetadata(spare: BlockDevice): FoundMetadata | undefined {
+/**
+ * The newest valid remapfs metadata on `spare`, with all five slot reports;
+ * undefined when there is none. For each candidate block size, the copies
+ * are tried by sequence number, highest first, each with every rule of
+ * validate.ts (S is the spare's real size); the first that passes is
+ * adopted, and the others are compared with it. Why each refused copy was
+ * refused goes to `rejected` ("slot i: reason").
+ */
+export function locateMetadata(spare: BlockDevice, rejected: string[] = []): FoundMetadata | undefined {
   for (const blockSize of candidateBlockSizes(spare)) {
     const layout = spareLayout(spare.sizeBytes, blockSize);
     if (layout.slots.length !== SLOT_COUNT) continue;
     const slots = new SlotSet(spare, layout);
-    const first = slots.readAll();
-    const newestOf = (rs: SlotReport[]) => rs.filter((r) => r.valid).sort((a, b) => (b.sequence ?? 0) - (a.sequence ?? 0))[0];
-    const newest = newestOf(first);
-    if (!newest?.header) continue;
-    const reports = slots.readAll({ uuid: newest.header.uuid });
-    return { slots, reports, newest: newest as FoundMetadata['newest'] };
+    const peeked = Array.from({ length: SLOT_COUNT }, (_, i) => slots.peekHeader(i));
+    const order = [...peeked.keys()].filter((i) => peeked[i]).sort((a, b) => (peeked[b]?.sequence ?? 0) - (peeked[a]?.sequence ?? 0) || a - b);
+    for (const i of order) {
+      const r = slots.read(i, {}, 'pages');
+      if (!r.valid || !r.header || !r.pages) {
+        rejected.push(`slot ${i}: ${r.reason}`);
+        continue;
+      }
+      const h = r.header;
+      const state = MetaState.fromPages({ uuid: h.uuid, name: h.name, blockSize: h.blockSize, mainBytes: h.mainBytes, spareBytes: h.spareBytes }, layout, h.sequence, h.entryCount, r.pages);
+      const expect = { uuid: h.uuid, mainBytes: h.mainBytes };
+      const reports = [...peeked.keys()].map((k): SlotReport => {
+        if (k === i) {
+          const { pages: _pages, ...rest } = r;
+          return { ...rest, matches: true };
+        }
+        return slots.compare(k, state, expect);
+      });
+      return { slots, reports, newest: reports[i] as FoundMetadata['newest'], state };
+    }
   }
   return undefined;
 }

@@ -12,7 +12,8 @@ import { RemapfsError } from '../errors';
 import { SLOT_COUNT } from '../remap/layout';
 import { PairRecord, RemapRecord, Store } from '../store/db';
 import { SlotEntry } from './codec';
-import { SlotReport, SlotSet, tableDigest } from './slots';
+import { SlotExpectation, SlotReport, SlotSet } from './slots';
+import { MAX_SEQUENCE, tableProblem } from './validate';
 import { MetaState, PairIdentity } from './state';
 import { Fingerprint, fingerprintSql } from './fingerprint';
 
@@ -90,10 +91,6 @@ export function databaseFingerprint(store: Store, pairId: number): string {
   return f.value();
 }
 
-function stateDigest(state: MetaState): string {
-  return tableDigest(state.entryCount, state.table());
-}
-
 /** The fingerprint of the table in force, read from its pages. */
 export function stateFingerprint(state: MetaState): string {
   const f = new Fingerprint();
@@ -109,37 +106,48 @@ export interface ReconcileOptions {
   log?: (line: string) => void;
 }
 
+/**
+ * Adoption (docs/format.md, "Choosing a copy"): the copies whose headers
+ * decode are tried by sequence number, highest first, each with every rule;
+ * the first that passes is the slots' table. Only then is the database
+ * consulted. The other copies are compared with the table in force by
+ * decoded content (byte-equal pages cost a memcmp; any copy that differs is
+ * read again with every rule before it is reported valid).
+ */
 export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: ReconcileOptions): Reconciliation {
   const log = opts.log ?? (() => undefined);
-  // The slot whose header claims the highest sequence is fully checked and its pages kept. The others are
-  // checked by CRC: each is then current only if its digest equals the table in force's, else rewritten.
-  let likely = -1;
-  let likelySeq = -1;
-  for (let i = 0; i < SLOT_COUNT; i++) {
-    const seq = slots.peekSequence(i);
-    if (seq !== undefined && seq > likelySeq) [likely, likelySeq] = [i, seq];
-  }
-  const reports: SlotReport[] = [];
-  for (let i = 0; i < SLOT_COUNT; i++) reports.push(slots.read(i, { uuid: pair.uuid }, i === likely ? 'pages' : 'crc'));
+  const expect: SlotExpectation = { uuid: pair.uuid, mainBytes: pair.mainBytes, spareBytes: pair.spareBytes };
+  const peeked = Array.from({ length: SLOT_COUNT }, (_, i) => slots.peekHeader(i));
   const dbSeq = store.metaSeq(pair.id);
-  const dbPrint = databaseFingerprint(store, pair.id);
-  let newest: SlotReport | undefined;
   let highestSeen = dbSeq;
-  for (const r of reports) {
-    if (r.sequence !== undefined && r.header?.uuid === pair.uuid) highestSeen = Math.max(highestSeen, r.sequence);
-    if (r.valid && (!newest || (r.sequence ?? 0) > (newest.sequence ?? 0))) newest = r;
+  for (const h of peeked) {
+    // Torn copies count too (a sequence number never names two tables), but never past 2^53.
+    if (h && h.uuid === pair.uuid && Number.isSafeInteger(h.sequence) && h.sequence < MAX_SEQUENCE) highestSeen = Math.max(highestSeen, h.sequence);
   }
+  const reports: Array<SlotReport | undefined> = new Array(SLOT_COUNT).fill(undefined);
+  let newest: SlotReport | undefined;
   let newestState: MetaState | undefined;
-  if (newest) {
-    const full = newest.pages ? newest : slots.read(newest.index, { uuid: pair.uuid }, 'pages');
-    newest = full.valid && full.sequence === newest.sequence && full.pages ? full : undefined;
-    if (newest?.pages && newest.header) newestState = MetaState.fromPages(identityOf(pair), slots.layout, newest.sequence ?? 0, newest.header.entryCount, newest.pages);
+  if (!opts.inForce) {
+    const order = [...peeked.keys()].filter((i) => peeked[i]).sort((a, b) => (peeked[b]?.sequence ?? 0) - (peeked[a]?.sequence ?? 0) || a - b);
+    for (const i of order) {
+      const r = slots.read(i, expect, 'pages');
+      reports[i] = r;
+      if (r.valid && r.pages && r.header) {
+        newest = r;
+        newestState = MetaState.fromPages(identityOf(pair), slots.layout, r.header.sequence, r.header.entryCount, r.pages);
+        break;
+      }
+    }
   }
-  const foreign = reports.find((r) => r.reason?.startsWith('belongs to another pair'));
-  if (!newest && foreign && !reports.some((r) => r.header?.uuid === pair.uuid)) {
-    // Never overwrite another pair's metadata: the stored spare path points at the wrong device.
-    throw new RemapfsError('open spare of pair', pair.name, `${pair.sparePath} holds the metadata of another pair (${foreign.header?.name}, uuid ${foreign.header?.uuid})`, 'wrong device? "remapfs discover" finds where the pair is now');
+  const foreignHeader = peeked.find((h) => h && h.uuid !== pair.uuid);
+  if (!newest && foreignHeader && !peeked.some((h) => h?.uuid === pair.uuid)) {
+    const foreign = [...peeked.keys()].map((i) => reports[i] ?? slots.read(i, { spareBytes: pair.spareBytes }, false)).find((r) => r.valid);
+    if (foreign) {
+      // Never overwrite another pair's metadata: the stored spare path points at the wrong device.
+      throw new RemapfsError('open spare of pair', pair.name, `${pair.sparePath} holds the metadata of another pair (${foreign.header?.name}, uuid ${foreign.header?.uuid})`, 'wrong device? "remapfs discover" finds where the pair is now');
+    }
   }
+  const dbPrint = databaseFingerprint(store, pair.id);
   const newestPrint = newestState ? stateFingerprint(newestState) : undefined;
   const identity = identityOf(pair);
   let state: MetaState;
@@ -155,14 +163,31 @@ export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: 
     source = 'slots';
   } else {
     // The database is ahead, or the slots are all bad, or they disagree at the same sequence.
-    const bump = newest !== undefined || reports.some((r) => r.sequence !== undefined);
-    state = new MetaState(identity, slots.layout, bump ? highestSeen + 1 : dbSeq, databaseEntries(store, pair.id));
+    const entries = databaseEntries(store, pair.id);
+    const bad = tableProblem(entries, slots.layout, pair.mainBytes, pair.blockSize);
+    if (bad) {
+      const slotsHave = newestState ? `slot ${newest?.index} holds a valid table at sequence ${newestState.sequence}` : 'no slot holds a valid table';
+      throw new RemapfsError('open metadata of pair', pair.name, `the database's remap table is invalid: ${bad}; ${slotsHave}`, 'restore the database, or delete the pair from it and "remapfs import" it from its spare');
+    }
+    const bump = newest !== undefined || peeked.some((h) => h?.uuid === pair.uuid);
+    const sequence = bump ? highestSeen + 1 : dbSeq;
+    if (sequence > MAX_SEQUENCE) throw new RemapfsError('open metadata of pair', pair.name, 'the sequence number would reach 2^53', 'the metadata was tampered with; rebuild the pair');
+    state = new MetaState(identity, slots.layout, sequence, entries);
     source = 'database';
   }
   const statePrint = source === 'slots' && newestPrint ? newestPrint : stateFingerprint(state);
   const databaseAgrees = dbSeq === state.sequence && dbPrint === statePrint;
-  const digest = stateDigest(state);
-  const staleSlots = reports.filter((r) => !r.valid || r.sequence !== state.sequence || r.tableDigest !== digest).map((r) => r.index);
+  const final: SlotReport[] = [];
+  for (let i = 0; i < SLOT_COUNT; i++) {
+    const r = reports[i];
+    if (r && source === 'slots' && r === newest) final.push({ ...r, matches: true });
+    else if (r && !r.valid) final.push({ ...r, matches: false });
+    else final.push(slots.compare(i, state, expect));
+  }
+  const staleSlots = final.filter((r) => !r.valid || !r.matches).map((r) => r.index);
+  // Copies that hold the table but not byte for byte (non-zero reserved bytes) are rewritten quietly when
+  // writing, so that an update (which rewrites one page CRC table sector) cannot invalidate them.
+  const unclean = final.filter((r) => r.valid && r.matches && r.canonical === false).map((r) => r.index);
   const repaired: string[] = [];
   if (opts.write) {
     if (!databaseAgrees) {
@@ -173,11 +198,12 @@ export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: 
       const what = source === 'slots' ? `slot ${newest?.index} (sequence ${state.sequence})` : `the ${source} table (sequence ${state.sequence})`;
       repaired.push(`database restored from ${what}`);
     }
-    if (staleSlots.length) {
-      const failed = slots.writeAll(state, staleSlots);
-      for (const i of staleSlots) {
-        const r = reports[i];
-        const why = r?.valid ? `stale (sequence ${r.sequence})` : `invalid: ${r?.reason}`;
+    const rewrite = [...staleSlots, ...unclean].sort((a, b) => a - b);
+    if (rewrite.length) {
+      const failed = slots.writeAll(state, rewrite);
+      for (const i of rewrite) {
+        const r = final[i];
+        const why = !r?.valid ? `invalid: ${r?.reason}` : r.matches ? 'reserved bytes were not zero' : r.sequence !== state.sequence ? `stale (sequence ${r.sequence})` : `different table at sequence ${r.sequence}`;
         repaired.push(failed.includes(i) ? `slot ${i} could not be rewritten (${why})` : `slot ${i} rewritten (${why})`);
       }
       if (failed.length === SLOT_COUNT) {
@@ -188,7 +214,7 @@ export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: 
   }
   const sourceSlot = source === 'slots' ? newest?.index : undefined;
   return {
-    slots: reports.map(({ pages: _pages, ...r }) => r),
+    slots: final.map(({ pages: _pages, ...r }) => r),
     databaseSequence: dbSeq,
     source,
     ...(sourceSlot !== undefined ? { sourceSlot } : {}),

@@ -6,30 +6,44 @@
  * a slot is being written its header CRC no longer matches (or its pages no
  * longer match their CRCs), so a crash tears at most that one slot, and the
  * other four still hold a complete copy, old or new.
+ *
+ * Reading: read() applies every rule of validate.ts (a copy is valid only
+ * then); compare() judges a copy against the table in force by decoded
+ * content (reserved bytes do not count) and falls back to read() for any
+ * copy that differs. Nothing is allocated from a header's numbers before
+ * headerGeometryProblem has bounded them by the spare's geometry.
  */
 import { BlockDevice, SECTOR_BYTES } from '../block/device';
 import { RemapfsError } from '../errors';
 import { slotHeaderRegionBytes, SLOT_COUNT, SLOT_ENTRIES_PER_PAGE, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, SpareLayout } from '../remap/layout';
-import { checkHeaderCrc, crc32, decodeEntry, decodeHeaderFields, decodePage, hex32, SlotEntry, SlotHeader } from './codec';
+import { checkHeaderCrc, crc32, decodeHeaderFields, decodePage, hex32, SlotEntry, SlotHeader } from './codec';
+import { HeaderExpectation, headerGeometryProblem, headerProblem, TableChecker } from './validate';
 import { MetaState } from './state';
 
 export interface SlotReport {
   index: number;
   byteOffset: number;
   byteLength: number;
+  /** Passed every rule of validate.ts (header, CRCs, every entry). */
   valid: boolean;
   sequence?: number;
   reason?: string;
   header?: SlotHeader;
   entries?: SlotEntry[];
-  /** The raw entry pages (whole pages), when read with mode 'pages'. */
+  /** The raw entry pages (whole pages, reserved bytes zeroed), when read with mode 'pages'. */
   pages?: Buffer;
-  /** Identifies the table's content: entry count and the CRC32 of the page CRC table. */
-  tableDigest?: string;
+  /** Set by compare(): the copy holds the given table (same sequence, same decoded entries). */
+  matches?: boolean;
+  /** The copy's entry pages are byte for byte what remapfs writes (false: non-zero reserved bytes). */
+  canonical?: boolean;
 }
 
-export function tableDigest(entryCount: number, pageCrcTable: Buffer): string {
-  return `${entryCount}:${crc32(pageCrcTable).toString(16)}`;
+/** What a copy is checked against: the pair's UUID and sizes, when known. */
+export interface SlotExpectation {
+  uuid?: string;
+  mainBytes?: number;
+  /** The spare size the layout comes from; the device's size by default. */
+  spareBytes?: number;
 }
 
 const READ_CHUNK_BYTES = 1024 * 1024;
@@ -58,85 +72,171 @@ export class SlotSet {
     return this.layout.slotBlocks * this.layout.blockSize;
   }
 
-  /** The sequence number in slot i's header, if the header decodes (nothing else is checked). */
-  peekSequence(i: number): number | undefined {
+  /** Slot i's fixed header if it decodes (magic, version, counts; no CRC, nothing else checked). */
+  peekHeader(i: number): SlotHeader | undefined {
     try {
       const head = Buffer.alloc(SLOT_HEADER_BYTES);
       this.spare.read(head, this.slotOffset(i));
       const decoded = decodeHeaderFields(head);
-      return decoded.ok ? decoded.header.sequence : undefined;
+      return decoded.ok ? decoded.header : undefined;
     } catch {
       return undefined;
     }
   }
 
-  readAll(expect?: { uuid: string }, keepEntries: boolean | 'pages' | 'crc' = true): SlotReport[] {
+  /** The sequence number in slot i's header, if the header decodes (nothing else is checked). */
+  peekSequence(i: number): number | undefined {
+    return this.peekHeader(i)?.sequence;
+  }
+
+  readAll(expect?: SlotExpectation, keepEntries: boolean | 'pages' = true): SlotReport[] {
     const out: SlotReport[] = [];
     for (let i = 0; i < SLOT_COUNT; i++) out.push(this.read(i, expect, keepEntries));
     return out;
   }
 
+  private expectation(i: number, expect: SlotExpectation | undefined): HeaderExpectation {
+    return { layout: this.layout, slotIndex: i, spareBytes: expect?.spareBytes ?? this.spare.sizeBytes, ...(expect?.uuid !== undefined ? { uuid: expect.uuid } : {}), ...(expect?.mainBytes !== undefined ? { mainBytes: expect.mainBytes } : {}) };
+  }
+
   /**
-   * Reads and fully checks slot i (every page CRC and every entry); never
-   * throws for bad content or read errors. Without keepEntries the entries are
-   * checked but not returned (cheaper for copies compared by digest); with
-   * 'pages' the raw entry pages are returned instead of objects; with 'crc'
-   * only the CRCs are checked (for copies whose digest is then compared with
-   * that of a fully checked one: equal digests mean equal entries).
+   * Reads slot i and applies every rule (validate.ts): header, header CRC,
+   * every page CRC, every entry, unique blocks. Never throws for bad content
+   * or read errors. keepEntries: true returns the entries as objects, 'pages'
+   * the raw pages (reserved bytes zeroed), false nothing.
    */
-  read(i: number, expect?: { uuid: string }, keepEntries: boolean | 'pages' | 'crc' = true): SlotReport {
+  read(i: number, expect?: SlotExpectation, keepEntries: boolean | 'pages' = true): SlotReport {
     const byteOffset = this.slotOffset(i);
     const base = { index: i, byteOffset, byteLength: this.slotLength() };
     const invalid = (reason: string, header?: SlotHeader): SlotReport => ({ ...base, valid: false, reason, ...(header ? { header, sequence: header.sequence } : {}) });
     try {
-      const head = Buffer.alloc(SLOT_HEADER_BYTES);
-      this.spare.read(head, byteOffset);
-      const decoded = decodeHeaderFields(head);
-      if (!decoded.ok) return invalid(decoded.reason);
-      const h = decoded.header;
-      const geometry = this.checkGeometry(h, i);
-      if (geometry) return invalid(geometry, h);
-      const table = Buffer.alloc(4 * h.pageCount);
-      if (table.length) this.spare.read(table, byteOffset + SLOT_HEADER_BYTES);
-      const crcProblem = checkHeaderCrc(head, table);
-      if (crcProblem) return invalid(crcProblem, h);
-      if (expect && h.uuid !== expect.uuid) return invalid(`belongs to another pair (uuid ${h.uuid})`, h);
+      const opened = this.openCopy(i, expect);
+      if ('reason' in opened) return invalid(opened.reason, opened.header);
+      const { header: h, table } = opened;
+      const checker = new TableChecker(this.layout, h.mainBytes, h.blockSize, h.entryCount);
       const entries: SlotEntry[] = [];
-      const pages = keepEntries === 'pages' ? Buffer.alloc(Math.max(1, h.pageCount) * SLOT_PAGE_BYTES) : undefined;
-      // Pages to keep are read straight into their place; others through one reused chunk.
-      const pagesPerChunk = Math.min(READ_CHUNK_BYTES, Math.max(SLOT_PAGE_BYTES, h.pageCount * SLOT_PAGE_BYTES)) / SLOT_PAGE_BYTES;
-      const chunk = pages ? undefined : Buffer.alloc(pagesPerChunk * SLOT_PAGE_BYTES);
-      for (let first = 0; first < h.pageCount; first += pagesPerChunk) {
-        const n = Math.min(pagesPerChunk, h.pageCount - first);
-        const into = pages ? pages.subarray(first * SLOT_PAGE_BYTES, (first + n) * SLOT_PAGE_BYTES) : (chunk as Buffer).subarray(0, n * SLOT_PAGE_BYTES);
-        this.spare.read(into, byteOffset + this.pagesOffset + first * SLOT_PAGE_BYTES);
-        for (let k = 0; k < n; k++) {
-          const p = first + k;
-          const page = into.subarray(k * SLOT_PAGE_BYTES, (k + 1) * SLOT_PAGE_BYTES);
-          const stored = table.readUInt32LE(4 * p);
-          const actual = crc32(page);
-          if (stored !== actual) return invalid(`page ${p} CRC mismatch (stored ${hex32(stored)}, computed ${hex32(actual)})`, h);
-          const count = Math.min(SLOT_ENTRIES_PER_PAGE, h.entryCount - p * SLOT_ENTRIES_PER_PAGE);
-          const bad = keepEntries === true ? decodePage(page, count, entries) : keepEntries === 'crc' ? undefined : checkPage(page, count, p * SLOT_ENTRIES_PER_PAGE, h, this.layout.spareBlocks);
-          if (bad) return invalid(bad, h);
-        }
-      }
-      if (keepEntries === true) {
-        const semantic = this.checkEntries(h, entries);
-        if (semantic) return invalid(semantic, h);
+      // Checked first through one reused chunk; only a copy that passes is read again and kept, so a
+      // crafted copy never costs what its header claims, and a good one is held once (32 bytes per entry).
+      let canonical = true;
+      const bad = this.eachPage(h, table, undefined, (p, page, count) => {
+        const problem = checker.checkRaw(page, count);
+        if (problem) return problem;
+        if (keepEntries === true) decodePage(page, count, entries);
+        if (!isCanonical(page, count)) canonical = false;
+        return undefined;
+      });
+      if (bad) return invalid(bad, h);
+      const semantic = checker.finish();
+      if (semantic) return invalid(semantic, h);
+      let pages: Buffer | undefined;
+      if (keepEntries === 'pages') {
+        const keep = Buffer.alloc(Math.max(1, h.pageCount) * SLOT_PAGE_BYTES);
+        const changed = this.eachPage(h, table, keep, (p, page, count) => {
+          canonicalize(page, count);
+          return undefined;
+        });
+        if (changed) return invalid(`changed while being read: ${changed}`, h);
+        pages = keep;
       }
       return {
         ...base,
         valid: true,
         sequence: h.sequence,
         header: h,
-        tableDigest: tableDigest(h.entryCount, table),
+        canonical,
         ...(keepEntries === true ? { entries } : {}),
         ...(pages ? { pages } : {}),
       };
     } catch (err) {
       return invalid(`read error: ${err instanceof RemapfsError ? err.causeText : String(err)}`);
     }
+  }
+
+  /**
+   * Compares slot i with the table `state` by decoded content: pages equal
+   * byte for byte are equal; others are compared entry by entry, ignoring
+   * reserved bytes. A copy that holds the same table (same sequence, same
+   * entries) passed every entry rule when `state` did, so only its header
+   * and CRCs are checked; any other copy is read again with every rule.
+   */
+  compare(i: number, state: MetaState, expect?: SlotExpectation): SlotReport {
+    const byteOffset = this.slotOffset(i);
+    const base = { index: i, byteOffset, byteLength: this.slotLength() };
+    let opened: ReturnType<SlotSet['openCopy']>;
+    try {
+      opened = this.openCopy(i, expect);
+    } catch (err) {
+      return { ...base, valid: false, reason: `read error: ${err instanceof RemapfsError ? err.causeText : String(err)}` };
+    }
+    if ('reason' in opened) return { ...base, valid: false, reason: opened.reason, ...(opened.header ? { header: opened.header, sequence: opened.header.sequence } : {}) };
+    const { header: h, table } = opened;
+    if (h.sequence !== state.sequence || h.entryCount !== state.entryCount) return { ...this.read(i, expect, false), matches: false };
+    let canonical = true;
+    let differs = false;
+    let bad: string | undefined;
+    try {
+      bad = this.eachPage(h, table, undefined, (p, page, count) => {
+        const mine = state.page(p);
+        if (page.equals(mine)) return undefined;
+        canonical = false;
+        if (!sameEntries(page, mine, count)) {
+          differs = true;
+          return 'differs';
+        }
+        return undefined;
+      });
+    } catch (err) {
+      return { ...base, valid: false, reason: `read error: ${err instanceof RemapfsError ? err.causeText : String(err)}`, header: h, sequence: h.sequence };
+    }
+    if (differs) return { ...this.read(i, expect, false), matches: false };
+    if (bad) return { ...base, valid: false, reason: bad, header: h, sequence: h.sequence };
+    return { ...base, valid: true, sequence: h.sequence, header: h, matches: true, canonical };
+  }
+
+  /** Header checks (bounds first, before anything is allocated), then the page CRC table and the header CRC. */
+  private openCopy(i: number, expect: SlotExpectation | undefined): { header: SlotHeader; table: Buffer } | { reason: string; header?: SlotHeader } {
+    const byteOffset = this.slotOffset(i);
+    const head = Buffer.alloc(SLOT_HEADER_BYTES);
+    this.spare.read(head, byteOffset);
+    const decoded = decodeHeaderFields(head);
+    if (!decoded.ok) return { reason: decoded.reason };
+    const h = decoded.header;
+    const x = this.expectation(i, expect);
+    const geometry = headerGeometryProblem(h, x);
+    if (geometry) return { reason: geometry, header: h };
+    const table = Buffer.alloc(4 * h.pageCount);
+    if (table.length) this.spare.read(table, byteOffset + SLOT_HEADER_BYTES);
+    const crcProblem = checkHeaderCrc(head, table);
+    if (crcProblem) return { reason: crcProblem, header: h };
+    const rules = headerProblem(h, x);
+    if (rules) return { reason: rules, header: h };
+    return { header: h, table };
+  }
+
+  /**
+   * Reads the entry pages in use (into `keep` if given, else through one
+   * reused chunk), checks each page's CRC and hands it to `fn` with the
+   * number of entries it holds; stops at the first problem.
+   */
+  private eachPage(h: SlotHeader, table: Buffer, keep: Buffer | undefined, fn: (p: number, page: Buffer, count: number) => string | undefined): string | undefined {
+    const byteOffset = this.slotOffset(h.slotIndex);
+    const pagesPerChunk = Math.min(READ_CHUNK_BYTES, Math.max(SLOT_PAGE_BYTES, h.pageCount * SLOT_PAGE_BYTES)) / SLOT_PAGE_BYTES;
+    const chunk = keep ? undefined : Buffer.alloc(pagesPerChunk * SLOT_PAGE_BYTES);
+    for (let first = 0; first < h.pageCount; first += pagesPerChunk) {
+      const n = Math.min(pagesPerChunk, h.pageCount - first);
+      const into = keep ? keep.subarray(first * SLOT_PAGE_BYTES, (first + n) * SLOT_PAGE_BYTES) : (chunk as Buffer).subarray(0, n * SLOT_PAGE_BYTES);
+      this.spare.read(into, byteOffset + this.pagesOffset + first * SLOT_PAGE_BYTES);
+      for (let k = 0; k < n; k++) {
+        const p = first + k;
+        const page = into.subarray(k * SLOT_PAGE_BYTES, (k + 1) * SLOT_PAGE_BYTES);
+        const stored = table.readUInt32LE(4 * p);
+        const actual = crc32(page);
+        if (stored !== actual) return `page ${p} CRC mismatch (stored ${hex32(stored)}, computed ${hex32(actual)})`;
+        const bad = fn(p, page, Math.min(SLOT_ENTRIES_PER_PAGE, h.entryCount - p * SLOT_ENTRIES_PER_PAGE));
+        if (bad) return bad;
+      }
+    }
+    return undefined;
   }
 
   /** Writes every slot in full from `state`, one after another; returns the indexes that failed. */
@@ -196,39 +296,26 @@ export class SlotSet {
     this.spare.write(buf, byteOffset);
     this.lastWriteBytes += buf.length;
   }
-
-  private checkGeometry(h: SlotHeader, i: number): string | undefined {
-    const l = this.layout;
-    if (h.slotIndex !== i) return `header says slot ${h.slotIndex}, found at slot ${i}`;
-    if (h.blockSize !== l.blockSize) return `block size ${h.blockSize} does not match the pair (${l.blockSize})`;
-    if (h.slotBlocks !== l.slotBlocks || h.slotCount !== SLOT_COUNT) return 'slot geometry does not match the spare';
-    if (h.entryCapacity !== l.slotEntryCapacity) return 'entry capacity does not match the spare';
-    return undefined;
-  }
-
-  private checkEntries(h: SlotHeader, entries: readonly SlotEntry[]): string | undefined {
-    for (let k = 0; k < entries.length; k++) {
-      const bad = entryProblem(entries[k] as SlotEntry, k, h, this.layout.spareBlocks);
-      if (bad) return bad;
-    }
-    return undefined;
-  }
 }
 
-function entryProblem(e: SlotEntry, k: number, h: SlotHeader, spareBlocks: number): string | undefined {
-  const mainBlocks = Math.floor(h.mainBytes / h.blockSize);
-  if (e.state !== 'retired' && (e.mainBlock < 0 || e.mainBlock >= mainBlocks)) return `entry ${k}: main block ${e.mainBlock} outside the device`;
-  if (e.state !== 'pending' && (e.spareBlock < 0 || e.spareBlock >= spareBlocks)) return `entry ${k}: spare block ${e.spareBlock} outside the spare`;
-  return undefined;
+/** True when the page is what remapfs writes: reserved entry bytes and unused entries all zero. */
+function isCanonical(page: Buffer, count: number): boolean {
+  for (let i = 0; i < count; i++) if (page.readUInt32LE(i * SLOT_ENTRY_BYTES + 28) !== 0) return false;
+  for (let off = count * SLOT_ENTRY_BYTES; off < SLOT_PAGE_BYTES; off += 4) if (page.readUInt32LE(off) !== 0) return false;
+  return true;
 }
 
-/** Checks a page's entries like decodePage and checkEntries, without keeping them. */
-function checkPage(page: Buffer, count: number, firstIndex: number, h: SlotHeader, spareBlocks: number): string | undefined {
+/** Zeroes reserved entry bytes and unused entries in place (reserved fields are ignored on read). */
+export function canonicalize(page: Buffer, count: number): void {
+  for (let i = 0; i < count; i++) page.writeUInt32LE(0, i * SLOT_ENTRY_BYTES + 28);
+  page.fill(0, count * SLOT_ENTRY_BYTES, SLOT_PAGE_BYTES);
+}
+
+/** Equal decoded entries: every field but the 4 reserved bytes. */
+function sameEntries(a: Buffer, b: Buffer, count: number): boolean {
   for (let i = 0; i < count; i++) {
-    const e = decodeEntry(page, i * SLOT_ENTRY_BYTES);
-    if (!e) return `entry ${firstIndex + i} is malformed`;
-    const bad = entryProblem(e, firstIndex + i, h, spareBlocks);
-    if (bad) return bad;
+    const off = i * SLOT_ENTRY_BYTES;
+    if (a.compare(b, off, off + 28, off, off + 28) !== 0) return false;
   }
-  return undefined;
+  return true;
 }

@@ -12,6 +12,8 @@ export interface VerifyReport {
   consistent: boolean;
   sequence: number;
   source: Reconciliation['source'];
+  /** The slot whose copy was adopted, when the slots are the source. */
+  sourceSlot: number | null;
   database: { sequence: number; agrees: boolean };
   slots: Array<{ index: number; byteOffset: number; byteLength: number; valid: boolean; sequence: number | null; current: boolean; reason: string | null }>;
   repaired: string[];
@@ -25,6 +27,7 @@ export function toVerifyReport(pair: PairRecord, r: Reconciliation): VerifyRepor
     consistent: r.consistent,
     sequence: r.sequence,
     source: r.source,
+    sourceSlot: r.sourceSlot ?? null,
     database: { sequence: r.databaseSequence, agrees: r.databaseAgrees },
     slots: r.slots.map((s) => ({
       index: s.index,
@@ -33,7 +36,7 @@ export function toVerifyReport(pair: PairRecord, r: Reconciliation): VerifyRepor
       valid: s.valid,
       sequence: s.sequence ?? null,
       current: !r.staleSlots.includes(s.index),
-      reason: s.valid ? (r.staleSlots.includes(s.index) ? `stale: sequence ${s.sequence}, current is ${r.sequence}` : null) : (s.reason ?? 'invalid'),
+      reason: s.valid ? (r.staleSlots.includes(s.index) ? staleReason(s.sequence, r.sequence) : null) : (s.reason ?? 'invalid'),
     })),
     repaired: r.repaired,
   };
@@ -48,6 +51,10 @@ export function checkOffline(store: Store, pair: PairRecord, opts: Omit<Reconcil
   } finally {
     spare.close();
   }
+}
+
+function staleReason(copy: number | undefined, current: number): string {
+  return copy === current ? `a different table under the current sequence ${current}` : `stale: sequence ${copy}, current is ${current}`;
 }
 
 export function formatVerifyReport(v: VerifyReport): string {

@@ -6,6 +6,7 @@ import { crc32, crc32Continue, decodeHeaderFields, encodeEntry, decodeEntry, FOR
 import { SlotSet } from '../../lib/meta/slots';
 import { MetaState, PairIdentity } from '../../lib/meta/state';
 import { SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, spareLayout } from '../../lib/remap/layout';
+import { poolBlockAt } from '../helpers/pool';
 
 const BLOCK = 4096;
 const SPARE_BYTES = 4 * 1024 * 1024;
@@ -19,12 +20,14 @@ function seeded(seed: number): () => number {
   };
 }
 
+const LAYOUT = spareLayout(SPARE_BYTES, BLOCK);
+
 function sampleEntries(n: number): SlotEntry[] {
   const out: SlotEntry[] = [];
   for (let i = 0; i < n; i++) {
-    if (i % 17 === 16) out.push({ mainBlock: -1, spareBlock: 200 + i, createdAt: 1700000000000 + i, reason: 'none', state: 'retired', lostSectors: 0 });
+    if (i % 17 === 16) out.push({ mainBlock: -1, spareBlock: poolBlockAt(LAYOUT, i), createdAt: 1700000000000 + i, reason: 'none', state: 'retired', lostSectors: 0 });
     else if (i % 11 === 10) out.push({ mainBlock: 5000 + i, spareBlock: -1, createdAt: 1700000000000 + i, reason: 'read-error', state: 'pending', lostSectors: 3 });
-    else out.push({ mainBlock: 3 * i, spareBlock: 200 + i, createdAt: 1700000000000 + i, reason: 'manual', state: 'remapped', lostSectors: i % 3 });
+    else out.push({ mainBlock: 3 * i, spareBlock: poolBlockAt(LAYOUT, i), createdAt: 1700000000000 + i, reason: 'manual', state: 'remapped', lostSectors: i % 3 });
   }
   return out;
 }
@@ -156,10 +159,12 @@ describe('slot round trip and damage detection', () => {
     const cut = new MemoryDevice('short', slots.slotOffset(4) + 1000);
     dev.data.copy(cut.data, 0, 0, cut.data.length);
     const short = new SlotSet(cut, slots.layout);
-    const r = short.read(4);
+    // The layout (and so the expected spare size) is the full spare's, as for a pair whose device shrank.
+    const r = short.read(4, { spareBytes: SPARE_BYTES });
     expect(r.valid).toBe(false);
     expect(r.reason).toMatch(/read error|truncated/);
-    expect(short.read(0).valid).toBe(true);
+    expect(short.read(0, { spareBytes: SPARE_BYTES }).valid).toBe(true);
+    expect(short.read(0).reason).toContain(`header says the spare has ${SPARE_BYTES} bytes`);
   });
 
   it('treats a bad sector inside a slot as an invalid slot; the others serve', () => {
@@ -181,7 +186,7 @@ describe('slot round trip and damage detection', () => {
 
   it('an update writes bytes in proportion to the change', () => {
     const { slots, state } = freshSlots(sampleEntries(700));
-    const page = state.upsert({ mainBlock: 12345, spareBlock: 1000, createdAt: 1, reason: 'manual', state: 'remapped', lostSectors: 0 });
+    const page = state.upsert({ mainBlock: 12345, spareBlock: poolBlockAt(LAYOUT, 900), createdAt: 1, reason: 'manual', state: 'remapped', lostSectors: 0 });
     state.sequence++;
     expect(slots.writeUpdate(state, [page])).toEqual([]);
     // Per slot: one page, one table sector, one header sector.

@@ -17,10 +17,12 @@ import { SlotSet } from '../../lib/meta/slots';
 import { MetaState } from '../../lib/meta/state';
 import { spareLayout } from '../../lib/remap/layout';
 import { PairRecord, Store } from '../../lib/store/db';
+import { poolBlockAt } from '../helpers/pool';
 
 const BLOCK = 4096;
 const SPARE_BYTES = 2 * 1024 * 1024;
 
+const LAYOUT = spareLayout(SPARE_BYTES, BLOCK);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapfs-sweep-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -47,7 +49,7 @@ function makeWorld(existing: number): World {
     metaSeq: 5,
   });
   const entries: SlotEntry[] = [];
-  for (let i = 0; i < existing; i++) entries.push({ mainBlock: 10 * i, spareBlock: 40 + i, createdAt: 1000 + i, reason: 'manual', state: 'remapped', lostSectors: 0 });
+  for (let i = 0; i < existing; i++) entries.push({ mainBlock: 10 * i, spareBlock: poolBlockAt(LAYOUT, i), createdAt: 1000 + i, reason: 'manual', state: 'remapped', lostSectors: 0 });
   store.transaction(() => {
     for (const e of entries) store.putRemap(pair.id, { mainBlock: e.mainBlock, spareBlock: e.spareBlock, reason: 'manual', state: 'remapped', lostSectors: 0, createdAt: e.createdAt });
   });
@@ -57,7 +59,7 @@ function makeWorld(existing: number): World {
   return { store, pair, memory, oldPrint: fingerprint(entries) };
 }
 
-const NEW_ENTRY: SlotEntry = { mainBlock: 9999, spareBlock: 300, createdAt: 5000, reason: 'write-error', state: 'remapped', lostSectors: 0 };
+const NEW_ENTRY: SlotEntry = { mainBlock: 9999, spareBlock: poolBlockAt(LAYOUT, 450), createdAt: 5000, reason: 'write-error', state: 'remapped', lostSectors: 0 };
 
 /** Runs one journal commit on a device that crashes at write `atWrite`; returns the number of writes an update makes when it does not crash. */
 function commitWithCrash(w: World, atWrite: number, tornBytes: number): number {
@@ -88,7 +90,7 @@ describe('crash at the Nth metadata write', () => {
   it.each(cases)('crash at write %i with %i bytes torn: slots hold old or new, never a mix', (n, torn) => {
     const w = makeWorld(40);
     commitWithCrash(w, n, torn);
-    const newPrint = fingerprint([...Array.from({ length: 40 }, (_, i) => ({ mainBlock: 10 * i, spareBlock: 40 + i, createdAt: 1000 + i, reason: 'manual' as const, state: 'remapped' as const, lostSectors: 0 })), NEW_ENTRY]);
+    const newPrint = fingerprint([...Array.from({ length: 40 }, (_, i) => ({ mainBlock: 10 * i, spareBlock: poolBlockAt(LAYOUT, i), createdAt: 1000 + i, reason: 'manual' as const, state: 'remapped' as const, lostSectors: 0 })), NEW_ENTRY]);
     const layout = spareLayout(SPARE_BYTES, BLOCK);
     const reports = new SlotSet(w.memory, layout).readAll({ uuid: w.pair.uuid });
     const valid = reports.filter((r) => r.valid);
@@ -98,7 +100,7 @@ describe('crash at the Nth metadata write', () => {
     // Without the database (import after loss): the newest valid slot is old or new.
     const found = locateMetadata(w.memory);
     expect(found).toBeDefined();
-    expect([w.oldPrint, newPrint]).toContain(fingerprint(found?.newest.entries ?? []));
+    expect([w.oldPrint, newPrint]).toContain(fingerprint(found?.state.entries ?? []));
 
     // With the database, which committed first: opening yields the new table and repairs every slot.
     const opened = reconcile(w.store, w.pair, new SlotSet(w.memory, layout), { write: true });
@@ -135,7 +137,7 @@ describe('crash at the Nth metadata write', () => {
     commitWithCrash(w, 8, 300); // slot 2 torn: slots 0-1 new, 3-4 old
     const found = locateMetadata(w.memory);
     expect(found?.newest.sequence).toBe(6);
-    expect(found?.newest.entries?.some((e) => e.mainBlock === NEW_ENTRY.mainBlock)).toBe(true);
+    expect(found?.state.entries?.some((e) => e.mainBlock === NEW_ENTRY.mainBlock)).toBe(true);
     expect(found?.reports.filter((r) => r.valid).length).toBe(4);
     w.store.close();
   });

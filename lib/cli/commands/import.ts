@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { UsageError } from '../../errors';
 import { importPair } from '../../discovery/importer';
 import { CLI_LOCK_WAIT_MS, printJson, withStore } from '../common';
-import { NAME_PATTERN } from './init';
+import { pairNameProblem } from '../../meta/validate';
 
 interface Args {
   db?: string;
@@ -22,7 +22,7 @@ export const importCommand: CommandModule<object, Args> = {
       .option('name', { type: 'string', describe: 'pair name (default: the name stored in the metadata)' })
       .option('json', { type: 'boolean', default: false }) as never,
   handler: async (argv) => {
-    if (argv.name !== undefined && !NAME_PATTERN.test(argv.name)) throw new UsageError(`invalid pair name "${argv.name}"`);
+    if (argv.name !== undefined && pairNameProblem(argv.name)) throw new UsageError(pairNameProblem(argv.name) as string);
     await withStore(argv, true, (store) => {
       const r = importPair(store, argv.main, argv.spare, { ...(argv.name ? { name: argv.name } : {}), lockWaitMs: CLI_LOCK_WAIT_MS });
       if (argv.json) return printJson({ version: 1, pair: r.pair.name, uuid: r.pair.uuid, sequence: r.pair.metaSeq, remappedBlocks: r.remappedBlocks, sourceSlot: r.sourceSlot, repaired: r.repaired });

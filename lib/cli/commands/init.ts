@@ -12,6 +12,7 @@ import { SlotSet } from '../../meta/slots';
 import { MetaState } from '../../meta/state';
 import { PairRecord } from '../../store/db';
 import { RemapfsError, UsageError } from '../../errors';
+import { pairNameProblem } from '../../meta/validate';
 import { spareLayout, validateBlockSize, slotBytesFor, SLOT_COUNT } from '../../remap/layout';
 import { CLI_LOCK_WAIT_MS, formatBytes, parseCount, withStore } from '../common';
 
@@ -23,8 +24,6 @@ interface Args {
   'block-size': string;
   force: boolean;
 }
-
-export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export const initCommand: CommandModule<object, Args> = {
   command: 'init <name>',
@@ -38,9 +37,8 @@ export const initCommand: CommandModule<object, Args> = {
       .option('force', { type: 'boolean', default: false, describe: 'overwrite remapfs metadata of another pair found on the spare' }) as never,
   handler: async (argv) => {
     const name = String(argv.name);
-    if (!NAME_PATTERN.test(name)) {
-      throw new UsageError(`invalid pair name "${name}": use 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit`);
-    }
+    const badName = pairNameProblem(name);
+    if (badName) throw new UsageError(badName);
     const blockSize = parseCount('--block-size', argv['block-size']);
     const bad = validateBlockSize(blockSize);
     if (bad) throw new UsageError(bad);

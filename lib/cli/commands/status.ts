@@ -2,13 +2,16 @@ import type { CommandModule } from 'yargs';
 import { request } from '../../daemon/control';
 import { formatIoFlusher } from '../../daemon/io-flusher';
 import { mapInputOf, renderBar } from '../../health/map';
+import { databaseEntries } from '../../meta/reconcile';
 import { pairStatus, PairStatus } from '../../remap/ops';
+import { Store } from '../../store/db';
 import { formatBytes, liveDaemon, printJson, requirePair, withStore } from '../common';
 
 interface Args {
   db?: string;
   name: string;
   json: boolean;
+  entries: boolean;
 }
 
 export const statusCommand: CommandModule<object, Args> = {
@@ -17,7 +20,8 @@ export const statusCommand: CommandModule<object, Args> = {
   builder: (y) =>
     y
       .positional('name', { type: 'string', demandOption: true })
-      .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }) as never,
+      .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
+      .option('entries', { type: 'boolean', default: false, describe: 'with --json: add the remap table (every entry)' }) as never,
   handler: async (argv) => {
     await withStore(argv, false, async (store) => {
       const pair = requirePair(store, argv.name);
@@ -27,12 +31,24 @@ export const statusCommand: CommandModule<object, Args> = {
         const live = (await request(daemon.socket, { op: 'status' })) as PairStatus[];
         status = live.find((s) => s.name === pair.name) ?? { ...status, mounted: false };
       }
-      if (argv.json) return printJson({ version: 1, ...status });
+      if (argv.json) return printJson({ version: 1, ...status, ...(argv.entries ? { entries: tableJson(store, pair.id) } : {}) });
       process.stdout.write(formatStatus(status));
       process.stdout.write(`${'map'.padEnd(14)}[${renderBar(mapInputOf(store, pair), 64)}]  (. ok, R remapped, P pending, s slow, blank unscanned)\n`);
     });
   },
 };
+
+/** The remap table as JSON entries (docs/cli.md): "none" blocks are null. */
+function tableJson(store: Store, pairId: number): Array<Record<string, unknown>> {
+  return databaseEntries(store, pairId).map((e) => ({
+    mainBlock: e.mainBlock < 0 ? null : e.mainBlock,
+    spareBlock: e.spareBlock < 0 ? null : e.spareBlock,
+    state: e.state,
+    reason: e.reason,
+    lostSectors: e.lostSectors,
+    createdAt: e.createdAt,
+  }));
+}
 
 export function formatStatus(s: PairStatus): string {
   const pct = s.spareBlocksTotal ? ((100 * s.spareBlocksUsed) / s.spareBlocksTotal).toFixed(2) : '0';
