@@ -9,27 +9,12 @@
  * the threads Node had started before. Status and the log say whether it is set.
  */
 import * as path from 'path';
-import { DaemonHandle, IO_FLUSHER_LAUNCHER, Lab, requireKernelFeatures } from '../../lib/lab/lab';
+import { IO_FLUSHER_LAUNCHER, Lab, requireKernelFeatures } from '../../lib/lab/lab';
 import { hasIoFlusherFlags, threadFlagsOf } from '../../lib/native/task-flags';
+import { ioFlusherStatus, servePair, unflagged } from '../helpers/io-flusher';
 import { requireCapability } from '../helpers/capabilities';
 
 const MiB = 1024 * 1024;
-
-/** Threads without both flags, as "tid name flags"; the list is what a failure shows. */
-function unflagged(h: DaemonHandle): string[] {
-  const threads = threadFlagsOf(h.child.pid!);
-  expect(threads.length).toBeGreaterThan(1);
-  return threads.filter((t) => !hasIoFlusherFlags(t.flags)).map((t) => `${t.tid} ${t.comm} flags=0x${t.flags.toString(16)}`);
-}
-
-interface IoFlusherJson {
-  set: boolean;
-  inherited: boolean;
-  threadsBefore: number;
-  reason?: string;
-  threads: number;
-  threadsFlagged: number;
-}
 
 describe('PR_SET_IO_FLUSHER on the serving threads', () => {
   let lab: Lab;
@@ -45,26 +30,11 @@ describe('PR_SET_IO_FLUSHER on the serving threads', () => {
     await lab.cleanup();
   });
 
-  async function servePair(env?: NodeJS.ProcessEnv): Promise<DaemonHandle> {
-    lab.ok(['init', 'disk0', '--main', lab.image('main.img', 64 * MiB), '--spare', lab.image('spare.img', 16 * MiB)]);
-    const mnt = lab.mkdir('mnt');
-    const daemon = await lab.startDaemon(mnt, [], env);
-    // Serve some I/O first, so the pools have started their threads.
-    lab.mkfsExt4(lab.attachLoop(path.join(mnt, 'disk0')));
-    return daemon;
-  }
-
-  function ioFlusher(): IoFlusherJson {
-    const st = JSON.parse(lab.ok(['status', 'disk0', '--json'])) as { ioFlusher?: IoFlusherJson };
-    if (!st.ioFlusher) throw new Error('status --json has no ioFlusher');
-    return st.ioFlusher;
-  }
-
   it('started through remapfs-io-flusher: every thread of the daemon has it, and status says so', async () => {
     lab.launcher = IO_FLUSHER_LAUNCHER;
-    const daemon = await servePair();
+    const daemon = await servePair(lab);
     expect({ unflagged: unflagged(daemon), log: daemon.output() }).toEqual({ unflagged: [], log: expect.not.stringContaining('PR_SET_IO_FLUSHER') });
-    const s = ioFlusher();
+    const s = ioFlusherStatus(lab);
     expect(s).toMatchObject({ set: true, inherited: true });
     expect(s.threadsFlagged).toBe(s.threads);
     expect(lab.ok(['status', 'disk0'])).toMatch(/^io flusher +set at start \(remapfs-io-flusher\) \((\d+) of \1 threads flagged\)$/m);
@@ -78,8 +48,8 @@ describe('PR_SET_IO_FLUSHER on the serving threads', () => {
   });
 
   it('started directly: the main thread and every thread started after it have it; status counts the others', async () => {
-    const daemon = await servePair();
-    const s = ioFlusher();
+    const daemon = await servePair(lab);
+    const s = ioFlusherStatus(lab);
     expect(s).toMatchObject({ set: true, inherited: false });
     expect(s.reason).toBeUndefined();
     const main = threadFlagsOf(daemon.child.pid!).find((t) => t.tid === daemon.child.pid);
