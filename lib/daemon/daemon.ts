@@ -14,6 +14,10 @@
  * nothing holds it open; otherwise every request on it fails with EIO (no
  * write can reach a device that went away) until the last handle closes, and
  * then the file leaves.
+ *
+ * With attach (remapfs mount --attach), each pair served is put on a loop
+ * device linked as /dev/remapfs/<pair> (attach.ts); every stop detaches them
+ * first, and a stop that is not forced is refused while one is mounted.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -34,6 +38,7 @@ import { healthReport } from '../health/report';
 import { discover } from '../discovery/discover';
 import { importPair } from '../discovery/importer';
 import { importBadSectors } from '../rescue/bad-sectors';
+import { attachPair, detachPair, linkPath, loopDeviceUser } from './attach';
 
 export interface ScanStatus {
   inProgress: boolean;
@@ -57,6 +62,8 @@ export interface DaemonOptions {
   watchDirs?: string[];
   /** 'stock': answer reads and writes through fuse-native's own dispatch (lib/fs/lean-dispatch.ts explains). */
   dispatch?: 'lean' | 'stock';
+  /** Attach every pair served to a loop device linked as /dev/remapfs/<pair>, and detach them on stop. */
+  attach?: boolean;
   log?: (line: string) => void;
 }
 
@@ -83,6 +90,8 @@ export class Daemon {
   private rescanTimer: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
   private readonly notOpened = new Map<string, string>();
+  /** Pair name -> the loop device this daemon attached to its file. */
+  private readonly loops = new Map<string, string>();
 
   constructor(opts: DaemonOptions) {
     this.opts = opts;
@@ -131,12 +140,46 @@ export class Daemon {
       stockDispatch: this.opts.dispatch === 'stock',
       log: this.log,
       handle: (req) => this.handle(req),
+      beforeStop: (force) => this.detachLoops(force),
       release: () => this.release(),
     });
     await this.served.start();
     for (const a of this.attached) a.svc.start();
+    if (this.opts.attach) for (const a of this.attached) await this.attachLoop(a);
     if (this.hotplug) this.startWatching();
     return this.attached.map((a) => a.svc.name);
+  }
+
+  /** Puts a served pair on a loop device; a failure is logged, and the pair stays served. */
+  private async attachLoop(a: Attached): Promise<void> {
+    const name = a.svc.name;
+    try {
+      const dev = await attachPair(name, path.join(this.mountpoint, name), a.svc.rt.record.blockSize);
+      this.loops.set(name, dev);
+      this.log(`remapfs: ${name}: attached as ${linkPath(name)} (${dev})`);
+    } catch (err) {
+      this.log(`remapfs: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  /** Detaches the loop devices this daemon attached; unless forced, refuses (and keeps them all) while one is in use. */
+  private async detachLoops(force: boolean): Promise<void> {
+    if (!force) {
+      for (const [name, dev] of this.loops) {
+        const user = loopDeviceUser(dev);
+        if (user) throw new RemapfsError('stop', this.mountpoint, `${dev} (${linkPath(name)}) is ${user}`, 'unmount it first, or send the signal again to force');
+      }
+    }
+    for (const [name, dev] of this.loops) {
+      try {
+        await detachPair(name, path.join(this.mountpoint, name), force);
+        this.log(`remapfs: ${name}: detached ${dev} and removed ${linkPath(name)}`);
+      } catch (err) {
+        if (!force) throw err;
+        this.log(`remapfs: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      this.loops.delete(name);
+    }
   }
 
   /** Requests served on every attached pair. */
@@ -241,6 +284,7 @@ export class Daemon {
         this.served.adapter.addFile({ name: a.svc.name, device: a.svc.rt.device });
         a.svc.start();
         this.log(`remapfs: ${a.svc.name}: attached (main ${rec.mainPath}, spare ${rec.sparePath})`);
+        if (this.opts.attach) void this.attachLoop(a);
       }
     } catch (err) {
       this.log(`remapfs: rescan: ${err instanceof Error ? err.message : String(err)}`);

@@ -5,6 +5,8 @@ export interface MountEntry {
   mountpoint: string;
   fsType: string;
   source: string;
+  /** The mounted device's number, "major:minor". */
+  device: string;
 }
 
 function unescapeOctal(s: string): string {
@@ -18,11 +20,12 @@ export function parseMountinfo(text: string): MountEntry[] {
     if (!line) continue;
     const fields = line.split(' ');
     const sep = fields.indexOf('-');
+    const device = fields[2];
     const mountpoint = fields[4];
     const fsType = fields[sep + 1];
     const source = fields[sep + 2];
-    if (sep < 0 || mountpoint === undefined || fsType === undefined || source === undefined) continue;
-    out.push({ mountpoint: unescapeOctal(mountpoint), fsType, source: unescapeOctal(source) });
+    if (sep < 0 || device === undefined || mountpoint === undefined || fsType === undefined || source === undefined) continue;
+    out.push({ mountpoint: unescapeOctal(mountpoint), fsType, source: unescapeOctal(source), device });
   }
   return out;
 }

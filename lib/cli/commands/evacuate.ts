@@ -7,7 +7,8 @@ import { request } from '../../daemon/control';
 import { RemapfsError } from '../../errors';
 import { openPair, PairRuntime } from '../../remap/pair';
 import { DirtyTracker, evacuate, loadAreaMap, verifyCopy } from '../../rescue/evacuate';
-import { liveDaemon, parseCount, printJson, requirePair, withStore } from '../common';
+import { liveDaemon, printJson, requirePair, withStore } from '../common';
+import { countOption } from '../options';
 import { Progress } from '../progress';
 
 interface Args {
@@ -15,7 +16,7 @@ interface Args {
   name: string;
   to: string;
   mapfile?: string;
-  retries: string;
+  retries: number;
   verify: boolean;
   restart: boolean;
   json: boolean;
@@ -29,12 +30,12 @@ export const evacuateCommand: CommandModule<object, Args> = {
       .positional('name', { type: 'string', demandOption: true })
       .option('to', { type: 'string', demandOption: true, describe: 'target block device or image file (created if missing)' })
       .option('mapfile', { type: 'string', describe: 'GNU ddrescue mapfile (default: <to>.map); an existing one is resumed' })
-      .option('retries', { type: 'string', default: '2', describe: 'extra attempts per unreadable sector' })
+      .option('retries', countOption('retries', 'extra attempts per unreadable sector', 2))
       .option('verify', { type: 'boolean', default: false, describe: 'compare everything copied with the source afterwards' })
       .option('restart', { type: 'boolean', default: false, describe: 'ignore an existing mapfile and start over' })
       .option('json', { type: 'boolean', default: false }) as never,
   handler: async (argv) => {
-    const retries = parseCount('--retries', argv.retries);
+    const retries = argv.retries;
     await withStore(argv, false, async (store) => {
       const pair = requirePair(store, argv.name);
       const size = Math.floor(pair.mainBytes / pair.blockSize) * pair.blockSize;

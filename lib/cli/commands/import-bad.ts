@@ -5,14 +5,15 @@ import { RemapfsError, UsageError } from '../../errors';
 import { openPair } from '../../remap/pair';
 import { ImportBadResult, importBadSectors } from '../../rescue/bad-sectors';
 import { parseBadblocks, parseMapfile, sectorsOf } from '../../rescue/mapfile';
-import { liveDaemon, parseCount, printJson, requirePair, withStore } from '../common';
+import { liveDaemon, printJson, requirePair, withStore } from '../common';
+import { countOption } from '../options';
 
 interface Args {
   db?: string;
   name: string;
   badblocks?: string;
   'ddrescue-map'?: string;
-  'block-size': string;
+  'block-size': number;
   json: boolean;
 }
 
@@ -24,7 +25,7 @@ export const importBadCommand: CommandModule<object, Args> = {
       .positional('name', { type: 'string', demandOption: true })
       .option('badblocks', { type: 'string', describe: 'output of e2fsprogs badblocks (one block number per line)' })
       .option('ddrescue-map', { type: 'string', describe: 'a GNU ddrescue mapfile; its bad-sector (-) areas are imported' })
-      .option('block-size', { type: 'string', default: '1024', describe: 'block size of the badblocks list (badblocks -b; default 1024)' })
+      .option('block-size', countOption('block-size', 'block size of the badblocks list (badblocks -b)', 1024))
       .option('json', { type: 'boolean', default: false }) as never,
   handler: async (argv) => {
     if (!!argv.badblocks === !!argv['ddrescue-map']) throw new UsageError('give exactly one of --badblocks and --ddrescue-map');
@@ -37,7 +38,7 @@ export const importBadCommand: CommandModule<object, Args> = {
     }
     let sectors: number[];
     try {
-      sectors = argv.badblocks ? parseBadblocks(text, parseCount('--block-size', argv['block-size'])) : sectorsOf(parseMapfile(text).areas, ['-']);
+      sectors = argv.badblocks ? parseBadblocks(text, argv['block-size']) : sectorsOf(parseMapfile(text).areas, ['-']);
     } catch (err) {
       if (err instanceof UsageError) throw err;
       throw new RemapfsError('parse', file, err instanceof Error ? err.message : String(err));
