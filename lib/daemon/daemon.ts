@@ -16,8 +16,9 @@
  * then the file leaves.
  *
  * With attach (remapfs mount --attach), each pair served is put on a loop
- * device linked as /dev/remapfs/<pair> (attach.ts); every stop detaches them
- * first, and a stop that is not forced is refused while one is mounted.
+ * device linked as /dev/remapfs/<pair> (attach.ts). Every stop first detaches
+ * the linked loop devices on its files (--attach's and remapfs attach's); a
+ * stop that is not forced is refused while one is mounted.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -26,6 +27,7 @@ import { PairRecord, Store } from '../store/db';
 import { openPair, PairRuntime } from '../remap/pair';
 import { pairStatus, remapSectors } from '../remap/ops';
 import { identify, OpenMode } from '../block/file-device';
+import { loopBackingFile } from '../block/loop';
 import { GoneDevice } from '../block/gone-device';
 import { reconcile } from '../meta/reconcile';
 import { toVerifyReport } from '../meta/verify';
@@ -90,8 +92,6 @@ export class Daemon {
   private rescanTimer: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
   private readonly notOpened = new Map<string, string>();
-  /** Pair name -> the loop device this daemon attached to its file. */
-  private readonly loops = new Map<string, string>();
 
   constructor(opts: DaemonOptions) {
     this.opts = opts;
@@ -155,22 +155,37 @@ export class Daemon {
     const name = a.svc.name;
     try {
       const dev = await attachPair(name, path.join(this.mountpoint, name), a.svc.rt.record.blockSize);
-      this.loops.set(name, dev);
       this.log(`remapfs: ${name}: attached as ${linkPath(name)} (${dev})`);
     } catch (err) {
       this.log(`remapfs: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 
-  /** Detaches the loop devices this daemon attached; unless forced, refuses (and keeps them all) while one is in use. */
+  /** The pairs whose link /dev/remapfs/<pair> names a loop device on their file here (remapfs attach, or --attach). */
+  private linkedLoops(): Array<{ name: string; dev: string }> {
+    const out: Array<{ name: string; dev: string }> = [];
+    for (const name of new Set([...this.attached.map((a) => a.svc.name), ...this.gone])) {
+      let dev: string;
+      try {
+        dev = fs.readlinkSync(linkPath(name));
+      } catch {
+        continue;
+      }
+      if (loopBackingFile(dev) === path.join(this.mountpoint, name)) out.push({ name, dev });
+    }
+    return out;
+  }
+
+  /** Detaches the linked loop devices; unless forced, refuses (and detaches none) while one is in use. */
   private async detachLoops(force: boolean): Promise<void> {
+    const loops = this.linkedLoops();
     if (!force) {
-      for (const [name, dev] of this.loops) {
+      for (const { name, dev } of loops) {
         const user = loopDeviceUser(dev);
         if (user) throw new RemapfsError('stop', this.mountpoint, `${dev} (${linkPath(name)}) is ${user}`, 'unmount it first, or send the signal again to force');
       }
     }
-    for (const [name, dev] of this.loops) {
+    for (const { name, dev } of loops) {
       try {
         await detachPair(name, path.join(this.mountpoint, name), force);
         this.log(`remapfs: ${name}: detached ${dev} and removed ${linkPath(name)}`);
@@ -178,7 +193,6 @@ export class Daemon {
         if (!force) throw err;
         this.log(`remapfs: ${err instanceof Error ? err.message : String(err)}`);
       }
-      this.loops.delete(name);
     }
   }
 
