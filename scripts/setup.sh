@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what remapfs needs on a Debian machine, only what is missing:
-# apt packages (libfuse2, fuse, e2fsprogs, fio, util-linux), node_modules
+# apt packages (libfuse2, fuse, e2fsprogs, fio, util-linux, gddrescue,
+# systemd and groff-base for the tests of contrib/ and the man page), node_modules
 # (npm ci, with the native better-sqlite3 binary really built), and the
 # TypeScript build. Safe to run again; quiet when nothing is missing.
 set -euo pipefail
@@ -16,6 +17,8 @@ command -v fio >/dev/null || missing+=(fio)
 command -v losetup >/dev/null || missing+=(mount)
 command -v filefrag >/dev/null || missing+=(e2fsprogs)
 command -v ddrescuelog >/dev/null || missing+=(gddrescue)
+command -v systemd-analyze >/dev/null || missing+=(systemd)   # the tests verify contrib/systemd
+command -v groff >/dev/null || missing+=(groff-base)         # the tests render the man page
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     log "missing packages ${missing[*]}; run as root or install them with apt-get"
