@@ -3,7 +3,7 @@
  * loop device linked as /dev/remapfs/<pair>; ext4 on it is mounted with the
  * options of the documented fstab line; a clean stop detaches it and removes
  * the link; a second start brings the same data back. Also attach and detach
- * by hand, and their refusals.
+ * by hand, their refusals, and recover after a crash.
  */
 import { execFileSync, spawnSync } from 'child_process';
 import * as crypto from 'crypto';
@@ -123,6 +123,30 @@ describe('boot integration', () => {
     expect(checkTree(ext, sums)).toEqual([]);
     lab.umountFs(ext);
     expect(lab.cli(['unmount', mnt]).status).toBe(0);
+    expect(await daemon.exited).toBe(0);
+    expect(lexists(link)).toBe(false);
+    expect(loopDevicesBacking(file)).toEqual([]);
+  });
+
+  it('after a crash, recover detaches the loop device and removes the link; a new start attaches again', async () => {
+    const name = `boot-${crypto.randomBytes(4).toString('hex')}`;
+    const link = `/dev/remapfs/${name}`;
+    lab.ok(['init', name, '--main', lab.image('main.img', 16 * MiB), '--spare', lab.image('spare.img', 4 * MiB)]);
+    const mnt = lab.mkdir('mnt');
+    const file = path.join(mnt, name);
+    const crashed = await lab.startDaemon(mnt, ['--attach']);
+    const dev = attachedDevice(link, file);
+    await lab.killDaemon(crashed);
+    expect(fs.readlinkSync(link)).toBe(dev);
+    const r = lab.cli(['recover', mnt]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`running: losetup -d ${dev}\nrunning: rm -f ${link}\n`);
+    expect(lexists(link)).toBe(false);
+    expect(loopDevicesBacking(file)).toEqual([]);
+
+    const daemon = await lab.startDaemon(mnt, ['--attach']);
+    attachedDevice(link, file);
+    daemon.child.kill('SIGTERM');
     expect(await daemon.exited).toBe(0);
     expect(lexists(link)).toBe(false);
     expect(loopDevicesBacking(file)).toEqual([]);
