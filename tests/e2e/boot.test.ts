@@ -5,16 +5,26 @@
  * the link; a second start brings the same data back. Also attach and detach
  * by hand, their refusals, and recover after a crash.
  */
-import { execFileSync, spawnSync } from 'child_process';
+import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { loopBackingFile, loopDevicesBacking } from '../../lib/block/loop';
-import { checkTree, detachLoop, Lab, requireKernelFeatures, writeRandomTree } from '../../lib/lab/lab';
+import { checkTree, detachLoop, Lab, requireKernelFeatures, waitFor, writeRandomTree } from '../../lib/lab/lab';
 
 const MiB = 1024 * 1024;
 /** The options of the fstab line in docs/boot.md. */
 const FSTAB_OPTIONS = 'defaults,nofail,x-systemd.requires=remapfs.service';
+const LISTENER = [
+  'import socket, sys',
+  's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+  's.bind(sys.argv[1])',
+  'print(s.recv(4096).decode(), flush=True)',
+].join('\n');
+
+function need(cmd: string): void {
+  if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) throw new Error(`${cmd} is missing`);
+}
 
 function lexists(p: string): boolean {
   try {
@@ -150,6 +160,29 @@ describe('boot integration', () => {
     expect(await daemon.exited).toBe(0);
     expect(lexists(link)).toBe(false);
     expect(loopDevicesBacking(file)).toEqual([]);
+  });
+
+  it('tells systemd it is ready (Type=notify, NotifyAccess=all) once the pair is attached', async () => {
+    need('python3');
+    need('systemd-notify');
+    const name = `boot-${crypto.randomBytes(4).toString('hex')}`;
+    const link = `/dev/remapfs/${name}`;
+    lab.ok(['init', name, '--main', lab.image('main.img', 16 * MiB), '--spare', lab.image('spare.img', 4 * MiB)]);
+    // systemd's end of NOTIFY_SOCKET: a datagram socket; prints the first message.
+    const socketPath = lab.path('notify.sock');
+    const listener = spawn('python3', ['-c', LISTENER, socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    lab.onCleanup('stop the notify listener', () => void listener.kill());
+    let heard = '';
+    listener.stdout?.on('data', (d: Buffer) => (heard += d.toString()));
+    await waitFor('the listener', () => fs.existsSync(socketPath));
+    const mnt = lab.mkdir('mnt');
+    const daemon = await lab.startDaemon(mnt, ['--attach'], { ...lab.env(), NOTIFY_SOCKET: socketPath });
+    await waitFor('READY=1 on the notify socket', () => heard.includes('READY=1'));
+    expect(heard.split('\n')).toEqual(expect.arrayContaining(['READY=1', `MAINPID=${daemon.child.pid}`]));
+    attachedDevice(link, path.join(mnt, name));
+    daemon.child.kill('SIGTERM');
+    expect(await daemon.exited).toBe(0);
+    expect(lexists(link)).toBe(false);
   });
 
   it('attach refuses a pair the daemon does not serve', async () => {
