@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what remapfs needs on a Debian machine, only what is missing:
-# apt packages (libfuse2, fuse, e2fsprogs, fio, util-linux), node_modules
+# apt packages (libfuse2, fuse, e2fsprogs, fio, util-linux, gddrescue,
+# systemd and groff-base for the tests of contrib/ and the man page), node_modules
 # (npm ci, with the native better-sqlite3 binary really built), remapfs's own
-# native helper (device locks, PR_SET_IO_FLUSHER), and the TypeScript build. Safe to run again; quiet when nothing is missing.
+# native helper (device locks, PR_SET_IO_FLUSHER), and the TypeScript build.
+# Safe to run again; quiet when nothing is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +18,9 @@ command -v fio >/dev/null || missing+=(fio)
 command -v losetup >/dev/null || missing+=(mount)
 command -v filefrag >/dev/null || missing+=(e2fsprogs)
 command -v ddrescuelog >/dev/null || missing+=(gddrescue)
+command -v systemd-analyze >/dev/null || missing+=(systemd)   # the tests verify contrib/systemd
+command -v groff >/dev/null || missing+=(groff-base)         # the tests render the man page
+command -v python3 >/dev/null || missing+=(python3)            # node-gyp; the readiness test listens with it
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     log "missing packages ${missing[*]}; run as root or install them with apt-get"

@@ -10,3 +10,19 @@ export function loopBackingFile(dev: string): string | undefined {
     return undefined;
   }
 }
+
+/** The loop devices (`/dev/loopN`) that `file` backs, as the kernel names it (an absolute path). */
+export function loopDevicesBacking(file: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync('/sys/class/block').filter((n) => /^loop\d+$/.test(n));
+  } catch {
+    return [];
+  }
+  return names.filter((n) => loopBackingFile(n) === file).map((n) => `/dev/${n}`);
+}
+
+/** losetup's arguments to attach `file` to a free loop device and print its name. */
+export function loopAttachArgs(file: string, opts: { directIo: boolean; sectorSizeBytes: number }): string[] {
+  return [`--direct-io=${opts.directIo ? 'on' : 'off'}`, '--sector-size', String(opts.sectorSizeBytes), '-f', '--show', file];
+}

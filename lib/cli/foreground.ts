@@ -1,8 +1,11 @@
 /**
  * Runs a started service in the foreground, as systemd expects: prints the
  * ready line, stops on SIGINT/SIGTERM (a second signal forces the unmount
- * even with open handles), and exits 0 once it is down.
+ * even with open handles), and exits 0 once it is down. Under systemd
+ * (NOTIFY_SOCKET set, Type=notify with NotifyAccess=all) it also sends
+ * READY=1 with systemd-notify once the service is up.
  */
+import { spawn } from 'child_process';
 import { reportError } from './report';
 
 export interface ForegroundService {
@@ -23,9 +26,18 @@ export async function runInForeground(service: ForegroundService, readyLine: str
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.stdout.write(readyLine + '\n');
+  if (process.env.NOTIFY_SOCKET) notifySystemdReady();
   await service.done;
   onDone();
   process.stderr.write(`remapfs: unmounted ${service.mountpoint}\n`);
   // Let the control reply that asked for the shutdown reach its caller, then leave.
   setTimeout(() => process.exit(0), 200);
+}
+
+function notifySystemdReady(): void {
+  const child = spawn('systemd-notify', ['--ready', `--pid=${process.pid}`], { stdio: 'ignore' });
+  child.on('error', (err) => process.stderr.write(`remapfs: cannot tell systemd that the service is ready: ${err.message}\n`));
+  child.on('exit', (code) => {
+    if (code !== 0) process.stderr.write(`remapfs: systemd-notify --ready exited ${code}\n`);
+  });
 }

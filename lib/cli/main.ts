@@ -3,8 +3,11 @@
  * printed as one line ("remapfs: ...") with a non-zero exit status: 2 for a
  * usage mistake, 1 for anything else. REMAPFS_DEBUG=1 adds stack traces.
  */
+import * as fs from 'fs';
+import * as path from 'path';
 import yargs from 'yargs';
 import { UsageError } from '../errors';
+import { checkOptions, DeclaredOptions } from './options';
 import { EXIT_USAGE, reportError } from './report';
 import { HEALTH_BITS, healthCommand } from './commands/health';
 import { configCommand } from './commands/config';
@@ -25,6 +28,13 @@ import { importCommand } from './commands/import';
 import { simulateCommand } from './commands/simulate';
 import { faultCommand } from './commands/fault';
 import { recoverCommand } from './commands/recover';
+import { attachCommand, detachCommand } from './commands/attach';
+
+/** The version in package.json (this file runs from dist/lib/cli/). */
+export function packageVersion(): string {
+  const pkg = JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../../package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
 export async function main(args: string[]): Promise<void> {
   // A reader that goes away (remapfs status | head) is not an error.
@@ -32,6 +42,7 @@ export async function main(args: string[]): Promise<void> {
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw err;
   });
+  let command: unknown = args[0];
   try {
     await yargs(args)
       .scriptName('remapfs')
@@ -53,6 +64,8 @@ export async function main(args: string[]): Promise<void> {
       .command(simulateCommand)
       .command(faultCommand)
       .command(recoverCommand)
+      .command(attachCommand)
+      .command(detachCommand)
       .command(scanCommand)
       .command(healthCommand)
       .command(configCommand)
@@ -61,19 +74,27 @@ export async function main(args: string[]): Promise<void> {
       .command(evacuateCommand)
       .command(importBadCommand)
       .command(exportCommand)
+      .completion('completion', 'Print a bash completion script (source it, or put it in /etc/bash_completion.d/remapfs)')
+      // yargs passes its instance as the second argument; its typings omit it.
+      .middleware(((argv: { _: unknown[] } & Record<string, unknown>, y: { getOptions(): unknown }) => {
+        command = argv._[0];
+        checkOptions(argv, y.getOptions() as DeclaredOptions);
+      }) as never, true)
       .demandCommand(1, 'name a command')
       .strict()
       .help()
       .alias('h', 'help')
-      .version(false)
+      .version(packageVersion())
       .wrap(Math.min(100, process.stdout.columns || 100))
       .fail((msg, err) => {
-        throw err ?? new UsageError(msg);
+        // yargs reports its own findings (and errors thrown by a coerce) as YError: usage errors.
+        if (err && err.name !== 'YError') throw err;
+        throw new UsageError(err?.message ?? msg);
       })
       .parseAsync();
   } catch (err) {
     const status = reportError(err);
     // health's exit status is a bitmask whose bit 0 means a usage error (docs/cli.md).
-    process.exitCode = args[0] === 'health' && status === EXIT_USAGE ? HEALTH_BITS.usage : status;
+    process.exitCode = command === 'health' && status === EXIT_USAGE ? HEALTH_BITS.usage : status;
   }
 }

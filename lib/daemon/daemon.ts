@@ -23,6 +23,10 @@
  * the daemon could no longer keep the two stores in agreement, and a
  * replacement database may describe other pairs.) Writes that need no remap
  * go on. `status`, the stats control file and the log say so.
+ * With attach (remapfs mount --attach), each pair served is put on a loop
+ * device linked as /dev/remapfs/<pair> (attach.ts). Every stop first detaches
+ * the linked loop devices on its files (--attach's and remapfs attach's); a
+ * stop that is not forced is refused while one is mounted.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -31,6 +35,7 @@ import { databaseError, PairRecord, Store } from '../store/db';
 import { openPair, PairRuntime } from '../remap/pair';
 import { pairStatus, remapSectors } from '../remap/ops';
 import { identify, OpenMode } from '../block/file-device';
+import { loopBackingFile } from '../block/loop';
 import { GoneDevice } from '../block/gone-device';
 import { reconcile } from '../meta/reconcile';
 import { toVerifyReport } from '../meta/verify';
@@ -44,6 +49,7 @@ import { healthReport } from '../health/report';
 import { discover } from '../discovery/discover';
 import { importPair } from '../discovery/importer';
 import { importBadSectors } from '../rescue/bad-sectors';
+import { attachPair, detachPair, linkPath, loopDeviceUser } from './attach';
 
 export interface ScanStatus {
   inProgress: boolean;
@@ -67,6 +73,8 @@ export interface DaemonOptions {
   watchDirs?: string[];
   /** 'stock': answer reads and writes through fuse-native's own dispatch (lib/fs/lean-dispatch.ts explains). */
   dispatch?: 'lean' | 'stock';
+  /** Attach every pair served to a loop device linked as /dev/remapfs/<pair>, and detach them on stop. */
+  attach?: boolean;
   log?: (line: string) => void;
 }
 
@@ -146,6 +154,7 @@ export class Daemon {
       stockDispatch: this.opts.dispatch === 'stock',
       log: this.log,
       handle: (req) => this.handle(req),
+      beforeStop: (force) => this.detachLoops(force),
       release: () => this.release(),
     });
     await this.served.start();
@@ -153,8 +162,55 @@ export class Daemon {
     this.dbTimer = setInterval(() => this.checkDatabase(), DB_CHECK_MS);
     this.dbTimer.unref();
     for (const a of this.attached) a.svc.start();
+    if (this.opts.attach) for (const a of this.attached) await this.attachLoop(a);
     if (this.hotplug) this.startWatching();
     return this.attached.map((a) => a.svc.name);
+  }
+
+  /** Puts a served pair on a loop device; a failure is logged, and the pair stays served. */
+  private async attachLoop(a: Attached): Promise<void> {
+    const name = a.svc.name;
+    try {
+      const dev = await attachPair(name, path.join(this.mountpoint, name), a.svc.rt.record.blockSize);
+      this.log(`remapfs: ${name}: attached as ${linkPath(name)} (${dev})`);
+    } catch (err) {
+      this.log(`remapfs: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  /** The pairs whose link /dev/remapfs/<pair> names a loop device on their file here (remapfs attach, or --attach). */
+  private linkedLoops(): Array<{ name: string; dev: string }> {
+    const out: Array<{ name: string; dev: string }> = [];
+    for (const name of new Set([...this.attached.map((a) => a.svc.name), ...this.gone])) {
+      let dev: string;
+      try {
+        dev = fs.readlinkSync(linkPath(name));
+      } catch {
+        continue;
+      }
+      if (loopBackingFile(dev) === path.join(this.mountpoint, name)) out.push({ name, dev });
+    }
+    return out;
+  }
+
+  /** Detaches the linked loop devices; unless forced, refuses (and detaches none) while one is in use. */
+  private async detachLoops(force: boolean): Promise<void> {
+    const loops = this.linkedLoops();
+    if (!force) {
+      for (const { name, dev } of loops) {
+        const user = loopDeviceUser(dev);
+        if (user) throw new RemapfsError('stop', this.mountpoint, `${dev} (${linkPath(name)}) is ${user}`, 'unmount it first, or send the signal again to force');
+      }
+    }
+    for (const { name, dev } of loops) {
+      try {
+        await detachPair(name, path.join(this.mountpoint, name), force);
+        this.log(`remapfs: ${name}: detached ${dev} and removed ${linkPath(name)}`);
+      } catch (err) {
+        if (!force) throw err;
+        this.log(`remapfs: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
   }
 
   /** Requests served on every attached pair. */
@@ -269,6 +325,7 @@ export class Daemon {
         this.served.adapter.addFile({ name: a.svc.name, device: a.svc.rt.device });
         a.svc.start();
         this.log(`remapfs: ${a.svc.name}: attached (main ${rec.mainPath}, spare ${rec.sparePath})`);
+        if (this.opts.attach) void this.attachLoop(a);
       }
     } catch (err) {
       this.log(`remapfs: rescan: ${err instanceof Error ? err.message : String(err)}`);

@@ -20,11 +20,11 @@ export function parseMountinfo(text: string): MountEntry[] {
     if (!line) continue;
     const fields = line.split(' ');
     const sep = fields.indexOf('-');
+    const device = fields[2];
     const mountpoint = fields[4];
     const fsType = fields[sep + 1];
     const source = fields[sep + 2];
-    const device = fields[2];
-    if (sep < 0 || mountpoint === undefined || fsType === undefined || source === undefined || device === undefined) continue;
+    if (sep < 0 || device === undefined || mountpoint === undefined || fsType === undefined || source === undefined) continue;
     out.push({ mountpoint: unescapeOctal(mountpoint), fsType, source: unescapeOctal(source), device });
   }
   return out;

@@ -24,6 +24,8 @@ export interface ServedMountOptions {
   controlTree?: ControlTree;
   log: (line: string) => void;
   handle: (req: ControlRequest) => Promise<unknown> | unknown;
+  /** Runs at the start of every stop, before the busy check (the daemon detaches its loop devices there). */
+  beforeStop?: (force: boolean) => Promise<void>;
   /** Runs once after the unmount (or a failed start): flush and close devices. */
   release: () => void;
   /** Start-up notices (PR_SET_IO_FLUSHER missing); `log` when not given. */
@@ -79,6 +81,7 @@ export class ServedMount {
   /** Unmounts and releases everything; without force, refuses while handles are open. */
   async stop(force: boolean): Promise<void> {
     if (this.stopping) return;
+    await this.opts.beforeStop?.(force);
     // A close() just before the request reaches us as an asynchronous RELEASE: give it a moment.
     for (let i = 0; i < 30 && !force && this.adapter.openHandleCount() > 0; i++) await sleep(100);
     if (this.stopping) return;

@@ -9,7 +9,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { loopBackingFile } from '../block/loop';
+import { loopAttachArgs, loopBackingFile } from '../block/loop';
 import { socketPathFor } from '../daemon/control';
 import { mounts } from '../daemon/mounts';
 
@@ -171,7 +171,7 @@ export class Lab {
   }
 
   attachLoop(file: string, opts: { directIo?: boolean; sectorSize?: number } = {}): string {
-    const args = [`--direct-io=${opts.directIo === false ? 'off' : 'on'}`, '--sector-size', String(opts.sectorSize ?? 4096), '-f', '--show', file];
+    const args = loopAttachArgs(file, { directIo: opts.directIo !== false, sectorSizeBytes: opts.sectorSize ?? 4096 });
     // `losetup -f` can race with another process taking the same free device: try again.
     let dev = '';
     for (let attempt = 0; ; attempt++) {

@@ -10,7 +10,8 @@ import { RemapfsError, UsageError } from '../../errors';
 import { createFileExclusive } from '../../fsutil/write-atomic';
 import { openPair, PairRuntime } from '../../remap/pair';
 import { DirtyTracker, evacuate, loadAreaMap, verifyCopy } from '../../rescue/evacuate';
-import { CLI_LOCK_WAIT_MS, liveDaemon, parseCount, printJson, requirePair, withStore } from '../common';
+import { CLI_LOCK_WAIT_MS, liveDaemon, printJson, requirePair, withStore } from '../common';
+import { countOption } from '../options';
 import { Progress } from '../progress';
 
 interface Args {
@@ -18,7 +19,7 @@ interface Args {
   name: string;
   to: string;
   mapfile?: string;
-  retries: string;
+  retries: number;
   verify: boolean;
   restart: boolean;
   json: boolean;
@@ -32,12 +33,12 @@ export const evacuateCommand: CommandModule<object, Args> = {
       .positional('name', { type: 'string', demandOption: true })
       .option('to', { type: 'string', demandOption: true, describe: 'target block device or image file (created if missing)' })
       .option('mapfile', { type: 'string', describe: 'GNU ddrescue mapfile (default for an image file: <to>.map; required for a block device); an existing one is resumed' })
-      .option('retries', { type: 'string', default: '2', describe: 'extra attempts per unreadable sector' })
+      .option('retries', countOption('retries', 'extra attempts per unreadable sector', 2))
       .option('verify', { type: 'boolean', default: false, describe: 'compare everything copied with the source afterwards' })
       .option('restart', { type: 'boolean', default: false, describe: 'ignore an existing mapfile and start over' })
       .option('json', { type: 'boolean', default: false }) as never,
   handler: async (argv) => {
-    const retries = parseCount('--retries', argv.retries);
+    const retries = argv.retries;
     await withStore(argv, false, async (store) => {
       const pair = requirePair(store, argv.name);
       const size = Math.floor(pair.mainBytes / pair.blockSize) * pair.blockSize;

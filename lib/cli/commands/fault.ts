@@ -4,14 +4,15 @@ import { request, socketPathFor } from '../../daemon/control';
 import { UsageError } from '../../errors';
 import { parseSectorList } from '../../sim/sectors';
 import type { FaultState } from '../../sim/simulator';
-import { parseCount, printJson } from '../common';
+import { printJson } from '../common';
+import { countOption } from '../options';
 
 interface Args {
   mountpoint: string;
   action: string;
   sectors: string[];
   slow: boolean;
-  'delay-ms'?: string;
+  'delay-ms'?: number;
   json: boolean;
 }
 
@@ -26,7 +27,7 @@ export const faultCommand: CommandModule<object, Args> = {
       .positional('action', { type: 'string', choices: ACTIONS as unknown as string[], demandOption: true })
       .positional('sectors', { type: 'string', array: true, default: [], describe: 'sectors or ranges, e.g. 7 100-163' })
       .option('slow', { type: 'boolean', default: false, describe: 'act on slow sectors instead of bad ones' })
-      .option('delay-ms', { type: 'string', describe: 'new delay of slow sectors' })
+      .option('delay-ms', countOption('delay-ms', 'new delay of slow sectors'))
       .option('json', { type: 'boolean', default: false }) as never,
   handler: async (argv) => {
     const action = argv.action as (typeof ACTIONS)[number];
@@ -37,7 +38,7 @@ export const faultCommand: CommandModule<object, Args> = {
       throw new UsageError(err instanceof Error ? err.message : String(err));
     }
     if ((action === 'add' || action === 'remove') && sectors.length === 0) throw new UsageError(`${action} needs sectors`);
-    const delayMs = argv['delay-ms'] !== undefined ? parseCount('--delay-ms', argv['delay-ms']) : undefined;
+    const delayMs = argv['delay-ms'];
     const state = (await request(socketPathFor(path.resolve(argv.mountpoint)), {
       op: 'fault',
       action,

@@ -9,7 +9,8 @@ import { renderPrometheus } from '../../health/prometheus';
 import { healthReport, HealthReport } from '../../health/report';
 import { checkOffline, VerifyReport } from '../../meta/verify';
 import { PairRecord, Store } from '../../store/db';
-import { liveDaemon, parseCount, printJson, requirePair, withStore } from '../common';
+import { liveDaemon, printJson, requirePair, withStore } from '../common';
+import { countOption } from '../options';
 
 /** Exit status bits of `remapfs health` (docs/cli.md). */
 export const HEALTH_BITS = {
@@ -30,7 +31,7 @@ interface Args {
   name?: string;
   json: boolean;
   prometheus?: string;
-  days?: string;
+  days?: number;
   quiet: boolean;
 }
 
@@ -111,9 +112,9 @@ export const healthCommand: CommandModule<object, Args> = {
       .option('json', { type: 'boolean', default: false, describe: 'versioned JSON on stdout, nothing else' })
       .option('prometheus', { type: 'string', describe: 'also write a node_exporter textfile-collector file (atomically)' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print nothing when there is nothing to report (exit status 0): for cron' })
-      .option('days', { type: 'string', describe: 'prediction horizon for bit 7 (default: the predictDays setting, 30)' }) as never,
+      .option('days', countOption('days', 'prediction horizon for bit 7 (default: the predictDays setting, 30)')) as never,
   handler: async (argv) => {
-    const days = argv.days !== undefined ? parseCount('--days', argv.days) : undefined;
+    const days = argv.days;
     const now = Date.now();
     await withStore(argv, false, async (store) => {
       const pairs = argv.name ? [requirePair(store, argv.name)] : store.listPairs();

@@ -4,14 +4,15 @@ import { request } from '../../daemon/control';
 import { RemapfsError, UsageError } from '../../errors';
 import { ImportBadResult, importBadSectors } from '../../rescue/bad-sectors';
 import { parseBadblocks, parseMapfile, sectorsOf } from '../../rescue/mapfile';
-import { onPair, parseCount, printJson, requirePair, withStore } from '../common';
+import { onPair, printJson, requirePair, withStore } from '../common';
+import { countOption } from '../options';
 
 interface Args {
   db?: string;
   name: string;
   badblocks?: string;
   'ddrescue-map'?: string;
-  'block-size': string;
+  'block-size': number;
   json: boolean;
 }
 
@@ -23,7 +24,7 @@ export const importBadCommand: CommandModule<object, Args> = {
       .positional('name', { type: 'string', demandOption: true })
       .option('badblocks', { type: 'string', describe: 'output of e2fsprogs badblocks (one block number per line)' })
       .option('ddrescue-map', { type: 'string', describe: 'a GNU ddrescue mapfile; its bad-sector (-) areas are imported' })
-      .option('block-size', { type: 'string', default: '1024', describe: 'block size of the badblocks list (badblocks -b; default 1024)' })
+      .option('block-size', countOption('block-size', 'block size of the badblocks list (badblocks -b)', 1024))
       .option('json', { type: 'boolean', default: false }) as never,
   handler: async (argv) => {
     if (!!argv.badblocks === !!argv['ddrescue-map']) throw new UsageError('give exactly one of --badblocks and --ddrescue-map');
@@ -36,7 +37,7 @@ export const importBadCommand: CommandModule<object, Args> = {
     }
     let sectors: number[];
     try {
-      sectors = argv.badblocks ? parseBadblocks(text, parseCount('--block-size', argv['block-size'])) : sectorsOf(parseMapfile(text).areas, ['-']);
+      sectors = argv.badblocks ? parseBadblocks(text, argv['block-size']) : sectorsOf(parseMapfile(text).areas, ['-']);
     } catch (err) {
       if (err instanceof UsageError) throw err;
       throw new RemapfsError('parse', file, err instanceof Error ? err.message : String(err));

@@ -14,14 +14,15 @@ import { PairRecord } from '../../store/db';
 import { RemapfsError, UsageError } from '../../errors';
 import { pairNameProblem } from '../../meta/validate';
 import { spareLayout, validateBlockSize, slotBytesFor, SLOT_COUNT } from '../../remap/layout';
-import { CLI_LOCK_WAIT_MS, formatBytes, parseCount, withStore } from '../common';
+import { CLI_LOCK_WAIT_MS, formatBytes, withStore } from '../common';
+import { countOption } from '../options';
 
 interface Args {
   db?: string;
   name: string;
   main: string;
   spare: string;
-  'block-size': string;
+  'block-size': number;
   force: boolean;
 }
 
@@ -33,13 +34,13 @@ export const initCommand: CommandModule<object, Args> = {
       .positional('name', { type: 'string', demandOption: true, describe: 'pair name; also the virtual file name' })
       .option('main', { type: 'string', demandOption: true, describe: 'failing disk or image (block device or file)' })
       .option('spare', { type: 'string', demandOption: true, describe: 'spare device or image' })
-      .option('block-size', { type: 'string', default: '4096', describe: 'remap unit in bytes, power of two from 512 to 65536' })
+      .option('block-size', countOption('block-size', 'remap unit in bytes, power of two from 512 to 65536', 4096))
       .option('force', { type: 'boolean', default: false, describe: 'overwrite remapfs metadata of another pair found on the spare' }) as never,
   handler: async (argv) => {
     const name = String(argv.name);
     const badName = pairNameProblem(name);
     if (badName) throw new UsageError(badName);
-    const blockSize = parseCount('--block-size', argv['block-size']);
+    const blockSize = argv['block-size'];
     const bad = validateBlockSize(blockSize);
     if (bad) throw new UsageError(bad);
     const main = identify(argv.main);

@@ -1,13 +1,14 @@
 import type { CommandModule } from 'yargs';
 import { writeFileAtomic } from '../../fsutil/write-atomic';
 import { mapInputOf, renderBar, renderSvg } from '../../health/map';
-import { parseCount, requirePair, withStore } from '../common';
+import { requirePair, withStore } from '../common';
+import { countOption } from '../options';
 
 interface Args {
   db?: string;
   name: string;
   svg?: string;
-  columns: string;
+  columns: number;
 }
 
 export const mapCommand: CommandModule<object, Args> = {
@@ -17,9 +18,9 @@ export const mapCommand: CommandModule<object, Args> = {
     y
       .positional('name', { type: 'string', demandOption: true })
       .option('svg', { type: 'string', describe: 'write an SVG picture to this file (default: a text bar on stdout)' })
-      .option('columns', { type: 'string', default: '64', describe: 'cells per row in the SVG' }) as never,
+      .option('columns', countOption('columns', 'cells per row in the SVG', 64)) as never,
   handler: async (argv) => {
-    const columns = parseCount('--columns', argv.columns);
+    const columns = argv.columns;
     await withStore(argv, false, (store) => {
       const pair = requirePair(store, argv.name);
       const input = mapInputOf(store, pair);

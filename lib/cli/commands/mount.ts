@@ -12,6 +12,7 @@ interface Args {
   'open-mode': string;
   dispatch: string;
   watch: string[];
+  attach: boolean;
 }
 
 export const mountCommand: CommandModule<object, Args> = {
@@ -21,11 +22,12 @@ export const mountCommand: CommandModule<object, Args> = {
     y
       .positional('mountpoint', { type: 'string', demandOption: true, describe: 'an empty directory' })
       .option('watch', { type: 'string', array: true, default: [], describe: 'hot-plug: watch this directory (and /dev) for pairs to attach and detach (repeatable)' })
+      .option('attach', { type: 'boolean', default: false, describe: 'put every pair served on a loop device linked as /dev/remapfs/<name>; detach them on stop' })
       .option('open-mode', { type: 'string', choices: OPEN_MODES as string[], default: 'auto', describe: 'how devices are opened (see docs/architecture.md)' })
       .option('dispatch', { type: 'string', choices: ['lean', 'stock'], default: 'lean', describe: "how FUSE reads and writes reach remapfs: lean, or fuse-native's stock dispatch (docs/performance.md)" }) as never,
   handler: async (argv) => {
     const store = Store.open(dbPath(argv), { create: argv.watch.length > 0 });
-    const daemon = new Daemon({ store, mountpoint: argv.mountpoint, mode: argv['open-mode'] as OpenMode, dispatch: argv.dispatch as 'lean' | 'stock', watchDirs: argv.watch.map((d) => path.resolve(d)) });
+    const daemon = new Daemon({ store, mountpoint: argv.mountpoint, mode: argv['open-mode'] as OpenMode, dispatch: argv.dispatch as 'lean' | 'stock', watchDirs: argv.watch.map((d) => path.resolve(d)), attach: argv.attach });
     let names: string[];
     try {
       names = await daemon.start();

@@ -13,6 +13,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
 import { loopBackingFile } from '../../block/loop';
+import { LINK_DIR } from '../../daemon/attach';
 import { mounts } from '../../daemon/mounts';
 import { RemapfsError } from '../../errors';
 import { dbPath } from '../common';
@@ -45,9 +46,26 @@ export function loopsUnder(dir: string): LoopUse[] {
   return out;
 }
 
+/** The /dev/remapfs/<pair> links (remapfs attach) that name `device`. */
+function linksTo(device: string): string[] {
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(LINK_DIR);
+  } catch {
+    return [];
+  }
+  return names.map((n) => path.join(LINK_DIR, n)).filter((p) => {
+    try {
+      return fs.readlinkSync(p) === device;
+    } catch {
+      return false;
+    }
+  });
+}
+
 export const recoverCommand: CommandModule<object, Args> = {
   command: 'recover <mountpoint>',
-  describe: 'After a daemon crash: unmount what sits on its loop devices, detach them, and clear the dead mount',
+  describe: 'After a daemon crash: unmount what sits on its loop devices, detach them (and remove their /dev/remapfs links), and clear the dead mount',
   builder: (y) =>
     y
       .positional('mountpoint', { type: 'string', demandOption: true })
@@ -76,6 +94,7 @@ export const recoverCommand: CommandModule<object, Args> = {
     for (const loop of loopsUnder(mnt)) {
       for (const at of loop.mountedAt) steps.push(['umount', ['-l', at]]);
       steps.push(['losetup', ['-d', loop.device]]);
+      for (const link of linksTo(loop.device)) steps.push(['rm', ['-f', link]]);
     }
     if (entry) steps.push(['fusermount', ['-uz', mnt]]);
     if (steps.length === 0) {

@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 import { UsageError } from '../../errors';
 import { parseSectorList } from '../../sim/sectors';
 import { SIMULATED_FILE, Simulator } from '../../sim/simulator';
-import { parseCount } from '../common';
+import { countOption } from '../options';
 import { runInForeground } from '../foreground';
 
 interface Args {
@@ -11,7 +11,7 @@ interface Args {
   mountpoint: string;
   bad: string[];
   slow: string[];
-  'delay-ms': string;
+  'delay-ms': number;
 }
 
 export const simulateCommand: CommandModule<object, Args> = {
@@ -23,9 +23,9 @@ export const simulateCommand: CommandModule<object, Args> = {
       .positional('mountpoint', { type: 'string', demandOption: true, describe: 'an empty directory' })
       .option('bad', { type: 'string', array: true, default: [], describe: '512-byte sectors or ranges that fail, e.g. 7,100-163' })
       .option('slow', { type: 'string', array: true, default: [], describe: 'sectors or ranges that answer after --delay-ms' })
-      .option('delay-ms', { type: 'string', default: '0', describe: 'delay of slow sectors in milliseconds' }) as never,
+      .option('delay-ms', countOption('delay-ms', 'delay of slow sectors in milliseconds', 0)) as never,
   handler: async (argv) => {
-    const delayMs = parseCount('--delay-ms', argv['delay-ms']);
+    const delayMs = argv['delay-ms'];
     let bad: number[];
     let slow: number[];
     try {

@@ -1,0 +1,196 @@
+/**
+ * The boot chain on real parts: `remapfs mount --attach` puts the pair on a
+ * loop device linked as /dev/remapfs/<pair>; ext4 on it is mounted with the
+ * options of the documented fstab line; a clean stop detaches it and removes
+ * the link; a second start brings the same data back. Also attach and detach
+ * by hand, their refusals, and recover after a crash.
+ */
+import { execFileSync, spawn, spawnSync } from 'child_process';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { loopBackingFile, loopDevicesBacking } from '../../lib/block/loop';
+import { checkTree, detachLoop, Lab, requireKernelFeatures, waitFor, writeRandomTree } from '../../lib/lab/lab';
+
+const MiB = 1024 * 1024;
+/** The options of the fstab line in docs/boot.md. */
+const FSTAB_OPTIONS = 'defaults,nofail,x-systemd.requires=remapfs.service';
+const LISTENER = [
+  'import socket, sys',
+  's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+  's.bind(sys.argv[1])',
+  'print(s.recv(4096).decode(), flush=True)',
+].join('\n');
+
+function need(cmd: string): void {
+  if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) throw new Error(`${cmd} is missing`);
+}
+
+function lexists(p: string): boolean {
+  try {
+    fs.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('boot integration', () => {
+  let lab: Lab;
+  beforeAll(() => requireKernelFeatures());
+  beforeEach(() => {
+    lab = new Lab();
+  });
+  afterEach(async () => {
+    await lab.cleanup();
+  });
+
+  /** The pair's loop device through its link, with a cleanup in case the test fails before the daemon detaches it. */
+  function attachedDevice(link: string, file: string): string {
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    const dev = fs.readlinkSync(link);
+    expect(dev).toMatch(/^\/dev\/loop\d+$/);
+    expect(loopBackingFile(dev)).toBe(file);
+    lab.onCleanup(`detach ${dev}`, () => {
+      detachLoop(dev, file);
+      if (lexists(link) && fs.readlinkSync(link) === dev) fs.rmSync(link);
+    });
+    return dev;
+  }
+
+  function mountWithFstabOptions(link: string, dir: string): void {
+    fs.mkdirSync(dir, { recursive: true });
+    execFileSync('mount', ['-o', FSTAB_OPTIONS, link, dir], { stdio: 'pipe' });
+    lab.onCleanup(`umount ${dir}`, () => void spawnSync('umount', [dir], { stdio: 'ignore' }));
+  }
+
+  it('mount --attach gives /dev/remapfs/<pair>; ext4 on it survives a stop and a start', async () => {
+    // /dev/remapfs is shared by every database on this host: a name of our own.
+    const name = `boot-${crypto.randomBytes(4).toString('hex')}`;
+    const link = `/dev/remapfs/${name}`;
+    lab.ok(['init', name, '--main', lab.image('main.img', 128 * MiB), '--spare', lab.image('spare.img', 32 * MiB)]);
+    const mnt = lab.mkdir('mnt');
+    const file = path.join(mnt, name);
+    const ext = lab.path('data');
+
+    let daemon = await lab.startDaemon(mnt, ['--attach']);
+    let dev = attachedDevice(link, file);
+    const sys = `/sys/class/block/${path.basename(dev)}`;
+    expect(fs.readFileSync(`${sys}/loop/dio`, 'utf8').trim()).toBe('1');
+    expect(fs.readFileSync(`${sys}/queue/logical_block_size`, 'utf8').trim()).toBe('4096');
+    expect(daemon.output()).toContain(`attached as ${link} (${dev})`);
+
+    lab.mkfsExt4(link);
+    mountWithFstabOptions(link, ext);
+    const sums = writeRandomTree(ext, 24 * MiB);
+    execFileSync('sync', ['-f', ext]); // this file system only: a hung FUSE mount elsewhere must not stall the test
+
+    // Refusals while it is in use: a second attach, a detach, and a clean stop.
+    let r = lab.cli(['attach', name]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`remapfs: attach ${name}: already attached as ${dev} (run "remapfs detach ${name}" first)\n`);
+    r = lab.cli(['detach', name]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`remapfs: detach ${name}: ${dev} is mounted at ${ext} (umount ${ext} first)\n`);
+    r = lab.cli(['unmount', mnt]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^remapfs: stop ${mnt}: ${dev} \\(${link}\\) is mounted at ${ext} \\(unmount it first, or send the signal again to force\\)\\n$`));
+    expect(loopBackingFile(dev)).toBe(file);
+    expect(checkTree(ext, sums)).toEqual([]);
+
+    // A clean stop (SIGTERM, as systemd sends) detaches the loop device and removes the link.
+    lab.umountFs(ext);
+    daemon.child.kill('SIGTERM');
+    expect(await daemon.exited).toBe(0);
+    expect(lexists(link)).toBe(false);
+    expect(loopDevicesBacking(file)).toEqual([]);
+    expect(daemon.output()).toContain(`detached ${dev} and removed ${link}`);
+
+    r = lab.cli(['attach', name]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`remapfs: attach ${name}: not served (start "remapfs mount" first)\n`);
+
+    // Start again: the same name, the same data.
+    daemon = await lab.startDaemon(mnt, ['--attach']);
+    dev = attachedDevice(link, file);
+    mountWithFstabOptions(link, ext);
+    expect(checkTree(ext, sums)).toEqual([]);
+    lab.umountFs(ext);
+
+    // By hand: detach, attach (prints the loop device), and a stop through remapfs unmount.
+    r = lab.cli(['detach', name]);
+    expect(r.status).toBe(0);
+    expect(lexists(link)).toBe(false);
+    expect(loopDevicesBacking(file)).toEqual([]);
+    r = lab.cli(['detach', name]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`remapfs: detach ${name}: not attached (attach it with "remapfs attach ${name}")\n`);
+    r = lab.cli(['attach', name]);
+    expect(r.status).toBe(0);
+    dev = attachedDevice(link, file);
+    expect(r.stdout).toBe(`${dev}\n`);
+    mountWithFstabOptions(link, ext);
+    expect(checkTree(ext, sums)).toEqual([]);
+    lab.umountFs(ext);
+    expect(lab.cli(['unmount', mnt]).status).toBe(0);
+    expect(await daemon.exited).toBe(0);
+    expect(lexists(link)).toBe(false);
+    expect(loopDevicesBacking(file)).toEqual([]);
+  });
+
+  it('after a crash, recover detaches the loop device and removes the link; a new start attaches again', async () => {
+    const name = `boot-${crypto.randomBytes(4).toString('hex')}`;
+    const link = `/dev/remapfs/${name}`;
+    lab.ok(['init', name, '--main', lab.image('main.img', 16 * MiB), '--spare', lab.image('spare.img', 4 * MiB)]);
+    const mnt = lab.mkdir('mnt');
+    const file = path.join(mnt, name);
+    const crashed = await lab.startDaemon(mnt, ['--attach']);
+    const dev = attachedDevice(link, file);
+    await lab.killDaemon(crashed);
+    expect(fs.readlinkSync(link)).toBe(dev);
+    const r = lab.cli(['recover', mnt]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`running: losetup -d ${dev}\nrunning: rm -f ${link}\n`);
+    expect(lexists(link)).toBe(false);
+    expect(loopDevicesBacking(file)).toEqual([]);
+
+    const daemon = await lab.startDaemon(mnt, ['--attach']);
+    attachedDevice(link, file);
+    daemon.child.kill('SIGTERM');
+    expect(await daemon.exited).toBe(0);
+    expect(lexists(link)).toBe(false);
+    expect(loopDevicesBacking(file)).toEqual([]);
+  });
+
+  it('tells systemd it is ready (Type=notify, NotifyAccess=all) once the pair is attached', async () => {
+    need('python3');
+    need('systemd-notify');
+    const name = `boot-${crypto.randomBytes(4).toString('hex')}`;
+    const link = `/dev/remapfs/${name}`;
+    lab.ok(['init', name, '--main', lab.image('main.img', 16 * MiB), '--spare', lab.image('spare.img', 4 * MiB)]);
+    // systemd's end of NOTIFY_SOCKET: a datagram socket; prints the first message.
+    const socketPath = lab.path('notify.sock');
+    const listener = spawn('python3', ['-c', LISTENER, socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    lab.onCleanup('stop the notify listener', () => void listener.kill());
+    let heard = '';
+    listener.stdout?.on('data', (d: Buffer) => (heard += d.toString()));
+    await waitFor('the listener', () => fs.existsSync(socketPath));
+    const mnt = lab.mkdir('mnt');
+    const daemon = await lab.startDaemon(mnt, ['--attach'], { ...lab.env(), NOTIFY_SOCKET: socketPath });
+    await waitFor('READY=1 on the notify socket', () => heard.includes('READY=1'));
+    expect(heard.split('\n')).toEqual(expect.arrayContaining(['READY=1', `MAINPID=${daemon.child.pid}`]));
+    attachedDevice(link, path.join(mnt, name));
+    daemon.child.kill('SIGTERM');
+    expect(await daemon.exited).toBe(0);
+    expect(lexists(link)).toBe(false);
+  });
+
+  it('attach refuses a pair the daemon does not serve', async () => {
+    const name = `boot-${crypto.randomBytes(4).toString('hex')}`;
+    lab.ok(['init', name, '--main', lab.image('main.img', 16 * MiB), '--spare', lab.image('spare.img', 4 * MiB)]);
+    const r = lab.cli(['attach', name]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`remapfs: attach ${name}: not served (start "remapfs mount" first)\n`);
+    expect(lexists(`/dev/remapfs/${name}`)).toBe(false);
+  });
+});
