@@ -25,11 +25,12 @@ describe('contrib/systemd', () => {
     const daemon = fs.readFileSync(path.join(UNITS, 'remapfs.service'), 'utf8');
     expect(daemon).toMatch(/^Type=notify$/m);
     expect(daemon).toMatch(/^NotifyAccess=all$/m);
-    expect(daemon).toMatch(/^ExecStart=\/usr\/local\/bin\/remapfs mount \/srv\/remapfs --attach$/m);
+    expect(daemon).toMatch(/^ExecStart=\/usr\/local\/lib\/node_modules\/remapfs\/build\/Release\/remapfs-io-flusher \/usr\/local\/bin\/remapfs mount \/srv\/remapfs --attach$/m);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapfs-units-'));
     try {
       for (const n of names) {
-        fs.writeFileSync(path.join(dir, n), fs.readFileSync(path.join(UNITS, n), 'utf8').replace(/\/usr\/local\/bin\/remapfs/g, path.join(ROOT, 'bin/remapfs')));
+        const text = fs.readFileSync(path.join(UNITS, n), 'utf8');
+        fs.writeFileSync(path.join(dir, n), text.replace(/\/usr\/local\/lib\/node_modules\/remapfs\//g, `${ROOT}/`).replace(/\/usr\/local\/bin\/remapfs/g, path.join(ROOT, 'bin/remapfs')));
       }
       const r = spawnSync('systemd-analyze', ['verify', '--man=no', ...names.map((n) => path.join(dir, n))], { encoding: 'utf8' });
       expect(r.stderr).toBe('');
