@@ -40,7 +40,11 @@ export interface SqliteDatabase {
   close(): void;
 }
 
-/** Opens (or creates) the SQLite file at `file`. */
+/**
+ * Opens (or creates) the SQLite file at `file`. The cast is the one place the
+ * declaration meets the library: @types/better-sqlite3 types bind parameters
+ * as a union with named parameters, which this subset never uses.
+ */
 export function openSqlite(file: string): SqliteDatabase {
   return new Database(file) as unknown as SqliteDatabase;
 }
