@@ -156,7 +156,7 @@ function rssMiB(pid: number): number {
 /** Adds remap entries straight into a pair's database and slots (the data path does not care what the spare blocks hold). */
 function injectRemaps(dbPath: string, name: string, mainBlocks: number[]): void {
   const store = Store.open(dbPath, { create: false });
-  const pair = store.getPair(name);
+  const pair = store.pairs.get(name);
   if (!pair) throw new Error(`no pair ${name}`);
   const spare = FileDevice.open(pair.sparePath, { mode: 'buffered' });
   try {
@@ -189,9 +189,11 @@ function injectRemaps(dbPath: string, name: string, mainBlocks: number[]): void 
     const seq = current.sequence + 1;
     const state = new MetaState(identityOf(pair), layout, seq, entries);
     store.transaction(() => {
-      const stmt = store.db.prepare("INSERT OR REPLACE INTO remaps (pair_id, main_block, spare_block, reason, state, lost_sectors, created_at) VALUES (?, ?, ?, 'manual', 'remapped', 0, ?)");
-      for (const e of entries.slice(current.entries.length)) stmt.run(pair.id, e.mainBlock, e.spareBlock, e.createdAt);
-      store.setMetaSeq(pair.id, seq);
+      store.remaps.putMany(
+        pair.id,
+        entries.slice(current.entries.length).map((e) => ({ mainBlock: e.mainBlock, spareBlock: e.spareBlock, reason: 'manual' as const, state: 'remapped' as const, lostSectors: 0, createdAt: e.createdAt })),
+      );
+      store.pairs.setMetaSeq(pair.id, seq);
     });
     if (slots.writeAll(state).length) throw new Error('could not write the slots');
   } finally {

@@ -34,9 +34,9 @@ export async function withStore<T>(argv: { db?: string }, create: boolean, fn: (
 }
 
 export function requirePair(store: Store, name: string): PairRecord {
-  const pair = store.getPair(name);
+  const pair = store.pairs.get(name);
   if (!pair) {
-    const known = store.listPairs().map((p) => p.name);
+    const known = store.pairs.list().map((p) => p.name);
     throw new RemapfsError('find pair', name, 'no such pair', known.length ? `known pairs: ${known.join(', ')}` : 'the database has no pairs yet');
   }
   return pair;
@@ -44,7 +44,7 @@ export function requirePair(store: Store, name: string): PairRecord {
 
 /** The live daemon serving this database, if any. */
 export function liveDaemon(store: Store): MountRecord | undefined {
-  return store.liveMounts()[0];
+  return store.mounts.live()[0];
 }
 
 export function printJson(value: unknown): void {

@@ -127,14 +127,14 @@ export class Daemon {
     for (const d of this.opts.watchDirs ?? []) {
       if (!fs.existsSync(d) || !fs.statSync(d).isDirectory()) throw new RemapfsError('watch', d, 'not a directory');
     }
-    const records = this.store.listPairs();
+    const records = this.store.pairs.list();
     if (records.length === 0 && !this.hotplug) throw new RemapfsError('mount', this.mountpoint, 'the database has no pairs', 'create one with "remapfs init"');
     this.store.transaction(() => {
-      const other = this.store.liveMounts().find((m) => m.pid !== process.pid);
+      const other = this.store.mounts.live().find((m) => m.pid !== process.pid);
       if (other) {
         throw new RemapfsError('mount', this.mountpoint, `the pairs of this database are already served at ${other.mountpoint} by pid ${other.pid}`, 'unmount that first');
       }
-      this.store.putMount({ mountpoint: this.mountpoint, pid: process.pid, socket: socketPathFor(this.mountpoint), startedAt: Date.now() });
+      this.store.mounts.put({ mountpoint: this.mountpoint, pid: process.pid, socket: socketPathFor(this.mountpoint), startedAt: Date.now() });
     });
     try {
       for (const rec of records) {
@@ -290,7 +290,7 @@ export class Daemon {
         const found = report?.pairs.find((p) => p.uuid === rec.uuid && p.status === 'complete');
         if (found?.main && found.spare && safeKey(found.main.path) === a.mainKey && safeKey(found.spare.path) === a.spareKey) {
           // The same devices under new names: keep serving, remember the paths.
-          this.store.updatePaths(rec.id, found.main.path, found.spare.path);
+          this.store.pairs.updatePaths(rec.id, found.main.path, found.spare.path);
           a.svc.rt.record.mainPath = found.main.path;
           a.svc.rt.record.sparePath = found.spare.path;
           this.log(`remapfs: ${rec.name}: its devices moved to ${found.main.path} and ${found.spare.path}`);
@@ -302,7 +302,7 @@ export class Daemon {
       for (const p of report.pairs) {
         if (p.status !== 'complete' || !p.main || !p.spare) continue;
         if (this.attached.some((a) => a.svc.rt.record.uuid === p.uuid)) continue;
-        let rec = this.store.getPairByUuid(p.uuid);
+        let rec = this.store.pairs.byUuid(p.uuid);
         if (rec && this.gone.has(rec.name)) continue; // wait until the old file is released
         if (!rec) {
           if (!this.inWatchedDir(p.main.path) && !this.inWatchedDir(p.spare.path)) continue;
@@ -316,7 +316,7 @@ export class Daemon {
             continue;
           }
         } else if (rec.mainPath !== p.main.path || rec.sparePath !== p.spare.path) {
-          this.store.updatePaths(rec.id, p.main.path, p.spare.path, p.spare.hardwareId);
+          this.store.pairs.updatePaths(rec.id, p.main.path, p.spare.path, p.spare.hardwareId);
           rec = { ...rec, mainPath: p.main.path, sparePath: p.spare.path, spareHwid: p.spare.hardwareId };
         }
         const a = this.tryOpen(rec);
@@ -381,7 +381,7 @@ export class Daemon {
     }
     this.attached = [];
     try {
-      this.store.deleteMount(this.mountpoint, process.pid);
+      this.store.mounts.delete(this.mountpoint, process.pid);
     } catch {
       // the database may be gone; the row is ignored once this pid is dead
     }

@@ -210,7 +210,7 @@ export function discover(dirs: readonly string[], store?: Store, opts: { blockDe
   }
   const pairs: DiscoveredPair[] = [];
   for (const uuid of new Set([...spares.keys(), ...mains.keys()])) {
-    const known = store?.getPairByUuid(uuid);
+    const known = store?.pairs.byUuid(uuid);
     const knownSpare = known ? identifyOrUndefined(known.sparePath) : undefined;
     const choice = chooseSpare(
       spares.get(uuid) ?? [],

@@ -17,7 +17,7 @@ export function labelMain(store: Store, pair: PairRecord, lock: DeviceLock): voi
     rt.device.flush();
     rt.main.write(encodeLabel({ uuid: pair.uuid, name: pair.name, blockSize: pair.blockSize, mainBytes: pair.mainBytes, labelBlock: block, createdAt: Date.now() }), block * pair.blockSize);
     rt.main.flush();
-    store.setMainLabel(pair.id, hardwareId(pair.mainPath) ?? null);
+    store.pairs.setMainLabel(pair.id, hardwareId(pair.mainPath) ?? null);
   } finally {
     rt.close();
   }

@@ -26,7 +26,7 @@ export interface ImportResult {
  * device identity, or by sharing storage (a loop device over a pair's image).
  */
 export function checkDevicesFree(store: Store, name: string, main: DeviceIdentity, spare: DeviceIdentity, except?: number): void {
-  for (const p of store.listPairs()) {
+  for (const p of store.pairs.list()) {
     if (p.id === except) continue;
     for (const [role, dev] of [['main', main], ['spare', spare]] as const) {
       for (const theirs of [p.mainPath, p.sparePath]) {
@@ -113,11 +113,11 @@ function importLocked(store: Store, main: DeviceIdentity, spare: DeviceIdentity,
   }
   const pairName = name ?? h.name;
   const pair = store.transaction(() => {
-    const sameUuid = store.getPairByUuid(h.uuid);
+    const sameUuid = store.pairs.byUuid(h.uuid);
     if (sameUuid) throw new RemapfsError('import', pairName, `pair ${sameUuid.name} with uuid ${h.uuid} is already in the database`);
-    if (store.getPair(pairName)) throw new RemapfsError('import', pairName, 'a pair with this name already exists', 'choose another name');
+    if (store.pairs.get(pairName)) throw new RemapfsError('import', pairName, 'a pair with this name already exists', 'choose another name');
     checkDevicesFree(store, pairName, main, spare);
-    const p = store.insertPair({
+    const p = store.pairs.insert({
       name: pairName,
       uuid: h.uuid,
       mainPath: main.realPath,
@@ -131,7 +131,7 @@ function importLocked(store: Store, main: DeviceIdentity, spare: DeviceIdentity,
       mainHwid: label ? hardwareId(main.realPath) ?? null : null,
       spareHwid: hardwareId(spare.realPath) ?? null,
     });
-    store.replaceTable(
+    store.remaps.replaceTable(
       p.id,
       entries.filter((e) => e.state !== 'retired').map(recordOf),
       entries.filter((e) => e.state === 'retired').map((e) => ({ spareBlock: e.spareBlock, createdAt: e.createdAt })),
@@ -139,7 +139,7 @@ function importLocked(store: Store, main: DeviceIdentity, spare: DeviceIdentity,
     );
     // The history went with the old database; the remap times in the slots rebuild the trend.
     for (const e of entries) {
-      if (e.state !== 'retired') store.addEvent(p.id, e.createdAt, e.state === 'pending' ? 'pending' : e.reason === 'label' ? 'label' : 'remap', e.mainBlock, e.spareBlock, e.reason);
+      if (e.state !== 'retired') store.events.add(p.id, e.createdAt, e.state === 'pending' ? 'pending' : e.reason === 'label' ? 'label' : 'remap', e.mainBlock, e.spareBlock, e.reason);
     }
     return p;
   });
@@ -147,7 +147,7 @@ function importLocked(store: Store, main: DeviceIdentity, spare: DeviceIdentity,
   try {
     report = checkOffline(store, pair, { write: true });
   } catch (err) {
-    store.transaction(() => store.db.prepare('DELETE FROM pairs WHERE id = ?').run(pair.id));
+    store.transaction(() => store.pairs.delete(pair.id));
     throw err;
   }
   return {

@@ -129,7 +129,7 @@ export function renderSvg(title: string, m: MapInput, opts: { columns?: number; 
 export function mapInputOf(store: Store, pair: PairRecord): MapInput {
   const remapped = new Set<number>();
   const pending = new Set<number>();
-  for (const r of store.remaps(pair.id)) if (r.reason !== 'label') (r.state === 'pending' ? pending : remapped).add(r.mainBlock);
+  for (const r of store.remaps.list(pair.id)) if (r.reason !== 'label') (r.state === 'pending' ? pending : remapped).add(r.mainBlock);
   const virtualBlocks = Math.floor(pair.mainBytes / pair.blockSize);
   const scan = loadScanState(store, pair.id);
   return {

@@ -44,7 +44,7 @@ export interface HealthReport {
 const iso = (t: number | null) => (t ? new Date(t).toISOString() : null);
 
 export function healthReport(store: Store, pair: PairRecord, now: number = Date.now()): HealthReport {
-  const counts = store.counts(pair.id);
+  const counts = store.remaps.counts(pair.id);
   const layout = spareLayout(pair.spareBytes, pair.blockSize);
   const used = counts.remapped + counts.label + counts.retired;
   const free = Math.max(0, layout.poolBlocks - used);
@@ -63,7 +63,7 @@ export function healthReport(store: Store, pair: PairRecord, now: number = Date.
     readErrorRate,
     slowBlocks: slow,
   });
-  const lostSectors = store.db.prepare("SELECT coalesce(sum(lost_sectors), 0) FROM remaps WHERE pair_id = ? AND state = 'remapped'").pluck().get(pair.id) as number;
+  const lostSectors = store.remaps.lostSectors(pair.id);
   const virtualBlocks = Math.floor(pair.mainBytes / pair.blockSize);
   return {
     version: 1,
@@ -81,7 +81,7 @@ export function healthReport(store: Store, pair: PairRecord, now: number = Date.
     spareBlocksTotal: layout.poolBlocks,
     spareUsedPercent: layout.poolBlocks ? Math.round((10000 * used) / layout.poolBlocks) / 100 : 100,
     spareExhausted: used >= layout.poolBlocks,
-    remapsByReason: store.remapsByReason(pair.id),
+    remapsByReason: store.remaps.byReason(pair.id),
     remapEvents: remapEventCount(store, pair.id),
     trend: t,
     slowBlocks: slow,

@@ -56,7 +56,7 @@ export class Scanner {
     const t = this.now();
     this.state = { ...this.state, cursorBlock: 0, passStartedAt: t, currentSummary: emptySummary(t) };
     this.persist();
-    this.store.addEvent(this.pairId, t, 'scan-start', null, null, null);
+    this.store.events.add(this.pairId, t, 'scan-start', null, null, null);
   }
 
   /** Scans the next chunk; returns the bytes read. Finishes the pass at the end of the device. */
@@ -105,7 +105,7 @@ export class Scanner {
       currentSummary: null,
     };
     this.persist();
-    this.store.addEvent(this.pairId, t, 'scan', null, summary.unreadableBlocks, JSON.stringify(summary));
+    this.store.events.add(this.pairId, t, 'scan', null, summary.unreadableBlocks, JSON.stringify(summary));
     this.log(
       `scan finished: ${summary.blocksScanned} blocks, ${summary.unreadableBlocks} unreadable, ${summary.slowBlocks} slow, ${summary.remappedSlow} remapped for slowness`,
     );

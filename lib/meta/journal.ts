@@ -27,8 +27,8 @@ export class MetaJournal implements RemapJournal {
   commitRemap(r: RemapRecord): void {
     const entry: SlotEntry = { mainBlock: r.mainBlock, spareBlock: r.spareBlock, createdAt: r.createdAt, reason: r.reason, state: r.state, lostSectors: r.lostSectors };
     this.commit(entry, () => {
-      this.store.putRemap(this.pair.id, r);
-      this.store.addEvent(this.pair.id, r.createdAt, r.state === 'pending' ? 'pending' : r.reason === 'label' ? 'label' : 'remap', r.mainBlock, r.spareBlock, r.reason);
+      this.store.remaps.put(this.pair.id, r);
+      this.store.events.add(this.pair.id, r.createdAt, r.state === 'pending' ? 'pending' : r.reason === 'label' ? 'label' : 'remap', r.mainBlock, r.spareBlock, r.reason);
     });
   }
 
@@ -36,13 +36,13 @@ export class MetaJournal implements RemapJournal {
     const createdAt = Date.now();
     const entry: SlotEntry = { mainBlock: -1, spareBlock, createdAt, reason: 'none', state: 'retired', lostSectors: 0 };
     this.commit(entry, () => {
-      this.store.putRetired(this.pair.id, spareBlock, createdAt);
-      this.store.addEvent(this.pair.id, createdAt, 'retired', null, spareBlock, null);
+      this.store.remaps.putRetired(this.pair.id, spareBlock, createdAt);
+      this.store.events.add(this.pair.id, createdAt, 'retired', null, spareBlock, null);
     });
   }
 
   noteBadSectors(sectors: readonly number[], source: string): void {
-    if (sectors.length) this.store.transaction(() => this.store.addBadSectors(this.pair.id, sectors, source, Date.now()));
+    if (sectors.length) this.store.transaction(() => this.store.badSectors.add(this.pair.id, sectors, source, Date.now()));
   }
 
   private commit(entry: SlotEntry, writeDatabase: () => void): void {
@@ -50,7 +50,7 @@ export class MetaJournal implements RemapJournal {
     if (seq > MAX_SEQUENCE) throw new RemapfsError('persist metadata', this.pair.name, 'the sequence number would reach 2^53', 'the metadata was tampered with; rebuild the pair');
     this.store.transaction(() => {
       writeDatabase();
-      this.store.setMetaSeq(this.pair.id, seq);
+      this.store.pairs.setMetaSeq(this.pair.id, seq);
     });
     this.state.sequence = seq;
     const page = this.state.upsert(entry);

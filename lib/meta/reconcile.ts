@@ -39,7 +39,7 @@ export function identityOf(pair: PairRecord): PairIdentity {
 
 /** The database's table as slot entries (remaps by main block, then retired blocks). */
 export function databaseEntries(store: Store, pairId: number): SlotEntry[] {
-  const out: SlotEntry[] = store.remaps(pairId).map((r) => ({
+  const out: SlotEntry[] = store.remaps.list(pairId).map((r) => ({
     mainBlock: r.mainBlock,
     spareBlock: r.spareBlock,
     createdAt: r.createdAt,
@@ -47,7 +47,7 @@ export function databaseEntries(store: Store, pairId: number): SlotEntry[] {
     state: r.state,
     lostSectors: r.lostSectors,
   }));
-  for (const r of store.retiredWithTimes(pairId)) {
+  for (const r of store.remaps.retiredWithTimes(pairId)) {
     out.push({ mainBlock: -1, spareBlock: r.spareBlock, createdAt: r.createdAt, reason: 'none', state: 'retired', lostSectors: 0 });
   }
   return out;
@@ -65,29 +65,10 @@ export function fingerprint(entries: readonly SlotEntry[]): string {
   return f.value();
 }
 
-const REMAPS_PRINT_SQL = fingerprintSql('remaps', 'pair_id = ?', {
-  mainBlock: 'main_block',
-  spareBlock: 'ifnull(spare_block, -1)',
-  createdAt: 'created_at',
-  lostSectors: 'lost_sectors',
-  state: 'state',
-  reason: 'reason',
-});
-const RETIRED_PRINT_SQL = fingerprintSql('retired', 'pair_id = ?', {
-  mainBlock: '-1',
-  spareBlock: 'spare_block',
-  createdAt: 'created_at',
-  lostSectors: '0',
-  state: "'retired'",
-  reason: "'none'",
-});
-
 /** The database's fingerprint, computed by SQLite in one aggregate query per table. */
 export function databaseFingerprint(store: Store, pairId: number): string {
   const f = new Fingerprint();
-  for (const sql of [REMAPS_PRINT_SQL, RETIRED_PRINT_SQL]) {
-    f.addParts(store.db.prepare(sql).raw().get(pairId) as number[]);
-  }
+  for (const parts of store.remaps.aggregateParts(pairId, fingerprintSql)) f.addParts(parts);
   return f.value();
 }
 
@@ -118,7 +99,7 @@ export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: 
   const log = opts.log ?? (() => undefined);
   const expect: SlotExpectation = { uuid: pair.uuid, mainBytes: pair.mainBytes, spareBytes: pair.spareBytes };
   const peeked = Array.from({ length: SLOT_COUNT }, (_, i) => slots.peekHeader(i));
-  const dbSeq = store.metaSeq(pair.id);
+  const dbSeq = store.pairs.metaSeq(pair.id);
   let highestSeen = dbSeq;
   for (const h of peeked) {
     // Torn copies count too (a sequence number never names two tables), but never past 2^53.
@@ -194,7 +175,7 @@ export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: 
       const all = state.entries;
       const remaps = all.filter((e) => e.state !== 'retired').map(recordOf);
       const retired = all.filter((e) => e.state === 'retired').map((e) => ({ spareBlock: e.spareBlock, createdAt: e.createdAt }));
-      store.transaction(() => store.replaceTable(pair.id, remaps, retired, state.sequence));
+      store.transaction(() => store.remaps.replaceTable(pair.id, remaps, retired, state.sequence));
       const what = source === 'slots' ? `slot ${newest?.index} (sequence ${state.sequence})` : `the ${source} table (sequence ${state.sequence})`;
       repaired.push(`database restored from ${what}`);
     }

@@ -66,7 +66,7 @@ export interface PairStatus {
 }
 
 export function pairStatus(store: Store, pair: PairRecord): PairStatus {
-  const counts = store.counts(pair.id);
+  const counts = store.remaps.counts(pair.id);
   const layout = spareLayout(pair.spareBytes, pair.blockSize);
   const used = counts.remapped + counts.label + counts.retired;
   return {
@@ -82,7 +82,7 @@ export function pairStatus(store: Store, pair: PairRecord): PairStatus {
     spareBlocksUsed: used,
     spareBlocksTotal: layout.poolBlocks,
     spareExhausted: used >= layout.poolBlocks,
-    remapsByReason: store.remapsByReason(pair.id),
+    remapsByReason: store.remaps.byReason(pair.id),
     mounted: false,
   };
 }

@@ -148,7 +148,10 @@ describe('metadata is untrusted input', () => {
     makePair();
     const store = Store.open(lab.dbPath, { create: false });
     try {
-      store.db.prepare('UPDATE remaps SET spare_block = ? WHERE main_block = 0').run(SLOT1);
+      const pair = store.pairs.get('m');
+      const row = pair && store.remaps.list(pair.id).find((r) => r.mainBlock === 0);
+      if (!pair || !row) throw new Error('pair m has no remap of main block 0');
+      store.transaction(() => store.remaps.put(pair.id, { ...row, spareBlock: SLOT1 }));
     } finally {
       store.close();
     }

@@ -82,7 +82,7 @@ describe('a reader written from docs/format.md agrees with remapfs', () => {
     // 3. A pending block and a retired spare block, committed through the real open path and journal.
     const store = Store.open(lab.dbPath, { create: false });
     try {
-      const pair = store.getPair('fresh');
+      const pair = store.pairs.get('fresh');
       if (!pair) throw new Error('no pair');
       const rt = openPair(store, pair);
       try {

@@ -40,10 +40,10 @@ describe('table fingerprints', () => {
   function inDatabase(entries: readonly SlotEntry[]): string {
     const store = Store.open(path.join(dir, `t${n++}.db`), { create: true });
     try {
-      const pair = store.insertPair({ name: 'p', uuid: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', mainPath: '/x', sparePath: '/y', blockSize: 4096, mainBytes: 2 ** 50, spareBytes: 2 ** 46, createdAt: 1, metaSeq: 1 });
+      const pair = store.pairs.insert({ name: 'p', uuid: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', mainPath: '/x', sparePath: '/y', blockSize: 4096, mainBytes: 2 ** 50, spareBytes: 2 ** 46, createdAt: 1, metaSeq: 1 });
       const remaps = entries.filter((e) => e.state !== 'retired').map(recordOf);
       const gone = entries.filter((e) => e.state === 'retired').map((e) => ({ spareBlock: e.spareBlock, createdAt: e.createdAt }));
-      store.transaction(() => store.replaceTable(pair.id, remaps, gone, 1));
+      store.transaction(() => store.remaps.replaceTable(pair.id, remaps, gone, 1));
       expect(fingerprint(databaseEntries(store, pair.id))).toBe(fingerprint(entries));
       return databaseFingerprint(store, pair.id);
     } finally {

@@ -150,7 +150,7 @@ describe('scan scheduler (injected clock)', () => {
 
   function world(config: Partial<PairConfig>, stalls?: { block: number; slowReads: number }) {
     const store = Store.open(path.join(dir, `s${Math.random().toString(36).slice(2)}.db`), { create: true });
-    const pair = store.insertPair({ name: 'p', uuid: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', mainPath: '/x', sparePath: '/y', blockSize: 4096, mainBytes: 4 * 1048576, spareBytes: 1048576, createdAt: 1_000_000, metaSeq: 1 });
+    const pair = store.pairs.insert({ name: 'p', uuid: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', mainPath: '/x', sparePath: '/y', blockSize: 4096, mainBytes: 4 * 1048576, spareBytes: 1048576, createdAt: 1_000_000, metaSeq: 1 });
     const fault = new FaultDevice(new MemoryDevice('main', 4 * 1048576));
     const main = stalls ? stallingDevice(fault, stalls.block * 4096, stalls.slowReads) : fault;
     const index = new RemapIndex(1024, spareLayout(1048576, 4096));
@@ -241,7 +241,7 @@ describe('scan scheduler (injected clock)', () => {
 
   it('the report reflects pending blocks and the scan', () => {
     const w = world({});
-    w.store.putRemap(w.pair.id, { mainBlock: 3, spareBlock: -1, reason: 'read-error', state: 'pending', lostSectors: 1, createdAt: 1 });
+    w.store.remaps.put(w.pair.id, { mainBlock: 3, spareBlock: -1, reason: 'read-error', state: 'pending', lostSectors: 1, createdAt: 1 });
     const r = healthReport(w.store, w.pair, w.clock.t);
     expect(r.pendingBlocks).toBe(1);
     expect(r.score).toBe(90);
@@ -298,7 +298,7 @@ describe('Prometheus exposition', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapfs-prom-'));
     try {
       const store = Store.open(path.join(dir, 'p.db'), { create: true });
-      const pair = store.insertPair({ name: 'we"ird', uuid: '2c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', mainPath: '/x', sparePath: '/y', blockSize: 4096, mainBytes: 1048576, spareBytes: 1048576, createdAt: 1, metaSeq: 1 });
+      const pair = store.pairs.insert({ name: 'we"ird', uuid: '2c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', mainPath: '/x', sparePath: '/y', blockSize: 4096, mainBytes: 1048576, spareBytes: 1048576, createdAt: 1, metaSeq: 1 });
       const text = renderPrometheus([{ report: healthReport(store, pair), problems: { dataLost: false, newRemaps: true } }]);
       const parsed = parseExposition(text);
       expect(parsed.samples.get('remapfs_health_score')).toEqual([{ labels: { pair: 'we"ird', uuid: pair.uuid }, value: 100 }]);

@@ -85,11 +85,11 @@ function makeWorld(blockSize: number, spareBytes: number, mainBytes: number, n: 
     else entries.push({ mainBlock: 2 * i, spareBlock: poolBlockAt(layout, i), createdAt: 1700000000000 + i, reason: 'write-error', state: 'remapped', lostSectors: i % 2 });
   }
   const store = Store.open(path.join(dir, `fuzz-${blockSize}.db`), { create: true });
-  const pair = store.insertPair({ name: `fuzz${blockSize}`, uuid: blockSize === 4096 ? '3f2a1b0c-9d8e-4f7a-8b6c-5d4e3f2a1b0c' : '7e6d5c4b-3a29-4817-a6f5-e4d3c2b1a090', mainPath: '/dev/null', sparePath: '/dev/null', blockSize, mainBytes, spareBytes, createdAt: 1, metaSeq: 10 });
+  const pair = store.pairs.insert({ name: `fuzz${blockSize}`, uuid: blockSize === 4096 ? '3f2a1b0c-9d8e-4f7a-8b6c-5d4e3f2a1b0c' : '7e6d5c4b-3a29-4817-a6f5-e4d3c2b1a090', mainPath: '/dev/null', sparePath: '/dev/null', blockSize, mainBytes, spareBytes, createdAt: 1, metaSeq: 10 });
   store.transaction(() => {
     const retired = entries.filter((e) => e.state === 'retired').map((e) => ({ spareBlock: e.spareBlock, createdAt: e.createdAt }));
     const remaps = entries.filter((e) => e.state !== 'retired').map((e) => ({ mainBlock: e.mainBlock, spareBlock: e.spareBlock, reason: e.reason as never, state: e.state as never, lostSectors: e.lostSectors, createdAt: e.createdAt }));
-    store.replaceTable(pair.id, remaps, retired, 10);
+    store.remaps.replaceTable(pair.id, remaps, retired, 10);
   });
   const dev = new MemoryDevice('spare', spareBytes);
   expect(new SlotSet(dev, layout).writeAll(new MetaState(identityOf(pair), layout, 10, entries))).toEqual([]);

@@ -37,7 +37,7 @@ interface World {
 /** A pair with `existing` remaps, its slots written at sequence 5. */
 function makeWorld(existing: number): World {
   const store = Store.open(path.join(dir, `sweep-${dbCounter++}.db`), { create: true });
-  const pair = store.insertPair({
+  const pair = store.pairs.insert({
     name: 'sweep',
     uuid: '6a0f3c1e-8b2d-4e5f-9a1b-2c3d4e5f6a7b',
     mainPath: '/dev/null',
@@ -51,7 +51,7 @@ function makeWorld(existing: number): World {
   const entries: SlotEntry[] = [];
   for (let i = 0; i < existing; i++) entries.push({ mainBlock: 10 * i, spareBlock: poolBlockAt(LAYOUT, i), createdAt: 1000 + i, reason: 'manual', state: 'remapped', lostSectors: 0 });
   store.transaction(() => {
-    for (const e of entries) store.putRemap(pair.id, { mainBlock: e.mainBlock, spareBlock: e.spareBlock, reason: 'manual', state: 'remapped', lostSectors: 0, createdAt: e.createdAt });
+    for (const e of entries) store.remaps.put(pair.id, { mainBlock: e.mainBlock, spareBlock: e.spareBlock, reason: 'manual', state: 'remapped', lostSectors: 0, createdAt: e.createdAt });
   });
   const memory = new MemoryDevice('spare', SPARE_BYTES);
   const layout = spareLayout(SPARE_BYTES, BLOCK);

@@ -32,8 +32,8 @@ const BASE: SlotEntry[] = [remap(1, 0), remap(2, 1), remap(3, 2)];
 let counter = 0;
 function world(seq: number): { store: Store; pair: PairRecord; dev: MemoryDevice; slots: SlotSet } {
   const store = Store.open(path.join(dir, `v-${counter++}.db`), { create: true });
-  const pair = store.insertPair({ name: 'v', uuid: '5b4a3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d', mainPath: '/dev/null', sparePath: '/dev/null', blockSize: BLOCK, mainBytes: MAIN_BYTES, spareBytes: SPARE_BYTES, createdAt: 1, metaSeq: seq });
-  store.transaction(() => store.replaceTable(pair.id, BASE.map((e) => ({ ...e, reason: 'manual' as const, state: 'remapped' as const })), [], seq));
+  const pair = store.pairs.insert({ name: 'v', uuid: '5b4a3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d', mainPath: '/dev/null', sparePath: '/dev/null', blockSize: BLOCK, mainBytes: MAIN_BYTES, spareBytes: SPARE_BYTES, createdAt: 1, metaSeq: seq });
+  store.transaction(() => store.remaps.replaceTable(pair.id, BASE.map((e) => ({ ...e, reason: 'manual' as const, state: 'remapped' as const })), [], seq));
   const dev = new MemoryDevice('spare', SPARE_BYTES);
   const slots = new SlotSet(dev, LAYOUT);
   expect(slots.writeAll(new MetaState(identityOf(pair), LAYOUT, seq, BASE))).toEqual([]);

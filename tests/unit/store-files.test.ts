@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { quickCheck, Store } from '../../lib/store/db';
+import { Store } from '../../lib/store/db';
 
 describe('the store file', () => {
   let dir: string;
@@ -28,7 +28,7 @@ describe('the store file', () => {
       expect(fs.statSync(db).mode & 0o777).toBe(0o600);
       expect(fs.statSync(path.join(dir, 'a')).mode & 0o777).toBe(0o700);
       expect(fs.statSync(path.join(dir, 'a', 'b')).mode & 0o777).toBe(0o700);
-      expect(quickCheck(store)).toBe('ok');
+      expect(store.quickCheck()).toBe('ok');
     } finally {
       store.close();
     }
@@ -64,10 +64,10 @@ describe('the store file', () => {
     const store = Store.open(db, { create: true });
     try {
       store.watchFile();
-      store.transaction(() => store.putMount({ mountpoint: '/x', pid: 1, socket: '/s', startedAt: 1 }));
+      store.transaction(() => store.mounts.put({ mountpoint: '/x', pid: 1, socket: '/s', startedAt: 1 }));
       expect(store.checkFile()).toBeUndefined();
       change(db);
-      expect(() => store.transaction(() => store.deleteMount('/x', 1))).toThrow(cause);
+      expect(() => store.transaction(() => store.mounts.delete('/x', 1))).toThrow(cause);
       expect(store.lost).toMatch(cause);
       expect(() => store.transaction(() => undefined)).toThrow(/^write database .*remapfs\.db: .* \(stop the daemon/);
     } finally {

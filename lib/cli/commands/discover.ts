@@ -39,9 +39,9 @@ export function applyDiscovery(store: Store, pairs: DiscoveredPair[]): Action[] 
           continue;
         }
         if (served) throw new RemapfsError('update paths of', p.known.name, `the database is served by pid ${served.pid}`, 'unmount first; a daemon started with --watch follows moves itself');
-        const rec = store.getPairByUuid(p.uuid);
+        const rec = store.pairs.byUuid(p.uuid);
         if (!rec) throw new RemapfsError('update paths of', p.name, 'vanished from the database');
-        store.updatePaths(rec.id, p.main.path, p.spare.path, p.spare.hardwareId);
+        store.pairs.updatePaths(rec.id, p.main.path, p.spare.path, p.spare.hardwareId);
         out.push({ uuid: p.uuid, name: rec.name, action: 'paths-updated', detail: `main ${p.main.path}, spare ${p.spare.path}` });
       } else {
         const r = importPair(store, p.main.path, p.spare.path, { lockWaitMs: CLI_LOCK_WAIT_MS });

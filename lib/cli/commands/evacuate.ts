@@ -126,7 +126,7 @@ export const evacuateCommand: CommandModule<object, Args> = {
 
 /** Refuses a target that shares storage with any pair's device (a loop device over a spare, say) or lies under a remapfs mount. */
 function checkTargetApart(store: Store, target: DeviceIdentity): void {
-  for (const p of store.listPairs()) {
+  for (const p of store.pairs.list()) {
     for (const [role, devicePath] of [['main', p.mainPath], ['spare', p.sparePath]] as const) {
       let theirs: DeviceIdentity;
       try {
@@ -139,7 +139,7 @@ function checkTargetApart(store: Store, target: DeviceIdentity): void {
       }
     }
   }
-  for (const m of store.liveMounts()) {
+  for (const m of store.mounts.live()) {
     if (target.extent.chain.some((c) => c.startsWith(m.mountpoint + '/'))) {
       throw new RemapfsError('evacuate', target.realPath, `is served by remapfs at ${m.mountpoint}`, 'evacuate to a disk or file of its own');
     }

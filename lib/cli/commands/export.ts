@@ -29,12 +29,12 @@ export const exportCommand: CommandModule<object, Args> = {
       const map = new AreaMap(size, [{ pos: 0, size, status: '+' }]);
       // Remapped and pending blocks: failed areas; then the exact bad sectors on top.
       let blocks = 0;
-      for (const r of store.remaps(pair.id)) {
+      for (const r of store.remaps.list(pair.id)) {
         if (r.reason === 'label') continue;
         map.set(r.mainBlock * pair.blockSize, pair.blockSize, '*');
         blocks++;
       }
-      const bad = store.badSectors(pair.id);
+      const bad = store.badSectors.list(pair.id);
       for (const s of bad) map.set(s * SECTOR_BYTES, SECTOR_BYTES, '-');
       writeFileAtomic(file, formatMapfile({ currentPos: 0, currentStatus: '+', currentPass: 1, areas: map.areas }, `remapfs export of pair ${pair.name}`));
       if (argv.json) return printJson({ version: 1, pair: pair.name, mapfile: file, badSectors: bad.length, remappedOrPendingBlocks: blocks });

@@ -117,7 +117,7 @@ export const healthCommand: CommandModule<object, Args> = {
     const days = argv.days;
     const now = Date.now();
     await withStore(argv, false, async (store) => {
-      const pairs = argv.name ? [requirePair(store, argv.name)] : store.listPairs();
+      const pairs = argv.name ? [requirePair(store, argv.name)] : store.pairs.list();
       const daemon = liveDaemon(store);
       const results: PairHealth[] = [];
       for (const p of pairs) results.push(await checkPair(store, p, daemon?.socket, days, now));

@@ -70,10 +70,10 @@ export const initCommand: CommandModule<object, Args> = {
 async function initLocked(argv: Args, name: string, blockSize: number, main: DeviceIdentity, spare: DeviceIdentity, poolBlocks: number, lock: DeviceLock): Promise<void> {
   await withStore(argv, true, (store) => {
     const created = store.transaction(() => {
-      if (store.getPair(name)) throw new RemapfsError('init', name, 'a pair with this name already exists');
+      if (store.pairs.get(name)) throw new RemapfsError('init', name, 'a pair with this name already exists');
       checkDevicesFree(store, name, main, spare);
       const uuid = crypto.randomUUID();
-      const pair = store.insertPair({
+      const pair = store.pairs.insert({
         name,
         uuid,
         mainPath: main.realPath,

@@ -14,7 +14,7 @@ export const listCommand: CommandModule<object, Args> = {
   handler: async (argv) => {
     await withStore(argv, false, (store) => {
       const daemon = liveDaemon(store);
-      const pairs: PairStatus[] = store.listPairs().map((p) => ({
+      const pairs: PairStatus[] = store.pairs.list().map((p) => ({
         ...pairStatus(store, p),
         mounted: !!daemon,
         ...(daemon ? { mountpoint: daemon.mountpoint } : {}),

@@ -110,7 +110,7 @@ export const recoverCommand: CommandModule<object, Args> = {
     if (!argv['dry-run'] && fs.existsSync(dbPath(argv))) {
       const store = Store.open(dbPath(argv), { create: false });
       try {
-        store.db.prepare('DELETE FROM mounts WHERE mountpoint = ?').run(mnt);
+        store.mounts.forget(mnt);
       } finally {
         store.close();
       }
@@ -125,10 +125,7 @@ function mountRow(argv: { db?: string }, mnt: string): MountRecord | undefined {
   if (!fs.existsSync(dbPath(argv))) return undefined;
   const store = Store.open(dbPath(argv), { create: false });
   try {
-    const r = store.db.prepare('SELECT mountpoint, pid, socket, started_at FROM mounts WHERE mountpoint = ?').get(mnt) as
-      | { mountpoint: string; pid: number; socket: string; started_at: number }
-      | undefined;
-    return r ? { mountpoint: r.mountpoint, pid: r.pid, socket: r.socket, startedAt: r.started_at } : undefined;
+    return store.mounts.get(mnt);
   } finally {
     store.close();
   }

@@ -78,7 +78,7 @@ function daemonPid(argv: { db?: string }, mnt: string): number | undefined {
   if (!fs.existsSync(dbPath(argv))) return undefined;
   const store = Store.open(dbPath(argv), { create: false });
   try {
-    return (store.db.prepare('SELECT pid FROM mounts WHERE mountpoint = ?').pluck().get(mnt) as number | undefined) ?? undefined;
+    return store.mounts.get(mnt)?.pid;
   } finally {
     store.close();
   }
@@ -88,7 +88,7 @@ function forgetMount(argv: { db?: string }, mnt: string): void {
   if (!fs.existsSync(dbPath(argv))) return;
   const store = Store.open(dbPath(argv), { create: false });
   try {
-    store.db.prepare('DELETE FROM mounts WHERE mountpoint = ?').run(mnt);
+    store.mounts.forget(mnt);
   } finally {
     store.close();
   }

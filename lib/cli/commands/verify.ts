@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { request } from '../../daemon/control';
 import { checkOffline, formatVerifyReport, VerifyReport } from '../../meta/verify';
 import { RemapfsError } from '../../errors';
-import { quickCheck, REBUILD_HINT } from '../../store/db';
+import { REBUILD_HINT } from '../../store/db';
 import { liveDaemon, printJson, requirePair, withPairLock, withStore } from '../common';
 
 interface Args {
@@ -25,7 +25,7 @@ function checkCommand(repair: boolean): CommandModule<object, Args> {
     handler: async (argv) => {
       await withStore(argv, false, async (store) => {
         // The database itself first: damaged pages anywhere (an index, the events) fail verify and repair.
-        const integrity = quickCheck(store);
+        const integrity = store.quickCheck();
         if (integrity !== 'ok') throw new RemapfsError(repair ? 'repair' : 'verify', store.path, `the database is damaged: ${integrity}`, REBUILD_HINT);
         const pair = requirePair(store, argv.name);
         const daemon = liveDaemon(store);

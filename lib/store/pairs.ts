@@ -1,0 +1,116 @@
+/**
+ * The pairs table: one row per pair (name and uuid unique), its devices'
+ * paths and sizes, and pairs.meta_seq, the sequence number of the last
+ * metadata change committed to this database (docs/format.md).
+ *
+ * Deleting a pair cascades to every table keyed by pair_id. Callers that
+ * change several rows at once wrap the calls in Store.transaction.
+ */
+import { SqliteDatabase } from './sqlite';
+
+export interface PairRecord {
+  id: number;
+  name: string;
+  uuid: string;
+  mainPath: string;
+  sparePath: string;
+  blockSize: number;
+  mainBytes: number;
+  spareBytes: number;
+  createdAt: number;
+  /** Sequence number of the last metadata change committed here. */
+  metaSeq: number;
+  /** The main carries this pair's label in its last block (docs/format.md). */
+  mainLabel: boolean;
+  /** Hardware serial or WWN of the main when it is a block device that has one. */
+  mainHwid: string | null;
+  /** Hardware serial or WWN of the spare, likewise: discovery never swaps in a spare with another one. */
+  spareHwid: string | null;
+}
+
+export type NewPair = Omit<PairRecord, 'id' | 'mainLabel' | 'mainHwid' | 'spareHwid'> & Partial<Pick<PairRecord, 'mainLabel' | 'mainHwid' | 'spareHwid'>>;
+
+interface PairRow {
+  id: number;
+  name: string;
+  uuid: string;
+  main_path: string;
+  spare_path: string;
+  block_size: number;
+  main_bytes: number;
+  spare_bytes: number;
+  created_at: number;
+  meta_seq: number;
+  main_label: number;
+  main_hwid: string | null;
+  spare_hwid: string | null;
+}
+
+export class PairRepo {
+  constructor(private readonly db: SqliteDatabase) {}
+
+  list(): PairRecord[] {
+    return this.db.prepare<[], PairRow>('SELECT * FROM pairs ORDER BY name').all().map(pairFromRow);
+  }
+
+  get(name: string): PairRecord | undefined {
+    const row = this.db.prepare<[string], PairRow>('SELECT * FROM pairs WHERE name = ?').get(name);
+    return row ? pairFromRow(row) : undefined;
+  }
+
+  byUuid(uuid: string): PairRecord | undefined {
+    const row = this.db.prepare<[string], PairRow>('SELECT * FROM pairs WHERE uuid = ?').get(uuid);
+    return row ? pairFromRow(row) : undefined;
+  }
+
+  insert(input: NewPair): PairRecord {
+    const p = { mainLabel: false, mainHwid: null, spareHwid: null, ...input };
+    const info = this.db
+      .prepare<[string, string, string, string, number, number, number, number, number, number, string | null, string | null]>(
+        'INSERT INTO pairs (name, uuid, main_path, spare_path, block_size, main_bytes, spare_bytes, created_at, meta_seq, main_label, main_hwid, spare_hwid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(p.name, p.uuid, p.mainPath, p.sparePath, p.blockSize, p.mainBytes, p.spareBytes, p.createdAt, p.metaSeq, p.mainLabel ? 1 : 0, p.mainHwid, p.spareHwid);
+    return { ...p, id: Number(info.lastInsertRowid) };
+  }
+
+  /** Removes a pair and, by cascade, everything recorded for it. */
+  delete(pairId: number): void {
+    this.db.prepare<[number]>('DELETE FROM pairs WHERE id = ?').run(pairId);
+  }
+
+  setMainLabel(pairId: number, hwid: string | null): void {
+    this.db.prepare<[string | null, number]>('UPDATE pairs SET main_label = 1, main_hwid = ? WHERE id = ?').run(hwid, pairId);
+  }
+
+  /** Records where a pair's devices are now (after a rename, a move or a reboot). */
+  updatePaths(pairId: number, mainPath: string, sparePath: string, spareHwid?: string | null): void {
+    this.db.prepare<[string, string, number]>('UPDATE pairs SET main_path = ?, spare_path = ? WHERE id = ?').run(mainPath, sparePath, pairId);
+    if (spareHwid !== undefined) this.db.prepare<[string | null, number]>('UPDATE pairs SET spare_hwid = ? WHERE id = ?').run(spareHwid, pairId);
+  }
+
+  setMetaSeq(pairId: number, seq: number): void {
+    this.db.prepare<[number, number]>('UPDATE pairs SET meta_seq = ? WHERE id = ?').run(seq, pairId);
+  }
+
+  metaSeq(pairId: number): number {
+    return this.db.prepare<[number]>('SELECT meta_seq FROM pairs WHERE id = ?').pluck<number>().get(pairId) as number;
+  }
+}
+
+function pairFromRow(r: PairRow): PairRecord {
+  return {
+    id: r.id,
+    name: r.name,
+    uuid: r.uuid,
+    mainPath: r.main_path,
+    sparePath: r.spare_path,
+    blockSize: r.block_size,
+    mainBytes: r.main_bytes,
+    spareBytes: r.spare_bytes,
+    createdAt: r.created_at,
+    metaSeq: r.meta_seq,
+    mainLabel: r.main_label === 1,
+    mainHwid: r.main_hwid,
+    spareHwid: r.spare_hwid ?? null,
+  };
+}

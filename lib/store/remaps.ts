@@ -1,0 +1,159 @@
+/**
+ * A pair's remap table in SQLite: the remaps table (one row per main block,
+ * keyed by (pair_id, main_block); a spare block is used at most once, and a
+ * pending block has none: NULL here, -1 in a RemapRecord) and the retired
+ * table (spare blocks that failed and are never handed out again).
+ *
+ * Together with pairs.meta_seq these mirror the slots on the spare; callers
+ * change them inside Store.transaction, next to the sequence number.
+ */
+import { PairRepo } from './pairs';
+import { SqliteDatabase } from './sqlite';
+
+export type RemapReason = 'manual' | 'write-error' | 'read-error' | 'weak-read' | 'scan-slow' | 'imported' | 'label';
+export type RemapState = 'remapped' | 'pending';
+
+export interface RemapRecord {
+  mainBlock: number;
+  /** -1 for a pending block that has no spare block yet. */
+  spareBlock: number;
+  reason: RemapReason;
+  state: RemapState;
+  lostSectors: number;
+  createdAt: number;
+}
+
+export interface RetiredRecord {
+  spareBlock: number;
+  createdAt: number;
+}
+
+/** SQL expressions for the fields of an entry, over one table's columns (see fingerprintParts). */
+export interface EntryColumns {
+  mainBlock: string;
+  spareBlock: string;
+  createdAt: string;
+  lostSectors: string;
+  state: string;
+  reason: string;
+}
+
+/** Builds one aggregate query over `table`'s rows matching `where` (lib/meta/fingerprint.ts). */
+export type AggregateSql = (table: string, where: string, cols: EntryColumns) => string;
+
+const REMAP_COLUMNS: EntryColumns = {
+  mainBlock: 'main_block',
+  spareBlock: 'ifnull(spare_block, -1)',
+  createdAt: 'created_at',
+  lostSectors: 'lost_sectors',
+  state: 'state',
+  reason: 'reason',
+};
+const RETIRED_COLUMNS: EntryColumns = {
+  mainBlock: '-1',
+  spareBlock: 'spare_block',
+  createdAt: 'created_at',
+  lostSectors: '0',
+  state: "'retired'",
+  reason: "'none'",
+};
+
+const PUT_REMAP_SQL = 'INSERT OR REPLACE INTO remaps (pair_id, main_block, spare_block, reason, state, lost_sectors, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)';
+type PutRemapParams = [number, number, number | null, RemapReason, RemapState, number, number];
+
+export class RemapRepo {
+  constructor(
+    private readonly db: SqliteDatabase,
+    private readonly pairs: PairRepo,
+  ) {}
+
+  /** The pair's remaps by main block. */
+  list(pairId: number): RemapRecord[] {
+    const rows = this.db
+      .prepare<[number]>('SELECT main_block, spare_block, reason, state, lost_sectors, created_at FROM remaps WHERE pair_id = ? ORDER BY main_block')
+      .raw<[number, number | null, RemapReason, RemapState, number, number]>()
+      .all(pairId);
+    return rows.map(([mainBlock, spareBlock, reason, state, lostSectors, createdAt]) => ({
+      mainBlock,
+      spareBlock: spareBlock ?? -1,
+      reason,
+      state,
+      lostSectors,
+      createdAt,
+    }));
+  }
+
+  put(pairId: number, r: RemapRecord): void {
+    this.db.prepare<PutRemapParams>(PUT_REMAP_SQL).run(pairId, r.mainBlock, r.spareBlock < 0 ? null : r.spareBlock, r.reason, r.state, r.lostSectors, r.createdAt);
+  }
+
+  /** As put() for many records, with one prepared statement. */
+  putMany(pairId: number, records: readonly RemapRecord[]): void {
+    const stmt = this.db.prepare<PutRemapParams>(PUT_REMAP_SQL);
+    for (const r of records) stmt.run(pairId, r.mainBlock, r.spareBlock < 0 ? null : r.spareBlock, r.reason, r.state, r.lostSectors, r.createdAt);
+  }
+
+  retired(pairId: number): number[] {
+    return this.db.prepare<[number]>('SELECT spare_block FROM retired WHERE pair_id = ? ORDER BY spare_block').pluck<number>().all(pairId);
+  }
+
+  retiredWithTimes(pairId: number): RetiredRecord[] {
+    return this.db
+      .prepare<[number]>('SELECT spare_block, created_at FROM retired WHERE pair_id = ? ORDER BY spare_block')
+      .raw<[number, number]>()
+      .all(pairId)
+      .map(([spareBlock, createdAt]) => ({ spareBlock, createdAt }));
+  }
+
+  putRetired(pairId: number, spareBlock: number, createdAt: number): void {
+    this.db.prepare<[number, number, number]>('INSERT OR IGNORE INTO retired (pair_id, spare_block, created_at) VALUES (?, ?, ?)').run(pairId, spareBlock, createdAt);
+  }
+
+  /** Replaces a pair's remap table and retired list and sets its sequence (callers wrap this in a transaction). */
+  replaceTable(pairId: number, remaps: readonly RemapRecord[], retired: readonly RetiredRecord[], seq: number): void {
+    this.db.prepare<[number]>('DELETE FROM remaps WHERE pair_id = ?').run(pairId);
+    this.db.prepare<[number]>('DELETE FROM retired WHERE pair_id = ?').run(pairId);
+    this.putMany(pairId, remaps);
+    for (const r of retired) this.putRetired(pairId, r.spareBlock, r.createdAt);
+    this.pairs.setMetaSeq(pairId, seq);
+  }
+
+  /**
+   * Remapped blocks (without the label block, which is structure, not a
+   * failure), the label block, pending blocks, retired spare blocks. Spare
+   * blocks in use = remapped + label + retired.
+   */
+  counts(pairId: number): { remapped: number; label: number; pending: number; retired: number } {
+    const count = (sql: string): number => this.db.prepare<[number]>(sql).pluck<number>().get(pairId) as number;
+    return {
+      remapped: count("SELECT count(*) FROM remaps WHERE pair_id = ? AND state = 'remapped' AND reason != 'label'"),
+      label: count("SELECT count(*) FROM remaps WHERE pair_id = ? AND state = 'remapped' AND reason = 'label'"),
+      pending: count("SELECT count(*) FROM remaps WHERE pair_id = ? AND state = 'pending'"),
+      retired: count('SELECT count(*) FROM retired WHERE pair_id = ?'),
+    };
+  }
+
+  /** Remapped blocks by reason (without the label block). */
+  byReason(pairId: number): Record<string, number> {
+    const rows = this.db
+      .prepare<[number], { reason: string; n: number }>("SELECT reason, count(*) AS n FROM remaps WHERE pair_id = ? AND state = 'remapped' AND reason != 'label' GROUP BY reason")
+      .all(pairId);
+    return Object.fromEntries(rows.map((r) => [r.reason, r.n]));
+  }
+
+  /** Sectors lost in the blocks that were remapped (read as zeros). */
+  lostSectors(pairId: number): number {
+    return this.db.prepare<[number]>("SELECT coalesce(sum(lost_sectors), 0) FROM remaps WHERE pair_id = ? AND state = 'remapped'").pluck<number>().get(pairId) as number;
+  }
+
+  /**
+   * One aggregate row per table (remaps, then retired), each from the query
+   * `aggregate` builds over that table's columns: SQLite computes a summary of
+   * the table without handing its rows to JavaScript.
+   */
+  aggregateParts(pairId: number, aggregate: AggregateSql): number[][] {
+    return [aggregate('remaps', 'pair_id = ?', REMAP_COLUMNS), aggregate('retired', 'pair_id = ?', RETIRED_COLUMNS)].map(
+      (sql) => this.db.prepare<[number]>(sql).raw<number[]>().get(pairId) as number[],
+    );
+  }
+}
