@@ -58,7 +58,11 @@ const RETIRED_COLUMNS: EntryColumns = {
   reason: "'none'",
 };
 
-const PUT_REMAP_SQL = 'INSERT OR REPLACE INTO remaps (pair_id, main_block, spare_block, reason, state, lost_sectors, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)';
+// An upsert on the main block only: a spare block already used by another main block is a
+// constraint error, never a silent deletion of that other row (which OR REPLACE would do).
+const PUT_REMAP_SQL = `INSERT INTO remaps (pair_id, main_block, spare_block, reason, state, lost_sectors, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (pair_id, main_block) DO UPDATE SET spare_block = excluded.spare_block, reason = excluded.reason, state = excluded.state,
+  lost_sectors = excluded.lost_sectors, created_at = excluded.created_at`;
 type PutRemapParams = [number, number, number | null, RemapReason, RemapState, number, number];
 
 export class RemapRepo {

@@ -60,6 +60,8 @@ describe('the store', () => {
     store.remaps.put(pair.id, remap(7, 70));
     store.remaps.putMany(pair.id, [remap(3, 30, { reason: 'read-error', lostSectors: 2 }), remap(5, -1, { state: 'pending', reason: 'weak-read' }), remap(0, 9, { reason: 'label' })]);
     store.remaps.put(pair.id, remap(7, 71, { reason: 'write-error' })); // replaces main block 7
+    // A spare block that another main block holds is refused, and that other entry stays.
+    expect(() => store.remaps.put(pair.id, remap(8, 71))).toThrow(/UNIQUE/);
     expect(store.remaps.list(pair.id)).toEqual([
       remap(0, 9, { reason: 'label' }),
       remap(3, 30, { reason: 'read-error', lostSectors: 2 }),
