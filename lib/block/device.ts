@@ -21,5 +21,3 @@ export interface BlockDevice {
   flush(): void;
   close(): void;
 }
-
-export const SECTOR_BYTES = 512;

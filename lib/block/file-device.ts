@@ -19,7 +19,8 @@
  * synchronous); `sizeBytes` never changes while open.
  */
 import * as fs from 'fs';
-import { BlockDevice, SECTOR_BYTES } from './device';
+import { SECTOR_BYTES } from '../format/layout';
+import { BlockDevice } from './device';
 import { alignWindow } from './align';
 import { Extent, extentsOverlap, majorMinor, resolveExtent } from './alias';
 import { RemapfsError } from '../errors';

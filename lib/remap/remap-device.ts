@@ -24,12 +24,14 @@
  * the spare block already holds the data. Requests are synchronous, so no I/O
  * runs between 1 and 4 and no reader sees a half-switched block.
  */
-import { BlockDevice, SECTOR_BYTES } from '../block/device';
+import { SECTOR_BYTES } from '../format/layout';
+import { BlockDevice } from '../block/device';
 import { ioError } from '../block/fault-device';
 import { RemapfsError } from '../errors';
 import { RemapIndex } from './index-table';
 import { RunList, splitRange, TARGET_MAIN } from './split';
-import type { RemapReason, RemapRecord } from '../store/db';
+import type { RemapReason } from '../format/slot-codec';
+import type { RemapRecord } from '../store/db';
 
 export interface RemapJournal {
   /** Durably records an entry (remapped or pending) before it takes effect. */

@@ -20,10 +20,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import Database from 'better-sqlite3';
 import { RemapfsError } from '../errors';
+import type { RemapReason } from '../format/slot-codec';
 
 export const SCHEMA_VERSION = 1;
 
-export type RemapReason = 'manual' | 'write-error' | 'read-error' | 'weak-read' | 'scan-slow' | 'imported' | 'label';
 export type RemapState = 'remapped' | 'pending';
 
 export interface PairRecord {
