@@ -141,6 +141,12 @@ describe('layering of lib/', () => {
     expect(missing).toEqual([]);
   });
 
+  it('every folder under lib/ opens with a README.md saying what it owns', () => {
+    const folders = fs.readdirSync(LIB, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    const without = folders.filter((d) => !/^# lib\/[a-z]+\/\n\n\S/.test(fs.existsSync(path.join(LIB, d, 'README.md')) ? fs.readFileSync(path.join(LIB, d, 'README.md'), 'utf8') : ''));
+    expect(without).toEqual([]);
+  });
+
   it('lib/format imports nothing but node builtins and crc-32', () => {
     const bare: string[] = [];
     for (const file of tsFiles(path.join(LIB, 'format'))) {
