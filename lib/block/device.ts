@@ -10,6 +10,8 @@
  * FileDevice for what that means per open mode); `flush` makes every earlier
  * write durable.
  */
+import { RemapfsError } from '../errors';
+
 export interface BlockDevice {
   /** For messages: a path or a layer name. */
   readonly name: string;
@@ -20,4 +22,11 @@ export interface BlockDevice {
   write(buf: Buffer, byteOffset: number): void;
   flush(): void;
   close(): void;
+}
+
+/** Refuses a request that does not lie inside [0, sizeBytes) (every implementation calls it first). */
+export function checkRange(dev: { readonly name: string; readonly sizeBytes: number }, op: string, byteLength: number, byteOffset: number): void {
+  if (!(byteOffset >= 0) || byteOffset + byteLength > dev.sizeBytes) {
+    throw new RemapfsError(op, `${dev.name} bytes ${byteOffset}+${byteLength}`, `beyond the end of the device (${dev.sizeBytes} bytes)`);
+  }
 }
