@@ -5,7 +5,8 @@
  * each request atomic with respect to every other one on the event loop.
  *
  * Contract: read and write transfer exactly `buf.length` bytes at `byteOffset`
- * or throw; `byteOffset + buf.length` never exceeds `sizeBytes` (callers check).
+ * or throw; `byteOffset + buf.length` never exceeds `sizeBytes` (callers check,
+ * and every implementation refuses such a request with `checkRange`).
  * A write that returns is on the device as far as this layer can tell (see
  * FileDevice for what that means per open mode); `flush` makes every earlier
  * write durable.
