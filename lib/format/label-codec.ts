@@ -8,7 +8,7 @@
  * Layout (little-endian): 0 magic "RMPFSLBL"; 8 u32 version 1; 12 u32 block
  * size; 16 16-byte pair UUID; 32 u64 main bytes; 40 u64 label block; 48 u64
  * created (ms); 56 64-byte pair name (UTF-8, NUL-padded); 508 u32 CRC32 of
- * bytes 0..507.
+ * bytes 0..507. Reading a label from a device is discovery/label.ts.
  */
 import { crc32 } from './slot-codec';
 import { labelProblem } from './validate';

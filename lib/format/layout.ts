@@ -4,6 +4,7 @@
  * to its last (so one bad region cannot take them all); every other block is
  * the spare pool. docs/format.md is the normative description.
  */
+
 /** The unit of device I/O and of lost-sector counts. */
 export const SECTOR_BYTES = 512;
 export const MIN_BLOCK_BYTES = 512;
