@@ -34,11 +34,11 @@ import * as os from 'os';
 import * as path from 'path';
 import { DaemonHandle, Lab, REMAPFS_BIN, requireKernelFeatures } from '../lib/lab/lab';
 import { identityOf, reconcile } from '../lib/meta/reconcile';
-import { SlotEntry } from '../lib/meta/codec';
+import { SlotEntry } from '../lib/format/slot-codec';
 import { SlotSet } from '../lib/meta/slots';
 import { MetaState } from '../lib/meta/state';
 import { FileDevice } from '../lib/block/file-device';
-import { spareLayout } from '../lib/remap/layout';
+import { spareLayout } from '../lib/format/layout';
 import { Store } from '../lib/store/db';
 import { CATEGORIES, CpuProfile, summarise } from './profile-summary';
 

@@ -18,7 +18,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { SECTOR_BYTES } from './device';
+import { SECTOR_BYTES } from '../format/layout';
 
 const MAX_DEPTH = 8;
 

@@ -20,7 +20,3 @@ export function alignWindow(byteOffset: number, byteLength: number, alignBytes: 
     exact: start === byteOffset && end === byteOffset + byteLength,
   };
 }
-
-export function isPowerOfTwo(n: number): boolean {
-  return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
-}

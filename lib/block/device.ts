@@ -5,11 +5,14 @@
  * each request atomic with respect to every other one on the event loop.
  *
  * Contract: read and write transfer exactly `buf.length` bytes at `byteOffset`
- * or throw; `byteOffset + buf.length` never exceeds `sizeBytes` (callers check).
+ * or throw; `byteOffset + buf.length` never exceeds `sizeBytes` (callers check,
+ * and every implementation refuses such a request with `checkRange`).
  * A write that returns is on the device as far as this layer can tell (see
  * FileDevice for what that means per open mode); `flush` makes every earlier
  * write durable.
  */
+import { RemapfsError } from '../errors';
+
 export interface BlockDevice {
   /** For messages: a path or a layer name. */
   readonly name: string;
@@ -22,4 +25,9 @@ export interface BlockDevice {
   close(): void;
 }
 
-export const SECTOR_BYTES = 512;
+/** Refuses a request that does not lie inside [0, sizeBytes) (every implementation calls it first). */
+export function checkRange(dev: { readonly name: string; readonly sizeBytes: number }, op: string, byteLength: number, byteOffset: number): void {
+  if (!(byteOffset >= 0) || byteOffset + byteLength > dev.sizeBytes) {
+    throw new RemapfsError(op, `${dev.name} bytes ${byteOffset}+${byteLength}`, `beyond the end of the device (${dev.sizeBytes} bytes)`);
+  }
+}

@@ -8,7 +8,8 @@
  * Used by `remapfs simulate` (over FUSE, so the kernel sees real EIO) and by
  * unit tests. All state is plain data; nothing here is global.
  */
-import { BlockDevice, SECTOR_BYTES } from './device';
+import { SECTOR_BYTES } from '../format/layout';
+import { BlockDevice } from './device';
 import { RemapfsError } from '../errors';
 
 export function ioError(op: string, object: string): RemapfsError {

@@ -15,11 +15,15 @@
  * Buffer, so it lives in WebAssembly memory, which is page-aligned); ranges
  * that do not start and end on the device's alignment are read-modify-written.
  *
+ * A request outside [0, sizeBytes) is refused (a write past the end would
+ * grow an image file).
+ *
  * Invariants: the bounce buffer is used by one call at a time (all calls are
  * synchronous); `sizeBytes` never changes while open.
  */
 import * as fs from 'fs';
-import { BlockDevice, SECTOR_BYTES } from './device';
+import { SECTOR_BYTES } from '../format/layout';
+import { BlockDevice, checkRange } from './device';
 import { alignWindow } from './align';
 import { Extent, extentsOverlap, majorMinor, resolveExtent } from './alias';
 import { RemapfsError } from '../errors';
@@ -165,12 +169,14 @@ export class FileDevice implements BlockDevice {
   }
 
   read(buf: Buffer, byteOffset: number): void {
+    checkRange(this, 'read', buf.length, byteOffset);
     if (this.readDirect) this.readThroughBounce(buf, byteOffset);
     else this.readExact(this.readFd, buf, byteOffset);
   }
 
   /** Reads through the O_DIRECT descriptor when there is one (the page cache cannot answer). */
   readUncached(buf: Buffer, byteOffset: number): void {
+    checkRange(this, 'read', buf.length, byteOffset);
     if (this.readDirect || this.writePath === 'direct') this.readThroughBounce(buf, byteOffset);
     else this.readExact(this.readFd, buf, byteOffset);
   }
@@ -188,6 +194,7 @@ export class FileDevice implements BlockDevice {
   }
 
   write(buf: Buffer, byteOffset: number): void {
+    checkRange(this, 'write', buf.length, byteOffset);
     if (this.writePath !== 'direct') {
       this.writeExact(this.writeFd, buf, byteOffset);
       return;

@@ -1,5 +1,5 @@
 /** MemoryDevice: a BlockDevice over a Buffer, for unit tests and tools. */
-import { BlockDevice } from './device';
+import { BlockDevice, checkRange } from './device';
 import { RemapfsError } from '../errors';
 
 export class MemoryDevice implements BlockDevice {
@@ -37,8 +37,6 @@ export class MemoryDevice implements BlockDevice {
 
   private check(op: string, byteLength: number, byteOffset: number): void {
     if (this.closed) throw new RemapfsError(op, this.name, 'device is closed');
-    if (byteOffset < 0 || byteOffset + byteLength > this.data.length) {
-      throw new RemapfsError(op, `${this.name} bytes ${byteOffset}+${byteLength}`, 'beyond the end of the device');
-    }
+    checkRange(this, op, byteLength, byteOffset);
   }
 }

@@ -2,7 +2,7 @@
 import { RemapfsError, UsageError } from '../errors';
 import { databaseError, DEFAULT_DB_PATH, MountRecord, PairRecord, Store } from '../store/db';
 import { DeviceBusyError, DeviceLock } from '../block/device-lock';
-import { lockPair, openPair, OpenPairOptions, PairRuntime } from '../remap/pair';
+import { lockPair, openPair, OpenPairOptions, PairRuntime } from '../pair/pair';
 
 export interface GlobalArgs {
   db: string;

@@ -3,7 +3,7 @@
  * in memory, persisted on change), its background scanner, and the live
  * control files under `.remapfs/<name>/`.
  */
-import { PairRuntime } from '../remap/pair';
+import { PairRuntime } from '../pair/pair';
 import { Store } from '../store/db';
 import { ControlFile } from '../fs/fuse-adapter';
 import { mergeConfig, PairConfig, parseConfigText } from '../health/config';
@@ -11,7 +11,7 @@ import { loadConfig, saveConfig } from '../health/history';
 import { healthReport } from '../health/report';
 import { Scanner } from '../health/scanner';
 import { ScanScheduler } from '../health/scheduler';
-import { labelBlockOf } from '../discovery/label';
+import { labelBlockOf } from '../format/label-codec';
 
 export class PairService {
   config: PairConfig;

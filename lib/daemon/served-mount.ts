@@ -11,7 +11,7 @@ import * as net from 'net';
 import { RemapfsError } from '../errors';
 import { ControlTree, FuseAdapter, ServedFile } from '../fs/fuse-adapter';
 import { ControlRequest, serve, socketPathFor } from './control';
-import { enableIoFlusher } from './io-flusher';
+import { enableIoFlusher } from '../native/io-flusher';
 import { isMountpoint } from './mounts';
 
 export interface ServedMountOptions {

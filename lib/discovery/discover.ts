@@ -23,7 +23,8 @@ import { locateMetadata } from '../meta/locate';
 import { stateFingerprint } from '../meta/reconcile';
 import { Store } from '../store/db';
 import { hardwareId } from './hardware';
-import { MainLabel, readLabel } from './label';
+import type { MainLabel } from '../format/label-codec';
+import { readLabel } from './label';
 
 export interface SpareFound {
   path: string;

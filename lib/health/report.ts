@@ -3,7 +3,7 @@
  * `.remapfs/<name>/health` file and the Prometheus exporter. The JSON shape is
  * versioned (version 1) and documented in docs/health.md.
  */
-import { spareLayout } from '../remap/layout';
+import { spareLayout } from '../format/layout';
 import { PairRecord, Store } from '../store/db';
 import { PairConfig } from './config';
 import { loadConfig, loadScanState, remapEventCount, remapTimes, slowBlocks, ScanSummary } from './history';

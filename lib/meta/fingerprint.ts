@@ -18,7 +18,7 @@
  * stepping through the rows in JavaScript).
  */
 
-import { REASONS, STATES } from './codec';
+import { REASONS, STATES } from '../format/slot-codec';
 
 /** The largest prime below 2^26: a product of two residues stays below 2^52. */
 export const FINGERPRINT_PRIME = 67108859;
@@ -32,7 +32,7 @@ function position(text: string, name: string | undefined): number {
   return name === undefined ? 0 : text.indexOf(`|${name}|`) + 1;
 }
 
-/** Positions by the codes stored in the slots (codec.ts); an unknown code gets 0, as unknown text does in SQL. */
+/** Positions by the codes stored in the slots (format/slot-codec.ts); an unknown code gets 0, as unknown text does in SQL. */
 const REASON_BY_CODE = REASONS.map((name) => position(REASON_TEXT, name));
 const STATE_BY_CODE = STATES.map((name) => position(STATE_TEXT, name));
 

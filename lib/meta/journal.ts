@@ -7,13 +7,13 @@
  * when SQLite and at least one slot hold it.
  */
 import { RemapfsError } from '../errors';
-import { SLOT_COUNT } from '../remap/layout';
+import { SLOT_COUNT } from '../format/layout';
 import { RemapJournal } from '../remap/remap-device';
 import { PairRecord, RemapRecord, Store } from '../store/db';
-import { SlotEntry } from './codec';
+import { SlotEntry } from '../format/slot-codec';
 import { SlotSet } from './slots';
 import { MetaState } from './state';
-import { MAX_SEQUENCE } from './validate';
+import { MAX_SEQUENCE } from '../format/validate';
 
 export class MetaJournal implements RemapJournal {
   constructor(

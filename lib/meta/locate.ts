@@ -4,8 +4,8 @@
  * is damaged, every block size is tried for slots 1 to 4.
  */
 import { BlockDevice } from '../block/device';
-import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES, SLOT_COUNT, SLOT_HEADER_BYTES, spareLayout, validateBlockSize } from '../remap/layout';
-import { decodeHeaderFields, SlotHeader } from './codec';
+import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES, SLOT_COUNT, SLOT_HEADER_BYTES, spareLayout, validateBlockSize } from '../format/layout';
+import { decodeHeaderFields, SlotHeader } from '../format/slot-codec';
 import { SlotReport, SlotSet } from './slots';
 import { MetaState } from './state';
 
@@ -55,7 +55,7 @@ function candidateBlockSizes(spare: BlockDevice): number[] {
  * The newest valid remapfs metadata on `spare`, with all five slot reports;
  * undefined when there is none. For each candidate block size, the copies
  * are tried by sequence number, highest first, each with every rule of
- * validate.ts (S is the spare's real size); the first that passes is
+ * format/validate.ts (S is the spare's real size); the first that passes is
  * adopted, and the others are compared with it. Why each refused copy was
  * refused goes to `rejected` ("slot i: reason").
  */

@@ -9,11 +9,11 @@
  * grow: a torn slot's header still counts towards the highest seen.
  */
 import { RemapfsError } from '../errors';
-import { SLOT_COUNT } from '../remap/layout';
+import { SLOT_COUNT } from '../format/layout';
 import { PairRecord, RemapRecord, Store } from '../store/db';
-import { SlotEntry } from './codec';
+import { SlotEntry } from '../format/slot-codec';
 import { SlotExpectation, SlotReport, SlotSet } from './slots';
-import { MAX_SEQUENCE, tableProblem } from './validate';
+import { MAX_SEQUENCE, tableProblem } from '../format/validate';
 import { MetaState, PairIdentity } from './state';
 import { Fingerprint, fingerprintSql } from './fingerprint';
 

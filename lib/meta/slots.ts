@@ -7,24 +7,24 @@
  * longer match their CRCs), so a crash tears at most that one slot, and the
  * other four still hold a complete copy, old or new.
  *
- * Reading: read() applies every rule of validate.ts (a copy is valid only
+ * Reading: read() applies every rule of format/validate.ts (a copy is valid only
  * then); compare() judges a copy against the table in force by decoded
  * content (reserved bytes do not count) and falls back to read() for any
  * copy that differs. Nothing is allocated from a header's numbers before
  * headerGeometryProblem has bounded them by the spare's geometry.
  */
-import { BlockDevice, SECTOR_BYTES } from '../block/device';
+import { BlockDevice } from '../block/device';
 import { RemapfsError } from '../errors';
-import { slotHeaderRegionBytes, SLOT_COUNT, SLOT_ENTRIES_PER_PAGE, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, SpareLayout } from '../remap/layout';
-import { checkHeaderCrc, crc32, decodeHeaderFields, decodePage, hex32, SlotEntry, SlotHeader } from './codec';
-import { HeaderExpectation, headerGeometryProblem, headerProblem, TableChecker } from './validate';
+import { SECTOR_BYTES, SLOT_COUNT, SLOT_ENTRIES_PER_PAGE, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, slotHeaderRegionBytes, SpareLayout } from '../format/layout';
+import { checkHeaderCrc, crc32, decodeHeaderFields, decodePage, hex32, SlotEntry, SlotHeader } from '../format/slot-codec';
+import { HeaderExpectation, headerGeometryProblem, headerProblem, TableChecker } from '../format/validate';
 import { MetaState } from './state';
 
 export interface SlotReport {
   index: number;
   byteOffset: number;
   byteLength: number;
-  /** Passed every rule of validate.ts (header, CRCs, every entry). */
+  /** Passed every rule of format/validate.ts (header, CRCs, every entry). */
   valid: boolean;
   sequence?: number;
   reason?: string;
@@ -100,7 +100,7 @@ export class SlotSet {
   }
 
   /**
-   * Reads slot i and applies every rule (validate.ts): header, header CRC,
+   * Reads slot i and applies every rule (format/validate.ts): header, header CRC,
    * every page CRC, every entry, unique blocks. Never throws for bad content
    * or read errors. keepEntries: true returns the entries as objects, 'pages'
    * the raw pages (reserved bytes zeroed), false nothing.

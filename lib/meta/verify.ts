@@ -1,6 +1,6 @@
 /** Verify and repair of a pair's metadata, as reported to users (CLI and daemon share it). */
 import { FileDevice } from '../block/file-device';
-import { spareLayout } from '../remap/layout';
+import { spareLayout } from '../format/layout';
 import { PairRecord, Store } from '../store/db';
 import { reconcile, Reconciliation, ReconcileOptions } from './reconcile';
 import { SlotSet } from './slots';

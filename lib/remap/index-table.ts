@@ -8,7 +8,7 @@
  * what the store has committed (callers persist first, then call set/retire).
  */
 import { SpareLookup } from './split';
-import { SpareLayout } from './layout';
+import { SpareLayout } from '../format/layout';
 import { TypedHash } from './typed-hash';
 
 export class RemapIndex implements SpareLookup {

@@ -24,12 +24,14 @@
  * the spare block already holds the data. Requests are synchronous, so no I/O
  * runs between 1 and 4 and no reader sees a half-switched block.
  */
-import { BlockDevice, SECTOR_BYTES } from '../block/device';
+import { SECTOR_BYTES } from '../format/layout';
+import { BlockDevice, checkRange } from '../block/device';
 import { ioError } from '../block/fault-device';
 import { RemapfsError } from '../errors';
 import { RemapIndex } from './index-table';
 import { RunList, splitRange, TARGET_MAIN } from './split';
-import type { RemapReason, RemapRecord } from '../store/db';
+import type { RemapReason } from '../format/slot-codec';
+import type { RemapRecord } from '../store/db';
 
 export interface RemapJournal {
   /** Durably records an entry (remapped or pending) before it takes effect. */
@@ -128,7 +130,7 @@ export class RemapDevice implements BlockDevice {
   }
 
   read(buf: Buffer, byteOffset: number): void {
-    this.checkRange('read', buf.length, byteOffset);
+    checkRange(this, 'read', buf.length, byteOffset);
     this.counters.readOps++;
     try {
       const runs = this.runs;
@@ -156,7 +158,7 @@ export class RemapDevice implements BlockDevice {
   }
 
   write(buf: Buffer, byteOffset: number): void {
-    this.checkRange('write', buf.length, byteOffset);
+    checkRange(this, 'write', buf.length, byteOffset);
     this.counters.writeOps++;
     if (this.dirtyBlocks) {
       const last = Math.floor((byteOffset + buf.length - 1) / this.blockSize);
@@ -530,12 +532,6 @@ export class RemapDevice implements BlockDevice {
   private checkBlock(mainBlock: number): void {
     if (!Number.isInteger(mainBlock) || mainBlock < 0 || mainBlock >= this.index.virtualBlocks) {
       throw new RemapfsError('remap', `block ${mainBlock} of ${this.name}`, `outside the device (${this.index.virtualBlocks} blocks)`);
-    }
-  }
-
-  private checkRange(op: string, byteLength: number, byteOffset: number): void {
-    if (byteOffset < 0 || byteOffset + byteLength > this.sizeBytes) {
-      throw new RemapfsError(op, `${this.name} bytes ${byteOffset}+${byteLength}`, `beyond the end of the device (${this.sizeBytes} bytes)`);
     }
   }
 }

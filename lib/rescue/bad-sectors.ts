@@ -1,5 +1,5 @@
 /** Marking lists of known-bad sectors (badblocks output, ddrescue mapfiles) on a pair. */
-import { SECTOR_BYTES } from '../block/device';
+import { SECTOR_BYTES } from '../format/layout';
 import { RemapfsError } from '../errors';
 import { RemapDevice } from '../remap/remap-device';
 

@@ -17,7 +17,8 @@
  */
 import * as fs from 'fs';
 import { writeFileAtomic } from '../fsutil/write-atomic';
-import { BlockDevice, SECTOR_BYTES } from '../block/device';
+import { SECTOR_BYTES } from '../format/layout';
+import { BlockDevice } from '../block/device';
 import { AreaMap, formatMapfile, parseMapfile } from './mapfile';
 
 const CHUNK_BYTES = 1024 * 1024;

@@ -8,7 +8,7 @@
 import * as path from 'path';
 import { FaultDevice } from '../block/fault-device';
 import { FileDevice, OpenMode } from '../block/file-device';
-import { SECTOR_BYTES } from '../block/device';
+import { SECTOR_BYTES } from '../format/layout';
 import { RemapfsError } from '../errors';
 import { ControlRequest } from '../daemon/control';
 import { ServedMount } from '../daemon/served-mount';

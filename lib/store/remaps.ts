@@ -10,7 +10,8 @@
 import { PairRepo } from './pairs';
 import { SqliteDatabase } from './sqlite';
 
-export type RemapReason = 'manual' | 'write-error' | 'read-error' | 'weak-read' | 'scan-slow' | 'imported' | 'label';
+import type { RemapReason } from '../format/slot-codec';
+export type { RemapReason };
 export type RemapState = 'remapped' | 'pending';
 
 export interface RemapRecord {

@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { alignedBuffer } from '../../lib/block/file-device';
 import { checkTree, dropCaches, fileExtents, Lab, waitFor, writeRandomTree } from '../../lib/lab/lab';
-import type { PairStatus } from '../../lib/remap/ops';
+import type { PairStatus } from '../../lib/pair/ops';
 
 const MiB = 1024 * 1024;
 

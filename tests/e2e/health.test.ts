@@ -9,7 +9,7 @@ import * as path from 'path';
 import Database from 'better-sqlite3';
 import { labPerTest } from '../helpers/lab-hooks';
 import { dropCaches, Lab, sleep, waitFor } from '../../lib/lab/lab';
-import { spareLayout } from '../../lib/remap/layout';
+import { spareLayout } from '../../lib/format/layout';
 import { parseExposition, wellFormed } from '../helpers/formats';
 import { STATE_COLOURS } from '../../lib/health/map';
 

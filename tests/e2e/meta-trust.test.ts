@@ -9,9 +9,9 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { SlotEntry } from '../../lib/meta/codec';
+import { SlotEntry } from '../../lib/format/slot-codec';
 import type { VerifyReport } from '../../lib/meta/verify';
-import { spareLayout } from '../../lib/remap/layout';
+import { spareLayout } from '../../lib/format/layout';
 import { Store } from '../../lib/store/db';
 import { currentTable, writeRawSlots } from '../helpers/craft';
 import { labPerTest } from '../helpers/lab-hooks';

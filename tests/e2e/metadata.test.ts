@@ -9,7 +9,7 @@ import * as path from 'path';
 import { labPerTest } from '../helpers/lab-hooks';
 import { execFileSync } from 'child_process';
 import { checkTree, dropCaches, fileExtents, Lab, waitFor, writeRandomTree } from '../../lib/lab/lab';
-import { spareLayout } from '../../lib/remap/layout';
+import { spareLayout } from '../../lib/format/layout';
 import type { VerifyReport } from '../../lib/meta/verify';
 
 const MiB = 1024 * 1024;

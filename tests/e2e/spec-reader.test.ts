@@ -7,8 +7,8 @@
  * --entries` report, and the same label.
  */
 import * as fs from 'fs';
-import { openPair } from '../../lib/remap/pair';
-import { spareLayout } from '../../lib/remap/layout';
+import { openPair } from '../../lib/pair/pair';
+import { spareLayout } from '../../lib/format/layout';
 import { Store } from '../../lib/store/db';
 import type { VerifyReport } from '../../lib/meta/verify';
 import { labPerTest } from '../helpers/lab-hooks';

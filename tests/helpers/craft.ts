@@ -4,9 +4,9 @@
  */
 import * as fs from 'fs';
 import { FileDevice } from '../../lib/block/file-device';
-import { crc32, encodeEntry, encodeHeaderFields, headerCrc, HEADER_CRC_OFFSET, SlotEntry, SlotHeader } from '../../lib/meta/codec';
+import { crc32, encodeEntry, encodeHeaderFields, headerCrc, HEADER_CRC_OFFSET, SlotEntry, SlotHeader } from '../../lib/format/slot-codec';
 import { locateMetadata } from '../../lib/meta/locate';
-import { slotHeaderRegionBytes, SLOT_COUNT, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, spareLayout } from '../../lib/remap/layout';
+import { slotHeaderRegionBytes, SLOT_COUNT, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, spareLayout } from '../../lib/format/layout';
 
 /** The table and header a spare holds now (read with the real code). */
 export function currentTable(spareFile: string): { header: SlotHeader; entries: SlotEntry[] } {

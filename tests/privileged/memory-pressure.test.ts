@@ -7,7 +7,7 @@
  * Once the cgroup is full, any allocation or page fault of the daemon reclaims
  * from it, and (cgroup v1) reclaim waits for pages under writeback: writeback
  * that only the daemon can finish. PR_SET_IO_FLUSHER keeps the daemon's
- * threads out of such waits (lib/daemon/io-flusher.ts).
+ * threads out of such waits (lib/native/io-flusher.ts).
  *
  * Why 3 GiB: 16 times the limit, far past the 1.6 GB where the reported run
  * hung, so the cgroup is refilled many times over (its failcnt is checked).

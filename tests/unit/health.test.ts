@@ -17,7 +17,7 @@ import { Scanner } from '../../lib/health/scanner';
 import { ScanScheduler, SchedulerClock } from '../../lib/health/scheduler';
 import { adaptiveIntervalMs, DAY_MS, healthScore, RateLimiter, trend } from '../../lib/health/score';
 import { RemapIndex } from '../../lib/remap/index-table';
-import { spareLayout } from '../../lib/remap/layout';
+import { spareLayout } from '../../lib/format/layout';
 import { RemapDevice, RemapJournal } from '../../lib/remap/remap-device';
 import { Store } from '../../lib/store/db';
 import { parseExposition, wellFormed } from '../helpers/formats';

@@ -2,10 +2,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FaultDevice } from '../../lib/block/fault-device';
 import { MemoryDevice } from '../../lib/block/memory-device';
-import { crc32, crc32Continue, decodeHeaderFields, encodeEntry, decodeEntry, FORMAT_VERSION, HEADER_CRC_OFFSET, headerCrc, SlotEntry } from '../../lib/meta/codec';
+import { crc32, crc32Continue, decodeHeaderFields, encodeEntry, decodeEntry, FORMAT_VERSION, HEADER_CRC_OFFSET, headerCrc, SlotEntry } from '../../lib/format/slot-codec';
 import { SlotSet } from '../../lib/meta/slots';
 import { MetaState, PairIdentity } from '../../lib/meta/state';
-import { SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, spareLayout } from '../../lib/remap/layout';
+import { SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, spareLayout } from '../../lib/format/layout';
 import { poolBlockAt } from '../helpers/pool';
 
 const BLOCK = 4096;

@@ -7,11 +7,11 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { FileDevice } from '../../lib/block/file-device';
-import { SlotEntry } from '../../lib/meta/codec';
+import { SlotEntry } from '../../lib/format/slot-codec';
 import { fingerprint } from '../../lib/meta/reconcile';
 import { SlotSet } from '../../lib/meta/slots';
 import { MetaState } from '../../lib/meta/state';
-import { spareLayout } from '../../lib/remap/layout';
+import { spareLayout } from '../../lib/format/layout';
 import { poolBlockAt } from '../helpers/pool';
 
 const ENTRIES = 1_000_000;

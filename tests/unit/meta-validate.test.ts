@@ -1,5 +1,5 @@
 /**
- * The validity rules (lib/meta/validate.ts) and adoption (reconcile.ts):
+ * The validity rules (lib/format/validate.ts) and adoption (reconcile.ts):
  * the next valid copy is tried before the database; copies are compared by
  * decoded content, so non-zero reserved bytes neither make good copies
  * stale nor spread on repair; an unadopted copy is never reported valid
@@ -9,13 +9,13 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { MemoryDevice } from '../../lib/block/memory-device';
-import { crc32, headerCrc, HEADER_CRC_OFFSET, SlotEntry } from '../../lib/meta/codec';
+import { crc32, headerCrc, HEADER_CRC_OFFSET, SlotEntry } from '../../lib/format/slot-codec';
 import { fingerprint, identityOf, reconcile } from '../../lib/meta/reconcile';
 import { SlotSet } from '../../lib/meta/slots';
 import { MetaState } from '../../lib/meta/state';
-import { pairNameProblem, tableProblem, uuidProblem } from '../../lib/meta/validate';
+import { pairNameProblem, tableProblem, uuidProblem } from '../../lib/format/validate';
 import { toVerifyReport } from '../../lib/meta/verify';
-import { slotHeaderRegionBytes, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, spareLayout } from '../../lib/remap/layout';
+import { slotHeaderRegionBytes, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, spareLayout } from '../../lib/format/layout';
 import { PairRecord, Store } from '../../lib/store/db';
 import { poolBlockAt } from '../helpers/pool';
 

@@ -9,7 +9,7 @@ import { FaultDevice, ioError } from '../../lib/block/fault-device';
 import { MemoryDevice } from '../../lib/block/memory-device';
 import { toErrno } from '../../lib/fs/fuse-adapter';
 import { RemapIndex } from '../../lib/remap/index-table';
-import { spareLayout } from '../../lib/remap/layout';
+import { spareLayout } from '../../lib/format/layout';
 import { RemapDevice, RemapJournal } from '../../lib/remap/remap-device';
 import type { RemapRecord } from '../../lib/store/db';
 import Fuse from 'fuse-native';

@@ -8,7 +8,7 @@ import { BlockDevice } from '../../block/device';
 import { request } from '../../daemon/control';
 import { RemapfsError, UsageError } from '../../errors';
 import { createFileExclusive } from '../../fsutil/write-atomic';
-import { openPair, PairRuntime } from '../../remap/pair';
+import { openPair, PairRuntime } from '../../pair/pair';
 import { DirtyTracker, evacuate, loadAreaMap, verifyCopy } from '../../rescue/evacuate';
 import { CLI_LOCK_WAIT_MS, liveDaemon, printJson, requirePair, withStore } from '../common';
 import { countOption } from '../options';

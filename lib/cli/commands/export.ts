@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { UsageError } from '../../errors';
 import { writeFileAtomic } from '../../fsutil/write-atomic';
-import { SECTOR_BYTES } from '../../block/device';
+import { SECTOR_BYTES } from '../../format/layout';
 import { AreaMap, formatMapfile } from '../../rescue/mapfile';
 import { printJson, requirePair, withStore } from '../common';
 

@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { UsageError } from '../../errors';
 import { importPair } from '../../discovery/importer';
 import { CLI_LOCK_WAIT_MS, printJson, withStore } from '../common';
-import { pairNameProblem } from '../../meta/validate';
+import { pairNameProblem } from '../../format/validate';
 
 interface Args {
   db?: string;

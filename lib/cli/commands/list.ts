@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { pairStatus, PairStatus } from '../../remap/ops';
+import { pairStatus, PairStatus } from '../../pair/ops';
 import { formatBytes, liveDaemon, printJson, withStore } from '../common';
 
 interface Args {

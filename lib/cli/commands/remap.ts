@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { request } from '../../daemon/control';
-import { remapSectors, SectorRemap } from '../../remap/ops';
+import { remapSectors, SectorRemap } from '../../pair/ops';
 import { UsageError } from '../../errors';
 import { onPair, parseCount, printJson, requirePair, withStore } from '../common';
 

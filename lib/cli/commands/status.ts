@@ -1,9 +1,9 @@
 import type { CommandModule } from 'yargs';
 import { request } from '../../daemon/control';
-import { formatIoFlusher } from '../../daemon/io-flusher';
+import { formatIoFlusher } from '../../native/io-flusher';
 import { mapInputOf, renderBar } from '../../health/map';
 import { databaseEntries } from '../../meta/reconcile';
-import { pairStatus, PairStatus } from '../../remap/ops';
+import { pairStatus, PairStatus } from '../../pair/ops';
 import { Store } from '../../store/db';
 import { formatBytes, liveDaemon, printJson, requirePair, withStore } from '../common';
 

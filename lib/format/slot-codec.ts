@@ -12,8 +12,7 @@
  * halves (low first), which is the same bytes as u64 LE for values < 2^53.
  */
 import * as CRC32 from 'crc-32';
-import { SLOT_ENTRIES_PER_PAGE, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES } from '../remap/layout';
-import type { RemapReason } from '../store/db';
+import { SLOT_ENTRIES_PER_PAGE, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES } from './layout';
 
 export const SLOT_MAGIC = 'RMPFSLOT';
 export const FORMAT_VERSION = 1;
@@ -21,6 +20,9 @@ export const HEADER_CRC_OFFSET = 508;
 export const NAME_BYTES = 64;
 /** u64 all-ones, as written for "no block". */
 export const NO_BLOCK = -1;
+
+/** Why a block was remapped; stored as a code (REASONS). */
+export type RemapReason = 'manual' | 'write-error' | 'read-error' | 'weak-read' | 'scan-slow' | 'imported' | 'label';
 
 export type EntryState = 'remapped' | 'pending' | 'retired';
 

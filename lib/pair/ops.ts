@@ -1,11 +1,10 @@
 /** Operations on a pair shared by the daemon and the CLI. */
-import { SECTOR_BYTES } from '../block/device';
 import { RemapfsError } from '../errors';
 import { PairRecord, Store } from '../store/db';
-import { spareLayout } from './layout';
+import { SECTOR_BYTES, spareLayout } from '../format/layout';
 import { PairRuntime } from './pair';
-import type { IoFlusherStatus } from '../daemon/io-flusher';
-import { IoCounters, RemapResult } from './remap-device';
+import type { IoFlusherStatus } from '../native/io-flusher';
+import { IoCounters, RemapResult } from '../remap/remap-device';
 
 /** The distinct blocks holding the given 512-byte sectors, ascending (pure). */
 export function sectorsToBlocks(sectors: readonly number[], blockSize: number): number[] {
@@ -61,7 +60,7 @@ export interface PairStatus {
   database?: string;
   counters?: IoCounters;
   openHandles?: number;
-  /** The serving daemon's PR_SET_IO_FLUSHER state (lib/daemon/io-flusher.ts). */
+  /** The serving daemon's PR_SET_IO_FLUSHER state (lib/native/io-flusher.ts). */
   ioFlusher?: IoFlusherStatus;
 }
 

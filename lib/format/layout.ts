@@ -4,8 +4,9 @@
  * to its last (so one bad region cannot take them all); every other block is
  * the spare pool. docs/format.md is the normative description.
  */
-import { isPowerOfTwo } from '../block/align';
 
+/** The unit of device I/O and of lost-sector counts. */
+export const SECTOR_BYTES = 512;
 export const MIN_BLOCK_BYTES = 512;
 export const MAX_BLOCK_BYTES = 65536;
 export const SLOT_COUNT = 5;
@@ -32,6 +33,10 @@ export interface SpareLayout {
   /** Spare blocks that may hold remapped data, ascending, disjoint from slots. */
   pool: BlockRange[];
   poolBlocks: number;
+}
+
+export function isPowerOfTwo(n: number): boolean {
+  return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 }
 
 export function validateBlockSize(blockSize: number): string | undefined {

@@ -1,7 +1,7 @@
-/** Writing the main's label at init (see label.ts for why the last block is free to hold it). */
-import { hardwareId } from './hardware';
-import { encodeLabel, labelBlockOf } from './label';
-import { openPair } from '../remap/pair';
+/** Writing the main's label at init (see format/label-codec.ts for why the last block is free to hold it). */
+import { hardwareId } from '../discovery/hardware';
+import { encodeLabel, labelBlockOf } from '../format/label-codec';
+import { openPair } from './pair';
 import { DeviceLock } from '../block/device-lock';
 import { PairRecord, Store } from '../store/db';
 
