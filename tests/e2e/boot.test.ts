@@ -5,12 +5,13 @@
  * the link; a second start brings the same data back. Also attach and detach
  * by hand, their refusals, and recover after a crash.
  */
+import { labPerTest } from '../helpers/lab-hooks';
 import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { loopBackingFile, loopDevicesBacking } from '../../lib/block/loop';
-import { checkTree, detachLoop, Lab, requireKernelFeatures, waitFor, writeRandomTree } from '../../lib/lab/lab';
+import { checkTree, detachLoop, waitFor, writeRandomTree } from '../../lib/lab/lab';
 
 const MiB = 1024 * 1024;
 /** The options of the fstab line in docs/boot.md. */
@@ -36,14 +37,7 @@ function lexists(p: string): boolean {
 }
 
 describe('boot integration', () => {
-  let lab: Lab;
-  beforeAll(() => requireKernelFeatures());
-  beforeEach(() => {
-    lab = new Lab();
-  });
-  afterEach(async () => {
-    await lab.cleanup();
-  });
+  const lab = labPerTest();
 
   /** The pair's loop device through its link, with a cleanup in case the test fails before the daemon detaches it. */
   function attachedDevice(link: string, file: string): string {

@@ -9,20 +9,12 @@
  * started after that (fuse-native's, libfuse's) has them, and status counts
  * the threads Node had started before. Status and the log say whether it is set.
  */
-import { Lab, requireKernelFeatures } from '../../lib/lab/lab';
+import { labPerTest } from '../helpers/lab-hooks';
 import { hasIoFlusherFlags, threadFlagsOf } from '../../lib/native/task-flags';
 import { ioFlusherStatus, servePair } from '../helpers/io-flusher';
 
 describe('PR_SET_IO_FLUSHER on the serving threads', () => {
-  let lab: Lab;
-
-  beforeAll(() => requireKernelFeatures());
-  beforeEach(() => {
-    lab = new Lab();
-  });
-  afterEach(async () => {
-    await lab.cleanup();
-  });
+  const lab = labPerTest();
 
   it('when it is not set, one line at start-up says why, and status says so', async () => {
     const daemon = await servePair(lab, { ...lab.env(), REMAPFS_NO_IO_FLUSHER: '1' });

@@ -8,8 +8,9 @@
  * started after that (fuse-native's, libfuse's) has them, and status counts
  * the threads Node had started before. Status and the log say whether it is set.
  */
+import { labPerTest } from '../helpers/lab-hooks';
 import * as path from 'path';
-import { IO_FLUSHER_LAUNCHER, Lab, requireKernelFeatures } from '../../lib/lab/lab';
+import { IO_FLUSHER_LAUNCHER } from '../../lib/lab/lab';
 import { hasIoFlusherFlags, threadFlagsOf } from '../../lib/native/task-flags';
 import { ioFlusherStatus, servePair, unflagged } from '../helpers/io-flusher';
 import { requireCapability } from '../helpers/capabilities';
@@ -17,18 +18,7 @@ import { requireCapability } from '../helpers/capabilities';
 const MiB = 1024 * 1024;
 
 describe('PR_SET_IO_FLUSHER on the serving threads', () => {
-  let lab: Lab;
-
-  beforeAll(() => {
-    requireKernelFeatures();
-    requireCapability('CAP_SYS_RESOURCE', 24, 'PR_SET_IO_FLUSHER');
-  });
-  beforeEach(() => {
-    lab = new Lab();
-  });
-  afterEach(async () => {
-    await lab.cleanup();
-  });
+  const lab = labPerTest(() => requireCapability('CAP_SYS_RESOURCE', 24, 'PR_SET_IO_FLUSHER'));
 
   it('started through remapfs-io-flusher: every thread of the daemon has it, and status says so', async () => {
     lab.launcher = IO_FLUSHER_LAUNCHER;

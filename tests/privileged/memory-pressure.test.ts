@@ -25,12 +25,13 @@
  * directly, skips that check and makes the daemon skip the prctl: that
  * shows the deadlock (docs/architecture.md); the test then fails.
  */
+import { labPerTest } from '../helpers/lab-hooks';
 import { requireCapability } from '../helpers/capabilities';
 import { spawn, spawnSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { DaemonHandle, IO_FLUSHER_LAUNCHER, Lab, requireKernelFeatures, sleep, threadStacks } from '../../lib/lab/lab';
+import { DaemonHandle, IO_FLUSHER_LAUNCHER, Lab, sleep, threadStacks } from '../../lib/lab/lab';
 import { MemoryCgroup } from '../../lib/lab/memcg';
 import { hasIoFlusherFlags, threadFlagsOf } from '../../lib/native/task-flags';
 
@@ -107,18 +108,7 @@ async function runWatched(w: Watched, what: string, script: string): Promise<str
 }
 
 describe('memory pressure (issue 13, case 7)', () => {
-  let lab: Lab;
-
-  beforeAll(() => {
-    requireKernelFeatures();
-    requireCapability('CAP_SYS_RESOURCE', 24, 'PR_SET_IO_FLUSHER');
-  });
-  beforeEach(() => {
-    lab = new Lab();
-  });
-  afterEach(async () => {
-    await lab.cleanup();
-  });
+  const lab = labPerTest(() => requireCapability('CAP_SYS_RESOURCE', 24, 'PR_SET_IO_FLUSHER'));
 
   it('daemon and writer in one 192 MiB memory cgroup: 3 GiB into ext4 over the pair, synced, every sum intact', async () => {
     // Created first, so it is removed last, after every process in it has gone.
