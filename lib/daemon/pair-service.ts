@@ -12,7 +12,7 @@ import { healthReport } from '../health/report';
 import { Scanner } from '../health/scanner';
 import { ScanScheduler } from '../health/scheduler';
 import { labelBlockOf } from '../format/label-codec';
-import { BlockDevice } from '../block/device';
+import type { BlockDevice } from '../block/device';
 import { EvacTracking } from '../remap/evac-tracking';
 
 export class PairService {

@@ -13,9 +13,9 @@
  */
 import { isDiskError, isKnownFailure } from '../block/disk-error';
 import { Store } from '../store/db';
-import { PairConfig } from './config';
-import { ScanTarget } from './scan-target';
-import { clearSlowBlock, loadScanState, putSlowBlock, saveScanState, ScanState, ScanSummary } from './history';
+import type { PairConfig } from './config';
+import type { ScanTarget } from './scan-target';
+import { clearSlowBlock, loadScanState, putSlowBlock, saveScanState, type ScanState, type ScanSummary } from './history';
 
 const PERSIST_EVERY_MS = 2000;
 

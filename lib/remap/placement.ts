@@ -8,12 +8,12 @@
  * exhausted). Only disk errors of the spare retire a block; any other error
  * propagates and changes nothing.
  */
-import { BlockDevice } from '../block/device';
+import type { BlockDevice } from '../block/device';
 import { isDiskError } from '../block/disk-error';
 import { RemapfsError } from '../errors';
 import type { RemapReason } from '../format/slot-codec';
 import { RemapIndex } from './index-table';
-import { IoCounters, RemapJournal } from './types';
+import type { IoCounters, RemapJournal } from './types';
 
 export class Placement {
   constructor(

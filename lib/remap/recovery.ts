@@ -32,7 +32,7 @@
  * before it returns.
  */
 import { SECTOR_BYTES } from '../format/layout';
-import { BlockDevice } from '../block/device';
+import type { BlockDevice } from '../block/device';
 import { isDiskError, isKnownFailure } from '../block/disk-error';
 import { ioError } from '../block/fault-device';
 import { RemapfsError } from '../errors';
@@ -40,7 +40,7 @@ import type { RemapReason } from '../format/slot-codec';
 import { RemapIndex } from './index-table';
 import { Placement } from './placement';
 import { readSectors, salvage, spareView } from './salvage';
-import { IoCounters, RemapJournal, RemapResult } from './types';
+import type { IoCounters, RemapJournal, RemapResult } from './types';
 
 export interface RecoveryParts {
   name: string;

@@ -19,16 +19,16 @@
  * request and no allocation. JS is single-threaded, so JS operations never
  * interleave; only engine threads race with JS, and the fence stops them.
  */
-import { BlockDevice, checkRange } from '../block/device';
+import { type BlockDevice, checkRange } from '../block/device';
 import { isDiskError } from '../block/disk-error';
 import { RemapfsError } from '../errors';
 import type { RemapReason } from '../format/slot-codec';
 import { RemapIndex } from './index-table';
 import { Placement } from './placement';
 import { Recovery } from './recovery';
-import { MirrorLink, NO_MIRROR, RouteMirror } from './route-mirror';
+import { MirrorLink, NO_MIRROR, type RouteMirror } from './route-mirror';
 import { RunList, splitRange, TARGET_MAIN } from './split';
-import { IoCounters, newCounters, RemapDeviceOptions, RemapJournal, RemapResult } from './types';
+import { type IoCounters, newCounters, type RemapDeviceOptions, type RemapJournal, type RemapResult } from './types';
 
 export type { IoCounters, RemapDeviceOptions, RemapJournal, RemapResult } from './types';
 export { newCounters } from './types';

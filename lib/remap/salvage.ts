@@ -5,7 +5,7 @@
  * other error propagates.
  */
 import { SECTOR_BYTES } from '../format/layout';
-import { BlockDevice } from '../block/device';
+import type { BlockDevice } from '../block/device';
 import { isDiskError } from '../block/disk-error';
 
 /**

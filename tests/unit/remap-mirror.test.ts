@@ -4,7 +4,7 @@
  * point, in the order the engine contract needs; the evacuation's tracking
  * decorator; and the rule that only disk errors (by errno code) move data.
  */
-import { BlockDevice } from '../../lib/block/device';
+import type { BlockDevice } from '../../lib/block/device';
 import { DISK_ERROR_CODES, isDiskError, isKnownFailure } from '../../lib/block/disk-error';
 import { FaultDevice, ioError } from '../../lib/block/fault-device';
 import { GoneDevice } from '../../lib/block/gone-device';
@@ -15,7 +15,7 @@ import { spareLayout } from '../../lib/format/layout';
 import { EvacTracking } from '../../lib/remap/evac-tracking';
 import { RemapIndex } from '../../lib/remap/index-table';
 import { MemoryMirror } from '../../lib/remap/memory-mirror';
-import { RemapDevice, RemapJournal } from '../../lib/remap/remap-device';
+import { RemapDevice, type RemapJournal } from '../../lib/remap/remap-device';
 import { ROUTE_MAIN, ROUTE_SLOW, routeOf } from '../../lib/remap/route';
 import { NO_MIRROR } from '../../lib/remap/route-mirror';
 import type { RemapRecord } from '../../lib/store/db';
