@@ -158,6 +158,7 @@ static struct engine *eng(fuse_req_t req) { return fuse_req_userdata(req); }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn) {
   struct engine *e = userdata;
+  worker_get(e);
   if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
   if (conn->max_write > ENG_BUF_BYTES) conn->max_write = ENG_BUF_BYTES;
   conn->max_background = 64;
@@ -175,6 +176,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn) {
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
   struct engine *e = eng(req);
+  worker_get(e); /* every engine thread registers (slot, PR_SET_IO_FLUSHER) on its first request */
   struct fuse_entry_param ep;
   memset(&ep, 0, sizeof ep);
   if (parent == ROOT_INO) {
@@ -253,6 +255,7 @@ static void reply_attr_of(fuse_req_t req, struct engine *e, fuse_ino_t ino) {
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   (void)fi;
+  worker_get(eng(req));
   reply_attr_of(req, eng(req), ino);
 }
 
