@@ -4,7 +4,7 @@ import { PairRecord, Store } from '../store/db';
 import { SECTOR_BYTES, spareLayout } from '../format/layout';
 import { PairRuntime } from './pair';
 import type { IoFlusherStatus } from '../native/io-flusher';
-import { IoCounters, RemapResult } from '../remap/remap-device';
+import { IoCounters, RemapDevice, RemapResult } from '../remap/remap-device';
 
 /** The distinct blocks holding the given 512-byte sectors, ascending (pure). */
 export function sectorsToBlocks(sectors: readonly number[], blockSize: number): number[] {
@@ -37,6 +37,22 @@ export function remapSectors(rt: PairRuntime, sectors: readonly number[]): Secto
     }
   }
   return out;
+}
+
+export const TRACK_ACTIONS = ['start', 'take', 'stop'] as const;
+export type TrackAction = (typeof TRACK_ACTIONS)[number];
+
+/**
+ * Tracking of written blocks for an evacuation through the daemon: start,
+ * take (the blocks written since the last take, ascending), stop.
+ */
+export function trackWrites(dev: RemapDevice, action: TrackAction): number[] {
+  if (action === 'start') dev.dirtyBlocks = new Set();
+  if (action === 'stop') dev.dirtyBlocks = undefined;
+  if (action !== 'take') return [];
+  const taken = [...(dev.dirtyBlocks ?? [])].sort((a, b) => a - b);
+  dev.dirtyBlocks?.clear();
+  return taken;
 }
 
 export interface PairStatus {

@@ -1,0 +1,61 @@
+/**
+ * The daemon's side of PairHost (lib/pair/host.ts): a pair it serves, with
+ * the table in force, the live settings and the background scanner of its
+ * PairService; or, for an operation that may answer from the database alone
+ * (status), a pair it does not serve.
+ */
+import { RemapfsError } from '../errors';
+import { PairRecord, Store } from '../store/db';
+import { PairHost, scanStatusOf } from '../pair/host';
+import { reconcile } from '../meta/reconcile';
+import { toVerifyReport } from '../meta/verify';
+import { ioFlusherStatus } from '../native/io-flusher';
+import { PairService } from './pair-service';
+
+export interface ServingDaemon {
+  readonly store: Store;
+  readonly mountpoint: string;
+  log(line: string): void;
+  /** Open handles on the pair's file in the mount. */
+  openHandles(name: string): number;
+}
+
+export function servedHost(svc: PairService, d: ServingDaemon): PairHost {
+  const rt = svc.rt;
+  const store = d.store;
+  return {
+    store,
+    record: rt.record,
+    runtime: () => rt,
+    verify: (repair) => toVerifyReport(rt.record, reconcile(store, rt.record, rt.journal.slots, { write: repair, inForce: rt.journal.state, log: (line) => d.log(line) })),
+    config: () => svc.config,
+    updateConfig: (changes) => {
+      try {
+        return svc.updateConfig(changes);
+      } catch (err) {
+        throw new RemapfsError('config', rt.record.name, err instanceof Error ? err.message : String(err));
+      }
+    },
+    requestScan: (restart) => {
+      svc.scheduler.requestPass(restart);
+      return scanStatusOf(svc.scanner);
+    },
+    scanStatus: () => scanStatusOf(svc.scanner),
+    live: () => ({
+      database: store.lost ? `${store.lost} (${store.path}); metadata changes refused` : 'ok',
+      mounted: true,
+      mountpoint: d.mountpoint,
+      counters: { ...rt.device.counters },
+      openHandles: d.openHandles(svc.name),
+      ioFlusher: ioFlusherStatus(),
+    }),
+  };
+}
+
+/** A pair in the database that this daemon does not serve: only the database can answer. */
+export function unservedHost(store: Store, record: PairRecord, notServed: () => RemapfsError): PairHost {
+  const refuse = (): never => {
+    throw notServed();
+  };
+  return { store, record, runtime: refuse, verify: refuse, config: refuse, updateConfig: refuse, requestScan: refuse, scanStatus: refuse, live: () => ({}) };
+}
