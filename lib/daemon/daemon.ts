@@ -37,7 +37,6 @@ import { RemapfsError } from '../errors';
 import { databaseError, PairRecord, Store } from '../store/db';
 import { openPair } from '../pair/pair';
 import { PairHost } from '../pair/host';
-import { checkPairRequest, operation, runOperation } from '../pair/operations';
 import { identify, OpenMode } from '../block/file-device';
 import { ControlRequest, socketPathFor } from './control';
 import { checkMountpoint, ServedMount } from './served-mount';
@@ -45,7 +44,7 @@ import { PairService } from './pair-service';
 import { CONTROL_DIR, ControlTree } from '../fs/fuse-adapter';
 import { Attached, DaemonPairs, HotPlug } from './hotplug';
 import { attachLoop, detachLoops } from './loops';
-import { servedHost, unservedHost } from './served-host';
+import { dispatch, servedHost, unservedHost } from './served-host';
 
 export type { ScanStatus } from '../pair/host';
 
@@ -265,8 +264,7 @@ export class Daemon implements DaemonPairs {
   private handle(req: ControlRequest): unknown {
     this.checkDatabase();
     try {
-      const { op, pair, args } = checkPairRequest(req);
-      return runOperation(this.hostFor(pair, !!operation(op).unserved), op, args);
+      return dispatch(req, (pair, unserved) => this.hostFor(pair, unserved));
     } catch (err) {
       throw databaseError(req.op, this.store.path, err) ?? err;
     }

@@ -2,11 +2,13 @@
  * The daemon's side of PairHost (lib/pair/host.ts): a pair it serves, with
  * the table in force, the live settings and the background scanner of its
  * PairService; or, for an operation that may answer from the database alone
- * (status), a pair it does not serve.
+ * (status), a pair it does not serve. dispatch() is the daemon's whole
+ * control dispatch: check, find the host, run the operation's run().
  */
 import { RemapfsError } from '../errors';
 import { PairRecord, Store } from '../store/db';
 import { PairHost, scanStatusOf } from '../pair/host';
+import { checkPairRequest, operation, runOperation } from '../pair/operations';
 import { reconcile } from '../meta/reconcile';
 import { toVerifyReport } from '../meta/verify';
 import { ioFlusherStatus } from '../native/io-flusher';
@@ -58,4 +60,14 @@ export function unservedHost(store: Store, record: PairRecord, notServed: () => 
     throw notServed();
   };
   return { store, record, runtime: refuse, verify: refuse, config: refuse, updateConfig: refuse, requestScan: refuse, scanStatus: refuse, live: () => ({}) };
+}
+
+/**
+ * Runs a request's operation (lib/pair/operations.ts) against the host of the
+ * pair it names; `hostFor` is told whether the operation may answer for a
+ * pair that is not served.
+ */
+export function dispatch(req: unknown, hostFor: (pair: string, unserved: boolean) => PairHost): unknown {
+  const { op, pair, args } = checkPairRequest(req);
+  return runOperation(hostFor(pair, !!operation(op).unserved), op, args);
 }
