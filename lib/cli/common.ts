@@ -1,8 +1,10 @@
 /** Helpers shared by the CLI commands. */
 import { RemapfsError, UsageError } from '../errors';
 import { databaseError, DEFAULT_DB_PATH, MountRecord, PairRecord, Store } from '../store/db';
-import { DeviceBusyError, DeviceLock } from '../block/device-lock';
-import { lockPair, openPair, OpenPairOptions, PairRuntime } from '../pair/pair';
+import { DeviceBusyError } from '../block/device-lock';
+import { localTransport, LocalOptions } from '../pair/local';
+import { pairOps, PairOps } from '../pair/operations';
+import { socketTransport } from '../daemon/control';
 
 export interface GlobalArgs {
   db: string;
@@ -75,43 +77,26 @@ export function parseCount(what: string, raw: unknown): number {
 export const CLI_LOCK_WAIT_MS = Number(process.env.REMAPFS_LOCK_WAIT_MS ?? 10000);
 
 /**
- * Runs an operation on a pair through the daemon serving this database, or
- * else in this process with the pair's devices locked (openPair). While
- * another process holds them, it waits (up to CLI_LOCK_WAIT_MS) and looks
- * again for a daemon each time, so a daemon that starts meanwhile is used
- * as soon as it registers.
+ * The operations on a pair (lib/pair/operations.ts), through the daemon
+ * serving this database, or else in this process (the pair opened under its
+ * device lock when the operation needs it). While another process holds the
+ * devices, a call waits (up to CLI_LOCK_WAIT_MS) and looks again for a daemon
+ * each time, so a daemon that starts meanwhile is used as soon as it
+ * registers. Once a call went to a daemon, later calls go to the same one.
  */
-export async function onPair<T>(
-  store: Store,
-  pair: PairRecord,
-  how: { daemon: (mount: MountRecord) => Promise<T>; local: (rt: PairRuntime) => T | Promise<T>; open?: OpenPairOptions },
-): Promise<T> {
-  const deadline = Date.now() + CLI_LOCK_WAIT_MS;
-  for (;;) {
-    const daemon = liveDaemon(store);
-    if (daemon) return how.daemon(daemon);
-    let rt: PairRuntime;
-    try {
-      rt = openPair(store, pair, { ...how.open, lockWaitMs: 0 });
-    } catch (err) {
-      if (!(err instanceof DeviceBusyError) || Date.now() >= deadline || err.serving) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      continue;
+export function opsFor(store: Store, pair: PairRecord, local: LocalOptions = {}): PairOps {
+  let daemon: MountRecord | undefined;
+  return pairOps(async (op, args) => {
+    const deadline = Date.now() + CLI_LOCK_WAIT_MS;
+    for (;;) {
+      daemon ??= liveDaemon(store);
+      if (daemon) return socketTransport(daemon.socket, pair.name)(op, args);
+      try {
+        return await localTransport(store, pair, local)(op, args);
+      } catch (err) {
+        if (!(err instanceof DeviceBusyError) || Date.now() >= deadline || err.serving) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
     }
-    try {
-      return await how.local(rt);
-    } finally {
-      rt.close();
-    }
-  }
-}
-
-/** Runs fn with the pair's devices locked (waiting up to CLI_LOCK_WAIT_MS for another holder). */
-export function withPairLock<T>(pair: PairRecord, op: string, fn: (lock: DeviceLock) => T): T {
-  const lock = lockPair(pair, op, CLI_LOCK_WAIT_MS);
-  try {
-    return fn(lock);
-  } finally {
-    lock.release();
-  }
+  });
 }

@@ -3,25 +3,53 @@
  * line over a Unix socket, one request and one answer per connection. The
  * daemon handles requests on its event loop, between FUSE requests, so a
  * remap it performs is consistent with in-flight I/O.
+ *
+ * Every request is checked before anything runs (checkControlRequest): pair
+ * requests against lib/pair/operations.ts, the mount's own (shutdown, and
+ * fault for the simulator) here. A malformed one is answered with one error
+ * and changes nothing. socketTransport is PairOps' transport over this socket.
  */
 import * as net from 'net';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as crypto from 'crypto';
 import { RemapfsError } from '../errors';
+import { checkPairRequest, isPairOp, operation, OpResult, PairRequest, toRequest, Transport } from '../pair/operations';
+import { badRequest, booleanField, countsField, isObject, oneOfField } from '../pair/request-fields';
 
-export type ControlRequest =
-  | { op: 'status' }
-  | { op: 'remap'; pair: string; sectors: number[] }
-  | { op: 'verify'; pair: string; repair: boolean }
-  | { op: 'config'; pair: string; changes: Record<string, unknown> }
-  | { op: 'scan'; pair: string; restart: boolean }
-  | { op: 'scan-status'; pair: string }
-  | { op: 'health'; pair: string }
-  | { op: 'track'; pair: string; action: 'start' | 'take' | 'stop' }
-  | { op: 'import-bad'; pair: string; sectors: number[] }
-  | { op: 'fault'; action: 'add' | 'remove' | 'clear' | 'list'; kind: 'bad' | 'slow'; sectors: number[]; delayMs?: number }
+export const FAULT_ACTIONS = ['add', 'remove', 'clear', 'list'] as const;
+const FAULT_KINDS = ['bad', 'slow'] as const;
+
+/** Requests to the mount itself rather than to one of its pairs. */
+export type MountRequest =
+  | { op: 'fault'; action: (typeof FAULT_ACTIONS)[number]; kind: (typeof FAULT_KINDS)[number]; sectors: number[]; delayMs?: number }
   | { op: 'shutdown'; force?: boolean };
+
+export type ControlRequest = PairRequest | MountRequest;
+
+const MOUNT_FIELDS: Record<MountRequest['op'], readonly string[]> = { fault: ['action', 'kind', 'sectors', 'delayMs'], shutdown: ['force'] };
+
+/** Checks a request off the socket (untrusted JSON): every field, and no unknown ones. */
+export function checkControlRequest(raw: unknown): ControlRequest {
+  if (isObject(raw) && isPairOp(raw.op)) {
+    const r = checkPairRequest(raw);
+    return toRequest(r.op, r.pair, r.args);
+  }
+  if (!isObject(raw)) throw badRequest('', 'a request must be a JSON object');
+  const op = raw.op;
+  if (op !== 'fault' && op !== 'shutdown') throw badRequest('', typeof op === 'string' ? `unknown operation "${op}"` : '"op" must be a string');
+  for (const k of Object.keys(raw)) if (k !== 'op' && !MOUNT_FIELDS[op].includes(k)) throw badRequest(op, `unknown field "${k}"`);
+  if (op === 'shutdown') return { op, force: booleanField(op, raw, 'force', false) };
+  const delay = raw.delayMs;
+  if (delay !== undefined && !(typeof delay === 'number' && Number.isSafeInteger(delay) && delay >= 0)) throw badRequest(op, '"delayMs" must be a non-negative integer');
+  return {
+    op,
+    action: oneOfField(op, raw, 'action', FAULT_ACTIONS),
+    kind: oneOfField(op, raw, 'kind', FAULT_KINDS),
+    sectors: countsField(op, raw, 'sectors'),
+    ...(delay !== undefined ? { delayMs: delay } : {}),
+  };
+}
 
 export interface ControlError {
   op: string;
@@ -55,7 +83,13 @@ export function serve(socketPath: string, handle: (req: ControlRequest) => Promi
       let reply: ControlReply;
       let req: ControlRequest | undefined;
       try {
-        req = JSON.parse(data.slice(0, nl)) as ControlRequest;
+        let raw: unknown;
+        try {
+          raw = JSON.parse(data.slice(0, nl));
+        } catch {
+          throw badRequest('', 'not one JSON object');
+        }
+        req = checkControlRequest(raw);
         reply = { ok: true, result: await handle(req) };
       } catch (err) {
         reply = { ok: false, error: toControlError(err, req) };
@@ -102,6 +136,11 @@ export function request(socketPath: string, req: ControlRequest, timeoutMs = 600
       reject(new RemapfsError(e.op || req.op, e.object || ('pair' in req ? req.pair : 'daemon'), e.message, e.hint));
     });
   });
+}
+
+/** PairOps over the socket of the daemon serving `pair`. */
+export function socketTransport(socketPath: string, pair: string): Transport {
+  return async (op, args) => (await request(socketPath, toRequest(op, pair, args), operation(op).timeoutMs)) as OpResult<typeof op>;
 }
 
 /**

@@ -6,14 +6,17 @@
  * was checked (main label, spare metadata) and reconciled when opened; on the
  * way out both devices of every pair are flushed.
  *
- * Hot-plug (with watch directories): pairs whose devices are missing wait;
- * file-system events on /dev and the watched directories (and a rescan every
- * few seconds) attach a pair as soon as both halves are present, following
- * moves by UUID and importing new pairs found in watched directories. When a
- * half disappears, the pair is detached: its file leaves the mount at once if
- * nothing holds it open; otherwise every request on it fails with EIO (no
- * write can reach a device that went away) until the last handle closes, and
- * then the file leaves.
+ * Layout by concern: this file is the served pairs' lifecycle (start, open,
+ * release) and control dispatch; hotplug.ts attaches and detaches pairs as
+ * their devices come and go (with watch directories); loops.ts puts served
+ * files on loop devices (--attach) and detaches them at every stop; each
+ * served pair's settings, scanner and control files are a PairService
+ * (pair-service.ts), seen by operations as a PairHost (served-host.ts).
+ *
+ * Control dispatch: a request, already checked against lib/pair/operations.ts
+ * by control.ts, runs the run() of its operation against the served pair's
+ * host; there is no switch per operation. Requests run on the event loop,
+ * between FUSE requests.
  *
  * Database watch: the store checks before every transaction, and a timer every
  * few seconds, that its path still names the file opened (dev/ino). Once it
@@ -32,38 +35,18 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { RemapfsError } from '../errors';
 import { databaseError, PairRecord, Store } from '../store/db';
-import { openPair, PairRuntime } from '../pair/pair';
-import { pairStatus, remapSectors } from '../pair/ops';
+import { openPair } from '../pair/pair';
+import { PairHost } from '../pair/host';
 import { identify, OpenMode } from '../block/file-device';
-import { loopBackingFile } from '../block/loop';
-import { GoneDevice } from '../block/gone-device';
-import { reconcile } from '../meta/reconcile';
-import { toVerifyReport } from '../meta/verify';
 import { ControlRequest, socketPathFor } from './control';
 import { checkMountpoint, ServedMount } from './served-mount';
 import { PairService } from './pair-service';
-import { ioFlusherStatus } from '../native/io-flusher';
 import { CONTROL_DIR, ControlTree } from '../fs/fuse-adapter';
-import { PairConfig, parseConfigValue } from '../health/config';
-import { healthReport } from '../health/report';
-import { discover } from '../discovery/discover';
-import { importPair } from '../discovery/importer';
-import { importBadSectors } from '../rescue/bad-sectors';
-import { attachPair, detachPair, linkPath, loopDeviceUser } from './attach';
+import { Attached, DaemonPairs, HotPlug } from './hotplug';
+import { attachLoop, detachLoops } from './loops';
+import { dispatch, servedHost, unservedHost } from './served-host';
 
-export interface ScanStatus {
-  inProgress: boolean;
-  cursorBlock: number;
-  totalBlocks: number;
-  passesCompleted: number;
-  current: unknown;
-  last: unknown;
-}
-
-export function scanStatus(svc: PairService): ScanStatus {
-  const st = svc.scanner.state;
-  return { inProgress: svc.scanner.inPass, cursorBlock: st.cursorBlock, totalBlocks: svc.scanner.totalBlocks, passesCompleted: st.passesCompleted, current: st.currentSummary, last: st.lastSummary };
-}
+export type { ScanStatus } from '../pair/host';
 
 export interface DaemonOptions {
   store: Store;
@@ -78,57 +61,60 @@ export interface DaemonOptions {
   log?: (line: string) => void;
 }
 
-interface Attached {
-  svc: PairService;
-  /** Device identity keys at open: a different file at the same path is not this pair. */
-  mainKey: string;
-  spareKey: string;
-}
-
-const RESCAN_MS = 3000;
 /** How long a starting daemon waits for a CLI command that holds a pair's devices. */
 const START_LOCK_WAIT_MS = 60000;
 const DB_CHECK_MS = 2000;
-const DEBOUNCE_MS = 300;
 
-export class Daemon {
+export class Daemon implements DaemonPairs {
   readonly mountpoint: string;
-  private readonly store: Store;
+  readonly store: Store;
+  readonly watchDirs: readonly string[];
+  readonly gone = new Set<string>();
+  readonly notOpened = new Map<string, string>();
   private readonly opts: DaemonOptions;
-  private readonly log: (line: string) => void;
-  private attached: Attached[] = [];
-  /** Files still in the mount, answering EIO, until their last handle closes. */
-  private gone = new Set<string>();
-  private served: ServedMount | undefined;
-  private watchers: fs.FSWatcher[] = [];
-  private rescanTimer: NodeJS.Timeout | undefined;
-  private debounce: NodeJS.Timeout | undefined;
-  private readonly notOpened = new Map<string, string>();
+  private readonly logLine: (line: string) => void;
+  private pairs: Attached[] = [];
+  private servedMount: ServedMount | undefined;
+  private readonly hotplug: HotPlug;
   private dbTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: DaemonOptions) {
     this.opts = opts;
     this.store = opts.store;
     this.mountpoint = path.resolve(opts.mountpoint);
-    this.log = opts.log ?? ((line) => process.stderr.write(line + '\n'));
+    this.watchDirs = opts.watchDirs ?? [];
+    this.logLine = opts.log ?? ((line) => process.stderr.write(line + '\n'));
+    this.hotplug = new HotPlug(this);
   }
 
   get done(): Promise<void> {
-    return this.served?.done ?? Promise.resolve();
+    return this.servedMount?.done ?? Promise.resolve();
   }
 
-  private get hotplug(): boolean {
-    return (this.opts.watchDirs?.length ?? 0) > 0;
+  private get hotplugOn(): boolean {
+    return this.watchDirs.length > 0;
+  }
+
+  log(line: string): void {
+    this.logLine(line);
+  }
+
+  served(): ServedMount | undefined {
+    return this.servedMount;
+  }
+
+  attached(): readonly Attached[] {
+    return this.pairs;
   }
 
   /** Opens the pairs, mounts, and registers; throws with nothing left behind. */
   async start(): Promise<string[]> {
     checkMountpoint(this.mountpoint);
-    for (const d of this.opts.watchDirs ?? []) {
+    for (const d of this.watchDirs) {
       if (!fs.existsSync(d) || !fs.statSync(d).isDirectory()) throw new RemapfsError('watch', d, 'not a directory');
     }
     const records = this.store.pairs.list();
-    if (records.length === 0 && !this.hotplug) throw new RemapfsError('mount', this.mountpoint, 'the database has no pairs', 'create one with "remapfs init"');
+    if (records.length === 0 && !this.hotplugOn) throw new RemapfsError('mount', this.mountpoint, 'the database has no pairs', 'create one with "remapfs init"');
     this.store.transaction(() => {
       const other = this.store.mounts.live().find((m) => m.pid !== process.pid);
       if (other) {
@@ -140,101 +126,79 @@ export class Daemon {
       for (const rec of records) {
         // A CLI command working on the pair finishes first: the daemon reconciles what it left.
         const a = this.tryOpen(rec, START_LOCK_WAIT_MS);
-        if (a) this.attached.push(a);
+        if (a) this.pairs.push(a);
       }
-      if (this.attached.length === 0 && !this.hotplug) throw new RemapfsError('mount', this.mountpoint, 'no pair could be opened');
+      if (this.pairs.length === 0 && !this.hotplugOn) throw new RemapfsError('mount', this.mountpoint, 'no pair could be opened');
     } catch (err) {
       this.release();
       throw err;
     }
-    this.served = new ServedMount({
+    this.servedMount = new ServedMount({
       mountpoint: this.mountpoint,
-      files: this.attached.map((a) => ({ name: a.svc.name, device: a.svc.rt.device })),
+      files: this.pairs.map((a) => ({ name: a.svc.name, device: a.svc.rt.device })),
       controlTree: this.controlTree(),
       stockDispatch: this.opts.dispatch === 'stock',
-      log: this.log,
+      log: this.logLine,
       handle: (req) => this.handle(req),
-      beforeStop: (force) => this.detachLoops(force),
+      beforeStop: (force) => detachLoops(this.mountpoint, [...this.pairs.map((a) => a.svc.name), ...this.gone], force, this.logLine),
       release: () => this.release(),
     });
-    await this.served.start();
+    await this.servedMount.start();
     this.store.watchFile();
     this.dbTimer = setInterval(() => this.checkDatabase(), DB_CHECK_MS);
     this.dbTimer.unref();
-    for (const a of this.attached) a.svc.start();
-    if (this.opts.attach) for (const a of this.attached) await this.attachLoop(a);
-    if (this.hotplug) this.startWatching();
-    return this.attached.map((a) => a.svc.name);
+    for (const a of this.pairs) a.svc.start();
+    if (this.opts.attach) for (const a of this.pairs) await this.loop(a);
+    if (this.hotplugOn) this.hotplug.start();
+    return this.pairs.map((a) => a.svc.name);
   }
 
-  /** Puts a served pair on a loop device; a failure is logged, and the pair stays served. */
-  private async attachLoop(a: Attached): Promise<void> {
-    const name = a.svc.name;
+  stop(force: boolean): Promise<void> {
+    return this.servedMount ? this.servedMount.stop(force) : Promise.resolve();
+  }
+
+  /** Detaches pairs whose devices left, and attaches pairs whose devices are all present (hotplug.ts). */
+  rescan(): void {
+    this.hotplug.rescan();
+  }
+
+  tryOpen(rec: PairRecord, lockWaitMs = 0): Attached | undefined {
     try {
-      const dev = await attachPair(name, path.join(this.mountpoint, name), a.svc.rt.record.blockSize);
-      this.log(`remapfs: ${name}: attached as ${linkPath(name)} (${dev})`);
+      const rt = openPair(this.store, rec, { mode: this.opts.mode ?? 'auto', log: this.logLine, lockWaitMs });
+      this.notOpened.delete(rec.uuid);
+      return { svc: new PairService(rt, this.store, this.logLine, () => this.userIoOps()), mainKey: identify(rec.mainPath).key, spareKey: identify(rec.sparePath).key };
     } catch (err) {
-      this.log(`remapfs: ${err instanceof Error ? err.message : String(err)}`);
+      const msg = err instanceof Error ? err.message : String(err);
+      if (this.notOpened.get(rec.uuid) !== msg) this.log(`remapfs: ${this.hotplugOn ? 'waiting for' : 'skipping'} pair ${rec.name}: ${msg}`);
+      this.notOpened.set(rec.uuid, msg);
+      return undefined;
     }
   }
 
-  /** The pairs whose link /dev/remapfs/<pair> names a loop device on their file here (remapfs attach, or --attach). */
-  private linkedLoops(): Array<{ name: string; dev: string }> {
-    const out: Array<{ name: string; dev: string }> = [];
-    for (const name of new Set([...this.attached.map((a) => a.svc.name), ...this.gone])) {
-      let dev: string;
-      try {
-        dev = fs.readlinkSync(linkPath(name));
-      } catch {
-        continue;
-      }
-      if (loopBackingFile(dev) === path.join(this.mountpoint, name)) out.push({ name, dev });
-    }
-    return out;
+  add(a: Attached): void {
+    this.pairs.push(a);
+    this.servedMount?.adapter.addFile({ name: a.svc.name, device: a.svc.rt.device });
+    a.svc.start();
   }
 
-  /** Detaches the linked loop devices; unless forced, refuses (and detaches none) while one is in use. */
-  private async detachLoops(force: boolean): Promise<void> {
-    const loops = this.linkedLoops();
-    if (!force) {
-      for (const { name, dev } of loops) {
-        const user = loopDeviceUser(dev);
-        if (user) throw new RemapfsError('stop', this.mountpoint, `${dev} (${linkPath(name)}) is ${user}`, 'unmount it first, or send the signal again to force');
-      }
-    }
-    for (const { name, dev } of loops) {
-      try {
-        await detachPair(name, path.join(this.mountpoint, name), force);
-        this.log(`remapfs: ${name}: detached ${dev} and removed ${linkPath(name)}`);
-      } catch (err) {
-        if (!force) throw err;
-        this.log(`remapfs: ${err instanceof Error ? err.message : String(err)}`);
-      }
-    }
+  attachLoop(a: Attached): void {
+    if (this.opts.attach) void this.loop(a);
+  }
+
+  remove(a: Attached): void {
+    a.svc.stop();
+    this.pairs = this.pairs.filter((x) => x !== a);
+  }
+
+  private loop(a: Attached): Promise<void> {
+    return attachLoop(this.mountpoint, a.svc.name, a.svc.rt.record.blockSize, this.logLine);
   }
 
   /** Requests served on every attached pair. */
   private userIoOps(): number {
     let n = 0;
-    for (const a of this.attached) n += a.svc.rt.device.counters.readOps + a.svc.rt.device.counters.writeOps;
+    for (const a of this.pairs) n += a.svc.rt.device.counters.readOps + a.svc.rt.device.counters.writeOps;
     return n;
-  }
-
-  stop(force: boolean): Promise<void> {
-    return this.served ? this.served.stop(force) : Promise.resolve();
-  }
-
-  private tryOpen(rec: PairRecord, lockWaitMs = 0): Attached | undefined {
-    try {
-      const rt = openPair(this.store, rec, { mode: this.opts.mode ?? 'auto', log: this.log, lockWaitMs });
-      this.notOpened.delete(rec.uuid);
-      return { svc: new PairService(rt, this.store, this.log, () => this.userIoOps()), mainKey: identify(rec.mainPath).key, spareKey: identify(rec.sparePath).key };
-    } catch (err) {
-      const msg = err instanceof Error ? err.message : String(err);
-      if (this.notOpened.get(rec.uuid) !== msg) this.log(`remapfs: ${this.hotplug ? 'waiting for' : 'skipping'} pair ${rec.name}: ${msg}`);
-      this.notOpened.set(rec.uuid, msg);
-      return undefined;
-    }
   }
 
   /** Logs once that the database file is gone or replaced (the store then refuses every change). */
@@ -247,126 +211,10 @@ export class Daemon {
     return lost;
   }
 
-  // ---- hot-plug ----------------------------------------------------------
-
-  private startWatching(): void {
-    const kick = () => {
-      if (this.debounce) clearTimeout(this.debounce);
-      this.debounce = setTimeout(() => this.rescan(), DEBOUNCE_MS);
-    };
-    for (const d of [...(this.opts.watchDirs ?? []), '/dev']) {
-      try {
-        this.watchers.push(fs.watch(d, kick));
-      } catch (err) {
-        this.log(`remapfs: cannot watch ${d}: ${err instanceof Error ? err.message : String(err)} (a rescan every ${RESCAN_MS / 1000} s still runs)`);
-      }
-    }
-    this.rescanTimer = setInterval(() => this.rescan(), RESCAN_MS);
-    kick();
-  }
-
-  private stopWatching(): void {
-    for (const w of this.watchers) w.close();
-    this.watchers = [];
-    if (this.rescanTimer) clearInterval(this.rescanTimer);
-    if (this.debounce) clearTimeout(this.debounce);
-  }
-
-  /** Detaches pairs whose devices left, and attaches pairs whose devices are all present. */
-  rescan(): void {
-    if (!this.served) return;
-    try {
-      for (const name of [...this.gone]) {
-        if (this.served.adapter.handlesOn(name) === 0) {
-          this.served.adapter.removeFile(name);
-          this.gone.delete(name);
-          this.log(`remapfs: ${name}: its last handle closed; removed from the mount`);
-        }
-      }
-      const missing = this.attached.filter((a) => !this.stillThere(a));
-      const report = missing.length || this.hotplug ? discover(this.opts.watchDirs ?? [], this.store, { excludeUnder: [this.mountpoint] }) : undefined;
-      for (const a of missing) {
-        const rec = a.svc.rt.record;
-        const found = report?.pairs.find((p) => p.uuid === rec.uuid && p.status === 'complete');
-        if (found?.main && found.spare && safeKey(found.main.path) === a.mainKey && safeKey(found.spare.path) === a.spareKey) {
-          // The same devices under new names: keep serving, remember the paths.
-          this.store.pairs.updatePaths(rec.id, found.main.path, found.spare.path);
-          a.svc.rt.record.mainPath = found.main.path;
-          a.svc.rt.record.sparePath = found.spare.path;
-          this.log(`remapfs: ${rec.name}: its devices moved to ${found.main.path} and ${found.spare.path}`);
-          continue;
-        }
-        this.detach(a, 'a device of the pair disappeared');
-      }
-      if (!report) return;
-      for (const p of report.pairs) {
-        if (p.status !== 'complete' || !p.main || !p.spare) continue;
-        if (this.attached.some((a) => a.svc.rt.record.uuid === p.uuid)) continue;
-        let rec = this.store.pairs.byUuid(p.uuid);
-        if (rec && this.gone.has(rec.name)) continue; // wait until the old file is released
-        if (!rec) {
-          if (!this.inWatchedDir(p.main.path) && !this.inWatchedDir(p.spare.path)) continue;
-          try {
-            rec = importPair(this.store, p.main.path, p.spare.path).pair;
-            this.log(`remapfs: ${rec.name}: found in a watched directory and imported`);
-          } catch (err) {
-            const msg = err instanceof Error ? err.message : String(err);
-            if (this.notOpened.get(p.uuid) !== msg) this.log(`remapfs: cannot import the pair found at ${p.main.path} and ${p.spare.path}: ${msg}`);
-            this.notOpened.set(p.uuid, msg);
-            continue;
-          }
-        } else if (rec.mainPath !== p.main.path || rec.sparePath !== p.spare.path) {
-          this.store.pairs.updatePaths(rec.id, p.main.path, p.spare.path, p.spare.hardwareId);
-          rec = { ...rec, mainPath: p.main.path, sparePath: p.spare.path, spareHwid: p.spare.hardwareId };
-        }
-        const a = this.tryOpen(rec);
-        if (!a) continue;
-        this.attached.push(a);
-        this.served.adapter.addFile({ name: a.svc.name, device: a.svc.rt.device });
-        a.svc.start();
-        this.log(`remapfs: ${a.svc.name}: attached (main ${rec.mainPath}, spare ${rec.sparePath})`);
-        if (this.opts.attach) void this.attachLoop(a);
-      }
-    } catch (err) {
-      this.log(`remapfs: rescan: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-
-  private inWatchedDir(p: string): boolean {
-    return (this.opts.watchDirs ?? []).some((d) => path.dirname(p) === safeReal(d));
-  }
-
-  private stillThere(a: Attached): boolean {
-    return safeKey(a.svc.rt.record.mainPath) === a.mainKey && safeKey(a.svc.rt.record.sparePath) === a.spareKey;
-  }
-
-  private detach(a: Attached, why: string): void {
-    const name = a.svc.name;
-    a.svc.stop();
-    this.attached = this.attached.filter((x) => x !== a);
-    const served = this.served;
-    if (served && served.adapter.handlesOn(name) > 0) {
-      served.adapter.replaceDevice(name, new GoneDevice(name, a.svc.rt.device.sizeBytes, why));
-      this.gone.add(name);
-      this.log(`remapfs: ${name}: ${why}; ${served.adapter.handlesOn(name)} handle(s) still open (a loop device?): every request now fails with EIO; detach it, and the file leaves the mount`);
-    } else {
-      served?.adapter.removeFile(name);
-      this.log(`remapfs: ${name}: ${why}; removed from the mount`);
-    }
-    try {
-      a.svc.rt.device.flush();
-    } catch {
-      // the device is gone; everything acknowledged was already durable
-    }
-    a.svc.rt.close();
-  }
-
-  // ---- shutdown and control ---------------------------------------------
-
   private release(): void {
-    this.stopWatching();
+    this.hotplug.stop();
     if (this.dbTimer) clearInterval(this.dbTimer);
-    for (const a of this.attached) {
+    for (const a of this.pairs) {
       a.svc.stop();
       try {
         a.svc.rt.device.flush();
@@ -379,7 +227,7 @@ export class Daemon {
         // already closed
       }
     }
-    this.attached = [];
+    this.pairs = [];
     try {
       this.store.mounts.delete(this.mountpoint, process.pid);
     } catch {
@@ -387,100 +235,38 @@ export class Daemon {
     }
   }
 
-  private service(name: string): PairService {
-    const a = this.attached.find((x) => x.svc.name === name);
-    if (!a) throw new RemapfsError('find pair', name, `not served by the daemon at ${this.mountpoint}`, 'its devices are missing, or it was added after the daemon started');
-    return a.svc;
-  }
-
-  private runtime(name: string): PairRuntime {
-    return this.service(name).rt;
-  }
-
   private controlTree(): ControlTree {
     return {
       list: (dir) => {
-        if (dir === `/${CONTROL_DIR}`) return this.attached.map((a) => a.svc.name);
-        const a = this.attached.find((x) => dir === `/${CONTROL_DIR}/${x.svc.name}`);
+        if (dir === `/${CONTROL_DIR}`) return this.pairs.map((a) => a.svc.name);
+        const a = this.pairs.find((x) => dir === `/${CONTROL_DIR}/${x.svc.name}`);
         return a ? Object.keys(a.svc.controlFiles()) : undefined;
       },
       file: (p) => {
         const parts = p.split('/');
-        const a = this.attached.find((x) => x.svc.name === parts[2]);
+        const a = this.pairs.find((x) => x.svc.name === parts[2]);
         return parts.length === 4 && a ? a.svc.controlFiles()[parts[3] as string] : undefined;
       },
     };
   }
 
+  /** The host an operation runs against: the pair served, or (for an operation that allows it) the database's record. */
+  private hostFor(name: string, unserved: boolean): PairHost {
+    const a = this.pairs.find((x) => x.svc.name === name);
+    if (a) return servedHost(a.svc, { store: this.store, mountpoint: this.mountpoint, log: this.logLine, openHandles: (n) => this.servedMount?.adapter.handlesOn(n) ?? 0, serveDevice: (n, device) => this.servedMount?.adapter.replaceDevice(n, device) });
+    const notServed = () => new RemapfsError('find pair', name, `not served by the daemon at ${this.mountpoint}`, 'its devices are missing, or it was added after the daemon started');
+    const rec = unserved ? this.store.pairs.get(name) : undefined;
+    if (!rec) throw notServed();
+    return unservedHost(this.store, rec, notServed);
+  }
+
+  /** Runs a checked request's operation (lib/pair/operations.ts) on the pair it names. */
   private handle(req: ControlRequest): unknown {
     this.checkDatabase();
     try {
-      return this.handleRequest(req);
+      return dispatch(req, (pair, unserved) => this.hostFor(pair, unserved));
     } catch (err) {
       throw databaseError(req.op, this.store.path, err) ?? err;
     }
-  }
-
-  private handleRequest(req: ControlRequest): unknown {
-    switch (req.op) {
-      case 'status':
-        return this.attached.map((a) => ({
-          ...pairStatus(this.store, a.svc.rt.record),
-          database: this.store.lost ? `${this.store.lost} (${this.store.path}); metadata changes refused` : 'ok',
-          mounted: true,
-          mountpoint: this.mountpoint,
-          counters: { ...a.svc.rt.device.counters },
-          openHandles: this.served?.adapter.handlesOn(a.svc.name) ?? 0,
-          ioFlusher: ioFlusherStatus(),
-        }));
-      case 'remap':
-        return remapSectors(this.runtime(req.pair), req.sectors);
-      case 'verify': {
-        const rt = this.runtime(req.pair);
-        const r = reconcile(this.store, rt.record, rt.journal.slots, { write: req.repair, inForce: rt.journal.state, log: this.log });
-        return toVerifyReport(rt.record, r);
-      }
-      case 'config': {
-        const svc = this.service(req.pair);
-        const changes: Record<string, unknown> = {};
-        try {
-          for (const [k, v] of Object.entries(req.changes)) changes[k] = parseConfigValue(k, v);
-          return Object.keys(changes).length ? svc.updateConfig(changes as Partial<PairConfig>) : svc.config;
-        } catch (err) {
-          throw new RemapfsError('config', req.pair, err instanceof Error ? err.message : String(err));
-        }
-      }
-      case 'scan': {
-        const svc = this.service(req.pair);
-        svc.scheduler.requestPass(req.restart);
-        return scanStatus(svc);
-      }
-      case 'scan-status':
-        return scanStatus(this.service(req.pair));
-      case 'health':
-        return healthReport(this.store, this.runtime(req.pair).record);
-      case 'track':
-        return this.service(req.pair).track(req.action, (device) => this.served?.adapter.replaceDevice(req.pair, device));
-      case 'import-bad':
-        return importBadSectors(this.runtime(req.pair).device, req.sectors);
-      default:
-        throw new RemapfsError('control', 'request', `unknown operation ${req.op}`);
-    }
-  }
-}
-
-function safeKey(p: string): string | undefined {
-  try {
-    return identify(p).key;
-  } catch {
-    return undefined;
-  }
-}
-
-function safeReal(p: string): string {
-  try {
-    return fs.realpathSync(p);
-  } catch {
-    return path.resolve(p);
   }
 }

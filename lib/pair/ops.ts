@@ -4,7 +4,7 @@ import { PairRecord, Store } from '../store/db';
 import { SECTOR_BYTES, spareLayout } from '../format/layout';
 import { PairRuntime } from './pair';
 import type { IoFlusherStatus } from '../native/io-flusher';
-import { IoCounters, RemapResult } from '../remap/remap-device';
+import { IoCounters, RemapDevice, RemapResult } from '../remap/remap-device';
 
 /** The distinct blocks holding the given 512-byte sectors, ascending (pure). */
 export function sectorsToBlocks(sectors: readonly number[], blockSize: number): number[] {
@@ -38,6 +38,10 @@ export function remapSectors(rt: PairRuntime, sectors: readonly number[]): Secto
   }
   return out;
 }
+
+export const TRACK_ACTIONS = ['start', 'take', 'stop'] as const;
+export type TrackAction = (typeof TRACK_ACTIONS)[number];
+
 
 export interface PairStatus {
   name: string;

@@ -42,8 +42,8 @@ describe('errors relayed from the daemon', () => {
   });
 
   it('a request without a pair names the daemon', async () => {
-    const e = await failWith(new TypeError('x is undefined'), { op: 'status' });
-    expect(e.message).toBe('status daemon: x is undefined (see the daemon log for details)');
+    const e = await failWith(new TypeError('x is undefined'), { op: 'shutdown' });
+    expect(e.message).toBe('shutdown daemon: x is undefined (see the daemon log for details)');
   });
 
   it('a RemapfsError arrives exactly as it was thrown', async () => {

@@ -1,9 +1,7 @@
 import type { CommandModule } from 'yargs';
-import { request } from '../../daemon/control';
 import { UsageError } from '../../errors';
-import { CONFIG_KEYS, isConfigKey, mergeConfig, PairConfig, parseConfigValue } from '../../health/config';
-import { loadConfig, saveConfig } from '../../health/history';
-import { liveDaemon, printJson, requirePair, withStore } from '../common';
+import { CONFIG_KEYS, isConfigKey, PairConfig, parseConfigValue } from '../../health/config';
+import { opsFor, printJson, requirePair, withStore } from '../common';
 
 interface Args {
   db?: string;
@@ -21,7 +19,7 @@ export const configCommand: CommandModule<object, Args> = {
       .positional('settings', { type: 'string', array: true, default: [], describe: `key to show, or key=value to set; keys: ${CONFIG_KEYS.join(', ')}` })
       .option('json', { type: 'boolean', default: false }) as never,
   handler: async (argv) => {
-    const changes: Record<string, unknown> = {};
+    const changes: Partial<Record<keyof PairConfig, unknown>> = {};
     const show: string[] = [];
     for (const item of argv.settings) {
       const eq = item.indexOf('=');
@@ -39,18 +37,7 @@ export const configCommand: CommandModule<object, Args> = {
     }
     await withStore(argv, false, async (store) => {
       const pair = requirePair(store, argv.name);
-      const daemon = liveDaemon(store);
-      let config: PairConfig;
-      if (daemon) {
-        config = (await request(daemon.socket, { op: 'config', pair: pair.name, changes })) as PairConfig;
-      } else {
-        try {
-          config = mergeConfig(loadConfig(store, pair.id), changes as Partial<PairConfig>);
-        } catch (err) {
-          throw new UsageError(err instanceof Error ? err.message : String(err));
-        }
-        if (Object.keys(changes).length) saveConfig(store, pair.id, changes as Partial<PairConfig>);
-      }
+      const config = await opsFor(store, pair).config({ changes: changes as Partial<PairConfig> });
       const shown = show.length ? Object.fromEntries(show.map((k) => [k, config[k as keyof PairConfig]])) : config;
       if (argv.json) return printJson({ version: 1, pair: pair.name, config: shown });
       for (const [k, v] of Object.entries(shown)) process.stdout.write(`${k}=${String(v)}\n`);

@@ -5,7 +5,8 @@ import { DeviceIdentity, FileDevice, identify, sameStorage } from '../../block/f
 import { DeviceLock } from '../../block/device-lock';
 import { Store } from '../../store/db';
 import { BlockDevice } from '../../block/device';
-import { request } from '../../daemon/control';
+import { socketTransport } from '../../daemon/control';
+import { pairOps } from '../../pair/operations';
 import { RemapfsError, UsageError } from '../../errors';
 import { createFileExclusive } from '../../fsutil/write-atomic';
 import { openPair, PairRuntime } from '../../pair/pair';
@@ -62,12 +63,12 @@ export const evacuateCommand: CommandModule<object, Args> = {
       if (daemon) {
         // Through the daemon, so the copy sees what users write; O_DIRECT: no page cache in between.
         source = FileDevice.open(path.join(daemon.mountpoint, pair.name), { mode: 'direct', readOnly: true });
-        const ask = (action: 'start' | 'take' | 'stop') => request(daemon.socket, { op: 'track', pair: pair.name, action });
+        const ops = pairOps(socketTransport(daemon.socket, pair.name));
         tracker = {
           blockSize: pair.blockSize,
-          start: async () => void (await ask('start')),
-          take: async () => (await ask('take')) as number[],
-          stop: async () => void (await ask('stop')),
+          start: async () => void (await ops.track({ action: 'start' })),
+          take: () => ops.track({ action: 'take' }),
+          stop: async () => void (await ops.track({ action: 'stop' })),
         };
       } else {
         rt = openPair(store, pair, { lockWaitMs: CLI_LOCK_WAIT_MS });

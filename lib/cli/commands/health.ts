@@ -1,15 +1,13 @@
 import * as fs from 'fs';
 import type { CommandModule } from 'yargs';
 import { identify } from '../../block/file-device';
-import { request } from '../../daemon/control';
 import { RemapfsError } from '../../errors';
 import { writeFileAtomic } from '../../fsutil/write-atomic';
 import { loadReportState, saveReportState } from '../../health/history';
 import { renderPrometheus } from '../../health/prometheus';
 import { healthReport, HealthReport } from '../../health/report';
-import { checkOffline, VerifyReport } from '../../meta/verify';
 import { PairRecord, Store } from '../../store/db';
-import { liveDaemon, printJson, requirePair, withStore } from '../common';
+import { opsFor, printJson, requirePair, withStore } from '../common';
 import { countOption } from '../options';
 
 /** Exit status bits of `remapfs health` (docs/cli.md). */
@@ -43,7 +41,7 @@ interface PairHealth {
   status: number;
 }
 
-async function checkPair(store: Store, pair: PairRecord, daemonSocket: string | undefined, days: number | undefined, now: number): Promise<PairHealth> {
+async function checkPair(store: Store, pair: PairRecord, days: number | undefined, now: number): Promise<PairHealth> {
   const problems: Record<Problem, boolean> = { deviceMissing: false, metadataInconsistent: false, dataLost: false, spareWarning: false, spareExhausted: false, newRemaps: false, exhaustionPredicted: false };
   const messages: string[] = [];
   for (const [role, p, bytes] of [['main', pair.mainPath, pair.mainBytes], ['spare', pair.sparePath, pair.spareBytes]] as const) {
@@ -58,9 +56,7 @@ async function checkPair(store: Store, pair: PairRecord, daemonSocket: string | 
   }
   if (!problems.deviceMissing) {
     try {
-      const v = daemonSocket
-        ? ((await request(daemonSocket, { op: 'verify', pair: pair.name, repair: false })) as VerifyReport)
-        : checkOffline(store, pair, { write: false });
+      const v = await opsFor(store, pair).verify({ repair: false });
       if (!v.consistent) {
         problems.metadataInconsistent = true;
         const bad = v.slots.filter((s) => !s.valid || !s.current).map((s) => s.index);
@@ -118,9 +114,8 @@ export const healthCommand: CommandModule<object, Args> = {
     const now = Date.now();
     await withStore(argv, false, async (store) => {
       const pairs = argv.name ? [requirePair(store, argv.name)] : store.pairs.list();
-      const daemon = liveDaemon(store);
       const results: PairHealth[] = [];
-      for (const p of pairs) results.push(await checkPair(store, p, daemon?.socket, days, now));
+      for (const p of pairs) results.push(await checkPair(store, p, days, now));
       const status = results.reduce((acc, r) => acc | r.status, 0);
       if (argv.prometheus) {
         // 0644: node_exporter usually runs as another user and must read it.

@@ -1,10 +1,8 @@
 import * as fs from 'fs';
 import type { CommandModule } from 'yargs';
-import { request } from '../../daemon/control';
 import { RemapfsError, UsageError } from '../../errors';
-import { ImportBadResult, importBadSectors } from '../../rescue/bad-sectors';
 import { parseBadblocks, parseMapfile, sectorsOf } from '../../rescue/mapfile';
-import { onPair, printJson, requirePair, withStore } from '../common';
+import { opsFor, printJson, requirePair, withStore } from '../common';
 import { countOption } from '../options';
 
 interface Args {
@@ -44,10 +42,7 @@ export const importBadCommand: CommandModule<object, Args> = {
     }
     await withStore(argv, false, async (store) => {
       const pair = requirePair(store, argv.name);
-      const r = await onPair(store, pair, {
-        daemon: async (d) => (await request(d.socket, { op: 'import-bad', pair: pair.name, sectors }, 600000)) as ImportBadResult,
-        local: (rt) => importBadSectors(rt.device, sectors),
-      });
+      const r = await opsFor(store, pair)['import-bad']({ sectors });
       if (argv.json) return printJson({ version: 1, pair: pair.name, ...r });
       process.stdout.write(`${r.sectors} bad sectors in ${r.blocks} blocks: ${r.remapped} copied to the spare, ${r.pending} unreadable (pending), ${r.already} already remapped\n`);
     });

@@ -1,8 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { request } from '../../daemon/control';
-import { remapSectors, SectorRemap } from '../../pair/ops';
 import { UsageError } from '../../errors';
-import { onPair, parseCount, printJson, requirePair, withStore } from '../common';
+import { opsFor, parseCount, printJson, requirePair, withStore } from '../common';
 
 interface Args {
   db?: string;
@@ -24,14 +22,7 @@ export const remapCommand: CommandModule<object, Args> = {
     if (sectors.length === 0) throw new UsageError('name at least one sector');
     await withStore(argv, false, async (store) => {
       const pair = requirePair(store, argv.name);
-      const results = await onPair(store, pair, {
-        daemon: async (d) => (await request(d.socket, { op: 'remap', pair: pair.name, sectors })) as SectorRemap[],
-        local: (rt) => {
-          const r = remapSectors(rt, sectors);
-          rt.device.flush();
-          return r;
-        },
-      });
+      const results = await opsFor(store, pair).remap({ sectors });
       if (argv.json) return printJson({ version: 1, remaps: results });
       for (const r of results) {
         const what = r.already ? 'already remapped to' : 'remapped to';

@@ -1,11 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { request } from '../../daemon/control';
-import type { ScanStatus } from '../../daemon/daemon';
-import { loadConfig, ScanSummary } from '../../health/history';
-import { healthReport } from '../../health/report';
-import { Scanner } from '../../health/scanner';
-import { adaptiveIntervalMs } from '../../health/score';
-import { onPair, printJson, requirePair, withStore } from '../common';
+import type { ScanSummary } from '../../health/history';
+import { opsFor, printJson, requirePair, withStore } from '../common';
 import { Progress } from '../progress';
 
 interface Args {
@@ -26,38 +21,19 @@ export const scanCommand: CommandModule<object, Args> = {
   handler: async (argv) => {
     await withStore(argv, false, async (store) => {
       const pair = requirePair(store, argv.name);
-      const summary = await onPair<ScanSummary | null>(store, pair, {
-        open: { log: (line) => process.stderr.write(line + '\n') },
-        daemon: async (daemon) => {
-          const first = (await request(daemon.socket, { op: 'scan', pair: pair.name, restart: argv.restart })) as ScanStatus;
-          const progress = new Progress(`scan ${pair.name}`, first.totalBlocks, pair.blockSize);
-          let st = first;
-          while (st.inProgress) {
-            progress.update(st.cursorBlock);
-            await new Promise((r) => setTimeout(r, 250));
-            st = (await request(daemon.socket, { op: 'scan-status', pair: pair.name })) as ScanStatus;
-          }
-          progress.update(st.totalBlocks);
-          progress.finish();
-          return st.last as ScanSummary | null;
-        },
-        local: (rt) => {
-          const config = loadConfig(store, pair.id);
-          rt.device.readRetries = config.readRetries;
-          const scanner = new Scanner(rt.device, store, pair.id, () => config, Date.now, (line) => process.stderr.write(`remapfs: ${pair.name}: ${line}\n`));
-          if (scanner.inPass && !argv.restart) process.stderr.write(`remapfs: resuming the interrupted scan at block ${scanner.state.cursorBlock}\n`);
-          scanner.startPass(argv.restart);
-          const progress = new Progress(`scan ${pair.name}`, scanner.totalBlocks, pair.blockSize);
-          while (scanner.inPass) {
-            scanner.step();
-            progress.update(scanner.inPass ? scanner.state.cursorBlock : scanner.totalBlocks);
-          }
-          progress.finish();
-          scanner.setNextDue(Date.now() + adaptiveIntervalMs(config.scanIntervalHours * 3600000, healthReport(store, pair).score));
-          rt.device.flush();
-          return scanner.state.lastSummary;
-        },
-      });
+      let progress: Progress | undefined;
+      const show = (doneBlocks: number, totalBlocks: number) => (progress ??= new Progress(`scan ${pair.name}`, totalBlocks, pair.blockSize)).update(doneBlocks);
+      // In-process the pass runs to its end inside scan() (reporting progress); a daemon's runs in the background.
+      const ops = opsFor(store, pair, { log: (line) => process.stderr.write(line + '\n'), onScanProgress: show });
+      let st = await ops.scan({ restart: argv.restart });
+      while (st.inProgress) {
+        show(st.cursorBlock, st.totalBlocks);
+        await new Promise((r) => setTimeout(r, 250));
+        st = await ops['scan-status']({});
+      }
+      show(st.totalBlocks, st.totalBlocks);
+      progress?.finish();
+      const summary = st.last as ScanSummary | null;
       if (argv.json) return printJson({ version: 1, pair: pair.name, summary });
       if (!summary) return;
       const c = summary.latencyClasses;

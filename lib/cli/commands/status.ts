@@ -1,11 +1,10 @@
 import type { CommandModule } from 'yargs';
-import { request } from '../../daemon/control';
 import { formatIoFlusher } from '../../native/io-flusher';
 import { mapInputOf, renderBar } from '../../health/map';
 import { databaseEntries } from '../../meta/reconcile';
-import { pairStatus, PairStatus } from '../../pair/ops';
+import type { PairStatus } from '../../pair/ops';
 import { Store } from '../../store/db';
-import { formatBytes, liveDaemon, printJson, requirePair, withStore } from '../common';
+import { formatBytes, opsFor, printJson, requirePair, withStore } from '../common';
 
 interface Args {
   db?: string;
@@ -25,12 +24,7 @@ export const statusCommand: CommandModule<object, Args> = {
   handler: async (argv) => {
     await withStore(argv, false, async (store) => {
       const pair = requirePair(store, argv.name);
-      let status: PairStatus = pairStatus(store, pair);
-      const daemon = liveDaemon(store);
-      if (daemon) {
-        const live = (await request(daemon.socket, { op: 'status' })) as PairStatus[];
-        status = live.find((s) => s.name === pair.name) ?? { ...status, mounted: false };
-      }
+      const status = await opsFor(store, pair).status({});
       if (argv.json) return printJson({ version: 1, ...status, ...(argv.entries ? { entries: tableJson(store, pair.id) } : {}) });
       process.stdout.write(formatStatus(status));
       process.stdout.write(`${'map'.padEnd(14)}[${renderBar(mapInputOf(store, pair), 64)}]  (. ok, R remapped, P pending, s slow, blank unscanned)\n`);

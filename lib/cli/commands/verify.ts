@@ -1,9 +1,8 @@
 import type { CommandModule } from 'yargs';
-import { request } from '../../daemon/control';
-import { checkOffline, formatVerifyReport, VerifyReport } from '../../meta/verify';
+import { formatVerifyReport } from '../../meta/verify';
 import { RemapfsError } from '../../errors';
 import { REBUILD_HINT } from '../../store/db';
-import { liveDaemon, printJson, requirePair, withPairLock, withStore } from '../common';
+import { opsFor, printJson, requirePair, withStore } from '../common';
 
 interface Args {
   db?: string;
@@ -28,12 +27,7 @@ function checkCommand(repair: boolean): CommandModule<object, Args> {
         const integrity = store.quickCheck();
         if (integrity !== 'ok') throw new RemapfsError(repair ? 'repair' : 'verify', store.path, `the database is damaged: ${integrity}`, REBUILD_HINT);
         const pair = requirePair(store, argv.name);
-        const daemon = liveDaemon(store);
-        const report = daemon
-          ? ((await request(daemon.socket, { op: 'verify', pair: pair.name, repair })) as VerifyReport)
-          : repair
-            ? withPairLock(pair, 'repair', () => checkOffline(store, pair, { write: true }))
-            : checkOffline(store, pair, { write: false });
+        const report = await opsFor(store, pair).verify({ repair });
         if (argv.json) printJson(report);
         else process.stdout.write(formatVerifyReport(report));
         if (!repair && !report.consistent) process.exitCode = 1;

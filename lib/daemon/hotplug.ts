@@ -1,0 +1,189 @@
+/**
+ * Hot-plug (with watch directories): file-system events on /dev and the
+ * watched directories (debounced), and a rescan every few seconds, attach a
+ * pair as soon as both halves are present, following moves by UUID and
+ * importing new pairs found in watched directories. When a half disappears
+ * the pair is detached: its file leaves the mount at once if nothing holds it
+ * open; otherwise every request on it fails with EIO (GoneDevice) until the
+ * last handle closes, and then the file leaves.
+ *
+ * The daemon owns the served pairs (`DaemonPairs`); this module decides when
+ * they come and go. Everything runs on the event loop, between FUSE requests.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { PairRecord, Store } from '../store/db';
+import { identify } from '../block/file-device';
+import { GoneDevice } from '../block/gone-device';
+import { discover } from '../discovery/discover';
+import { importPair } from '../discovery/importer';
+import { PairService } from './pair-service';
+import { ServedMount } from './served-mount';
+
+export interface Attached {
+  svc: PairService;
+  /** Device identity keys at open: a different file at the same path is not this pair. */
+  mainKey: string;
+  spareKey: string;
+}
+
+/** What hot-plug needs of the daemon. */
+export interface DaemonPairs {
+  readonly store: Store;
+  readonly mountpoint: string;
+  readonly watchDirs: readonly string[];
+  log(line: string): void;
+  served(): ServedMount | undefined;
+  attached(): readonly Attached[];
+  /** Files still in the mount, answering EIO, until their last handle closes. */
+  readonly gone: Set<string>;
+  /** Why a pair could not be opened or imported, by UUID (each reason is logged once). */
+  readonly notOpened: Map<string, string>;
+  tryOpen(rec: PairRecord): Attached | undefined;
+  /** Serves an opened pair: its file joins the mount, its scanner starts. */
+  add(a: Attached): void;
+  /** With --attach: puts the pair's file on a loop device (in the background). */
+  attachLoop(a: Attached): void;
+  /** Stops a pair's scanner and forgets it (its file and devices are left to the caller). */
+  remove(a: Attached): void;
+}
+
+const RESCAN_MS = 3000;
+const DEBOUNCE_MS = 300;
+
+export class HotPlug {
+  private watchers: fs.FSWatcher[] = [];
+  private rescanTimer: NodeJS.Timeout | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+
+  constructor(private readonly d: DaemonPairs) {}
+
+  start(): void {
+    const kick = () => {
+      if (this.debounce) clearTimeout(this.debounce);
+      this.debounce = setTimeout(() => this.rescan(), DEBOUNCE_MS);
+    };
+    for (const dir of [...this.d.watchDirs, '/dev']) {
+      try {
+        this.watchers.push(fs.watch(dir, kick));
+      } catch (err) {
+        this.d.log(`remapfs: cannot watch ${dir}: ${err instanceof Error ? err.message : String(err)} (a rescan every ${RESCAN_MS / 1000} s still runs)`);
+      }
+    }
+    this.rescanTimer = setInterval(() => this.rescan(), RESCAN_MS);
+    kick();
+  }
+
+  stop(): void {
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+    if (this.rescanTimer) clearInterval(this.rescanTimer);
+    if (this.debounce) clearTimeout(this.debounce);
+  }
+
+  /** Detaches pairs whose devices left, and attaches pairs whose devices are all present. */
+  rescan(): void {
+    const d = this.d;
+    const served = d.served();
+    if (!served) return;
+    try {
+      for (const name of [...d.gone]) {
+        if (served.adapter.handlesOn(name) === 0) {
+          served.adapter.removeFile(name);
+          d.gone.delete(name);
+          d.log(`remapfs: ${name}: its last handle closed; removed from the mount`);
+        }
+      }
+      const missing = d.attached().filter((a) => !stillThere(a));
+      const hotplug = d.watchDirs.length > 0;
+      const report = missing.length || hotplug ? discover([...d.watchDirs], d.store, { excludeUnder: [d.mountpoint] }) : undefined;
+      for (const a of missing) {
+        const rec = a.svc.rt.record;
+        const found = report?.pairs.find((p) => p.uuid === rec.uuid && p.status === 'complete');
+        if (found?.main && found.spare && safeKey(found.main.path) === a.mainKey && safeKey(found.spare.path) === a.spareKey) {
+          // The same devices under new names: keep serving, remember the paths.
+          d.store.pairs.updatePaths(rec.id, found.main.path, found.spare.path);
+          a.svc.rt.record.mainPath = found.main.path;
+          a.svc.rt.record.sparePath = found.spare.path;
+          d.log(`remapfs: ${rec.name}: its devices moved to ${found.main.path} and ${found.spare.path}`);
+          continue;
+        }
+        this.detach(a, 'a device of the pair disappeared');
+      }
+      if (!report) return;
+      for (const p of report.pairs) {
+        if (p.status !== 'complete' || !p.main || !p.spare) continue;
+        if (d.attached().some((a) => a.svc.rt.record.uuid === p.uuid)) continue;
+        let rec = d.store.pairs.byUuid(p.uuid);
+        if (rec && d.gone.has(rec.name)) continue; // wait until the old file is released
+        if (!rec) {
+          if (!this.inWatchedDir(p.main.path) && !this.inWatchedDir(p.spare.path)) continue;
+          try {
+            rec = importPair(d.store, p.main.path, p.spare.path).pair;
+            d.log(`remapfs: ${rec.name}: found in a watched directory and imported`);
+          } catch (err) {
+            const msg = err instanceof Error ? err.message : String(err);
+            if (d.notOpened.get(p.uuid) !== msg) d.log(`remapfs: cannot import the pair found at ${p.main.path} and ${p.spare.path}: ${msg}`);
+            d.notOpened.set(p.uuid, msg);
+            continue;
+          }
+        } else if (rec.mainPath !== p.main.path || rec.sparePath !== p.spare.path) {
+          d.store.pairs.updatePaths(rec.id, p.main.path, p.spare.path, p.spare.hardwareId);
+          rec = { ...rec, mainPath: p.main.path, sparePath: p.spare.path, spareHwid: p.spare.hardwareId };
+        }
+        const a = d.tryOpen(rec);
+        if (!a) continue;
+        d.add(a);
+        d.log(`remapfs: ${a.svc.name}: attached (main ${rec.mainPath}, spare ${rec.sparePath})`);
+        d.attachLoop(a);
+      }
+    } catch (err) {
+      d.log(`remapfs: rescan: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  private inWatchedDir(p: string): boolean {
+    return this.d.watchDirs.some((dir) => path.dirname(p) === safeReal(dir));
+  }
+
+  private detach(a: Attached, why: string): void {
+    const d = this.d;
+    const name = a.svc.name;
+    d.remove(a);
+    const served = d.served();
+    if (served && served.adapter.handlesOn(name) > 0) {
+      served.adapter.replaceDevice(name, new GoneDevice(name, a.svc.rt.device.sizeBytes, why));
+      d.gone.add(name);
+      d.log(`remapfs: ${name}: ${why}; ${served.adapter.handlesOn(name)} handle(s) still open (a loop device?): every request now fails with EIO; detach it, and the file leaves the mount`);
+    } else {
+      served?.adapter.removeFile(name);
+      d.log(`remapfs: ${name}: ${why}; removed from the mount`);
+    }
+    try {
+      a.svc.rt.device.flush();
+    } catch {
+      // the device is gone; everything acknowledged was already durable
+    }
+    a.svc.rt.close();
+  }
+}
+
+function stillThere(a: Attached): boolean {
+  return safeKey(a.svc.rt.record.mainPath) === a.mainKey && safeKey(a.svc.rt.record.sparePath) === a.spareKey;
+}
+
+function safeKey(p: string): string | undefined {
+  try {
+    return identify(p).key;
+  } catch {
+    return undefined;
+  }
+}
+
+function safeReal(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return path.resolve(p);
+  }
+}

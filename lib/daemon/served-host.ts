@@ -1,0 +1,77 @@
+/**
+ * The daemon's side of PairHost (lib/pair/host.ts): a pair it serves, with
+ * the table in force, the live settings and the background scanner of its
+ * PairService; or, for an operation that may answer from the database alone
+ * (status), a pair it does not serve. dispatch() is the daemon's whole
+ * control dispatch: check, find the host, run the operation's run().
+ */
+import type { BlockDevice } from '../block/device';
+import { RemapfsError } from '../errors';
+import { PairRecord, Store } from '../store/db';
+import { PairHost, scanStatusOf } from '../pair/host';
+import { checkPairRequest, operation, runOperation } from '../pair/operations';
+import { reconcile } from '../meta/reconcile';
+import { toVerifyReport } from '../meta/verify';
+import { ioFlusherStatus } from '../native/io-flusher';
+import { PairService } from './pair-service';
+
+export interface ServingDaemon {
+  readonly store: Store;
+  readonly mountpoint: string;
+  log(line: string): void;
+  /** Open handles on the pair's file in the mount. */
+  openHandles(name: string): number;
+  /** Serves `device` as the pair's file from now on (the tracking layer, then the pair's device again). */
+  serveDevice(name: string, device: BlockDevice): void;
+}
+
+export function servedHost(svc: PairService, d: ServingDaemon): PairHost {
+  const rt = svc.rt;
+  const store = d.store;
+  return {
+    store,
+    record: rt.record,
+    runtime: () => rt,
+    verify: (repair) => toVerifyReport(rt.record, reconcile(store, rt.record, rt.journal.slots, { write: repair, inForce: rt.journal.state, log: (line) => d.log(line) })),
+    config: () => svc.config,
+    updateConfig: (changes) => {
+      try {
+        return svc.updateConfig(changes);
+      } catch (err) {
+        throw new RemapfsError('config', rt.record.name, err instanceof Error ? err.message : String(err));
+      }
+    },
+    requestScan: (restart) => {
+      svc.scheduler.requestPass(restart);
+      return scanStatusOf(svc.scanner);
+    },
+    scanStatus: () => scanStatusOf(svc.scanner),
+    track: (action) => svc.track(action, (device) => d.serveDevice(svc.name, device)),
+    live: () => ({
+      database: store.lost ? `${store.lost} (${store.path}); metadata changes refused` : 'ok',
+      mounted: true,
+      mountpoint: d.mountpoint,
+      counters: { ...rt.device.counters },
+      openHandles: d.openHandles(svc.name),
+      ioFlusher: ioFlusherStatus(),
+    }),
+  };
+}
+
+/** A pair in the database that this daemon does not serve: only the database can answer. */
+export function unservedHost(store: Store, record: PairRecord, notServed: () => RemapfsError): PairHost {
+  const refuse = (): never => {
+    throw notServed();
+  };
+  return { store, record, runtime: refuse, verify: refuse, config: refuse, updateConfig: refuse, requestScan: refuse, scanStatus: refuse, track: refuse, live: () => ({}) };
+}
+
+/**
+ * Runs a request's operation (lib/pair/operations.ts) against the host of the
+ * pair it names; `hostFor` is told whether the operation may answer for a
+ * pair that is not served.
+ */
+export function dispatch(req: unknown, hostFor: (pair: string, unserved: boolean) => PairHost): unknown {
+  const { op, pair, args } = checkPairRequest(req);
+  return runOperation(hostFor(pair, !!operation(op).unserved), op, args);
+}
