@@ -46,7 +46,7 @@ import { ioFlusherStatus } from '../native/io-flusher';
 import { CONTROL_DIR, ControlTree } from '../fs/fuse-adapter';
 import { PairConfig, parseConfigValue } from '../health/config';
 import { healthReport } from '../health/report';
-import { discover } from '../discovery/discover';
+import { discoverInBackground } from '../discovery/background';
 import { importPair } from '../discovery/importer';
 import { importBadSectors } from '../rescue/bad-sectors';
 import { attachPair, detachPair, linkPath, loopDeviceUser } from './attach';
@@ -269,10 +269,15 @@ export class Daemon {
     for (const w of this.watchers) w.close();
     this.watchers = [];
     if (this.rescanTimer) clearInterval(this.rescanTimer);
+    this.rescanTimer = undefined;
     if (this.debounce) clearTimeout(this.debounce);
   }
 
-  /** Detaches pairs whose devices left, and attaches pairs whose devices are all present. */
+  /**
+   * Detaches pairs whose devices left, and attaches pairs whose devices are all
+   * present. Discovery runs in a worker thread (discovery/background.ts) while
+   * this thread keeps serving; its report is applied here when it arrives.
+   */
   rescan(): void {
     if (!this.served) return;
     try {
@@ -283,53 +288,63 @@ export class Daemon {
           this.log(`remapfs: ${name}: its last handle closed; removed from the mount`);
         }
       }
-      const missing = this.attached.filter((a) => !this.stillThere(a));
-      const report = missing.length || this.hotplug ? discover(this.opts.watchDirs ?? [], this.store, { excludeUnder: [this.mountpoint] }) : undefined;
-      for (const a of missing) {
-        const rec = a.svc.rt.record;
-        const found = report?.pairs.find((p) => p.uuid === rec.uuid && p.status === 'complete');
-        if (found?.main && found.spare && safeKey(found.main.path) === a.mainKey && safeKey(found.spare.path) === a.spareKey) {
-          // The same devices under new names: keep serving, remember the paths.
-          this.store.pairs.updatePaths(rec.id, found.main.path, found.spare.path);
-          a.svc.rt.record.mainPath = found.main.path;
-          a.svc.rt.record.sparePath = found.spare.path;
-          this.log(`remapfs: ${rec.name}: its devices moved to ${found.main.path} and ${found.spare.path}`);
-          continue;
-        }
-        this.detach(a, 'a device of the pair disappeared');
-      }
-      if (!report) return;
-      for (const p of report.pairs) {
-        if (p.status !== 'complete' || !p.main || !p.spare) continue;
-        if (this.attached.some((a) => a.svc.rt.record.uuid === p.uuid)) continue;
-        let rec = this.store.pairs.byUuid(p.uuid);
-        if (rec && this.gone.has(rec.name)) continue; // wait until the old file is released
-        if (!rec) {
-          if (!this.inWatchedDir(p.main.path) && !this.inWatchedDir(p.spare.path)) continue;
-          try {
-            rec = importPair(this.store, p.main.path, p.spare.path).pair;
-            this.log(`remapfs: ${rec.name}: found in a watched directory and imported`);
-          } catch (err) {
-            const msg = err instanceof Error ? err.message : String(err);
-            if (this.notOpened.get(p.uuid) !== msg) this.log(`remapfs: cannot import the pair found at ${p.main.path} and ${p.spare.path}: ${msg}`);
-            this.notOpened.set(p.uuid, msg);
-            continue;
-          }
-        } else if (rec.mainPath !== p.main.path || rec.sparePath !== p.spare.path) {
-          this.store.pairs.updatePaths(rec.id, p.main.path, p.spare.path, p.spare.hardwareId);
-          rec = { ...rec, mainPath: p.main.path, sparePath: p.spare.path, spareHwid: p.spare.hardwareId };
-        }
-        const a = this.tryOpen(rec);
-        if (!a) continue;
-        this.attached.push(a);
-        this.served.adapter.addFile({ name: a.svc.name, device: a.svc.rt.device });
-        a.svc.start();
-        this.log(`remapfs: ${a.svc.name}: attached (main ${rec.mainPath}, spare ${rec.sparePath})`);
-        if (this.opts.attach) void this.attachLoop(a);
-      }
     } catch (err) {
       this.log(`remapfs: rescan: ${err instanceof Error ? err.message : String(err)}`);
     }
+    const servedHere = this.attached.filter((a) => this.stillThere(a)).map((a) => a.svc.rt.record.uuid);
+    discoverInBackground(this.opts.watchDirs ?? [], this.store, { excludeUnder: [this.mountpoint], skipTables: servedHere, log: this.log, requestsServed: () => this.userIoOps() })
+      .catch((err: unknown) => {
+        // Without a report, pairs whose devices left are still detached.
+        this.log(`remapfs: rescan: ${err instanceof Error ? err.message : String(err)}`);
+        return undefined;
+      })
+      .then((report) => {
+        // Stopped while the worker ran: nothing to apply.
+        if (!this.rescanTimer || !this.served) return;
+        const served = this.served;
+        for (const a of this.attached.filter((x) => !this.stillThere(x))) {
+          const rec = a.svc.rt.record;
+          const found = report?.pairs.find((p) => p.uuid === rec.uuid && p.status === 'complete');
+          if (found?.main && found.spare && safeKey(found.main.path) === a.mainKey && safeKey(found.spare.path) === a.spareKey) {
+            // The same devices under new names: keep serving, remember the paths.
+            this.store.pairs.updatePaths(rec.id, found.main.path, found.spare.path);
+            a.svc.rt.record.mainPath = found.main.path;
+            a.svc.rt.record.sparePath = found.spare.path;
+            this.log(`remapfs: ${rec.name}: its devices moved to ${found.main.path} and ${found.spare.path}`);
+            continue;
+          }
+          this.detach(a, 'a device of the pair disappeared');
+        }
+        for (const p of report?.pairs ?? []) {
+          if (p.status !== 'complete' || !p.main || !p.spare) continue;
+          if (this.attached.some((a) => a.svc.rt.record.uuid === p.uuid)) continue;
+          let rec = this.store.pairs.byUuid(p.uuid);
+          if (rec && this.gone.has(rec.name)) continue; // wait until the old file is released
+          if (!rec) {
+            if (!this.inWatchedDir(p.main.path) && !this.inWatchedDir(p.spare.path)) continue;
+            try {
+              rec = importPair(this.store, p.main.path, p.spare.path).pair;
+              this.log(`remapfs: ${rec.name}: found in a watched directory and imported`);
+            } catch (err) {
+              const msg = err instanceof Error ? err.message : String(err);
+              if (this.notOpened.get(p.uuid) !== msg) this.log(`remapfs: cannot import the pair found at ${p.main.path} and ${p.spare.path}: ${msg}`);
+              this.notOpened.set(p.uuid, msg);
+              continue;
+            }
+          } else if (rec.mainPath !== p.main.path || rec.sparePath !== p.spare.path) {
+            this.store.pairs.updatePaths(rec.id, p.main.path, p.spare.path, p.spare.hardwareId);
+            rec = { ...rec, mainPath: p.main.path, sparePath: p.spare.path, spareHwid: p.spare.hardwareId };
+          }
+          const a = this.tryOpen(rec);
+          if (!a) continue;
+          this.attached.push(a);
+          served.adapter.addFile({ name: a.svc.name, device: a.svc.rt.device });
+          a.svc.start();
+          this.log(`remapfs: ${a.svc.name}: attached (main ${rec.mainPath}, spare ${rec.sparePath})`);
+          if (this.opts.attach) void this.attachLoop(a);
+        }
+      })
+      .catch((err: unknown) => this.log(`remapfs: rescan: ${err instanceof Error ? err.message : String(err)}`));
   }
 
   private inWatchedDir(p: string): boolean {
