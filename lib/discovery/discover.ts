@@ -2,6 +2,9 @@
  * Discovery: finds spares (by their metadata slots) and mains (by their
  * label) among block devices (/sys/class/block) and the files of given
  * directories, and groups them into pairs by UUID. Nothing is written.
+ * Listing candidates (gatherCandidates) and pairing (pairUp) are cheap and run
+ * on the caller's thread; probing (probe.ts) is the costly part, inline for
+ * the CLI's discover(), in a worker for the daemon (background.ts).
  *
  * Spares (chooseSpare, pure): a pair's known spare, when it is present, is
  * kept; another device claiming the same UUID (a copy, or a crafted file with
