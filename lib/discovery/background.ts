@@ -109,14 +109,14 @@ async function runOnce(job: Job): Promise<DiscoveryReport> {
   } else {
     if (!inlineNoted) opts.log(`remapfs: discovery runs on the serving thread: no worker script at ${WORKER_FILE}`);
     inlineNoted = true;
-    before = { ...inlineStats };
+    before = { ...inlineStats, lastRead: [] };
     found = probeCandidates(candidates.paths, tablesFor, inlineCache, inlineStats);
     s = inlineStats;
     where = 'on the serving thread';
   }
   const served = (opts.requestsServed?.() ?? 0) - servedBefore;
   const reads = s.tableReads - before.tableReads;
-  const line = `discovery run ${s.runs}: ${candidates.paths.length} candidate(s), ${s.cacheHits - before.cacheHits} unchanged, ${reads} slot table(s) read (${s.entriesRead - before.entriesRead} entries) ${where}; table reads so far ${s.tableReads}; ${served} request(s) served meanwhile`;
+  const line = `discovery run ${s.runs}: ${candidates.paths.length} candidate(s), ${s.cacheHits - before.cacheHits} unchanged, ${reads} slot table(s) read (${s.entriesRead - before.entriesRead} entries) ${where}; table reads so far ${s.tableReads}; ${served} request(s) served meanwhile${s.lastRead.length ? ` (tables of ${s.lastRead.join(', ')})` : ''}`;
   if (reads > 0 || process.env.REMAPFS_DEBUG) opts.log(`remapfs: ${line}`);
   return pairUp(found, candidates.scanned, store, opts);
 }

@@ -24,7 +24,7 @@ import { BlockDevice } from '../block/device';
 import { FileDevice } from '../block/file-device';
 import { SLOT_COUNT, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, slotHeaderRegionBytes, SpareLayout, spareLayout } from '../format/layout';
 import type { MainLabel } from '../format/label-codec';
-import { checkHeaderCrc, crc32, decodeHeaderFields, HEADER_CRC_OFFSET, hex32, SlotHeader } from '../format/slot-codec';
+import { crc32, crc32Continue, decodeHeaderFields, HEADER_CRC_OFFSET, hex32, SlotHeader } from '../format/slot-codec';
 import { headerGeometryProblem, headerProblem, rawU64 } from '../format/validate';
 import { Fingerprint } from '../meta/fingerprint';
 import { candidateBlockSizes } from '../meta/locate';
@@ -72,10 +72,12 @@ export interface ProbeStats {
   /** Slot copies whose entry pages were read in full, and the entries in them. */
   tableReads: number;
   entriesRead: number;
+  /** The paths whose tables the last run read. */
+  lastRead: string[];
 }
 
 export function newProbeStats(): ProbeStats {
-  return { runs: 0, candidates: 0, cacheHits: 0, tableReads: 0, entriesRead: 0 };
+  return { runs: 0, candidates: 0, cacheHits: 0, tableReads: 0, entriesRead: 0, lastRead: [] };
 }
 
 /** Whose tables to read: every one (the CLI), or those of these UUIDs (and of labels found). */
@@ -86,8 +88,6 @@ interface CopyHead {
   header: SlotHeader;
   headerCrc: number;
   tableCrc: number;
-  /** The page CRC table (4 bytes per page in use). */
-  table: Buffer;
 }
 
 interface Learned {
@@ -118,7 +118,11 @@ export class ProbeCache {
   }
 }
 
-/** Slot i's header if it passes every header rule and the header CRC; reads 512 bytes and the page CRC table. */
+/**
+ * Slot i's header if it passes every header rule and the header CRC. Reads 512
+ * bytes, then streams the page CRC table (4 bytes per page in use) through one
+ * chunk of at most 1 MiB, whatever count the header claims.
+ */
 function soundHead(dev: BlockDevice, layout: SpareLayout, i: number): CopyHead | undefined {
   try {
     const byteOffset = (layout.slots[i]?.startBlock ?? 0) * layout.blockSize;
@@ -127,12 +131,19 @@ function soundHead(dev: BlockDevice, layout: SpareLayout, i: number): CopyHead |
     const d = decodeHeaderFields(head);
     if (!d.ok) return undefined;
     const x = { layout, slotIndex: i, spareBytes: dev.sizeBytes };
-    // Bounds the page count by the device's capacity before the table is allocated.
-    if (headerGeometryProblem(d.header, x)) return undefined;
-    const table = Buffer.alloc(4 * d.header.pageCount);
-    if (table.length) dev.read(table, byteOffset + SLOT_HEADER_BYTES);
-    if (checkHeaderCrc(head, table) || headerProblem(d.header, x)) return undefined;
-    return { index: i, header: d.header, headerCrc: head.readUInt32LE(HEADER_CRC_OFFSET), tableCrc: crc32(table), table };
+    if (headerGeometryProblem(d.header, x) || headerProblem(d.header, x)) return undefined;
+    const tableBytes = 4 * d.header.pageCount;
+    const chunk = Buffer.alloc(Math.min(CHUNK_BYTES, Math.max(4, tableBytes)));
+    let headerCrc = crc32(head.subarray(0, HEADER_CRC_OFFSET));
+    let tableCrc = 0;
+    for (let off = 0; off < tableBytes; off += chunk.length) {
+      const part = chunk.subarray(0, Math.min(chunk.length, tableBytes - off));
+      dev.read(part, byteOffset + SLOT_HEADER_BYTES + off);
+      headerCrc = crc32Continue(headerCrc, part);
+      tableCrc = crc32Continue(tableCrc, part);
+    }
+    const stored = head.readUInt32LE(HEADER_CRC_OFFSET);
+    return headerCrc === stored ? { index: i, header: d.header, headerCrc: stored, tableCrc } : undefined;
   } catch {
     return undefined;
   }
@@ -170,18 +181,25 @@ export function fingerprintPage(f: Fingerprint, page: Buffer, count: number): vo
 function sameCopy(dev: BlockDevice, layout: SpareLayout, i: number, k: number): boolean {
   const a = soundHead(dev, layout, i);
   const b = soundHead(dev, layout, k);
-  if (!a || !b || a.header.sequence !== b.header.sequence || a.header.entryCount !== b.header.entryCount || !a.table.equals(b.table)) return false;
+  if (!a || !b || a.header.sequence !== b.header.sequence || a.header.entryCount !== b.header.entryCount || a.tableCrc !== b.tableCrc) return false;
+  const start = (n: number): number => (layout.slots[n]?.startBlock ?? 0) * layout.blockSize;
   const pagesOffset = slotHeaderRegionBytes(layout.slotEntryCapacity);
-  const at = (n: number): number => (layout.slots[n]?.startBlock ?? 0) * layout.blockSize + pagesOffset;
-  const total = a.header.pageCount * SLOT_PAGE_BYTES;
-  const chunk = Math.min(CHUNK_BYTES, Math.max(SLOT_PAGE_BYTES, total));
-  const x = Buffer.alloc(chunk);
-  const y = Buffer.alloc(chunk);
+  return (
+    sameBytes(dev, start(i) + SLOT_HEADER_BYTES, start(k) + SLOT_HEADER_BYTES, 4 * a.header.pageCount) &&
+    sameBytes(dev, start(i) + pagesOffset, start(k) + pagesOffset, a.header.pageCount * SLOT_PAGE_BYTES)
+  );
+}
+
+/** Whether `byteCount` bytes at two offsets are equal, read through two chunks of at most 1 MiB. */
+function sameBytes(dev: BlockDevice, aOffset: number, bOffset: number, byteCount: number): boolean {
+  const size = Math.min(CHUNK_BYTES, Math.max(1, byteCount));
+  const x = Buffer.alloc(size);
+  const y = Buffer.alloc(size);
   try {
-    for (let off = 0; off < total; off += chunk) {
-      const n = Math.min(chunk, total - off);
-      dev.read(x.subarray(0, n), at(i) + off);
-      dev.read(y.subarray(0, n), at(k) + off);
+    for (let off = 0; off < byteCount; off += size) {
+      const n = Math.min(size, byteCount - off);
+      dev.read(x.subarray(0, n), aOffset + off);
+      dev.read(y.subarray(0, n), bOffset + off);
       if (!x.subarray(0, n).equals(y.subarray(0, n))) return false;
     }
   } catch {
@@ -250,6 +268,7 @@ function openQuietly(p: string): FileDevice | undefined {
 /** Probes every path (see the design note); a path that cannot be opened or read is nothing. */
 export function probeCandidates(paths: readonly string[], tablesFor: TablesFor, cache: ProbeCache | undefined, stats: ProbeStats): Probed[] {
   stats.runs++;
+  stats.lastRead = [];
   const heads: Array<{ path: string; key: string; view: ReturnType<typeof headView>; main?: MainFound }> = [];
   for (const p of paths) {
     stats.candidates++;
@@ -283,6 +302,7 @@ export function probeCandidates(paths: readonly string[], tablesFor: TablesFor, 
       learned = { key: h.key, spare: fromHeaders(h.view, h.path), tableChecked: false };
     } else {
       const dev = openQuietly(h.path);
+      stats.lastRead.push(h.path);
       let spare: SpareFound | undefined;
       try {
         spare = dev ? checkTables(dev, h.path, stats) : undefined;
