@@ -195,7 +195,7 @@ export class Daemon implements DaemonPairs {
   }
 
   /** Requests served on every attached pair. */
-  private userIoOps(): number {
+  userIoOps(): number {
     let n = 0;
     for (const a of this.pairs) n += a.svc.rt.device.counters.readOps + a.svc.rt.device.counters.writeOps;
     return n;

@@ -8,14 +8,16 @@
  * last handle closes, and then the file leaves.
  *
  * The daemon owns the served pairs (`DaemonPairs`); this module decides when
- * they come and go. Everything runs on the event loop, between FUSE requests.
+ * they come and go. Discovery's reading of slots and tables runs in a worker
+ * thread (discovery/background.ts); its report is applied on the event loop.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { PairRecord, Store } from '../store/db';
 import { identify } from '../block/file-device';
 import { GoneDevice } from '../block/gone-device';
-import { discover } from '../discovery/discover';
+import { discoverInBackground } from '../discovery/background';
+import type { DiscoveryReport } from '../discovery/discover';
 import { importPair } from '../discovery/importer';
 import { PairService } from './pair-service';
 import { ServedMount } from './served-mount';
@@ -44,6 +46,8 @@ export interface DaemonPairs {
   add(a: Attached): void;
   /** With --attach: puts the pair's file on a loop device (in the background). */
   attachLoop(a: Attached): void;
+  /** Reads and writes served so far (discovery logs how many it let through). */
+  userIoOps(): number;
   /** Stops a pair's scanner and forgets it (its file and devices are left to the caller). */
   remove(a: Attached): void;
 }
@@ -78,10 +82,15 @@ export class HotPlug {
     for (const w of this.watchers) w.close();
     this.watchers = [];
     if (this.rescanTimer) clearInterval(this.rescanTimer);
+    this.rescanTimer = undefined;
     if (this.debounce) clearTimeout(this.debounce);
   }
 
-  /** Detaches pairs whose devices left, and attaches pairs whose devices are all present. */
+  /**
+   * Detaches pairs whose devices left, and attaches pairs whose devices are all
+   * present. Discovery runs in a worker thread (discovery/background.ts) while
+   * this thread keeps serving; its report is applied here when it arrives.
+   */
   rescan(): void {
     const d = this.d;
     const served = d.served();
@@ -94,51 +103,65 @@ export class HotPlug {
           d.log(`remapfs: ${name}: its last handle closed; removed from the mount`);
         }
       }
-      const missing = d.attached().filter((a) => !stillThere(a));
-      const hotplug = d.watchDirs.length > 0;
-      const report = missing.length || hotplug ? discover([...d.watchDirs], d.store, { excludeUnder: [d.mountpoint] }) : undefined;
-      for (const a of missing) {
-        const rec = a.svc.rt.record;
-        const found = report?.pairs.find((p) => p.uuid === rec.uuid && p.status === 'complete');
-        if (found?.main && found.spare && safeKey(found.main.path) === a.mainKey && safeKey(found.spare.path) === a.spareKey) {
-          // The same devices under new names: keep serving, remember the paths.
-          d.store.pairs.updatePaths(rec.id, found.main.path, found.spare.path);
-          a.svc.rt.record.mainPath = found.main.path;
-          a.svc.rt.record.sparePath = found.spare.path;
-          d.log(`remapfs: ${rec.name}: its devices moved to ${found.main.path} and ${found.spare.path}`);
-          continue;
-        }
-        this.detach(a, 'a device of the pair disappeared');
-      }
-      if (!report) return;
-      for (const p of report.pairs) {
-        if (p.status !== 'complete' || !p.main || !p.spare) continue;
-        if (d.attached().some((a) => a.svc.rt.record.uuid === p.uuid)) continue;
-        let rec = d.store.pairs.byUuid(p.uuid);
-        if (rec && d.gone.has(rec.name)) continue; // wait until the old file is released
-        if (!rec) {
-          if (!this.inWatchedDir(p.main.path) && !this.inWatchedDir(p.spare.path)) continue;
-          try {
-            rec = importPair(d.store, p.main.path, p.spare.path).pair;
-            d.log(`remapfs: ${rec.name}: found in a watched directory and imported`);
-          } catch (err) {
-            const msg = err instanceof Error ? err.message : String(err);
-            if (d.notOpened.get(p.uuid) !== msg) d.log(`remapfs: cannot import the pair found at ${p.main.path} and ${p.spare.path}: ${msg}`);
-            d.notOpened.set(p.uuid, msg);
-            continue;
-          }
-        } else if (rec.mainPath !== p.main.path || rec.sparePath !== p.spare.path) {
-          d.store.pairs.updatePaths(rec.id, p.main.path, p.spare.path, p.spare.hardwareId);
-          rec = { ...rec, mainPath: p.main.path, sparePath: p.spare.path, spareHwid: p.spare.hardwareId };
-        }
-        const a = d.tryOpen(rec);
-        if (!a) continue;
-        d.add(a);
-        d.log(`remapfs: ${a.svc.name}: attached (main ${rec.mainPath}, spare ${rec.sparePath})`);
-        d.attachLoop(a);
-      }
     } catch (err) {
       d.log(`remapfs: rescan: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (!d.attached().some((a) => !stillThere(a)) && d.watchDirs.length === 0) return;
+    const servedHere = d.attached().filter((a) => stillThere(a)).map((a) => a.svc.rt.record.uuid);
+    discoverInBackground([...d.watchDirs], d.store, { excludeUnder: [d.mountpoint], skipTables: servedHere, log: (line) => d.log(line), requestsServed: () => d.userIoOps() })
+      .catch((err: unknown) => {
+        // Without a report, pairs whose devices left are still detached.
+        d.log(`remapfs: rescan: ${err instanceof Error ? err.message : String(err)}`);
+        return undefined;
+      })
+      .then((report) => {
+        if (!this.rescanTimer || !d.served()) return; // stopped while the worker ran
+        this.apply(report);
+      })
+      .catch((err: unknown) => d.log(`remapfs: rescan: ${err instanceof Error ? err.message : String(err)}`));
+  }
+
+  /** Applies a discovery report (or none): detach what left, follow moves, attach what is complete. */
+  private apply(report: DiscoveryReport | undefined): void {
+    const d = this.d;
+    for (const a of d.attached().filter((x) => !stillThere(x))) {
+      const rec = a.svc.rt.record;
+      const found = report?.pairs.find((p) => p.uuid === rec.uuid && p.status === 'complete');
+      if (found?.main && found.spare && safeKey(found.main.path) === a.mainKey && safeKey(found.spare.path) === a.spareKey) {
+        // The same devices under new names: keep serving, remember the paths.
+        d.store.pairs.updatePaths(rec.id, found.main.path, found.spare.path);
+        a.svc.rt.record.mainPath = found.main.path;
+        a.svc.rt.record.sparePath = found.spare.path;
+        d.log(`remapfs: ${rec.name}: its devices moved to ${found.main.path} and ${found.spare.path}`);
+        continue;
+      }
+      this.detach(a, 'a device of the pair disappeared');
+    }
+    for (const p of report?.pairs ?? []) {
+      if (p.status !== 'complete' || !p.main || !p.spare) continue;
+      if (d.attached().some((a) => a.svc.rt.record.uuid === p.uuid)) continue;
+      let rec = d.store.pairs.byUuid(p.uuid);
+      if (rec && d.gone.has(rec.name)) continue; // wait until the old file is released
+      if (!rec) {
+        if (!this.inWatchedDir(p.main.path) && !this.inWatchedDir(p.spare.path)) continue;
+        try {
+          rec = importPair(d.store, p.main.path, p.spare.path).pair;
+          d.log(`remapfs: ${rec.name}: found in a watched directory and imported`);
+        } catch (err) {
+          const msg = err instanceof Error ? err.message : String(err);
+          if (d.notOpened.get(p.uuid) !== msg) d.log(`remapfs: cannot import the pair found at ${p.main.path} and ${p.spare.path}: ${msg}`);
+          d.notOpened.set(p.uuid, msg);
+          continue;
+        }
+      } else if (rec.mainPath !== p.main.path || rec.sparePath !== p.spare.path) {
+        d.store.pairs.updatePaths(rec.id, p.main.path, p.spare.path, p.spare.hardwareId);
+        rec = { ...rec, mainPath: p.main.path, sparePath: p.spare.path, spareHwid: p.spare.hardwareId };
+      }
+      const a = d.tryOpen(rec);
+      if (!a) continue;
+      d.add(a);
+      d.log(`remapfs: ${a.svc.name}: attached (main ${rec.mainPath}, spare ${rec.sparePath})`);
+      d.attachLoop(a);
     }
   }
 

@@ -2,6 +2,9 @@
  * Discovery: finds spares (by their metadata slots) and mains (by their
  * label) among block devices (/sys/class/block) and the files of given
  * directories, and groups them into pairs by UUID. Nothing is written.
+ * Listing candidates (gatherCandidates) and pairing (pairUp) are cheap and run
+ * on the caller's thread; probing (probe.ts) is the costly part, inline for
+ * the CLI's discover(), in a worker for the daemon (background.ts).
  *
  * Spares (chooseSpare, pure): a pair's known spare, when it is present, is
  * kept; another device claiming the same UUID (a copy, or a crafted file with
@@ -17,32 +20,12 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { DeviceIdentity, FileDevice, identify, sameStorage } from '../block/file-device';
+import { DeviceIdentity, identify, sameStorage } from '../block/file-device';
 import { loopBackingFile } from '../block/loop';
-import { locateMetadata } from '../meta/locate';
-import { stateFingerprint } from '../meta/reconcile';
 import { Store } from '../store/db';
-import { hardwareId } from './hardware';
-import type { MainLabel } from '../format/label-codec';
-import { readLabel } from './label';
+import { MainFound, newProbeStats, probeCandidates, Probed, SpareFound } from './probe';
 
-export interface SpareFound {
-  path: string;
-  uuid: string;
-  name: string;
-  sequence: number;
-  validSlots: number;
-  blockSize: number;
-  mainBytes: number;
-  tablePrint: string;
-  hardwareId: string | null;
-}
-
-export interface MainFound {
-  path: string;
-  label: MainLabel;
-  hardwareId: string | null;
-}
+export type { MainFound, SpareFound } from './probe';
 
 export interface DiscoveredPair {
   uuid: string;
@@ -100,39 +83,6 @@ export function fileCandidates(dir: string): string[] {
     .sort();
 }
 
-/** What one device or file is to remapfs: a spare, a main, or nothing. */
-export function probe(p: string): { spare?: SpareFound; main?: MainFound } {
-  let dev: FileDevice;
-  try {
-    dev = FileDevice.open(p, { readOnly: true, mode: 'buffered' });
-  } catch {
-    return {};
-  }
-  try {
-    const out: { spare?: SpareFound; main?: MainFound } = {};
-    const meta = locateMetadata(dev);
-    if (meta) {
-      const h = meta.newest.header;
-      out.spare = {
-        path: p,
-        uuid: h.uuid,
-        name: h.name,
-        sequence: h.sequence,
-        validSlots: meta.reports.filter((r) => r.valid).length,
-        blockSize: h.blockSize,
-        mainBytes: h.mainBytes,
-        tablePrint: stateFingerprint(meta.state),
-        hardwareId: hardwareId(p) ?? null,
-      };
-    }
-    const label = readLabel(dev);
-    if (label) out.main = { path: p, label, hardwareId: hardwareId(p) ?? null };
-    return out;
-  } finally {
-    dev.close();
-  }
-}
-
 export interface KnownSpare {
   path: string;
   /** The recorded hardware id of the pair's spare, if it had one. */
@@ -182,7 +132,19 @@ export function chooseSpare(candidates: readonly SpareFound[], known: KnownSpare
   };
 }
 
-export function discover(dirs: readonly string[], store?: Store, opts: { blockDevices?: boolean; excludeUnder?: readonly string[]; accept?: string } = {}): DiscoveryReport {
+export interface DiscoverOptions {
+  blockDevices?: boolean;
+  excludeUnder?: readonly string[];
+  accept?: string;
+}
+
+export interface Candidates {
+  paths: string[];
+  scanned: DiscoveryReport['scanned'];
+}
+
+/** The devices and files to probe (directory listings and sysfs only: cheap). */
+export function gatherCandidates(dirs: readonly string[], opts: DiscoverOptions = {}): Candidates {
   const files = dirs.flatMap(fileCandidates);
   const fileSet = new Set(files.map((f) => fs.realpathSync(f)));
   const skipped: Array<{ path: string; why: string }> = [];
@@ -202,12 +164,22 @@ export function discover(dirs: readonly string[], store?: Store, opts: { blockDe
       devices.push(c.path);
     }
   }
+  return { paths: [...devices, ...files], scanned: { blockDevices: devices.length, files: files.length, skipped } };
+}
+
+/** Reads every candidate in full, on this thread (the CLI); the daemon uses discoverInBackground (background.ts). */
+export function discover(dirs: readonly string[], store?: Store, opts: DiscoverOptions = {}): DiscoveryReport {
+  const candidates = gatherCandidates(dirs, opts);
+  return pairUp(probeCandidates(candidates.paths, 'all', undefined, newProbeStats()), candidates.scanned, store, opts);
+}
+
+/** Groups what was found into pairs by UUID and decides each pair (the design note); reads only the store. */
+export function pairUp(found: readonly Probed[], scanned: DiscoveryReport['scanned'], store: Store | undefined, opts: DiscoverOptions = {}): DiscoveryReport {
   const spares = new Map<string, SpareFound[]>();
   const mains = new Map<string, MainFound[]>();
-  for (const p of [...devices, ...files]) {
-    const found = probe(p);
-    if (found.spare) spares.set(found.spare.uuid, [...(spares.get(found.spare.uuid) ?? []), found.spare]);
-    if (found.main) mains.set(found.main.label.uuid, [...(mains.get(found.main.label.uuid) ?? []), found.main]);
+  for (const f of found) {
+    if (f.spare) spares.set(f.spare.uuid, [...(spares.get(f.spare.uuid) ?? []), f.spare]);
+    if (f.main) mains.set(f.main.label.uuid, [...(mains.get(f.main.label.uuid) ?? []), f.main]);
   }
   const pairs: DiscoveredPair[] = [];
   for (const uuid of new Set([...spares.keys(), ...mains.keys()])) {
@@ -254,7 +226,7 @@ export function discover(dirs: readonly string[], store?: Store, opts: { blockDe
     });
   }
   pairs.sort((a, b) => a.name.localeCompare(b.name) || a.uuid.localeCompare(b.uuid));
-  return { version: 1, scanned: { blockDevices: devices.length, files: files.length, skipped }, pairs };
+  return { version: 1, scanned, pairs };
 }
 
 function identifyOrUndefined(p: string): DeviceIdentity | undefined {

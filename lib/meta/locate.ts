@@ -34,7 +34,7 @@ function headerAt(spare: BlockDevice, byteOffset: number): SlotHeader | undefine
  * (slot 0 starts at byte 0 whatever B is), then every B from 512 to 65536
  * for which a slot 1-4 header decodes at start(i) and names that B and i.
  */
-function candidateBlockSizes(spare: BlockDevice): number[] {
+export function candidateBlockSizes(spare: BlockDevice): number[] {
   const first = headerAt(spare, 0);
   const sizes: number[] = first && validateBlockSize(first.blockSize) === undefined ? [first.blockSize] : [];
   for (let b = MIN_BLOCK_BYTES; b <= MAX_BLOCK_BYTES; b *= 2) {

@@ -103,9 +103,10 @@ export class SlotSet {
    * Reads slot i and applies every rule (format/validate.ts): header, header CRC,
    * every page CRC, every entry, unique blocks. Never throws for bad content
    * or read errors. keepEntries: true returns the entries as objects, 'pages'
-   * the raw pages (reserved bytes zeroed), false nothing.
+   * the raw pages (reserved bytes zeroed), false nothing. `onPage` sees each
+   * page that passed its checks, in order (a copy is valid only if read returns valid).
    */
-  read(i: number, expect?: SlotExpectation, keepEntries: boolean | 'pages' = true): SlotReport {
+  read(i: number, expect?: SlotExpectation, keepEntries: boolean | 'pages' = true, onPage?: (page: Buffer, count: number) => void): SlotReport {
     const byteOffset = this.slotOffset(i);
     const base = { index: i, byteOffset, byteLength: this.slotLength() };
     const invalid = (reason: string, header?: SlotHeader): SlotReport => ({ ...base, valid: false, reason, ...(header ? { header, sequence: header.sequence } : {}) });
@@ -122,6 +123,7 @@ export class SlotSet {
         const problem = checker.checkRaw(page, count);
         if (problem) return problem;
         if (keepEntries === true) decodePage(page, count, entries);
+        onPage?.(page, count);
         if (!isCanonical(page, count)) canonical = false;
         return undefined;
       });

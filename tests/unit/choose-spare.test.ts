@@ -2,7 +2,7 @@
 import { chooseSpare, SpareFound } from '../../lib/discovery/discover';
 
 function spare(p: string, sequence: number, tablePrint: string, hardwareId: string | null = null): SpareFound {
-  return { path: p, uuid: 'u', name: 'n', sequence, validSlots: 5, blockSize: 4096, mainBytes: 1 << 20, tablePrint, hardwareId };
+  return { path: p, uuid: 'u', name: 'n', sequence, validSlots: 5, blockSize: 4096, mainBytes: 1 << 20, tablePrint, tableChecked: true, hardwareId };
 }
 
 describe('chooseSpare', () => {

@@ -1,0 +1,130 @@
+/**
+ * Issue 13, "Unbounded work": a spare with a table of 1,000,000 entries shows
+ * up in a watched directory while the daemon serves another pair. The table is
+ * read in the discovery worker; the daemon's main thread keeps answering the
+ * served pair's reads (with the right data) while it is read, and the
+ * unchanged spare is not read again on the rescans that follow (the daemon
+ * logs, with REMAPFS_DEBUG, every run and the candidates whose tables it read).
+ */
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { FileDevice } from '../../lib/block/file-device';
+import { SlotEntry } from '../../lib/format/slot-codec';
+import { waitFor } from '../../lib/lab/lab';
+import { locateMetadata } from '../../lib/meta/locate';
+import { SlotSet } from '../../lib/meta/slots';
+import { MetaState } from '../../lib/meta/state';
+import { labPerTest } from '../helpers/lab-hooks';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const ENTRIES = 1_000_000;
+const RUN = /remapfs: discovery run (\d+): .*?, (\d+) slot table\(s\) read \((\d+) entries\) (in the worker|on the serving thread); table reads so far (\d+); (\d+) request\(s\) served meanwhile(?: \(tables of ([^)]*)\))?$/gm;
+
+interface Run {
+  run: number;
+  reads: number;
+  entries: number;
+  where: string;
+  total: number;
+  served: number;
+  /** Candidates whose tables the run read. */
+  paths: string[];
+}
+
+function runs(output: string): Run[] {
+  return [...output.matchAll(RUN)].map((m) => ({ run: Number(m[1]), reads: Number(m[2]), entries: Number(m[3]), where: m[4] as string, total: Number(m[5]), served: Number(m[6]), paths: m[7] ? m[7].split(', ') : [] }));
+}
+
+/** Adds `count` remapped entries to the table on `spare` (after init's), at the next sequence, in all five slots. */
+function growTable(spare: string, count: number): number {
+  const dev = FileDevice.open(spare, { mode: 'buffered' });
+  try {
+    const found = locateMetadata(dev);
+    if (!found) throw new Error(`no metadata on ${spare}`);
+    const old = found.state;
+    const existing = old.entries;
+    const usedMain = new Set(existing.map((e) => e.mainBlock));
+    const usedSpare = new Set(existing.map((e) => e.spareBlock));
+    const entries: SlotEntry[] = [...existing];
+    let main = 0;
+    for (const r of old.layout.pool) {
+      for (let b = r.startBlock; b < r.endBlock && entries.length < existing.length + count; b++) {
+        if (usedSpare.has(b)) continue;
+        while (usedMain.has(main)) main++;
+        entries.push({ mainBlock: main++, spareBlock: b, createdAt: 1700000000000 + b, reason: 'write-error', state: 'remapped', lostSectors: 0 });
+      }
+    }
+    if (entries.length !== existing.length + count) throw new Error('the pool is too small for the table');
+    const grown = new MetaState(old.identity, old.layout, old.sequence + 1, entries);
+    const bad = new SlotSet(dev, old.layout).writeAll(grown);
+    if (bad.length) throw new Error(`slot writes failed: ${bad.join(', ')}`);
+    return entries.length;
+  } finally {
+    dev.close();
+  }
+}
+
+describe('bounded discovery in the daemon', () => {
+  const lab = labPerTest();
+
+  it('a huge table in a watched directory is read in the worker while the served pair keeps answering, and not read again while unchanged', async () => {
+    lab.ok(['init', 'small', '--main', lab.image('small-main.img', 64 * MiB), '--spare', lab.image('small-spare.img', 16 * MiB)]);
+    // A pair of this database whose main is gone: its spare's table could matter, so it is read in full.
+    const bigMain = lab.image('big-main.img', 4 * GiB);
+    const bigSpare = lab.image('big-spare.img', 4 * GiB);
+    lab.ok(['init', 'big', '--main', bigMain, '--spare', bigSpare]);
+    const tableEntries = growTable(bigSpare, ENTRIES);
+    fs.rmSync(bigMain);
+
+    const watch = lab.mkdir('watch');
+    const mnt = lab.mkdir('mnt');
+    const d = await lab.startDaemon(mnt, ['--watch', watch], { ...lab.env(), REMAPFS_DEBUG: '1' });
+    const file = path.join(mnt, 'small');
+    const pattern = crypto.randomBytes(MiB);
+    const wfd = fs.openSync(file, 'r+');
+    fs.writeSync(wfd, pattern, 0, pattern.length, 0);
+    fs.fsyncSync(wfd);
+    fs.closeSync(wfd);
+    await waitFor('a first rescan', () => runs(d.output()).length > 0, 30000);
+    expect(runs(d.output()).filter((r) => r.paths.some((p) => p.startsWith(watch)))).toEqual([]);
+
+    // Read the served pair continuously (O_DIRECT: every read is a request to the daemon) while the spare arrives.
+    let reading = true;
+    let done = 0;
+    let wrong = 0;
+    const rfd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_DIRECT);
+    const reader = (async () => {
+      const buf = Buffer.alloc(4096);
+      for (let k = 0; reading; k = (k + 1) % (MiB / 4096)) {
+        await new Promise<void>((resolve, reject) => fs.read(rfd, buf, 0, 4096, k * 4096, (err) => (err ? reject(err) : resolve())));
+        if (!buf.equals(pattern.subarray(k * 4096, (k + 1) * 4096))) wrong++;
+        done++;
+      }
+    })();
+    try {
+      const arrived = path.join(watch, 'big-spare.img');
+      fs.renameSync(bigSpare, arrived);
+      // (Block devices of other processes on this machine are candidates too; only this spare is looked at.)
+      await waitFor('the table to be read', () => runs(d.output()).some((r) => r.paths.includes(arrived)), 120000);
+      const first = runs(d.output()).find((r) => r.paths.includes(arrived)) as Run;
+      expect(first.where).toBe('in the worker');
+      expect(first.entries).toBeGreaterThanOrEqual(tableEntries);
+      // The main thread served the pair's reads while the worker read the table.
+      expect(first.served).toBeGreaterThan(0);
+      // Two more rescans with the spare unchanged: the count of table reads stays where it was.
+      await waitFor('two more rescans', () => runs(d.output()).filter((r) => r.run > first.run).length >= 2, 60000);
+      const later = runs(d.output()).filter((r) => r.run > first.run);
+      for (const r of later) expect(r.paths).not.toContain(arrived);
+      process.stdout.write(`bounded discovery: ${first.reads} slot copies (${first.entries} entries) read in the worker while ${first.served} request(s) were served; ${later.length} later rescan(s) did not read it again\n`);
+    } finally {
+      reading = false;
+      await reader.catch(() => undefined);
+      fs.closeSync(rfd);
+    }
+    expect(done).toBeGreaterThan(0);
+    expect(wrong).toBe(0);
+    expect(d.output()).toMatch(/waiting for pair big/);
+  });
+});
