@@ -40,10 +40,11 @@ import { GoneDevice } from '../block/gone-device';
 import { reconcile } from '../meta/reconcile';
 import { toVerifyReport } from '../meta/verify';
 import { ControlRequest, socketPathFor } from './control';
-import { checkMountpoint, ServedMount } from './served-mount';
+import { checkMountpoint, ServedMount, servedPairFile } from './served-mount';
 import { PairService } from './pair-service';
 import { ioFlusherStatus } from '../native/io-flusher';
-import { CONTROL_DIR, ControlTree } from '../fs/fuse-adapter';
+import { CONTROL_DIR, ControlTree } from '../fs/ops';
+import { EngineName } from '../fs/adapter';
 import { PairConfig, parseConfigValue } from '../health/config';
 import { healthReport } from '../health/report';
 import { discover } from '../discovery/discover';
@@ -71,8 +72,8 @@ export interface DaemonOptions {
   mode?: OpenMode;
   /** Directories to watch for pairs' image files (hot-plug); /dev is watched too when any is given. */
   watchDirs?: string[];
-  /** 'stock': answer reads and writes through fuse-native's own dispatch (lib/fs/lean-dispatch.ts explains). */
-  dispatch?: 'lean' | 'stock';
+  /** The FUSE engine wanted (default native; fuse-native when native cannot load). */
+  engine?: EngineName;
   /** Attach every pair served to a loop device linked as /dev/remapfs/<pair>, and detach them on stop. */
   attach?: boolean;
   log?: (line: string) => void;
@@ -149,15 +150,16 @@ export class Daemon {
     }
     this.served = new ServedMount({
       mountpoint: this.mountpoint,
-      files: this.attached.map((a) => ({ name: a.svc.name, device: a.svc.rt.device })),
+      files: this.attached.map((a) => servedPairFile(a.svc.rt)),
       controlTree: this.controlTree(),
-      stockDispatch: this.opts.dispatch === 'stock',
+      ...(this.opts.engine ? { engine: this.opts.engine } : {}),
       log: this.log,
       handle: (req) => this.handle(req),
       beforeStop: (force) => this.detachLoops(force),
       release: () => this.release(),
     });
     await this.served.start();
+    for (const a of this.attached) a.svc.engineInfo = () => this.engineInfo(a.svc.name);
     this.store.watchFile();
     this.dbTimer = setInterval(() => this.checkDatabase(), DB_CHECK_MS);
     this.dbTimer.unref();
@@ -213,11 +215,21 @@ export class Daemon {
     }
   }
 
-  /** Requests served on every attached pair. */
+  /** Requests served on every attached pair (the native engine serves most without the device). */
   private userIoOps(): number {
     let n = 0;
-    for (const a of this.attached) n += a.svc.rt.device.counters.readOps + a.svc.rt.device.counters.writeOps;
+    for (const a of this.attached) {
+      const e = this.served?.adapter.engineStats(a.svc.name);
+      n += a.svc.rt.device.counters.readOps + a.svc.rt.device.counters.writeOps + (e ? e.readOps + e.writeOps : 0);
+    }
     return n;
+  }
+
+  /** The engine serving a pair and, for the native one, its counters (summed over its threads). */
+  private engineInfo(name: string): { engine: string; engineCounters?: object } {
+    const adapter = this.served?.adapter;
+    const counters = adapter?.engineStats(name);
+    return { engine: adapter?.engine ?? 'none', ...(counters ? { engineCounters: counters } : {}) };
   }
 
   stop(force: boolean): Promise<void> {
@@ -322,7 +334,8 @@ export class Daemon {
         const a = this.tryOpen(rec);
         if (!a) continue;
         this.attached.push(a);
-        this.served.adapter.addFile({ name: a.svc.name, device: a.svc.rt.device });
+        this.served.adapter.addFile(servedPairFile(a.svc.rt));
+        a.svc.engineInfo = () => this.engineInfo(a.svc.name);
         a.svc.start();
         this.log(`remapfs: ${a.svc.name}: attached (main ${rec.mainPath}, spare ${rec.sparePath})`);
         if (this.opts.attach) void this.attachLoop(a);
@@ -430,6 +443,7 @@ export class Daemon {
           mounted: true,
           mountpoint: this.mountpoint,
           counters: { ...a.svc.rt.device.counters },
+          ...this.engineInfo(a.svc.name),
           openHandles: this.served?.adapter.handlesOn(a.svc.name) ?? 0,
           ioFlusher: ioFlusherStatus(),
         }));
