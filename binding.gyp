@@ -12,6 +12,13 @@
       "sources": ["native/io-flusher-exec.c", "native/flusher.c"],
       "cflags": ["-Wall", "-Wextra", "-Werror"],
       "cflags_c": ["-std=c11"]
+    },
+    {
+      "target_name": "remapfs_engine",
+      "sources": ["native/engine/napi.c", "native/engine/fs.c", "native/engine/io.c", "native/engine/routes.c"],
+      "cflags": ["-Wall", "-Wextra", "-Werror", "<!@(pkg-config --cflags fuse3)"],
+      "cflags_c": ["-std=c11"],
+      "libraries": ["<!@(pkg-config --libs fuse3)", "-lpthread"]
     }
   ]
 }

@@ -2,7 +2,11 @@
 # Builds the native helper's plain C logic (native/*.c without the N-API glue)
 # with native/test/test_native.c under AddressSanitizer and UBSan, and runs it.
 # Exits non-zero on a compile warning, a failed check or any sanitizer report.
-# Then the same for the launcher, native/io-flusher-exec.c.
+# Then the same for the launcher, native/io-flusher-exec.c, and for the native
+# engine (native/engine/): its route table, splitter and fence protocol
+# (test/test_routes.c, also under ThreadSanitizer), and the add-on itself built
+# with ASan+UBSan and driven through a real mount by test/smoke.js (needs root,
+# /dev/fuse and libfuse3-dev; skipped with a message when they are missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,3 +34,31 @@ set +e
 set -e
 [ "$usage" = 2 ] && [ "$missing" = 127 ] || { echo "test-native: io-flusher-exec exit statuses $usage and $missing, not 2 and 127" >&2; exit 1; }
 echo "test-native: io-flusher-exec passed"
+
+# The native engine: route table, splitter, fence protocol (multi-threaded stress).
+"$cc" -std=c11 -Wall -Wextra -Werror -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
+  -fno-sanitize-recover=all -pthread native/engine/routes.c native/engine/test/test_routes.c -o "$out/test_routes"
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:exitcode=86 "$out/test_routes"
+"$cc" -std=c11 -Wall -Wextra -Werror -g -O1 -fsanitize=thread -pthread \
+  native/engine/routes.c native/engine/test/test_routes.c -o "$out/test_routes_tsan"
+TSAN_OPTIONS=halt_on_error=1:exitcode=86 "$out/test_routes_tsan"
+
+# The engine add-on under ASan+UBSan, through a real FUSE mount.
+if ! pkg-config --exists fuse3 2>/dev/null; then
+  echo "test-native: libfuse3-dev is missing: the engine add-on was not tested (apt-get install libfuse3-dev pkg-config)" >&2
+  exit 1
+fi
+if [ "$(id -u)" -ne 0 ] || [ ! -e /dev/fuse ]; then
+  echo "test-native: the engine add-on test needs root and /dev/fuse: skipped" >&2
+  exit 0
+fi
+node_inc=$(node -p "require('path').join(process.execPath, '../../include/node')")
+[ -f "$node_inc/node_api.h" ] || node_inc=$(ls -d "$HOME"/.cache/node-gyp/*/include/node 2>/dev/null | tail -n1)
+"$cc" -std=c11 -Wall -Wextra -Werror -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
+  -fno-sanitize-recover=all -shared -fPIC -pthread -I"$node_inc" $(pkg-config --cflags fuse3) \
+  -DNODE_GYP_MODULE_NAME=remapfs_engine native/engine/napi.c native/engine/fs.c native/engine/io.c native/engine/routes.c \
+  $(pkg-config --libs fuse3) -o "$out/remapfs_engine.node"
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=halt_on_error=1:detect_leaks=0:exitcode=86 \
+  LD_PRELOAD="$("$cc" -print-file-name=libasan.so):$("$cc" -print-file-name=libubsan.so)" \
+  node native/engine/test/smoke.js "$out/remapfs_engine.node" "$out"
+echo "test-native: engine passed"

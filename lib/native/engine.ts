@@ -1,0 +1,187 @@
+/**
+ * The native engine (binding.gyp target remapfs_engine, native/engine/): a
+ * libfuse 3 session whose own threads serve reads and writes of pair files,
+ * with JavaScript as control plane and slow path (issue 15). Loading never
+ * throws: engineModule() is undefined when the add-on cannot load, and
+ * engineUnavailable() says why in one line.
+ *
+ * Invariants (native/engine/routes.c has the protocol): JS is the only writer
+ * of the route table; fence() returns only when no fast request that saw an
+ * old route of those blocks is still running; publish() always follows, in a
+ * finally. Upcalls arrive on the JS main thread; the engine thread that made
+ * one waits until complete() (or unmount, which answers -EIO). The request's
+ * buf is engine memory, detached when the upcall is answered.
+ *
+ * Do not touch the mount from the JS main thread with synchronous calls
+ * (fs.*Sync): a request that needs an upcall would wait for this very thread.
+ */
+
+import * as fs from 'fs';
+import * as path from 'path';
+
+export const ROUTE_MAIN = -1;
+export const ROUTE_SLOW = -2;
+
+/** An opaque engine, from create(). */
+export type EngineHandle = { readonly __remapfsEngine: unique symbol };
+
+export interface EngineOptions {
+  mountpoint: string;
+  /** -o values, e.g. 'fsname=remapfs', 'allow_other'. */
+  fsOptions: string[];
+  /** libfuse worker threads, 1..64 (default 16). */
+  maxThreads?: number;
+  /** Name of the control directory under the root (its requests are upcalls), or null. */
+  controlDir: string | null;
+  upcall: (req: EngineRequest) => void;
+  /** Count requests in flight per pair (stats().maxInFlight); a shared atomic on the hot path, for tests and bench. */
+  countInFlight?: boolean;
+}
+
+export interface EnginePair {
+  id: number;
+  name: string;
+  sizeBytes: number;
+  blockSize: number;
+  mainFd: number;
+  /** -1 when the pair has no spare (a spare route then goes to JS). */
+  spareFd: number;
+  /** The fds are O_DIRECT: fast-path offsets and lengths must be multiples of alignBytes. */
+  direct: boolean;
+  alignBytes: number;
+  readOnly: boolean;
+}
+
+export type PairOp = 'read' | 'write' | 'fsync' | 'fallocate';
+export type ControlOp = 'getattr' | 'readdir' | 'open' | 'release' | 'read' | 'write' | 'truncate';
+
+/** A request on a pair file that needs JS. result: bytes done, 0, or -errno. */
+export interface PairRequest {
+  handle: number;
+  op: PairOp;
+  pairId: number;
+  offset: number;
+  length: number;
+  /** read: fill it; write: the data. Valid only until complete(). Absent for fsync/fallocate. */
+  buf?: Buffer;
+  /** fallocate mode (FALLOC_FL_*). */
+  mode: number;
+  why: 'slow' | 'io-error' | 'align' | 'tracked';
+}
+
+/** A request on a path under the control directory. truncate: offset is the new size. */
+export interface ControlRequest {
+  handle: number;
+  op: ControlOp;
+  path: string;
+  fh: number;
+  offset: number;
+  length: number;
+  buf?: Buffer;
+}
+
+export type EngineRequest = PairRequest | ControlRequest;
+
+export function isControlRequest(req: EngineRequest): req is ControlRequest {
+  return (req as ControlRequest).path !== undefined;
+}
+
+export interface EngineStats {
+  readOps: number;
+  writeOps: number;
+  readBytes: number;
+  writeBytes: number;
+  readErrors: number;
+  writeErrors: number;
+  flushes: number;
+  fallocates: number;
+  slowReads: number;
+  slowWrites: number;
+  fastIoErrors: number;
+  openHandles: number;
+  /** Only counted with countInFlight. */
+  inFlight: number;
+  maxInFlight: number;
+  /** Blocks whose route is not MAIN. */
+  routeEntries: number;
+}
+
+export interface EngineNegotiated {
+  /** false until the kernel's INIT was answered (first access to the mount). */
+  init: boolean;
+  protoMajor: number;
+  protoMinor: number;
+  maxWrite: number;
+  maxPages: number;
+  maxReadahead: number;
+  maxBackground: number;
+  congestionThreshold: number;
+  maxThreads: number;
+  asyncDio: boolean;
+  /** FOPEN_PARALLEL_DIRECT_WRITES is set on pair opens; true when the kernel speaks 7.38+. */
+  parallelDirectWrites: boolean;
+}
+
+export interface EngineModule {
+  version(): string;
+  create(opts: EngineOptions): EngineHandle;
+  addPair(e: EngineHandle, pair: EnginePair): void;
+  /** The name leaves the directory; later requests on open handles get EIO. The fds may be closed when it returns. */
+  removePair(e: EngineHandle, id: number): void;
+  mount(e: EngineHandle): void;
+  /** Idempotent; answers outstanding upcalls with -EIO; joins the engine threads. */
+  unmount(e: EngineHandle): void;
+  fence(e: EngineHandle, id: number, firstBlock: number, blockCount: number): void;
+  publish(e: EngineHandle, id: number, blocks: Float64Array, routes: Float64Array, count: number): void;
+  setWritesSlow(e: EngineHandle, id: number, on: boolean): void;
+  stats(e: EngineHandle, id: number): EngineStats;
+  ioFlusher(e: EngineHandle): { set: number; failed: number; errno: number };
+  negotiated(e: EngineHandle): EngineNegotiated;
+  /** Answers one upcall; false when it was already answered (e.g. by unmount). */
+  complete(handle: number, result: number, value?: unknown): boolean;
+}
+
+const ADDON_PATH = path.join('build', 'Release', 'remapfs_engine.node');
+const FUNCTIONS = ['version', 'create', 'addPair', 'removePair', 'mount', 'unmount', 'fence', 'publish', 'setWritesSlow', 'stats', 'ioFlusher', 'negotiated', 'complete'] as const;
+
+let loaded: { mod: EngineModule | undefined; error: string | undefined } | undefined;
+
+/** undefined when the engine cannot load; engineUnavailable() says why. */
+export function engineModule(): EngineModule | undefined {
+  return load().mod;
+}
+
+/** One line saying why the engine cannot load, or undefined when it loads. */
+export function engineUnavailable(): string | undefined {
+  return load().error;
+}
+
+function load(): { mod: EngineModule | undefined; error: string | undefined } {
+  if (loaded) return loaded;
+  const root = packageRoot(__dirname);
+  if (root === undefined) return (loaded = { mod: undefined, error: `no remapfs package.json above ${__dirname}` });
+  const addonPath = path.join(root, ADDON_PATH);
+  if (!fs.existsSync(addonPath)) return (loaded = { mod: undefined, error: `${addonPath} is missing (run scripts/setup.sh to build it; it needs libfuse3-dev)` });
+  if (!fs.existsSync('/dev/fuse')) return (loaded = { mod: undefined, error: '/dev/fuse is missing (modprobe fuse)' });
+  try {
+    const mod = require(addonPath) as Record<string, unknown>;
+    const absent = FUNCTIONS.filter((name) => typeof mod[name] !== 'function');
+    if (absent.length > 0) return (loaded = { mod: undefined, error: `${addonPath} lacks ${absent.join(', ')} (rebuild it: scripts/setup.sh)` });
+    return (loaded = { mod: mod as unknown as EngineModule, error: undefined });
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    return (loaded = { mod: undefined, error: `${addonPath} does not load: ${msg.split('\n')[0]}` });
+  }
+}
+
+function packageRoot(start: string): string | undefined {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    try {
+      const parsed = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown };
+      if (parsed.name === 'remapfs') return dir;
+    } catch {
+      // no (readable) package.json here: keep walking up
+    }
+    if (path.dirname(dir) === dir) return undefined;
+  }
+}

@@ -1,0 +1,158 @@
+/*
+ * Native engine state shared by fs.c (libfuse 3 low-level ops, engine threads)
+ * and napi.c (N-API glue, JS main thread). Locks:
+ *  - engine.lock guards the pair list, the control path table, the upcall list
+ *    and `closing`; never held during I/O or while waiting for JS.
+ *  - routes and `removed`/`writes_slow` are read lock-free under the epoch
+ *    protocol (routes.c); only the JS thread writes them.
+ *  - per-thread counters are written by their owning thread only (relaxed).
+ */
+#ifndef REMAPFS_ENGINE_H
+#define REMAPFS_ENGINE_H
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "routes.h"
+
+#define ENG_BUF_BYTES (1u << 20)
+#define ENG_MAX_RUNS 4100
+
+enum { C_READ_OPS, C_WRITE_OPS, C_READ_BYTES, C_WRITE_BYTES, C_READ_ERRORS, C_WRITE_ERRORS, C_FLUSHES,
+       C_FALLOCATES, C_SLOW_READS, C_SLOW_WRITES, C_FAST_IO_ERRORS, C_COUNT };
+
+struct counters {
+  _Alignas(64) _Atomic uint64_t c[C_COUNT];
+};
+
+struct pair {
+  uint64_t id;
+  char *name;
+  uint64_t ino;
+  uint64_t size_bytes, block_size, align_bytes;
+  int main_fd, spare_fd;
+  bool main_blk, spare_blk; /* block devices: BLKZEROOUT instead of fallocate */
+  bool direct, read_only;
+  _Atomic int removed;
+  _Atomic int writes_slow;
+  _Atomic int refs; /* list membership + open handles */
+  _Atomic int open_handles;
+  _Atomic int64_t inflight, max_inflight;
+  struct rt_map routes;
+  struct counters per_slot[RT_MAX_SLOTS];
+  struct pair *next;
+};
+
+enum up_op { UP_READ, UP_WRITE, UP_FSYNC, UP_FALLOCATE, UP_GETATTR, UP_READDIR, UP_OPEN, UP_RELEASE, UP_TRUNCATE };
+
+struct upcall {
+  uint32_t handle;
+  enum up_op op;
+  bool control; /* a .remapfs path request */
+  uint64_t pair_id;
+  struct pair *pair;
+  const char *path;
+  uint64_t fh;
+  uint64_t offset, length;
+  void *buf;
+  int mode;
+  const char *why;
+  /* answer */
+  bool done;
+  int64_t result;
+  uint32_t attr_mode;
+  uint64_t attr_size;
+  char **names;
+  size_t name_count;
+  pthread_cond_t cond;
+  void *buf_ref; /* napi_ref of the external buffer's ArrayBuffer (napi.c) */
+  struct engine *engine;
+  struct upcall *next;
+};
+
+struct worker {
+  struct engine *e;
+  int slot;
+  void *buf; /* ENG_BUF_BYTES, aligned */
+  struct rt_run *runs;
+};
+
+struct engine {
+  struct rt_epoch ep;
+  pthread_mutex_t lock;
+  char *mountpoint;
+  char **fs_options;
+  int fs_option_count;
+  int max_threads;
+  char *control_dir;
+  bool count_inflight;
+  struct pair *pairs;
+  uint64_t next_ino;
+  char **paths; /* control path table: ino = PATH_INO_BASE + index */
+  size_t path_count, path_cap;
+  bool closing; /* guarded by the upcall lock */
+  int state; /* 0 created, 1 mounted, 2 unmounted */
+  struct fuse_session *se;
+  pthread_t session_thread;
+  bool thread_started;
+  pthread_key_t worker_key;
+  struct worker workers[RT_MAX_SLOTS];
+  _Atomic int flusher_set, flusher_failed, flusher_errno;
+  /* negotiated at INIT */
+  _Atomic int got_init;
+  unsigned proto_major, proto_minor, max_write, max_readahead, max_background, congestion, capable, want;
+  /* upcall transport (napi.c) */
+  void *tsfn;
+  int (*post)(struct engine *e, struct upcall *u); /* 0 when queued */
+};
+
+#define ROOT_INO 1
+#define CONTROL_INO 2
+#define PATH_INO_BASE (1ull << 40)
+#define PAIR_INO_BASE (1ull << 32)
+
+enum { H_PAIR, H_CONTROL };
+struct handle {
+  int kind;
+  struct pair *pair; /* H_PAIR, holds a ref */
+  uint64_t jsfh;     /* H_CONTROL: fh from JS */
+  uint64_t ino;      /* H_CONTROL: path ino */
+};
+
+/* io.c: the fast path of pair files, and upcalls */
+struct worker *worker_get(struct engine *e);
+void io_read(fuse_req_t req, struct engine *e, struct pair *p, size_t size, off_t off);
+void io_write(fuse_req_t req, struct engine *e, struct pair *p, const char *data, size_t size, off_t off);
+void io_fsync(fuse_req_t req, struct engine *e, struct pair *p);
+void io_fallocate(fuse_req_t req, struct engine *e, struct pair *p, int mode, off_t off, off_t len);
+/* Blocks until JS answers (or the engine closes: -EIO). Never called with a slot set. */
+int64_t upcall_run(struct engine *e, struct upcall *u);
+/* JS thread: the outstanding upcall with this handle (under upcall_lock), or NULL. */
+void upcall_lock(void);
+void upcall_unlock(void);
+struct upcall *upcall_find(uint32_t handle);
+/* JS thread, under upcall_lock: answers u, waking its engine thread. */
+void upcall_answer(struct upcall *u, int64_t result);
+/* JS thread: answers every outstanding upcall of e with -EIO via `each` (under upcall_lock) and sets closing. */
+void upcall_close(struct engine *e, void (*each)(struct upcall *u));
+
+/* fs.c */
+struct engine *engine_new(void);
+int engine_mount(struct engine *e, char *err, size_t errlen);
+void engine_unmount(struct engine *e);
+void engine_free(struct engine *e);
+struct pair *engine_find_pair(struct engine *e, uint64_t id); /* under e->lock */
+void pair_put(struct pair *p);
+/* Answers an upcall (any thread; takes e->lock). */
+/* JS thread: fence/publish/writes-slow/remove (routes.c protocol). */
+int engine_fence(struct engine *e, struct pair *p, uint64_t first, uint64_t count);
+int engine_publish(struct engine *e, struct pair *p, const double *blocks, const double *routes, size_t count);
+void engine_set_writes_slow(struct engine *e, struct pair *p, bool on);
+void engine_remove_pair(struct engine *e, struct pair *p);
+void engine_sum(struct pair *p, uint64_t out[C_COUNT]);
+
+#endif

@@ -1,0 +1,254 @@
+/*
+ * Route table and fence protocol of the native engine.
+ *
+ * Roles: JavaScript (one thread) is the only writer of every route table;
+ * engine threads (libfuse workers) only read. Readers take no lock.
+ *
+ * Layout: per pair, an open-addressing hash table (linear probing, power of two
+ * capacity, key = main block + 1, 0 = empty slot) of the blocks whose route is
+ * not MAIN: a spare block (>= 0) or SLOW. A block without an entry is MAIN, so
+ * memory follows the number of remaps, not the size of the disk. Per engine, a
+ * global epoch and one slot per engine thread (own cache line): 0 when the
+ * thread is idle, else the epoch it read when it started its request.
+ *
+ * Reader (fast path), per request:
+ *   e = load(epoch, acquire); store(slot, e); FENCE(seq_cst);
+ *   t = load(table, acquire); read routes; any SLOW -> store(slot, 0, release),
+ *   hand the request to JS; else do the I/O, then store(slot, 0, release).
+ * Writer, fence(first, count):
+ *   store SLOW for each block; fetch_add(epoch) (seq_cst); FENCE(seq_cst);
+ *   for each slot: wait while 0 < load(slot, acquire) < new epoch.
+ *
+ * Why a racing write is never lost: take a reader R and a fence W. The two
+ * seq_cst fences are totally ordered. If W's fence comes first, R's route loads
+ * (after R's fence) see SLOW (or a value JS published later), so R goes to JS or
+ * uses the route JS decided. If R's fence comes first, W's load of R's slot sees
+ * R's announcement (or something later): an epoch older than W's bump makes W
+ * wait until R has finished its I/O (the release store of 0 publishes it); an
+ * epoch >= W's bump means R read the bump, which W made after its SLOW stores,
+ * so R's route loads see SLOW. A later value (0 or a newer epoch) means R's
+ * request is done or a newer one started after the bump. So when fence()
+ * returns, no request that saw an older route of those blocks is still doing
+ * I/O, and JS may copy the block, decide and publish. A thread never waits for
+ * JS while its slot is set, so fence() cannot deadlock with an upcall.
+ *
+ * publish() stores final routes. Going from SLOW to anything needs no wait (a
+ * reader seeing the stale SLOW only goes to JS); a change between two non-SLOW
+ * routes (never done by the protocol, but guarded) is made via SLOW + wait.
+ *
+ * Growth and reclamation: an insert that would fill the table past 3/4 builds
+ * a new table sized for the live (non-MAIN) entries (MAIN keys are dropped),
+ * copies, and stores the pointer (release). The old table is kept on a retired
+ * list; the writer frees it only after an epoch wait, which proves no reader
+ * that loaded the old pointer is still inside its request. Values in the old
+ * table equal the new one at the swap, and every later change is followed by
+ * the fence's epoch wait, so a reader on the old table is covered like any other.
+ * `live` (number of non-MAIN entries) is written before the epoch bump, so a
+ * reader that sees live == 0 after its fence may skip lookups.
+ */
+#define _GNU_SOURCE
+#include "routes.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void rt_epoch_init(struct rt_epoch *ep) {
+  atomic_init(&ep->epoch, 1);
+  for (int i = 0; i < RT_MAX_SLOTS; i++) {
+    atomic_init(&ep->slots[i].active, 0);
+    atomic_init(&ep->slots[i].owned, 0);
+  }
+}
+
+void rt_enter(struct rt_epoch *ep, struct rt_slot *slot) {
+  uint64_t e = atomic_load_explicit(&ep->epoch, memory_order_acquire);
+  atomic_store_explicit(&slot->active, e, memory_order_relaxed);
+  atomic_thread_fence(memory_order_seq_cst);
+}
+
+void rt_leave(struct rt_slot *slot) {
+  atomic_store_explicit(&slot->active, 0, memory_order_release);
+}
+
+void rt_epoch_wait(struct rt_epoch *ep) {
+  uint64_t target = atomic_fetch_add_explicit(&ep->epoch, 1, memory_order_seq_cst) + 1;
+  atomic_thread_fence(memory_order_seq_cst);
+  for (int i = 0; i < RT_MAX_SLOTS; i++) {
+    unsigned spins = 0;
+    for (;;) {
+      uint64_t s = atomic_load_explicit(&ep->slots[i].active, memory_order_acquire);
+      if (s == 0 || s >= target) break;
+      if (++spins < 64) {
+        sched_yield();
+      } else {
+        struct timespec ts = {0, 20000};
+        nanosleep(&ts, NULL);
+      }
+    }
+  }
+}
+
+int rt_slot_claim(struct rt_epoch *ep) {
+  for (int i = 0; i < RT_MAX_SLOTS; i++) {
+    int expect = 0;
+    if (atomic_compare_exchange_strong(&ep->slots[i].owned, &expect, 1)) return i;
+  }
+  return -1;
+}
+
+void rt_slot_release(struct rt_epoch *ep, int index) {
+  if (index < 0 || index >= RT_MAX_SLOTS) return;
+  atomic_store_explicit(&ep->slots[index].active, 0, memory_order_release);
+  atomic_store(&ep->slots[index].owned, 0);
+}
+
+static struct rt_table *table_new(unsigned bits) {
+  size_t cap = (size_t)1 << bits;
+  struct rt_table *t = calloc(1, sizeof *t + cap * sizeof(struct rt_entry));
+  if (!t) return NULL;
+  t->mask = cap - 1;
+  t->shift = 64 - bits;
+  t->used = 0;
+  t->retired = NULL;
+  for (size_t i = 0; i < cap; i++) {
+    atomic_init(&t->e[i].key, 0);
+    atomic_init(&t->e[i].route, ROUTE_MAIN);
+  }
+  return t;
+}
+
+static inline uint64_t slot_of(const struct rt_table *t, uint64_t key) {
+  return (key * 0x9E3779B97F4A7C15ull) >> t->shift;
+}
+
+int rt_map_init(struct rt_map *m) {
+  struct rt_table *t = table_new(4);
+  if (!t) return -1;
+  atomic_init(&m->table, t);
+  atomic_init(&m->live, 0);
+  m->retired = NULL;
+  return 0;
+}
+
+void rt_reclaim(struct rt_map *m) {
+  while (m->retired) {
+    struct rt_table *next = m->retired->retired;
+    free(m->retired);
+    m->retired = next;
+  }
+}
+
+int rt_has_retired(const struct rt_map *m) { return m->retired != NULL; }
+
+void rt_map_free(struct rt_map *m) {
+  rt_reclaim(m);
+  free(atomic_load(&m->table));
+  atomic_store(&m->table, NULL);
+}
+
+int64_t rt_lookup(const struct rt_table *t, uint64_t block) {
+  uint64_t key = block + 1;
+  uint64_t i = slot_of(t, key);
+  for (;;) {
+    uint64_t k = atomic_load_explicit(&t->e[i].key, memory_order_acquire);
+    if (k == key) return atomic_load_explicit(&t->e[i].route, memory_order_relaxed);
+    if (k == 0) return ROUTE_MAIN;
+    i = (i + 1) & t->mask;
+  }
+}
+
+/* Writer: the entry of key, or where it would go. */
+static struct rt_entry *probe(struct rt_table *t, uint64_t key) {
+  uint64_t i = slot_of(t, key);
+  for (;;) {
+    uint64_t k = atomic_load_explicit(&t->e[i].key, memory_order_relaxed);
+    if (k == key || k == 0) return &t->e[i];
+    i = (i + 1) & t->mask;
+  }
+}
+
+static void put_new(struct rt_table *t, uint64_t key, int64_t route) {
+  struct rt_entry *e = probe(t, key);
+  atomic_store_explicit(&e->route, route, memory_order_relaxed);
+  atomic_store_explicit(&e->key, key, memory_order_release);
+  t->used++;
+}
+
+/* Rebuilds the table for `want` non-MAIN entries; the old one goes to the retired list. */
+static int regrow(struct rt_map *m, size_t want) {
+  struct rt_table *old = atomic_load_explicit(&m->table, memory_order_relaxed);
+  unsigned bits = 4;
+  while (((size_t)1 << bits) < want * 2 + 2) bits++;
+  struct rt_table *t = table_new(bits);
+  if (!t) return -1;
+  for (size_t i = 0; i <= old->mask; i++) {
+    uint64_t k = atomic_load_explicit(&old->e[i].key, memory_order_relaxed);
+    int64_t r = atomic_load_explicit(&old->e[i].route, memory_order_relaxed);
+    if (k != 0 && r != ROUTE_MAIN) put_new(t, k, r);
+  }
+  atomic_store_explicit(&m->table, t, memory_order_release);
+  old->retired = m->retired;
+  m->retired = old;
+  return 0;
+}
+
+int64_t rt_get(struct rt_map *m, uint64_t block) {
+  return rt_lookup(atomic_load_explicit(&m->table, memory_order_relaxed), block);
+}
+
+int64_t rt_set(struct rt_map *m, uint64_t block, int64_t route) {
+  uint64_t key = block + 1;
+  struct rt_table *t = atomic_load_explicit(&m->table, memory_order_relaxed);
+  struct rt_entry *e = probe(t, key);
+  size_t live = atomic_load_explicit(&m->live, memory_order_relaxed);
+  if (atomic_load_explicit(&e->key, memory_order_relaxed) == key) {
+    int64_t old = atomic_load_explicit(&e->route, memory_order_relaxed);
+    if (old == route) return old;
+    if (old == ROUTE_MAIN) live++;
+    if (route == ROUTE_MAIN) live--;
+    atomic_store_explicit(&m->live, live, memory_order_relaxed);
+    atomic_store_explicit(&e->route, route, memory_order_relaxed);
+    return old;
+  }
+  if (route == ROUTE_MAIN) return ROUTE_MAIN;
+  if ((t->used + 1) * 4 > (t->mask + 1) * 3) {
+    if (regrow(m, live + 1) != 0) return -3;
+    t = atomic_load_explicit(&m->table, memory_order_relaxed);
+  }
+  atomic_store_explicit(&m->live, live + 1, memory_order_relaxed);
+  put_new(t, key, route);
+  return ROUTE_MAIN;
+}
+
+int rt_split(const struct rt_table *t, size_t live, uint64_t off, uint64_t len, uint64_t block_size,
+             struct rt_run *runs, int max_runs) {
+  if (len == 0) return 0;
+  if (live == 0 || t == NULL) {
+    if (max_runs < 1) return -2;
+    runs[0] = (struct rt_run){0, 0, len, off};
+    return 1;
+  }
+  uint64_t end = off + len;
+  uint64_t pos = off;
+  int n = 0;
+  for (uint64_t block = off / block_size; pos < end; block++) {
+    uint64_t block_start = block * block_size;
+    uint64_t seg_end = block_start + block_size < end ? block_start + block_size : end;
+    int64_t route = rt_lookup(t, block);
+    if (route == ROUTE_SLOW || route < ROUTE_SLOW) return -1;
+    int spare = route >= 0;
+    uint64_t dev = spare ? (uint64_t)route * block_size + (pos - block_start) : pos;
+    uint64_t seg = seg_end - pos;
+    if (n > 0 && runs[n - 1].spare == spare && runs[n - 1].dev_off + runs[n - 1].len == dev) {
+      runs[n - 1].len += seg;
+    } else {
+      if (n >= max_runs) return -2;
+      runs[n] = (struct rt_run){spare, pos - off, seg, dev};
+      n++;
+    }
+    pos = seg_end;
+  }
+  return n;
+}

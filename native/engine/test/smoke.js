@@ -1,0 +1,76 @@
+// Drives the engine add-on (argv[2]) through a real FUSE mount under argv[3]:
+// run by scripts/test-native.sh with the add-on built under ASan+UBSan.
+// Exits 1 on a wrong result; always unmounts.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const { execFile } = require('child_process');
+const m = require(path.resolve(process.argv[2]));
+const dir = fs.mkdtempSync(path.join(process.argv[3] || '/tmp', 'engine-smoke-'));
+const mnt = path.join(dir, 'mnt');
+fs.mkdirSync(mnt);
+const SIZE = 16 << 20;
+fs.writeFileSync(path.join(dir, 'main.img'), Buffer.alloc(0));
+fs.truncateSync(path.join(dir, 'main.img'), SIZE);
+fs.ftruncateSync(fs.openSync(path.join(dir, 'spare.img'), 'w'), 4 << 20);
+const mainFd = fs.openSync(path.join(dir, 'main.img'), 'r+');
+const spareFd = fs.openSync(path.join(dir, 'spare.img'), 'r+');
+let hold = null; // a request left unanswered, for the unmount check
+const seen = [];
+const e = m.create({
+  mountpoint: mnt, fsOptions: ['fsname=remapfs-smoke'], maxThreads: 4, controlDir: '.remapfs', countInFlight: true,
+  upcall: (req) => {
+    seen.push(`${req.op}:${req.why || req.path}`);
+    if (req.op === 'read' && req.offset === 4096 * 100) { hold = req; return; }
+    if (req.op === 'getattr') return m.complete(req.handle, req.path === '/.remapfs/x' ? 0 : -2, { mode: 0o100444, size: 3 });
+    if (req.op === 'readdir') return m.complete(req.handle, 0, ['x']);
+    if (req.op === 'open') return m.complete(req.handle, 5);
+    if (req.op === 'read' && req.path) { const n = Math.max(0, Math.min(req.length, 3 - req.offset)); if (n) Buffer.from('abc').copy(req.buf, 0, req.offset, req.offset + n); return m.complete(req.handle, n); }
+    if (req.op === 'read') return m.complete(req.handle, fs.readSync(mainFd, req.buf, 0, req.length, req.offset));
+    if (req.op === 'write') return m.complete(req.handle, fs.writeSync(mainFd, req.buf, 0, req.length, req.offset));
+    if (req.op === 'fsync') throw new Error('an exception in the upcall must become EIO');
+    return m.complete(req.handle, 0);
+  },
+});
+m.addPair(e, { id: 3, name: 'd', sizeBytes: SIZE, blockSize: 4096, mainFd, spareFd, direct: false, alignBytes: 1, readOnly: false });
+m.mount(e);
+const sh = (c) => new Promise((res) => execFile('sh', ['-c', c], { maxBuffer: 1 << 26 }, (err, out, errOut) => res({ code: err ? err.code : 0, out: String(out).trim(), err: String(errOut) })));
+let bad = 0;
+const expect = (what, ok) => { if (!ok) { bad++; console.error(`smoke: FAILED: ${what}`); } };
+(async () => {
+  try {
+    const f = path.join(mnt, 'd');
+    const pat = path.join(dir, 'pat');
+    await sh(`head -c 4194304 /dev/urandom > ${pat}`);
+    expect('write through the mount', (await sh(`dd if=${pat} of=${f} bs=64k conv=notrunc,fsync 2>&1`)).code === 0);
+    expect('read back', (await sh(`cmp -n 4194304 ${pat} ${f}`)).code === 0);
+    m.fence(e, 3, 2, 1);
+    expect('SLOW block read via upcall', (await sh(`cmp -n 4194304 ${pat} ${f}`)).code === 0 && seen.includes('read:slow'));
+    await sh(`dd if=${pat} of=${path.join(dir, 'spare.img')} bs=4096 skip=2 seek=7 count=1 conv=notrunc 2>/dev/null`);
+    m.publish(e, 3, new Float64Array([2]), new Float64Array([7]), 1);
+    await sh(`dd if=/dev/zero of=${path.join(dir, 'main.img')} bs=4096 seek=2 count=1 conv=notrunc 2>/dev/null`);
+    expect('read from the spare', (await sh(`cmp -n 4194304 ${pat} ${f}`)).code === 0);
+    expect('control file', (await sh(`ls ${mnt}/.remapfs && cat ${mnt}/.remapfs/x`)).out === 'x\nabc');
+    expect('punch reads zeros', (await sh(`fallocate -p -o 0 -l 16384 ${f} && head -c 16384 ${f} | tr -d '\\0' | wc -c`)).out === '0');
+    expect('unsupported fallocate mode', /not supported/i.test((await sh(`fallocate -c -o 0 -l 4096 ${f}`)).err));
+    expect('write past the end', (await sh(`dd if=/dev/zero of=${f} bs=4096 seek=4096 count=1 conv=notrunc 2>&1`)).code !== 0);
+    expect('exception in upcall -> EIO', (await sh(`sync ${f} 2>&1; true`)).code === 0);
+    expect('truncate refused', (await sh(`truncate -s 1M ${f}`)).code !== 0);
+    m.fence(e, 3, 100, 1);
+    const pending = sh(`dd if=${f} bs=4096 skip=100 count=1 of=/dev/null 2>&1`);
+    while (!hold) await new Promise((r) => setTimeout(r, 20));
+    const st = m.stats(e, 3);
+    expect('stats count', st.readOps > 0 && st.writeOps > 0 && st.slowReads > 0 && st.fallocates > 0);
+  } catch (err) {
+    bad++;
+    console.error('smoke: FAILED:', err.message);
+  } finally {
+    m.unmount(e);
+    m.unmount(e);
+  }
+  expect('no mount left', !fs.readFileSync('/proc/mounts', 'utf8').includes(mnt));
+  expect('complete after unmount is refused', hold === null || m.complete(hold.handle, 0) === false);
+  fs.rmSync(dir, { recursive: true, force: true });
+  console.log(`smoke: ${bad ? 'FAILED' : 'passed'} (${seen.length} upcalls)`);
+  process.exit(bad ? 1 : 0);
+})();

@@ -1,0 +1,180 @@
+/*
+ * Unit tests of native/engine/routes.c: the route table (insert, update,
+ * growth, MAIN entries dropped on rehash), the splitter (same merging as
+ * lib/remap/split.ts) and the epoch/fence protocol under threads: readers
+ * announce, look routes up and record what they saw while a writer fences and
+ * publishes; no reader may still be using a route older than a completed fence.
+ * Run by scripts/test-native.sh under ASan+UBSan (and optionally TSan).
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../routes.h"
+
+static int failures;
+#define CHECK(cond)                                                              \
+  do {                                                                           \
+    if (!(cond)) {                                                               \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
+      failures++;                                                                \
+    }                                                                            \
+  } while (0)
+
+static void test_table(void) {
+  struct rt_map m;
+  CHECK(rt_map_init(&m) == 0);
+  CHECK(rt_get(&m, 0) == ROUTE_MAIN);
+  CHECK(rt_set(&m, 7, 3) == ROUTE_MAIN);
+  CHECK(rt_get(&m, 7) == 3);
+  CHECK(rt_set(&m, 7, ROUTE_SLOW) == 3);
+  CHECK(rt_get(&m, 7) == ROUTE_SLOW);
+  CHECK(atomic_load(&m.live) == 1);
+  CHECK(rt_set(&m, 7, ROUTE_MAIN) == ROUTE_SLOW);
+  CHECK(atomic_load(&m.live) == 0);
+  CHECK(rt_set(&m, 8, ROUTE_MAIN) == ROUTE_MAIN); /* no entry for MAIN */
+  /* Growth: 100k entries, every one readable, old tables retired. */
+  for (uint64_t b = 0; b < 100000; b++) CHECK(rt_set(&m, b * 3, (int64_t)b) != -3);
+  CHECK(rt_has_retired(&m));
+  rt_reclaim(&m);
+  CHECK(!rt_has_retired(&m));
+  int bad = 0;
+  for (uint64_t b = 0; b < 100000; b++) bad += rt_get(&m, b * 3) != (int64_t)b;
+  for (uint64_t b = 0; b < 1000; b++) bad += rt_get(&m, b * 3 + 1) != ROUTE_MAIN;
+  CHECK(bad == 0);
+  CHECK(atomic_load(&m.live) == 100000);
+  /* Churn like a scan: fence (SLOW) then publish MAIN; the table must not grow without bound. */
+  for (uint64_t b = 0; b < 100000; b++) rt_set(&m, b * 3, ROUTE_MAIN);
+  for (uint64_t round = 0; round < 200; round++) {
+    for (uint64_t b = 0; b < 256; b++) rt_set(&m, 1000000 + round * 256 + b, ROUTE_SLOW);
+    for (uint64_t b = 0; b < 256; b++) rt_set(&m, 1000000 + round * 256 + b, ROUTE_MAIN);
+    rt_reclaim(&m);
+  }
+  CHECK(atomic_load(&m.live) == 0);
+  CHECK(atomic_load(&m.table)->mask + 1 <= 512 * 1024);
+  rt_map_free(&m);
+}
+
+static void test_split(void) {
+  struct rt_map m;
+  struct rt_run runs[16];
+  CHECK(rt_map_init(&m) == 0);
+  struct rt_table *t = atomic_load(&m.table);
+  /* All MAIN: one run, even unaligned. */
+  CHECK(rt_split(t, 0, 100, 10000, 4096, runs, 16) == 1);
+  CHECK(runs[0].spare == 0 && runs[0].buf_off == 0 && runs[0].len == 10000 && runs[0].dev_off == 100);
+  CHECK(rt_split(t, 0, 0, 0, 4096, runs, 16) == 0);
+  /* Blocks 1 and 2 on spare 10 and 11 (consecutive: one run), block 4 on spare 3. */
+  rt_set(&m, 1, 10);
+  rt_set(&m, 2, 11);
+  rt_set(&m, 4, 3);
+  t = atomic_load(&m.table);
+  size_t live = atomic_load(&m.live);
+  int n = rt_split(t, live, 2048, 4096 * 5, 4096, runs, 16); /* bytes 2048 .. 22528: blocks 0..5 */
+  CHECK(n == 5);
+  CHECK(runs[0].spare == 0 && runs[0].buf_off == 0 && runs[0].len == 2048 && runs[0].dev_off == 2048);
+  CHECK(runs[1].spare == 1 && runs[1].buf_off == 2048 && runs[1].len == 8192 && runs[1].dev_off == 40960);
+  CHECK(runs[2].spare == 0 && runs[2].buf_off == 10240 && runs[2].len == 4096 && runs[2].dev_off == 12288);
+  CHECK(runs[3].spare == 1 && runs[3].buf_off == 14336 && runs[3].len == 4096 && runs[3].dev_off == 12288);
+  CHECK(runs[4].spare == 0 && runs[4].buf_off == 18432 && runs[4].len == 2048 && runs[4].dev_off == 20480);
+  /* Spare blocks not consecutive: separate runs. */
+  rt_set(&m, 2, 20);
+  t = atomic_load(&m.table);
+  CHECK(rt_split(t, atomic_load(&m.live), 4096, 8192, 4096, runs, 16) == 2);
+  /* SLOW anywhere: -1; too many runs: -2. */
+  rt_set(&m, 3, ROUTE_SLOW);
+  t = atomic_load(&m.table);
+  CHECK(rt_split(t, atomic_load(&m.live), 0, 4096 * 8, 4096, runs, 16) == -1);
+  CHECK(rt_split(t, atomic_load(&m.live), 0, 4096 * 3, 4096, runs, 2) == -2);
+  rt_reclaim(&m);
+  rt_map_free(&m);
+}
+
+/* ---- epoch/fence stress ---- */
+
+#define BLOCKS 64
+#define READERS 4
+static struct rt_epoch g_ep;
+static struct rt_map g_map;
+/* The writer's notion of truth: version[b] bumps at every fence of b; readers
+ * record the version they saw with a non-SLOW route and check after their
+ * "I/O" (still announced) that no fence of b completed meanwhile. */
+static _Atomic uint64_t g_fenced_version[BLOCKS];
+static _Atomic int g_stop;
+static _Atomic long g_violations, g_fast, g_slow;
+
+static void *reader(void *arg) {
+  (void)arg;
+  int slot = rt_slot_claim(&g_ep);
+  unsigned seed = (unsigned)slot * 7919u + 1;
+  while (!atomic_load(&g_stop)) {
+    uint64_t b = rand_r(&seed) % BLOCKS;
+    rt_enter(&g_ep, &g_ep.slots[slot]);
+    /* version completed fences before we looked */
+    struct rt_table *t = atomic_load_explicit(&g_map.table, memory_order_acquire);
+    int64_t r = rt_lookup(t, b);
+    uint64_t before = atomic_load(&g_fenced_version[b]);
+    if (r == ROUTE_SLOW) {
+      rt_leave(&g_ep.slots[slot]);
+      atomic_fetch_add(&g_slow, 1);
+      continue;
+    }
+    /* "I/O" with route r: spin a little, then check that no fence of b has completed. */
+    for (volatile int i = 0; i < 50; i++) {
+    }
+    if (atomic_load(&g_fenced_version[b]) != before) atomic_fetch_add(&g_violations, 1);
+    rt_leave(&g_ep.slots[slot]);
+    atomic_fetch_add(&g_fast, 1);
+  }
+  rt_slot_release(&g_ep, slot);
+  return NULL;
+}
+
+static void test_stress(void) {
+  rt_epoch_init(&g_ep);
+  CHECK(rt_map_init(&g_map) == 0);
+  pthread_t th[READERS];
+  for (int i = 0; i < READERS; i++) pthread_create(&th[i], NULL, reader, NULL);
+  unsigned seed = 42;
+  for (int round = 0; round < 20000; round++) {
+    uint64_t first = rand_r(&seed) % BLOCKS;
+    uint64_t count = 1 + rand_r(&seed) % 4;
+    if (first + count > BLOCKS) count = BLOCKS - first;
+    for (uint64_t b = first; b < first + count; b++) rt_set(&g_map, b, ROUTE_SLOW);
+    rt_epoch_wait(&g_ep);
+    rt_reclaim(&g_map);
+    /* fence complete: a reader that saw an older route and is still inside would be a violation */
+    for (uint64_t b = first; b < first + count; b++) atomic_fetch_add(&g_fenced_version[b], 1);
+    /* publish: some blocks to a spare, some back to MAIN, plus unrelated entries to force growth */
+    for (uint64_t b = first; b < first + count; b++) rt_set(&g_map, b, (rand_r(&seed) & 1) ? (int64_t)(b + 1000) : ROUTE_MAIN);
+    if (round % 100 == 0) {
+      for (uint64_t k = 0; k < 64; k++) rt_set(&g_map, 100000 + (uint64_t)round * 64 + k, ROUTE_SLOW);
+      for (uint64_t k = 0; k < 64; k++) rt_set(&g_map, 100000 + (uint64_t)round * 64 + k, ROUTE_MAIN);
+      if (rt_has_retired(&g_map)) {
+        rt_epoch_wait(&g_ep);
+        rt_reclaim(&g_map);
+      }
+    }
+  }
+  atomic_store(&g_stop, 1);
+  for (int i = 0; i < READERS; i++) pthread_join(th[i], NULL);
+  printf("test_routes: stress: %ld fast lookups, %ld slow, %ld violations\n", atomic_load(&g_fast), atomic_load(&g_slow),
+         atomic_load(&g_violations));
+  CHECK(atomic_load(&g_violations) == 0);
+  CHECK(atomic_load(&g_fast) > 0);
+  rt_map_free(&g_map);
+}
+
+int main(void) {
+  test_table();
+  test_split();
+  test_stress();
+  if (failures) {
+    fprintf(stderr, "test_routes: %d check(s) failed\n", failures);
+    return 1;
+  }
+  printf("test_routes: passed\n");
+  return 0;
+}

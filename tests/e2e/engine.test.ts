@@ -1,0 +1,352 @@
+/**
+ * The native engine (lib/native/engine.ts, native/engine/) on a real FUSE
+ * mount: two pairs on image files opened here, a small JS slow path over the
+ * same fds that keeps its own route map (what RemapDevice does through a
+ * RouteMirror), and real tools (dd, fio, fallocate, losetup) in child
+ * processes. The main thread never touches the mount synchronously: a request
+ * that needs an upcall would wait for it.
+ */
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { execFile } from 'child_process';
+import { engineModule, engineUnavailable, isControlRequest, EngineHandle, EngineModule, EngineRequest, ROUTE_MAIN, ROUTE_SLOW } from '../../lib/native/engine';
+
+const BLOCK = 4096;
+const SIZE_BYTES = 32 << 20;
+const SPARE_BLOCKS = 1024;
+
+interface Sh {
+  code: number;
+  out: string;
+  err: string;
+}
+function sh(cmd: string): Promise<Sh> {
+  return new Promise((resolve) => {
+    execFile('sh', ['-c', cmd], { maxBuffer: 1 << 26 }, (err, out, errOut) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: String(out).trim(), err: String(errOut) });
+    });
+  });
+}
+const tick = () => new Promise((r) => setTimeout(r, 10));
+
+/** One pair as the JS side sees it: fds and the route of every remapped block. */
+class JsPair {
+  readonly spareOf = new Map<number, number>();
+  constructor(readonly id: number, readonly name: string, readonly mainFd: number, readonly spareFd: number) {}
+  private each(offset: number, length: number, fn: (fd: number, bufOffset: number, len: number, devOffset: number) => void): void {
+    for (let pos = offset; pos < offset + length; ) {
+      const block = Math.floor(pos / BLOCK);
+      const end = Math.min(offset + length, (block + 1) * BLOCK);
+      const spare = this.spareOf.get(block);
+      if (spare === undefined) fn(this.mainFd, pos - offset, end - pos, pos);
+      else fn(this.spareFd, pos - offset, end - pos, spare * BLOCK + (pos - block * BLOCK));
+      pos = end;
+    }
+  }
+  read(buf: Buffer, offset: number, length: number): void {
+    this.each(offset, length, (fd, b, n, d) => fs.readSync(fd, buf, b, n, d));
+  }
+  write(buf: Buffer, offset: number, length: number): void {
+    this.each(offset, length, (fd, b, n, d) => fs.writeSync(fd, buf, b, n, d));
+  }
+}
+
+describe('native engine on a real mount', () => {
+  let m: EngineModule;
+  let e: EngineHandle | undefined;
+  let dir: string;
+  let mnt: string;
+  const pairs = new Map<number, JsPair>();
+  const seen: EngineRequest[] = [];
+  let onUpcall: ((req: EngineRequest) => boolean) | undefined; // returns true when it handled the request
+  const loops: string[] = [];
+
+  function upcall(req: EngineRequest): void {
+    seen.push({ ...req, buf: undefined } as EngineRequest);
+    if (onUpcall && onUpcall(req)) return;
+    if (isControlRequest(req)) {
+      if (req.op === 'getattr') return void m.complete(req.handle, req.path === '/.remapfs/info' ? 0 : -2, { mode: 0o100444, size: 5 });
+      if (req.op === 'readdir') return void m.complete(req.handle, 0, ['info']);
+      if (req.op === 'open') return void m.complete(req.handle, 9);
+      if (req.op === 'read' && req.buf) {
+        const n = Math.max(0, Math.min(req.length, 5 - req.offset));
+        Buffer.from('hello').copy(req.buf, 0, req.offset, req.offset + n);
+        return void m.complete(req.handle, n);
+      }
+      return void m.complete(req.handle, 0);
+    }
+    const p = pairs.get(req.pairId);
+    if (!p) return void m.complete(req.handle, -5);
+    if (req.op === 'read' && req.buf) p.read(req.buf, req.offset, req.length);
+    else if (req.op === 'write' && req.buf) p.write(req.buf, req.offset, req.length);
+    else if (req.op === 'fallocate') p.write(Buffer.alloc(req.length), req.offset, req.length);
+    m.complete(req.handle, req.op === 'read' || req.op === 'write' ? req.length : 0);
+  }
+
+  function addPair(id: number, name: string): JsPair {
+    const main = path.join(dir, `${name}.main`);
+    const spare = path.join(dir, `${name}.spare`);
+    fs.writeFileSync(main, '');
+    fs.truncateSync(main, SIZE_BYTES);
+    fs.writeFileSync(spare, '');
+    fs.truncateSync(spare, SPARE_BLOCKS * BLOCK);
+    const p = new JsPair(id, name, fs.openSync(main, 'r+'), fs.openSync(spare, 'r+'));
+    pairs.set(id, p);
+    m.addPair(e!, { id, name, sizeBytes: SIZE_BYTES, blockSize: BLOCK, mainFd: p.mainFd, spareFd: p.spareFd, direct: false, alignBytes: 1, readOnly: false });
+    return p;
+  }
+
+  /** What RemapDevice.remapBlock does through the mirror: fence, copy, publish. */
+  function remap(p: JsPair, block: number, spare: number): void {
+    m.fence(e!, p.id, block, 1);
+    try {
+      const buf = Buffer.alloc(BLOCK);
+      p.read(buf, block * BLOCK, BLOCK);
+      fs.writeSync(p.spareFd, buf, 0, BLOCK, spare * BLOCK);
+      p.spareOf.set(block, spare);
+    } finally {
+      m.publish(e!, p.id, new Float64Array([block]), new Float64Array([p.spareOf.get(block) ?? ROUTE_MAIN]), 1);
+    }
+  }
+  function heal(p: JsPair, block: number): void {
+    m.fence(e!, p.id, block, 1);
+    try {
+      const buf = Buffer.alloc(BLOCK);
+      p.read(buf, block * BLOCK, BLOCK);
+      fs.writeSync(p.mainFd, buf, 0, BLOCK, block * BLOCK);
+      p.spareOf.delete(block);
+    } finally {
+      m.publish(e!, p.id, new Float64Array([block]), new Float64Array([p.spareOf.get(block) ?? ROUTE_MAIN]), 1);
+    }
+  }
+
+  beforeAll(async () => {
+    const mod = engineModule();
+    if (!mod) throw new Error(`the native engine does not load: ${engineUnavailable()}`);
+    m = mod;
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapfs-engine-'));
+    mnt = path.join(dir, 'mnt');
+    fs.mkdirSync(mnt);
+    e = m.create({ mountpoint: mnt, fsOptions: ['fsname=remapfs-engine-test'], maxThreads: 16, controlDir: '.remapfs', upcall, countInFlight: true });
+    addPair(1, 'a');
+    addPair(2, 'b');
+    m.mount(e);
+    expect((await sh(`ls ${mnt}`)).out.split('\n').sort()).toEqual(['a', 'b']);
+  });
+
+  afterAll(async () => {
+    for (const loop of loops) await sh(`losetup -d ${loop}`);
+    if (e) m.unmount(e);
+    for (const p of pairs.values()) {
+      fs.closeSync(p.mainFd);
+      fs.closeSync(p.spareFd);
+    }
+    expect(fs.readFileSync('/proc/mounts', 'utf8')).not.toContain(mnt);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('negotiates async direct I/O and 1 MiB requests; version and io flusher are reported', () => {
+    const n = m.negotiated(e!);
+    console.log('engine negotiated', JSON.stringify(n), m.version(), JSON.stringify(m.ioFlusher(e!)));
+    expect(n.init).toBe(true);
+    expect(n.asyncDio).toBe(true);
+    expect(n.maxWrite).toBe(1 << 20);
+    expect(m.version()).toMatch(/^remapfs-engine 1, libfuse 3\./);
+    const f = m.ioFlusher(e!);
+    expect(f.set + f.failed).toBeGreaterThan(0);
+  });
+
+  test('a written pattern round-trips through the mount (sha256)', async () => {
+    const pat = path.join(dir, 'pattern');
+    fs.writeFileSync(pat, crypto.randomBytes(8 << 20));
+    const want = crypto.createHash('sha256').update(fs.readFileSync(pat)).digest('hex');
+    expect((await sh(`dd if=${pat} of=${mnt}/a bs=1M oflag=direct conv=notrunc,fsync 2>&1`)).code).toBe(0);
+    expect((await sh(`dd if=${mnt}/a bs=1M count=8 iflag=direct 2>/dev/null | sha256sum`)).out.split(' ')[0]).toBe(want);
+    expect((await sh(`head -c 8388608 ${dir}/a.main | sha256sum`)).out.split(' ')[0]).toBe(want);
+    const st = m.stats(e!, 1);
+    expect(st.writeBytes).toBeGreaterThanOrEqual(8 << 20);
+    expect(st.slowReads + st.slowWrites).toBe(0);
+  });
+
+  test('routes published to the spare make reads and writes use the spare offset', async () => {
+    const p = pairs.get(1)!;
+    const before = (await sh(`dd if=${mnt}/a bs=4096 skip=10 count=2 iflag=direct 2>/dev/null | sha256sum`)).out;
+    remap(p, 10, 3);
+    remap(p, 11, 4);
+    fs.writeSync(p.mainFd, Buffer.alloc(2 * BLOCK), 0, 2 * BLOCK, 10 * BLOCK); // main no longer holds them
+    expect((await sh(`dd if=${mnt}/a bs=4096 skip=10 count=2 iflag=direct 2>/dev/null | sha256sum`)).out).toBe(before);
+    expect((await sh(`dd if=/dev/urandom of=${dir}/blk bs=4096 count=1 2>/dev/null && dd if=${dir}/blk of=${mnt}/a bs=4096 seek=10 oflag=direct conv=notrunc 2>&1`)).code).toBe(0);
+    expect((await sh(`dd if=${dir}/a.spare bs=4096 skip=3 count=1 2>/dev/null | cmp - ${dir}/blk`)).code).toBe(0);
+    expect((await sh(`dd if=${dir}/a.main bs=4096 skip=10 count=1 2>/dev/null | tr -d '\\0' | wc -c`)).out).toBe('0');
+    expect(m.stats(e!, 1).slowReads).toBe(0);
+  });
+
+  test('a SLOW route makes the request arrive as an upcall', async () => {
+    m.fence(e!, 1, 20, 1);
+    try {
+      const n = seen.length;
+      expect((await sh(`dd if=${mnt}/a bs=4096 skip=20 count=1 iflag=direct 2>/dev/null | cmp - ${dir}/pattern -i 0:81920 -n 4096`)).code).toBe(0);
+      expect((await sh(`dd if=${dir}/blk of=${mnt}/a bs=4096 seek=20 oflag=direct conv=notrunc 2>&1`)).code).toBe(0);
+      const reqs = seen.slice(n).filter((r) => !isControlRequest(r));
+      expect(reqs.map((r) => `${r.op}:${isControlRequest(r) ? '' : r.why}:${r.offset}`)).toEqual(['read:slow:81920', 'write:slow:81920']);
+    } finally {
+      m.publish(e!, 1, new Float64Array([20]), new Float64Array([ROUTE_MAIN]), 1);
+    }
+    expect((await sh(`dd if=${dir}/a.main bs=4096 skip=20 count=1 2>/dev/null | cmp - ${dir}/blk`)).code).toBe(0);
+  });
+
+  test('writesSlow sends writes to JS (tracked) and leaves reads fast', async () => {
+    m.setWritesSlow(e!, 2, true);
+    const n = seen.length;
+    try {
+      expect((await sh(`dd if=${dir}/blk of=${mnt}/b bs=4096 seek=1 oflag=direct conv=notrunc 2>&1 && dd if=${mnt}/b bs=4096 count=1 iflag=direct of=/dev/null 2>&1`)).code).toBe(0);
+    } finally {
+      m.setWritesSlow(e!, 2, false);
+    }
+    expect(seen.slice(n).map((r) => `${r.op}:${isControlRequest(r) ? '' : r.why}`)).toEqual(['write:tracked']);
+  });
+
+  test('the control directory is served by upcalls', async () => {
+    expect((await sh(`ls ${mnt}/.remapfs && cat ${mnt}/.remapfs/info`)).out).toBe('info\nhello');
+    expect((await sh(`cat ${mnt}/.remapfs/nothing`)).code).not.toBe(0);
+  });
+
+  test('a JS exception in an upcall fails that request with EIO instead of hanging it', async () => {
+    m.fence(e!, 1, 30, 1);
+    onUpcall = (req) => {
+      if (!isControlRequest(req) && req.offset === 30 * BLOCK) throw new Error('slow path bug');
+      return false;
+    };
+    try {
+      const r = await sh(`dd if=${mnt}/a bs=4096 skip=30 count=1 iflag=direct of=/dev/null 2>&1`);
+      expect(r.code).not.toBe(0);
+      expect(r.out).toMatch(/Input\/output error/);
+    } finally {
+      onUpcall = undefined;
+      m.publish(e!, 1, new Float64Array([30]), new Float64Array([ROUTE_MAIN]), 1);
+    }
+  });
+
+  test('fence and remap while fio writes with verify run concurrently lose nothing', async () => {
+    const p = pairs.get(2)!;
+    const fio = sh(`fio --name=race --filename=${mnt}/b --rw=randwrite --bs=4k --iodepth=16 --ioengine=libaio --direct=1 --size=16M ` +
+      `--verify=crc32c --do_verify=1 --verify_fatal=1 --verify_backlog=256 --numjobs=1 --randrepeat=0 2>&1`);
+    let done = false;
+    void fio.then(() => (done = true));
+    let remaps = 0;
+    let heals = 0;
+    let nextSpare = 0;
+    while (!done) {
+      for (let i = 0; i < 8; i++) {
+        const block = Math.floor(Math.random() * (16 << 20) / BLOCK);
+        if (p.spareOf.has(block)) {
+          heal(p, block);
+          heals++;
+        } else if (nextSpare < SPARE_BLOCKS) {
+          remap(p, block, nextSpare++);
+          remaps++;
+        }
+      }
+      await tick();
+    }
+    const r = await fio;
+    console.log(`engine race: ${remaps} remaps, ${heals} heals during fio; stats ${JSON.stringify(m.stats(e!, 2))}`);
+    expect(r.out).not.toMatch(/verify|bad magic|crc32c/i);
+    expect(r.code).toBe(0);
+    expect(remaps).toBeGreaterThan(0);
+    // and a full re-read through the mount matches what JS reads via its own routes
+    const want = Buffer.alloc(16 << 20);
+    p.read(want, 0, want.length);
+    const got = (await sh(`dd if=${mnt}/b bs=1M count=16 iflag=direct 2>/dev/null | sha256sum`)).out.split(' ')[0];
+    expect(got).toBe(crypto.createHash('sha256').update(want).digest('hex'));
+  });
+
+  test('fallocate punch and zero read back zeros, also on a remapped block; unsupported modes get EOPNOTSUPP', async () => {
+    const p = pairs.get(1)!;
+    remap(p, 40, 50);
+    await sh(`dd if=${dir}/pattern of=${mnt}/a bs=4096 seek=36 skip=36 count=16 oflag=direct conv=notrunc 2>&1`);
+    const zeros = (skip: number, count: number) => sh(`dd if=${mnt}/a bs=4096 skip=${skip} count=${count} iflag=direct 2>/dev/null | tr -d '\\0' | wc -c`);
+    expect((await zeros(36, 8)).out).not.toBe('0');
+    expect((await sh(`fallocate -p -o ${36 * BLOCK} -l ${8 * BLOCK} ${mnt}/a`)).code).toBe(0);
+    expect((await zeros(36, 8)).out).toBe('0');
+    expect((await sh(`fallocate -z -o ${44 * BLOCK} -l ${8 * BLOCK} ${mnt}/a`)).code).toBe(0);
+    expect((await zeros(44, 8)).out).toBe('0');
+    expect(m.stats(e!, 1).routeEntries).toBe(3); // blocks 10, 11, 40 stay remapped
+    expect((await sh(`dd if=${dir}/a.spare bs=4096 skip=50 count=1 2>/dev/null | tr -d '\\0' | wc -c`)).out).toBe('0');
+    for (const flags of ['-c', '-i', '']) { // collapse, insert, plain allocation
+      const r = await sh(`fallocate ${flags} -o 0 -l ${BLOCK} ${mnt}/a 2>&1`);
+      expect(r.code).not.toBe(0);
+      expect(r.out).toMatch(/not supported/i);
+    }
+  });
+
+  test('requests past the end: read gets 0 bytes, write ENOSPC, fallocate EINVAL', async () => {
+    const blocks = SIZE_BYTES / BLOCK;
+    expect((await sh(`dd if=${mnt}/a bs=4096 skip=${blocks} count=1 iflag=direct 2>/dev/null | wc -c`)).out).toBe('0');
+    expect((await sh(`dd if=/dev/zero of=${mnt}/a bs=4096 seek=${blocks} count=1 oflag=direct conv=notrunc 2>&1`)).out).toMatch(/No space left/);
+    expect((await sh(`fallocate -p -o ${SIZE_BYTES - BLOCK} -l ${2 * BLOCK} ${mnt}/a 2>&1`)).out).toMatch(/Invalid argument/);
+    expect((await sh(`truncate -s 1M ${mnt}/a 2>&1`)).out).toMatch(/not permitted/);
+  });
+
+  test('a pair removed while a handle is open gets EIO and nothing is written', async () => {
+    const p = addPair(3, 'c');
+    const script = `import os,sys\nfd=os.open('${mnt}/c',os.O_RDWR)\nprint('open',flush=True)\nsys.stdin.readline()\n` +
+      `for f in (lambda: os.pwrite(fd,b'x'*4096,0), lambda: os.pread(fd,4096,0)):\n  try:\n    f(); print('ok',flush=True)\n  except OSError as e:\n    print(e.errno,flush=True)\n`;
+    fs.writeFileSync(path.join(dir, 'holder.py'), script);
+    const child = require('child_process').spawn('python3', [path.join(dir, 'holder.py')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    while (!out.includes('open')) await tick();
+    expect(m.stats(e!, 3).openHandles).toBe(1);
+    m.removePair(e!, 3);
+    child.stdin.write('go\n');
+    await new Promise((r) => child.on('exit', r));
+    expect(out.trim().split('\n')).toEqual(['open', '5', '5']);
+    expect((await sh(`ls ${mnt}`)).out.split('\n')).not.toContain('c');
+    const buf = Buffer.alloc(BLOCK);
+    fs.readSync(p.mainFd, buf, 0, BLOCK, 0);
+    expect(buf.equals(Buffer.alloc(BLOCK))).toBe(true);
+    expect(() => m.fence(e!, 3, 0, 1)).toThrow(/no pair with id 3/);
+  });
+
+  test('fio at queue depth 32 on a loop device reaches the engine concurrently', async () => {
+    const att = await sh(`losetup --direct-io=on --sector-size 4096 --find --show ${mnt}/b`);
+    expect(att.code).toBe(0);
+    loops.push(att.out);
+    const before = m.stats(e!, 2);
+    const r = await sh(`fio --name=qd --filename=${att.out} --rw=randrw --bs=4k --iodepth=32 --ioengine=libaio --direct=1 --size=16M ` +
+      `--verify=crc32c --do_verify=1 --verify_fatal=1 --numjobs=1 --group_reporting 2>&1`);
+    const after = m.stats(e!, 2);
+    const iops = r.out.match(/IOPS=[^,]+/g) ?? [];
+    console.log(`engine loop QD32: maxInFlight ${after.maxInFlight}, ops ${after.readOps + after.writeOps - before.readOps - before.writeOps}, fio ${iops.join(' ')}`);
+    expect(r.code).toBe(0);
+    expect(after.maxInFlight).toBeGreaterThan(1);
+    expect((await sh(`losetup -d ${att.out}`)).code).toBe(0);
+    loops.pop();
+  });
+
+  test('unmount while an upcall is outstanding returns, fails the request and leaves no mount', async () => {
+    const mnt2 = path.join(dir, 'mnt2');
+    fs.mkdirSync(mnt2);
+    let pending: EngineRequest | undefined;
+    const e2 = m.create({ mountpoint: mnt2, fsOptions: ['fsname=remapfs-engine-test2'], maxThreads: 4, controlDir: null, upcall: (req) => void (pending = req) });
+    const p = pairs.get(1)!;
+    m.addPair(e2, { id: 7, name: 'x', sizeBytes: SIZE_BYTES, blockSize: BLOCK, mainFd: p.mainFd, spareFd: -1, direct: false, alignBytes: 1, readOnly: true });
+    try {
+      m.mount(e2);
+      m.fence(e2, 7, 0, 1);
+      const reader = sh(`dd if=${mnt2}/x bs=4096 count=1 iflag=direct of=/dev/null 2>&1`);
+      while (!pending) await tick();
+      m.unmount(e2);
+      const r = await reader;
+      expect(r.code).not.toBe(0);
+      expect(m.complete(pending.handle, 0)).toBe(false);
+    } finally {
+      m.unmount(e2);
+    }
+    expect(fs.readFileSync('/proc/mounts', 'utf8')).not.toContain(mnt2);
+    expect(ROUTE_SLOW).toBe(-2);
+  });
+});
