@@ -8,6 +8,7 @@
 import { BlockDevice } from '../block/device';
 import { ControlTree, ServedFile } from './ops';
 import type { EngineApi } from './engine-api';
+import type { EngineStats as NativeEngineStats } from '../native/engine';
 
 export type EngineName = 'native' | 'fuse-native';
 export const ENGINES: readonly EngineName[] = ['native', 'fuse-native'];
@@ -15,20 +16,7 @@ export const ENGINES: readonly EngineName[] = ['native', 'fuse-native'];
 export const ENGINE_ENV = 'REMAPFS_ENGINE';
 
 /** The native engine's counters of one pair file, summed over its threads. */
-export interface EngineStats {
-  readOps: number;
-  writeOps: number;
-  readBytes: number;
-  writeBytes: number;
-  readErrors: number;
-  writeErrors: number;
-  flushes: number;
-  fallocates: number;
-  slowReads: number;
-  slowWrites: number;
-  fastIoErrors: number;
-  openHandles: number;
-}
+export type EngineStats = NativeEngineStats;
 
 export interface AdapterOptions {
   /** Files under /.remapfs (live monitoring and settings). */

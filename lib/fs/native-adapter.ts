@@ -18,6 +18,7 @@ import * as fs from 'fs';
 import { BlockDevice } from '../block/device';
 import { AdapterOptions, EngineStats, FsAdapter } from './adapter';
 import { EngineApi, EngineHandle, Upcall } from './engine-api';
+import { ControlRequest, isControlRequest, PairRequest } from '../native/engine';
 import { CONTROL_DIR, ERR, FsOps, ServedFile } from './ops';
 
 /** Threads of the libfuse loop: enough for a loop device's queue depth of 32 plus control requests. */
@@ -179,7 +180,7 @@ export class NativeAdapter implements FsAdapter {
     let result: number = ERR.EIO;
     let value: unknown;
     try {
-      if (typeof req.path === 'string') [result, value] = this.controlOp(req, req.path);
+      if (isControlRequest(req)) [result, value] = this.controlOp(req);
       else result = this.pairOp(req);
     } catch {
       result = ERR.EIO; // an op must not throw; the engine thread waits for an answer either way
@@ -188,8 +189,8 @@ export class NativeAdapter implements FsAdapter {
     }
   }
 
-  private pairOp(req: Upcall): number {
-    const name = req.pairId === undefined ? undefined : this.names.get(req.pairId);
+  private pairOp(req: PairRequest): number {
+    const name = this.names.get(req.pairId);
     const f = name === undefined ? undefined : this.ops.file(name);
     if (!f) return ERR.EIO;
     switch (req.op) {
@@ -200,14 +201,15 @@ export class NativeAdapter implements FsAdapter {
       case 'fsync':
         return this.ops.flushFile(f);
       case 'fallocate':
-        return this.ops.fallocateFile(f, req.mode ?? 0, req.offset, req.length);
+        return this.ops.fallocateFile(f, req.mode, req.offset, req.length);
       default:
         return ERR.EIO;
     }
   }
 
-  private controlOp(req: Upcall, p: string): [number, unknown] {
+  private controlOp(req: ControlRequest): [number, unknown] {
     const ops = this.ops;
+    const p = req.path;
     switch (req.op) {
       case 'getattr': {
         const a = ops.getattr(p);
@@ -220,11 +222,11 @@ export class NativeAdapter implements FsAdapter {
       case 'open':
         return [ops.open(p), undefined];
       case 'release':
-        return [ops.release(p, req.fh ?? 0), undefined];
+        return [ops.release(p, req.fh), undefined];
       case 'read':
-        return [ops.read(p, req.fh ?? 0, req.buf as Buffer, req.length, req.offset), undefined];
+        return [ops.read(p, req.fh, req.buf as Buffer, req.length, req.offset), undefined];
       case 'write':
-        return [ops.write(p, req.fh ?? 0, req.buf as Buffer, req.length, req.offset), undefined];
+        return [ops.write(p, req.fh, req.buf as Buffer, req.length, req.offset), undefined];
       case 'truncate':
         return [ops.truncate(p, req.offset), undefined];
       default:
