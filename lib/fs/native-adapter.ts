@@ -10,12 +10,14 @@
  *  - answers upcalls on the main thread: pair read/write/fsync/fallocate go to
  *    the pair's device through FsOps (the slow path), control-tree requests to
  *    FsOps too. Every upcall is completed exactly once, even when an op throws.
- * A file with no fast path (the simulator's fault device, a pair whose disk
- * went away) has every route slow and writes slow: every request comes here.
+ * A file with no fast path (the simulator's fault device) has every route
+ * slow and writes slow (one table entry per block: meant for test-sized
+ * files): every request comes here.
  * Pair ids are this adapter's; `ids` and `names` stay inverse of each other.
  */
 import * as fs from 'fs';
 import { BlockDevice } from '../block/device';
+import { GoneDevice } from '../block/gone-device';
 import { AdapterOptions, EngineStats, FsAdapter } from './adapter';
 import { EngineApi, EngineHandle, Upcall } from './engine-api';
 import { ControlRequest, isControlRequest, PairRequest } from '../native/engine';
@@ -113,12 +115,21 @@ export class NativeAdapter implements FsAdapter {
     this.ops.removeFile(name);
   }
 
-  /** Every request on the file goes to JS from now on, where `device` answers it. */
+  /**
+   * The slow path answers through `device` from now on (an evacuation's
+   * tracking layer, say); the fast path keeps following the routes the pair's
+   * RemapDevice publishes. A GoneDevice (the pair's disk went away) drops the
+   * pair from the engine instead: its name leaves the directory, and every
+   * request on a handle still open fails with EIO, without touching a device.
+   */
   replaceDevice(name: string, device: BlockDevice): void {
     const id = this.ids.get(name);
     if (id === undefined) return;
-    const file = this.ops.file(name);
-    this.allSlow(id, device.sizeBytes, file?.fast?.blockSize ?? SLOW_BLOCK_BYTES);
+    if (device instanceof GoneDevice) {
+      this.api.removePair(this.e, id);
+      this.ids.delete(name);
+      this.names.delete(id);
+    }
     this.ops.replaceDevice(name, device);
   }
 

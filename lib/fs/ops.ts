@@ -140,8 +140,10 @@ export class FsOps {
     this.openHandles.delete(name);
   }
 
+  /** Requests JS answers go to `device` from now on (a native fast path, if any, is the engine's business). */
   replaceDevice(name: string, device: BlockDevice): void {
-    if (this.files.has(name)) this.files.set(name, { name, device });
+    const f = this.files.get(name);
+    if (f) this.files.set(name, { ...f, device });
   }
 
   file(name: string): ServedFile | undefined {
