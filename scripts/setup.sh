@@ -25,6 +25,8 @@ command -v ddrescuelog >/dev/null || missing+=(gddrescue)
 command -v systemd-analyze >/dev/null || missing+=(systemd)   # the tests verify contrib/systemd
 command -v groff >/dev/null || missing+=(groff-base)         # the tests render the man page
 command -v python3 >/dev/null || missing+=(python3)            # node-gyp; the readiness test listens with it
+[ -f /usr/include/fuse3/fuse_lowlevel.h ] || missing+=(libfuse3-dev)  # the native engine (native/engine/)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     log "missing packages ${missing[*]}; run as root or install them with apt-get"
@@ -55,7 +57,7 @@ node -e "require('fuse-native')" 2>/dev/null || { log "fuse-native does not load
 # The native helper (binding.gyp, native/): required, since device locks
 # (flock) come from it. Built when missing, stale or not loading.
 addon=build/Release/remapfs_native.node
-if [ ! -f "$addon" ] || [ ! -x build/Release/remapfs-io-flusher ] || [ -n "$(find native binding.gyp -newer "$addon" -print -quit)" ] ||
+if [ ! -f "$addon" ] || [ ! -x build/Release/remapfs-io-flusher ] || [ ! -f build/Release/remapfs_engine.node ] || [ -n "$(find native binding.gyp -newer "$addon" -print -quit)" ] ||
    ! node -e "require('./$addon')" 2>/dev/null; then
   tools=()
   command -v g++ >/dev/null || tools+=(g++)
@@ -68,7 +70,7 @@ if [ ! -f "$addon" ] || [ ! -x build/Release/remapfs-io-flusher ] || [ -n "$(fin
   fi
   log "building the native helper"
   out=$(mktemp)
-  if npm run --silent build:native >"$out" 2>&1 && node -e "require('./$addon')" 2>>"$out"; then
+  if npm run --silent build:native >"$out" 2>&1 && node -e "require('./$addon'); require('./build/Release/remapfs_engine.node')" 2>>"$out"; then
     :
   else
     why=$(grep -m1 -E 'error|Error|ERR' "$out" || tail -n1 "$out")

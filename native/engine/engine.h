@@ -1,8 +1,9 @@
 /*
  * Native engine state shared by fs.c (libfuse 3 low-level ops, engine threads)
  * and napi.c (N-API glue, JS main thread). Locks:
- *  - engine.lock guards the pair list, the control path table, the upcall list
- *    and `closing`; never held during I/O or while waiting for JS.
+ *  - engine.lock guards the pair list and the control path table; never held
+ *    during I/O or while waiting for JS. The upcall list, every upcall's
+ *    answer and `closing` are guarded by io.c's global upcall lock.
  *  - routes and `removed`/`writes_slow` are read lock-free under the epoch
  *    protocol (routes.c); only the JS thread writes them.
  *  - per-thread counters are written by their owning thread only (relaxed).

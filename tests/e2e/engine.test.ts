@@ -232,7 +232,7 @@ describe('native engine on a real mount', () => {
   test('fence and remap while fio writes with verify run concurrently lose nothing', async () => {
     const p = pairs.get(2)!;
     const fio = sh(`fio --name=race --filename=${mnt}/b --rw=randwrite --bs=4k --iodepth=16 --ioengine=libaio --direct=1 --size=16M ` +
-      `--verify=crc32c --do_verify=1 --verify_fatal=1 --verify_backlog=256 --numjobs=1 --randrepeat=0 2>&1`);
+      `--verify=crc32c --verify_state_save=0 --do_verify=1 --verify_fatal=1 --verify_backlog=256 --numjobs=1 --randrepeat=0 2>&1`);
     let done = false;
     void fio.then(() => (done = true));
     let remaps = 0;
@@ -317,7 +317,7 @@ describe('native engine on a real mount', () => {
     loops.push(att.out);
     const before = m.stats(e!, 2);
     const r = await sh(`fio --name=qd --filename=${att.out} --rw=randrw --bs=4k --iodepth=32 --ioengine=libaio --direct=1 --size=16M ` +
-      `--verify=crc32c --do_verify=1 --verify_fatal=1 --numjobs=1 --group_reporting 2>&1`);
+      `--verify=crc32c --verify_state_save=0 --do_verify=1 --verify_fatal=1 --numjobs=1 --group_reporting 2>&1`);
     const after = m.stats(e!, 2);
     const iops = r.out.match(/IOPS=[^,]+/g) ?? [];
     console.log(`engine loop QD32: maxInFlight ${after.maxInFlight}, ops ${after.readOps + after.writeOps - before.readOps - before.writeOps}, fio ${iops.join(' ')}`);

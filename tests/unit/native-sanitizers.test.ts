@@ -1,4 +1,4 @@
-/** The native helper's C logic under AddressSanitizer and UBSan (scripts/test-native.sh). */
+/** The native helper's and the native engine's C code under AddressSanitizer and UBSan (scripts/test-native.sh). */
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 
@@ -9,5 +9,7 @@ test('native C logic passes its checks with no sanitizer report', () => {
   if (r.status !== 0) throw new Error(`scripts/test-native.sh exited ${r.status ?? r.signal}:\n${r.stdout}${r.stderr}`);
   expect(r.stdout).toContain('test_native: all checks passed');
   expect(r.stdout).toContain('test-native: io-flusher-exec passed');
+  expect(r.stdout).toContain('test_routes: passed'); // native engine: route table, splitter, fence stress
+  expect(r.stdout).toContain('test-native: engine passed'); // the engine add-on under ASan+UBSan on a real mount
   expect(r.stderr).not.toMatch(/runtime error|Sanitizer/);
 });
