@@ -25,8 +25,6 @@ command -v ddrescuelog >/dev/null || missing+=(gddrescue)
 command -v systemd-analyze >/dev/null || missing+=(systemd)   # the tests verify contrib/systemd
 command -v groff >/dev/null || missing+=(groff-base)         # the tests render the man page
 command -v python3 >/dev/null || missing+=(python3)            # node-gyp; the readiness test listens with it
-[ -f /usr/include/fuse3/fuse_lowlevel.h ] || missing+=(libfuse3-dev)  # the native engine (native/engine/)
-command -v pkg-config >/dev/null || missing+=(pkg-config)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     log "missing packages ${missing[*]}; run as root or install them with apt-get"
