@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what remapfs needs on a Debian machine, only what is missing:
-# apt packages (libfuse2, fuse, e2fsprogs, fio, util-linux, gddrescue,
+# apt packages (fuse3 and libfuse3-dev for the native engine, libfuse2 for the
+# fuse-native fallback, pkg-config, e2fsprogs, fio, util-linux, gddrescue,
 # systemd and groff-base for the tests of contrib/ and the man page), node_modules
 # (npm ci, with the native better-sqlite3 binary really built), remapfs's own
 # native helper (device locks, PR_SET_IO_FLUSHER), and the TypeScript build.
@@ -12,7 +13,10 @@ log() { echo "setup: $*" >&2; }
 
 missing=()
 [ -e /usr/lib/x86_64-linux-gnu/libfuse.so.2 ] || ldconfig -p 2>/dev/null | grep -q 'libfuse.so.2 ' || missing+=(libfuse2)
-command -v fusermount >/dev/null || missing+=(fuse)
+# Debian's fuse3 replaces fuse (libfuse 2's fusermount); remapfs and its tests need only fuse3 + libfuse2.
+command -v fusermount3 >/dev/null || missing+=(fuse3)
+[ -e /usr/include/fuse3/fuse_lowlevel.h ] || missing+=(libfuse3-dev)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
 command -v fio >/dev/null || missing+=(fio)
 command -v losetup >/dev/null || missing+=(mount)
@@ -21,8 +25,6 @@ command -v ddrescuelog >/dev/null || missing+=(gddrescue)
 command -v systemd-analyze >/dev/null || missing+=(systemd)   # the tests verify contrib/systemd
 command -v groff >/dev/null || missing+=(groff-base)         # the tests render the man page
 command -v python3 >/dev/null || missing+=(python3)            # node-gyp; the readiness test listens with it
-[ -f /usr/include/fuse3/fuse_lowlevel.h ] || missing+=(libfuse3-dev)  # the native engine (native/engine/)
-command -v pkg-config >/dev/null || missing+=(pkg-config)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     log "missing packages ${missing[*]}; run as root or install them with apt-get"

@@ -168,6 +168,11 @@ export class FileDevice implements BlockDevice {
     }
   }
 
+  /** For a native data path: the descriptor of reads and writes (writes keep this device's durability), whether it is O_DIRECT, and O_DIRECT's alignment (1 when nothing is direct). */
+  get ioFd(): number { return this.writeFd; }
+  get writesDirect(): boolean { return this.writePath === 'direct'; }
+  get directAlignBytes(): number { return this.alignBytes; }
+
   read(buf: Buffer, byteOffset: number): void {
     checkRange(this, 'read', buf.length, byteOffset);
     if (this.readDirect) this.readThroughBounce(buf, byteOffset);

@@ -39,9 +39,10 @@ import { openPair } from '../pair/pair';
 import { PairHost } from '../pair/host';
 import { identify, OpenMode } from '../block/file-device';
 import { ControlRequest, socketPathFor } from './control';
-import { checkMountpoint, ServedMount } from './served-mount';
+import { checkMountpoint, ServedMount, servedPairFile } from './served-mount';
 import { PairService } from './pair-service';
-import { CONTROL_DIR, ControlTree } from '../fs/fuse-adapter';
+import { CONTROL_DIR, ControlTree } from '../fs/ops';
+import type { EngineName } from '../fs/adapter';
 import { Attached, DaemonPairs, HotPlug } from './hotplug';
 import { attachLoop, detachLoops } from './loops';
 import { dispatch, servedHost, unservedHost } from './served-host';
@@ -54,8 +55,8 @@ export interface DaemonOptions {
   mode?: OpenMode;
   /** Directories to watch for pairs' image files (hot-plug); /dev is watched too when any is given. */
   watchDirs?: string[];
-  /** 'stock': answer reads and writes through fuse-native's own dispatch (lib/fs/lean-dispatch.ts explains). */
-  dispatch?: 'lean' | 'stock';
+  /** The FUSE engine wanted (default native; fuse-native when native cannot load). */
+  engine?: EngineName;
   /** Attach every pair served to a loop device linked as /dev/remapfs/<pair>, and detach them on stop. */
   attach?: boolean;
   log?: (line: string) => void;
@@ -135,15 +136,16 @@ export class Daemon implements DaemonPairs {
     }
     this.servedMount = new ServedMount({
       mountpoint: this.mountpoint,
-      files: this.pairs.map((a) => ({ name: a.svc.name, device: a.svc.rt.device })),
+      files: this.pairs.map((a) => servedPairFile(a.svc.rt)),
       controlTree: this.controlTree(),
-      stockDispatch: this.opts.dispatch === 'stock',
+      ...(this.opts.engine ? { engine: this.opts.engine } : {}),
       log: this.logLine,
       handle: (req) => this.handle(req),
       beforeStop: (force) => detachLoops(this.mountpoint, [...this.pairs.map((a) => a.svc.name), ...this.gone], force, this.logLine),
       release: () => this.release(),
     });
     await this.servedMount.start();
+    for (const a of this.pairs) a.svc.engineInfo = () => this.engineInfo(a.svc.name);
     this.store.watchFile();
     this.dbTimer = setInterval(() => this.checkDatabase(), DB_CHECK_MS);
     this.dbTimer.unref();
@@ -177,7 +179,8 @@ export class Daemon implements DaemonPairs {
 
   add(a: Attached): void {
     this.pairs.push(a);
-    this.servedMount?.adapter.addFile({ name: a.svc.name, device: a.svc.rt.device });
+    this.servedMount?.adapter.addFile(servedPairFile(a.svc.rt));
+    a.svc.engineInfo = () => this.engineInfo(a.svc.name);
     a.svc.start();
   }
 
@@ -194,11 +197,21 @@ export class Daemon implements DaemonPairs {
     return attachLoop(this.mountpoint, a.svc.name, a.svc.rt.record.blockSize, this.logLine);
   }
 
-  /** Requests served on every attached pair. */
+  /** Requests served on every attached pair (the native engine serves most without the device). */
   userIoOps(): number {
     let n = 0;
-    for (const a of this.pairs) n += a.svc.rt.device.counters.readOps + a.svc.rt.device.counters.writeOps;
+    for (const a of this.pairs) {
+      const e = this.servedMount?.adapter.engineStats(a.svc.name);
+      n += a.svc.rt.device.counters.readOps + a.svc.rt.device.counters.writeOps + (e ? e.readOps + e.writeOps : 0);
+    }
     return n;
+  }
+
+  /** The engine serving a pair and, for the native one, its counters (summed over its threads). */
+  private engineInfo(name: string): { engine: string; engineCounters?: object } {
+    const adapter = this.servedMount?.adapter;
+    const counters = adapter?.engineStats(name);
+    return { engine: adapter?.engine ?? 'none', ...(counters ? { engineCounters: counters } : {}) };
   }
 
   /** Logs once that the database file is gone or replaced (the store then refuses every change). */

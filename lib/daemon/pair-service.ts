@@ -5,7 +5,7 @@
  */
 import { PairRuntime } from '../pair/pair';
 import { Store } from '../store/db';
-import { ControlFile } from '../fs/fuse-adapter';
+import { ControlFile } from '../fs/ops';
 import { mergeConfig, PairConfig, parseConfigText } from '../health/config';
 import { loadConfig, saveConfig } from '../health/history';
 import { healthReport } from '../health/report';
@@ -21,6 +21,8 @@ export class PairService {
   readonly scheduler: ScanScheduler;
   /** Stacked over the served device while an evacuation copies (the 'track' operation). */
   private tracking: EvacTracking | undefined;
+  /** The FUSE engine serving the pair and its own counters (set by the daemon once mounted). */
+  engineInfo: () => object = () => ({});
 
   constructor(
     readonly rt: PairRuntime,
@@ -85,6 +87,7 @@ export class PairService {
       pair: this.name,
       time: new Date().toISOString(),
       counters: this.rt.device.counters,
+      ...this.engineInfo(),
       remappedBlocks: this.rt.index.remappedCount - (this.rt.record.mainLabel && this.rt.index.spareBlockOf(labelBlockOf(this.rt.record.mainBytes, this.rt.record.blockSize)) >= 0 ? 1 : 0),
       pendingBlocks: this.rt.index.pendingCount,
       freeSpareBlocks: this.rt.index.freeSpareBlocks,

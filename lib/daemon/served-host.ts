@@ -52,6 +52,7 @@ export function servedHost(svc: PairService, d: ServingDaemon): PairHost {
       mounted: true,
       mountpoint: d.mountpoint,
       counters: { ...rt.device.counters },
+      ...svc.engineInfo(),
       openHandles: d.openHandles(svc.name),
       ioFlusher: ioFlusherStatus(),
     }),

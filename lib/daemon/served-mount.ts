@@ -4,12 +4,16 @@
  * requests (shutdown itself, the rest through `handle`), notices an unmount
  * from outside, and only takes the mount down when no handle is open (a loop
  * device or a program still holding a file would otherwise see errors),
- * unless forced.
+ * unless forced. The FUSE engine is chosen here (lib/fs/adapter.ts): native
+ * where it loads, else fuse-native with one line saying why.
  */
 import * as fs from 'fs';
 import * as net from 'net';
 import { RemapfsError } from '../errors';
-import { ControlTree, FuseAdapter, ServedFile } from '../fs/fuse-adapter';
+import { ControlTree, ServedFile } from '../fs/ops';
+import { EngineName, FsAdapter } from '../fs/adapter';
+import { createAdapter } from '../fs/serve';
+import type { PairRuntime } from '../pair/pair';
 import { ControlRequest, serve, socketPathFor } from './control';
 import { enableIoFlusher } from '../native/io-flusher';
 import { isMountpoint } from './mounts';
@@ -20,8 +24,8 @@ export interface ServedMountOptions {
   mountpoint: string;
   files: ServedFile[];
   extraOptions?: string[];
-  /** Answer reads and writes through fuse-native's own dispatch instead of the lean one. */
-  stockDispatch?: boolean;
+  /** The FUSE engine wanted (default native; fuse-native when native cannot load). */
+  engine?: EngineName;
   controlTree?: ControlTree;
   log: (line: string) => void;
   handle: (req: ControlRequest) => Promise<unknown> | unknown;
@@ -36,7 +40,7 @@ export interface ServedMountOptions {
 export class ServedMount {
   readonly mountpoint: string;
   readonly socketPath: string;
-  readonly adapter: FuseAdapter;
+  readonly adapter: FsAdapter;
   readonly done: Promise<void>;
   private readonly opts: ServedMountOptions;
   private server: net.Server | undefined;
@@ -50,13 +54,13 @@ export class ServedMount {
     this.mountpoint = opts.mountpoint;
     this.socketPath = socketPathFor(opts.mountpoint);
     const limiter = new LogLimiter(opts.log);
-    this.adapter = new FuseAdapter(opts.mountpoint, opts.files, {
+    const { adapter, fallback } = createAdapter(opts.engine, opts.mountpoint, opts.files, {
       onError: (op, file, err) => limiter.log(failureLine(op, file, err)),
       ...(opts.extraOptions ? { extraOptions: opts.extraOptions } : {}),
       ...(opts.controlTree ? { controlTree: opts.controlTree } : {}),
-      ...(opts.stockDispatch ? { stockDispatch: true } : {}),
     });
-    if (this.adapter.stockDispatch && !opts.stockDispatch) opts.log(`remapfs: reads and writes use fuse-native's stock dispatch: ${this.adapter.stockDispatch}`);
+    this.adapter = adapter;
+    for (const line of [...(fallback ? [fallback] : []), ...adapter.notices()]) (opts.notice ?? opts.log)(line);
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }
 
@@ -152,6 +156,11 @@ export class LogLimiter {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A pair's file as served: its virtual device, and the descriptors a native data path reads and writes. */
+export function servedPairFile(rt: PairRuntime): ServedFile {
+  return { name: rt.record.name, device: rt.device, fast: { main: rt.main, spare: rt.spare, blockSize: rt.record.blockSize, remap: rt.device } };
 }
 
 export function checkMountpoint(mountpoint: string): void {

@@ -24,8 +24,9 @@ export interface PairRuntime {
   journal: MetaJournal;
   /** What opening found and repaired in the metadata. */
   opened: Reconciliation;
-  /** The main device itself (for writing its label). */
+  /** The main device itself (for writing its label), and the spare (a native data path uses their descriptors). */
   main: FileDevice;
+  spare: FileDevice;
   /** Releases the devices and, when openPair took it, the lock. */
   close(): void;
 }
@@ -91,7 +92,7 @@ export function openPair(store: Store, pair: PairRecord, opts: OpenPairOptions =
         ownLock?.release();
       }
     };
-    return { record: pair, device, index, journal, opened, main, close };
+    return { record: pair, device, index, journal, opened, main, spare, close };
   } catch (err) {
     main?.close();
     spare?.close();

@@ -36,8 +36,9 @@ export class MirrorLink {
 
   /** Publishes the route of every remapped and pending block, then serves `mirror`. */
   attach(mirror: RouteMirror, index: RouteLookup & { entries(): Array<{ mainBlock: number }>; pendingBlocks(): number[] }, writesSlow: boolean): void {
-    const blocks = [...index.entries().map((e) => e.mainBlock), ...index.pendingBlocks()];
     this.mirror = mirror;
+    if (mirror === NO_MIRROR) return; // detached: nothing to publish
+    const blocks = [...index.entries().map((e) => e.mainBlock), ...index.pendingBlocks()];
     this.ensure(blocks.length);
     for (let i = 0; i < blocks.length; i++) {
       const b = blocks[i] as number;

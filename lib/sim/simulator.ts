@@ -13,6 +13,7 @@ import { RemapfsError } from '../errors';
 import { ControlRequest } from '../daemon/control';
 import { ServedMount } from '../daemon/served-mount';
 import { formatSectorList } from './sectors';
+import type { EngineName } from '../fs/adapter';
 
 export const SIMULATED_FILE = 'disk';
 
@@ -34,7 +35,7 @@ export class Simulator {
   private readonly served: ServedMount;
   private readonly image: string;
 
-  constructor(image: string, mountpoint: string, opts: { mode?: OpenMode; log?: (line: string) => void } = {}) {
+  constructor(image: string, mountpoint: string, opts: { mode?: OpenMode; log?: (line: string) => void; engine?: EngineName } = {}) {
     this.image = path.resolve(image);
     this.mountpoint = path.resolve(mountpoint);
     const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
@@ -44,6 +45,7 @@ export class Simulator {
       mountpoint: this.mountpoint,
       files: [{ name: SIMULATED_FILE, device: this.fault }],
       extraOptions: ['direct_io'],
+      ...(opts.engine ? { engine: opts.engine } : {}),
       log: () => undefined, // EIO is what the simulator is for: do not log each one
       notice: log,
       handle: (req) => this.handle(req),

@@ -141,7 +141,7 @@ describe('remapfs end to end', () => {
     await lab.startDaemon(mnt);
     expect(readAt(path.join(mnt, 'off'), 7 * 4096, 4096)).toEqual(pattern);
   });
-  it.each(['lean', 'stock'])('serves unaligned reads and writes beyond 4 GiB, and remapped blocks, with the %s dispatch', async (dispatch) => {
+  it.each(['native', 'fuse-native'])('serves unaligned reads and writes beyond 4 GiB, and remapped blocks, on the %s engine', async (engine) => {
     const GiB = 1024 * MiB;
     const blockSize = 4096;
     const main = lab.image('main.img', 5 * GiB); // sparse
@@ -151,8 +151,9 @@ describe('remapfs end to end', () => {
     const remap = JSON.parse(lab.ok(['remap', 'big', String(remappedBlock * 8), '--json'])) as { remaps: Array<{ spareBlock: number }> };
     const spareBlock = remap.remaps[0]?.spareBlock ?? -1;
     const mnt = lab.mkdir('mnt');
-    const daemon = await lab.startDaemon(mnt, ['--dispatch', dispatch]);
-    expect(daemon.output()).not.toMatch(/stock dispatch:/);
+    const daemon = await lab.startDaemon(mnt, ['--engine', engine]);
+    expect(daemon.output()).not.toMatch(/stock dispatch:|native engine cannot/);
+    expect(JSON.parse(lab.ok(['status', 'big', '--json']))).toMatchObject({ engine });
     // From inside block 4 GiB/4K + 1 to inside block +5: unaligned at both ends, across the remapped block.
     const byteOffset = 4 * GiB + blockSize + 700;
     const data = Buffer.alloc(4 * blockSize + 300);

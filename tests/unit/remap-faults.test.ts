@@ -7,7 +7,7 @@
 import { BlockDevice } from '../../lib/block/device';
 import { FaultDevice, ioError } from '../../lib/block/fault-device';
 import { MemoryDevice } from '../../lib/block/memory-device';
-import { toErrno } from '../../lib/fs/fuse-adapter';
+import { toErrno } from '../../lib/fs/ops';
 import { RemapIndex } from '../../lib/remap/index-table';
 import { spareLayout } from '../../lib/format/layout';
 import { RemapDevice, RemapJournal } from '../../lib/remap/remap-device';

@@ -5,12 +5,13 @@ import { Daemon } from '../../daemon/daemon';
 import { Store } from '../../store/db';
 import { dbPath } from '../common';
 import { runInForeground } from '../foreground';
+import { engineOf, engineOption } from '../engine';
 
 interface Args {
   db?: string;
   mountpoint: string;
   'open-mode': string;
-  dispatch: string;
+  engine?: string;
   watch: string[];
   attach: boolean;
 }
@@ -24,10 +25,10 @@ export const mountCommand: CommandModule<object, Args> = {
       .option('watch', { type: 'string', array: true, default: [], describe: 'hot-plug: watch this directory (and /dev) for pairs to attach and detach (repeatable)' })
       .option('attach', { type: 'boolean', default: false, describe: 'put every pair served on a loop device linked as /dev/remapfs/<name>; detach them on stop' })
       .option('open-mode', { type: 'string', choices: OPEN_MODES as string[], default: 'auto', describe: 'how devices are opened (see docs/architecture.md)' })
-      .option('dispatch', { type: 'string', choices: ['lean', 'stock'], default: 'lean', describe: "how FUSE reads and writes reach remapfs: lean, or fuse-native's stock dispatch (docs/performance.md)" }) as never,
+      .option('engine', engineOption) as never,
   handler: async (argv) => {
     const store = Store.open(dbPath(argv), { create: argv.watch.length > 0 });
-    const daemon = new Daemon({ store, mountpoint: argv.mountpoint, mode: argv['open-mode'] as OpenMode, dispatch: argv.dispatch as 'lean' | 'stock', watchDirs: argv.watch.map((d) => path.resolve(d)), attach: argv.attach });
+    const daemon = new Daemon({ store, mountpoint: argv.mountpoint, mode: argv['open-mode'] as OpenMode, engine: engineOf(argv.engine), watchDirs: argv.watch.map((d) => path.resolve(d)), attach: argv.attach });
     let names: string[];
     try {
       names = await daemon.start();

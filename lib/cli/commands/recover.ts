@@ -16,6 +16,7 @@ import { loopBackingFile } from '../../block/loop';
 import { LINK_DIR } from '../../daemon/attach';
 import { mounts } from '../../daemon/mounts';
 import { RemapfsError } from '../../errors';
+import { lazyUnmountCommands } from '../../fs/fuse-unmount';
 import { dbPath } from '../common';
 import { socketPathFor } from '../../daemon/control';
 import { MountRecord, processAlive, Store } from '../../store/db';
@@ -96,7 +97,7 @@ export const recoverCommand: CommandModule<object, Args> = {
       steps.push(['losetup', ['-d', loop.device]]);
       for (const link of linksTo(loop.device)) steps.push(['rm', ['-f', link]]);
     }
-    if (entry) steps.push(['fusermount', ['-uz', mnt]]);
+    if (entry) steps.push(lazyUnmountCommands(mnt)[0] as [string, string[]]);
     if (steps.length === 0) {
       process.stdout.write(`nothing to recover at ${mnt}\n`);
       return;

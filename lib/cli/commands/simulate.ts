@@ -5,6 +5,7 @@ import { parseSectorList } from '../../sim/sectors';
 import { SIMULATED_FILE, Simulator } from '../../sim/simulator';
 import { countOption } from '../options';
 import { runInForeground } from '../foreground';
+import { engineOf, engineOption } from '../engine';
 
 interface Args {
   image: string;
@@ -12,6 +13,7 @@ interface Args {
   bad: string[];
   slow: string[];
   'delay-ms': number;
+  engine?: string;
 }
 
 export const simulateCommand: CommandModule<object, Args> = {
@@ -23,7 +25,8 @@ export const simulateCommand: CommandModule<object, Args> = {
       .positional('mountpoint', { type: 'string', demandOption: true, describe: 'an empty directory' })
       .option('bad', { type: 'string', array: true, default: [], describe: '512-byte sectors or ranges that fail, e.g. 7,100-163' })
       .option('slow', { type: 'string', array: true, default: [], describe: 'sectors or ranges that answer after --delay-ms' })
-      .option('delay-ms', countOption('delay-ms', 'delay of slow sectors in milliseconds', 0)) as never,
+      .option('delay-ms', countOption('delay-ms', 'delay of slow sectors in milliseconds', 0))
+      .option('engine', engineOption) as never,
   handler: async (argv) => {
     const delayMs = argv['delay-ms'];
     let bad: number[];
@@ -35,7 +38,8 @@ export const simulateCommand: CommandModule<object, Args> = {
       throw new UsageError(err instanceof Error ? err.message : String(err));
     }
     if (slow.length > 0 && delayMs === 0) throw new UsageError('--slow needs --delay-ms');
-    const sim = new Simulator(argv.image, argv.mountpoint);
+    const engine = engineOf(argv.engine);
+    const sim = new Simulator(argv.image, argv.mountpoint, engine ? { engine } : {});
     const outside = [...bad, ...slow].find((s) => s >= sim.sectorCount);
     if (outside !== undefined) {
       sim.fault.close();

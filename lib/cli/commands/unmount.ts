@@ -3,13 +3,14 @@
  * answer it clears the mount only when its server is dead: a daemon pid that
  * is alive (mounts table), or a mount that still answers, is never forced.
  */
-import { execFileSync, spawnSync } from 'child_process';
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
 import { request, socketPathFor } from '../../daemon/control';
 import { isMountpoint, mounts } from '../../daemon/mounts';
 import { RemapfsError } from '../../errors';
+import { lazyUnmountSync } from '../../fs/fuse-unmount';
 import { processAlive, Store } from '../../store/db';
 import { dbPath } from '../common';
 
@@ -59,11 +60,8 @@ export const unmountCommand: CommandModule<object, Args> = {
     if (mountAnswers(mnt)) {
       throw new RemapfsError('unmount', mnt, `its server is alive but its control socket ${socket} ${fs.existsSync(socket) ? 'does not answer' : 'is gone'}`, 'refusing to force it; stop the process serving it with SIGTERM');
     }
-    try {
-      execFileSync('fusermount', ['-uz', mnt], { stdio: 'pipe' });
-    } catch (err) {
-      throw new RemapfsError('unmount', mnt, (err as { stderr?: Buffer }).stderr?.toString().trim() || err);
-    }
+    const r = lazyUnmountSync(mnt);
+    if (!r.ok) throw new RemapfsError('unmount', mnt, `${r.command}: ${r.error}`);
     forgetMount(argv, mnt);
     process.stderr.write(`remapfs: removed the stale mount at ${mnt} (its server had died)\n`);
   },

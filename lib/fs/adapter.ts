@@ -1,0 +1,78 @@
+/**
+ * What the daemon and the simulator see of a FUSE engine (FsAdapter), and the
+ * engine choice: `native` (lib/native/engine.ts, libfuse 3, data served in its
+ * own threads) wherever it loads, else `fuse-native` (libfuse 2, every request
+ * on the Node main thread), with one line saying why. Both adapters answer
+ * through the same FsOps (ops.ts), so behaviour and errno values are the same.
+ */
+import { BlockDevice } from '../block/device';
+import { ControlTree, ServedFile } from './ops';
+import type { EngineApi } from './engine-api';
+import type { EngineStats as NativeEngineStats } from '../native/engine';
+
+export type EngineName = 'native' | 'fuse-native';
+export const ENGINES: readonly EngineName[] = ['native', 'fuse-native'];
+/** The environment variable that names the engine when `--engine` is not given. */
+export const ENGINE_ENV = 'REMAPFS_ENGINE';
+
+/** The native engine's counters of one pair file, summed over its threads. */
+export type EngineStats = NativeEngineStats;
+
+export interface AdapterOptions {
+  /** Files under /.remapfs (live monitoring and settings). */
+  controlTree?: ControlTree;
+  /** Called once per failed request with the original error (not on the hot path). */
+  onError?: (op: string, file: string, err: unknown) => void;
+  /** Extra -o options, e.g. 'direct_io'. */
+  extraOptions?: string[];
+}
+
+export interface FsAdapter {
+  readonly engine: EngineName;
+  readonly mountpoint: string;
+  mount(): Promise<void>;
+  /** Unmounts (lazily) and stops the engine. Callers check openHandleCount() first. */
+  unmount(): Promise<void>;
+  /** Serves one more file (hot-plug). */
+  addFile(f: ServedFile): void;
+  /** Stops serving a file; callers make sure no handle is open on it. */
+  removeFile(name: string): void;
+  /** Swaps the device behind a served file (e.g. for one that fails every request after its disk left). */
+  replaceDevice(name: string, device: BlockDevice): void;
+  handlesOn(name: string): number;
+  openHandleCount(): number;
+  handlesByFile(): Record<string, number>;
+  /** The engine's own counters of a file (undefined with fuse-native, whose requests all reach the device's counters). */
+  engineStats(name: string): EngineStats | undefined;
+  /** Lines worth logging once the adapter exists (a fallback it took, say). */
+  notices(): string[];
+}
+
+/** Parses an engine name (from --engine or REMAPFS_ENGINE); undefined when it is not one. */
+export function parseEngine(text: string | undefined): EngineName | undefined {
+  return ENGINES.find((e) => e === text);
+}
+
+export interface EngineChoice {
+  engine: EngineName;
+  api?: EngineApi;
+  /** One line saying why native was wanted but fuse-native serves; undefined when the wish was met. */
+  fallback?: string;
+}
+
+/**
+ * Decides the engine: `want` (default native); native needs `load()` to return
+ * the engine, else (a string: why not) fuse-native serves and `fallback` says why.
+ */
+export function chooseEngine(want: EngineName | undefined, load: () => EngineApi | string): EngineChoice {
+  if (want === 'fuse-native') return { engine: 'fuse-native' };
+  let api: EngineApi | string;
+  try {
+    api = load();
+  } catch (err) {
+    api = err instanceof Error ? err.message : String(err);
+  }
+  if (typeof api !== 'string') return { engine: 'native', api };
+  const why = api.split('\n')[0]?.trim() || 'unknown reason';
+  return { engine: 'fuse-native', fallback: `remapfs: the native engine cannot load (${why}); using fuse-native` };
+}

@@ -1,0 +1,14 @@
+/**
+ * The native engine as the adapter uses it: lib/native/engine.ts's module
+ * (the contract in docs/architecture.md), and the one place that loads it.
+ */
+import { engineModule, engineUnavailable, EngineModule, EngineRequest } from '../native/engine';
+
+export type EngineApi = EngineModule;
+export type Upcall = EngineRequest;
+export type { EngineHandle } from '../native/engine';
+
+/** The engine, or why it cannot be used here (one line). */
+export function loadEngine(): EngineApi | string {
+  return engineModule() ?? engineUnavailable() ?? 'unknown reason';
+}

@@ -1,0 +1,29 @@
+/**
+ * Builds the adapter of the engine chosen (adapter.ts's chooseEngine): the
+ * native engine when it loads and starts, else fuse-native, with one line
+ * saying why native does not serve.
+ */
+import { AdapterOptions, chooseEngine, EngineName, FsAdapter } from './adapter';
+import { EngineApi, loadEngine } from './engine-api';
+import { FuseNativeAdapter } from './fuse-native-adapter';
+import { NativeAdapter } from './native-adapter';
+import { ServedFile } from './ops';
+
+export interface CreatedAdapter {
+  adapter: FsAdapter;
+  /** Why fuse-native serves although native was wanted (one line), if so. */
+  fallback?: string;
+}
+
+export function createAdapter(want: EngineName | undefined, mountpoint: string, files: ServedFile[], opts: AdapterOptions = {}, load: () => EngineApi | string = loadEngine): CreatedAdapter {
+  const choice = chooseEngine(want, load);
+  if (choice.engine === 'native' && choice.api) {
+    try {
+      return { adapter: new NativeAdapter(choice.api, mountpoint, files, opts) };
+    } catch (err) {
+      const why = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+      return { adapter: new FuseNativeAdapter(mountpoint, files, opts), fallback: `remapfs: the native engine cannot start (${why}); using fuse-native` };
+    }
+  }
+  return { adapter: new FuseNativeAdapter(mountpoint, files, opts), ...(choice.fallback ? { fallback: choice.fallback } : {}) };
+}

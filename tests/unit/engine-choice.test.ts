@@ -1,0 +1,73 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { chooseEngine, ENGINE_ENV } from '../../lib/fs/adapter';
+import { EngineApi, loadEngine } from '../../lib/fs/engine-api';
+import { createAdapter } from '../../lib/fs/serve';
+import { engineOf } from '../../lib/cli/engine';
+import { UsageError } from '../../lib/errors';
+import { MemoryDevice } from '../../lib/block/memory-device';
+
+const UNAVAILABLE = 'libfuse3.so.3: cannot open shared object file: No such file or directory\nRequire stack: ...';
+
+describe('engine choice', () => {
+  it('native unavailable: fuse-native serves, and one line says why', () => {
+    const choice = chooseEngine(undefined, () => UNAVAILABLE);
+    expect(choice.engine).toBe('fuse-native');
+    expect(choice.fallback).toBe('remapfs: the native engine cannot load (libfuse3.so.3: cannot open shared object file: No such file or directory); using fuse-native');
+    expect(choice.fallback?.split('\n')).toHaveLength(1);
+    // A loader that throws counts as unavailable too.
+    const thrown = chooseEngine('native', () => {
+      throw new Error('boom\nstack');
+    });
+    expect(thrown).toMatchObject({ engine: 'fuse-native', fallback: 'remapfs: the native engine cannot load (boom); using fuse-native' });
+  });
+
+  it('fuse-native asked for: the native engine is not even loaded', () => {
+    let loaded = 0;
+    const choice = chooseEngine('fuse-native', () => {
+      loaded++;
+      return UNAVAILABLE;
+    });
+    expect(choice).toEqual({ engine: 'fuse-native' });
+    expect(loaded).toBe(0);
+  });
+
+  it('native available: it is chosen with no line', () => {
+    const api = { version: () => 'fake' } as unknown as EngineApi;
+    expect(chooseEngine(undefined, () => api)).toEqual({ engine: 'native', api });
+  });
+
+  it('createAdapter builds the fuse-native adapter (not mounted) with the fallback line when native is unavailable', () => {
+    const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'remapfs-engine-'));
+    try {
+      const { adapter, fallback } = createAdapter(undefined, mnt, [{ name: 'p', device: new MemoryDevice('p', 8192) }], {}, () => UNAVAILABLE);
+      expect(adapter.engine).toBe('fuse-native');
+      expect(fallback).toMatch(/^remapfs: the native engine cannot load \(libfuse3\.so\.3: .*\); using fuse-native$/);
+      expect(adapter.handlesByFile()).toEqual({ p: 0 });
+      expect(adapter.engineStats('p')).toBeUndefined();
+    } finally {
+      fs.rmSync(mnt, { recursive: true, force: true });
+    }
+  });
+
+  it('--engine wins over REMAPFS_ENGINE; a bad REMAPFS_ENGINE is a usage error', () => {
+    expect(engineOf(undefined, {})).toBeUndefined();
+    expect(engineOf(undefined, { [ENGINE_ENV]: '' })).toBeUndefined();
+    expect(engineOf(undefined, { [ENGINE_ENV]: 'fuse-native' })).toBe('fuse-native');
+    expect(engineOf('native', { [ENGINE_ENV]: 'fuse-native' })).toBe('native');
+    expect(() => engineOf(undefined, { [ENGINE_ENV]: 'fuse2' })).toThrow(UsageError);
+    expect(() => engineOf(undefined, { [ENGINE_ENV]: 'fuse2' })).toThrow(`${ENGINE_ENV}=fuse2 is not an engine (use native or fuse-native)`);
+  });
+
+  it('under CI=true the native engine loads here (no silent fallback)', () => {
+    const api = loadEngine();
+    if (process.env.CI === 'true') {
+      expect(typeof api).not.toBe('string');
+      expect((api as EngineApi).version()).toMatch(/libfuse 3\./);
+    } else if (typeof api === 'string') {
+      expect(api.split('\n')).toHaveLength(1);
+      process.stderr.write(`engine-choice: the native engine does not load here: ${api}\n`);
+    }
+  });
+});
