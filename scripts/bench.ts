@@ -32,15 +32,15 @@ import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { DaemonHandle, Lab, REMAPFS_BIN, requireKernelFeatures } from '../lib/lab/lab';
+import { type DaemonHandle, Lab, REMAPFS_BIN, requireKernelFeatures } from '../lib/lab/lab';
 import { identityOf, reconcile } from '../lib/meta/reconcile';
-import { SlotEntry } from '../lib/format/slot-codec';
+import type { SlotEntry } from '../lib/format/slot-codec';
 import { SlotSet } from '../lib/meta/slots';
 import { MetaState } from '../lib/meta/state';
 import { FileDevice } from '../lib/block/file-device';
 import { spareLayout } from '../lib/format/layout';
 import { Store } from '../lib/store/db';
-import { CATEGORIES, CpuProfile, summarise } from './profile-summary';
+import { CATEGORIES, type CpuProfile, summarise } from './profile-summary';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;

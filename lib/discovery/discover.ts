@@ -17,11 +17,11 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { DeviceIdentity, FileDevice, identify, sameStorage } from '../block/file-device';
+import { type DeviceIdentity, FileDevice, identify, sameStorage } from '../block/file-device';
 import { loopBackingFile } from '../block/loop';
 import { locateMetadata } from '../meta/locate';
 import { stateFingerprint } from '../meta/reconcile';
-import { Store } from '../store/db';
+import type { Store } from '../store/db';
 import { hardwareId } from './hardware';
 import type { MainLabel } from '../format/label-codec';
 import { readLabel } from './label';

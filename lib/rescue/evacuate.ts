@@ -18,7 +18,7 @@
 import * as fs from 'fs';
 import { writeFileAtomic } from '../fsutil/write-atomic';
 import { SECTOR_BYTES } from '../format/layout';
-import { BlockDevice } from '../block/device';
+import type { BlockDevice } from '../block/device';
 import { AreaMap, formatMapfile, parseMapfile } from './mapfile';
 
 const CHUNK_BYTES = 1024 * 1024;
