@@ -268,7 +268,7 @@ export class FileDevice implements BlockDevice {
       } catch (err) {
         throw new RemapfsError('read', `${this.name} at byte ${byteOffset + done}`, err);
       }
-      if (n === 0) throw new RemapfsError('read', `${this.name} at byte ${byteOffset + done}`, 'unexpected end of device');
+      if (n === 0) throw new RemapfsError('read', `${this.name} at byte ${byteOffset + done}`, shortTransfer('unexpected end of device'));
       done += n;
     }
   }
@@ -282,7 +282,7 @@ export class FileDevice implements BlockDevice {
       } catch (err) {
         throw new RemapfsError('write', `${this.name} at byte ${byteOffset + done}`, err);
       }
-      if (n === 0) throw new RemapfsError('write', `${this.name} at byte ${byteOffset + done}`, 'device accepted no bytes');
+      if (n === 0) throw new RemapfsError('write', `${this.name} at byte ${byteOffset + done}`, shortTransfer('device accepted no bytes'));
       done += n;
     }
   }
@@ -342,4 +342,9 @@ function probeDirectAlignment(fd: number, sizeBytes: number): number {
 
 function isEinval(err: unknown): boolean {
   return !!err && typeof err === 'object' && (err as { code?: string }).code === 'EINVAL';
+}
+
+/** A device that ends early or takes no bytes failed the transfer: an I/O error (EIO) to the layers above. */
+function shortTransfer(why: string): Error {
+  return Object.assign(new Error(why), { code: 'EIO' });
 }

@@ -459,15 +459,8 @@ export class Daemon {
         return scanStatus(this.service(req.pair));
       case 'health':
         return healthReport(this.store, this.runtime(req.pair).record);
-      case 'track': {
-        const dev = this.runtime(req.pair).device;
-        if (req.action === 'start') dev.dirtyBlocks = new Set();
-        if (req.action === 'stop') dev.dirtyBlocks = undefined;
-        if (req.action !== 'take') return [];
-        const taken = [...(dev.dirtyBlocks ?? [])].sort((a, b) => a - b);
-        dev.dirtyBlocks?.clear();
-        return taken;
-      }
+      case 'track':
+        return this.service(req.pair).track(req.action, (device) => this.served?.adapter.replaceDevice(req.pair, device));
       case 'import-bad':
         return importBadSectors(this.runtime(req.pair).device, req.sectors);
       default:

@@ -12,11 +12,15 @@ import { healthReport } from '../health/report';
 import { Scanner } from '../health/scanner';
 import { ScanScheduler } from '../health/scheduler';
 import { labelBlockOf } from '../format/label-codec';
+import type { BlockDevice } from '../block/device';
+import { EvacTracking } from '../remap/evac-tracking';
 
 export class PairService {
   config: PairConfig;
   readonly scanner: Scanner;
   readonly scheduler: ScanScheduler;
+  /** Stacked over the served device while an evacuation copies (the 'track' operation). */
+  private tracking: EvacTracking | undefined;
 
   constructor(
     readonly rt: PairRuntime,
@@ -42,6 +46,26 @@ export class PairService {
 
   stop(): void {
     this.scheduler.stop();
+    this.tracking?.remove();
+    this.tracking = undefined;
+  }
+
+  /**
+   * The evacuation's write tracking: 'start' stacks EvacTracking over the
+   * device and serves it through `serve`, 'take' returns (and forgets) the
+   * blocks written since, 'stop' serves the bare device again.
+   */
+  track(action: 'start' | 'take' | 'stop', serve: (device: BlockDevice) => void): number[] {
+    if (action === 'start') {
+      this.tracking?.remove();
+      this.tracking = new EvacTracking(this.rt.device);
+      serve(this.tracking);
+    } else if (action === 'stop' && this.tracking) {
+      this.tracking.remove();
+      this.tracking = undefined;
+      serve(this.rt.device);
+    }
+    return action === 'take' ? (this.tracking?.take() ?? []) : [];
   }
 
   /** Validates, applies at once and persists; returns the settings in force. */

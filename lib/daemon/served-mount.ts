@@ -13,6 +13,7 @@ import { ControlTree, FuseAdapter, ServedFile } from '../fs/fuse-adapter';
 import { ControlRequest, serve, socketPathFor } from './control';
 import { enableIoFlusher } from '../native/io-flusher';
 import { isMountpoint } from './mounts';
+import { isKnownFailure } from '../block/disk-error';
 
 export interface ServedMountOptions {
   /** Absolute path. */
@@ -50,7 +51,7 @@ export class ServedMount {
     this.socketPath = socketPathFor(opts.mountpoint);
     const limiter = new LogLimiter(opts.log);
     this.adapter = new FuseAdapter(opts.mountpoint, opts.files, {
-      onError: (op, file, err) => limiter.log(`remapfs: ${op} ${file}: ${err instanceof Error ? err.message : String(err)}`),
+      onError: (op, file, err) => limiter.log(failureLine(op, file, err)),
       ...(opts.extraOptions ? { extraOptions: opts.extraOptions } : {}),
       ...(opts.controlTree ? { controlTree: opts.controlTree } : {}),
       ...(opts.stockDispatch ? { stockDispatch: true } : {}),
@@ -110,6 +111,13 @@ export class ServedMount {
     this.server = undefined;
     this.opts.release();
   }
+}
+
+/** The log line of a failed request; one that is neither a disk error nor a RemapfsError is a bug (with where it was thrown). */
+export function failureLine(op: string, file: string, err: unknown): string {
+  if (isKnownFailure(err)) return `remapfs: ${op} ${file}: ${err instanceof Error ? err.message : String(err)}`;
+  const where = err instanceof Error ? (err.stack?.split('\n').find((l) => l.trim().startsWith('at ')) ?? '').trim() : '';
+  return `remapfs: bug: ${op} ${file}: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}${where ? ` (${where})` : ''}`;
 }
 
 /** At most `burst` lines per window; then one line saying how many were dropped. */

@@ -11,10 +11,11 @@
  * pass, so a killed scan resumes where it stopped. The scanner does not decide
  * when to run: ScanScheduler (daemon) and the scan command call step().
  */
-import { RemapDevice } from '../remap/remap-device';
+import { isDiskError, isKnownFailure } from '../block/disk-error';
 import { Store } from '../store/db';
-import { PairConfig } from './config';
-import { clearSlowBlock, loadScanState, putSlowBlock, saveScanState, ScanState, ScanSummary } from './history';
+import type { PairConfig } from './config';
+import type { ScanTarget } from './scan-target';
+import { clearSlowBlock, loadScanState, putSlowBlock, saveScanState, type ScanState, type ScanSummary } from './history';
 
 const PERSIST_EVERY_MS = 2000;
 
@@ -28,7 +29,7 @@ export class Scanner {
   private lastPersist = 0;
 
   constructor(
-    private readonly dev: RemapDevice,
+    private readonly dev: ScanTarget,
     private readonly store: Store,
     private readonly pairId: number,
     private readonly config: () => PairConfig,
@@ -43,7 +44,7 @@ export class Scanner {
   }
 
   get totalBlocks(): number {
-    return this.dev.index.virtualBlocks;
+    return this.dev.virtualBlocks;
   }
 
   get progress(): number {
@@ -71,12 +72,12 @@ export class Scanner {
     const summary = this.state.currentSummary ?? emptySummary(this.now());
     let bytes = 0;
     for (let b = from; b < to; ) {
-      if (this.dev.index.spareBlockOf(b) >= 0) {
+      if (this.dev.isRemapped(b)) {
         b++;
         continue;
       }
       let end = b + 1;
-      while (end < to && this.dev.index.spareBlockOf(end) < 0) end++;
+      while (end < to && !this.dev.isRemapped(end)) end++;
       bytes += this.scanRun(b, end, cfg, summary);
       b = end;
     }
@@ -129,7 +130,8 @@ export class Scanner {
     let ms: number;
     try {
       ms = this.dev.timedMainRead(view, first * bs);
-    } catch {
+    } catch (err) {
+      if (!isDiskError(err)) throw err;
       ms = Infinity;
     }
     if (ms < cfg.latencyWarnMs) {
@@ -145,7 +147,8 @@ export class Scanner {
     let ms: number;
     try {
       ms = this.dev.timedMainRead(this.buf.subarray(0, bs), block * bs);
-    } catch {
+    } catch (err) {
+      if (!isDiskError(err)) throw err;
       summary.unreadableBlocks++;
       if (this.dev.scanFoundUnreadable(block)) this.log(`scan: block ${block} is unreadable, now pending`);
       return;
@@ -154,7 +157,8 @@ export class Scanner {
     if (ms >= cfg.latencyWarnMs) {
       try {
         ms = Math.min(ms, this.dev.timedMainRead(this.buf.subarray(0, bs), block * bs));
-      } catch {
+      } catch (err) {
+        if (!isDiskError(err)) throw err;
         // It read once; the slow timing stands.
       }
     }
@@ -176,6 +180,7 @@ export class Scanner {
         const r = this.dev.remapBlock(block, 'scan-slow');
         if (!r.already) summary.remappedSlow++;
       } catch (err) {
+        if (!isKnownFailure(err)) throw err;
         this.log(`scan: could not remap slow block ${block}: ${err instanceof Error ? err.message : String(err)}`);
       }
     }

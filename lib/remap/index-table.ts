@@ -7,8 +7,8 @@
  * only pool blocks (never metadata slots) are handed out; the index mirrors
  * what the store has committed (callers persist first, then call set/retire).
  */
-import { SpareLookup } from './split';
-import { SpareLayout } from '../format/layout';
+import type { SpareLookup } from './split';
+import type { SpareLayout } from '../format/layout';
 import { TypedHash } from './typed-hash';
 
 export class RemapIndex implements SpareLookup {

@@ -13,12 +13,18 @@
  * The mapfile is saved every 2 seconds and at the end (atomically), after the
  * data it describes was written, so an interrupted evacuation resumes where
  * the mapfile says and gives the same result. Bad sectors are not written to
- * the target (as ddrescue leaves them).
+ * the target (as ddrescue leaves them). Only disk errors (isDiskError) mark an
+ * area failed or bad; any other error stops the evacuation.
+ *
+ * The catch-up's tracker is, through a daemon, its 'track' operation: the
+ * daemon stacks EvacTracking (lib/remap/evac-tracking.ts) over the served
+ * file between start and stop.
  */
 import * as fs from 'fs';
 import { writeFileAtomic } from '../fsutil/write-atomic';
 import { SECTOR_BYTES } from '../format/layout';
 import type { BlockDevice } from '../block/device';
+import { isDiskError } from '../block/disk-error';
 import { AreaMap, formatMapfile, parseMapfile } from './mapfile';
 
 const CHUNK_BYTES = 1024 * 1024;
@@ -91,7 +97,8 @@ export async function evacuate(o: EvacuateOptions): Promise<EvacuateResult> {
           o.target.write(view, off);
           map.set(off, len, '+');
           copied += len;
-        } catch {
+        } catch (err) {
+          if (!isDiskError(err)) throw err;
           map.set(off, len, '*');
         }
         off += len;
@@ -112,7 +119,8 @@ export async function evacuate(o: EvacuateOptions): Promise<EvacuateResult> {
           try {
             o.source.read(view, off);
             ok = true;
-          } catch {
+          } catch (err) {
+            if (!isDiskError(err)) throw err;
             // retried below, or bad
           }
         }
@@ -140,14 +148,16 @@ export async function evacuate(o: EvacuateOptions): Promise<EvacuateResult> {
             o.source.read(block, off);
             o.target.write(block, off);
             map.set(off, bs, '+');
-          } catch {
+          } catch (err) {
+            if (!isDiskError(err)) throw err;
             for (let s = 0; s < bs; s += SECTOR_BYTES) {
               const view = block.subarray(s, s + SECTOR_BYTES);
               try {
                 o.source.read(view, off + s);
                 o.target.write(view, off + s);
                 map.set(off + s, SECTOR_BYTES, '+');
-              } catch {
+              } catch (sectorErr) {
+                if (!isDiskError(sectorErr)) throw sectorErr;
                 map.set(off + s, SECTOR_BYTES, '-');
               }
             }

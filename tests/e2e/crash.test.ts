@@ -9,7 +9,7 @@ import { labPerTest } from '../helpers/lab-hooks';
 import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { checkTree, sleep, writeRandomTree } from '../../lib/lab/lab';
+import { checkTree, sleep, waitFor, writeRandomTree } from '../../lib/lab/lab';
 import { blockContent, writeOrder } from '../fixtures/writer';
 
 const MiB = 1024 * 1024;
@@ -45,7 +45,10 @@ describe('crash safety', () => {
 
       const child = spawn(process.execPath, [writer, vfile, ackLog, String(round), String(BLOCKS), String(round * 7)], { stdio: ['ignore', 'ignore', 'pipe'] });
       const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-      await sleep(300 + Math.floor(rnd() * 1500));
+      // The kill lands after this round's first acknowledged write (a slow start must not make an empty round).
+      const roundTag = ` ${round}\n`;
+      await waitFor(`round ${round}'s first acknowledged write`, () => fs.readFileSync(ackLog, 'utf8').includes(roundTag), 60000);
+      await sleep(Math.floor(rnd() * 1500));
       await lab.killDaemon(daemon);
       await exited;
       lab.ok(['unmount', mnt]); // clears the mount the dead daemon left behind

@@ -7,13 +7,14 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type { BlockDevice } from '../../lib/block/device';
-import { FaultDevice } from '../../lib/block/fault-device';
+import { FaultDevice, ioError } from '../../lib/block/fault-device';
 import { MemoryDevice } from '../../lib/block/memory-device';
 import { DEFAULT_CONFIG, mergeConfig, type PairConfig, parseConfigText, parseConfigValue } from '../../lib/health/config';
 import { cells, LEGEND_CHAR_PX, renderBar, renderSvg, STATE_COLOURS, type MapInput } from '../../lib/health/map';
 import { renderPrometheus } from '../../lib/health/prometheus';
 import { healthReport } from '../../lib/health/report';
 import { Scanner } from '../../lib/health/scanner';
+import type { ScanTarget } from '../../lib/health/scan-target';
 import { ScanScheduler, type SchedulerClock } from '../../lib/health/scheduler';
 import { adaptiveIntervalMs, DAY_MS, healthScore, RateLimiter, trend } from '../../lib/health/score';
 import { RemapIndex } from '../../lib/remap/index-table';
@@ -237,6 +238,35 @@ describe('scan scheduler (injected clock)', () => {
     expect(again.inPass).toBe(true);
     expect(again.state.cursorBlock).toBe(5 * 16);
     expect(again.state.currentSummary?.blocksScanned).toBe(5 * 16);
+  });
+
+  it('the scanner needs only a ScanTarget: it skips remapped blocks, reports unreadable ones, and a bug in the target propagates', () => {
+    const w = world({ scanChunkKiB: 64 });
+    const reads: number[] = [];
+    const found: number[] = [];
+    let bug = false;
+    const target: ScanTarget = {
+      blockSize: 4096,
+      virtualBlocks: 64,
+      isRemapped: (b) => b === 5,
+      timedMainRead: (buf, off) => {
+        if (bug) throw new TypeError('bug in the target');
+        for (let b = off / 4096; b < (off + buf.length) / 4096; b++) reads.push(b);
+        if (off <= 9 * 4096 && 9 * 4096 < off + buf.length) throw ioError('read', 'main sector 72');
+        return 0;
+      },
+      scanFoundUnreadable: (b) => (found.push(b), true),
+      remapBlock: () => ({ already: false }),
+    };
+    const scanner = new Scanner(target, w.store, w.pair.id, () => w.cfg, w.clock.now);
+    scanner.startPass();
+    while (scanner.inPass) scanner.step();
+    expect(reads).not.toContain(5);
+    expect(found).toEqual([9]);
+    expect(scanner.state.lastSummary?.unreadableBlocks).toBe(1);
+    scanner.startPass();
+    bug = true;
+    expect(() => scanner.step()).toThrow('bug in the target');
   });
 
   it('the report reflects pending blocks and the scan', () => {

@@ -1,0 +1,25 @@
+/**
+ * What counts as a disk error: an I/O failure of a device, recognised by its
+ * errno code (on a RemapfsError, on its cause). Only these may make the remap
+ * layer retry, salvage or move a block; anything else (a TypeError, a refused
+ * range, a database failure) is not the disk's fault and must propagate.
+ * FaultDevice and GoneDevice throw EIO (ioError).
+ */
+import { errnoCodeOf, RemapfsError } from '../errors';
+
+export const DISK_ERROR_CODES: ReadonlySet<string> = new Set(['EIO', 'ENXIO', 'ENODEV', 'EREMOTEIO', 'ENOMEDIUM', 'ENODATA', 'EILSEQ', 'EBADMSG', 'ETIMEDOUT']);
+
+export function isDiskError(err: unknown): boolean {
+  const code = errnoCodeOf(err);
+  return code !== undefined && DISK_ERROR_CODES.has(code);
+}
+
+/**
+ * A failure with a known cause: a disk error, or a RemapfsError (remapfs's
+ * own explained refusals: the spare pool exhausted, metadata refused). Where
+ * a failure is only logged (a proactive remap, the scanner), anything else is
+ * a bug and propagates.
+ */
+export function isKnownFailure(err: unknown): boolean {
+  return isDiskError(err) || err instanceof RemapfsError;
+}
