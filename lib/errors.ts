@@ -38,7 +38,7 @@ export class UsageError extends Error {
 export function errnoCodeOf(err: unknown): string | undefined {
   if (err instanceof RemapfsError) return err.code;
   if (err && typeof err === 'object' && 'code' in err) {
-    const code = (err as { code: unknown }).code;
+    const code = err.code;
     if (typeof code === 'string') return code;
   }
   return undefined;

@@ -18,7 +18,7 @@
  */
 import * as fs from 'fs';
 import { RemapfsError } from '../errors';
-import { nativeHelpers, nativeLoadError, NativeHelpers } from '../native';
+import { nativeHelpers, nativeLoadError, type NativeHelpers } from '../native';
 import { majorMinor, resolveExtent } from './alias';
 
 const RETRY_MS = 50;

@@ -9,7 +9,7 @@
  * unit tests. All state is plain data; nothing here is global.
  */
 import { SECTOR_BYTES } from '../format/layout';
-import { BlockDevice } from './device';
+import type { BlockDevice } from './device';
 import { RemapfsError } from '../errors';
 
 export function ioError(op: string, object: string): RemapfsError {

@@ -23,9 +23,9 @@
  */
 import * as fs from 'fs';
 import { SECTOR_BYTES } from '../format/layout';
-import { BlockDevice, checkRange } from './device';
+import { type BlockDevice, checkRange } from './device';
 import { alignWindow } from './align';
-import { Extent, extentsOverlap, majorMinor, resolveExtent } from './alias';
+import { type Extent, extentsOverlap, majorMinor, resolveExtent } from './alias';
 import { RemapfsError } from '../errors';
 
 export type OpenMode = 'auto' | 'direct' | 'dsync' | 'buffered';

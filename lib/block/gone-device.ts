@@ -1,5 +1,5 @@
 /** GoneDevice: stands in for a pair whose disk went away; every request fails with EIO, nothing reaches a device. */
-import { BlockDevice } from './device';
+import type { BlockDevice } from './device';
 import { ioError } from './fault-device';
 
 export class GoneDevice implements BlockDevice {

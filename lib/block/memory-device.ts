@@ -1,5 +1,5 @@
 /** MemoryDevice: a BlockDevice over a Buffer, for unit tests and tools. */
-import { BlockDevice, checkRange } from './device';
+import { type BlockDevice, checkRange } from './device';
 import { RemapfsError } from '../errors';
 
 export class MemoryDevice implements BlockDevice {

@@ -1,9 +1,9 @@
 /** Helpers shared by the CLI commands. */
 import { RemapfsError, UsageError } from '../errors';
-import { databaseError, DEFAULT_DB_PATH, MountRecord, PairRecord, Store } from '../store/db';
+import { databaseError, DEFAULT_DB_PATH, type MountRecord, type PairRecord, Store } from '../store/db';
 import { DeviceBusyError } from '../block/device-lock';
-import { localTransport, LocalOptions } from '../pair/local';
-import { pairOps, PairOps } from '../pair/operations';
+import { localTransport, type LocalOptions } from '../pair/local';
+import { pairOps, type PairOps } from '../pair/operations';
 import { socketTransport } from '../daemon/control';
 
 export interface GlobalArgs {

@@ -3,7 +3,7 @@
  * FUSE engine serves the files. Not given, REMAPFS_ENGINE names it; neither
  * given, native (fuse-native where native cannot load). Pure.
  */
-import { ENGINE_ENV, ENGINES, EngineName, parseEngine } from '../fs/adapter';
+import { ENGINE_ENV, ENGINES, type EngineName, parseEngine } from '../fs/adapter';
 import { UsageError } from '../errors';
 
 export const engineOption = {

@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import yargs from 'yargs';
 import { UsageError } from '../errors';
-import { checkOptions, DeclaredOptions } from './options';
+import { checkOptions, type DeclaredOptions } from './options';
 import { EXIT_USAGE, reportError } from './report';
 import { HEALTH_BITS, healthCommand } from './commands/health';
 import { configCommand } from './commands/config';

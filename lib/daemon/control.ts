@@ -14,7 +14,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as crypto from 'crypto';
 import { RemapfsError } from '../errors';
-import { checkPairRequest, isPairOp, operation, OpResult, PairRequest, toRequest, Transport } from '../pair/operations';
+import { checkPairRequest, isPairOp, operation, type OpResult, type PairRequest, toRequest, type Transport } from '../pair/operations';
 import { badRequest, booleanField, countsField, isObject, oneOfField } from '../pair/request-fields';
 
 export const FAULT_ACTIONS = ['add', 'remove', 'clear', 'list'] as const;

@@ -34,16 +34,16 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { RemapfsError } from '../errors';
-import { databaseError, PairRecord, Store } from '../store/db';
+import { databaseError, type PairRecord, type Store } from '../store/db';
 import { openPair } from '../pair/pair';
-import { PairHost } from '../pair/host';
-import { identify, OpenMode } from '../block/file-device';
-import { ControlRequest, socketPathFor } from './control';
+import type { PairHost } from '../pair/host';
+import { identify, type OpenMode } from '../block/file-device';
+import { type ControlRequest, socketPathFor } from './control';
 import { checkMountpoint, ServedMount, servedPairFile } from './served-mount';
 import { PairService } from './pair-service';
-import { CONTROL_DIR, ControlTree } from '../fs/ops';
+import { CONTROL_DIR, type ControlTree } from '../fs/ops';
 import type { EngineName } from '../fs/adapter';
-import { Attached, DaemonPairs, HotPlug } from './hotplug';
+import { type Attached, type DaemonPairs, HotPlug } from './hotplug';
 import { attachLoop, detachLoops } from './loops';
 import { dispatch, servedHost, unservedHost } from './served-host';
 

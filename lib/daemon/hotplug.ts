@@ -13,14 +13,14 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { PairRecord, Store } from '../store/db';
+import type { PairRecord, Store } from '../store/db';
 import { identify } from '../block/file-device';
 import { GoneDevice } from '../block/gone-device';
 import { discoverInBackground } from '../discovery/background';
 import type { DiscoveryReport } from '../discovery/discover';
 import { importPair } from '../discovery/importer';
-import { PairService } from './pair-service';
-import { ServedMount } from './served-mount';
+import type { PairService } from './pair-service';
+import type { ServedMount } from './served-mount';
 
 export interface Attached {
   svc: PairService;

@@ -3,10 +3,10 @@
  * in memory, persisted on change), its background scanner, and the live
  * control files under `.remapfs/<name>/`.
  */
-import { PairRuntime } from '../pair/pair';
-import { Store } from '../store/db';
-import { ControlFile } from '../fs/ops';
-import { mergeConfig, PairConfig, parseConfigText } from '../health/config';
+import type { PairRuntime } from '../pair/pair';
+import type { Store } from '../store/db';
+import type { ControlFile } from '../fs/ops';
+import { mergeConfig, type PairConfig, parseConfigText } from '../health/config';
 import { loadConfig, saveConfig } from '../health/history';
 import { healthReport } from '../health/report';
 import { Scanner } from '../health/scanner';

@@ -7,13 +7,13 @@
  */
 import type { BlockDevice } from '../block/device';
 import { RemapfsError } from '../errors';
-import { PairRecord, Store } from '../store/db';
-import { PairHost, scanStatusOf } from '../pair/host';
+import type { PairRecord, Store } from '../store/db';
+import { type PairHost, scanStatusOf } from '../pair/host';
 import { checkPairRequest, operation, runOperation } from '../pair/operations';
 import { reconcile } from '../meta/reconcile';
 import { toVerifyReport } from '../meta/verify';
 import { ioFlusherStatus } from '../native/io-flusher';
-import { PairService } from './pair-service';
+import type { PairService } from './pair-service';
 
 export interface ServingDaemon {
   readonly store: Store;

@@ -8,13 +8,13 @@
  * where it loads, else fuse-native with one line saying why.
  */
 import * as fs from 'fs';
-import * as net from 'net';
+import type * as net from 'net';
 import { RemapfsError } from '../errors';
-import { ControlTree, ServedFile } from '../fs/ops';
-import { EngineName, FsAdapter } from '../fs/adapter';
+import type { ControlTree, ServedFile } from '../fs/ops';
+import type { EngineName, FsAdapter } from '../fs/adapter';
 import { createAdapter } from '../fs/serve';
 import type { PairRuntime } from '../pair/pair';
-import { ControlRequest, serve, socketPathFor } from './control';
+import { type ControlRequest, serve, socketPathFor } from './control';
 import { enableIoFlusher } from '../native/io-flusher';
 import { isMountpoint } from './mounts';
 import { isKnownFailure } from '../block/disk-error';

@@ -18,9 +18,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
-import { Store } from '../store/db';
-import { DiscoverOptions, DiscoveryReport, gatherCandidates, pairUp } from './discover';
-import { newProbeStats, ProbeCache, probeCandidates, Probed, ProbeStats, TablesFor } from './probe';
+import type { Store } from '../store/db';
+import { type DiscoverOptions, type DiscoveryReport, gatherCandidates, pairUp } from './discover';
+import { newProbeStats, ProbeCache, probeCandidates, type Probed, type ProbeStats, type TablesFor } from './probe';
 import type { ProbeReply, ProbeRequest } from './probe-worker';
 import { WORKER_MARK } from './probe-worker';
 

@@ -20,10 +20,10 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { DeviceIdentity, identify, sameStorage } from '../block/file-device';
+import { type DeviceIdentity, identify, sameStorage } from '../block/file-device';
 import { loopBackingFile } from '../block/loop';
-import { Store } from '../store/db';
-import { MainFound, newProbeStats, probeCandidates, Probed, SpareFound } from './probe';
+import type { Store } from '../store/db';
+import { type MainFound, newProbeStats, probeCandidates, type Probed, type SpareFound } from './probe';
 
 export type { MainFound, SpareFound } from './probe';
 

@@ -4,13 +4,13 @@
  * label (or, for a pair made without one, at least its size). Used by
  * `remapfs import`, `remapfs discover --import` and the daemon's hot-plug.
  */
-import { DeviceIdentity, FileDevice, identify, sameStorage } from '../block/file-device';
+import { type DeviceIdentity, FileDevice, identify, sameStorage } from '../block/file-device';
 import { DeviceLock } from '../block/device-lock';
 import { RemapfsError } from '../errors';
 import { locateMetadata } from '../meta/locate';
 import { recordOf } from '../meta/reconcile';
 import { checkOffline } from '../meta/verify';
-import { PairRecord, Store } from '../store/db';
+import type { PairRecord, Store } from '../store/db';
 import { hardwareId } from './hardware';
 import { readLabel } from './label';
 

@@ -2,8 +2,8 @@
  * Finding a main's label on a device (I/O). The label's layout and codec are
  * in lib/format/label-codec.ts.
  */
-import { BlockDevice } from '../block/device';
-import { decodeLabel, labelBlockOf, LABEL_BYTES, MainLabel } from '../format/label-codec';
+import type { BlockDevice } from '../block/device';
+import { decodeLabel, labelBlockOf, LABEL_BYTES, type MainLabel } from '../format/label-codec';
 import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES } from '../format/layout';
 
 /** Looks for a label at the last block for every possible block size. */

@@ -20,11 +20,11 @@
  * a stat, its headers and its label; its table is not read again.
  */
 import * as fs from 'fs';
-import { BlockDevice } from '../block/device';
+import type { BlockDevice } from '../block/device';
 import { FileDevice } from '../block/file-device';
-import { SLOT_COUNT, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, slotHeaderRegionBytes, SpareLayout, spareLayout } from '../format/layout';
+import { SLOT_COUNT, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, slotHeaderRegionBytes, type SpareLayout, spareLayout } from '../format/layout';
 import type { MainLabel } from '../format/label-codec';
-import { crc32, crc32Continue, decodeHeaderFields, HEADER_CRC_OFFSET, hex32, SlotHeader } from '../format/slot-codec';
+import { crc32, crc32Continue, decodeHeaderFields, HEADER_CRC_OFFSET, hex32, type SlotHeader } from '../format/slot-codec';
 import { headerGeometryProblem, headerProblem, rawU64 } from '../format/validate';
 import { Fingerprint } from '../meta/fingerprint';
 import { candidateBlockSizes } from '../meta/locate';

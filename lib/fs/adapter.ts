@@ -5,8 +5,8 @@
  * on the Node main thread), with one line saying why. Both adapters answer
  * through the same FsOps (ops.ts), so behaviour and errno values are the same.
  */
-import { BlockDevice } from '../block/device';
-import { ControlTree, ServedFile } from './ops';
+import type { BlockDevice } from '../block/device';
+import type { ControlTree, ServedFile } from './ops';
 import type { EngineApi } from './engine-api';
 import type { EngineStats as NativeEngineStats } from '../native/engine';
 

@@ -2,7 +2,7 @@
  * The native engine as the adapter uses it: lib/native/engine.ts's module
  * (the contract in docs/architecture.md), and the one place that loads it.
  */
-import { engineModule, engineUnavailable, EngineModule, EngineRequest } from '../native/engine';
+import { engineModule, engineUnavailable, type EngineModule, type EngineRequest } from '../native/engine';
 
 export type EngineApi = EngineModule;
 export type Upcall = EngineRequest;

@@ -10,11 +10,11 @@
  * longer has: its static unmount is replaced by fuse-unmount.ts's fallback.
  */
 import Fuse from 'fuse-native';
-import { BlockDevice } from '../block/device';
-import { FsAdapter, EngineStats, AdapterOptions } from './adapter';
+import type { BlockDevice } from '../block/device';
+import type { FsAdapter, EngineStats, AdapterOptions } from './adapter';
 import { installLeanDispatch } from './lean-dispatch';
 import { lazyUnmount } from './fuse-unmount';
-import { Attr, FsOps, ServedFile } from './ops';
+import { type Attr, FsOps, type ServedFile } from './ops';
 
 type Cb = (...args: any[]) => void;
 

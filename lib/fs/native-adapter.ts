@@ -16,12 +16,12 @@
  * Pair ids are this adapter's; `ids` and `names` stay inverse of each other.
  */
 import * as fs from 'fs';
-import { BlockDevice } from '../block/device';
+import type { BlockDevice } from '../block/device';
 import { GoneDevice } from '../block/gone-device';
-import { AdapterOptions, EngineStats, FsAdapter } from './adapter';
-import { EngineApi, EngineHandle, Upcall } from './engine-api';
-import { ControlRequest, isControlRequest, PairRequest } from '../native/engine';
-import { CONTROL_DIR, ERR, FsOps, ServedFile } from './ops';
+import type { AdapterOptions, EngineStats, FsAdapter } from './adapter';
+import type { EngineApi, EngineHandle, Upcall } from './engine-api';
+import { type ControlRequest, isControlRequest, type PairRequest } from '../native/engine';
+import { CONTROL_DIR, ERR, FsOps, type ServedFile } from './ops';
 import { NO_MIRROR, type RouteMirror } from '../remap/route-mirror';
 import type { RemapDevice } from '../remap/remap-device';
 

@@ -12,7 +12,7 @@
  * holds the content rendered when it was opened (reads are stable).
  */
 import * as os from 'os';
-import { BlockDevice } from '../block/device';
+import type { BlockDevice } from '../block/device';
 import type { FileDevice } from '../block/file-device';
 import type { RemapDevice } from '../remap/remap-device';
 import { errnoCodeOf, RemapfsError } from '../errors';

@@ -3,11 +3,11 @@
  * native engine when it loads and starts, else fuse-native, with one line
  * saying why native does not serve.
  */
-import { AdapterOptions, chooseEngine, EngineName, FsAdapter } from './adapter';
-import { EngineApi, loadEngine } from './engine-api';
+import { type AdapterOptions, chooseEngine, type EngineName, type FsAdapter } from './adapter';
+import { type EngineApi, loadEngine } from './engine-api';
 import { FuseNativeAdapter } from './fuse-native-adapter';
 import { NativeAdapter } from './native-adapter';
-import { ServedFile } from './ops';
+import type { ServedFile } from './ops';
 
 export interface CreatedAdapter {
   adapter: FsAdapter;

@@ -108,7 +108,7 @@ export function parseConfigText(text: string): Partial<PairConfig> {
       out[k] = parseConfigValue(k, line.slice(eq + 1).trim());
     }
   }
-  return out as Partial<PairConfig>;
+  return out;
 }
 
 export function mergeConfig(base: PairConfig, changes: Partial<PairConfig>): PairConfig {

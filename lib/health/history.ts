@@ -1,6 +1,6 @@
 /** Health data in SQLite (lib/store/health.ts, events.ts) read with its meaning: defaults, JSON summaries. */
-import { HistoryEvent, Store } from '../store/db';
-import { DEFAULT_CONFIG, isConfigKey, PairConfig, parseConfigValue } from './config';
+import type { HistoryEvent, Store } from '../store/db';
+import { DEFAULT_CONFIG, isConfigKey, type PairConfig, parseConfigValue } from './config';
 
 export interface ScanState {
   cursorBlock: number;

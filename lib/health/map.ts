@@ -3,7 +3,7 @@
  * worst state of its blocks, drawn as SVG (like ddrescueview) or as a
  * one-line text bar for `status`. Only mapInputOf reads the store.
  */
-import { PairRecord, Store } from '../store/db';
+import type { PairRecord, Store } from '../store/db';
 import { loadScanState, slowBlocks } from './history';
 
 export type CellState = 'pending' | 'slow' | 'remapped' | 'unscanned' | 'ok';

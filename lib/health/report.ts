@@ -4,10 +4,10 @@
  * versioned (version 1) and documented in docs/health.md.
  */
 import { spareLayout } from '../format/layout';
-import { PairRecord, Store } from '../store/db';
-import { PairConfig } from './config';
-import { loadConfig, loadScanState, remapEventCount, remapTimes, slowBlocks, ScanSummary } from './history';
-import { DAY_MS, healthScore, ScoreResult, trend, Trend } from './score';
+import type { PairRecord, Store } from '../store/db';
+import type { PairConfig } from './config';
+import { loadConfig, loadScanState, remapEventCount, remapTimes, slowBlocks, type ScanSummary } from './history';
+import { DAY_MS, healthScore, type ScoreResult, trend, type Trend } from './score';
 
 export interface HealthReport {
   version: 1;

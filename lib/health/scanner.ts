@@ -12,7 +12,7 @@
  * when to run: ScanScheduler (daemon) and the scan command call step().
  */
 import { isDiskError, isKnownFailure } from '../block/disk-error';
-import { Store } from '../store/db';
+import type { Store } from '../store/db';
 import type { PairConfig } from './config';
 import type { ScanTarget } from './scan-target';
 import { clearSlowBlock, loadScanState, putSlowBlock, saveScanState, type ScanState, type ScanSummary } from './history';

@@ -7,8 +7,8 @@
  * scanRateMiBps. A requested pass (remapfs scan) runs at full speed but still
  * yields to user I/O. Clock and timers are injected for tests.
  */
-import { PairConfig } from './config';
-import { Scanner } from './scanner';
+import type { PairConfig } from './config';
+import type { Scanner } from './scanner';
 import { adaptiveIntervalMs, RateLimiter } from './score';
 
 export interface SchedulerClock {

@@ -4,7 +4,7 @@
  * after a failure. Used by the demo, the end-to-end tests and the benchmark.
  * Every Lab has its own temp directory, so parallel users never collide.
  */
-import { ChildProcess, execFileSync, spawn, spawnSync } from 'child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';

@@ -8,11 +8,11 @@
  */
 import { RemapfsError } from '../errors';
 import { SLOT_COUNT } from '../format/layout';
-import { RemapJournal } from '../remap/remap-device';
-import { PairRecord, RemapRecord, Store } from '../store/db';
-import { SlotEntry } from '../format/slot-codec';
-import { SlotSet } from './slots';
-import { MetaState } from './state';
+import type { RemapJournal } from '../remap/remap-device';
+import type { PairRecord, RemapRecord, Store } from '../store/db';
+import type { SlotEntry } from '../format/slot-codec';
+import type { SlotSet } from './slots';
+import type { MetaState } from './state';
 import { MAX_SEQUENCE } from '../format/validate';
 
 export class MetaJournal implements RemapJournal {

@@ -10,11 +10,11 @@
  */
 import { RemapfsError } from '../errors';
 import { SLOT_COUNT } from '../format/layout';
-import { PairRecord, RemapRecord, Store } from '../store/db';
-import { SlotEntry } from '../format/slot-codec';
-import { SlotExpectation, SlotReport, SlotSet } from './slots';
+import type { PairRecord, RemapRecord, Store } from '../store/db';
+import type { SlotEntry } from '../format/slot-codec';
+import type { SlotExpectation, SlotReport, SlotSet } from './slots';
 import { MAX_SEQUENCE, tableProblem } from '../format/validate';
-import { MetaState, PairIdentity } from './state';
+import { MetaState, type PairIdentity } from './state';
 import { Fingerprint, fingerprintSql } from './fingerprint';
 
 export interface Reconciliation {
@@ -105,7 +105,7 @@ export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: 
     // Torn copies count too (a sequence number never names two tables), but never past 2^53.
     if (h && h.uuid === pair.uuid && Number.isSafeInteger(h.sequence) && h.sequence < MAX_SEQUENCE) highestSeen = Math.max(highestSeen, h.sequence);
   }
-  const reports: Array<SlotReport | undefined> = new Array(SLOT_COUNT).fill(undefined);
+  const reports: Array<SlotReport | undefined> = new Array<SlotReport | undefined>(SLOT_COUNT).fill(undefined);
   let newest: SlotReport | undefined;
   let newestState: MetaState | undefined;
   if (!opts.inForce) {

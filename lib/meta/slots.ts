@@ -13,12 +13,12 @@
  * copy that differs. Nothing is allocated from a header's numbers before
  * headerGeometryProblem has bounded them by the spare's geometry.
  */
-import { BlockDevice } from '../block/device';
+import type { BlockDevice } from '../block/device';
 import { RemapfsError } from '../errors';
-import { SECTOR_BYTES, SLOT_COUNT, SLOT_ENTRIES_PER_PAGE, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, slotHeaderRegionBytes, SpareLayout } from '../format/layout';
-import { checkHeaderCrc, crc32, decodeHeaderFields, decodePage, hex32, SlotEntry, SlotHeader } from '../format/slot-codec';
-import { HeaderExpectation, headerGeometryProblem, headerProblem, TableChecker } from '../format/validate';
-import { MetaState } from './state';
+import { SECTOR_BYTES, SLOT_COUNT, SLOT_ENTRIES_PER_PAGE, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, slotHeaderRegionBytes, type SpareLayout } from '../format/layout';
+import { checkHeaderCrc, crc32, decodeHeaderFields, decodePage, hex32, type SlotEntry, type SlotHeader } from '../format/slot-codec';
+import { type HeaderExpectation, headerGeometryProblem, headerProblem, TableChecker } from '../format/validate';
+import type { MetaState } from './state';
 
 export interface SlotReport {
   index: number;

@@ -1,8 +1,8 @@
 /** Verify and repair of a pair's metadata, as reported to users (CLI and daemon share it). */
 import { FileDevice } from '../block/file-device';
 import { spareLayout } from '../format/layout';
-import { PairRecord, Store } from '../store/db';
-import { reconcile, Reconciliation, ReconcileOptions } from './reconcile';
+import type { PairRecord, Store } from '../store/db';
+import { reconcile, type Reconciliation, type ReconcileOptions } from './reconcile';
 import { SlotSet } from './slots';
 
 export interface VerifyReport {

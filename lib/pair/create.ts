@@ -8,8 +8,8 @@
  * label and slots this one wrote.
  */
 import * as crypto from 'crypto';
-import { DeviceIdentity, FileDevice, identify } from '../block/file-device';
-import { DeviceLock } from '../block/device-lock';
+import { type DeviceIdentity, FileDevice, identify } from '../block/file-device';
+import type { DeviceLock } from '../block/device-lock';
 import { RemapfsError } from '../errors';
 import { spareLayout, slotBytesFor, SLOT_COUNT } from '../format/layout';
 import { findForeignMetadata } from '../meta/locate';
@@ -19,7 +19,7 @@ import { MetaState } from '../meta/state';
 import { checkDevicesFree, checkDistinct } from '../discovery/importer';
 import { readLabel } from '../discovery/label';
 import { hardwareId } from '../discovery/hardware';
-import { PairRecord, Store } from '../store/db';
+import type { PairRecord, Store } from '../store/db';
 import { labelMain } from './identity';
 
 export interface PairPlan {

@@ -2,8 +2,8 @@
 import { hardwareId } from '../discovery/hardware';
 import { encodeLabel, labelBlockOf } from '../format/label-codec';
 import { openPair } from './pair';
-import { DeviceLock } from '../block/device-lock';
-import { PairRecord, Store } from '../store/db';
+import type { DeviceLock } from '../block/device-lock';
+import type { PairRecord, Store } from '../store/db';
 
 /**
  * Remaps the last block of main to the spare (its data copied and persisted

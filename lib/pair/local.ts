@@ -7,12 +7,12 @@
  * flushed; it is closed (and the lock released) either way.
  */
 import { RemapfsError, UsageError } from '../errors';
-import { PairRecord, Store } from '../store/db';
-import { lockPair, openPair, PairRuntime } from './pair';
-import { PairHost, ScanStatus, scanStatusOf } from './host';
-import { checkPairRequest, operation, Transport, toRequest } from './operations';
-import { checkOffline, VerifyReport } from '../meta/verify';
-import { mergeConfig, PairConfig } from '../health/config';
+import type { PairRecord, Store } from '../store/db';
+import { lockPair, openPair, type PairRuntime } from './pair';
+import { type PairHost, type ScanStatus, scanStatusOf } from './host';
+import { checkPairRequest, operation, type Transport, toRequest } from './operations';
+import { checkOffline, type VerifyReport } from '../meta/verify';
+import { mergeConfig, type PairConfig } from '../health/config';
 import { loadConfig, saveConfig } from '../health/history';
 import { healthReport } from '../health/report';
 import { Scanner } from '../health/scanner';

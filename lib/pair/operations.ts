@@ -9,11 +9,11 @@
  * Adding an operation = one entry here + one CLI handler.
  */
 import { RemapfsError } from '../errors';
-import { parseConfigValue, PairConfig } from '../health/config';
+import { parseConfigValue, type PairConfig } from '../health/config';
 import { healthReport } from '../health/report';
 import { importBadSectors } from '../rescue/bad-sectors';
-import { PairStatus, pairStatus, remapSectors, TRACK_ACTIONS } from './ops';
-import { PairHost } from './host';
+import { type PairStatus, pairStatus, remapSectors, TRACK_ACTIONS } from './ops';
+import type { PairHost } from './host';
 import { badRequest, booleanField, countsField, isObject, objectField, oneOfField, stringField } from './request-fields';
 
 export interface PairOperation<A, R> {
@@ -46,7 +46,7 @@ function configChanges(raw: Record<string, unknown>, name: string): Partial<Pair
       throw new RemapfsError('config', String(raw.pair), err instanceof Error ? err.message : String(err));
     }
   }
-  return changes as Partial<PairConfig>;
+  return changes;
 }
 
 export const PAIR_OPERATIONS = {

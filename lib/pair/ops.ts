@@ -1,10 +1,10 @@
 /** Operations on a pair shared by the daemon and the CLI. */
 import { RemapfsError } from '../errors';
-import { PairRecord, Store } from '../store/db';
+import type { PairRecord, Store } from '../store/db';
 import { SECTOR_BYTES, spareLayout } from '../format/layout';
-import { PairRuntime } from './pair';
+import type { PairRuntime } from './pair';
 import type { IoFlusherStatus } from '../native/io-flusher';
-import { IoCounters, RemapDevice, RemapResult } from '../remap/remap-device';
+import { type IoCounters, RemapDevice, type RemapResult } from '../remap/remap-device';
 
 /** The distinct blocks holding the given 512-byte sectors, ascending (pure). */
 export function sectorsToBlocks(sectors: readonly number[], blockSize: number): number[] {

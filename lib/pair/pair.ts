@@ -3,16 +3,16 @@
  * store, and a RemapDevice serving it. Used by the daemon and by CLI commands
  * that work on an unmounted pair.
  */
-import { FileDevice, OpenMode, identify } from '../block/file-device';
+import { FileDevice, type OpenMode, identify } from '../block/file-device';
 import { DeviceLock } from '../block/device-lock';
 import { RemapfsError } from '../errors';
-import { PairRecord, Store } from '../store/db';
+import type { PairRecord, Store } from '../store/db';
 import { RemapIndex } from '../remap/index-table';
 import { spareLayout } from '../format/layout';
 import { RemapDevice } from '../remap/remap-device';
-import { MetaState } from '../meta/state';
+import type { MetaState } from '../meta/state';
 import { MetaJournal } from '../meta/journal';
-import { reconcile, Reconciliation } from '../meta/reconcile';
+import { reconcile, type Reconciliation } from '../meta/reconcile';
 import { SlotSet } from '../meta/slots';
 import { readLabel } from '../discovery/label';
 import { hardwareId } from '../discovery/hardware';

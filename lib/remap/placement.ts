@@ -12,7 +12,7 @@ import type { BlockDevice } from '../block/device';
 import { isDiskError } from '../block/disk-error';
 import { RemapfsError } from '../errors';
 import type { RemapReason } from '../format/slot-codec';
-import { RemapIndex } from './index-table';
+import type { RemapIndex } from './index-table';
 import type { IoCounters, RemapJournal } from './types';
 
 export class Placement {

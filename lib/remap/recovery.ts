@@ -35,10 +35,10 @@ import { SECTOR_BYTES } from '../format/layout';
 import type { BlockDevice } from '../block/device';
 import { isDiskError, isKnownFailure } from '../block/disk-error';
 import { ioError } from '../block/fault-device';
-import { RemapfsError } from '../errors';
+import type { RemapfsError } from '../errors';
 import type { RemapReason } from '../format/slot-codec';
-import { RemapIndex } from './index-table';
-import { Placement } from './placement';
+import type { RemapIndex } from './index-table';
+import type { Placement } from './placement';
 import { readSectors, salvage, spareView } from './salvage';
 import type { IoCounters, RemapJournal, RemapResult } from './types';
 

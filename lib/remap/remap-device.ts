@@ -23,7 +23,7 @@ import { type BlockDevice, checkRange } from '../block/device';
 import { isDiskError } from '../block/disk-error';
 import { RemapfsError } from '../errors';
 import type { RemapReason } from '../format/slot-codec';
-import { RemapIndex } from './index-table';
+import type { RemapIndex } from './index-table';
 import { Placement } from './placement';
 import { Recovery } from './recovery';
 import { MirrorLink, NO_MIRROR, type RouteMirror } from './route-mirror';

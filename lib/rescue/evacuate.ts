@@ -23,7 +23,7 @@
 import * as fs from 'fs';
 import { writeFileAtomic } from '../fsutil/write-atomic';
 import { SECTOR_BYTES } from '../format/layout';
-import { BlockDevice } from '../block/device';
+import type { BlockDevice } from '../block/device';
 import { isDiskError } from '../block/disk-error';
 import { AreaMap, formatMapfile, parseMapfile } from './mapfile';
 

@@ -7,10 +7,10 @@
  */
 import * as path from 'path';
 import { FaultDevice } from '../block/fault-device';
-import { FileDevice, OpenMode } from '../block/file-device';
+import { FileDevice, type OpenMode } from '../block/file-device';
 import { SECTOR_BYTES } from '../format/layout';
 import { RemapfsError } from '../errors';
-import { ControlRequest } from '../daemon/control';
+import type { ControlRequest } from '../daemon/control';
 import { ServedMount } from '../daemon/served-mount';
 import { formatSectorList } from './sectors';
 import type { EngineName } from '../fs/adapter';

@@ -33,7 +33,7 @@ import { MountRepo } from './mounts';
 import { PairRepo } from './pairs';
 import { RemapRepo } from './remaps';
 import { prepareSchema } from './schema';
-import { openSqlite, SqliteDatabase } from './sqlite';
+import { openSqlite, type SqliteDatabase } from './sqlite';
 
 export type { PairRecord, NewPair } from './pairs';
 export type { RemapReason, RemapState, RemapRecord, RetiredRecord } from './remaps';

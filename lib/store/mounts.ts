@@ -4,7 +4,7 @@
  * those out, and recover/unmount remove them.
  */
 import * as fs from 'fs';
-import { SqliteDatabase } from './sqlite';
+import type { SqliteDatabase } from './sqlite';
 
 export interface MountRecord {
   mountpoint: string;

@@ -7,8 +7,8 @@
  * Together with pairs.meta_seq these mirror the slots on the spare; callers
  * change them inside Store.transaction, next to the sequence number.
  */
-import { PairRepo } from './pairs';
-import { SqliteDatabase } from './sqlite';
+import type { PairRepo } from './pairs';
+import type { SqliteDatabase } from './sqlite';
 
 import type { RemapReason } from '../format/slot-codec';
 export type { RemapReason };

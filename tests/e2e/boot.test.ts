@@ -179,7 +179,7 @@ describe('boot integration', () => {
     expect(lexists(link)).toBe(false);
   });
 
-  it('attach refuses a pair the daemon does not serve', async () => {
+  it('attach refuses a pair the daemon does not serve', () => {
     const name = `boot-${crypto.randomBytes(4).toString('hex')}`;
     lab.ok(['init', name, '--main', lab.image('main.img', 16 * MiB), '--spare', lab.image('spare.img', 4 * MiB)]);
     const r = lab.cli(['attach', name]);

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { CliResult, Lab, requireKernelFeatures } from '../../lib/lab/lab';
+import { type CliResult, Lab, requireKernelFeatures } from '../../lib/lab/lab';
 
 const MiB = 1024 * 1024;
 
@@ -52,7 +52,7 @@ describe('bad input', () => {
     const r = lab.cli(['init', 'ok', '--main', main, '--spare', spare]);
     expect(r.status).toBe(0);
     expect(r.stdout.trim()).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    expect(JSON.parse(lab.ok(['list', '--json'])).pairs.map((p: { name: string }) => p.name)).toEqual(['ok']);
+    expect((JSON.parse(lab.ok(['list', '--json'])) as { pairs: Array<{ name: string }> }).pairs.map((p) => p.name)).toEqual(['ok']);
   });
 
   it.each<[string, string[], RegExp, number]>([

@@ -2,6 +2,7 @@
  * End to end on real parts: images, remapfs mount, a loop device, ext4, real
  * files and sha256 sums; manual remaps while mounted; restart of the daemon.
  */
+import * as childProcess from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { checkTree, dropCaches, fileExtents, Lab, requireKernelFeatures, waitFor, writeRandomTree } from '../../lib/lab/lab';
@@ -188,5 +189,5 @@ function readAt(file: string, byteOffset: number, byteLength: number): Buffer {
 }
 
 function execSync(cmd: string): void {
-  require('child_process').execSync(cmd, { stdio: 'pipe' });
+  childProcess.execSync(cmd, { stdio: 'pipe' });
 }

@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { labPerTest } from '../helpers/lab-hooks';
-import { CliResult, waitFor } from '../../lib/lab/lab';
+import { type CliResult, waitFor } from '../../lib/lab/lab';
 
 const MiB = 1024 * 1024;
 const B = 4096;

@@ -10,7 +10,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { FileDevice } from '../../lib/block/file-device';
-import { SlotEntry } from '../../lib/format/slot-codec';
+import type { SlotEntry } from '../../lib/format/slot-codec';
 import { waitFor } from '../../lib/lab/lab';
 import { locateMetadata } from '../../lib/meta/locate';
 import { SlotSet } from '../../lib/meta/slots';

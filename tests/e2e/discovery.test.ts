@@ -86,7 +86,7 @@ describe('discovery', () => {
     await checkServed('blk', sums);
   });
 
-  it('refuses a wrong main of the same size, and a database that points at one', async () => {
+  it('refuses a wrong main of the same size, and a database that points at one', () => {
     const main = lab.image('main.img', 32 * MiB);
     const spare = lab.image('spare.img', 8 * MiB);
     lab.ok(['init', 'w', '--main', main, '--spare', spare]);
@@ -111,7 +111,7 @@ describe('discovery', () => {
     expect(again.status).toBe(1);
   });
 
-  it("refuses a main of the same size that carries another pair's label, at import and at mount", async () => {
+  it("refuses a main of the same size that carries another pair's label, at import and at mount", () => {
     const main = lab.image('main.img', 32 * MiB);
     const spare = lab.image('spare.img', 8 * MiB);
     lab.ok(['init', 'w', '--main', main, '--spare', spare]);

@@ -11,7 +11,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { execFile } from 'child_process';
-import { engineModule, engineUnavailable, isControlRequest, EngineHandle, EngineModule, EngineRequest, ROUTE_MAIN, ROUTE_SLOW } from '../../lib/native/engine';
+import { engineModule, engineUnavailable, isControlRequest, type EngineHandle, type EngineModule, type EngineRequest, ROUTE_MAIN, ROUTE_SLOW } from '../../lib/native/engine';
 
 const BLOCK = 4096;
 const SIZE_BYTES = 32 << 20;
@@ -64,7 +64,7 @@ describe('native engine on a real mount', () => {
   const loops: string[] = [];
 
   function upcall(req: EngineRequest): void {
-    seen.push({ ...req, buf: undefined } as EngineRequest);
+    seen.push({ ...req, buf: undefined });
     if (onUpcall && onUpcall(req)) return;
     if (isControlRequest(req)) {
       if (req.op === 'getattr') return void m.complete(req.handle, req.path === '/.remapfs/info' ? 0 : -2, { mode: 0o100444, size: 5 });

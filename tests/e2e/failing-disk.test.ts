@@ -9,7 +9,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { alignedBuffer } from '../../lib/block/file-device';
-import { checkTree, dropCaches, fileExtents, Lab, waitFor, writeRandomTree } from '../../lib/lab/lab';
+import { checkTree, dropCaches, fileExtents, type Lab, waitFor, writeRandomTree } from '../../lib/lab/lab';
 import type { PairStatus } from '../../lib/pair/ops';
 
 const MiB = 1024 * 1024;

@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import Database from 'better-sqlite3';
 import { labPerTest } from '../helpers/lab-hooks';
-import { dropCaches, Lab, sleep, waitFor } from '../../lib/lab/lab';
+import { dropCaches, type Lab, sleep, waitFor } from '../../lib/lab/lab';
 import { spareLayout } from '../../lib/format/layout';
 import { parseExposition, wellFormed } from '../helpers/formats';
 import { STATE_COLOURS } from '../../lib/health/map';
@@ -238,7 +238,7 @@ describe('health', () => {
     for (const c of cells) expect(c.fill).toBe(STATE_COLOURS[c.state]);
     expect(at(2000)).toBe('ok');
     expect(at(16 * MiB / 4096 - 1)).toBe('ok'); // the main label's block, moved at init, is not counted as a remap (as in status)
-    expect(after).toContain(`remapped (${JSON.parse(lab.ok(['status', 'h', '--json'])).remappedBlocks})`);
+    expect(after).toContain(`remapped (${(JSON.parse(lab.ok(['status', 'h', '--json'])) as { remappedBlocks: number }).remappedBlocks})`);
     expect(at(2500)).toBe('slow');
     expect(at(10)).toBe('remapped');
     expect(at(3000)).toBe('pending');

@@ -9,13 +9,14 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { SlotEntry } from '../../lib/format/slot-codec';
+import type { SlotEntry } from '../../lib/format/slot-codec';
 import type { VerifyReport } from '../../lib/meta/verify';
 import { spareLayout } from '../../lib/format/layout';
 import { Store } from '../../lib/store/db';
 import { currentTable, writeRawSlots } from '../helpers/craft';
 import { labPerTest } from '../helpers/lab-hooks';
 import { poolBlockAt } from '../helpers/pool';
+import { match } from '../helpers/match';
 
 const MiB = 1024 * 1024;
 const BLOCK = 4096;
@@ -69,7 +70,7 @@ describe('metadata is untrusted input', () => {
       expect({ what, status: r.status }).toEqual({ what, status: 1 });
       const line = oneLine(r.stderr);
       expect(line).toMatch(/^remapfs: import .*: no valid remapfs metadata slot found/);
-      expect({ what, line }).toEqual({ what, line: expect.stringMatching(reason) });
+      expect({ what, line }).toEqual({ what, line: match.string(reason) });
       expect(lab.cli(['list', '--json']).stdout).not.toContain('"m"');
     }
     // The real table still imports.
@@ -97,7 +98,7 @@ describe('metadata is untrusted input', () => {
       const v = lab.cli(['verify', 'm', '--json']);
       const report = JSON.parse(v.stdout) as VerifyReport;
       expect({ what, status: v.status, source: report.source, valid: report.slots.map((s) => s.valid) }).toEqual({ what, status: 1, source: 'database', valid: [false, false, false, false, false] });
-      for (const s of report.slots) expect({ what, reason: s.reason }).toEqual({ what, reason: expect.stringMatching(reason) });
+      for (const s of report.slots) expect({ what, reason: s.reason }).toEqual({ what, reason: match.string(reason) });
       expect(lab.cli(['repair', 'm']).status).toBe(0);
       const after = JSON.parse(lab.ok(['verify', 'm', '--json'])) as VerifyReport;
       expect(after.consistent).toBe(true);

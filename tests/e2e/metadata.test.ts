@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { labPerTest } from '../helpers/lab-hooks';
 import { execFileSync } from 'child_process';
-import { checkTree, dropCaches, fileExtents, Lab, waitFor, writeRandomTree } from '../../lib/lab/lab';
+import { checkTree, dropCaches, fileExtents, type Lab, waitFor, writeRandomTree } from '../../lib/lab/lab';
 import { spareLayout } from '../../lib/format/layout';
 import type { VerifyReport } from '../../lib/meta/verify';
 
@@ -60,7 +60,7 @@ describe('redundant metadata end to end', () => {
 
     const sets = [[3], [0, 4], [1, 2, 4], [0, 1, 2, 3]];
     for (const [k, bad] of sets.entries()) {
-      corruptSlots(spare, spareBytes, bad as number[], k);
+      corruptSlots(spare, spareBytes, bad, k);
       dropCaches();
       expect(sha256OfFile(vfile)).toBe(want);
       const v = verify(lab, 'm');

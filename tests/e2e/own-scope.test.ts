@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
 import { labPerTest } from '../helpers/lab-hooks';
-import { CliResult } from '../../lib/lab/lab';
+import type { CliResult } from '../../lib/lab/lab';
 import { socketPathFor } from '../../lib/daemon/control';
 
 const MiB = 1024 * 1024;

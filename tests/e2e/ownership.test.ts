@@ -12,6 +12,7 @@ import Database from 'better-sqlite3';
 import { dropCaches, REMAPFS_BIN, waitFor } from '../../lib/lab/lab';
 import { blockContent } from '../fixtures/writer';
 import type { DiscoveryReport } from '../../lib/discovery/discover';
+import { match } from '../helpers/match';
 
 const MiB = 1024 * 1024;
 const BLOCK = 4096;
@@ -157,7 +158,7 @@ describe('device ownership', () => {
     const report = JSON.parse(r.stdout) as DiscoveryReport & { actions: Array<{ action: string }> };
     const p = report.pairs.find((x) => x.name === 'c');
     expect(p?.spare?.path).toBe(fs.realpathSync(spare));
-    expect(p?.losers).toEqual([expect.objectContaining({ role: 'spare', path: fs.realpathSync(crafted), why: expect.stringMatching(/--accept/) })]);
+    expect(p?.losers).toEqual([match.object({ role: 'spare', path: fs.realpathSync(crafted), why: match.string(/--accept/) })]);
     expect(report.actions).toEqual([expect.objectContaining({ action: 'up-to-date' })]);
 
     // Hot-plug: the crafted spare appears in a watched directory while the pair is served, and again at start.

@@ -148,7 +148,7 @@ describe('rescue', () => {
     expect(evOut).toContain('"throughDaemon": true');
   });
 
-  it('imports a badblocks list and a ddrescue mapfile marking exactly the listed sectors; export and re-import give the same set', async () => {
+  it('imports a badblocks list and a ddrescue mapfile marking exactly the listed sectors; export and re-import give the same set', () => {
     const main = lab.image('main.img', 32 * MiB);
     fs.writeFileSync(main, crypto.randomBytes(32 * MiB));
     lab.ok(['init', 'b', '--main', main, '--spare', lab.image('spare.img', 8 * MiB)]);

@@ -7,7 +7,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { labPerTest } from '../helpers/lab-hooks';
-import { CliResult, Lab, REMAPFS_BIN } from '../../lib/lab/lab';
+import { type CliResult, type Lab, REMAPFS_BIN } from '../../lib/lab/lab';
 
 const MiB = 1024 * 1024;
 

@@ -4,7 +4,7 @@
  */
 import * as fs from 'fs';
 import { FileDevice } from '../../lib/block/file-device';
-import { crc32, encodeEntry, encodeHeaderFields, headerCrc, HEADER_CRC_OFFSET, SlotEntry, SlotHeader } from '../../lib/format/slot-codec';
+import { crc32, encodeEntry, encodeHeaderFields, headerCrc, HEADER_CRC_OFFSET, type SlotEntry, type SlotHeader } from '../../lib/format/slot-codec';
 import { locateMetadata } from '../../lib/meta/locate';
 import { slotHeaderRegionBytes, SLOT_COUNT, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, spareLayout } from '../../lib/format/layout';
 

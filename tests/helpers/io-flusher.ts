@@ -1,6 +1,6 @@
 /** Shared by the PR_SET_IO_FLUSHER tests (tests/e2e and tests/privileged). */
 import * as path from 'path';
-import { DaemonHandle, Lab } from '../../lib/lab/lab';
+import type { DaemonHandle, Lab } from '../../lib/lab/lab';
 import { hasIoFlusherFlags, threadFlagsOf } from '../../lib/native/task-flags';
 
 const MiB = 1024 * 1024;

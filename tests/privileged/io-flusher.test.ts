@@ -14,6 +14,7 @@ import { IO_FLUSHER_LAUNCHER } from '../../lib/lab/lab';
 import { hasIoFlusherFlags, threadFlagsOf } from '../../lib/native/task-flags';
 import { ioFlusherStatus, servePair, unflagged } from '../helpers/io-flusher';
 import { requireCapability } from '../helpers/capabilities';
+import { match } from '../helpers/match';
 
 const MiB = 1024 * 1024;
 
@@ -23,7 +24,7 @@ describe('PR_SET_IO_FLUSHER on the serving threads', () => {
   it('started through remapfs-io-flusher: every thread of the daemon has it, and status says so', async () => {
     lab.launcher = IO_FLUSHER_LAUNCHER;
     const daemon = await servePair(lab);
-    expect({ unflagged: unflagged(daemon), log: daemon.output() }).toEqual({ unflagged: [], log: expect.not.stringContaining('PR_SET_IO_FLUSHER') });
+    expect({ unflagged: unflagged(daemon), log: daemon.output() }).toEqual({ unflagged: [], log: match.notContaining('PR_SET_IO_FLUSHER') });
     const s = ioFlusherStatus(lab);
     expect(s).toMatchObject({ set: true, inherited: true });
     expect(s.threadsFlagged).toBe(s.threads);
@@ -34,7 +35,7 @@ describe('PR_SET_IO_FLUSHER on the serving threads', () => {
     lab.launcher = IO_FLUSHER_LAUNCHER;
     const sim = await lab.startSimulator(lab.image('sim.img', 32 * MiB), lab.mkdir('sim'));
     lab.mkfsExt4(lab.attachLoop(path.join(sim.mountpoint, 'disk')));
-    expect({ unflagged: unflagged(sim), log: sim.output() }).toEqual({ unflagged: [], log: expect.not.stringContaining('PR_SET_IO_FLUSHER') });
+    expect({ unflagged: unflagged(sim), log: sim.output() }).toEqual({ unflagged: [], log: match.notContaining('PR_SET_IO_FLUSHER') });
   });
 
   it('started directly: the main thread and every thread started after it have it; status counts the others', async () => {

@@ -31,7 +31,7 @@ import { spawn, spawnSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { DaemonHandle, IO_FLUSHER_LAUNCHER, Lab, sleep, threadStacks } from '../../lib/lab/lab';
+import { type DaemonHandle, IO_FLUSHER_LAUNCHER, type Lab, sleep, threadStacks } from '../../lib/lab/lab';
 import { MemoryCgroup } from '../../lib/lab/memcg';
 import { hasIoFlusherFlags, threadFlagsOf } from '../../lib/native/task-flags';
 

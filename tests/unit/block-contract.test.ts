@@ -8,15 +8,15 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { BlockDevice } from '../../lib/block/device';
+import type { BlockDevice } from '../../lib/block/device';
 import { FaultDevice } from '../../lib/block/fault-device';
-import { FileDevice, OpenMode } from '../../lib/block/file-device';
+import { FileDevice, type OpenMode } from '../../lib/block/file-device';
 import { GoneDevice } from '../../lib/block/gone-device';
 import { MemoryDevice } from '../../lib/block/memory-device';
 import { errnoCodeOf } from '../../lib/errors';
 import { spareLayout } from '../../lib/format/layout';
 import { RemapIndex } from '../../lib/remap/index-table';
-import { RemapDevice, RemapJournal } from '../../lib/remap/remap-device';
+import { RemapDevice, type RemapJournal } from '../../lib/remap/remap-device';
 import type { RemapRecord } from '../../lib/store/db';
 
 const MiB = 1024 * 1024;

@@ -1,5 +1,6 @@
 /** Which spare discovery uses when several claim one pair (issue 13, item 3): the pure decision. */
-import { chooseSpare, SpareFound } from '../../lib/discovery/discover';
+import { chooseSpare, type SpareFound } from '../../lib/discovery/discover';
+import { match } from '../helpers/match';
 
 function spare(p: string, sequence: number, tablePrint: string, hardwareId: string | null = null): SpareFound {
   return { path: p, uuid: 'u', name: 'n', sequence, validSlots: 5, blockSize: 4096, mainBytes: 1 << 20, tablePrint, tableChecked: true, hardwareId };
@@ -13,7 +14,7 @@ describe('chooseSpare', () => {
     const c = chooseSpare([crafted, real], { path: '/dev/real', hardwareId: 'serial:R' }, (s) => s === real, true);
     expect(c.spare).toBe(real);
     expect(c.conflict).toBeNull();
-    expect(c.losers).toEqual([expect.objectContaining({ path: '/srv/crafted.img', why: expect.stringMatching(/--accept \/srv\/crafted.img/) })]);
+    expect(c.losers).toEqual([match.object({ path: '/srv/crafted.img', why: match.string(/--accept \/srv\/crafted.img/) })]);
   });
 
   it('uses another spare when told to with --accept', () => {

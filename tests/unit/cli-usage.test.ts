@@ -7,7 +7,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { checkOptions, DeclaredOptions } from '../../lib/cli/options';
+import { checkOptions, type DeclaredOptions } from '../../lib/cli/options';
 import { UsageError } from '../../lib/errors';
 
 const BIN = path.resolve(__dirname, '../../../bin/remapfs');

@@ -14,7 +14,7 @@ import { FileDevice } from '../../lib/block/file-device';
 import { discoverInBackground, stopBackgroundDiscovery } from '../../lib/discovery/background';
 import { newProbeStats, ProbeCache, probeCandidates } from '../../lib/discovery/probe';
 import { encodeLabel, labelBlockOf } from '../../lib/format/label-codec';
-import { SlotEntry } from '../../lib/format/slot-codec';
+import type { SlotEntry } from '../../lib/format/slot-codec';
 import { spareLayout } from '../../lib/format/layout';
 import { locateMetadata } from '../../lib/meta/locate';
 import { stateFingerprint } from '../../lib/meta/reconcile';

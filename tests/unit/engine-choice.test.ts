@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { chooseEngine, ENGINE_ENV } from '../../lib/fs/adapter';
-import { EngineApi, loadEngine } from '../../lib/fs/engine-api';
+import { type EngineApi, loadEngine } from '../../lib/fs/engine-api';
 import { createAdapter } from '../../lib/fs/serve';
 import { engineOf } from '../../lib/cli/engine';
 import { UsageError } from '../../lib/errors';

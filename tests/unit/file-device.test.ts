@@ -10,7 +10,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { FileDevice, identify, OpenMode } from '../../lib/block/file-device';
+import { FileDevice, identify, type OpenMode } from '../../lib/block/file-device';
 import { RemapfsError } from '../../lib/errors';
 
 const MiB = 1024 * 1024;

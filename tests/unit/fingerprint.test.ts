@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { SlotEntry } from '../../lib/format/slot-codec';
+import type { SlotEntry } from '../../lib/format/slot-codec';
 import { FINGERPRINT_PRIME } from '../../lib/meta/fingerprint';
 import { databaseEntries, databaseFingerprint, fingerprint, recordOf } from '../../lib/meta/reconcile';
 import { Store } from '../../lib/store/db';

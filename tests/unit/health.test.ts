@@ -6,20 +6,20 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { BlockDevice } from '../../lib/block/device';
+import type { BlockDevice } from '../../lib/block/device';
 import { FaultDevice, ioError } from '../../lib/block/fault-device';
 import { MemoryDevice } from '../../lib/block/memory-device';
-import { DEFAULT_CONFIG, mergeConfig, PairConfig, parseConfigText, parseConfigValue } from '../../lib/health/config';
-import { cells, LEGEND_CHAR_PX, renderBar, renderSvg, STATE_COLOURS, MapInput } from '../../lib/health/map';
+import { DEFAULT_CONFIG, mergeConfig, type PairConfig, parseConfigText, parseConfigValue } from '../../lib/health/config';
+import { cells, LEGEND_CHAR_PX, renderBar, renderSvg, STATE_COLOURS, type MapInput } from '../../lib/health/map';
 import { renderPrometheus } from '../../lib/health/prometheus';
 import { healthReport } from '../../lib/health/report';
 import { Scanner } from '../../lib/health/scanner';
 import type { ScanTarget } from '../../lib/health/scan-target';
-import { ScanScheduler, SchedulerClock } from '../../lib/health/scheduler';
+import { ScanScheduler, type SchedulerClock } from '../../lib/health/scheduler';
 import { adaptiveIntervalMs, DAY_MS, healthScore, RateLimiter, trend } from '../../lib/health/score';
 import { RemapIndex } from '../../lib/remap/index-table';
 import { spareLayout } from '../../lib/format/layout';
-import { RemapDevice, RemapJournal } from '../../lib/remap/remap-device';
+import { RemapDevice, type RemapJournal } from '../../lib/remap/remap-device';
 import { Store } from '../../lib/store/db';
 import { parseExposition, wellFormed } from '../helpers/formats';
 
@@ -301,7 +301,7 @@ describe('map', () => {
       const b = Number(first);
       const want = input.pending.has(b) ? 'pending' : input.remapped.has(b) ? 'remapped' : input.slow.has(b) ? 'slow' : b > 79 ? 'unscanned' : 'ok';
       expect(state).toBe(want);
-      expect(colour).toBe(STATE_COLOURS[want as keyof typeof STATE_COLOURS]);
+      expect(colour).toBe(STATE_COLOURS[want]);
     }
     for (const s of Object.keys(STATE_COLOURS)) expect(svg).toContain(`data-legend="${s}"`);
     expect(svg).toContain('pending (2)');

@@ -8,7 +8,7 @@
 import { FaultDevice } from '../../lib/block/fault-device';
 import { MemoryDevice } from '../../lib/block/memory-device';
 import { readLabel } from '../../lib/discovery/label';
-import { decodeLabel, encodeLabel, LABEL_BYTES, labelBlockOf, MainLabel } from '../../lib/format/label-codec';
+import { decodeLabel, encodeLabel, LABEL_BYTES, labelBlockOf, type MainLabel } from '../../lib/format/label-codec';
 import { crc32 } from '../../lib/format/slot-codec';
 
 const UUID = '3f1c2b7a-9d4e-4c21-8a6b-0123456789ab';

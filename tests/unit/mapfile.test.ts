@@ -4,7 +4,7 @@
  * a status line without its pass), what is refused and why, and that what
  * formatMapfile writes parses back to the same map.
  */
-import { Area, AreaMap, areasFromSectors, formatMapfile, parseBadblocks, parseMapfile, sectorsOf } from '../../lib/rescue/mapfile';
+import { type Area, AreaMap, areasFromSectors, formatMapfile, parseBadblocks, parseMapfile, sectorsOf } from '../../lib/rescue/mapfile';
 
 const DDRESCUE_OUTPUT = `# Mapfile. Created by GNU ddrescue version 1.27
 # Command line: ddrescue /dev/sdb disk.img disk.map
@@ -69,7 +69,7 @@ describe('formatMapfile', () => {
     const m = parseMapfile(DDRESCUE_OUTPUT);
     const text = formatMapfile(m, 'remapfs evacuate');
     expect(text.split('\n')[0]).toBe('# Mapfile. Created by remapfs evacuate');
-    expect(text).toMatch(/^0x00100000  0x00000200  -$/m);
+    expect(text).toMatch(/^0x00100000 {2}0x00000200 {2}-$/m);
     expect(text.endsWith('\n')).toBe(true);
     expect(parseMapfile(text)).toEqual(m);
   });

@@ -12,20 +12,20 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { BlockDevice } from '../../lib/block/device';
+import type { BlockDevice } from '../../lib/block/device';
 import { MemoryDevice } from '../../lib/block/memory-device';
 import { RemapfsError } from '../../lib/errors';
 import { encodeLabel } from '../../lib/format/label-codec';
 import { readLabel } from '../../lib/discovery/label';
-import { crc32, headerCrc, HEADER_CRC_OFFSET, SlotEntry } from '../../lib/format/slot-codec';
+import { crc32, headerCrc, HEADER_CRC_OFFSET, type SlotEntry } from '../../lib/format/slot-codec';
 import { locateMetadata } from '../../lib/meta/locate';
 import { identityOf, reconcile } from '../../lib/meta/reconcile';
 import { SlotSet } from '../../lib/meta/slots';
 import { MetaState } from '../../lib/meta/state';
-import { slotHeaderRegionBytes, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, spareLayout, SpareLayout } from '../../lib/format/layout';
-import { PairRecord, Store } from '../../lib/store/db';
+import { slotHeaderRegionBytes, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, spareLayout, type SpareLayout } from '../../lib/format/layout';
+import { type PairRecord, Store } from '../../lib/store/db';
 import { poolBlockAt } from '../helpers/pool';
-import { SpecEntry, specReadLabel, specReadSpare, specTableProblem } from '../helpers/spec-reader';
+import { type SpecEntry, specReadLabel, specReadSpare, specTableProblem } from '../helpers/spec-reader';
 
 const CASES = Number(process.env.FUZZ_CASES ?? 1000);
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2147483647);

@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { FileDevice } from '../../lib/block/file-device';
-import { SlotEntry } from '../../lib/format/slot-codec';
+import type { SlotEntry } from '../../lib/format/slot-codec';
 import { fingerprint } from '../../lib/meta/reconcile';
 import { SlotSet } from '../../lib/meta/slots';
 import { MetaState } from '../../lib/meta/state';

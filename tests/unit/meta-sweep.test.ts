@@ -9,14 +9,14 @@ import * as os from 'os';
 import * as path from 'path';
 import { FaultDevice } from '../../lib/block/fault-device';
 import { MemoryDevice } from '../../lib/block/memory-device';
-import { SlotEntry } from '../../lib/format/slot-codec';
+import type { SlotEntry } from '../../lib/format/slot-codec';
 import { MetaJournal } from '../../lib/meta/journal';
 import { locateMetadata } from '../../lib/meta/locate';
 import { fingerprint, identityOf, reconcile } from '../../lib/meta/reconcile';
 import { SlotSet } from '../../lib/meta/slots';
 import { MetaState } from '../../lib/meta/state';
 import { spareLayout } from '../../lib/format/layout';
-import { PairRecord, Store } from '../../lib/store/db';
+import { type PairRecord, Store } from '../../lib/store/db';
 import { poolBlockAt } from '../helpers/pool';
 
 const BLOCK = 4096;

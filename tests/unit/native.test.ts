@@ -5,12 +5,13 @@
  * in /proc/locks (a "->" line), so no test waits on a clock. The prctl calls
  * run in a child too: the flag would otherwise stay on the jest worker.
  */
-import { ChildProcess, spawn, spawnSync } from 'child_process';
+import { type ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { NativeHelpers, nativeHelpers, nativeLoadError } from '../../lib/native';
+import { type NativeHelpers, nativeHelpers, nativeLoadError } from '../../lib/native';
 import { hasIoFlusherFlags, PF_IO_FLUSHER_MASK, statFlags } from '../../lib/native/task-flags';
+import { match } from '../helpers/match';
 
 const INDEX_JS = path.resolve(__dirname, '../../lib/native/index.js');
 const TASK_FLAGS_JS = path.resolve(__dirname, '../../lib/native/task-flags.js');
@@ -97,7 +98,7 @@ describe('native helper', () => {
     const child = spawn(process.execPath, ['-e', script, file], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(child);
     let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
 
     const ino = fs.statSync(file).ino;
@@ -136,10 +137,10 @@ describe('native helper', () => {
     const n = helpers();
     const closed = fs.openSync(file, 'r');
     fs.closeSync(closed);
-    expect(() => n.flock(closed, 'shared', false)).toThrow(expect.objectContaining({ code: 'EBADF' }));
-    expect(() => n.unlock(closed)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+    expect(() => n.flock(closed, 'shared', false)).toThrow(match.error({ code: 'EBADF' }));
+    expect(() => n.unlock(closed)).toThrow(match.error({ code: 'EBADF' }));
     // The add-on's TypeError comes from Node's realm, not jest's: compare by name.
-    const typeError = expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    const typeError = match.error({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
     expect(() => n.flock(-1, 'shared', false)).toThrow(typeError);
     expect(() => n.flock(1.5, 'shared', false)).toThrow(typeError);
     expect(() => n.flock(open(), 'both' as 'shared', false)).toThrow(typeError);

@@ -16,9 +16,9 @@ import type { BlockDevice } from '../../lib/block/device';
 import { RemapfsError } from '../../lib/errors';
 import { createPair, planPair } from '../../lib/pair/create';
 import { localTransport } from '../../lib/pair/local';
-import { pairOps, PairOps } from '../../lib/pair/operations';
-import { openPair, PairRuntime } from '../../lib/pair/pair';
-import { PairRecord, Store } from '../../lib/store/db';
+import { pairOps, type PairOps } from '../../lib/pair/operations';
+import { openPair, type PairRuntime } from '../../lib/pair/pair';
+import { type PairRecord, Store } from '../../lib/store/db';
 
 const MAIN_BYTES = 4 * 1048576;
 const SPARE_BYTES = 1048576;

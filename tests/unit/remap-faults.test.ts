@@ -4,13 +4,13 @@
  * retired spare blocks, exhaustion; and "fail the Nth I/O" sweeps over the
  * remap path (copy, write to spare, flush, persist, switch).
  */
-import { BlockDevice } from '../../lib/block/device';
+import type { BlockDevice } from '../../lib/block/device';
 import { FaultDevice, ioError } from '../../lib/block/fault-device';
 import { MemoryDevice } from '../../lib/block/memory-device';
 import { toErrno } from '../../lib/fs/ops';
 import { RemapIndex } from '../../lib/remap/index-table';
 import { spareLayout } from '../../lib/format/layout';
-import { RemapDevice, RemapJournal } from '../../lib/remap/remap-device';
+import { RemapDevice, type RemapJournal } from '../../lib/remap/remap-device';
 import type { RemapRecord } from '../../lib/store/db';
 import Fuse from 'fuse-native';
 

@@ -26,7 +26,7 @@ const SPARE_BYTES = 128 * B;
 
 /** Appends every device call to a shared log, and can throw a chosen error on chosen calls. */
 class LoggingDevice implements BlockDevice {
-  throwOn: ((op: string, byteOffset: number) => unknown) | undefined;
+  throwOn: ((op: string, byteOffset: number) => Error | undefined) | undefined;
   constructor(
     readonly next: BlockDevice,
     private readonly log: string[],

@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import Database from 'better-sqlite3';
-import { NewPair, PairRecord, RemapRecord, Store } from '../../lib/store/db';
+import { type NewPair, type PairRecord, type RemapRecord, Store } from '../../lib/store/db';
 
 const PAIR: NewPair = { name: 'p', uuid: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', mainPath: '/dev/a', sparePath: '/dev/b', blockSize: 4096, mainBytes: 1 << 30, spareBytes: 1 << 26, createdAt: 1000, metaSeq: 3 };
 
@@ -143,7 +143,7 @@ describe('the store', () => {
   });
 
   it('mounts: put, get, live (a dead daemon is left out), delete by pid and forget', () => {
-    const gone = spawnSync(process.execPath, ['-e', '0']).pid as number;
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid;
     store.mounts.put({ mountpoint: '/m1', pid: process.pid, socket: '/s1', startedAt: 1 });
     store.mounts.put({ mountpoint: '/m2', pid: gone, socket: '/s2', startedAt: 2 });
     expect(store.mounts.get('/m2')).toEqual({ mountpoint: '/m2', pid: gone, socket: '/s2', startedAt: 2 });

@@ -28,7 +28,7 @@ function served(argv: Args): Promise<Served> {
 export const attachCommand: CommandModule<object, Args> = {
   command: 'attach <name>',
   describe: 'Attach a served pair to a loop device (direct I/O) and link it as /dev/remapfs/<name>; prints the loop device',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }) as never,
+  builder: (y) => y.positional('name', { type: 'string', demandOption: true }),
   handler: async (argv) => {
     const { file, blockSize, mountpoint } = await served(argv);
     if (file === undefined) throw new RemapfsError('attach', argv.name, 'not served', 'start "remapfs mount" first');
@@ -42,7 +42,7 @@ export const attachCommand: CommandModule<object, Args> = {
 export const detachCommand: CommandModule<object, Args> = {
   command: 'detach <name>',
   describe: 'Detach the loop device of a pair and remove /dev/remapfs/<name> (refused while it is mounted)',
-  builder: (y) => y.positional('name', { type: 'string', demandOption: true }) as never,
+  builder: (y) => y.positional('name', { type: 'string', demandOption: true }),
   handler: async (argv) => {
     const { file } = await served(argv);
     const dev = await detachPair(argv.name, file);

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { UsageError } from '../../errors';
-import { CONFIG_KEYS, isConfigKey, PairConfig, parseConfigValue } from '../../health/config';
+import { CONFIG_KEYS, isConfigKey, type PairConfig, parseConfigValue } from '../../health/config';
 import { opsFor, printJson, requirePair, withStore } from '../common';
 
 interface Args {
@@ -17,7 +17,7 @@ export const configCommand: CommandModule<object, Args> = {
     y
       .positional('name', { type: 'string', demandOption: true })
       .positional('settings', { type: 'string', array: true, default: [], describe: `key to show, or key=value to set; keys: ${CONFIG_KEYS.join(', ')}` })
-      .option('json', { type: 'boolean', default: false }) as never,
+      .option('json', { type: 'boolean', default: false }),
   handler: async (argv) => {
     const changes: Partial<Record<keyof PairConfig, unknown>> = {};
     const show: string[] = [];

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
-import { discover, DiscoveredPair } from '../../discovery/discover';
+import { discover, type DiscoveredPair } from '../../discovery/discover';
 import { importPair } from '../../discovery/importer';
 import { RemapfsError } from '../../errors';
 import { Store } from '../../store/db';
@@ -63,7 +63,7 @@ export const discoverCommand: CommandModule<object, Args> = {
       .option('json', { type: 'boolean', default: false, describe: 'machine-readable output (schema in docs/cli.md)' })
       .option('import', { type: 'boolean', default: false, describe: 'import complete pairs and update the paths of moved ones' })
       .option('accept', { type: 'string', describe: 'resolve a spare conflict: use the spare at this path (see "conflict" lines)' })
-      .option('block-devices', { type: 'boolean', default: true, describe: 'look at block devices too (--no-block-devices: only the --dir directories)' }) as never,
+      .option('block-devices', { type: 'boolean', default: true, describe: 'look at block devices too (--no-block-devices: only the --dir directories)' }),
   handler: async (argv) => {
     for (const d of argv.dir) {
       if (!fs.existsSync(d) || !fs.statSync(d).isDirectory()) throw new RemapfsError('discover', d, 'not a directory');

@@ -19,7 +19,7 @@ export const exportCommand: CommandModule<object, Args> = {
     y
       .positional('name', { type: 'string', demandOption: true })
       .option('ddrescue-map', { type: 'string', describe: 'the mapfile to write' })
-      .option('json', { type: 'boolean', default: false }) as never,
+      .option('json', { type: 'boolean', default: false }),
   handler: async (argv) => {
     if (!argv['ddrescue-map']) throw new UsageError('name the mapfile with --ddrescue-map');
     const file = argv['ddrescue-map'];

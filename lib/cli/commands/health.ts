@@ -5,8 +5,8 @@ import { RemapfsError } from '../../errors';
 import { writeFileAtomic } from '../../fsutil/write-atomic';
 import { loadReportState, saveReportState } from '../../health/history';
 import { renderPrometheus } from '../../health/prometheus';
-import { healthReport, HealthReport } from '../../health/report';
-import { PairRecord, Store } from '../../store/db';
+import { healthReport, type HealthReport } from '../../health/report';
+import type { PairRecord, Store } from '../../store/db';
 import { opsFor, printJson, requirePair, withStore } from '../common';
 import { countOption } from '../options';
 

@@ -20,7 +20,7 @@ export const importCommand: CommandModule<object, Args> = {
       .option('spare', { type: 'string', demandOption: true, describe: 'the spare device or image holding the metadata slots' })
       .option('main', { type: 'string', demandOption: true, describe: 'the main device or image of that pair' })
       .option('name', { type: 'string', describe: 'pair name (default: the name stored in the metadata)' })
-      .option('json', { type: 'boolean', default: false }) as never,
+      .option('json', { type: 'boolean', default: false }),
   handler: async (argv) => {
     if (argv.name !== undefined && pairNameProblem(argv.name)) throw new UsageError(pairNameProblem(argv.name) as string);
     await withStore(argv, true, (store) => {

@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { pairStatus, PairStatus } from '../../pair/ops';
+import { pairStatus, type PairStatus } from '../../pair/ops';
 import { formatBytes, liveDaemon, printJson, withStore } from '../common';
 
 interface Args {
@@ -10,7 +10,7 @@ interface Args {
 export const listCommand: CommandModule<object, Args> = {
   command: 'list',
   describe: 'List the pairs in the database',
-  builder: (y) => y.option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }) as never,
+  builder: (y) => y.option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }),
   handler: async (argv) => {
     await withStore(argv, false, (store) => {
       const daemon = liveDaemon(store);

@@ -1,6 +1,6 @@
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
-import { OPEN_MODES, OpenMode } from '../../block/file-device';
+import { OPEN_MODES, type OpenMode } from '../../block/file-device';
 import { Daemon } from '../../daemon/daemon';
 import { Store } from '../../store/db';
 import { dbPath } from '../common';
@@ -25,7 +25,7 @@ export const mountCommand: CommandModule<object, Args> = {
       .option('watch', { type: 'string', array: true, default: [], describe: 'hot-plug: watch this directory (and /dev) for pairs to attach and detach (repeatable)' })
       .option('attach', { type: 'boolean', default: false, describe: 'put every pair served on a loop device linked as /dev/remapfs/<name>; detach them on stop' })
       .option('open-mode', { type: 'string', choices: OPEN_MODES as string[], default: 'auto', describe: 'how devices are opened (see docs/architecture.md)' })
-      .option('engine', engineOption) as never,
+      .option('engine', engineOption),
   handler: async (argv) => {
     const store = Store.open(dbPath(argv), { create: argv.watch.length > 0 });
     const daemon = new Daemon({ store, mountpoint: argv.mountpoint, mode: argv['open-mode'] as OpenMode, engine: engineOf(argv.engine), watchDirs: argv.watch.map((d) => path.resolve(d)), attach: argv.attach });

@@ -19,7 +19,7 @@ import { RemapfsError } from '../../errors';
 import { lazyUnmountCommands } from '../../fs/fuse-unmount';
 import { dbPath } from '../common';
 import { socketPathFor } from '../../daemon/control';
-import { MountRecord, processAlive, Store } from '../../store/db';
+import { type MountRecord, processAlive, Store } from '../../store/db';
 
 interface Args {
   db?: string;
@@ -70,7 +70,7 @@ export const recoverCommand: CommandModule<object, Args> = {
   builder: (y) =>
     y
       .positional('mountpoint', { type: 'string', demandOption: true })
-      .option('dry-run', { type: 'boolean', default: false, describe: 'only print what would be done' }) as never,
+      .option('dry-run', { type: 'boolean', default: false, describe: 'only print what would be done' }),
   handler: (argv) => {
     const mnt = path.resolve(argv.mountpoint);
     const entry = mounts().find((m) => m.mountpoint === mnt);

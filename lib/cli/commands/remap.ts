@@ -16,7 +16,7 @@ export const remapCommand: CommandModule<object, Args> = {
     y
       .positional('name', { type: 'string', demandOption: true })
       .positional('sectors', { type: 'string', array: true, demandOption: true, describe: '512-byte LBAs, as in SMART' })
-      .option('json', { type: 'boolean', default: false }) as never,
+      .option('json', { type: 'boolean', default: false }),
   handler: async (argv) => {
     const sectors = argv.sectors.map((s) => parseCount('sector', s));
     if (sectors.length === 0) throw new UsageError('name at least one sector');

@@ -17,7 +17,7 @@ export const scanCommand: CommandModule<object, Args> = {
     y
       .positional('name', { type: 'string', demandOption: true })
       .option('restart', { type: 'boolean', default: false, describe: 'start from block 0 instead of resuming an interrupted pass' })
-      .option('json', { type: 'boolean', default: false, describe: 'print the summary as JSON' }) as never,
+      .option('json', { type: 'boolean', default: false, describe: 'print the summary as JSON' }),
   handler: async (argv) => {
     await withStore(argv, false, async (store) => {
       const pair = requirePair(store, argv.name);

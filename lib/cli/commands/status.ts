@@ -3,7 +3,7 @@ import { formatIoFlusher } from '../../native/io-flusher';
 import { mapInputOf, renderBar } from '../../health/map';
 import { databaseEntries } from '../../meta/reconcile';
 import type { PairStatus } from '../../pair/ops';
-import { Store } from '../../store/db';
+import type { Store } from '../../store/db';
 import { formatBytes, opsFor, printJson, requirePair, withStore } from '../common';
 
 interface Args {
@@ -20,7 +20,7 @@ export const statusCommand: CommandModule<object, Args> = {
     y
       .positional('name', { type: 'string', demandOption: true })
       .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
-      .option('entries', { type: 'boolean', default: false, describe: 'with --json: add the remap table (every entry)' }) as never,
+      .option('entries', { type: 'boolean', default: false, describe: 'with --json: add the remap table (every entry)' }),
   handler: async (argv) => {
     await withStore(argv, false, async (store) => {
       const pair = requirePair(store, argv.name);

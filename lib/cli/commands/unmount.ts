@@ -26,7 +26,7 @@ export const unmountCommand: CommandModule<object, Args> = {
   builder: (y) =>
     y
       .positional('mountpoint', { type: 'string', demandOption: true })
-      .option('force', { type: 'boolean', default: false, describe: 'unmount even with open handles (their I/O will fail)' }) as never,
+      .option('force', { type: 'boolean', default: false, describe: 'unmount even with open handles (their I/O will fail)' }),
   handler: async (argv) => {
     const mnt = path.resolve(argv.mountpoint);
     const entry = mounts().find((m) => m.mountpoint === mnt);

@@ -20,7 +20,7 @@ function checkCommand(repair: boolean): CommandModule<object, Args> {
     builder: (y) =>
       y
         .positional('name', { type: 'string', demandOption: true })
-        .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }) as never,
+        .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }),
     handler: async (argv) => {
       await withStore(argv, false, async (store) => {
         // The database itself first: damaged pages anywhere (an index, the events) fail verify and repair.

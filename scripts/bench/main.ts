@@ -1,0 +1,76 @@
+/**
+ * The bench's run: checks the host, chooses where the images go and how the page cache is handled, runs the
+ * phases, and prints the report. Everything it makes (mounts, loop devices, images, the tmpfs, the workqueue
+ * mask) is undone by the lab at the end, also after a failure.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Lab, requireKernelFeatures } from '../../lib/lab/lab';
+import { type BenchConfig, DAEMON_CPU, FIO_CPU, GiB, readConfig } from './config';
+import type { BenchContext } from './context';
+import { chooseEngine, mountOptions } from './engines';
+import { imageDir, type Images } from './images';
+import { type CachePolicy, Measurer } from './measure';
+import { optionsPhase } from './phase-options';
+import { profilePhase } from './phase-profile';
+import { scalePhase } from './phase-scale';
+import { stacksPhase } from './phase-stacks';
+import { dropCachesUnavailable, pinKernelWorkers } from './system';
+
+/** Drop the page cache before every run when the images are on a disk; say why not when it cannot be done. */
+function cachePolicy(images: Images): { policy: CachePolicy; note: string } {
+  if (images.inMemory) return { policy: { kind: 'in-memory' }, note: 'images in memory: the page cache is where they live, nothing to drop' };
+  const why = dropCachesUnavailable();
+  if (why) throw new Error(`cannot drop the page cache (${why}); the reads on a disk would be measured from whatever a previous run left cached`);
+  const counters = images.disk.statFile ? `, disk reads counted from ${images.disk.statFile}` : ', no disk read counters for this file system';
+  return { policy: { kind: 'drop', statFile: images.disk.statFile }, note: `page cache dropped before every run${counters}` };
+}
+
+function setting(cfg: BenchConfig, images: Images, cacheNote: string, workerPinning: string): string {
+  const pinning = cfg.pin ? `fio on CPU ${FIO_CPU}, daemons on CPU ${DAEMON_CPU}${workerPinning}` : 'no CPU pinning';
+  return `images on ${images.description}; ${cacheNote}; ${pinning}`;
+}
+
+function machine(cfg: BenchContext['cfg']): string {
+  return `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / GiB).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}; ${cfg.runs} runs of ${cfg.runtimeSeconds} s per cell`;
+}
+
+async function phases(ctx: BenchContext): Promise<void> {
+  const options = mountOptions(ctx.lab);
+  let served = ctx.cfg.engines.filter((e) => chooseEngine(e, options).available);
+  if (ctx.cfg.phases.has('stacks')) served = await stacksPhase(ctx);
+  // The scale and profile phases use one engine: the first that served (native when it did).
+  const engine = served[0] ?? 'fuse-native';
+  const choice = chooseEngine(engine, options);
+  const mountArgs = choice.available ? choice.mountArgs : [];
+  if (ctx.cfg.phases.has('scale')) await scalePhase(ctx, engine, mountArgs);
+  if (ctx.cfg.phases.has('options')) await optionsPhase(ctx);
+  if (ctx.cfg.phases.has('profile')) await profilePhase(ctx, mountArgs);
+}
+
+export async function main(argv: readonly string[]): Promise<void> {
+  const cfg = readConfig(argv, process.env);
+  requireKernelFeatures();
+  if (spawnSync('fio', ['--version']).status !== 0) throw new Error('fio is not installed (npm run bench runs scripts/setup.sh, which installs it)');
+  const started = Date.now();
+  const lab = new Lab('remapfs-bench-');
+  const log = (s: string) => void process.stderr.write(s + '\n');
+  try {
+    const images = imageDir(lab, cfg.images);
+    const cache = cachePolicy(images);
+    const workerPinning = cfg.pin ? pinKernelWorkers(lab) : '';
+    const where = setting(cfg, images, cache.note, workerPinning);
+    if (images.inMemory && cfg.images.kind === 'dir') log(`bench: warning: ${cfg.images.path} is ${images.disk.fsType}, memory, not a disk`);
+    log(`bench: ${machine(cfg)}; phases ${[...cfg.phases].join(',')}; engines ${cfg.engines.join(',')}; ${where}`);
+    const ctx: BenchContext = { lab, cfg, images, measurer: new Measurer(cfg, cache.policy), lines: [], notes: [], log };
+    await phases(ctx);
+    ctx.lines.push(...ctx.notes, ...(ctx.notes.length ? [''] : []));
+    ctx.lines.push(`Machine: ${machine(cfg)}; ${where}; bench took ${((Date.now() - started) / 1000).toFixed(0)} s.`);
+    process.stdout.write(ctx.lines.join('\n') + '\n');
+    fs.writeFileSync(path.resolve(__dirname, '../../../bench-results.md'), ctx.lines.join('\n') + '\n');
+  } finally {
+    await lab.cleanup();
+  }
+}

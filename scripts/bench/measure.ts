@@ -1,0 +1,80 @@
+/**
+ * One fio run (libaio, direct=1) on a device, with the page cache prepared the same way before every run,
+ * and what it cost: the daemon's CPU per GiB moved, and for reads from a disk, how much of what fio read
+ * came from the disk (the rest the page cache served, or read-ahead added).
+ */
+import { execFileSync } from 'child_process';
+import type { DaemonHandle } from '../../lib/lab/lab';
+import { type BenchConfig, type Cell, FIO_CPU, GiB, MiB, RAMP_SECONDS } from './config';
+import { Samples } from './stats';
+import { cpuSeconds, diskReadBytes, dropCaches } from './system';
+
+interface FioSide {
+  bw_bytes: number;
+  iops: number;
+  io_bytes: number;
+}
+
+export interface FioResult {
+  /** MiB/s or IOPS, by the cell's metric. */
+  value: number;
+  bytes: number;
+}
+
+export function fio(dev: string, cell: Cell, cfg: BenchConfig): FioResult {
+  const args = [
+    '--name=bench', `--filename=${dev}`, `--rw=${cell.rw}`, `--bs=${cell.bs}`, `--iodepth=${cell.depth}`, '--ioengine=libaio', '--direct=1',
+    '--time_based', `--runtime=${Math.round(cfg.runtimeSeconds * 1000)}ms`, `--ramp_time=${RAMP_SECONDS * 1000}ms`, // in ms: fio reads a bare "1.5" as 1 s
+    '--size=1023M', // the last MiB holds the main's label: the raw stacks must not overwrite it
+    '--randrepeat=0', '--norandommap', '--output-format=json',
+  ];
+  const out = cfg.pin
+    ? execFileSync('taskset', ['-c', FIO_CPU, 'fio', ...args], { encoding: 'utf8', maxBuffer: 64 * MiB })
+    : execFileSync('fio', args, { encoding: 'utf8', maxBuffer: 64 * MiB });
+  const job = (JSON.parse(out.slice(out.indexOf('{'))) as { jobs: Array<{ read: FioSide; write: FioSide }> }).jobs[0];
+  if (!job) throw new Error('fio printed no job');
+  const side = cell.rw.includes('read') ? job.read : job.write;
+  return { value: cell.metric === 'bw' ? side.bw_bytes / MiB : side.iops, bytes: side.io_bytes };
+}
+
+/** How the page cache is prepared before each run. */
+export type CachePolicy = { kind: 'drop'; statFile: string | undefined } | { kind: 'in-memory' };
+
+/** A measured device: a stack's name, its device, and the daemon whose CPU it costs. */
+export interface Target {
+  stack: string;
+  dev: string;
+  proc: DaemonHandle | undefined;
+}
+
+export class Measurer {
+  /** MiB/s or IOPS per run. */
+  readonly values = new Samples();
+  /** Daemon CPU seconds (user + system) per GiB moved, per run. */
+  readonly cpuPerGiB = new Samples();
+  /** Bytes read from the disk per byte fio read, per run (read cells, disk images only). */
+  readonly diskPerRead = new Samples();
+
+  constructor(
+    private readonly cfg: BenchConfig,
+    readonly cache: CachePolicy,
+  ) {}
+
+  measure(t: Target, cell: Cell): FioResult {
+    execFileSync('sync'); // no dirty pages from the previous stack's run
+    if (this.cache.kind === 'drop') dropCaches();
+    const statFile = this.cache.kind === 'drop' ? this.cache.statFile : undefined;
+    const disk0 = statFile ? diskReadBytes(statFile) : 0;
+    const pid = t.proc?.child.pid;
+    const cpu0 = pid ? cpuSeconds(pid) : 0;
+    const r = fio(t.dev, cell, this.cfg);
+    if (pid) this.cpuPerGiB.add(t.stack, cell.name, (cpuSeconds(pid) - cpu0) / (r.bytes / GiB));
+    if (statFile && cell.rw.includes('read') && r.bytes > 0) {
+      // The disk counters cover fio's ramp too; its io_bytes do not: scale by the time fio ran.
+      const readBytes = (r.bytes * (this.cfg.runtimeSeconds + RAMP_SECONDS)) / this.cfg.runtimeSeconds;
+      this.diskPerRead.add(t.stack, cell.name, (diskReadBytes(statFile) - disk0) / readBytes);
+    }
+    this.values.add(t.stack, cell.name, r.value);
+    return r;
+  }
+}

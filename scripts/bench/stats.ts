@@ -1,0 +1,67 @@
+/** Pure helpers of the bench: a seeded order, medians and spreads. */
+
+/** A small deterministic generator (mulberry32), so every bench run uses the same orders. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function shuffled<T>(xs: readonly T[], random: () => number): T[] {
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
+}
+
+export function median(xs: readonly number[]): number {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+/** (max - min) / median, in percent; '-' without values. */
+export function spread(xs: readonly number[]): string {
+  return xs.length ? `${((100 * (Math.max(...xs) - Math.min(...xs))) / median(xs)).toFixed(0)}%` : '-';
+}
+
+export function ratio(x: number, y: number): string {
+  return Number.isFinite(x) && Number.isFinite(y) && y !== 0 ? (x / y).toFixed(3) : '-';
+}
+
+export function fixed(x: number, digits = 0): string {
+  return Number.isFinite(x) ? x.toFixed(digits) : '-';
+}
+
+/** Per stack, per cell: every run's number. */
+export class Samples {
+  private readonly table = new Map<string, Map<string, number[]>>();
+
+  add(stack: string, cell: string, value: number): void {
+    let byCell = this.table.get(stack);
+    if (!byCell) this.table.set(stack, (byCell = new Map<string, number[]>()));
+    const xs = byCell.get(cell);
+    if (xs) xs.push(value);
+    else byCell.set(cell, [value]);
+  }
+
+  all(stack: string, cell: string): number[] {
+    return this.table.get(stack)?.get(cell) ?? [];
+  }
+
+  median(stack: string, cell: string): number {
+    return median(this.all(stack, cell));
+  }
+
+  has(stack: string): boolean {
+    return this.table.has(stack);
+  }
+}

@@ -1,0 +1,70 @@
+/** The stacks phase's tables, from the medians the Measurer collected. Pure: formats numbers only. */
+import { CELLS, type Cell, type EngineName } from './config';
+import type { Measurer } from './measure';
+import { stackName } from './stacks';
+import { fixed, ratio, spread } from './stats';
+
+const unit = (cell: Cell): string => (cell.metric === 'bw' ? 'MiB/s' : 'IOPS');
+
+/** Per cell and engine: a, b, b0, c, d, e, and c/a for every cell, d/c, e/c, c/b. */
+export function mainTable(m: Measurer, engines: readonly EngineName[], runs: number): string[] {
+  const v = m.values;
+  const lines = [
+    `| cell | unit | engine | a loop | b passthrough | b0 buffered | c remapfs | d 1% remapped | e scanning | c/a | d/c | e/c | c/b | a spread | c spread |`,
+    `|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`,
+  ];
+  for (const cell of CELLS) {
+    for (const e of engines) {
+      const [a, b, b0, c, d, ev] = ['a', 'b', 'b0', stackName('c', e), stackName('d', e), stackName('e', e)].map((s) => v.median(s, cell.name)) as [number, number, number, number, number, number];
+      const values = [a, b, b0, c, d, ev].map((x) => fixed(x)).join(' | ');
+      lines.push(`| ${cell.name} | ${unit(cell)} | ${e} | ${values} | ${ratio(c, a)} | ${ratio(d, c)} | ${ratio(ev, c)} | ${ratio(c, b)} | ${spread(v.all('a', cell.name))} | ${spread(v.all(stackName('c', e), cell.name))} |`);
+    }
+  }
+  lines.push('', `Spread: (max - min) / median of a stack's runs of a cell (${runs} runs; a and b0: fewer), the noise the medians have to beat.`, '');
+  return lines;
+}
+
+/** cD (`--open-mode direct`) against c and a. */
+export function directTable(m: Measurer, engines: readonly EngineName[]): string[] {
+  const v = m.values;
+  const lines = [`| cell | unit | engine | c (open mode auto) | cD (open mode direct) | cD/a | cD/c |`, `|---|---|---|---:|---:|---:|---:|`];
+  for (const cell of CELLS) {
+    for (const e of engines) {
+      const [a, c, cD] = ['a', stackName('c', e), stackName('cD', e)].map((s) => v.median(s, cell.name)) as [number, number, number];
+      lines.push(`| ${cell.name} | ${unit(cell)} | ${e} | ${fixed(c)} | ${fixed(cD)} | ${ratio(cD, a)} | ${ratio(cD, c)} |`);
+    }
+  }
+  lines.push('');
+  return lines;
+}
+
+/** Daemon CPU seconds (user + system, all threads) per GiB moved, per stack; native/fuse-native for c. */
+export function cpuTable(m: Measurer, stacks: readonly string[]): string[] {
+  const both = stacks.includes(stackName('c', 'native')) && stacks.includes(stackName('c', 'fuse-native'));
+  const lines = [
+    `| daemon CPU s per GiB moved (median) | ${stacks.join(' | ')}${both ? ' | c native / c fuse-native' : ''} |`,
+    `|---|${stacks.map(() => '---:').join('|')}${both ? '|---:' : ''}|`,
+  ];
+  for (const cell of CELLS) {
+    const xs = stacks.map((s) => m.cpuPerGiB.median(s, cell.name));
+    const rel = both ? ` | ${ratio(m.cpuPerGiB.median(stackName('c', 'native'), cell.name), m.cpuPerGiB.median(stackName('c', 'fuse-native'), cell.name))}` : '';
+    lines.push(`| ${cell.name} | ${xs.map((x) => fixed(x, 2)).join(' | ')}${rel} |`);
+  }
+  lines.push('');
+  return lines;
+}
+
+/** For the read cells: bytes read from the disk per byte fio read (0: the page cache served it all). */
+export function cacheTable(m: Measurer, stacks: readonly string[]): string[] {
+  const reads = CELLS.filter((c) => c.rw.includes('read'));
+  const lines = [`| disk bytes read per byte read (median) | ${stacks.join(' | ')} |`, `|---|${stacks.map(() => '---:').join('|')}|`];
+  for (const cell of reads) lines.push(`| ${cell.name} | ${stacks.map((s) => fixed(m.diskPerRead.median(s, cell.name), 2)).join(' | ')} |`);
+  lines.push(
+    '',
+    'The page cache was dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before every run. 1.00: every byte came from the disk; ' +
+      'below 1: the page cache served the rest (blocks read twice within a run); above 1: read-ahead read more than fio asked for. ' +
+      "From the disk's read counters over the whole fio run (its ramp included, scaled by time), so other I/O on the disk counts too.",
+    '',
+  );
+  return lines;
+}

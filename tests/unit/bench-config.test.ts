@@ -1,0 +1,54 @@
+/** The bench's pure parts: where the images go, which engines run, and the numbers it reports. */
+import { readConfig } from '../../scripts/bench/config';
+import { chooseEngine } from '../../scripts/bench/engines';
+import { median, ratio, Samples, seededRandom, shuffled, spread } from '../../scripts/bench/stats';
+import { match } from '../helpers/match';
+
+describe('bench configuration', () => {
+  it('puts the images on /var/tmp by default, and on a private tmpfs when asked', () => {
+    expect(readConfig([], {}).images).toEqual({ kind: 'dir', path: '/var/tmp' });
+    expect(readConfig(['--tmpfs'], {}).images).toEqual({ kind: 'tmpfs' });
+    expect(readConfig([], { BENCH_DIR: 'tmpfs' }).images).toEqual({ kind: 'tmpfs' });
+    expect(readConfig(['--dir', '/srv/disk/'], { BENCH_DIR: '/elsewhere' }).images).toEqual({ kind: 'dir', path: '/srv/disk' });
+  });
+
+  it('runs both engines by default, native first, and refuses an unknown one', () => {
+    expect(readConfig([], {}).engines).toEqual(['native', 'fuse-native']);
+    expect(readConfig([], { BENCH_ENGINES: 'fuse-native' }).engines).toEqual(['fuse-native']);
+    expect(() => readConfig([], { BENCH_ENGINES: 'kernel' })).toThrow(/unknown engine kernel/);
+    expect(() => readConfig([], { BENCH_RUNS: '0' })).toThrow(/BENCH_RUNS/);
+  });
+
+  it('skips the native engine with a reason while `mount --engine` does not exist, and passes --engine once it does', () => {
+    expect(chooseEngine('native', new Set(['--db']))).toEqual({ engine: 'native', available: false, why: match.containing('--engine') });
+    expect(chooseEngine('fuse-native', new Set(['--db']))).toEqual({ engine: 'fuse-native', available: true, mountArgs: [] });
+    expect(chooseEngine('native', new Set(['--engine']))).toEqual({ engine: 'native', available: true, mountArgs: ['--engine', 'native'] });
+  });
+});
+
+describe('bench numbers', () => {
+  it('medians, spreads and ratios', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 2, 3])).toBe(2.5);
+    expect(median([])).toBeNaN();
+    expect(spread([90, 100, 110])).toBe('20%');
+    expect(ratio(1, 4)).toBe('0.250');
+    expect(ratio(1, NaN)).toBe('-');
+  });
+
+  it('shuffles the same way for the same seed, keeping every element', () => {
+    const a = shuffled([1, 2, 3, 4, 5, 6], seededRandom(42));
+    expect(shuffled([1, 2, 3, 4, 5, 6], seededRandom(42))).toEqual(a);
+    expect([...a].sort()).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it('keeps every sample per stack and cell', () => {
+    const s = new Samples();
+    s.add('c', 'seq read 1M', 10);
+    s.add('c', 'seq read 1M', 30);
+    s.add('a', 'seq read 1M', 5);
+    expect(s.all('c', 'seq read 1M')).toEqual([10, 30]);
+    expect(s.median('c', 'seq read 1M')).toBe(20);
+    expect(s.median('d', 'seq read 1M')).toBeNaN();
+  });
+});
