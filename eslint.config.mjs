@@ -30,19 +30,20 @@ export default tseslint.config(
     rules: { 'max-lines-per-function': ['error', { max: 60, skipBlankLines: false, skipComments: false, IIFEs: true }] },
   },
   {
-    // Plain JavaScript (config files, bin/ launchers): CommonJS in Node, no type information.
+    // Plain JavaScript (config files, the bin/ launcher, a native test driver): no type information.
     files: ['**/*.js', '**/*.cjs', '**/*.mjs', 'bin/remapfs'],
     extends: [tseslint.configs.disableTypeChecked],
     languageOptions: {
       parserOptions: { projectService: false },
       sourceType: 'commonjs',
-      globals: { require: 'readonly', module: 'writable', process: 'readonly', __dirname: 'readonly', console: 'readonly' },
+      globals: { require: 'readonly', module: 'writable', process: 'readonly', __dirname: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' },
     },
     // CommonJS files have no other way to import.
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
-    files: ['**/*.mjs'],
+    // The package is "type": "module": .mjs, .js and the launcher are ES modules.
+    files: ['**/*.mjs', '**/*.js', 'bin/remapfs'],
     languageOptions: { sourceType: 'module' },
   },
 );

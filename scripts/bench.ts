@@ -14,7 +14,7 @@
  * remap entries. scripts/bench/config.ts lists every option; docs/performance.md says why the bench pins
  * fio and the daemons to their own CPUs.
  */
-import { main } from './bench/main';
+import { main } from './bench/main.js';
 
 main(process.argv.slice(2)).catch((err) => {
   process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);

@@ -6,7 +6,7 @@
  */
 import { execFileSync } from 'child_process';
 import * as path from 'path';
-import { checkTree, dropCaches, fileExtents, Lab, requireKernelFeatures, waitFor, writeRandomTree } from '../lib/lab/lab';
+import { checkTree, dropCaches, fileExtents, Lab, requireKernelFeatures, waitFor, writeRandomTree } from '../lib/lab/lab.js';
 
 const MiB = 1024 * 1024;
 

@@ -9,9 +9,14 @@
  * depends only on the file and the package version, so it is reproducible.
  */
 import * as fs from 'fs';
+import { pathToFileURL } from 'url';
 import * as path from 'path';
+import { fileURLToPath } from 'url';
 
-const ROOT = path.resolve(__dirname, '../..');
+/** This module's directory (ES modules have no __dirname). */
+const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
+
+const ROOT = path.resolve(HERE_DIR, '../..');
 
 /** Escapes text for roff: backslashes, hyphens, and characters beyond ASCII (as \[uXXXX]). */
 function escapeText(s: string): string {
@@ -136,4 +141,4 @@ function main(): void {
   fs.writeFileSync(outPath, page);
 }
 
-if (require.main === module) main();
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) main();

@@ -5,7 +5,7 @@
 # Then the same for the launcher, native/io-flusher-exec.c, and for the native
 # engine (native/engine/): its route table, splitter and fence protocol
 # (test/test_routes.c, also under ThreadSanitizer), and the add-on itself built
-# with ASan+UBSan and driven through a real mount by test/smoke.js (needs root,
+# with ASan+UBSan and driven through a real mount by test/smoke.cjs (needs root,
 # /dev/fuse and libfuse3-dev; skipped with a message when they are missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,5 +60,5 @@ node_inc=$(node -p "require('path').join(process.execPath, '../../include/node')
   $(pkg-config --libs fuse3) -o "$out/remapfs_engine.node"
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=halt_on_error=1:detect_leaks=0:exitcode=86 \
   LD_PRELOAD="$("$cc" -print-file-name=libasan.so):$("$cc" -print-file-name=libubsan.so)" \
-  node native/engine/test/smoke.js "$out/remapfs_engine.node" "$out"
+  node native/engine/test/smoke.cjs "$out/remapfs_engine.node" "$out"
 echo "test-native: engine passed"

@@ -55,7 +55,7 @@ for v in "${versions[@]}"; do
     fi
     node -e "require('fuse-native')"
     node node_modules/typescript/bin/tsc -p tsconfig.json
-    node node_modules/jest/bin/jest.js dist/tests/unit/ dist/tests/e2e/core.test.js
+    node --experimental-vm-modules node_modules/jest/bin/jest.js dist/tests/unit/ dist/tests/e2e/core.test.js
   ) || status=$?
   if [ "$status" -eq 0 ]; then
     summary+=("node $("$nodedir/bin/node" --version): passed")

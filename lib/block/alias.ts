@@ -18,7 +18,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { SECTOR_BYTES } from '../format/layout';
+import { SECTOR_BYTES } from '../format/layout.js';
 
 const MAX_DEPTH = 8;
 

@@ -17,9 +17,9 @@
  * too (flock is per open file description): one holder per device.
  */
 import * as fs from 'fs';
-import { RemapfsError } from '../errors';
-import { nativeHelpers, nativeLoadError, type NativeHelpers } from '../native';
-import { majorMinor, resolveExtent } from './alias';
+import { RemapfsError } from '../errors.js';
+import { nativeHelpers, nativeLoadError, type NativeHelpers } from '../native/index.js';
+import { majorMinor, resolveExtent } from './alias.js';
 
 const RETRY_MS = 50;
 

@@ -11,7 +11,7 @@
  * FileDevice for what that means per open mode); `flush` makes every earlier
  * write durable.
  */
-import { RemapfsError } from '../errors';
+import { RemapfsError } from '../errors.js';
 
 export interface BlockDevice {
   /** For messages: a path or a layer name. */

@@ -5,7 +5,7 @@
  * range, a database failure) is not the disk's fault and must propagate.
  * FaultDevice and GoneDevice throw EIO (ioError).
  */
-import { errnoCodeOf, RemapfsError } from '../errors';
+import { errnoCodeOf, RemapfsError } from '../errors.js';
 
 export const DISK_ERROR_CODES: ReadonlySet<string> = new Set(['EIO', 'ENXIO', 'ENODEV', 'EREMOTEIO', 'ENOMEDIUM', 'ENODATA', 'EILSEQ', 'EBADMSG', 'ETIMEDOUT']);
 

@@ -8,9 +8,9 @@
  * Used by `remapfs simulate` (over FUSE, so the kernel sees real EIO) and by
  * unit tests. All state is plain data; nothing here is global.
  */
-import { SECTOR_BYTES } from '../format/layout';
-import type { BlockDevice } from './device';
-import { RemapfsError } from '../errors';
+import { SECTOR_BYTES } from '../format/layout.js';
+import type { BlockDevice } from './device.js';
+import { RemapfsError } from '../errors.js';
 
 export function ioError(op: string, object: string): RemapfsError {
   const cause = Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });

@@ -1,6 +1,6 @@
 /** GoneDevice: stands in for a pair whose disk went away; every request fails with EIO, nothing reaches a device. */
-import type { BlockDevice } from './device';
-import { ioError } from './fault-device';
+import type { BlockDevice } from './device.js';
+import { ioError } from './fault-device.js';
 
 export class GoneDevice implements BlockDevice {
   constructor(

@@ -1,6 +1,6 @@
 /** MemoryDevice: a BlockDevice over a Buffer, for unit tests and tools. */
-import { type BlockDevice, checkRange } from './device';
-import { RemapfsError } from '../errors';
+import { type BlockDevice, checkRange } from './device.js';
+import { RemapfsError } from '../errors.js';
 
 export class MemoryDevice implements BlockDevice {
   readonly name: string;

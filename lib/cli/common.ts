@@ -1,10 +1,10 @@
 /** Helpers shared by the CLI commands. */
-import { RemapfsError, UsageError } from '../errors';
-import { databaseError, DEFAULT_DB_PATH, type MountRecord, type PairRecord, Store } from '../store/db';
-import { DeviceBusyError } from '../block/device-lock';
-import { localTransport, type LocalOptions } from '../pair/local';
-import { pairOps, type PairOps } from '../pair/operations';
-import { socketTransport } from '../daemon/control';
+import { RemapfsError, UsageError } from '../errors.js';
+import { databaseError, DEFAULT_DB_PATH, type MountRecord, type PairRecord, Store } from '../store/db.js';
+import { DeviceBusyError } from '../block/device-lock.js';
+import { localTransport, type LocalOptions } from '../pair/local.js';
+import { pairOps, type PairOps } from '../pair/operations.js';
+import { socketTransport } from '../daemon/control.js';
 
 export interface GlobalArgs {
   db: string;

@@ -3,8 +3,8 @@
  * FUSE engine serves the files. Not given, REMAPFS_ENGINE names it; neither
  * given, native (fuse-native where native cannot load). Pure.
  */
-import { ENGINE_ENV, ENGINES, type EngineName, parseEngine } from '../fs/adapter';
-import { UsageError } from '../errors';
+import { ENGINE_ENV, ENGINES, type EngineName, parseEngine } from '../fs/adapter.js';
+import { UsageError } from '../errors.js';
 
 export const engineOption = {
   type: 'string',

@@ -6,7 +6,7 @@
  * READY=1 with systemd-notify once the service is up.
  */
 import { spawn } from 'child_process';
-import { reportError } from './report';
+import { reportError } from './report.js';
 
 export interface ForegroundService {
   readonly mountpoint: string;

@@ -6,33 +6,37 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import yargs from 'yargs';
-import { UsageError } from '../errors';
-import { checkOptions, type DeclaredOptions } from './options';
-import { EXIT_USAGE, reportError } from './report';
-import { HEALTH_BITS, healthCommand } from './commands/health';
-import { configCommand } from './commands/config';
-import { scanCommand } from './commands/scan';
-import { mapCommand } from './commands/map';
-import { discoverCommand } from './commands/discover';
-import { evacuateCommand } from './commands/evacuate';
-import { importBadCommand } from './commands/import-bad';
-import { exportCommand } from './commands/export';
-import { initCommand } from './commands/init';
-import { mountCommand } from './commands/mount';
-import { unmountCommand } from './commands/unmount';
-import { listCommand } from './commands/list';
-import { statusCommand } from './commands/status';
-import { remapCommand } from './commands/remap';
-import { repairCommand, verifyCommand } from './commands/verify';
-import { importCommand } from './commands/import';
-import { simulateCommand } from './commands/simulate';
-import { faultCommand } from './commands/fault';
-import { recoverCommand } from './commands/recover';
-import { attachCommand, detachCommand } from './commands/attach';
+import { UsageError } from '../errors.js';
+import { checkOptions, type DeclaredOptions } from './options.js';
+import { EXIT_USAGE, reportError } from './report.js';
+import { HEALTH_BITS, healthCommand } from './commands/health.js';
+import { configCommand } from './commands/config.js';
+import { scanCommand } from './commands/scan.js';
+import { mapCommand } from './commands/map.js';
+import { discoverCommand } from './commands/discover.js';
+import { evacuateCommand } from './commands/evacuate.js';
+import { importBadCommand } from './commands/import-bad.js';
+import { exportCommand } from './commands/export.js';
+import { initCommand } from './commands/init.js';
+import { mountCommand } from './commands/mount.js';
+import { unmountCommand } from './commands/unmount.js';
+import { listCommand } from './commands/list.js';
+import { statusCommand } from './commands/status.js';
+import { remapCommand } from './commands/remap.js';
+import { repairCommand, verifyCommand } from './commands/verify.js';
+import { importCommand } from './commands/import.js';
+import { simulateCommand } from './commands/simulate.js';
+import { faultCommand } from './commands/fault.js';
+import { recoverCommand } from './commands/recover.js';
+import { attachCommand, detachCommand } from './commands/attach.js';
+import { fileURLToPath } from 'url';
+
+/** This module's directory (ES modules have no __dirname). */
+const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
 
 /** The version in package.json (this file runs from dist/lib/cli/). */
 export function packageVersion(): string {
-  const pkg = JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../../package.json'), 'utf8')) as { version: string };
+  const pkg = JSON.parse(fs.readFileSync(path.resolve(HERE_DIR, '../../../package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 

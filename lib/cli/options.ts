@@ -9,8 +9,8 @@
  * Everything here is pure; errors are UsageError (exit 2).
  */
 import type { Options } from 'yargs';
-import { UsageError } from '../errors';
-import { parseCount } from './common';
+import { UsageError } from '../errors.js';
+import { parseCount } from './common.js';
 
 /** The parts of yargs' getOptions() these checks read. */
 export interface DeclaredOptions {

@@ -3,7 +3,7 @@
  * plain lines (every 10%) otherwise, with rate and ETA. Writes to stderr, so
  * stdout stays clean for --json.
  */
-import { formatBytes } from './common';
+import { formatBytes } from './common.js';
 
 export class Progress {
   private readonly tty: boolean;

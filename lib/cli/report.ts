@@ -1,5 +1,5 @@
-import { RemapfsError, UsageError } from '../errors';
-import { REBUILD_HINT } from '../store/db';
+import { RemapfsError, UsageError } from '../errors.js';
+import { REBUILD_HINT } from '../store/db.js';
 
 export const EXIT_ERROR = 1;
 export const EXIT_USAGE = 2;

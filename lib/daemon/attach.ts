@@ -14,9 +14,9 @@
 import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { loopAttachArgs, loopBackingFile, loopDevicesBacking } from '../block/loop';
-import { RemapfsError } from '../errors';
-import { mounts } from './mounts';
+import { loopAttachArgs, loopBackingFile, loopDevicesBacking } from '../block/loop.js';
+import { RemapfsError } from '../errors.js';
+import { mounts } from './mounts.js';
 
 export const LINK_DIR = '/dev/remapfs';
 const LOSETUP_ATTEMPTS = 5;

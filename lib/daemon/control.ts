@@ -13,9 +13,10 @@ import * as net from 'net';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as crypto from 'crypto';
-import { RemapfsError } from '../errors';
-import { checkPairRequest, isPairOp, operation, type OpResult, type PairRequest, toRequest, type Transport } from '../pair/operations';
-import { badRequest, booleanField, countsField, isObject, oneOfField } from '../pair/request-fields';
+import * as os from 'os';
+import { RemapfsError } from '../errors.js';
+import { checkPairRequest, isPairOp, operation, type OpResult, type PairRequest, toRequest, type Transport } from '../pair/operations.js';
+import { badRequest, booleanField, countsField, isObject, oneOfField } from '../pair/request-fields.js';
 
 export const FAULT_ACTIONS = ['add', 'remove', 'clear', 'list'] as const;
 const FAULT_KINDS = ['bad', 'slow'] as const;
@@ -61,12 +62,12 @@ export interface ControlError {
 export type ControlReply = { ok: true; result: unknown } | { ok: false; error: ControlError };
 
 export function socketPathFor(mountpoint: string): string {
-  const dir = fs.existsSync('/run') ? '/run/remapfs' : path.join(require('os').tmpdir(), 'remapfs');
+  const dir = fs.existsSync('/run') ? '/run/remapfs' : path.join(os.tmpdir(), 'remapfs');
   const hash = crypto.createHash('sha256').update(mountpoint).digest('hex').slice(0, 16);
   return path.join(dir, `${hash}.sock`);
 }
 
-export function serve(socketPath: string, handle: (req: ControlRequest) => Promise<unknown> | unknown): Promise<net.Server> {
+export function serve(socketPath: string, handle: (req: ControlRequest) => unknown): Promise<net.Server> {
   fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
   try {
     fs.unlinkSync(socketPath);
@@ -76,7 +77,7 @@ export function serve(socketPath: string, handle: (req: ControlRequest) => Promi
   const server = net.createServer((conn) => {
     let data = '';
     conn.setEncoding('utf8');
-    conn.on('data', async (chunk: string) => {
+    const onData = async (chunk: string): Promise<void> => {
       data += chunk;
       const nl = data.indexOf('\n');
       if (nl < 0) return;
@@ -95,7 +96,8 @@ export function serve(socketPath: string, handle: (req: ControlRequest) => Promi
         reply = { ok: false, error: toControlError(err, req) };
       }
       conn.end(JSON.stringify(reply) + '\n');
-    });
+    };
+    conn.on('data', (chunk: string) => void onData(chunk));
     conn.on('error', () => undefined);
   });
   return new Promise((resolve, reject) => {

@@ -33,21 +33,22 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { RemapfsError } from '../errors';
-import { databaseError, type PairRecord, type Store } from '../store/db';
-import { openPair } from '../pair/pair';
-import type { PairHost } from '../pair/host';
-import { identify, type OpenMode } from '../block/file-device';
-import { type ControlRequest, socketPathFor } from './control';
-import { checkMountpoint, ServedMount, servedPairFile } from './served-mount';
-import { PairService } from './pair-service';
-import { CONTROL_DIR, type ControlTree } from '../fs/ops';
-import type { EngineName } from '../fs/adapter';
-import { type Attached, type DaemonPairs, HotPlug } from './hotplug';
-import { attachLoop, detachLoops } from './loops';
-import { dispatch, servedHost, unservedHost } from './served-host';
+import { RemapfsError } from '../errors.js';
+import { databaseError, type PairRecord, type Store } from '../store/db.js';
+import { openPair } from '../pair/pair.js';
+import type { PairHost } from '../pair/host.js';
+import { identify, type OpenMode } from '../block/file-device.js';
+import { type ControlRequest, socketPathFor } from './control.js';
+import { checkMountpoint, ServedMount, servedPairFile } from './served-mount.js';
+import { PairService } from './pair-service.js';
+import { CONTROL_DIR, type ControlTree } from '../fs/ops.js';
+import { type EngineName, servedCounters } from '../fs/adapter.js';
+import type { IoCounters } from '../remap/remap-device.js';
+import { type Attached, type DaemonPairs, HotPlug } from './hotplug.js';
+import { attachLoop, detachLoops } from './loops.js';
+import { dispatch, servedHost, unservedHost } from './served-host.js';
 
-export type { ScanStatus } from '../pair/host';
+export type { ScanStatus } from '../pair/host.js';
 
 export interface DaemonOptions {
   store: Store;
@@ -208,10 +209,15 @@ export class Daemon implements DaemonPairs {
   }
 
   /** The engine serving a pair and, for the native one, its counters (summed over its threads). */
-  private engineInfo(name: string): { engine: string; engineCounters?: object } {
+  private engineInfo(name: string): { engine: string; counters?: IoCounters; engineCounters?: object } {
     const adapter = this.servedMount?.adapter;
-    const counters = adapter?.engineStats(name);
-    return { engine: adapter?.engine ?? 'none', ...(counters ? { engineCounters: counters } : {}) };
+    const stats = adapter?.engineStats(name);
+    const device = this.pairs.find((a) => a.svc.name === name)?.svc.rt.device;
+    return {
+      engine: adapter?.engine ?? 'none',
+      ...(device ? { counters: servedCounters(device.counters, stats) } : {}),
+      ...(stats ? { engineCounters: stats } : {}),
+    };
   }
 
   /** Logs once that the database file is gone or replaced (the store then refuses every change). */

@@ -13,14 +13,14 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import type { PairRecord, Store } from '../store/db';
-import { identify } from '../block/file-device';
-import { GoneDevice } from '../block/gone-device';
-import { discoverInBackground } from '../discovery/background';
-import type { DiscoveryReport } from '../discovery/discover';
-import { importPair } from '../discovery/importer';
-import type { PairService } from './pair-service';
-import type { ServedMount } from './served-mount';
+import type { PairRecord, Store } from '../store/db.js';
+import { identify } from '../block/file-device.js';
+import { GoneDevice } from '../block/gone-device.js';
+import { discoverInBackground } from '../discovery/background.js';
+import type { DiscoveryReport } from '../discovery/discover.js';
+import { importPair } from '../discovery/importer.js';
+import type { PairService } from './pair-service.js';
+import type { ServedMount } from './served-mount.js';
 
 export interface Attached {
   svc: PairService;

@@ -6,9 +6,9 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { RemapfsError } from '../errors';
-import { loopBackingFile } from '../block/loop';
-import { attachPair, detachPair, linkPath, loopDeviceUser } from './attach';
+import { RemapfsError } from '../errors.js';
+import { loopBackingFile } from '../block/loop.js';
+import { attachPair, detachPair, linkPath, loopDeviceUser } from './attach.js';
 
 /** Puts a served pair on a loop device; a failure is logged, and the pair stays served. */
 export async function attachLoop(mountpoint: string, name: string, blockSizeBytes: number, log: (line: string) => void): Promise<void> {

@@ -3,17 +3,17 @@
  * in memory, persisted on change), its background scanner, and the live
  * control files under `.remapfs/<name>/`.
  */
-import type { PairRuntime } from '../pair/pair';
-import type { Store } from '../store/db';
-import type { ControlFile } from '../fs/ops';
-import { mergeConfig, type PairConfig, parseConfigText } from '../health/config';
-import { loadConfig, saveConfig } from '../health/history';
-import { healthReport } from '../health/report';
-import { Scanner } from '../health/scanner';
-import { ScanScheduler } from '../health/scheduler';
-import { labelBlockOf } from '../format/label-codec';
-import type { BlockDevice } from '../block/device';
-import { EvacTracking } from '../remap/evac-tracking';
+import type { PairRuntime } from '../pair/pair.js';
+import type { Store } from '../store/db.js';
+import type { ControlFile } from '../fs/ops.js';
+import { mergeConfig, type PairConfig, parseConfigText } from '../health/config.js';
+import { loadConfig, saveConfig } from '../health/history.js';
+import { healthReport } from '../health/report.js';
+import { Scanner } from '../health/scanner.js';
+import { ScanScheduler } from '../health/scheduler.js';
+import { labelBlockOf } from '../format/label-codec.js';
+import type { BlockDevice } from '../block/device.js';
+import { EvacTracking } from '../remap/evac-tracking.js';
 
 export class PairService {
   config: PairConfig;

@@ -5,15 +5,15 @@
  * (status), a pair it does not serve. dispatch() is the daemon's whole
  * control dispatch: check, find the host, run the operation's run().
  */
-import type { BlockDevice } from '../block/device';
-import { RemapfsError } from '../errors';
-import type { PairRecord, Store } from '../store/db';
-import { type PairHost, scanStatusOf } from '../pair/host';
-import { checkPairRequest, operation, runOperation } from '../pair/operations';
-import { reconcile } from '../meta/reconcile';
-import { toVerifyReport } from '../meta/verify';
-import { ioFlusherStatus } from '../native/io-flusher';
-import type { PairService } from './pair-service';
+import type { BlockDevice } from '../block/device.js';
+import { RemapfsError } from '../errors.js';
+import type { PairRecord, Store } from '../store/db.js';
+import { type PairHost, scanStatusOf } from '../pair/host.js';
+import { checkPairRequest, operation, runOperation } from '../pair/operations.js';
+import { reconcile } from '../meta/reconcile.js';
+import { toVerifyReport } from '../meta/verify.js';
+import { ioFlusherStatus } from '../native/io-flusher.js';
+import type { PairService } from './pair-service.js';
 
 export interface ServingDaemon {
   readonly store: Store;

@@ -9,15 +9,15 @@
  */
 import * as fs from 'fs';
 import type * as net from 'net';
-import { RemapfsError } from '../errors';
-import type { ControlTree, ServedFile } from '../fs/ops';
-import type { EngineName, FsAdapter } from '../fs/adapter';
-import { createAdapter } from '../fs/serve';
-import type { PairRuntime } from '../pair/pair';
-import { type ControlRequest, serve, socketPathFor } from './control';
-import { enableIoFlusher } from '../native/io-flusher';
-import { isMountpoint } from './mounts';
-import { isKnownFailure } from '../block/disk-error';
+import { RemapfsError } from '../errors.js';
+import type { ControlTree, ServedFile } from '../fs/ops.js';
+import type { EngineName, FsAdapter } from '../fs/adapter.js';
+import { createAdapter } from '../fs/serve.js';
+import type { PairRuntime } from '../pair/pair.js';
+import { type ControlRequest, serve, socketPathFor } from './control.js';
+import { enableIoFlusher } from '../native/io-flusher.js';
+import { isMountpoint } from './mounts.js';
+import { isKnownFailure } from '../block/disk-error.js';
 
 export interface ServedMountOptions {
   /** Absolute path. */
@@ -28,7 +28,8 @@ export interface ServedMountOptions {
   engine?: EngineName;
   controlTree?: ControlTree;
   log: (line: string) => void;
-  handle: (req: ControlRequest) => Promise<unknown> | unknown;
+  /** Answers a control request (a value, or a promise of one). */
+  handle: (req: ControlRequest) => unknown;
   /** Runs at the start of every stop, before the busy check (the daemon detaches its loop devices there). */
   beforeStop?: (force: boolean) => Promise<void>;
   /** Runs once after the unmount (or a failed start): flush and close devices. */

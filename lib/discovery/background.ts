@@ -18,11 +18,15 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
-import type { Store } from '../store/db';
-import { type DiscoverOptions, type DiscoveryReport, gatherCandidates, pairUp } from './discover';
-import { newProbeStats, ProbeCache, probeCandidates, type Probed, type ProbeStats, type TablesFor } from './probe';
-import type { ProbeReply, ProbeRequest } from './probe-worker';
-import { WORKER_MARK } from './probe-worker';
+import type { Store } from '../store/db.js';
+import { type DiscoverOptions, type DiscoveryReport, gatherCandidates, pairUp } from './discover.js';
+import { newProbeStats, ProbeCache, probeCandidates, type Probed, type ProbeStats, type TablesFor } from './probe.js';
+import type { ProbeReply, ProbeRequest } from './probe-worker.js';
+import { WORKER_MARK } from './probe-worker.js';
+import { fileURLToPath } from 'url';
+
+/** This module's directory (ES modules have no __dirname). */
+const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
 
 export interface BackgroundOptions extends DiscoverOptions {
   /** UUIDs whose tables are not needed: pairs served from devices that are still there. */
@@ -39,7 +43,7 @@ interface Job {
   waiters: Array<{ resolve: (r: DiscoveryReport) => void; reject: (e: unknown) => void }>;
 }
 
-const WORKER_FILE = path.join(__dirname, 'probe-worker.js');
+const WORKER_FILE = path.join(HERE_DIR, 'probe-worker.js');
 let worker: Worker | undefined;
 let nextId = 1;
 const pending = new Map<number, { resolve: (r: Extract<ProbeReply, { ok: true }>) => void; reject: (e: unknown) => void }>();

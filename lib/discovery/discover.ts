@@ -20,12 +20,12 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { type DeviceIdentity, identify, sameStorage } from '../block/file-device';
-import { loopBackingFile } from '../block/loop';
-import type { Store } from '../store/db';
-import { type MainFound, newProbeStats, probeCandidates, type Probed, type SpareFound } from './probe';
+import { type DeviceIdentity, identify, sameStorage } from '../block/file-device.js';
+import { loopBackingFile } from '../block/loop.js';
+import type { Store } from '../store/db.js';
+import { type MainFound, newProbeStats, probeCandidates, type Probed, type SpareFound } from './probe.js';
 
-export type { MainFound, SpareFound } from './probe';
+export type { MainFound, SpareFound } from './probe.js';
 
 export interface DiscoveredPair {
   uuid: string;

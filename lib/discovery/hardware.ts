@@ -1,7 +1,7 @@
 /** Hardware identity of block devices from sysfs (serial number or WWN), where the kernel shows one. */
 import * as fs from 'fs';
 import * as path from 'path';
-import { majorMinor } from '../block/alias';
+import { majorMinor } from '../block/alias.js';
 
 /** "wwid:…" or "serial:…" for a block device path, or undefined (files, loop devices, virtual disks without one). */
 export function hardwareId(devicePath: string): string | undefined {

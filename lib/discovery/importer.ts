@@ -4,15 +4,15 @@
  * label (or, for a pair made without one, at least its size). Used by
  * `remapfs import`, `remapfs discover --import` and the daemon's hot-plug.
  */
-import { type DeviceIdentity, FileDevice, identify, sameStorage } from '../block/file-device';
-import { DeviceLock } from '../block/device-lock';
-import { RemapfsError } from '../errors';
-import { locateMetadata } from '../meta/locate';
-import { recordOf } from '../meta/reconcile';
-import { checkOffline } from '../meta/verify';
-import type { PairRecord, Store } from '../store/db';
-import { hardwareId } from './hardware';
-import { readLabel } from './label';
+import { type DeviceIdentity, FileDevice, identify, sameStorage } from '../block/file-device.js';
+import { DeviceLock } from '../block/device-lock.js';
+import { RemapfsError } from '../errors.js';
+import { locateMetadata } from '../meta/locate.js';
+import { recordOf } from '../meta/reconcile.js';
+import { checkOffline } from '../meta/verify.js';
+import type { PairRecord, Store } from '../store/db.js';
+import { hardwareId } from './hardware.js';
+import { readLabel } from './label.js';
 
 export interface ImportResult {
   pair: PairRecord;

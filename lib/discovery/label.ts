@@ -2,9 +2,9 @@
  * Finding a main's label on a device (I/O). The label's layout and codec are
  * in lib/format/label-codec.ts.
  */
-import type { BlockDevice } from '../block/device';
-import { decodeLabel, labelBlockOf, LABEL_BYTES, type MainLabel } from '../format/label-codec';
-import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES } from '../format/layout';
+import type { BlockDevice } from '../block/device.js';
+import { decodeLabel, labelBlockOf, LABEL_BYTES, type MainLabel } from '../format/label-codec.js';
+import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES } from '../format/layout.js';
 
 /** Looks for a label at the last block for every possible block size. */
 export function readLabel(dev: BlockDevice): MainLabel | undefined {

@@ -6,7 +6,7 @@
  * time; nothing here touches the store or any device for writing.
  */
 import { parentPort, workerData } from 'worker_threads';
-import { newProbeStats, ProbeCache, probeCandidates, type Probed, type ProbeStats, type TablesFor } from './probe';
+import { newProbeStats, ProbeCache, probeCandidates, type Probed, type ProbeStats, type TablesFor } from './probe.js';
 
 export interface ProbeRequest {
   id: number;

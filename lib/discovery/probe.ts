@@ -20,17 +20,17 @@
  * a stat, its headers and its label; its table is not read again.
  */
 import * as fs from 'fs';
-import type { BlockDevice } from '../block/device';
-import { FileDevice } from '../block/file-device';
-import { SLOT_COUNT, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, slotHeaderRegionBytes, type SpareLayout, spareLayout } from '../format/layout';
-import type { MainLabel } from '../format/label-codec';
-import { crc32, crc32Continue, decodeHeaderFields, HEADER_CRC_OFFSET, hex32, type SlotHeader } from '../format/slot-codec';
-import { headerGeometryProblem, headerProblem, rawU64 } from '../format/validate';
-import { Fingerprint } from '../meta/fingerprint';
-import { candidateBlockSizes } from '../meta/locate';
-import { SlotSet } from '../meta/slots';
-import { hardwareId } from './hardware';
-import { readLabel } from './label';
+import type { BlockDevice } from '../block/device.js';
+import { FileDevice } from '../block/file-device.js';
+import { SLOT_COUNT, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, slotHeaderRegionBytes, type SpareLayout, spareLayout } from '../format/layout.js';
+import type { MainLabel } from '../format/label-codec.js';
+import { crc32, crc32Continue, decodeHeaderFields, HEADER_CRC_OFFSET, hex32, type SlotHeader } from '../format/slot-codec.js';
+import { headerGeometryProblem, headerProblem, rawU64 } from '../format/validate.js';
+import { Fingerprint } from '../meta/fingerprint.js';
+import { candidateBlockSizes } from '../meta/locate.js';
+import { SlotSet } from '../meta/slots.js';
+import { hardwareId } from './hardware.js';
+import { readLabel } from './label.js';
 
 /** Bytes read at a time when two copies are compared. */
 const CHUNK_BYTES = 1024 * 1024;

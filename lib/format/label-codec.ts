@@ -10,8 +10,8 @@
  * created (ms); 56 64-byte pair name (UTF-8, NUL-padded); 508 u32 CRC32 of
  * bytes 0..507. Reading a label from a device is discovery/label.ts.
  */
-import { crc32 } from './slot-codec';
-import { labelProblem } from './validate';
+import { crc32 } from './slot-codec.js';
+import { labelProblem } from './validate.js';
 
 export const LABEL_MAGIC = 'RMPFSLBL';
 export const LABEL_BYTES = 512;

@@ -11,8 +11,8 @@
  * All integers are little-endian. 64-bit fields are written as two 32-bit
  * halves (low first), which is the same bytes as u64 LE for values < 2^53.
  */
-import * as CRC32 from 'crc-32';
-import { SLOT_ENTRIES_PER_PAGE, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES } from './layout';
+import CRC32 from 'crc-32';
+import { SLOT_ENTRIES_PER_PAGE, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES } from './layout.js';
 
 export const SLOT_MAGIC = 'RMPFSLOT';
 export const FORMAT_VERSION = 1;

@@ -13,8 +13,8 @@
  * Raw reads: u64 fields are read as two u32 halves, so a value of 2^53 or
  * more is seen and refused instead of being rounded.
  */
-import { SECTOR_BYTES, SLOT_COUNT, SLOT_ENTRY_BYTES, type SpareLayout, validateBlockSize } from './layout';
-import { NAME_BYTES, pagesFor, REASONS, type SlotEntry, type SlotHeader, STATES } from './slot-codec';
+import { SECTOR_BYTES, SLOT_COUNT, SLOT_ENTRY_BYTES, type SpareLayout, validateBlockSize } from './layout.js';
+import { NAME_BYTES, pagesFor, REASONS, type SlotEntry, type SlotHeader, STATES } from './slot-codec.js';
 
 /** Sequence numbers, block numbers, sizes and times are below 2^53. */
 export const MAX_SEQUENCE = Number.MAX_SAFE_INTEGER;

@@ -5,10 +5,11 @@
  * on the Node main thread), with one line saying why. Both adapters answer
  * through the same FsOps (ops.ts), so behaviour and errno values are the same.
  */
-import type { BlockDevice } from '../block/device';
-import type { ControlTree, ServedFile } from './ops';
-import type { EngineApi } from './engine-api';
-import type { EngineStats as NativeEngineStats } from '../native/engine';
+import type { BlockDevice } from '../block/device.js';
+import type { ControlTree, ServedFile } from './ops.js';
+import type { EngineApi } from './engine-api.js';
+import type { EngineStats as NativeEngineStats } from '../native/engine.js';
+import type { IoCounters } from '../remap/remap-device.js';
 
 export type EngineName = 'native' | 'fuse-native';
 export const ENGINES: readonly EngineName[] = ['native', 'fuse-native'];
@@ -17,6 +18,18 @@ export const ENGINE_ENV = 'REMAPFS_ENGINE';
 
 /** The native engine's counters of one pair file, summed over its threads. */
 export type EngineStats = NativeEngineStats;
+
+/**
+ * The pair file's request counters as users see them (pure): with the native
+ * engine every request is counted by the engine (those it hands to JS too),
+ * while the device counts only the ones JS answered; what only JS decides
+ * (remaps, weak reads, errors before recovery) stays the device's.
+ */
+export function servedCounters(device: IoCounters, engine: EngineStats | undefined): IoCounters {
+  if (!engine) return { ...device };
+  const { readOps, writeOps, readBytes, writeBytes, readErrors, writeErrors, flushes } = engine;
+  return { ...device, readOps, writeOps, readBytes, writeBytes, readErrors, writeErrors, flushes };
+}
 
 export interface AdapterOptions {
   /** Files under /.remapfs (live monitoring and settings). */

@@ -10,13 +10,14 @@
  * longer has: its static unmount is replaced by fuse-unmount.ts's fallback.
  */
 import Fuse from 'fuse-native';
-import type { BlockDevice } from '../block/device';
-import type { FsAdapter, EngineStats, AdapterOptions } from './adapter';
-import { installLeanDispatch } from './lean-dispatch';
-import { lazyUnmount } from './fuse-unmount';
-import { type Attr, FsOps, type ServedFile } from './ops';
+import type { BlockDevice } from '../block/device.js';
+import type { FsAdapter, EngineStats, AdapterOptions } from './adapter.js';
+import { installLeanDispatch } from './lean-dispatch.js';
+import { lazyUnmount } from './fuse-unmount.js';
+import { type Attr, FsOps, type ServedFile } from './ops.js';
 
-type Cb = (...args: any[]) => void;
+/** fuse-native's reply callback: an errno, then what the operation returns. */
+type Cb = (...args: unknown[]) => void;
 
 (Fuse as unknown as { unmount: (mnt: string, cb: (err: Error | null) => void) => void }).unmount = (mnt, cb) => {
   void lazyUnmount(mnt).then((r) => cb(r.ok ? null : new Error(`${r.command}: ${r.error}`)));

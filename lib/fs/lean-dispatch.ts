@@ -20,6 +20,8 @@
 import { createRequire } from 'module';
 import * as path from 'path';
 
+const require = createRequire(import.meta.url);
+
 /** A synchronous data op: returns the bytes done, or a negative errno. It must not throw. */
 export type DataOp = (path: string, fd: number, buf: Buffer, byteLength: number, byteOffset: number) => number;
 

@@ -16,14 +16,14 @@
  * Pair ids are this adapter's; `ids` and `names` stay inverse of each other.
  */
 import * as fs from 'fs';
-import type { BlockDevice } from '../block/device';
-import { GoneDevice } from '../block/gone-device';
-import type { AdapterOptions, EngineStats, FsAdapter } from './adapter';
-import type { EngineApi, EngineHandle, Upcall } from './engine-api';
-import { type ControlRequest, isControlRequest, type PairRequest } from '../native/engine';
-import { CONTROL_DIR, ERR, FsOps, type ServedFile } from './ops';
-import { NO_MIRROR, type RouteMirror } from '../remap/route-mirror';
-import type { RemapDevice } from '../remap/remap-device';
+import type { BlockDevice } from '../block/device.js';
+import { GoneDevice } from '../block/gone-device.js';
+import type { AdapterOptions, EngineStats, FsAdapter } from './adapter.js';
+import type { EngineApi, EngineHandle, Upcall } from './engine-api.js';
+import { type ControlRequest, isControlRequest, type PairRequest } from '../native/engine.js';
+import { CONTROL_DIR, ERR, FsOps, type ServedFile } from './ops.js';
+import { NO_MIRROR, type RouteMirror } from '../remap/route-mirror.js';
+import type { RemapDevice } from '../remap/remap-device.js';
 
 /** Threads of the libfuse loop: enough for a loop device's queue depth of 32 plus control requests. */
 const MAX_THREADS = 40;

@@ -12,10 +12,10 @@
  * holds the content rendered when it was opened (reads are stable).
  */
 import * as os from 'os';
-import type { BlockDevice } from '../block/device';
-import type { FileDevice } from '../block/file-device';
-import type { RemapDevice } from '../remap/remap-device';
-import { errnoCodeOf, RemapfsError } from '../errors';
+import type { BlockDevice } from '../block/device.js';
+import type { FileDevice } from '../block/file-device.js';
+import type { RemapDevice } from '../remap/remap-device.js';
+import { errnoCodeOf, RemapfsError } from '../errors.js';
 
 /** What a native data path needs to serve a pair file without JavaScript (absent: every request goes to JS). */
 export interface FastPath {

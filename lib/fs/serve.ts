@@ -3,11 +3,11 @@
  * native engine when it loads and starts, else fuse-native, with one line
  * saying why native does not serve.
  */
-import { type AdapterOptions, chooseEngine, type EngineName, type FsAdapter } from './adapter';
-import { type EngineApi, loadEngine } from './engine-api';
-import { FuseNativeAdapter } from './fuse-native-adapter';
-import { NativeAdapter } from './native-adapter';
-import type { ServedFile } from './ops';
+import { type AdapterOptions, chooseEngine, type EngineName, type FsAdapter } from './adapter.js';
+import { type EngineApi, loadEngine } from './engine-api.js';
+import { FuseNativeAdapter } from './fuse-native-adapter.js';
+import { NativeAdapter } from './native-adapter.js';
+import type { ServedFile } from './ops.js';
 
 export interface CreatedAdapter {
   adapter: FsAdapter;

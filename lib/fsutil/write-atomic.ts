@@ -20,7 +20,7 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { RemapfsError } from '../errors';
+import { RemapfsError } from '../errors.js';
 
 export interface WriteAtomicOptions {
   /** Permission bits of the new file (default 0o600), applied whatever the umask. */

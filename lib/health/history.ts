@@ -1,6 +1,6 @@
 /** Health data in SQLite (lib/store/health.ts, events.ts) read with its meaning: defaults, JSON summaries. */
-import type { HistoryEvent, Store } from '../store/db';
-import { DEFAULT_CONFIG, isConfigKey, type PairConfig, parseConfigValue } from './config';
+import type { HistoryEvent, Store } from '../store/db.js';
+import { DEFAULT_CONFIG, isConfigKey, type PairConfig, parseConfigValue } from './config.js';
 
 export interface ScanState {
   cursorBlock: number;
@@ -105,7 +105,7 @@ export function saveReportState(store: Store, pairId: number, reportedAt: number
   store.health.putReportState(pairId, reportedAt, remapEvents);
 }
 
-export type { HistoryEvent } from '../store/db';
+export type { HistoryEvent } from '../store/db.js';
 
 export function recentEvents(store: Store, pairId: number, limit: number): HistoryEvent[] {
   return store.events.recent(pairId, limit);

@@ -3,8 +3,8 @@
  * worst state of its blocks, drawn as SVG (like ddrescueview) or as a
  * one-line text bar for `status`. Only mapInputOf reads the store.
  */
-import type { PairRecord, Store } from '../store/db';
-import { loadScanState, slowBlocks } from './history';
+import type { PairRecord, Store } from '../store/db.js';
+import { loadScanState, slowBlocks } from './history.js';
 
 export type CellState = 'pending' | 'slow' | 'remapped' | 'unscanned' | 'ok';
 

@@ -1,5 +1,5 @@
 /** Prometheus text exposition (node_exporter textfile collector) of health reports (pure rendering). */
-import type { HealthReport } from './report';
+import type { HealthReport } from './report.js';
 
 interface Metric {
   name: string;

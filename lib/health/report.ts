@@ -3,11 +3,11 @@
  * `.remapfs/<name>/health` file and the Prometheus exporter. The JSON shape is
  * versioned (version 1) and documented in docs/health.md.
  */
-import { spareLayout } from '../format/layout';
-import type { PairRecord, Store } from '../store/db';
-import type { PairConfig } from './config';
-import { loadConfig, loadScanState, remapEventCount, remapTimes, slowBlocks, type ScanSummary } from './history';
-import { DAY_MS, healthScore, type ScoreResult, trend, type Trend } from './score';
+import { spareLayout } from '../format/layout.js';
+import type { PairRecord, Store } from '../store/db.js';
+import type { PairConfig } from './config.js';
+import { loadConfig, loadScanState, remapEventCount, remapTimes, slowBlocks, type ScanSummary } from './history.js';
+import { DAY_MS, healthScore, type ScoreResult, trend, type Trend } from './score.js';
 
 export interface HealthReport {
   version: 1;

@@ -4,7 +4,7 @@
  * the three calls that decide (scanFoundUnreadable, remapBlock) are the remap
  * layer's slow path, so they persist and fence like any other.
  */
-import type { RemapReason } from '../format/slot-codec';
+import type { RemapReason } from '../format/slot-codec.js';
 
 export interface ScanTarget {
   readonly blockSize: number;

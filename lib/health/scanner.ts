@@ -11,11 +11,11 @@
  * pass, so a killed scan resumes where it stopped. The scanner does not decide
  * when to run: ScanScheduler (daemon) and the scan command call step().
  */
-import { isDiskError, isKnownFailure } from '../block/disk-error';
-import type { Store } from '../store/db';
-import type { PairConfig } from './config';
-import type { ScanTarget } from './scan-target';
-import { clearSlowBlock, loadScanState, putSlowBlock, saveScanState, type ScanState, type ScanSummary } from './history';
+import { isDiskError, isKnownFailure } from '../block/disk-error.js';
+import type { Store } from '../store/db.js';
+import type { PairConfig } from './config.js';
+import type { ScanTarget } from './scan-target.js';
+import { clearSlowBlock, loadScanState, putSlowBlock, saveScanState, type ScanState, type ScanSummary } from './history.js';
 
 const PERSIST_EVERY_MS = 2000;
 

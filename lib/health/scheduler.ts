@@ -7,9 +7,9 @@
  * scanRateMiBps. A requested pass (remapfs scan) runs at full speed but still
  * yields to user I/O. Clock and timers are injected for tests.
  */
-import type { PairConfig } from './config';
-import type { Scanner } from './scanner';
-import { adaptiveIntervalMs, RateLimiter } from './score';
+import type { PairConfig } from './config.js';
+import type { Scanner } from './scanner.js';
+import { adaptiveIntervalMs, RateLimiter } from './score.js';
 
 export interface SchedulerClock {
   now(): number;

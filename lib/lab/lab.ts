@@ -9,14 +9,18 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { loopAttachArgs, loopBackingFile } from '../block/loop';
-import { socketPathFor } from '../daemon/control';
-import { isMountpoint, mounts } from '../daemon/mounts';
-import { fusermountProgram, lazyUnmountSync } from '../fs/fuse-unmount';
+import { loopAttachArgs, loopBackingFile } from '../block/loop.js';
+import { socketPathFor } from '../daemon/control.js';
+import { isMountpoint, mounts } from '../daemon/mounts.js';
+import { fusermountProgram, lazyUnmountSync } from '../fs/fuse-unmount.js';
+import { fileURLToPath } from 'url';
 
-export const REMAPFS_BIN = path.resolve(__dirname, '../../../bin/remapfs');
+/** This module's directory (ES modules have no __dirname). */
+const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
+
+export const REMAPFS_BIN = path.resolve(HERE_DIR, '../../../bin/remapfs');
 /** Sets PR_SET_IO_FLUSHER, then executes its arguments (native/io-flusher-exec.c). */
-export const IO_FLUSHER_LAUNCHER = path.resolve(__dirname, '../../../build/Release/remapfs-io-flusher');
+export const IO_FLUSHER_LAUNCHER = path.resolve(HERE_DIR, '../../../build/Release/remapfs-io-flusher');
 
 export interface CliResult {
   status: number;

@@ -18,7 +18,7 @@
  * stepping through the rows in JavaScript).
  */
 
-import { REASONS, STATES } from '../format/slot-codec';
+import { REASONS, STATES } from '../format/slot-codec.js';
 
 /** The largest prime below 2^26: a product of two residues stays below 2^52. */
 export const FINGERPRINT_PRIME = 67108859;

@@ -6,14 +6,14 @@
  * rewrites the slots from it (reconcile.ts). The change counts as persisted
  * when SQLite and at least one slot hold it.
  */
-import { RemapfsError } from '../errors';
-import { SLOT_COUNT } from '../format/layout';
-import type { RemapJournal } from '../remap/remap-device';
-import type { PairRecord, RemapRecord, Store } from '../store/db';
-import type { SlotEntry } from '../format/slot-codec';
-import type { SlotSet } from './slots';
-import type { MetaState } from './state';
-import { MAX_SEQUENCE } from '../format/validate';
+import { RemapfsError } from '../errors.js';
+import { SLOT_COUNT } from '../format/layout.js';
+import type { RemapJournal } from '../remap/remap-device.js';
+import type { PairRecord, RemapRecord, Store } from '../store/db.js';
+import type { SlotEntry } from '../format/slot-codec.js';
+import type { SlotSet } from './slots.js';
+import type { MetaState } from './state.js';
+import { MAX_SEQUENCE } from '../format/validate.js';
 
 export class MetaJournal implements RemapJournal {
   constructor(

@@ -3,11 +3,11 @@
  * init's overwrite check). Slot 0 sits at byte 0 whatever the block size; if it
  * is damaged, every block size is tried for slots 1 to 4.
  */
-import type { BlockDevice } from '../block/device';
-import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES, SLOT_COUNT, SLOT_HEADER_BYTES, spareLayout, validateBlockSize } from '../format/layout';
-import { decodeHeaderFields, type SlotHeader } from '../format/slot-codec';
-import { type SlotReport, SlotSet } from './slots';
-import { MetaState } from './state';
+import type { BlockDevice } from '../block/device.js';
+import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES, SLOT_COUNT, SLOT_HEADER_BYTES, spareLayout, validateBlockSize } from '../format/layout.js';
+import { decodeHeaderFields, type SlotHeader } from '../format/slot-codec.js';
+import { type SlotReport, SlotSet } from './slots.js';
+import { MetaState } from './state.js';
 
 export interface FoundMetadata {
   slots: SlotSet;

@@ -8,14 +8,14 @@
  * sequence number never names two different tables. Sequence numbers only
  * grow: a torn slot's header still counts towards the highest seen.
  */
-import { RemapfsError } from '../errors';
-import { SLOT_COUNT } from '../format/layout';
-import type { PairRecord, RemapRecord, Store } from '../store/db';
-import type { SlotEntry } from '../format/slot-codec';
-import type { SlotExpectation, SlotReport, SlotSet } from './slots';
-import { MAX_SEQUENCE, tableProblem } from '../format/validate';
-import { MetaState, type PairIdentity } from './state';
-import { Fingerprint, fingerprintSql } from './fingerprint';
+import { RemapfsError } from '../errors.js';
+import { SLOT_COUNT } from '../format/layout.js';
+import type { PairRecord, RemapRecord, Store } from '../store/db.js';
+import type { SlotEntry } from '../format/slot-codec.js';
+import type { SlotExpectation, SlotReport, SlotSet } from './slots.js';
+import { MAX_SEQUENCE, tableProblem } from '../format/validate.js';
+import { MetaState, type PairIdentity } from './state.js';
+import { Fingerprint, fingerprintSql } from './fingerprint.js';
 
 export interface Reconciliation {
   slots: SlotReport[];

@@ -13,12 +13,12 @@
  * copy that differs. Nothing is allocated from a header's numbers before
  * headerGeometryProblem has bounded them by the spare's geometry.
  */
-import type { BlockDevice } from '../block/device';
-import { RemapfsError } from '../errors';
-import { SECTOR_BYTES, SLOT_COUNT, SLOT_ENTRIES_PER_PAGE, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, slotHeaderRegionBytes, type SpareLayout } from '../format/layout';
-import { checkHeaderCrc, crc32, decodeHeaderFields, decodePage, hex32, type SlotEntry, type SlotHeader } from '../format/slot-codec';
-import { type HeaderExpectation, headerGeometryProblem, headerProblem, TableChecker } from '../format/validate';
-import type { MetaState } from './state';
+import type { BlockDevice } from '../block/device.js';
+import { RemapfsError } from '../errors.js';
+import { SECTOR_BYTES, SLOT_COUNT, SLOT_ENTRIES_PER_PAGE, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, slotHeaderRegionBytes, type SpareLayout } from '../format/layout.js';
+import { checkHeaderCrc, crc32, decodeHeaderFields, decodePage, hex32, type SlotEntry, type SlotHeader } from '../format/slot-codec.js';
+import { type HeaderExpectation, headerGeometryProblem, headerProblem, TableChecker } from '../format/validate.js';
+import type { MetaState } from './state.js';
 
 export interface SlotReport {
   index: number;

@@ -10,9 +10,9 @@
  * are zero; at most one entry per main block (remapped or pending) and one per
  * retired spare block.
  */
-import { SLOT_COUNT, SLOT_ENTRIES_PER_PAGE, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, type SpareLayout } from '../format/layout';
-import { TypedHash } from '../remap/typed-hash';
-import { crc32, decodeEntry, encodeEntry, encodeHeaderFields, headerCrc, HEADER_CRC_OFFSET, NO_BLOCK, pagesFor, type SlotEntry, type SlotHeader } from '../format/slot-codec';
+import { SLOT_COUNT, SLOT_ENTRIES_PER_PAGE, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, type SpareLayout } from '../format/layout.js';
+import { TypedHash } from '../remap/typed-hash.js';
+import { crc32, decodeEntry, encodeEntry, encodeHeaderFields, headerCrc, HEADER_CRC_OFFSET, NO_BLOCK, pagesFor, type SlotEntry, type SlotHeader } from '../format/slot-codec.js';
 
 export interface PairIdentity {
   uuid: string;

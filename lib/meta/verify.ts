@@ -1,9 +1,9 @@
 /** Verify and repair of a pair's metadata, as reported to users (CLI and daemon share it). */
-import { FileDevice } from '../block/file-device';
-import { spareLayout } from '../format/layout';
-import type { PairRecord, Store } from '../store/db';
-import { reconcile, type Reconciliation, type ReconcileOptions } from './reconcile';
-import { SlotSet } from './slots';
+import { FileDevice } from '../block/file-device.js';
+import { spareLayout } from '../format/layout.js';
+import type { PairRecord, Store } from '../store/db.js';
+import { reconcile, type Reconciliation, type ReconcileOptions } from './reconcile.js';
+import { SlotSet } from './slots.js';
 
 export interface VerifyReport {
   version: 1;

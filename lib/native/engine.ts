@@ -18,6 +18,11 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
+import { createRequire } from 'module';
+import { fileURLToPath } from 'url';
+
+/** This module's directory (ES modules have no __dirname). */
+const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
 
 export const ROUTE_MAIN = -1;
 export const ROUTE_SLOW = -2;
@@ -158,13 +163,13 @@ export function engineUnavailable(): string | undefined {
 
 function load(): { mod: EngineModule | undefined; error: string | undefined } {
   if (loaded) return loaded;
-  const root = packageRoot(__dirname);
-  if (root === undefined) return (loaded = { mod: undefined, error: `no remapfs package.json above ${__dirname}` });
+  const root = packageRoot(HERE_DIR);
+  if (root === undefined) return (loaded = { mod: undefined, error: `no remapfs package.json above ${HERE_DIR}` });
   const addonPath = path.join(root, ADDON_PATH);
   if (!fs.existsSync(addonPath)) return (loaded = { mod: undefined, error: `${addonPath} is missing (run scripts/setup.sh to build it; it needs libfuse3-dev)` });
   if (!fs.existsSync('/dev/fuse')) return (loaded = { mod: undefined, error: '/dev/fuse is missing (modprobe fuse)' });
   try {
-    const mod = require(addonPath) as Record<string, unknown>;
+    const mod = createRequire(import.meta.url)(addonPath) as Record<string, unknown>;
     const absent = FUNCTIONS.filter((name) => typeof mod[name] !== 'function');
     if (absent.length > 0) return (loaded = { mod: undefined, error: `${addonPath} lacks ${absent.join(', ')} (rebuild it: scripts/setup.sh)` });
     return (loaded = { mod: mod as unknown as EngineModule, error: undefined });

@@ -12,6 +12,11 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
+import { createRequire } from 'module';
+import { fileURLToPath } from 'url';
+
+/** This module's directory (ES modules have no __dirname). */
+const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
 
 /** The add-on's functions; each acts on the calling thread or on one fd. */
 export interface NativeHelpers {
@@ -41,9 +46,9 @@ export function nativeLoadError(): string | undefined {
 
 function load(): { helpers: NativeHelpers | undefined; error: string | undefined } {
   if (loaded) return loaded;
-  const root = packageRoot(__dirname);
+  const root = packageRoot(HERE_DIR);
   if (root === undefined) {
-    loaded = { helpers: undefined, error: `no remapfs package.json above ${__dirname}` };
+    loaded = { helpers: undefined, error: `no remapfs package.json above ${HERE_DIR}` };
     return loaded;
   }
   const addonPath = path.join(root, ADDON_PATH);
@@ -52,7 +57,7 @@ function load(): { helpers: NativeHelpers | undefined; error: string | undefined
     return loaded;
   }
   try {
-    const mod = require(addonPath) as Record<string, unknown>;
+    const mod = createRequire(import.meta.url)(addonPath) as Record<string, unknown>;
     const absent = FUNCTIONS.filter((name) => typeof mod[name] !== 'function');
     if (absent.length > 0) {
       loaded = { helpers: undefined, error: `${addonPath} lacks ${absent.join(', ')} (rebuild it: scripts/setup.sh)` };

@@ -20,8 +20,8 @@
  * (docs/architecture.md), never in service.
  */
 import * as fs from 'fs';
-import { nativeHelpers, nativeLoadError } from './';
-import { hasIoFlusherFlags, threadFlagsOf } from './task-flags';
+import { nativeHelpers, nativeLoadError } from './index.js';
+import { hasIoFlusherFlags, threadFlagsOf } from './task-flags.js';
 
 export interface IoFlusherStatus {
   /** PR_GET_IO_FLUSHER on the main thread says 1. */

@@ -8,19 +8,19 @@
  * label and slots this one wrote.
  */
 import * as crypto from 'crypto';
-import { type DeviceIdentity, FileDevice, identify } from '../block/file-device';
-import type { DeviceLock } from '../block/device-lock';
-import { RemapfsError } from '../errors';
-import { spareLayout, slotBytesFor, SLOT_COUNT } from '../format/layout';
-import { findForeignMetadata } from '../meta/locate';
-import { identityOf } from '../meta/reconcile';
-import { SlotSet } from '../meta/slots';
-import { MetaState } from '../meta/state';
-import { checkDevicesFree, checkDistinct } from '../discovery/importer';
-import { readLabel } from '../discovery/label';
-import { hardwareId } from '../discovery/hardware';
-import type { PairRecord, Store } from '../store/db';
-import { labelMain } from './identity';
+import { type DeviceIdentity, FileDevice, identify } from '../block/file-device.js';
+import type { DeviceLock } from '../block/device-lock.js';
+import { RemapfsError } from '../errors.js';
+import { spareLayout, slotBytesFor, SLOT_COUNT } from '../format/layout.js';
+import { findForeignMetadata } from '../meta/locate.js';
+import { identityOf } from '../meta/reconcile.js';
+import { SlotSet } from '../meta/slots.js';
+import { MetaState } from '../meta/state.js';
+import { checkDevicesFree, checkDistinct } from '../discovery/importer.js';
+import { readLabel } from '../discovery/label.js';
+import { hardwareId } from '../discovery/hardware.js';
+import type { PairRecord, Store } from '../store/db.js';
+import { labelMain } from './identity.js';
 
 export interface PairPlan {
   name: string;

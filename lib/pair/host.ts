@@ -6,12 +6,12 @@
  * background or to the end, verify against the table in force or offline),
  * the host decides; the operation does not.
  */
-import type { PairRecord, Store } from '../store/db';
-import type { PairRuntime } from './pair';
-import type { PairStatus, TrackAction } from './ops';
-import type { PairConfig } from '../health/config';
-import type { VerifyReport } from '../meta/verify';
-import type { Scanner } from '../health/scanner';
+import type { PairRecord, Store } from '../store/db.js';
+import type { PairRuntime } from './pair.js';
+import type { PairStatus, TrackAction } from './ops.js';
+import type { PairConfig } from '../health/config.js';
+import type { VerifyReport } from '../meta/verify.js';
+import type { Scanner } from '../health/scanner.js';
 
 export interface ScanStatus {
   inProgress: boolean;

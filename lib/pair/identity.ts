@@ -1,9 +1,9 @@
 /** Writing the main's label at init (see format/label-codec.ts for why the last block is free to hold it). */
-import { hardwareId } from '../discovery/hardware';
-import { encodeLabel, labelBlockOf } from '../format/label-codec';
-import { openPair } from './pair';
-import type { DeviceLock } from '../block/device-lock';
-import type { PairRecord, Store } from '../store/db';
+import { hardwareId } from '../discovery/hardware.js';
+import { encodeLabel, labelBlockOf } from '../format/label-codec.js';
+import { openPair } from './pair.js';
+import type { DeviceLock } from '../block/device-lock.js';
+import type { PairRecord, Store } from '../store/db.js';
 
 /**
  * Remaps the last block of main to the spare (its data copied and persisted

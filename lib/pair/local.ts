@@ -6,17 +6,17 @@
  * they do without a daemon. After a successful operation the opened pair is
  * flushed; it is closed (and the lock released) either way.
  */
-import { RemapfsError, UsageError } from '../errors';
-import type { PairRecord, Store } from '../store/db';
-import { lockPair, openPair, type PairRuntime } from './pair';
-import { type PairHost, type ScanStatus, scanStatusOf } from './host';
-import { checkPairRequest, operation, type Transport, toRequest } from './operations';
-import { checkOffline, type VerifyReport } from '../meta/verify';
-import { mergeConfig, type PairConfig } from '../health/config';
-import { loadConfig, saveConfig } from '../health/history';
-import { healthReport } from '../health/report';
-import { Scanner } from '../health/scanner';
-import { adaptiveIntervalMs } from '../health/score';
+import { RemapfsError, UsageError } from '../errors.js';
+import type { PairRecord, Store } from '../store/db.js';
+import { lockPair, openPair, type PairRuntime } from './pair.js';
+import { type PairHost, type ScanStatus, scanStatusOf } from './host.js';
+import { checkPairRequest, operation, type Transport, toRequest } from './operations.js';
+import { checkOffline, type VerifyReport } from '../meta/verify.js';
+import { mergeConfig, type PairConfig } from '../health/config.js';
+import { loadConfig, saveConfig } from '../health/history.js';
+import { healthReport } from '../health/report.js';
+import { Scanner } from '../health/scanner.js';
+import { adaptiveIntervalMs } from '../health/score.js';
 
 export interface LocalOptions {
   /** Opening's repairs and a scan's findings (default: silent). */
@@ -114,7 +114,8 @@ export class LocalHost implements PairHost {
 
 /** Runs each request here: checked like one off the socket, then run() on a LocalHost. */
 export function localTransport(store: Store, record: PairRecord, opts: LocalOptions = {}): Transport {
-  return async (op, args) => {
+  // A promise either way: a refusal or a failure is a rejection, as over the socket.
+  return (op, args) => Promise.resolve().then(() => {
     const entry = operation(op);
     if (entry.servedOnly) throw new RemapfsError(op, record.name, 'only a daemon serving the pair can do this', `mount it with "remapfs mount"`);
     const checked = checkPairRequest(toRequest(op, record.name, args));
@@ -126,5 +127,5 @@ export function localTransport(store: Store, record: PairRecord, opts: LocalOpti
     } finally {
       host.close();
     }
-  };
+  });
 }

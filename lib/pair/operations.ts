@@ -8,13 +8,13 @@
  *
  * Adding an operation = one entry here + one CLI handler.
  */
-import { RemapfsError } from '../errors';
-import { parseConfigValue, type PairConfig } from '../health/config';
-import { healthReport } from '../health/report';
-import { importBadSectors } from '../rescue/bad-sectors';
-import { type PairStatus, pairStatus, remapSectors, TRACK_ACTIONS } from './ops';
-import type { PairHost } from './host';
-import { badRequest, booleanField, countsField, isObject, objectField, oneOfField, stringField } from './request-fields';
+import { RemapfsError } from '../errors.js';
+import { parseConfigValue, type PairConfig } from '../health/config.js';
+import { healthReport } from '../health/report.js';
+import { importBadSectors } from '../rescue/bad-sectors.js';
+import { type PairStatus, pairStatus, remapSectors, TRACK_ACTIONS } from './ops.js';
+import type { PairHost } from './host.js';
+import { badRequest, booleanField, countsField, isObject, objectField, oneOfField, stringField } from './request-fields.js';
 
 export interface PairOperation<A, R> {
   /** Fields of the request besides op and pair. */

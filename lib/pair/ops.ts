@@ -1,10 +1,10 @@
 /** Operations on a pair shared by the daemon and the CLI. */
-import { RemapfsError } from '../errors';
-import type { PairRecord, Store } from '../store/db';
-import { SECTOR_BYTES, spareLayout } from '../format/layout';
-import type { PairRuntime } from './pair';
-import type { IoFlusherStatus } from '../native/io-flusher';
-import { type IoCounters, RemapDevice, type RemapResult } from '../remap/remap-device';
+import { RemapfsError } from '../errors.js';
+import type { PairRecord, Store } from '../store/db.js';
+import { SECTOR_BYTES, spareLayout } from '../format/layout.js';
+import type { PairRuntime } from './pair.js';
+import type { IoFlusherStatus } from '../native/io-flusher.js';
+import type { IoCounters, RemapResult } from '../remap/remap-device.js';
 
 /** The distinct blocks holding the given 512-byte sectors, ascending (pure). */
 export function sectorsToBlocks(sectors: readonly number[], blockSize: number): number[] {

@@ -3,19 +3,19 @@
  * store, and a RemapDevice serving it. Used by the daemon and by CLI commands
  * that work on an unmounted pair.
  */
-import { FileDevice, type OpenMode, identify } from '../block/file-device';
-import { DeviceLock } from '../block/device-lock';
-import { RemapfsError } from '../errors';
-import type { PairRecord, Store } from '../store/db';
-import { RemapIndex } from '../remap/index-table';
-import { spareLayout } from '../format/layout';
-import { RemapDevice } from '../remap/remap-device';
-import type { MetaState } from '../meta/state';
-import { MetaJournal } from '../meta/journal';
-import { reconcile, type Reconciliation } from '../meta/reconcile';
-import { SlotSet } from '../meta/slots';
-import { readLabel } from '../discovery/label';
-import { hardwareId } from '../discovery/hardware';
+import { FileDevice, type OpenMode, identify } from '../block/file-device.js';
+import { DeviceLock } from '../block/device-lock.js';
+import { RemapfsError } from '../errors.js';
+import type { PairRecord, Store } from '../store/db.js';
+import { RemapIndex } from '../remap/index-table.js';
+import { spareLayout } from '../format/layout.js';
+import { RemapDevice } from '../remap/remap-device.js';
+import type { MetaState } from '../meta/state.js';
+import { MetaJournal } from '../meta/journal.js';
+import { reconcile, type Reconciliation } from '../meta/reconcile.js';
+import { SlotSet } from '../meta/slots.js';
+import { readLabel } from '../discovery/label.js';
+import { hardwareId } from '../discovery/hardware.js';
 
 export interface PairRuntime {
   record: PairRecord;

@@ -3,7 +3,7 @@
  * socket, or built by the CLI): each returns the field with its type, or
  * throws one RemapfsError naming the operation and the field. Pure.
  */
-import { RemapfsError } from '../errors';
+import { RemapfsError } from '../errors.js';
 
 const HINT = 'the CLI and the daemon must be the same remapfs version';
 

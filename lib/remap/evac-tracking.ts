@@ -9,7 +9,7 @@
  * remove() turns it off. A block is recorded before the write is tried, so a
  * failed write is copied again too.
  */
-import type { BlockDevice } from '../block/device';
+import type { BlockDevice } from '../block/device.js';
 
 /** The device under the tracking: a RemapDevice. */
 export interface TrackedDevice extends BlockDevice {

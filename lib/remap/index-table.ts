@@ -7,9 +7,9 @@
  * only pool blocks (never metadata slots) are handed out; the index mirrors
  * what the store has committed (callers persist first, then call set/retire).
  */
-import type { SpareLookup } from './split';
-import type { SpareLayout } from '../format/layout';
-import { TypedHash } from './typed-hash';
+import type { SpareLookup } from './split.js';
+import type { SpareLayout } from '../format/layout.js';
+import { TypedHash } from './typed-hash.js';
 
 export class RemapIndex implements SpareLookup {
   readonly virtualBlocks: number;

@@ -6,7 +6,7 @@
  * fast path would do with a request right now. Every call is appended to
  * `log` (which a test may share with a journal or a device to check order).
  */
-import { ROUTE_MAIN, ROUTE_SLOW, type RouteMirror } from './route-mirror';
+import { ROUTE_MAIN, ROUTE_SLOW, type RouteMirror } from './route-mirror.js';
 
 export interface FenceRecord {
   firstBlock: number;

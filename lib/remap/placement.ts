@@ -8,12 +8,12 @@
  * exhausted). Only disk errors of the spare retire a block; any other error
  * propagates and changes nothing.
  */
-import type { BlockDevice } from '../block/device';
-import { isDiskError } from '../block/disk-error';
-import { RemapfsError } from '../errors';
-import type { RemapReason } from '../format/slot-codec';
-import type { RemapIndex } from './index-table';
-import type { IoCounters, RemapJournal } from './types';
+import type { BlockDevice } from '../block/device.js';
+import { isDiskError } from '../block/disk-error.js';
+import { RemapfsError } from '../errors.js';
+import type { RemapReason } from '../format/slot-codec.js';
+import type { RemapIndex } from './index-table.js';
+import type { IoCounters, RemapJournal } from './types.js';
 
 export class Placement {
   constructor(

@@ -31,16 +31,16 @@
  * `blockBuf` is the one-block scratch buffer; each method is done with it
  * before it returns.
  */
-import { SECTOR_BYTES } from '../format/layout';
-import type { BlockDevice } from '../block/device';
-import { isDiskError, isKnownFailure } from '../block/disk-error';
-import { ioError } from '../block/fault-device';
-import type { RemapfsError } from '../errors';
-import type { RemapReason } from '../format/slot-codec';
-import type { RemapIndex } from './index-table';
-import type { Placement } from './placement';
-import { readSectors, salvage, spareView } from './salvage';
-import type { IoCounters, RemapJournal, RemapResult } from './types';
+import { SECTOR_BYTES } from '../format/layout.js';
+import type { BlockDevice } from '../block/device.js';
+import { isDiskError, isKnownFailure } from '../block/disk-error.js';
+import { ioError } from '../block/fault-device.js';
+import type { RemapfsError } from '../errors.js';
+import type { RemapReason } from '../format/slot-codec.js';
+import type { RemapIndex } from './index-table.js';
+import type { Placement } from './placement.js';
+import { readSectors, salvage, spareView } from './salvage.js';
+import type { IoCounters, RemapJournal, RemapResult } from './types.js';
 
 export interface RecoveryParts {
   name: string;

@@ -19,19 +19,19 @@
  * request and no allocation. JS is single-threaded, so JS operations never
  * interleave; only engine threads race with JS, and the fence stops them.
  */
-import { type BlockDevice, checkRange } from '../block/device';
-import { isDiskError } from '../block/disk-error';
-import { RemapfsError } from '../errors';
-import type { RemapReason } from '../format/slot-codec';
-import type { RemapIndex } from './index-table';
-import { Placement } from './placement';
-import { Recovery } from './recovery';
-import { MirrorLink, NO_MIRROR, type RouteMirror } from './route-mirror';
-import { RunList, splitRange, TARGET_MAIN } from './split';
-import { type IoCounters, newCounters, type RemapDeviceOptions, type RemapJournal, type RemapResult } from './types';
+import { type BlockDevice, checkRange } from '../block/device.js';
+import { isDiskError } from '../block/disk-error.js';
+import { RemapfsError } from '../errors.js';
+import type { RemapReason } from '../format/slot-codec.js';
+import type { RemapIndex } from './index-table.js';
+import { Placement } from './placement.js';
+import { Recovery } from './recovery.js';
+import { MirrorLink, NO_MIRROR, type RouteMirror } from './route-mirror.js';
+import { RunList, splitRange, TARGET_MAIN } from './split.js';
+import { type IoCounters, newCounters, type RemapDeviceOptions, type RemapJournal, type RemapResult } from './types.js';
 
-export type { IoCounters, RemapDeviceOptions, RemapJournal, RemapResult } from './types';
-export { newCounters } from './types';
+export type { IoCounters, RemapDeviceOptions, RemapJournal, RemapResult } from './types.js';
+export { newCounters } from './types.js';
 
 export class RemapDevice implements BlockDevice {
   readonly name: string;

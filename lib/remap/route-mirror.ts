@@ -10,7 +10,7 @@
  * MirrorLink is RemapDevice's side: reused scratch arrays, so a mirrored
  * request allocates nothing once they are big enough.
  */
-import { ROUTE_MAIN, ROUTE_SLOW, routeOf, type RouteLookup } from './route';
+import { ROUTE_MAIN, ROUTE_SLOW, routeOf, type RouteLookup } from './route.js';
 
 export { ROUTE_MAIN, ROUTE_SLOW };
 

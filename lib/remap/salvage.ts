@@ -4,9 +4,9 @@
  * become zeros and are reported. Only disk errors count as unreadable; any
  * other error propagates.
  */
-import { SECTOR_BYTES } from '../format/layout';
-import type { BlockDevice } from '../block/device';
-import { isDiskError } from '../block/disk-error';
+import { SECTOR_BYTES } from '../format/layout.js';
+import type { BlockDevice } from '../block/device.js';
+import { isDiskError } from '../block/disk-error.js';
 
 /**
  * Copies bytes [from, to) of the block at `base` on `dev` into `target`,

@@ -1,6 +1,6 @@
 /** The shapes the remap layer shares between its modules and with meta/ (RemapJournal) and the daemon (IoCounters). */
-import type { RemapReason } from '../format/slot-codec';
-import type { RemapRecord } from '../store/db';
+import type { RemapReason } from '../format/slot-codec.js';
+import type { RemapRecord } from '../store/db.js';
 
 export interface RemapJournal {
   /** Durably records an entry (remapped or pending) before it takes effect. */

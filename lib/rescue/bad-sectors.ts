@@ -1,7 +1,7 @@
 /** Marking lists of known-bad sectors (badblocks output, ddrescue mapfiles) on a pair. */
-import { SECTOR_BYTES } from '../format/layout';
-import { RemapfsError } from '../errors';
-import type { RemapDevice } from '../remap/remap-device';
+import { SECTOR_BYTES } from '../format/layout.js';
+import { RemapfsError } from '../errors.js';
+import type { RemapDevice } from '../remap/remap-device.js';
 
 export interface ImportBadResult {
   sectors: number;

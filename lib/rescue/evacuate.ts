@@ -21,11 +21,11 @@
  * file between start and stop.
  */
 import * as fs from 'fs';
-import { writeFileAtomic } from '../fsutil/write-atomic';
-import { SECTOR_BYTES } from '../format/layout';
-import type { BlockDevice } from '../block/device';
-import { isDiskError } from '../block/disk-error';
-import { AreaMap, formatMapfile, parseMapfile } from './mapfile';
+import { writeFileAtomic } from '../fsutil/write-atomic.js';
+import { SECTOR_BYTES } from '../format/layout.js';
+import type { BlockDevice } from '../block/device.js';
+import { isDiskError } from '../block/disk-error.js';
+import { AreaMap, formatMapfile, parseMapfile } from './mapfile.js';
 
 const CHUNK_BYTES = 1024 * 1024;
 const SAVE_EVERY_MS = 2000;

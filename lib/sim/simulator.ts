@@ -6,14 +6,14 @@
  * changed while it runs, through its control socket.
  */
 import * as path from 'path';
-import { FaultDevice } from '../block/fault-device';
-import { FileDevice, type OpenMode } from '../block/file-device';
-import { SECTOR_BYTES } from '../format/layout';
-import { RemapfsError } from '../errors';
-import type { ControlRequest } from '../daemon/control';
-import { ServedMount } from '../daemon/served-mount';
-import { formatSectorList } from './sectors';
-import type { EngineName } from '../fs/adapter';
+import { FaultDevice } from '../block/fault-device.js';
+import { FileDevice, type OpenMode } from '../block/file-device.js';
+import { SECTOR_BYTES } from '../format/layout.js';
+import { RemapfsError } from '../errors.js';
+import type { ControlRequest } from '../daemon/control.js';
+import { ServedMount } from '../daemon/served-mount.js';
+import { formatSectorList } from './sectors.js';
+import type { EngineName } from '../fs/adapter.js';
 
 export const SIMULATED_FILE = 'disk';
 

@@ -3,7 +3,7 @@
  * unreadable (imported lists, read errors, lost sectors), one row per sector;
  * the first source recorded for a sector stays.
  */
-import type { SqliteDatabase } from './sqlite';
+import type { SqliteDatabase } from './sqlite.js';
 
 export class BadSectorRepo {
   constructor(private readonly db: SqliteDatabase) {}

@@ -23,25 +23,25 @@
  */
 import * as path from 'path';
 import * as fs from 'fs';
-import { RemapfsError } from '../errors';
-import { BadSectorRepo } from './bad-sectors';
-import { EventRepo } from './events';
-import { databaseError, LOST_HINT, REBUILD_HINT, sqliteCause } from './faults';
-import { createPrivateFile, fileIdentity, removeDatabaseFiles } from './files';
-import { HealthRepo } from './health';
-import { MountRepo } from './mounts';
-import { PairRepo } from './pairs';
-import { RemapRepo } from './remaps';
-import { prepareSchema } from './schema';
-import { openSqlite, type SqliteDatabase } from './sqlite';
+import { RemapfsError } from '../errors.js';
+import { BadSectorRepo } from './bad-sectors.js';
+import { EventRepo } from './events.js';
+import { databaseError, LOST_HINT, REBUILD_HINT, sqliteCause } from './faults.js';
+import { createPrivateFile, fileIdentity, removeDatabaseFiles } from './files.js';
+import { HealthRepo } from './health.js';
+import { MountRepo } from './mounts.js';
+import { PairRepo } from './pairs.js';
+import { RemapRepo } from './remaps.js';
+import { prepareSchema } from './schema.js';
+import { openSqlite, type SqliteDatabase } from './sqlite.js';
 
-export type { PairRecord, NewPair } from './pairs';
-export type { RemapReason, RemapState, RemapRecord, RetiredRecord } from './remaps';
-export type { MountRecord } from './mounts';
-export type { HistoryEvent } from './events';
-export { processAlive } from './mounts';
-export { databaseError, REBUILD_HINT } from './faults';
-export { SCHEMA_VERSION } from './schema';
+export type { PairRecord, NewPair } from './pairs.js';
+export type { RemapReason, RemapState, RemapRecord, RetiredRecord } from './remaps.js';
+export type { MountRecord } from './mounts.js';
+export type { HistoryEvent } from './events.js';
+export { processAlive } from './mounts.js';
+export { databaseError, REBUILD_HINT } from './faults.js';
+export { SCHEMA_VERSION } from './schema.js';
 
 export const DEFAULT_DB_PATH = '/var/lib/remapfs/remapfs.db';
 

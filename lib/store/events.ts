@@ -3,7 +3,7 @@
  * scan passes, settings), appended in id order and never rewritten. The
  * health score's trend reads the times of 'remap' events.
  */
-import type { SqliteDatabase } from './sqlite';
+import type { SqliteDatabase } from './sqlite.js';
 
 export interface HistoryEvent {
   time: number;

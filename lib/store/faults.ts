@@ -2,7 +2,7 @@
  * SQLite failures as one-line errors (docs/cli.md): what the damage is and
  * what to do about it. Pure: no database handle here.
  */
-import { RemapfsError } from '../errors';
+import { RemapfsError } from '../errors.js';
 
 /** What to do about a damaged database. */
 export const REBUILD_HINT = 'move it aside, then rebuild it from the spares with "remapfs import --main <main> --spare <spare>" for each pair, or restore a backup';

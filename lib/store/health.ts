@@ -5,7 +5,7 @@
  * report said (report_state). Rows are stored and returned as they are;
  * lib/health/history.ts gives them meaning (defaults, JSON).
  */
-import type { SqliteDatabase } from './sqlite';
+import type { SqliteDatabase } from './sqlite.js';
 
 export interface ScanStateRow {
   cursorBlock: number;

@@ -4,7 +4,7 @@
  * those out, and recover/unmount remove them.
  */
 import * as fs from 'fs';
-import type { SqliteDatabase } from './sqlite';
+import type { SqliteDatabase } from './sqlite.js';
 
 export interface MountRecord {
   mountpoint: string;

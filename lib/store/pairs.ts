@@ -6,7 +6,7 @@
  * Deleting a pair cascades to every table keyed by pair_id. Callers that
  * change several rows at once wrap the calls in Store.transaction.
  */
-import type { SqliteDatabase } from './sqlite';
+import type { SqliteDatabase } from './sqlite.js';
 
 export interface PairRecord {
   id: number;

@@ -7,10 +7,10 @@
  * Together with pairs.meta_seq these mirror the slots on the spare; callers
  * change them inside Store.transaction, next to the sequence number.
  */
-import type { PairRepo } from './pairs';
-import type { SqliteDatabase } from './sqlite';
+import type { PairRepo } from './pairs.js';
+import type { SqliteDatabase } from './sqlite.js';
 
-import type { RemapReason } from '../format/slot-codec';
+import type { RemapReason } from '../format/slot-codec.js';
 export type { RemapReason };
 export type RemapState = 'remapped' | 'pending';
 

@@ -6,7 +6,7 @@
  * grew within itself (the health and bad_sectors tables, pairs.spare_hwid);
  * prepareSchema adds what an older file lacks, inside version 1.
  */
-import type { SqliteDatabase } from './sqlite';
+import type { SqliteDatabase } from './sqlite.js';
 
 export const SCHEMA_VERSION = 1;
 

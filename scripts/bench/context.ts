@@ -3,11 +3,15 @@
  * cleanup), the configuration, the images' place, the measurements, and the report's lines.
  */
 import * as path from 'path';
-import { type DaemonHandle, type Lab, REMAPFS_BIN } from '../../lib/lab/lab';
-import type { BenchConfig } from './config';
-import type { Images } from './images';
-import type { Measurer } from './measure';
-import { pinProcess } from './system';
+import { type DaemonHandle, type Lab, REMAPFS_BIN } from '../../lib/lab/lab.js';
+import type { BenchConfig } from './config.js';
+import type { Images } from './images.js';
+import type { Measurer } from './measure.js';
+import { pinProcess } from './system.js';
+import { fileURLToPath } from 'url';
+
+/** This module's directory (ES modules have no __dirname). */
+const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
 
 export interface BenchContext {
   lab: Lab;
@@ -33,7 +37,7 @@ export async function startRemapfs(ctx: BenchContext, mnt: string, db: string, e
 /** Starts scripts/passthrough.js on `image` at a fresh mountpoint, pinned; its device is <dir>/disk. */
 export async function startPassthrough(ctx: BenchContext, image: string, dirName: string, mode: 'auto' | 'buffered', options?: string): Promise<{ proc: DaemonHandle; disk: string }> {
   const dir = ctx.lab.mkdir(dirName);
-  const argv = [path.resolve(__dirname, '../passthrough.js'), image, dir, mode, ...(options ? [options] : [])];
+  const argv = [path.resolve(HERE_DIR, '../passthrough.js'), image, dir, mode, ...(options ? [options] : [])];
   const proc = pinProcess(await ctx.lab.startProcess(argv, dir, 'passthrough ready'), ctx.cfg.pin);
   return { proc, disk: path.join(dir, 'disk') };
 }

@@ -7,11 +7,11 @@
  *       rate costs when it competes
  */
 import * as path from 'path';
-import { CELLS, GiB, MiB } from './config';
-import { type BenchContext, startPassthrough, type Teardown } from './context';
-import { fill, filledPair } from './images';
-import { attach, describeScan, scanningPair, serve, type Stack, stackName } from './stacks';
-import { ratio } from './stats';
+import { CELLS, GiB, MiB } from './config.js';
+import { type BenchContext, startPassthrough, type Teardown } from './context.js';
+import { fill, filledPair } from './images.js';
+import { attach, describeScan, scanningPair, serve, type Stack, stackName } from './stacks.js';
+import { ratio } from './stats.js';
 
 export async function controlStacks(ctx: BenchContext, teardown: Teardown, mountArgs: readonly string[], mountOptions: ReadonlySet<string>): Promise<{ stacks: Stack[]; scanNote: () => string }> {
   const { lab, images } = ctx;

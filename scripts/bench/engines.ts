@@ -3,8 +3,8 @@
  * engine (`--engine native`, issue 15) may not exist yet, or may not load here: then its stacks are skipped
  * with one line saying why, and the bench goes on with fuse-native's.
  */
-import type { DaemonHandle, Lab } from '../../lib/lab/lab';
-import type { EngineName } from './config';
+import type { DaemonHandle, Lab } from '../../lib/lab/lab.js';
+import type { EngineName } from './config.js';
 
 export type EngineChoice = { engine: EngineName; available: true; mountArgs: string[] } | { engine: EngineName; available: false; why: string };
 

@@ -6,16 +6,16 @@ import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import type { Lab } from '../../lib/lab/lab';
-import { identityOf, reconcile } from '../../lib/meta/reconcile';
-import type { SlotEntry } from '../../lib/format/slot-codec';
-import { SlotSet } from '../../lib/meta/slots';
-import { MetaState } from '../../lib/meta/state';
-import { FileDevice } from '../../lib/block/file-device';
-import { spareLayout, type SpareLayout } from '../../lib/format/layout';
-import { Store } from '../../lib/store/db';
-import { GiB, type ImagePlace } from './config';
-import { diskOf, type DiskInfo } from './system';
+import type { Lab } from '../../lib/lab/lab.js';
+import { identityOf, reconcile } from '../../lib/meta/reconcile.js';
+import type { SlotEntry } from '../../lib/format/slot-codec.js';
+import { SlotSet } from '../../lib/meta/slots.js';
+import { MetaState } from '../../lib/meta/state.js';
+import { FileDevice } from '../../lib/block/file-device.js';
+import { spareLayout, type SpareLayout } from '../../lib/format/layout.js';
+import { Store } from '../../lib/store/db.js';
+import { GiB, type ImagePlace } from './config.js';
+import { diskOf, type DiskInfo } from './system.js';
 
 export interface Images {
   dir: string;

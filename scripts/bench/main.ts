@@ -7,17 +7,21 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Lab, requireKernelFeatures } from '../../lib/lab/lab';
-import { type BenchConfig, DAEMON_CPU, FIO_CPU, GiB, readConfig } from './config';
-import type { BenchContext } from './context';
-import { chooseEngine, mountOptions } from './engines';
-import { imageDir, type Images } from './images';
-import { type CachePolicy, Measurer } from './measure';
-import { optionsPhase } from './phase-options';
-import { profilePhase } from './phase-profile';
-import { scalePhase } from './phase-scale';
-import { stacksPhase } from './phase-stacks';
-import { dropCachesUnavailable, pinKernelWorkers } from './system';
+import { Lab, requireKernelFeatures } from '../../lib/lab/lab.js';
+import { type BenchConfig, DAEMON_CPU, FIO_CPU, GiB, readConfig } from './config.js';
+import type { BenchContext } from './context.js';
+import { chooseEngine, mountOptions } from './engines.js';
+import { imageDir, type Images } from './images.js';
+import { type CachePolicy, Measurer } from './measure.js';
+import { optionsPhase } from './phase-options.js';
+import { profilePhase } from './phase-profile.js';
+import { scalePhase } from './phase-scale.js';
+import { stacksPhase } from './phase-stacks.js';
+import { dropCachesUnavailable, pinKernelWorkers } from './system.js';
+import { fileURLToPath } from 'url';
+
+/** This module's directory (ES modules have no __dirname). */
+const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
 
 /** Drop the page cache before every run when the images are on a disk; say why not when it cannot be done. */
 function cachePolicy(images: Images): { policy: CachePolicy; note: string } {
@@ -69,7 +73,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     ctx.lines.push(...ctx.notes, ...(ctx.notes.length ? [''] : []));
     ctx.lines.push(`Machine: ${machine(cfg)}; ${where}; bench took ${((Date.now() - started) / 1000).toFixed(0)} s.`);
     process.stdout.write(ctx.lines.join('\n') + '\n');
-    fs.writeFileSync(path.resolve(__dirname, '../../../bench-results.md'), ctx.lines.join('\n') + '\n');
+    fs.writeFileSync(path.resolve(HERE_DIR, '../../../bench-results.md'), ctx.lines.join('\n') + '\n');
   } finally {
     await lab.cleanup();
   }

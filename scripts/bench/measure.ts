@@ -4,10 +4,10 @@
  * came from the disk (the rest the page cache served, or read-ahead added).
  */
 import { execFileSync } from 'child_process';
-import type { DaemonHandle } from '../../lib/lab/lab';
-import { type BenchConfig, type Cell, FIO_CPU, GiB, MiB, RAMP_SECONDS } from './config';
-import { Samples } from './stats';
-import { cpuSeconds, diskReadBytes, dropCaches } from './system';
+import type { DaemonHandle } from '../../lib/lab/lab.js';
+import { type BenchConfig, type Cell, FIO_CPU, GiB, MiB, RAMP_SECONDS } from './config.js';
+import { Samples } from './stats.js';
+import { cpuSeconds, diskReadBytes, dropCaches } from './system.js';
 
 interface FioSide {
   bw_bytes: number;

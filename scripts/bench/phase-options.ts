@@ -3,12 +3,12 @@
  * on the kernel's side of FUSE, the same for every server): each variant against b's own setting,
  * interleaved in a shuffled order.
  */
-import { CELLS, GiB, MiB } from './config';
-import { type BenchContext, startPassthrough, Teardown } from './context';
-import { filledPair } from './images';
-import { attach, type Stack } from './stacks';
-import { seededRandom, shuffled } from './stats';
-import type { DaemonHandle } from '../../lib/lab/lab';
+import { CELLS, GiB, MiB } from './config.js';
+import { type BenchContext, startPassthrough, Teardown } from './context.js';
+import { filledPair } from './images.js';
+import { attach, type Stack } from './stacks.js';
+import { seededRandom, shuffled } from './stats.js';
+import type { DaemonHandle } from '../../lib/lab/lab.js';
 
 const VARIANTS: ReadonlyArray<{ stack: string; label: string; options: string; directIo: boolean }> = [
   { stack: 'ob', label: 'big_writes (b, remapfs)', options: 'big_writes', directIo: true },

@@ -4,14 +4,14 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { REMAPFS_BIN } from '../../lib/lab/lab';
-import { type Cell, CELLS, GiB, MiB } from './config';
-import { type BenchContext, Teardown } from './context';
-import { fio } from './measure';
-import { filledPair, injectRemaps, ONE_PERCENT_SCATTERED } from './images';
-import { CATEGORIES, type Category, type CpuProfile, summarise } from '../profile-summary';
-import { attach } from './stacks';
-import { dropCaches, pinProcess } from './system';
+import { REMAPFS_BIN } from '../../lib/lab/lab.js';
+import { type Cell, CELLS, GiB, MiB } from './config.js';
+import { type BenchContext, Teardown } from './context.js';
+import { fio } from './measure.js';
+import { filledPair, injectRemaps, ONE_PERCENT_SCATTERED } from './images.js';
+import { CATEGORIES, type Category, type CpuProfile, summarise } from '../profile-summary.js';
+import { attach } from './stacks.js';
+import { dropCaches, pinProcess } from './system.js';
 
 /** Serves `pair` under --cpu-prof for one fio run of `cell`; the profile and the FUSE request count. */
 async function profiledRun(ctx: BenchContext, db: string, mnt: string, pair: string, cell: Cell, mountArgs: readonly string[]): Promise<{ ms: Record<Category, number>; requests: number }> {

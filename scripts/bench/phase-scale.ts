@@ -3,13 +3,13 @@
  * start-up ≤ 3 s, RSS ≤ 200 MB, and ≥ 0.95 of the throughput of the pair without remaps.
  */
 import * as path from 'path';
-import { type Cell, CELLS, GiB, MiB } from './config';
-import { type BenchContext, startRemapfs, Teardown } from './context';
-import { fio } from './measure';
-import { filledPair, injectRemaps } from './images';
-import { median, seededRandom, shuffled } from './stats';
-import { rssMiB } from './system';
-import { attach, type Stack } from './stacks';
+import { type Cell, CELLS, GiB, MiB } from './config.js';
+import { type BenchContext, startRemapfs, Teardown } from './context.js';
+import { fio } from './measure.js';
+import { filledPair, injectRemaps } from './images.js';
+import { median, seededRandom, shuffled } from './stats.js';
+import { rssMiB } from './system.js';
+import { attach, type Stack } from './stacks.js';
 
 const SCALE_CELLS = CELLS.filter((c) => c.rw === 'read' || c.depth === 32);
 

@@ -4,13 +4,13 @@
  * noisy machine, and whatever one run leaves behind on the host, hits every stack alike; the references a and
  * b0 write far faster than the rest, so they run on their own afterwards.
  */
-import { type Cell, CELLS, type EngineName } from './config';
-import { type BenchContext, Teardown } from './context';
-import { chooseEngine, mountOptions } from './engines';
-import { controlStacks, controlsTable } from './controls';
-import { engineStacks, type EngineStacks, referenceStacks, type Stack } from './stacks';
-import { seededRandom, shuffled } from './stats';
-import { cacheTable, cpuTable, directTable, mainTable } from './tables';
+import { type Cell, CELLS, type EngineName } from './config.js';
+import { type BenchContext, Teardown } from './context.js';
+import { chooseEngine, mountOptions } from './engines.js';
+import { controlStacks, controlsTable } from './controls.js';
+import { engineStacks, type EngineStacks, referenceStacks, type Stack } from './stacks.js';
+import { seededRandom, shuffled } from './stats.js';
+import { cacheTable, cpuTable, directTable, mainTable } from './tables.js';
 
 function runOne(ctx: BenchContext, st: Stack, cell: Cell): void {
   st.around?.(true);

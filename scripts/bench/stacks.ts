@@ -10,13 +10,13 @@
  */
 import { execFileSync } from 'child_process';
 import * as path from 'path';
-import type { DaemonHandle } from '../../lib/lab/lab';
-import type { EngineName } from './config';
-import { GiB, MiB } from './config';
-import { type BenchContext, startPassthrough, startRemapfs, type Teardown } from './context';
-import { type EngineChoice, firstLine, servedEngineProblem } from './engines';
-import { filledPair, injectRemaps, ONE_PERCENT_SCATTERED, type PairFiles } from './images';
-import type { Target } from './measure';
+import type { DaemonHandle } from '../../lib/lab/lab.js';
+import type { EngineName } from './config.js';
+import { GiB, MiB } from './config.js';
+import { type BenchContext, startPassthrough, startRemapfs, type Teardown } from './context.js';
+import { type EngineChoice, firstLine, servedEngineProblem } from './engines.js';
+import { filledPair, injectRemaps, ONE_PERCENT_SCATTERED, type PairFiles } from './images.js';
+import type { Target } from './measure.js';
 
 export interface Stack extends Target {
   /** Targets run interleaved; references (a, b0) run on their own afterwards. */

@@ -5,8 +5,8 @@
  */
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
-import type { DaemonHandle, Lab } from '../../lib/lab/lab';
-import { DAEMON_CPU } from './config';
+import type { DaemonHandle, Lab } from '../../lib/lab/lab.js';
+import { DAEMON_CPU } from './config.js';
 
 /** user + system CPU seconds of a process and all its threads, from /proc/<pid>/stat. */
 export function cpuSeconds(pid: number): number {

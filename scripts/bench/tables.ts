@@ -1,8 +1,8 @@
 /** The stacks phase's tables, from the medians the Measurer collected. Pure: formats numbers only. */
-import { CELLS, type Cell, type EngineName } from './config';
-import type { Measurer } from './measure';
-import { stackName } from './stacks';
-import { fixed, ratio, spread } from './stats';
+import { CELLS, type Cell, type EngineName } from './config.js';
+import type { Measurer } from './measure.js';
+import { stackName } from './stacks.js';
+import { fixed, ratio, spread } from './stats.js';
 
 const unit = (cell: Cell): string => (cell.metric === 'bw' ? 'MiB/s' : 'IOPS');
 

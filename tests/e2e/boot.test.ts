@@ -5,13 +5,13 @@
  * the link; a second start brings the same data back. Also attach and detach
  * by hand, their refusals, and recover after a crash.
  */
-import { labPerTest } from '../helpers/lab-hooks';
+import { labPerTest } from '../helpers/lab-hooks.js';
 import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { loopBackingFile, loopDevicesBacking } from '../../lib/block/loop';
-import { checkTree, detachLoop, waitFor, writeRandomTree } from '../../lib/lab/lab';
+import { loopBackingFile, loopDevicesBacking } from '../../lib/block/loop.js';
+import { checkTree, detachLoop, waitFor, writeRandomTree } from '../../lib/lab/lab.js';
 
 const MiB = 1024 * 1024;
 /** The options of the fstab line in docs/boot.md. */

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { type CliResult, Lab, requireKernelFeatures } from '../../lib/lab/lab';
+import { type CliResult, Lab, requireKernelFeatures } from '../../lib/lab/lab.js';
 
 const MiB = 1024 * 1024;
 

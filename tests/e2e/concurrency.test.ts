@@ -5,19 +5,23 @@
  * No read may see a block that is half one generation and half another, and
  * no write may be lost between a remap's copy and its switch.
  */
-import { labPerTest } from '../helpers/lab-hooks';
+import { labPerTest } from '../helpers/lab-hooks.js';
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { dropCaches } from '../../lib/lab/lab';
-import { blockContent } from '../fixtures/writer';
+import { dropCaches } from '../../lib/lab/lab.js';
+import { blockContent } from '../fixtures/writer.js';
+import { fileURLToPath } from 'url';
+
+/** This module's directory (ES modules have no __dirname). */
+const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
 
 const MiB = 1024 * 1024;
 const BLOCKS = 256;
 
 function run(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.resolve(__dirname, '../fixtures/churn.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.resolve(HERE_DIR, '../fixtures/churn.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

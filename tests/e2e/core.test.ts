@@ -5,7 +5,7 @@
 import * as childProcess from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { checkTree, dropCaches, fileExtents, Lab, requireKernelFeatures, waitFor, writeRandomTree } from '../../lib/lab/lab';
+import { checkTree, dropCaches, fileExtents, Lab, requireKernelFeatures, waitFor, writeRandomTree } from '../../lib/lab/lab.js';
 
 const MiB = 1024 * 1024;
 

@@ -5,12 +5,16 @@
  * every restart each acknowledged block reads back exactly, and the metadata
  * is consistent.
  */
-import { labPerTest } from '../helpers/lab-hooks';
+import { labPerTest } from '../helpers/lab-hooks.js';
 import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { checkTree, sleep, waitFor, writeRandomTree } from '../../lib/lab/lab';
-import { blockContent, writeOrder } from '../fixtures/writer';
+import { checkTree, sleep, waitFor, writeRandomTree } from '../../lib/lab/lab.js';
+import { blockContent, writeOrder } from '../fixtures/writer.js';
+import { fileURLToPath } from 'url';
+
+/** This module's directory (ES modules have no __dirname). */
+const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
 
 const MiB = 1024 * 1024;
 const BLOCKS = 4096; // the first 16 MiB of the device
@@ -31,7 +35,7 @@ describe('crash safety', () => {
     const vfile = path.join(mnt, 'c');
     const ackLog = lab.path('acks.log');
     fs.writeFileSync(ackLog, '');
-    const writer = path.resolve(__dirname, '../fixtures/writer.js');
+    const writer = path.resolve(HERE_DIR, '../fixtures/writer.js');
     /** block -> generations that may be on disk (the last acked one, plus a newer one in flight at the kill). */
     const expected = new Map<number, Set<number>>();
     let seedRandom = 12345;

@@ -6,13 +6,17 @@
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { requireKernelFeatures } from '../../lib/lab/lab';
+import { requireKernelFeatures } from '../../lib/lab/lab.js';
+import { fileURLToPath } from 'url';
+
+/** This module's directory (ES modules have no __dirname). */
+const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
 
 describe('demo', () => {
   beforeAll(() => requireKernelFeatures());
 
   it('finishes, checks its sums, and leaves no mount or loop device behind', () => {
-    const demo = path.resolve(__dirname, '../../scripts/demo.js');
+    const demo = path.resolve(HERE_DIR, '../../scripts/demo.js');
     const r = spawnSync(process.execPath, [demo], { encoding: 'utf8', timeout: 120000 });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);

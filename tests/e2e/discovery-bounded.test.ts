@@ -9,13 +9,13 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { FileDevice } from '../../lib/block/file-device';
-import type { SlotEntry } from '../../lib/format/slot-codec';
-import { waitFor } from '../../lib/lab/lab';
-import { locateMetadata } from '../../lib/meta/locate';
-import { SlotSet } from '../../lib/meta/slots';
-import { MetaState } from '../../lib/meta/state';
-import { labPerTest } from '../helpers/lab-hooks';
+import { FileDevice } from '../../lib/block/file-device.js';
+import type { SlotEntry } from '../../lib/format/slot-codec.js';
+import { waitFor } from '../../lib/lab/lab.js';
+import { locateMetadata } from '../../lib/meta/locate.js';
+import { SlotSet } from '../../lib/meta/slots.js';
+import { MetaState } from '../../lib/meta/state.js';
+import { labPerTest } from '../helpers/lab-hooks.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;

@@ -2,13 +2,13 @@
  * Discovery end to end: pairs found by UUID after a move and a rename, on real
  * loop block devices, a wrong main refused, the JSON schema, and hot-plug.
  */
-import { labPerTest } from '../helpers/lab-hooks';
+import { labPerTest } from '../helpers/lab-hooks.js';
 import { execFileSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { checkTree, dropCaches, waitFor, writeRandomTree } from '../../lib/lab/lab';
-import type { DiscoveryReport } from '../../lib/discovery/discover';
+import { checkTree, dropCaches, waitFor, writeRandomTree } from '../../lib/lab/lab.js';
+import type { DiscoveryReport } from '../../lib/discovery/discover.js';
 
 const MiB = 1024 * 1024;
 

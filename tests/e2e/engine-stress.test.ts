@@ -7,13 +7,13 @@
  * blocks fail and are retired. Main and spare are `remapfs simulate` files, so
  * their faults are real EIO. Any verify error fails the test.
  */
-import { labPerTest } from '../helpers/lab-hooks';
+import { labPerTest } from '../helpers/lab-hooks.js';
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { alignedBuffer } from '../../lib/block/file-device';
-import type { Lab } from '../../lib/lab/lab';
-import type { PairStatus } from '../../lib/pair/ops';
+import { alignedBuffer } from '../../lib/block/file-device.js';
+import type { Lab } from '../../lib/lab/lab.js';
+import type { PairStatus } from '../../lib/pair/ops.js';
 
 const MiB = 1024 * 1024;
 const BLOCK = 4096;

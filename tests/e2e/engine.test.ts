@@ -7,11 +7,12 @@
  * that needs an upcall would wait for it.
  */
 import * as crypto from 'crypto';
+import * as childProcess from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { execFile } from 'child_process';
-import { engineModule, engineUnavailable, isControlRequest, type EngineHandle, type EngineModule, type EngineRequest, ROUTE_MAIN, ROUTE_SLOW } from '../../lib/native/engine';
+import { engineModule, engineUnavailable, isControlRequest, type EngineHandle, type EngineModule, type EngineRequest, ROUTE_MAIN, ROUTE_SLOW } from '../../lib/native/engine.js';
 
 const BLOCK = 4096;
 const SIZE_BYTES = 32 << 20;
@@ -295,7 +296,7 @@ describe('native engine on a real mount', () => {
     const script = `import os,sys\nfd=os.open('${mnt}/c',os.O_RDWR)\nprint('open',flush=True)\nsys.stdin.readline()\n` +
       `for f in (lambda: os.pwrite(fd,b'x'*4096,0), lambda: os.pread(fd,4096,0)):\n  try:\n    f(); print('ok',flush=True)\n  except OSError as e:\n    print(e.errno,flush=True)\n`;
     fs.writeFileSync(path.join(dir, 'holder.py'), script);
-    const child = require('child_process').spawn('python3', [path.join(dir, 'holder.py')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = childProcess.spawn('python3', [path.join(dir, 'holder.py')], { stdio: ['pipe', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     while (!out.includes('open')) await tick();

@@ -3,14 +3,14 @@
  * with bad sectors over FUSE (real EIO through the kernel), remapfs serves the
  * pair on top, and ext4 or fio run on a loop device over it.
  */
-import { labPerTest } from '../helpers/lab-hooks';
+import { labPerTest } from '../helpers/lab-hooks.js';
 import { execFileSync, spawnSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { alignedBuffer } from '../../lib/block/file-device';
-import { checkTree, dropCaches, fileExtents, type Lab, waitFor, writeRandomTree } from '../../lib/lab/lab';
-import type { PairStatus } from '../../lib/pair/ops';
+import { alignedBuffer } from '../../lib/block/file-device.js';
+import { checkTree, dropCaches, fileExtents, type Lab, waitFor, writeRandomTree } from '../../lib/lab/lab.js';
+import type { PairStatus } from '../../lib/pair/ops.js';
 
 const MiB = 1024 * 1024;
 

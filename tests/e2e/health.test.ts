@@ -7,11 +7,11 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import Database from 'better-sqlite3';
-import { labPerTest } from '../helpers/lab-hooks';
-import { dropCaches, type Lab, sleep, waitFor } from '../../lib/lab/lab';
-import { spareLayout } from '../../lib/format/layout';
-import { parseExposition, wellFormed } from '../helpers/formats';
-import { STATE_COLOURS } from '../../lib/health/map';
+import { labPerTest } from '../helpers/lab-hooks.js';
+import { dropCaches, type Lab, sleep, waitFor } from '../../lib/lab/lab.js';
+import { spareLayout } from '../../lib/format/layout.js';
+import { parseExposition, wellFormed } from '../helpers/formats.js';
+import { STATE_COLOURS } from '../../lib/health/map.js';
 
 const MiB = 1024 * 1024;
 const B = 4096;

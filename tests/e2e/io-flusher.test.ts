@@ -9,10 +9,10 @@
  * started after that (fuse-native's, libfuse's) has them, and status counts
  * the threads Node had started before. Status and the log say whether it is set.
  */
-import { labPerTest } from '../helpers/lab-hooks';
-import { hasIoFlusherFlags, threadFlagsOf } from '../../lib/native/task-flags';
-import { ioFlusherStatus, servePair } from '../helpers/io-flusher';
-import { match } from '../helpers/match';
+import { labPerTest } from '../helpers/lab-hooks.js';
+import { hasIoFlusherFlags, threadFlagsOf } from '../../lib/native/task-flags.js';
+import { ioFlusherStatus, servePair } from '../helpers/io-flusher.js';
+import { match } from '../helpers/match.js';
 
 describe('PR_SET_IO_FLUSHER on the serving threads', () => {
   const lab = labPerTest();

@@ -9,14 +9,14 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import type { SlotEntry } from '../../lib/format/slot-codec';
-import type { VerifyReport } from '../../lib/meta/verify';
-import { spareLayout } from '../../lib/format/layout';
-import { Store } from '../../lib/store/db';
-import { currentTable, writeRawSlots } from '../helpers/craft';
-import { labPerTest } from '../helpers/lab-hooks';
-import { poolBlockAt } from '../helpers/pool';
-import { match } from '../helpers/match';
+import type { SlotEntry } from '../../lib/format/slot-codec.js';
+import type { VerifyReport } from '../../lib/meta/verify.js';
+import { spareLayout } from '../../lib/format/layout.js';
+import { Store } from '../../lib/store/db.js';
+import { currentTable, writeRawSlots } from '../helpers/craft.js';
+import { labPerTest } from '../helpers/lab-hooks.js';
+import { poolBlockAt } from '../helpers/pool.js';
+import { match } from '../helpers/match.js';
 
 const MiB = 1024 * 1024;
 const BLOCK = 4096;

@@ -6,11 +6,11 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { labPerTest } from '../helpers/lab-hooks';
+import { labPerTest } from '../helpers/lab-hooks.js';
 import { execFileSync } from 'child_process';
-import { checkTree, dropCaches, fileExtents, type Lab, waitFor, writeRandomTree } from '../../lib/lab/lab';
-import { spareLayout } from '../../lib/format/layout';
-import type { VerifyReport } from '../../lib/meta/verify';
+import { checkTree, dropCaches, fileExtents, type Lab, waitFor, writeRandomTree } from '../../lib/lab/lab.js';
+import { spareLayout } from '../../lib/format/layout.js';
+import type { VerifyReport } from '../../lib/meta/verify.js';
 
 const MiB = 1024 * 1024;
 const BLOCK = 4096;

@@ -6,9 +6,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
-import { labPerTest } from '../helpers/lab-hooks';
-import type { CliResult } from '../../lib/lab/lab';
-import { socketPathFor } from '../../lib/daemon/control';
+import { labPerTest } from '../helpers/lab-hooks.js';
+import type { CliResult } from '../../lib/lab/lab.js';
+import { socketPathFor } from '../../lib/daemon/control.js';
 
 const MiB = 1024 * 1024;
 

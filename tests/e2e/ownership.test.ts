@@ -4,15 +4,15 @@
  * a way acknowledged data used to be lost, and checks that the data is there
  * afterwards.
  */
-import { labPerTest } from '../helpers/lab-hooks';
+import { labPerTest } from '../helpers/lab-hooks.js';
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import Database from 'better-sqlite3';
-import { dropCaches, REMAPFS_BIN, waitFor } from '../../lib/lab/lab';
-import { blockContent } from '../fixtures/writer';
-import type { DiscoveryReport } from '../../lib/discovery/discover';
-import { match } from '../helpers/match';
+import { dropCaches, REMAPFS_BIN, waitFor } from '../../lib/lab/lab.js';
+import { blockContent } from '../fixtures/writer.js';
+import type { DiscoveryReport } from '../../lib/discovery/discover.js';
+import { match } from '../helpers/match.js';
 
 const MiB = 1024 * 1024;
 const BLOCK = 4096;

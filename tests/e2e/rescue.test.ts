@@ -8,9 +8,13 @@ import { spawn, spawnSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { alignedBuffer } from '../../lib/block/file-device';
-import { Lab, requireKernelFeatures, waitFor } from '../../lib/lab/lab';
-import { parseMapfile, sectorsOf } from '../../lib/rescue/mapfile';
+import { alignedBuffer } from '../../lib/block/file-device.js';
+import { Lab, requireKernelFeatures, waitFor } from '../../lib/lab/lab.js';
+import { parseMapfile, sectorsOf } from '../../lib/rescue/mapfile.js';
+import { fileURLToPath } from 'url';
+
+/** This module's directory (ES modules have no __dirname). */
+const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
 
 const MiB = 1024 * 1024;
 const B = 4096;
@@ -111,7 +115,7 @@ describe('rescue', () => {
     const part = lab.path('part.img');
     // Slow the device down (one slow sector per MiB, 150 ms each: about 7 s in all) so the copy can be killed in the middle.
     lab.ok(['fault', sim, 'add', '--slow', '--delay-ms', '150', ...Array.from({ length: 47 }, (_, i) => String((i + 1) * 2048 + 5))]);
-    const child = spawn(process.execPath, [path.resolve(__dirname, '../../../bin/remapfs'), 'evacuate', 'r', '--to', part], { env: lab.env(), stdio: 'ignore' });
+    const child = spawn(process.execPath, [path.resolve(HERE_DIR, '../../../bin/remapfs'), 'evacuate', 'r', '--to', part], { env: lab.env(), stdio: 'ignore' });
     await waitFor('a first mapfile save', () => fs.existsSync(part + '.map') && /0x[0-9A-F]+\s+0x[0-9A-F]+\s+\+/.test(fs.readFileSync(part + '.map', 'utf8')), 20000);
     child.kill('SIGKILL');
     await new Promise((r) => child.on('exit', r));
@@ -132,7 +136,7 @@ describe('rescue', () => {
       const fs = require('fs'); const fd = fs.openSync(${JSON.stringify(vfile)}, 'r+');
       for (let g = 0; g < 400; g++) { fs.writeSync(fd, Buffer.alloc(4096, g % 251), 0, 4096, 100 * 4096); fs.fsyncSync(fd); }
       fs.writeSync(fd, Buffer.alloc(4096, 0xab), 0, 4096, 100 * 4096); fs.fsyncSync(fd);`], { stdio: 'ignore' });
-    const ev = spawn(process.execPath, [path.resolve(__dirname, '../../../bin/remapfs'), 'evacuate', 'r', '--to', live, '--json'], { env: lab.env(), stdio: ['ignore', 'pipe', 'ignore'] });
+    const ev = spawn(process.execPath, [path.resolve(HERE_DIR, '../../../bin/remapfs'), 'evacuate', 'r', '--to', live, '--json'], { env: lab.env(), stdio: ['ignore', 'pipe', 'ignore'] });
     let evOut = '';
     ev.stdout.on('data', (d: Buffer) => (evOut += d.toString()));
     await new Promise((r) => writer.on('exit', r));

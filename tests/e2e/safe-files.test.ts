@@ -6,8 +6,8 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { labPerTest } from '../helpers/lab-hooks';
-import { type CliResult, type Lab, REMAPFS_BIN } from '../../lib/lab/lab';
+import { labPerTest } from '../helpers/lab-hooks.js';
+import { type CliResult, type Lab, REMAPFS_BIN } from '../../lib/lab/lab.js';
 
 const MiB = 1024 * 1024;
 

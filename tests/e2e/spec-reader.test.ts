@@ -7,13 +7,13 @@
  * --entries` report, and the same label.
  */
 import * as fs from 'fs';
-import { openPair } from '../../lib/pair/pair';
-import { spareLayout } from '../../lib/format/layout';
-import { Store } from '../../lib/store/db';
-import type { VerifyReport } from '../../lib/meta/verify';
-import { labPerTest } from '../helpers/lab-hooks';
-import { poolBlockAt } from '../helpers/pool';
-import { fileReader, specReadLabel, specReadSpare } from '../helpers/spec-reader';
+import { openPair } from '../../lib/pair/pair.js';
+import { spareLayout } from '../../lib/format/layout.js';
+import { Store } from '../../lib/store/db.js';
+import type { VerifyReport } from '../../lib/meta/verify.js';
+import { labPerTest } from '../helpers/lab-hooks.js';
+import { poolBlockAt } from '../helpers/pool.js';
+import { fileReader, specReadLabel, specReadSpare } from '../helpers/spec-reader.js';
 
 const MiB = 1024 * 1024;
 

@@ -3,10 +3,10 @@
  * could, with correct CRCs, so that only the semantic rules can refuse them.
  */
 import * as fs from 'fs';
-import { FileDevice } from '../../lib/block/file-device';
-import { crc32, encodeEntry, encodeHeaderFields, headerCrc, HEADER_CRC_OFFSET, type SlotEntry, type SlotHeader } from '../../lib/format/slot-codec';
-import { locateMetadata } from '../../lib/meta/locate';
-import { slotHeaderRegionBytes, SLOT_COUNT, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, spareLayout } from '../../lib/format/layout';
+import { FileDevice } from '../../lib/block/file-device.js';
+import { crc32, encodeEntry, encodeHeaderFields, headerCrc, HEADER_CRC_OFFSET, type SlotEntry, type SlotHeader } from '../../lib/format/slot-codec.js';
+import { locateMetadata } from '../../lib/meta/locate.js';
+import { slotHeaderRegionBytes, SLOT_COUNT, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, spareLayout } from '../../lib/format/layout.js';
 
 /** The table and header a spare holds now (read with the real code). */
 export function currentTable(spareFile: string): { header: SlotHeader; entries: SlotEntry[] } {

@@ -1,7 +1,7 @@
 /** Shared by the PR_SET_IO_FLUSHER tests (tests/e2e and tests/privileged). */
 import * as path from 'path';
-import type { DaemonHandle, Lab } from '../../lib/lab/lab';
-import { hasIoFlusherFlags, threadFlagsOf } from '../../lib/native/task-flags';
+import type { DaemonHandle, Lab } from '../../lib/lab/lab.js';
+import { hasIoFlusherFlags, threadFlagsOf } from '../../lib/native/task-flags.js';
 
 const MiB = 1024 * 1024;
 

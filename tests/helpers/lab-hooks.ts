@@ -4,7 +4,7 @@
  * the suite, never to skip it). Reading and setting properties (`lab.launcher`)
  * goes to the current test's Lab.
  */
-import { Lab, requireKernelFeatures } from '../../lib/lab/lab';
+import { Lab, requireKernelFeatures } from '../../lib/lab/lab.js';
 
 export function labPerTest(require?: () => void): Lab {
   let current: Lab | undefined;

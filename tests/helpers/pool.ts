@@ -1,5 +1,5 @@
 /** Test helper: the n-th block of a spare's pool (ascending), so test tables use only legal spare blocks. */
-import type { SpareLayout } from '../../lib/format/layout';
+import type { SpareLayout } from '../../lib/format/layout.js';
 
 export function poolBlockAt(layout: SpareLayout, n: number): number {
   let left = n;

@@ -6,7 +6,7 @@
  * BigInts, entries are objects.
  */
 import * as fs from 'fs';
-import * as CRC32 from 'crc-32';
+import CRC32 from 'crc-32';
 
 export const SPEC_REASONS = ['none', 'manual', 'write-error', 'read-error', 'weak-read', 'scan-slow', 'imported', 'label'];
 export const SPEC_STATES = ['empty', 'remapped', 'pending', 'retired'];

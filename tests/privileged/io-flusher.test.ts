@@ -8,13 +8,13 @@
  * started after that (fuse-native's, libfuse's) has them, and status counts
  * the threads Node had started before. Status and the log say whether it is set.
  */
-import { labPerTest } from '../helpers/lab-hooks';
+import { labPerTest } from '../helpers/lab-hooks.js';
 import * as path from 'path';
-import { IO_FLUSHER_LAUNCHER } from '../../lib/lab/lab';
-import { hasIoFlusherFlags, threadFlagsOf } from '../../lib/native/task-flags';
-import { ioFlusherStatus, servePair, unflagged } from '../helpers/io-flusher';
-import { requireCapability } from '../helpers/capabilities';
-import { match } from '../helpers/match';
+import { IO_FLUSHER_LAUNCHER } from '../../lib/lab/lab.js';
+import { hasIoFlusherFlags, threadFlagsOf } from '../../lib/native/task-flags.js';
+import { ioFlusherStatus, servePair, unflagged } from '../helpers/io-flusher.js';
+import { requireCapability } from '../helpers/capabilities.js';
+import { match } from '../helpers/match.js';
 
 const MiB = 1024 * 1024;
 

@@ -25,15 +25,15 @@
  * directly, skips that check and makes the daemon skip the prctl: that
  * shows the deadlock (docs/architecture.md); the test then fails.
  */
-import { labPerTest } from '../helpers/lab-hooks';
-import { requireCapability } from '../helpers/capabilities';
+import { labPerTest } from '../helpers/lab-hooks.js';
+import { requireCapability } from '../helpers/capabilities.js';
 import { spawn, spawnSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { type DaemonHandle, IO_FLUSHER_LAUNCHER, type Lab, sleep, threadStacks } from '../../lib/lab/lab';
-import { MemoryCgroup } from '../../lib/lab/memcg';
-import { hasIoFlusherFlags, threadFlagsOf } from '../../lib/native/task-flags';
+import { type DaemonHandle, IO_FLUSHER_LAUNCHER, type Lab, sleep, threadStacks } from '../../lib/lab/lab.js';
+import { MemoryCgroup } from '../../lib/lab/memcg.js';
+import { hasIoFlusherFlags, threadFlagsOf } from '../../lib/native/task-flags.js';
 
 const MiB = 1024 * 1024;
 const LIMIT_BYTES = 192 * MiB;

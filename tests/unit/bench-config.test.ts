@@ -1,8 +1,8 @@
 /** The bench's pure parts: where the images go, which engines run, and the numbers it reports. */
-import { readConfig } from '../../scripts/bench/config';
-import { chooseEngine } from '../../scripts/bench/engines';
-import { median, ratio, Samples, seededRandom, shuffled, spread } from '../../scripts/bench/stats';
-import { match } from '../helpers/match';
+import { readConfig } from '../../scripts/bench/config.js';
+import { chooseEngine } from '../../scripts/bench/engines.js';
+import { median, ratio, Samples, seededRandom, shuffled, spread } from '../../scripts/bench/stats.js';
+import { match } from '../helpers/match.js';
 
 describe('bench configuration', () => {
   it('puts the images on /var/tmp by default, and on a private tmpfs when asked', () => {

@@ -8,16 +8,16 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import type { BlockDevice } from '../../lib/block/device';
-import { FaultDevice } from '../../lib/block/fault-device';
-import { FileDevice, type OpenMode } from '../../lib/block/file-device';
-import { GoneDevice } from '../../lib/block/gone-device';
-import { MemoryDevice } from '../../lib/block/memory-device';
-import { errnoCodeOf } from '../../lib/errors';
-import { spareLayout } from '../../lib/format/layout';
-import { RemapIndex } from '../../lib/remap/index-table';
-import { RemapDevice, type RemapJournal } from '../../lib/remap/remap-device';
-import type { RemapRecord } from '../../lib/store/db';
+import type { BlockDevice } from '../../lib/block/device.js';
+import { FaultDevice } from '../../lib/block/fault-device.js';
+import { FileDevice, type OpenMode } from '../../lib/block/file-device.js';
+import { GoneDevice } from '../../lib/block/gone-device.js';
+import { MemoryDevice } from '../../lib/block/memory-device.js';
+import { errnoCodeOf } from '../../lib/errors.js';
+import { spareLayout } from '../../lib/format/layout.js';
+import { RemapIndex } from '../../lib/remap/index-table.js';
+import { RemapDevice, type RemapJournal } from '../../lib/remap/remap-device.js';
+import type { RemapRecord } from '../../lib/store/db.js';
 
 const MiB = 1024 * 1024;
 

@@ -1,6 +1,6 @@
 /** Which spare discovery uses when several claim one pair (issue 13, item 3): the pure decision. */
-import { chooseSpare, type SpareFound } from '../../lib/discovery/discover';
-import { match } from '../helpers/match';
+import { chooseSpare, type SpareFound } from '../../lib/discovery/discover.js';
+import { match } from '../helpers/match.js';
 
 function spare(p: string, sequence: number, tablePrint: string, hardwareId: string | null = null): SpareFound {
   return { path: p, uuid: 'u', name: 'n', sequence, validSlots: 5, blockSize: 4096, mainBytes: 1 << 20, tablePrint, tableChecked: true, hardwareId };

@@ -7,11 +7,15 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { checkOptions, type DeclaredOptions } from '../../lib/cli/options';
-import { UsageError } from '../../lib/errors';
+import { checkOptions, type DeclaredOptions } from '../../lib/cli/options.js';
+import { UsageError } from '../../lib/errors.js';
+import { fileURLToPath } from 'url';
 
-const BIN = path.resolve(__dirname, '../../../bin/remapfs');
-const PACKAGE_JSON = path.resolve(__dirname, '../../../package.json');
+/** This module's directory (ES modules have no __dirname). */
+const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
+
+const BIN = path.resolve(HERE_DIR, '../../../bin/remapfs');
+const PACKAGE_JSON = path.resolve(HERE_DIR, '../../../package.json');
 
 describe('remapfs usage errors', () => {
   let dir: string;

@@ -8,9 +8,13 @@ import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { markdownToMan } from '../../scripts/man';
+import { markdownToMan } from '../../scripts/man.js';
+import { fileURLToPath } from 'url';
 
-const ROOT = path.resolve(__dirname, '../../..');
+/** This module's directory (ES modules have no __dirname). */
+const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
+
+const ROOT = path.resolve(HERE_DIR, '../../..');
 const UNITS = path.join(ROOT, 'contrib/systemd');
 
 function need(cmd: string, pkg: string): void {

@@ -6,8 +6,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type { Server } from 'net';
-import { request, serve } from '../../lib/daemon/control';
-import { RemapfsError } from '../../lib/errors';
+import { request, serve } from '../../lib/daemon/control.js';
+import { RemapfsError } from '../../lib/errors.js';
 
 describe('errors relayed from the daemon', () => {
   let dir: string;

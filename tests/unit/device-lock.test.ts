@@ -2,8 +2,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { DeviceBusyError, DeviceLock, lockPaths } from '../../lib/block/device-lock';
-import { extentsOverlap } from '../../lib/block/alias';
+import { DeviceBusyError, DeviceLock, lockPaths } from '../../lib/block/device-lock.js';
+import { extentsOverlap } from '../../lib/block/alias.js';
 
 describe('DeviceLock', () => {
   let dir: string;

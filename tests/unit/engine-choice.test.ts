@@ -1,12 +1,12 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { chooseEngine, ENGINE_ENV } from '../../lib/fs/adapter';
-import { type EngineApi, loadEngine } from '../../lib/fs/engine-api';
-import { createAdapter } from '../../lib/fs/serve';
-import { engineOf } from '../../lib/cli/engine';
-import { UsageError } from '../../lib/errors';
-import { MemoryDevice } from '../../lib/block/memory-device';
+import { chooseEngine, ENGINE_ENV } from '../../lib/fs/adapter.js';
+import { type EngineApi, loadEngine } from '../../lib/fs/engine-api.js';
+import { createAdapter } from '../../lib/fs/serve.js';
+import { engineOf } from '../../lib/cli/engine.js';
+import { UsageError } from '../../lib/errors.js';
+import { MemoryDevice } from '../../lib/block/memory-device.js';
 
 const UNAVAILABLE = 'libfuse3.so.3: cannot open shared object file: No such file or directory\nRequire stack: ...';
 

@@ -10,8 +10,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { FileDevice, identify, type OpenMode } from '../../lib/block/file-device';
-import { RemapfsError } from '../../lib/errors';
+import { FileDevice, identify, type OpenMode } from '../../lib/block/file-device.js';
+import { RemapfsError } from '../../lib/errors.js';
 
 const MiB = 1024 * 1024;
 let dir: string;

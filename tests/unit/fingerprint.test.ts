@@ -6,10 +6,10 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import type { SlotEntry } from '../../lib/format/slot-codec';
-import { FINGERPRINT_PRIME } from '../../lib/meta/fingerprint';
-import { databaseEntries, databaseFingerprint, fingerprint, recordOf } from '../../lib/meta/reconcile';
-import { Store } from '../../lib/store/db';
+import type { SlotEntry } from '../../lib/format/slot-codec.js';
+import { FINGERPRINT_PRIME } from '../../lib/meta/fingerprint.js';
+import { databaseEntries, databaseFingerprint, fingerprint, recordOf } from '../../lib/meta/reconcile.js';
+import { Store } from '../../lib/store/db.js';
 
 const remap = (mainBlock: number, spareBlock: number, over: Partial<SlotEntry> = {}): SlotEntry => ({
   mainBlock,

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { fusermountProgram, lazyUnmountCommands, onPath } from '../../lib/fs/fuse-unmount';
+import { fusermountProgram, lazyUnmountCommands, onPath } from '../../lib/fs/fuse-unmount.js';
 
 describe('lazy unmount without a particular FUSE package', () => {
   const saved = process.env.PATH;

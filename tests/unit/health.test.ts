@@ -6,22 +6,22 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import type { BlockDevice } from '../../lib/block/device';
-import { FaultDevice, ioError } from '../../lib/block/fault-device';
-import { MemoryDevice } from '../../lib/block/memory-device';
-import { DEFAULT_CONFIG, mergeConfig, type PairConfig, parseConfigText, parseConfigValue } from '../../lib/health/config';
-import { cells, LEGEND_CHAR_PX, renderBar, renderSvg, STATE_COLOURS, type MapInput } from '../../lib/health/map';
-import { renderPrometheus } from '../../lib/health/prometheus';
-import { healthReport } from '../../lib/health/report';
-import { Scanner } from '../../lib/health/scanner';
-import type { ScanTarget } from '../../lib/health/scan-target';
-import { ScanScheduler, type SchedulerClock } from '../../lib/health/scheduler';
-import { adaptiveIntervalMs, DAY_MS, healthScore, RateLimiter, trend } from '../../lib/health/score';
-import { RemapIndex } from '../../lib/remap/index-table';
-import { spareLayout } from '../../lib/format/layout';
-import { RemapDevice, type RemapJournal } from '../../lib/remap/remap-device';
-import { Store } from '../../lib/store/db';
-import { parseExposition, wellFormed } from '../helpers/formats';
+import type { BlockDevice } from '../../lib/block/device.js';
+import { FaultDevice, ioError } from '../../lib/block/fault-device.js';
+import { MemoryDevice } from '../../lib/block/memory-device.js';
+import { DEFAULT_CONFIG, mergeConfig, type PairConfig, parseConfigText, parseConfigValue } from '../../lib/health/config.js';
+import { cells, LEGEND_CHAR_PX, renderBar, renderSvg, STATE_COLOURS, type MapInput } from '../../lib/health/map.js';
+import { renderPrometheus } from '../../lib/health/prometheus.js';
+import { healthReport } from '../../lib/health/report.js';
+import { Scanner } from '../../lib/health/scanner.js';
+import type { ScanTarget } from '../../lib/health/scan-target.js';
+import { ScanScheduler, type SchedulerClock } from '../../lib/health/scheduler.js';
+import { adaptiveIntervalMs, DAY_MS, healthScore, RateLimiter, trend } from '../../lib/health/score.js';
+import { RemapIndex } from '../../lib/remap/index-table.js';
+import { spareLayout } from '../../lib/format/layout.js';
+import { RemapDevice, type RemapJournal } from '../../lib/remap/remap-device.js';
+import { Store } from '../../lib/store/db.js';
+import { parseExposition, wellFormed } from '../helpers/formats.js';
 
 describe('settings', () => {
   it.each([

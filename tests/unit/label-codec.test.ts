@@ -5,11 +5,11 @@
  * itself is what refuses it), and readLabel (lib/discovery/label.ts) finding
  * a label on a device only where it belongs.
  */
-import { FaultDevice } from '../../lib/block/fault-device';
-import { MemoryDevice } from '../../lib/block/memory-device';
-import { readLabel } from '../../lib/discovery/label';
-import { decodeLabel, encodeLabel, LABEL_BYTES, labelBlockOf, type MainLabel } from '../../lib/format/label-codec';
-import { crc32 } from '../../lib/format/slot-codec';
+import { FaultDevice } from '../../lib/block/fault-device.js';
+import { MemoryDevice } from '../../lib/block/memory-device.js';
+import { readLabel } from '../../lib/discovery/label.js';
+import { decodeLabel, encodeLabel, LABEL_BYTES, labelBlockOf, type MainLabel } from '../../lib/format/label-codec.js';
+import { crc32 } from '../../lib/format/slot-codec.js';
 
 const UUID = '3f1c2b7a-9d4e-4c21-8a6b-0123456789ab';
 

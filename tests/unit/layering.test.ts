@@ -8,8 +8,12 @@
 import * as fs from 'fs';
 import { builtinModules } from 'module';
 import * as path from 'path';
+import { fileURLToPath } from 'url';
 
-const ROOT = path.resolve(__dirname, '../../..');
+/** This module's directory (ES modules have no __dirname). */
+const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
+
+const ROOT = path.resolve(HERE_DIR, '../../..');
 const LIB = path.join(ROOT, 'lib');
 
 /** Bottom first. Keep in step with the picture in docs/architecture.md. */
@@ -37,7 +41,7 @@ interface Edge {
 /** The lib/ folder of a path relative to lib/ ('errors' for lib/errors.ts). */
 function folderOf(relToLib: string): string {
   const first = relToLib.split(path.sep)[0] ?? relToLib;
-  return first.replace(/\.(d\.)?ts$/, '');
+  return first.replace(/\.(d\.)?(ts|js)$/, '');
 }
 
 function tsFiles(dir: string): string[] {

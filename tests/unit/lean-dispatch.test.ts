@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import Fuse from 'fuse-native';
-import { type DataOp, installLeanDispatch, makeHandler, type NativeSignal } from '../../lib/fs/lean-dispatch';
+import { type DataOp, installLeanDispatch, makeHandler, type NativeSignal } from '../../lib/fs/lean-dispatch.js';
 
 describe('lean dispatch handler', () => {
   const cases: Array<[string, number, number, number]> = [

@@ -4,7 +4,7 @@
  * a status line without its pass), what is refused and why, and that what
  * formatMapfile writes parses back to the same map.
  */
-import { type Area, AreaMap, areasFromSectors, formatMapfile, parseBadblocks, parseMapfile, sectorsOf } from '../../lib/rescue/mapfile';
+import { type Area, AreaMap, areasFromSectors, formatMapfile, parseBadblocks, parseMapfile, sectorsOf } from '../../lib/rescue/mapfile.js';
 
 const DDRESCUE_OUTPUT = `# Mapfile. Created by GNU ddrescue version 1.27
 # Command line: ddrescue /dev/sdb disk.img disk.map

@@ -1,13 +1,17 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { FaultDevice } from '../../lib/block/fault-device';
-import { MemoryDevice } from '../../lib/block/memory-device';
-import { crc32, crc32Continue, decodeHeaderFields, encodeEntry, decodeEntry, FORMAT_VERSION, HEADER_CRC_OFFSET, headerCrc, type SlotEntry } from '../../lib/format/slot-codec';
-import { SlotSet } from '../../lib/meta/slots';
-import { MetaState, type PairIdentity } from '../../lib/meta/state';
-import { SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, spareLayout } from '../../lib/format/layout';
-import { poolBlockAt } from '../helpers/pool';
-import { match } from '../helpers/match';
+import { FaultDevice } from '../../lib/block/fault-device.js';
+import { MemoryDevice } from '../../lib/block/memory-device.js';
+import { crc32, crc32Continue, decodeHeaderFields, encodeEntry, decodeEntry, FORMAT_VERSION, HEADER_CRC_OFFSET, headerCrc, type SlotEntry } from '../../lib/format/slot-codec.js';
+import { SlotSet } from '../../lib/meta/slots.js';
+import { MetaState, type PairIdentity } from '../../lib/meta/state.js';
+import { SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, spareLayout } from '../../lib/format/layout.js';
+import { poolBlockAt } from '../helpers/pool.js';
+import { match } from '../helpers/match.js';
+import { fileURLToPath } from 'url';
+
+/** This module's directory (ES modules have no __dirname). */
+const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
 
 const BLOCK = 4096;
 const SPARE_BYTES = 4 * 1024 * 1024;
@@ -58,7 +62,7 @@ describe('CRC32 (crc-32 package, IEEE)', () => {
   });
 
   it('publishes the same test vector in docs/format.md', () => {
-    const doc = fs.readFileSync(path.resolve(__dirname, '../../../docs/format.md'), 'utf8');
+    const doc = fs.readFileSync(path.resolve(HERE_DIR, '../../../docs/format.md'), 'utf8');
     expect(doc).toContain('"123456789"');
     expect(doc.toLowerCase()).toContain('0xcbf43926');
   });

@@ -6,13 +6,13 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { FileDevice } from '../../lib/block/file-device';
-import type { SlotEntry } from '../../lib/format/slot-codec';
-import { fingerprint } from '../../lib/meta/reconcile';
-import { SlotSet } from '../../lib/meta/slots';
-import { MetaState } from '../../lib/meta/state';
-import { spareLayout } from '../../lib/format/layout';
-import { poolBlockAt } from '../helpers/pool';
+import { FileDevice } from '../../lib/block/file-device.js';
+import type { SlotEntry } from '../../lib/format/slot-codec.js';
+import { fingerprint } from '../../lib/meta/reconcile.js';
+import { SlotSet } from '../../lib/meta/slots.js';
+import { MetaState } from '../../lib/meta/state.js';
+import { spareLayout } from '../../lib/format/layout.js';
+import { poolBlockAt } from '../helpers/pool.js';
 
 const ENTRIES = 1_000_000;
 const BLOCK = 4096;

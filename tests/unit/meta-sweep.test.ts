@@ -7,17 +7,17 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { FaultDevice } from '../../lib/block/fault-device';
-import { MemoryDevice } from '../../lib/block/memory-device';
-import type { SlotEntry } from '../../lib/format/slot-codec';
-import { MetaJournal } from '../../lib/meta/journal';
-import { locateMetadata } from '../../lib/meta/locate';
-import { fingerprint, identityOf, reconcile } from '../../lib/meta/reconcile';
-import { SlotSet } from '../../lib/meta/slots';
-import { MetaState } from '../../lib/meta/state';
-import { spareLayout } from '../../lib/format/layout';
-import { type PairRecord, Store } from '../../lib/store/db';
-import { poolBlockAt } from '../helpers/pool';
+import { FaultDevice } from '../../lib/block/fault-device.js';
+import { MemoryDevice } from '../../lib/block/memory-device.js';
+import type { SlotEntry } from '../../lib/format/slot-codec.js';
+import { MetaJournal } from '../../lib/meta/journal.js';
+import { locateMetadata } from '../../lib/meta/locate.js';
+import { fingerprint, identityOf, reconcile } from '../../lib/meta/reconcile.js';
+import { SlotSet } from '../../lib/meta/slots.js';
+import { MetaState } from '../../lib/meta/state.js';
+import { spareLayout } from '../../lib/format/layout.js';
+import { type PairRecord, Store } from '../../lib/store/db.js';
+import { poolBlockAt } from '../helpers/pool.js';
 
 const BLOCK = 4096;
 const SPARE_BYTES = 2 * 1024 * 1024;

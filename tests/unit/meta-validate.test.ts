@@ -8,17 +8,17 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { MemoryDevice } from '../../lib/block/memory-device';
-import { crc32, headerCrc, HEADER_CRC_OFFSET, type SlotEntry } from '../../lib/format/slot-codec';
-import { fingerprint, identityOf, reconcile } from '../../lib/meta/reconcile';
-import { SlotSet } from '../../lib/meta/slots';
-import { MetaState } from '../../lib/meta/state';
-import { pairNameProblem, tableProblem, uuidProblem } from '../../lib/format/validate';
-import { toVerifyReport } from '../../lib/meta/verify';
-import { slotHeaderRegionBytes, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, spareLayout } from '../../lib/format/layout';
-import { type PairRecord, Store } from '../../lib/store/db';
-import { poolBlockAt } from '../helpers/pool';
-import { match } from '../helpers/match';
+import { MemoryDevice } from '../../lib/block/memory-device.js';
+import { crc32, headerCrc, HEADER_CRC_OFFSET, type SlotEntry } from '../../lib/format/slot-codec.js';
+import { fingerprint, identityOf, reconcile } from '../../lib/meta/reconcile.js';
+import { SlotSet } from '../../lib/meta/slots.js';
+import { MetaState } from '../../lib/meta/state.js';
+import { pairNameProblem, tableProblem, uuidProblem } from '../../lib/format/validate.js';
+import { toVerifyReport } from '../../lib/meta/verify.js';
+import { slotHeaderRegionBytes, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, spareLayout } from '../../lib/format/layout.js';
+import { type PairRecord, Store } from '../../lib/store/db.js';
+import { poolBlockAt } from '../helpers/pool.js';
+import { match } from '../helpers/match.js';
 
 const BLOCK = 4096;
 const SPARE_BYTES = 2 * 1024 * 1024;

@@ -1,8 +1,12 @@
 /** The native helper's and the native engine's C code under AddressSanitizer and UBSan (scripts/test-native.sh). */
 import { spawnSync } from 'child_process';
 import * as path from 'path';
+import { fileURLToPath } from 'url';
 
-const SCRIPT = path.resolve(__dirname, '../../../scripts/test-native.sh');
+/** This module's directory (ES modules have no __dirname). */
+const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
+
+const SCRIPT = path.resolve(HERE_DIR, '../../../scripts/test-native.sh');
 
 test('native C logic passes its checks with no sanitizer report', () => {
   const r = spawnSync('bash', [SCRIPT], { encoding: 'utf8', timeout: 110000 });

@@ -9,13 +9,17 @@ import { type ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { type NativeHelpers, nativeHelpers, nativeLoadError } from '../../lib/native';
-import { hasIoFlusherFlags, PF_IO_FLUSHER_MASK, statFlags } from '../../lib/native/task-flags';
-import { match } from '../helpers/match';
+import { type NativeHelpers, nativeHelpers, nativeLoadError } from '../../lib/native/index.js';
+import { hasIoFlusherFlags, PF_IO_FLUSHER_MASK, statFlags } from '../../lib/native/task-flags.js';
+import { match } from '../helpers/match.js';
+import { fileURLToPath } from 'url';
 
-const INDEX_JS = path.resolve(__dirname, '../../lib/native/index.js');
-const TASK_FLAGS_JS = path.resolve(__dirname, '../../lib/native/task-flags.js');
-const LAUNCHER = path.resolve(__dirname, '../../../build/Release/remapfs-io-flusher');
+/** This module's directory (ES modules have no __dirname). */
+const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
+
+const INDEX_JS = path.resolve(HERE_DIR, '../../lib/native/index.js');
+const TASK_FLAGS_JS = path.resolve(HERE_DIR, '../../lib/native/task-flags.js');
+const LAUNCHER = path.resolve(HERE_DIR, '../../../build/Release/remapfs-io-flusher');
 const CAP_SYS_RESOURCE = 24;
 
 function helpers(): NativeHelpers {

@@ -1,5 +1,5 @@
 /** The bench's profile summary: frames fall into the right categories and time adds up. */
-import { categorise, summarise } from '../../scripts/profile-summary';
+import { categorise, summarise } from '../../scripts/profile-summary.js';
 
 describe('profile summary', () => {
   it.each([

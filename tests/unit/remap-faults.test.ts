@@ -4,14 +4,14 @@
  * retired spare blocks, exhaustion; and "fail the Nth I/O" sweeps over the
  * remap path (copy, write to spare, flush, persist, switch).
  */
-import type { BlockDevice } from '../../lib/block/device';
-import { FaultDevice, ioError } from '../../lib/block/fault-device';
-import { MemoryDevice } from '../../lib/block/memory-device';
-import { toErrno } from '../../lib/fs/ops';
-import { RemapIndex } from '../../lib/remap/index-table';
-import { spareLayout } from '../../lib/format/layout';
-import { RemapDevice, type RemapJournal } from '../../lib/remap/remap-device';
-import type { RemapRecord } from '../../lib/store/db';
+import type { BlockDevice } from '../../lib/block/device.js';
+import { FaultDevice, ioError } from '../../lib/block/fault-device.js';
+import { MemoryDevice } from '../../lib/block/memory-device.js';
+import { toErrno } from '../../lib/fs/ops.js';
+import { RemapIndex } from '../../lib/remap/index-table.js';
+import { spareLayout } from '../../lib/format/layout.js';
+import { RemapDevice, type RemapJournal } from '../../lib/remap/remap-device.js';
+import type { RemapRecord } from '../../lib/store/db.js';
 import Fuse from 'fuse-native';
 
 const B = 4096;

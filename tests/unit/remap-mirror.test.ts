@@ -4,21 +4,21 @@
  * point, in the order the engine contract needs; the evacuation's tracking
  * decorator; and the rule that only disk errors (by errno code) move data.
  */
-import type { BlockDevice } from '../../lib/block/device';
-import { DISK_ERROR_CODES, isDiskError, isKnownFailure } from '../../lib/block/disk-error';
-import { FaultDevice, ioError } from '../../lib/block/fault-device';
-import { GoneDevice } from '../../lib/block/gone-device';
-import { MemoryDevice } from '../../lib/block/memory-device';
-import { failureLine } from '../../lib/daemon/served-mount';
-import { RemapfsError } from '../../lib/errors';
-import { spareLayout } from '../../lib/format/layout';
-import { EvacTracking } from '../../lib/remap/evac-tracking';
-import { RemapIndex } from '../../lib/remap/index-table';
-import { MemoryMirror } from '../../lib/remap/memory-mirror';
-import { RemapDevice, type RemapJournal } from '../../lib/remap/remap-device';
-import { ROUTE_MAIN, ROUTE_SLOW, routeOf } from '../../lib/remap/route';
-import { NO_MIRROR } from '../../lib/remap/route-mirror';
-import type { RemapRecord } from '../../lib/store/db';
+import type { BlockDevice } from '../../lib/block/device.js';
+import { DISK_ERROR_CODES, isDiskError, isKnownFailure } from '../../lib/block/disk-error.js';
+import { FaultDevice, ioError } from '../../lib/block/fault-device.js';
+import { GoneDevice } from '../../lib/block/gone-device.js';
+import { MemoryDevice } from '../../lib/block/memory-device.js';
+import { failureLine } from '../../lib/daemon/served-mount.js';
+import { RemapfsError } from '../../lib/errors.js';
+import { spareLayout } from '../../lib/format/layout.js';
+import { EvacTracking } from '../../lib/remap/evac-tracking.js';
+import { RemapIndex } from '../../lib/remap/index-table.js';
+import { MemoryMirror } from '../../lib/remap/memory-mirror.js';
+import { RemapDevice, type RemapJournal } from '../../lib/remap/remap-device.js';
+import { ROUTE_MAIN, ROUTE_SLOW, routeOf } from '../../lib/remap/route.js';
+import { NO_MIRROR } from '../../lib/remap/route-mirror.js';
+import type { RemapRecord } from '../../lib/store/db.js';
 
 const B = 4096;
 const MAIN_BYTES = 256 * B;

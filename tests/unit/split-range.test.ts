@@ -1,5 +1,5 @@
 /** Range splitting (pure), as a table of cases. */
-import { RunList, splitRange, type SpareLookup } from '../../lib/remap/split';
+import { RunList, splitRange, type SpareLookup } from '../../lib/remap/split.js';
 
 function lookup(map: Record<number, number>): SpareLookup {
   const m = new Map(Object.entries(map).map(([k, v]) => [Number(k), v]));

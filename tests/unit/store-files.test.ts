@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Store } from '../../lib/store/db';
+import { Store } from '../../lib/store/db.js';
 
 describe('the store file', () => {
   let dir: string;

@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import Database from 'better-sqlite3';
-import { type NewPair, type PairRecord, type RemapRecord, Store } from '../../lib/store/db';
+import { type NewPair, type PairRecord, type RemapRecord, Store } from '../../lib/store/db.js';
 
 const PAIR: NewPair = { name: 'p', uuid: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', mainPath: '/dev/a', sparePath: '/dev/b', blockSize: 4096, mainBytes: 1 << 30, spareBytes: 1 << 26, createdAt: 1000, metaSeq: 3 };
 

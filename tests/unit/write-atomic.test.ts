@@ -6,10 +6,10 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { RemapfsError } from '../../lib/errors';
-import { createFileExclusive, writeFileAtomic } from '../../lib/fsutil/write-atomic';
-import { saveMapfile } from '../../lib/rescue/evacuate';
-import { AreaMap } from '../../lib/rescue/mapfile';
+import { RemapfsError } from '../../lib/errors.js';
+import { createFileExclusive, writeFileAtomic } from '../../lib/fsutil/write-atomic.js';
+import { saveMapfile } from '../../lib/rescue/evacuate.js';
+import { AreaMap } from '../../lib/rescue/mapfile.js';
 
 describe('writeFileAtomic', () => {
   let dir: string;

@@ -1,9 +1,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
-import { attachPair, detachPair, linkPath } from '../../daemon/attach';
-import { RemapfsError } from '../../errors';
-import { liveDaemon, requirePair, withStore } from '../common';
+import { attachPair, detachPair, linkPath } from '../../daemon/attach.js';
+import { RemapfsError } from '../../errors.js';
+import { liveDaemon, requirePair, withStore } from '../common.js';
 
 interface Args {
   db?: string;

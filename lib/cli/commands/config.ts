@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
-import { UsageError } from '../../errors';
-import { CONFIG_KEYS, isConfigKey, type PairConfig, parseConfigValue } from '../../health/config';
-import { opsFor, printJson, requirePair, withStore } from '../common';
+import { UsageError } from '../../errors.js';
+import { CONFIG_KEYS, isConfigKey, type PairConfig, parseConfigValue } from '../../health/config.js';
+import { opsFor, printJson, requirePair, withStore } from '../common.js';
 
 interface Args {
   db?: string;

@@ -1,11 +1,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
-import { discover, type DiscoveredPair } from '../../discovery/discover';
-import { importPair } from '../../discovery/importer';
-import { RemapfsError } from '../../errors';
-import { Store } from '../../store/db';
-import { CLI_LOCK_WAIT_MS, dbPath, liveDaemon, printJson } from '../common';
+import { discover, type DiscoveredPair } from '../../discovery/discover.js';
+import { importPair } from '../../discovery/importer.js';
+import { RemapfsError } from '../../errors.js';
+import { Store } from '../../store/db.js';
+import { CLI_LOCK_WAIT_MS, dbPath, liveDaemon, printJson } from '../common.js';
 
 interface Args {
   db?: string;
@@ -64,7 +64,7 @@ export const discoverCommand: CommandModule<object, Args> = {
       .option('import', { type: 'boolean', default: false, describe: 'import complete pairs and update the paths of moved ones' })
       .option('accept', { type: 'string', describe: 'resolve a spare conflict: use the spare at this path (see "conflict" lines)' })
       .option('block-devices', { type: 'boolean', default: true, describe: 'look at block devices too (--no-block-devices: only the --dir directories)' }),
-  handler: async (argv) => {
+  handler: (argv) => {
     for (const d of argv.dir) {
       if (!fs.existsSync(d) || !fs.statSync(d).isDirectory()) throw new RemapfsError('discover', d, 'not a directory');
     }

@@ -1,19 +1,19 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
-import { type DeviceIdentity, FileDevice, identify, sameStorage } from '../../block/file-device';
-import { DeviceLock } from '../../block/device-lock';
-import type { Store } from '../../store/db';
-import type { BlockDevice } from '../../block/device';
-import { socketTransport } from '../../daemon/control';
-import { pairOps } from '../../pair/operations';
-import { RemapfsError, UsageError } from '../../errors';
-import { createFileExclusive } from '../../fsutil/write-atomic';
-import { openPair, type PairRuntime } from '../../pair/pair';
-import { type DirtyTracker, evacuate, loadAreaMap, verifyCopy } from '../../rescue/evacuate';
-import { CLI_LOCK_WAIT_MS, liveDaemon, printJson, requirePair, withStore } from '../common';
-import { countOption } from '../options';
-import { Progress } from '../progress';
+import { type DeviceIdentity, FileDevice, identify, sameStorage } from '../../block/file-device.js';
+import { DeviceLock } from '../../block/device-lock.js';
+import type { Store } from '../../store/db.js';
+import type { BlockDevice } from '../../block/device.js';
+import { socketTransport } from '../../daemon/control.js';
+import { pairOps } from '../../pair/operations.js';
+import { RemapfsError, UsageError } from '../../errors.js';
+import { createFileExclusive } from '../../fsutil/write-atomic.js';
+import { openPair, type PairRuntime } from '../../pair/pair.js';
+import { type DirtyTracker, evacuate, loadAreaMap, verifyCopy } from '../../rescue/evacuate.js';
+import { CLI_LOCK_WAIT_MS, liveDaemon, printJson, requirePair, withStore } from '../common.js';
+import { countOption } from '../options.js';
+import { Progress } from '../progress.js';
 
 interface Args {
   db?: string;

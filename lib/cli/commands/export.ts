@@ -1,9 +1,9 @@
 import type { CommandModule } from 'yargs';
-import { UsageError } from '../../errors';
-import { writeFileAtomic } from '../../fsutil/write-atomic';
-import { SECTOR_BYTES } from '../../format/layout';
-import { AreaMap, formatMapfile } from '../../rescue/mapfile';
-import { printJson, requirePair, withStore } from '../common';
+import { UsageError } from '../../errors.js';
+import { writeFileAtomic } from '../../fsutil/write-atomic.js';
+import { SECTOR_BYTES } from '../../format/layout.js';
+import { AreaMap, formatMapfile } from '../../rescue/mapfile.js';
+import { printJson, requirePair, withStore } from '../common.js';
 
 interface Args {
   db?: string;

@@ -1,11 +1,11 @@
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
-import { request, socketPathFor } from '../../daemon/control';
-import { UsageError } from '../../errors';
-import { parseSectorList } from '../../sim/sectors';
-import type { FaultState } from '../../sim/simulator';
-import { printJson } from '../common';
-import { countOption } from '../options';
+import { request, socketPathFor } from '../../daemon/control.js';
+import { UsageError } from '../../errors.js';
+import { parseSectorList } from '../../sim/sectors.js';
+import type { FaultState } from '../../sim/simulator.js';
+import { printJson } from '../common.js';
+import { countOption } from '../options.js';
 
 interface Args {
   mountpoint: string;

@@ -1,14 +1,14 @@
 import * as fs from 'fs';
 import type { CommandModule } from 'yargs';
-import { identify } from '../../block/file-device';
-import { RemapfsError } from '../../errors';
-import { writeFileAtomic } from '../../fsutil/write-atomic';
-import { loadReportState, saveReportState } from '../../health/history';
-import { renderPrometheus } from '../../health/prometheus';
-import { healthReport, type HealthReport } from '../../health/report';
-import type { PairRecord, Store } from '../../store/db';
-import { opsFor, printJson, requirePair, withStore } from '../common';
-import { countOption } from '../options';
+import { identify } from '../../block/file-device.js';
+import { RemapfsError } from '../../errors.js';
+import { writeFileAtomic } from '../../fsutil/write-atomic.js';
+import { loadReportState, saveReportState } from '../../health/history.js';
+import { renderPrometheus } from '../../health/prometheus.js';
+import { healthReport, type HealthReport } from '../../health/report.js';
+import type { PairRecord, Store } from '../../store/db.js';
+import { opsFor, printJson, requirePair, withStore } from '../common.js';
+import { countOption } from '../options.js';
 
 /** Exit status bits of `remapfs health` (docs/cli.md). */
 export const HEALTH_BITS = {

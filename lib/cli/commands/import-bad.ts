@@ -1,9 +1,9 @@
 import * as fs from 'fs';
 import type { CommandModule } from 'yargs';
-import { RemapfsError, UsageError } from '../../errors';
-import { parseBadblocks, parseMapfile, sectorsOf } from '../../rescue/mapfile';
-import { opsFor, printJson, requirePair, withStore } from '../common';
-import { countOption } from '../options';
+import { RemapfsError, UsageError } from '../../errors.js';
+import { parseBadblocks, parseMapfile, sectorsOf } from '../../rescue/mapfile.js';
+import { opsFor, printJson, requirePair, withStore } from '../common.js';
+import { countOption } from '../options.js';
 
 interface Args {
   db?: string;

@@ -1,8 +1,8 @@
 import type { CommandModule } from 'yargs';
-import { UsageError } from '../../errors';
-import { importPair } from '../../discovery/importer';
-import { CLI_LOCK_WAIT_MS, printJson, withStore } from '../common';
-import { pairNameProblem } from '../../format/validate';
+import { UsageError } from '../../errors.js';
+import { importPair } from '../../discovery/importer.js';
+import { CLI_LOCK_WAIT_MS, printJson, withStore } from '../common.js';
+import { pairNameProblem } from '../../format/validate.js';
 
 interface Args {
   db?: string;

@@ -1,11 +1,11 @@
 import type { CommandModule } from 'yargs';
-import { DeviceLock } from '../../block/device-lock';
-import { createPair, planPair } from '../../pair/create';
-import { UsageError } from '../../errors';
-import { pairNameProblem } from '../../format/validate';
-import { validateBlockSize } from '../../format/layout';
-import { CLI_LOCK_WAIT_MS, formatBytes, withStore } from '../common';
-import { countOption } from '../options';
+import { DeviceLock } from '../../block/device-lock.js';
+import { createPair, planPair } from '../../pair/create.js';
+import { UsageError } from '../../errors.js';
+import { pairNameProblem } from '../../format/validate.js';
+import { validateBlockSize } from '../../format/layout.js';
+import { CLI_LOCK_WAIT_MS, formatBytes, withStore } from '../common.js';
+import { countOption } from '../options.js';
 
 interface Args {
   db?: string;
@@ -44,7 +44,7 @@ export const initCommand: CommandModule<object, Args> = {
       await withStore(argv, true, (store) => {
         const { pair, labelError } = createPair(store, plan, argv.force, lock);
         if (labelError !== undefined) {
-          process.stderr.write(`remapfs: warning: could not label the main (${labelError instanceof Error ? labelError.message : String(labelError)}); discovery will not recognise it\n`);
+          process.stderr.write(`remapfs: warning: could not label the main (${labelError instanceof Error ? labelError.message : JSON.stringify(labelError)}); discovery will not recognise it\n`);
         }
         process.stdout.write(`${pair.uuid}\n`);
         process.stderr.write(

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { pairStatus, type PairStatus } from '../../pair/ops';
-import { formatBytes, liveDaemon, printJson, withStore } from '../common';
+import { pairStatus, type PairStatus } from '../../pair/ops.js';
+import { formatBytes, liveDaemon, printJson, withStore } from '../common.js';
 
 interface Args {
   db?: string;

@@ -1,8 +1,8 @@
 import type { CommandModule } from 'yargs';
-import { writeFileAtomic } from '../../fsutil/write-atomic';
-import { mapInputOf, renderBar, renderSvg } from '../../health/map';
-import { requirePair, withStore } from '../common';
-import { countOption } from '../options';
+import { writeFileAtomic } from '../../fsutil/write-atomic.js';
+import { mapInputOf, renderBar, renderSvg } from '../../health/map.js';
+import { requirePair, withStore } from '../common.js';
+import { countOption } from '../options.js';
 
 interface Args {
   db?: string;

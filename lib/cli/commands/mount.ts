@@ -1,11 +1,11 @@
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
-import { OPEN_MODES, type OpenMode } from '../../block/file-device';
-import { Daemon } from '../../daemon/daemon';
-import { Store } from '../../store/db';
-import { dbPath } from '../common';
-import { runInForeground } from '../foreground';
-import { engineOf, engineOption } from '../engine';
+import { OPEN_MODES, type OpenMode } from '../../block/file-device.js';
+import { Daemon } from '../../daemon/daemon.js';
+import { Store } from '../../store/db.js';
+import { dbPath } from '../common.js';
+import { runInForeground } from '../foreground.js';
+import { engineOf, engineOption } from '../engine.js';
 
 interface Args {
   db?: string;

@@ -12,14 +12,14 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
-import { loopBackingFile } from '../../block/loop';
-import { LINK_DIR } from '../../daemon/attach';
-import { mounts } from '../../daemon/mounts';
-import { RemapfsError } from '../../errors';
-import { lazyUnmountCommands } from '../../fs/fuse-unmount';
-import { dbPath } from '../common';
-import { socketPathFor } from '../../daemon/control';
-import { type MountRecord, processAlive, Store } from '../../store/db';
+import { loopBackingFile } from '../../block/loop.js';
+import { LINK_DIR } from '../../daemon/attach.js';
+import { mounts } from '../../daemon/mounts.js';
+import { RemapfsError } from '../../errors.js';
+import { lazyUnmountCommands } from '../../fs/fuse-unmount.js';
+import { dbPath } from '../common.js';
+import { socketPathFor } from '../../daemon/control.js';
+import { type MountRecord, processAlive, Store } from '../../store/db.js';
 
 interface Args {
   db?: string;

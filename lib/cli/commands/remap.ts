@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { UsageError } from '../../errors';
-import { opsFor, parseCount, printJson, requirePair, withStore } from '../common';
+import { UsageError } from '../../errors.js';
+import { opsFor, parseCount, printJson, requirePair, withStore } from '../common.js';
 
 interface Args {
   db?: string;

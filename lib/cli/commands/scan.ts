@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
-import type { ScanSummary } from '../../health/history';
-import { opsFor, printJson, requirePair, withStore } from '../common';
-import { Progress } from '../progress';
+import type { ScanSummary } from '../../health/history.js';
+import { opsFor, printJson, requirePair, withStore } from '../common.js';
+import { Progress } from '../progress.js';
 
 interface Args {
   db?: string;

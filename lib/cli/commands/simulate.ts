@@ -1,11 +1,11 @@
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
-import { UsageError } from '../../errors';
-import { parseSectorList } from '../../sim/sectors';
-import { SIMULATED_FILE, Simulator } from '../../sim/simulator';
-import { countOption } from '../options';
-import { runInForeground } from '../foreground';
-import { engineOf, engineOption } from '../engine';
+import { UsageError } from '../../errors.js';
+import { parseSectorList } from '../../sim/sectors.js';
+import { SIMULATED_FILE, Simulator } from '../../sim/simulator.js';
+import { countOption } from '../options.js';
+import { runInForeground } from '../foreground.js';
+import { engineOf, engineOption } from '../engine.js';
 
 interface Args {
   image: string;

@@ -1,10 +1,10 @@
 import type { CommandModule } from 'yargs';
-import { formatIoFlusher } from '../../native/io-flusher';
-import { mapInputOf, renderBar } from '../../health/map';
-import { databaseEntries } from '../../meta/reconcile';
-import type { PairStatus } from '../../pair/ops';
-import type { Store } from '../../store/db';
-import { formatBytes, opsFor, printJson, requirePair, withStore } from '../common';
+import { formatIoFlusher } from '../../native/io-flusher.js';
+import { mapInputOf, renderBar } from '../../health/map.js';
+import { databaseEntries } from '../../meta/reconcile.js';
+import type { PairStatus } from '../../pair/ops.js';
+import type { Store } from '../../store/db.js';
+import { formatBytes, opsFor, printJson, requirePair, withStore } from '../common.js';
 
 interface Args {
   db?: string;

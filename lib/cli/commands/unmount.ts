@@ -7,12 +7,12 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
-import { request, socketPathFor } from '../../daemon/control';
-import { isMountpoint, mounts } from '../../daemon/mounts';
-import { RemapfsError } from '../../errors';
-import { lazyUnmountSync } from '../../fs/fuse-unmount';
-import { processAlive, Store } from '../../store/db';
-import { dbPath } from '../common';
+import { request, socketPathFor } from '../../daemon/control.js';
+import { isMountpoint, mounts } from '../../daemon/mounts.js';
+import { RemapfsError } from '../../errors.js';
+import { lazyUnmountSync } from '../../fs/fuse-unmount.js';
+import { processAlive, Store } from '../../store/db.js';
+import { dbPath } from '../common.js';
 
 interface Args {
   db?: string;

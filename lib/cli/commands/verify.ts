@@ -1,8 +1,8 @@
 import type { CommandModule } from 'yargs';
-import { formatVerifyReport } from '../../meta/verify';
-import { RemapfsError } from '../../errors';
-import { REBUILD_HINT } from '../../store/db';
-import { opsFor, printJson, requirePair, withStore } from '../common';
+import { formatVerifyReport } from '../../meta/verify.js';
+import { RemapfsError } from '../../errors.js';
+import { REBUILD_HINT } from '../../store/db.js';
+import { opsFor, printJson, requirePair, withStore } from '../common.js';
 
 interface Args {
   db?: string;

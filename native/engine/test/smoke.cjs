@@ -57,7 +57,7 @@ const expect = (what, ok) => { if (!ok) { bad++; console.error(`smoke: FAILED: $
     expect('exception in upcall -> EIO', (await sh(`sync ${f} 2>&1; true`)).code === 0);
     expect('truncate refused', (await sh(`truncate -s 1M ${f}`)).code !== 0);
     m.fence(e, 3, 100, 1);
-    const pending = sh(`dd if=${f} bs=4096 skip=100 count=1 of=/dev/null 2>&1`);
+    void sh(`dd if=${f} bs=4096 skip=100 count=1 of=/dev/null 2>&1`);
     while (!hold) await new Promise((r) => setTimeout(r, 20));
     const st = m.stats(e, 3);
     expect('stats count', st.readOps > 0 && st.writeOps > 0 && st.slowReads > 0 && st.fallocates > 0);
