@@ -209,7 +209,7 @@ export class Daemon implements DaemonPairs {
   }
 
   /** The engine serving a pair and, for the native one, its counters (summed over its threads). */
-  private engineInfo(name: string): { engine: string; counters?: IoCounters; engineCounters?: object } {
+  private engineInfo(name: string): { engine: string; counters?: IoCounters; engineCounters?: object; [detail: string]: unknown } {
     const adapter = this.servedMount?.adapter;
     const stats = adapter?.engineStats(name);
     const device = this.pairs.find((a) => a.svc.name === name)?.svc.rt.device;
@@ -217,6 +217,7 @@ export class Daemon implements DaemonPairs {
       engine: adapter?.engine ?? 'none',
       ...(device ? { counters: servedCounters(device.counters, stats) } : {}),
       ...(stats ? { engineCounters: stats } : {}),
+      ...(adapter?.engineDetails() ?? {}),
     };
   }
 

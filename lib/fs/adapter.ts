@@ -59,6 +59,8 @@ export interface FsAdapter {
   engineStats(name: string): EngineStats | undefined;
   /** Lines worth logging once the adapter exists (a fallback it took, say). */
   notices(): string[];
+  /** What the engine negotiated with the kernel and how its threads fared (undefined with fuse-native). */
+  engineDetails(): Record<string, unknown> | undefined;
 }
 
 /** Parses an engine name (from --engine or REMAPFS_ENGINE); undefined when it is not one. */

@@ -99,6 +99,10 @@ export class FuseNativeAdapter implements FsAdapter {
     return this.stockDispatch ? [`remapfs: reads and writes use fuse-native's stock dispatch: ${this.stockDispatch}`] : [];
   }
 
+  engineDetails(): undefined {
+    return undefined;
+  }
+
   private stat(a: Attr) {
     const t = this.mountedAt;
     return { mtime: t, atime: t, ctime: t, nlink: 1, size: a.size, mode: a.mode, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };

@@ -161,6 +161,11 @@ export class NativeAdapter implements FsAdapter {
     return [];
   }
 
+  engineDetails(): Record<string, unknown> | undefined {
+    if (!this.mounted) return undefined;
+    return { engineVersion: this.api.version(), negotiated: this.api.negotiated(this.e), engineIoFlusher: this.api.ioFlusher(this.e) };
+  }
+
   /** PR_SET_IO_FLUSHER results of the engine's threads. */
   ioFlusher(): { set: number; failed: number; errno: number } {
     return this.api.ioFlusher(this.e);

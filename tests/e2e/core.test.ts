@@ -75,10 +75,21 @@ describe('remapfs end to end', () => {
     loop = lab.attachLoop(path.join(mnt, 'disk0'));
     lab.mountFs(loop, ext);
     expect(checkTree(ext, sums)).toEqual([]);
-    const live = JSON.parse(lab.ok(['status', 'disk0', '--json'])) as { remappedBlocks: number; mounted: boolean; counters: { readOps: number } };
+    const live = JSON.parse(lab.ok(['status', 'disk0', '--json'])) as {
+      remappedBlocks: number;
+      mounted: boolean;
+      engine: string;
+      counters: { readOps: number };
+      negotiated?: { maxWrite: number; asyncDio: boolean };
+    };
     expect(live.mounted).toBe(true);
     expect(live.remappedBlocks).toBe(newRemaps.length);
+    // Every request counts, whether the native engine served it alone or through JavaScript.
     expect(live.counters.readOps).toBeGreaterThan(0);
+    const engine = process.env.REMAPFS_ENGINE ?? 'native';
+    expect(live.engine).toBe(engine);
+    if (engine === 'native') expect([live.negotiated?.maxWrite, live.negotiated?.asyncDio]).toEqual([1024 * 1024, true]);
+    else expect(live.negotiated).toBeUndefined();
     expect(lab.ok(['status', 'disk0'])).toMatch(new RegExp(`remapped\\s+${newRemaps.length} blocks`));
   });
 
