@@ -121,6 +121,11 @@ export class RemapIndex implements SpareLookup {
     return -1;
   }
 
+  /** Calls `fn` with the main block of every remap, in no particular order (allocates nothing). */
+  forEachRemapped(fn: (mainBlock: number) => void): void {
+    this.spareOf.forEach((_spareBlock, mainBlock) => fn(mainBlock));
+  }
+
   /** Every remap, ascending by main block. */
   entries(): Array<{ mainBlock: number; spareBlock: number }> {
     const out: Array<{ mainBlock: number; spareBlock: number }> = [];

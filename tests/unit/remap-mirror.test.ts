@@ -122,6 +122,29 @@ describe('routes', () => {
     ]);
     expect(mirror.writesSlow).toBe(true);
   });
+
+  it('attachMirror publishes a table larger than one chunk in several calls, every entry once', () => {
+    const blockBytes = 512;
+    const remaps = 70_000; // more than one publish chunk (65,536)
+    const spareBytes = 4 * remaps * blockBytes; // the pool, after the slot areas, holds every remap
+    const index = new RemapIndex(2 * remaps, spareLayout(spareBytes, blockBytes), remaps);
+    for (let b = 0; b < remaps; b++) index.set(2 * b, index.allocate());
+    expect(index.remappedCount).toBe(remaps);
+    index.markPending(1);
+    const dev = new RemapDevice('t', new MemoryDevice('m', 2 * remaps * blockBytes), new MemoryDevice('s', spareBytes), blockBytes, index, new LogJournal([]));
+    const mirror = new MemoryMirror();
+    let calls = 0;
+    const publish = mirror.publish.bind(mirror);
+    mirror.publish = (blocks, routes, count) => {
+      calls++;
+      publish(blocks, routes, count);
+    };
+    dev.attachMirror(mirror);
+    expect(calls).toBe(2);
+    expect(mirror.routes.size).toBe(remaps + 1);
+    expect(mirror.routes.get(1)).toBe(ROUTE_SLOW);
+    for (let b = 0; b < remaps; b += 997) expect(mirror.routes.get(2 * b)).toBe(index.spareBlockOf(2 * b));
+  });
 });
 
 describe('fence and publish around every entry point', () => {
