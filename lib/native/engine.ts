@@ -17,12 +17,7 @@
  */
 
 import * as fs from 'fs';
-import * as path from 'path';
-import { createRequire } from 'module';
-import { fileURLToPath } from 'url';
-
-/** This module's directory (ES modules have no __dirname). */
-const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
+import { loadAddon, type Loaded } from './load-addon.js';
 
 export const ROUTE_MAIN = -1;
 export const ROUTE_SLOW = -2;
@@ -146,10 +141,15 @@ export interface EngineModule {
   complete(handle: number, result: number, value?: unknown): boolean;
 }
 
-const ADDON_PATH = path.join('build', 'Release', 'remapfs_engine.node');
 const FUNCTIONS = ['version', 'create', 'addPair', 'removePair', 'mount', 'unmount', 'fence', 'publish', 'setWritesSlow', 'stats', 'ioFlusher', 'negotiated', 'complete'] as const;
 
-let loaded: { mod: EngineModule | undefined; error: string | undefined } | undefined;
+let loaded: Loaded<EngineModule> | undefined;
+
+function load(): Loaded<EngineModule> {
+  if (loaded) return loaded;
+  if (!fs.existsSync('/dev/fuse')) return (loaded = { mod: undefined, error: '/dev/fuse is missing (modprobe fuse)' });
+  return (loaded = loadAddon<EngineModule>('remapfs_engine.node', FUNCTIONS, 'run scripts/setup.sh to build it; it needs libfuse3-dev'));
+}
 
 /** undefined when the engine cannot load; engineUnavailable() says why. */
 export function engineModule(): EngineModule | undefined {
@@ -159,34 +159,4 @@ export function engineModule(): EngineModule | undefined {
 /** One line saying why the engine cannot load, or undefined when it loads. */
 export function engineUnavailable(): string | undefined {
   return load().error;
-}
-
-function load(): { mod: EngineModule | undefined; error: string | undefined } {
-  if (loaded) return loaded;
-  const root = packageRoot(HERE_DIR);
-  if (root === undefined) return (loaded = { mod: undefined, error: `no remapfs package.json above ${HERE_DIR}` });
-  const addonPath = path.join(root, ADDON_PATH);
-  if (!fs.existsSync(addonPath)) return (loaded = { mod: undefined, error: `${addonPath} is missing (run scripts/setup.sh to build it; it needs libfuse3-dev)` });
-  if (!fs.existsSync('/dev/fuse')) return (loaded = { mod: undefined, error: '/dev/fuse is missing (modprobe fuse)' });
-  try {
-    const mod = createRequire(import.meta.url)(addonPath) as Record<string, unknown>;
-    const absent = FUNCTIONS.filter((name) => typeof mod[name] !== 'function');
-    if (absent.length > 0) return (loaded = { mod: undefined, error: `${addonPath} lacks ${absent.join(', ')} (rebuild it: scripts/setup.sh)` });
-    return (loaded = { mod: mod as unknown as EngineModule, error: undefined });
-  } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
-    return (loaded = { mod: undefined, error: `${addonPath} does not load: ${msg.split('\n')[0]}` });
-  }
-}
-
-function packageRoot(start: string): string | undefined {
-  for (let dir = start; ; dir = path.dirname(dir)) {
-    try {
-      const parsed = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown };
-      if (parsed.name === 'remapfs') return dir;
-    } catch {
-      // no (readable) package.json here: keep walking up
-    }
-    if (path.dirname(dir) === dir) return undefined;
-  }
 }

@@ -4,19 +4,12 @@
  * so every command that writes to a device) refuses, and nativeLoadError()
  * says why in one line.
  *
- * Layout: the add-on is build/Release/remapfs_native.node under the package
- * root, found by walking up from this file (lib/native/ or dist/lib/native/)
- * to the package.json named "remapfs". It is loaded once, on first use, and
- * the result (helpers or the error) is kept for the life of the process.
+ * Layout: the add-on is build/Release/remapfs_native.node (load-addon.ts
+ * finds it). It is loaded once, on first use, and the result (helpers or the
+ * error) is kept for the life of the process.
  */
 
-import * as fs from 'fs';
-import * as path from 'path';
-import { createRequire } from 'module';
-import { fileURLToPath } from 'url';
-
-/** This module's directory (ES modules have no __dirname). */
-const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
+import { loadAddon, type Loaded } from './load-addon.js';
 
 /** The add-on's functions; each acts on the calling thread or on one fd. */
 export interface NativeHelpers {
@@ -30,56 +23,17 @@ export interface NativeHelpers {
   unlock(fd: number): void;
 }
 
-const ADDON_PATH = path.join('build', 'Release', 'remapfs_native.node');
 const FUNCTIONS = ['setIoFlusher', 'getIoFlusher', 'flock', 'unlock'] as const;
 
-let loaded: { helpers: NativeHelpers | undefined; error: string | undefined } | undefined;
+let loaded: Loaded<NativeHelpers> | undefined;
 
 /** undefined when the add-on cannot load; nativeLoadError() says why in one line. */
 export function nativeHelpers(): NativeHelpers | undefined {
-  return load().helpers;
+  loaded ??= loadAddon<NativeHelpers>('remapfs_native.node', FUNCTIONS, 'run scripts/setup.sh to build it');
+  return loaded.mod;
 }
 
 export function nativeLoadError(): string | undefined {
-  return load().error;
-}
-
-function load(): { helpers: NativeHelpers | undefined; error: string | undefined } {
-  if (loaded) return loaded;
-  const root = packageRoot(HERE_DIR);
-  if (root === undefined) {
-    loaded = { helpers: undefined, error: `no remapfs package.json above ${HERE_DIR}` };
-    return loaded;
-  }
-  const addonPath = path.join(root, ADDON_PATH);
-  if (!fs.existsSync(addonPath)) {
-    loaded = { helpers: undefined, error: `${addonPath} is missing (run scripts/setup.sh to build it)` };
-    return loaded;
-  }
-  try {
-    const mod = createRequire(import.meta.url)(addonPath) as Record<string, unknown>;
-    const absent = FUNCTIONS.filter((name) => typeof mod[name] !== 'function');
-    if (absent.length > 0) {
-      loaded = { helpers: undefined, error: `${addonPath} lacks ${absent.join(', ')} (rebuild it: scripts/setup.sh)` };
-    } else {
-      loaded = { helpers: mod as unknown as NativeHelpers, error: undefined };
-    }
-  } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
-    loaded = { helpers: undefined, error: `${addonPath} does not load: ${msg.split('\n')[0]}` };
-  }
-  return loaded;
-}
-
-function packageRoot(start: string): string | undefined {
-  for (let dir = start; ; dir = path.dirname(dir)) {
-    const manifest = path.join(dir, 'package.json');
-    try {
-      const parsed = JSON.parse(fs.readFileSync(manifest, 'utf8')) as { name?: unknown };
-      if (parsed.name === 'remapfs') return dir;
-    } catch {
-      // no (readable) package.json here: keep walking up
-    }
-    if (path.dirname(dir) === dir) return undefined;
-  }
+  nativeHelpers();
+  return loaded?.error;
 }
