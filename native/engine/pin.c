@@ -19,8 +19,10 @@
  *  - reads requests into its own receive buffer, populated and mlock()ed;
  *  - touches and mlock()s a first stretch of its malloc arena, where libfuse's
  *    per-request struct is carved (then reused from the thread's cache).
- * Buffers and stacks are MADV_DONTFORK, so a fork of the daemon does not make
- * them copy-on-write. mlock failing (no CAP_IPC_LOCK, RLIMIT_MEMLOCK) is
+ * Receive buffers are MADV_DONTFORK, so a fork of the daemon does not make
+ * them copy-on-write. Stacks and malloc'd memory cannot be: the child's fork
+ * handler writes each thread's struct at the top of its stack, and a heap page
+ * may hold chunks the child needs. mlock failing (no CAP_IPC_LOCK, RLIMIT_MEMLOCK) is
  * counted, not fatal: the pages are touched anyway, and without swap they stay.
  *
  * The receive buffer is RECV_BYTES (libfuse 3.14's own size: 256 pages + one
@@ -60,25 +62,26 @@ static void note_lock(struct engine *e, int rc) {
   atomic_fetch_add(&e->pin_failed, 1);
 }
 
-/* Touches, locks and keeps out of forks [p, p+len). */
-static void pin_range(struct engine *e, void *p, size_t len) {
+/* Touches and locks [p, p+len); keeps it out of forks only when it is our own mapping (`own`). */
+static void pin_range(struct engine *e, void *p, size_t len, bool own) {
   long page = sysconf(_SC_PAGESIZE);
   uintptr_t start = (uintptr_t)p & ~(uintptr_t)(page - 1);
   uintptr_t end = ((uintptr_t)p + len + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
   for (volatile char *c = (volatile char *)p; c < (volatile char *)p + len; c += page) *c = *c;
   note_lock(e, mlock((void *)start, end - start));
-  madvise((void *)start, end - start, MADV_DONTFORK);
+  if (own) madvise((void *)start, end - start, MADV_DONTFORK);
 }
 
 void engine_pin_worker(struct engine *e, struct worker *w) {
-  pin_range(e, w->buf, ENG_BUF_BYTES);
-  pin_range(e, w->runs, sizeof(struct rt_run) * ENG_MAX_RUNS);
+  /* malloc'd (io.c): their pages may be shared with other heap chunks, so no MADV_DONTFORK. */
+  pin_range(e, w->buf, ENG_BUF_BYTES, false);
+  pin_range(e, w->runs, sizeof(struct rt_run) * ENG_MAX_RUNS, false);
 }
 
-static void *map_pinned(struct engine *e, size_t len) {
+static void *map_pinned(struct engine *e, size_t len, bool dontfork) {
   void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (p == MAP_FAILED) return NULL;
-  pin_range(e, p, len);
+  pin_range(e, p, len, dontfork);
   return p;
 }
 
@@ -96,7 +99,7 @@ static void *worker_main(void *arg) {
   }
   struct fuse_buf fbuf;
   memset(&fbuf, 0, sizeof fbuf);
-  void *recv = map_pinned(e, RECV_BYTES);
+  void *recv = map_pinned(e, RECV_BYTES, true);
   if (!recv) note_lock(e, -1);
   fbuf.mem = recv; /* NULL: libfuse mallocs one (not pinned) */
   if (w && recv) atomic_fetch_add(&e->pin_threads, 1);
@@ -118,7 +121,7 @@ static void *worker_main(void *arg) {
 static void *map_stack(struct engine *e, struct pool_worker *pw) {
   long page = sysconf(_SC_PAGESIZE);
   pw->stack_map_bytes = STACK_BYTES + (size_t)page;
-  void *p = map_pinned(e, pw->stack_map_bytes);
+  void *p = map_pinned(e, pw->stack_map_bytes, false); /* glibc's fork handler writes the thread struct at its top */
   if (!p) return NULL;
   munlock(p, (size_t)page);
   mprotect(p, (size_t)page, PROT_NONE);
