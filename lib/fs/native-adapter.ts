@@ -167,7 +167,7 @@ export class NativeAdapter implements FsAdapter {
   }
 
   /** PR_SET_IO_FLUSHER results of the engine's threads. */
-  ioFlusher(): { set: number; failed: number; errno: number } {
+  ioFlusher(): { set: number; failed: number; errno: number; pinned: number; pinFailed: number; pinErrno: number } {
     return this.api.ioFlusher(this.e);
   }
 

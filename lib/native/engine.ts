@@ -135,7 +135,7 @@ export interface EngineModule {
   publish(e: EngineHandle, id: number, blocks: Float64Array, routes: Float64Array, count: number): void;
   setWritesSlow(e: EngineHandle, id: number, on: boolean): void;
   stats(e: EngineHandle, id: number): EngineStats;
-  ioFlusher(e: EngineHandle): { set: number; failed: number; errno: number };
+  ioFlusher(e: EngineHandle): { set: number; failed: number; errno: number; pinned: number; pinFailed: number; pinErrno: number };
   negotiated(e: EngineHandle): EngineNegotiated;
   /** Answers one upcall; false when it was already answered (e.g. by unmount). */
   complete(handle: number, result: number, value?: unknown): boolean;

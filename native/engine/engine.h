@@ -103,6 +103,7 @@ struct engine {
   pthread_key_t worker_key;
   struct worker workers[RT_MAX_SLOTS];
   _Atomic int flusher_set, flusher_failed, flusher_errno;
+  _Atomic int pin_threads, pin_failed, pin_errno; /* pin.c: workers fully pinned; failed mlock/mmap calls */
   /* negotiated at INIT */
   _Atomic int got_init;
   unsigned proto_major, proto_minor, max_write, max_readahead, max_background, congestion, capable, want;
@@ -140,6 +141,10 @@ struct upcall *upcall_find(uint32_t handle);
 void upcall_answer(struct upcall *u, int64_t result);
 /* JS thread: answers every outstanding upcall of e with -EIO via `each` (under upcall_lock) and sets closing. */
 void upcall_close(struct engine *e, void (*each)(struct upcall *u));
+
+/* pin.c: the worker pool (fault-free steady state); runs until the session ends, -1 when no worker started. */
+int engine_serve(struct engine *e);
+void engine_pin_worker(struct engine *e, struct worker *w);
 
 /* fs.c */
 struct engine *engine_new(void);

@@ -11,8 +11,8 @@
  * libfuse (3.14) has no fuse_file_info bit for FOPEN_PARALLEL_DIRECT_WRITES
  * (protocol 7.38); they carry FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES.
  *
- * Threads: mount() starts one session thread running fuse_session_loop_mt
- * (its workers are the engine threads). unmount() sets closing (no new
+ * Threads: mount() starts one session thread running engine_serve (pin.c:
+ * a fixed pool of workers with pinned memory, the engine threads). unmount() sets closing (no new
  * upcalls; outstanding ones get -EIO), unmounts (aborting the connection when
  * busy), which ends every worker's read, and joins the session thread.
  */
@@ -564,6 +564,7 @@ struct engine *engine_new(void) {
 
 static void *session_main(void *arg) {
   struct engine *e = arg;
+  if (engine_serve(e) == 0) return NULL; /* pin.c; libfuse's own loop only when no worker could start */
   struct fuse_loop_config *cfg = fuse_loop_cfg_create();
   if (cfg) {
     fuse_loop_cfg_set_max_threads(cfg, (unsigned)e->max_threads);

@@ -614,6 +614,9 @@ static napi_value io_flusher(napi_env env, napi_callback_info info) {
   set_num(env, out, "set", atomic_load(&h->e->flusher_set));
   set_num(env, out, "failed", atomic_load(&h->e->flusher_failed));
   set_num(env, out, "errno", atomic_load(&h->e->flusher_errno));
+  set_num(env, out, "pinned", atomic_load(&h->e->pin_threads));
+  set_num(env, out, "pinFailed", atomic_load(&h->e->pin_failed));
+  set_num(env, out, "pinErrno", atomic_load(&h->e->pin_errno));
   return out;
 }
 

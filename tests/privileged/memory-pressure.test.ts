@@ -1,161 +1,43 @@
 /**
- * Privileged (npm run test:privileged; needs CAP_SYS_RESOURCE, which
- * PR_SET_IO_FLUSHER requires). Issue 13, case 7: no reclaim deadlock. The daemon and a writer share one
- * memory cgroup of 192 MiB; the writer puts 3 GiB into ext4 on a loop device
- * over the pair's file. The writer's dirty ext4 pages are charged to the
- * cgroup and written back through the loop device, i.e. through the daemon.
- * Once the cgroup is full, any allocation or page fault of the daemon reclaims
- * from it, and (cgroup v1) reclaim waits for pages under writeback: writeback
- * that only the daemon can finish. PR_SET_IO_FLUSHER keeps the daemon's
- * threads out of such waits (lib/native/io-flusher.ts).
+ * Privileged (npm run test:privileged). Issue 13, case 7: no reclaim deadlock
+ * (the scenario: tests/helpers/memory-pressure.ts).
  *
- * Why 3 GiB: 16 times the limit, far past the 1.6 GB where the reported run
- * hung, so the cgroup is refilled many times over (its failcnt is checked).
- * The 48 files of 64 MiB each start with their own header line, so a block
- * that lands in another file's place is caught by the sums.
+ * With CAP_SYS_RESOURCE the daemon starts as deployment advice says, through
+ * remapfs-io-flusher, so every thread carries PR_SET_IO_FLUSHER; the test
+ * checks that first, since without the flag it could pass by luck. This path
+ * serves with whatever engine the project picks (fuse-native included).
  *
- * The test must never hang: every step that goes through the daemon runs in
- * a child process under a watchdog. When the daemon does no I/O at all for
- * STALL_MS while a step runs, the watchdog shows where the threads wait,
- * aborts the FUSE connection (the only way out), and the test fails.
- * The daemon starts as deployment advice says, through remapfs-io-flusher,
- * so all its threads carry the flag; the test checks that first, since
- * without the flag it could pass by luck (one run in five did, here) and
- * usually hangs. REMAPFS_NO_IO_FLUSHER=1 in the environment starts it
- * directly, skips that check and makes the daemon skip the prctl: that
- * shows the deadlock (docs/architecture.md); the test then fails.
+ * Without the capability, the flag cannot be set, and the scenario runs
+ * against the native engine with REMAPFS_NO_IO_FLUSHER=1: its threads pin
+ * their memory instead (native/engine/pin.c), which is what the e2e variant
+ * (tests/e2e/memory-pressure.test.ts) checks in CI.
  */
 import { labPerTest } from '../helpers/lab-hooks.js';
-import { requireCapability } from '../helpers/capabilities.js';
-import { spawn, spawnSync } from 'child_process';
-import * as crypto from 'crypto';
-import * as fs from 'fs';
-import * as path from 'path';
-import { type DaemonHandle, IO_FLUSHER_LAUNCHER, type Lab, sleep, threadStacks } from '../../lib/lab/lab.js';
-import { MemoryCgroup } from '../../lib/lab/memcg.js';
+import { hasCapability } from '../helpers/capabilities.js';
+import { memoryPressure } from '../helpers/memory-pressure.js';
+import { startNativeUnflagged } from '../helpers/memory-pressure-native.js';
+import { IO_FLUSHER_LAUNCHER } from '../../lib/lab/lab.js';
 import { hasIoFlusherFlags, threadFlagsOf } from '../../lib/native/task-flags.js';
 
-const MiB = 1024 * 1024;
-const LIMIT_BYTES = 192 * MiB;
-const FILE_BYTES = 64 * MiB;
-const FILES = 48; // 3 GiB
-const STALL_MS = 60000;
-
-interface Watched {
-  lab: Lab;
-  daemon: DaemonHandle;
-  fuseMountpoint: string;
-}
-
-function daemonIoBytes(pid: number): number {
-  const io = fs.readFileSync(`/proc/${pid}/io`, 'utf8');
-  const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? 0);
-  return field('rchar') + field('wchar');
-}
-
-function states(pid: number): string {
-  try {
-    return fs
-      .readdirSync(`/proc/${pid}/task`)
-      .map((t) => {
-        const stat = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
-        return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-      })
-      .join('');
-  } catch {
-    return '(gone)';
-  }
-}
-
-/** Runs `sh -c script`; throws on failure, or on a stall (after aborting the FUSE connection). */
-async function runWatched(w: Watched, what: string, script: string): Promise<string> {
-  const pid = w.daemon.child.pid!;
-  const child = spawn('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  let last = daemonIoBytes(pid);
-  let lastChange = Date.now();
-  for (;;) {
-    const code = await Promise.race([exited, sleep(1000).then(() => undefined)]);
-    if (code !== undefined) {
-      if (code !== 0) throw new Error(`${what} failed (${code ?? child.signalCode}): ${out.trim()}\ndaemon:\n${w.daemon.output()}`);
-      return out;
-    }
-    if (w.daemon.child.exitCode !== null || w.daemon.child.signalCode !== null) {
-      child.kill('SIGKILL');
-      throw new Error(`the daemon died during ${what} (${w.daemon.child.exitCode ?? w.daemon.child.signalCode}):\n${w.daemon.output()}`);
-    }
-    const now = daemonIoBytes(pid);
-    if (now !== last) {
-      last = now;
-      lastChange = Date.now();
-      continue;
-    }
-    if (Date.now() - lastChange < STALL_MS) continue;
-    const where = `daemon threads (states ${states(pid)}):\n${threadStacks(pid, 0)}\n${what} (states ${states(child.pid!)}):\n${threadStacks(child.pid, 1)}`;
-    let aborted: string;
-    try {
-      aborted = `FUSE connection aborted (${w.lab.abortFuse(w.fuseMountpoint) ?? 'no FUSE mount found'})`;
-    } catch (err) {
-      aborted = `aborting the FUSE connection failed: ${err instanceof Error ? err.message : String(err)}`;
-    }
-    child.kill('SIGKILL');
-    await exited;
-    throw new Error(`${what} hung: the daemon did no I/O for ${STALL_MS / 1000} s; ${aborted}.\n${where}\ndaemon output:\n${w.daemon.output()}`);
-  }
-}
+const CAP_SYS_RESOURCE = 24;
 
 describe('memory pressure (issue 13, case 7)', () => {
-  const lab = labPerTest(() => requireCapability('CAP_SYS_RESOURCE', 24, 'PR_SET_IO_FLUSHER'));
+  const lab = labPerTest();
+  const flagged = hasCapability(CAP_SYS_RESOURCE) && process.env.REMAPFS_NO_IO_FLUSHER !== '1';
 
-  it('daemon and writer in one 192 MiB memory cgroup: 3 GiB into ext4 over the pair, synced, every sum intact', async () => {
-    // Created first, so it is removed last, after every process in it has gone.
-    const cg = MemoryCgroup.create(`remapfs-lab-${process.pid}-${Date.now()}`, LIMIT_BYTES);
-    lab.onCleanup(`remove memory cgroup ${cg.dir}`, () => cg.remove());
-
-    const main = lab.image('main.img', 4096 * MiB);
-    const spare = lab.image('spare.img', 64 * MiB);
-    lab.ok(['init', 'disk0', '--main', main, '--spare', spare]);
-    const mnt = lab.mkdir('mnt');
-    if (process.env.REMAPFS_NO_IO_FLUSHER !== '1') lab.launcher = IO_FLUSHER_LAUNCHER;
-    const daemon = await lab.startDaemon(mnt);
-    if (process.env.REMAPFS_NO_IO_FLUSHER !== '1') {
+  it(`daemon and writer in one 192 MiB memory cgroup (${flagged ? 'PR_SET_IO_FLUSHER' : 'native engine, no PR_SET_IO_FLUSHER'}): 3 GiB into ext4 over the pair, every sum intact`, async () => {
+    const r = await memoryPressure(lab, async (mnt) => {
+      if (!flagged) return startNativeUnflagged(lab, mnt);
+      lab.launcher = IO_FLUSHER_LAUNCHER;
+      const daemon = await lab.startDaemon(mnt);
       const unprotected = threadFlagsOf(daemon.child.pid!).filter((t) => !hasIoFlusherFlags(t.flags));
       if (unprotected.length > 0) {
         throw new Error(`${unprotected.length} daemon threads lack PR_SET_IO_FLUSHER, so this test would deadlock or pass by luck:\n${daemon.output()}`);
       }
-    }
-    cg.addPid(daemon.child.pid!);
-    const w: Watched = { lab, daemon, fuseMountpoint: mnt };
-
-    const loop = lab.attachLoop(path.join(mnt, 'disk0'));
-    lab.mkfsExt4(loop);
-    const ext = lab.path('ext');
-    lab.mountFs(loop, ext);
-    // After an abort, ext4 may refuse a plain umount; a lazy one still lets the loop device go.
-    lab.onCleanup(`lazy umount ${ext}`, () => void spawnSync('sh', ['-c', `umount ${ext} 2>/dev/null || umount -l ${ext}`]));
-
-    const pattern = crypto.randomBytes(FILE_BYTES);
-    const patternFile = lab.path('pattern.bin');
-    fs.writeFileSync(patternFile, pattern);
-    const header = (i: number) => `remapfs memory-pressure file ${String(i).padStart(4, '0')}\n`;
-    const want = new Map<string, string>();
-    for (let i = 0; i < FILES; i++) want.set(`f${i}`, crypto.createHash('sha256').update(header(i)).update(pattern).digest('hex'));
-
-    // The writer joins the cgroup before it writes anything: its page cache is charged there.
-    await runWatched(
-      w,
-      'the writer',
-      `echo $$ > ${cg.procsFile} && for i in $(seq 0 ${FILES - 1}); do ` +
-        `{ printf 'remapfs memory-pressure file %04d\\n' $i; cat ${patternFile}; } | dd of=${ext}/f$i bs=1M iflag=fullblock status=none || exit 1; done && sync`,
-    );
-    expect(cg.limitHits()).toBeGreaterThan(0);
-    await runWatched(w, 'sync and drop caches', `sync && echo 3 > /proc/sys/vm/drop_caches`);
-    const sums = await runWatched(w, 'reading the files back', `cd ${ext} && sha256sum f*`);
-    const got = new Map(sums.trim().split('\n').map((l) => [l.split(/\s+/)[1] ?? '', l.split(/\s+/)[0] ?? ''] as [string, string]));
-    expect(got).toEqual(want);
-    expect(daemon.child.exitCode).toBeNull();
+      return daemon;
+    });
+    console.log(`memory pressure: limit hit ${r.limitHits} times, peak ${(r.peakBytes / 1048576).toFixed(0)} MiB, ${r.servedBytes} bytes served by the daemon`);
+    expect(r.limitHits).toBeGreaterThan(0);
+    expect(r.got).toEqual(r.want);
   }, 60 * 60 * 1000);
 });

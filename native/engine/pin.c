@@ -1,0 +1,158 @@
+/*
+ * The engine's worker pool, built so that serving a request on the fast path
+ * never faults a page in (docs/architecture.md, "Memory limits").
+ *
+ * Why: under a memory limit, a page fault or allocation of a thread reclaims
+ * first, and cgroup v1 reclaim waits for pages under writeback. A loop device
+ * over a pair file makes that writeback depend on the engine threads, so a
+ * thread that faults while the cgroup is full can wait for itself. Observed
+ * with libfuse's own loop: every worker stuck in fuse_dev_read → GUP →
+ * do_anonymous_page → try_charge_memcg → folio_wait_writeback, on the pages of
+ * its 1 MiB receive buffer (malloc'd, touched only as requests fill it).
+ * PR_SET_IO_FLUSHER avoids the wait, but needs CAP_SYS_RESOURCE.
+ *
+ * So engine_serve() replaces fuse_session_loop_mt with a fixed pool started at
+ * mount. Each worker, before it reads its first request:
+ *  - runs on a stack mapped with MAP_POPULATE and mlock()ed (guard page below);
+ *  - registers (worker_get: slot, buffers, PR_SET_IO_FLUSHER when allowed) and
+ *    touches and mlock()s its request buffer and run table;
+ *  - reads requests into its own receive buffer, populated and mlock()ed;
+ *  - touches and mlock()s a first stretch of its malloc arena, where libfuse's
+ *    per-request struct is carved (then reused from the thread's cache).
+ * Receive buffers are MADV_DONTFORK, so a fork of the daemon does not make
+ * them copy-on-write. Stacks and malloc'd memory cannot be: the child's fork
+ * handler writes each thread's struct at the top of its stack, and a heap page
+ * may hold chunks the child needs. mlock failing (no CAP_IPC_LOCK, RLIMIT_MEMLOCK) is
+ * counted, not fatal: the pages are touched anyway, and without swap they stay.
+ *
+ * The receive buffer is RECV_BYTES (libfuse 3.14's own size: 256 pages + one
+ * header page). libfuse passes its se->bufsize to read(); the kernel writes one
+ * request, at most a header plus max_write, which op_init caps at
+ * ENG_BUF_BYTES, so nothing past RECV_BYTES is written even if a libfuse
+ * version passes a larger size.
+ *
+ * Signals are blocked in the workers, as libfuse's loop does: Node handles them
+ * on its own thread. Counters (e->pin_*) are written by the workers (atomics).
+ */
+#define _GNU_SOURCE
+#include "engine.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define STACK_BYTES (512u << 10)
+#define ARENA_WARM_BYTES (64u << 10)
+#define RECV_BYTES ((256u << 12) + 4096u)
+
+struct pool_worker {
+  struct engine *e;
+  pthread_t thread;
+  void *stack; /* mapping incl. the guard page */
+  size_t stack_map_bytes;
+  bool started;
+};
+
+static void note_lock(struct engine *e, int rc) {
+  if (rc == 0) return;
+  atomic_store(&e->pin_errno, errno);
+  atomic_fetch_add(&e->pin_failed, 1);
+}
+
+/* Touches and locks [p, p+len); keeps it out of forks only when it is our own mapping (`own`). */
+static void pin_range(struct engine *e, void *p, size_t len, bool own) {
+  long page = sysconf(_SC_PAGESIZE);
+  uintptr_t start = (uintptr_t)p & ~(uintptr_t)(page - 1);
+  uintptr_t end = ((uintptr_t)p + len + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
+  for (volatile char *c = (volatile char *)p; c < (volatile char *)p + len; c += page) *c = *c;
+  note_lock(e, mlock((void *)start, end - start));
+  if (own) madvise((void *)start, end - start, MADV_DONTFORK);
+}
+
+void engine_pin_worker(struct engine *e, struct worker *w) {
+  /* malloc'd (io.c): their pages may be shared with other heap chunks, so no MADV_DONTFORK. */
+  pin_range(e, w->buf, ENG_BUF_BYTES, false);
+  pin_range(e, w->runs, sizeof(struct rt_run) * ENG_MAX_RUNS, false);
+}
+
+static void *map_pinned(struct engine *e, size_t len, bool dontfork) {
+  void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  pin_range(e, p, len, dontfork);
+  return p;
+}
+
+static void *worker_main(void *arg) {
+  struct pool_worker *pw = arg;
+  struct engine *e = pw->e;
+  struct worker *w = worker_get(e);
+  if (w) engine_pin_worker(e, w);
+  /* The arena: touched and locked while this thread is its only user; freed back to its top. */
+  void *warm = malloc(ARENA_WARM_BYTES);
+  if (warm) {
+    memset(warm, 0, ARENA_WARM_BYTES);
+    note_lock(e, mlock((void *)((uintptr_t)warm & ~(uintptr_t)4095), ARENA_WARM_BYTES));
+    free(warm);
+  }
+  struct fuse_buf fbuf;
+  memset(&fbuf, 0, sizeof fbuf);
+  void *recv = map_pinned(e, RECV_BYTES, true);
+  if (!recv) note_lock(e, -1);
+  fbuf.mem = recv; /* NULL: libfuse mallocs one (not pinned) */
+  if (w && recv) atomic_fetch_add(&e->pin_threads, 1);
+  while (!fuse_session_exited(e->se)) {
+    int r = fuse_session_receive_buf(e->se, &fbuf);
+    if (r == -EINTR) continue;
+    if (r <= 0) {
+      if (r < 0) fuse_session_exit(e->se);
+      break;
+    }
+    fuse_session_process_buf(e->se, &fbuf);
+  }
+  if (recv) munmap(recv, RECV_BYTES);
+  else free(fbuf.mem);
+  return NULL;
+}
+
+/* Maps a stack with a guard page below; NULL on failure. */
+static void *map_stack(struct engine *e, struct pool_worker *pw) {
+  long page = sysconf(_SC_PAGESIZE);
+  pw->stack_map_bytes = STACK_BYTES + (size_t)page;
+  void *p = map_pinned(e, pw->stack_map_bytes, false); /* glibc's fork handler writes the thread struct at its top */
+  if (!p) return NULL;
+  munlock(p, (size_t)page);
+  mprotect(p, (size_t)page, PROT_NONE);
+  pw->stack = p;
+  return (char *)p + page;
+}
+
+int engine_serve(struct engine *e) {
+  int n = e->max_threads < 1 ? 1 : e->max_threads > RT_MAX_SLOTS ? RT_MAX_SLOTS : e->max_threads;
+  struct pool_worker *pool = calloc((size_t)n, sizeof *pool);
+  if (!pool) return -1;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  int started = 0;
+  for (int i = 0; i < n; i++) {
+    pool[i].e = e;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    void *stack = map_stack(e, &pool[i]);
+    if (stack) pthread_attr_setstack(&attr, stack, STACK_BYTES);
+    else note_lock(e, -1);
+    pool[i].started = pthread_create(&pool[i].thread, &attr, worker_main, &pool[i]) == 0;
+    pthread_attr_destroy(&attr);
+    if (pool[i].started) started++;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  for (int i = 0; i < n; i++) {
+    if (pool[i].started) pthread_join(pool[i].thread, NULL);
+    if (pool[i].stack) munmap(pool[i].stack, pool[i].stack_map_bytes);
+  }
+  free(pool);
+  return started > 0 ? 0 : -1;
+}
