@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# scripts/perf-qd32.sh [dir] [runtimeSec]: random 4 KiB at queue depth 32 through
+# a loop device, on the kernel loop device directly (a) and on the native
+# engine (c), pinned like `npm run bench` (fio on CPU 0; daemon and the unbound
+# workqueues, loop workers among them, on CPU 1). Prints IOPS and, for c, the
+# daemon's CPU time and context switches (all its threads) per request.
+# PERF=1 also records `perf record -g` of the daemon to <dir>/perf-<rw>.data.
+#
+# Images (1 GiB of random data, a copy for the pair, a 256 MiB spare) and the
+# database live in dir (default /var/tmp/remapfs-perf); they are kept between
+# runs. Needs root, /dev/fuse, loop devices, fio. Cleans up its own loop
+# device, mount and workqueue mask on exit; run one at a time.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+dir=${1:-/var/tmp/remapfs-perf}
+runtime_sec=${2:-10}
+mask_file=/sys/devices/virtual/workqueue/cpumask
+mkdir -p "$dir/mnt"
+export REMAPFS_DB=$dir/remapfs.db
+cli() { node "$repo/bin/remapfs" "$@"; }
+
+if [ ! -f "$dir/ref.img" ]; then
+  dd if=/dev/urandom of="$dir/ref.img.tmp" bs=1M count=1024 status=none
+  mv "$dir/ref.img.tmp" "$dir/ref.img"
+fi
+if [ ! -f "$dir/main.img" ]; then
+  cp "$dir/ref.img" "$dir/main.img"
+  truncate -s 256M "$dir/spare.img"
+  cli init p1 --main "$dir/main.img" --spare "$dir/spare.img" >/dev/null 2>&1
+fi
+
+old_mask=$(cat "$mask_file")
+[ "$old_mask" != 2 ] || echo "perf-qd32: the workqueue mask is already 2 (another run in progress?); it is left at 2 on exit" >&2
+dev="" daemon_pid=""
+cleanup() {
+  [ -z "$dev" ] || losetup -d "$dev" || true
+  if [ -n "$daemon_pid" ]; then
+    cli unmount "$dir/mnt" >/dev/null 2>&1 || true
+    for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.2; done
+    ! kill -0 "$daemon_pid" 2>/dev/null || kill "$daemon_pid"
+  fi
+  echo "$old_mask" >"$mask_file"
+}
+trap cleanup EXIT
+
+ctx_switches() { cat /proc/"$daemon_pid"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { s += $2 } END { print s }'; }
+cpu_ticks() { awk '{ print $14 + $15 }' /proc/"$daemon_pid"/stat; }
+
+# measure <label>: both cells on $dev
+measure() {
+  for rw in randread randwrite; do
+    echo 3 >/proc/sys/vm/drop_caches
+    local t0=0 c0=0 perf_pid=""
+    if [ -n "$daemon_pid" ]; then
+      t0=$(cpu_ticks)
+      c0=$(ctx_switches)
+      if [ -n "${PERF:-}" ]; then
+        perf record -F 2000 -g -p "$daemon_pid" -o "$dir/perf-$rw.data" -- sleep $((runtime_sec - 2)) >/dev/null 2>&1 &
+        perf_pid=$!
+      fi
+    fi
+    local json
+    json=$(taskset -c 0 fio --name=qd32 --filename="$dev" --rw="$rw" --bs=4k --iodepth=32 --ioengine=libaio \
+      --direct=1 --runtime="$runtime_sec" --time_based --output-format=json)
+    [ -z "$perf_pid" ] || wait "$perf_pid"
+    local key=read
+    [ "$rw" = randwrite ] && key=write
+    read -r iops ios < <(python3 -c "import json,sys; j=json.load(sys.stdin)['jobs'][0]['$key']; print(int(j['iops']), j['total_ios'])" <<<"$json")
+    if [ -n "$daemon_pid" ]; then
+      local t1 c1
+      t1=$(cpu_ticks)
+      c1=$(ctx_switches)
+      python3 -c "print(f'$1 $rw: {$iops} IOPS, daemon {($t1-$t0)/$(getconf CLK_TCK)*1e6/$ios:.1f} us CPU and {($c1-$c0)/$ios:.2f} context switches per request')"
+    else
+      echo "$1 $rw: $iops IOPS"
+    fi
+  done
+}
+
+echo 2 >"$mask_file"
+dev=$(losetup --direct-io=on --sector-size 4096 -f --show "$dir/ref.img")
+measure "a (loop)"
+losetup -d "$dev"
+dev=""
+
+node "$repo/bin/remapfs" mount "$dir/mnt" --engine native >"$dir/daemon.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 100); do grep -q 'remapfs: serving' "$dir/daemon.log" && break; sleep 0.2; done
+grep -q 'remapfs: serving' "$dir/daemon.log" || { cat "$dir/daemon.log" >&2; exit 1; }
+taskset -p -a -c 1 "$daemon_pid" >/dev/null
+dev=$(losetup --direct-io=on --sector-size 4096 -f --show "$dir/mnt/p1")
+measure "c (native)"
