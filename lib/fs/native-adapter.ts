@@ -25,8 +25,11 @@ import { CONTROL_DIR, ERR, FsOps, type ServedFile } from './ops.js';
 import { NO_MIRROR, type RouteMirror } from '../remap/route-mirror.js';
 import type { RemapDevice } from '../remap/remap-device.js';
 
-/** Threads of the libfuse loop: enough for a loop device's queue depth of 32 plus control requests. */
-const MAX_THREADS = 40;
+/**
+ * Engine workers. 16 against 40 measured the same at queue depth 32 here (within
+ * 4%, docs/performance.md), and each worker locks about 2.6 MiB (pin.c).
+ */
+const MAX_THREADS = 16;
 /** Block size of the routing table for files without a fast path. */
 const SLOW_BLOCK_BYTES = 4096;
 
