@@ -10,6 +10,9 @@
  * The daemon owns the served pairs (`DaemonPairs`); this module decides when
  * they come and go. Discovery's reading of slots and tables runs in a worker
  * thread (discovery/background.ts); its report is applied on the event loop.
+ * An import reads the whole table on this thread; one that failed is tried
+ * again only when a device's identity, size or times change (a file
+ * rewritten; a block device re-plugged), not on every rescan.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -59,6 +62,8 @@ export class HotPlug {
   private watchers: fs.FSWatcher[] = [];
   private rescanTimer: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
+  /** UUID → the devices (path, identity, size, times) of an import that failed: not tried again unchanged. */
+  private readonly failedImports = new Map<string, string>();
 
   constructor(private readonly d: DaemonPairs) {}
 
@@ -144,6 +149,9 @@ export class HotPlug {
       if (rec && d.gone.has(rec.name)) continue; // wait until the old file is released
       if (!rec) {
         if (!this.inWatchedDir(p.main.path) && !this.inWatchedDir(p.spare.path)) continue;
+        // An import that failed is tried again only when a device changed: it reads the whole table here.
+        const attempt = candidateKey(p.main.path, p.spare.path);
+        if (attempt !== undefined && this.failedImports.get(p.uuid) === attempt) continue;
         try {
           rec = importPair(d.store, p.main.path, p.spare.path).pair;
           d.log(`remapfs: ${rec.name}: found in a watched directory and imported`);
@@ -151,6 +159,7 @@ export class HotPlug {
           const msg = err instanceof Error ? err.message : String(err);
           if (d.notOpened.get(p.uuid) !== msg) d.log(`remapfs: cannot import the pair found at ${p.main.path} and ${p.spare.path}: ${msg}`);
           d.notOpened.set(p.uuid, msg);
+          if (attempt !== undefined) this.failedImports.set(p.uuid, attempt);
           continue;
         }
       } else if (rec.mainPath !== p.main.path || rec.sparePath !== p.spare.path) {
@@ -208,5 +217,19 @@ function safeReal(p: string): string {
     return fs.realpathSync(p);
   } catch {
     return path.resolve(p);
+  }
+}
+
+/** What an import attempt read: both paths with their identity, size and times; undefined when one cannot be stat'ed. */
+function candidateKey(mainPath: string, sparePath: string): string | undefined {
+  try {
+    return [mainPath, sparePath]
+      .map((p) => {
+        const st = fs.statSync(p);
+        return `${p}:${st.dev}:${st.ino}:${st.rdev}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+      })
+      .join('|');
+  } catch {
+    return undefined;
   }
 }
