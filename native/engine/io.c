@@ -200,6 +200,40 @@ static bool misaligned(struct pair *p, uint64_t off, uint64_t len) {
   return p->direct && ((off % p->align_bytes) != 0 || (len % p->align_bytes) != 0);
 }
 
+/*
+ * The fast path of one read or write, inside the epoch protocol (routes.c):
+ * announce, check the pair and the routes, do the runs, clear the slot.
+ * Returns 1 when the request is done, 0 when it must go to JS (`why` says
+ * why), -EIO when the pair was removed. The slot is clear on every return, so
+ * the caller may then wait for JS.
+ */
+static int fast_path(struct engine *e, struct pair *p, struct worker *w, bool write, char *buf, uint64_t off,
+                     uint64_t n, const char **why) {
+  struct rt_slot *slot = &e->ep.slots[w->slot];
+  int rc = 0;
+  rt_enter(&e->ep, slot);
+  if (atomic_load_explicit(&p->removed, memory_order_relaxed)) {
+    rc = -EIO;
+  } else if (write && atomic_load_explicit(&p->writes_slow, memory_order_relaxed)) {
+    *why = "tracked";
+  } else if (misaligned(p, off, n) || (write && p->direct && n > ENG_BUF_BYTES)) {
+    *why = "align";
+  } else {
+    int runs = split(p, w, off, n);
+    rc = runs < 0 ? 0 : 1;
+    for (int i = 0; i < runs && rc == 1; i++) {
+      const struct rt_run *r = &w->runs[i];
+      if (full_io(run_fd(p, r), write, buf + r->buf_off, r->len, r->dev_off) != 0) {
+        bump(p, w, C_FAST_IO_ERRORS, 1);
+        *why = "io-error";
+        rc = 0;
+      }
+    }
+  }
+  rt_leave(slot);
+  return rc;
+}
+
 void io_read(fuse_req_t req, struct engine *e, struct pair *p, size_t size, off_t off) {
   struct worker *w = worker_get(e);
   if (atomic_load(&p->removed)) {
@@ -223,41 +257,14 @@ void io_read(fuse_req_t req, struct engine *e, struct pair *p, size_t size, off_
   }
   inflight_enter(e, p);
   const char *why = "slow";
-  int64_t result;
-  if (!w) goto slow;
-  rt_enter(&e->ep, &e->ep.slots[w->slot]);
-  if (atomic_load_explicit(&p->removed, memory_order_relaxed)) {
-    rt_leave(&e->ep.slots[w->slot]);
-    result = -EIO;
-    goto done;
+  int64_t result = w ? fast_path(e, p, w, false, buf, (uint64_t)off, n, &why) : 0;
+  if (result == 0) {
+    if (w) bump(p, w, C_SLOW_READS, 1);
+    result = pair_upcall(e, p, UP_READ, (uint64_t)off, n, buf, 0, why);
+    if (result > (int64_t)n) result = (int64_t)n;
+  } else if (result > 0) {
+    result = (int64_t)n;
   }
-  if (misaligned(p, (uint64_t)off, n)) {
-    why = "align";
-    rt_leave(&e->ep.slots[w->slot]);
-    goto slow;
-  }
-  int runs = split(p, w, (uint64_t)off, n);
-  if (runs < 0) {
-    rt_leave(&e->ep.slots[w->slot]);
-    goto slow;
-  }
-  for (int i = 0; i < runs; i++) {
-    const struct rt_run *r = &w->runs[i];
-    if (full_io(run_fd(p, r), false, buf + r->buf_off, r->len, r->dev_off) != 0) {
-      rt_leave(&e->ep.slots[w->slot]);
-      bump(p, w, C_FAST_IO_ERRORS, 1);
-      why = "io-error";
-      goto slow;
-    }
-  }
-  rt_leave(&e->ep.slots[w->slot]);
-  result = (int64_t)n;
-  goto done;
-slow:
-  if (w) bump(p, w, C_SLOW_READS, 1);
-  result = pair_upcall(e, p, UP_READ, (uint64_t)off, n, buf, 0, why);
-  if (result > (int64_t)n) result = (int64_t)n;
-done:
   inflight_leave(e, p);
   if (w) {
     bump(p, w, C_READ_OPS, 1);
@@ -286,51 +293,20 @@ void io_write(fuse_req_t req, struct engine *e, struct pair *p, const char *data
   uint64_t n = p->size_bytes - (uint64_t)off < size ? p->size_bytes - (uint64_t)off : size;
   inflight_enter(e, p);
   const char *why = "slow";
-  int64_t result;
-  if (!w) goto slow;
-  rt_enter(&e->ep, &e->ep.slots[w->slot]);
-  if (atomic_load_explicit(&p->removed, memory_order_relaxed)) {
-    rt_leave(&e->ep.slots[w->slot]);
-    result = -EIO;
-    goto done;
+  int64_t result = 0;
+  if (w) {
+    /* O_DIRECT needs an aligned source: libfuse's buffer is not (a larger request goes to JS, 'align'). */
+    char *src = (char *)data;
+    if (p->direct && n <= ENG_BUF_BYTES) src = memcpy(w->buf, data, n);
+    result = fast_path(e, p, w, true, src, (uint64_t)off, n, &why);
   }
-  if (atomic_load_explicit(&p->writes_slow, memory_order_relaxed)) {
-    why = "tracked";
-    rt_leave(&e->ep.slots[w->slot]);
-    goto slow;
+  if (result == 0) {
+    if (w) bump(p, w, C_SLOW_WRITES, 1);
+    result = pair_upcall(e, p, UP_WRITE, (uint64_t)off, n, (void *)data, 0, why);
+    if (result > (int64_t)n) result = (int64_t)n;
+  } else if (result > 0) {
+    result = (int64_t)n;
   }
-  if (misaligned(p, (uint64_t)off, n) || (p->direct && n > ENG_BUF_BYTES)) {
-    why = "align";
-    rt_leave(&e->ep.slots[w->slot]);
-    goto slow;
-  }
-  int runs = split(p, w, (uint64_t)off, n);
-  if (runs < 0) {
-    rt_leave(&e->ep.slots[w->slot]);
-    goto slow;
-  }
-  const char *src = data;
-  if (p->direct) {
-    memcpy(w->buf, data, n);
-    src = w->buf;
-  }
-  for (int i = 0; i < runs; i++) {
-    const struct rt_run *r = &w->runs[i];
-    if (full_io(run_fd(p, r), true, (char *)src + r->buf_off, r->len, r->dev_off) != 0) {
-      rt_leave(&e->ep.slots[w->slot]);
-      bump(p, w, C_FAST_IO_ERRORS, 1);
-      why = "io-error";
-      goto slow;
-    }
-  }
-  rt_leave(&e->ep.slots[w->slot]);
-  result = (int64_t)n;
-  goto done;
-slow:
-  if (w) bump(p, w, C_SLOW_WRITES, 1);
-  result = pair_upcall(e, p, UP_WRITE, (uint64_t)off, n, (void *)data, 0, why);
-  if (result > (int64_t)n) result = (int64_t)n;
-done:
   inflight_leave(e, p);
   if (w) {
     bump(p, w, C_WRITE_OPS, 1);
