@@ -6,6 +6,7 @@ import * as childProcess from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { checkTree, dropCaches, fileExtents, Lab, requireKernelFeatures, waitFor, writeRandomTree } from '../../lib/lab/lab.js';
+import { readAt } from '../helpers/read-at.js';
 
 const MiB = 1024 * 1024;
 
@@ -188,16 +189,6 @@ describe('remapfs end to end', () => {
   });
 });
 
-function readAt(file: string, byteOffset: number, byteLength: number): Buffer {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(byteLength);
-    fs.readSync(fd, buf, 0, byteLength, byteOffset);
-    return buf;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 function execSync(cmd: string): void {
   childProcess.execSync(cmd, { stdio: 'pipe' });

@@ -12,20 +12,11 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { PairStatus } from '../../lib/pair/ops.js';
+import { readAt } from '../helpers/read-at.js';
 
 const MiB = 1024 * 1024;
 const BLOCK = 4096;
 
-function readRange(file: string, byteOffset: number, byteLength: number): Buffer {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(byteLength);
-    fs.readSync(fd, buf, 0, byteLength, byteOffset);
-    return buf;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 describe('discard and write-zeroes through a loop device', () => {
   const lab = labPerTest();
@@ -51,12 +42,12 @@ describe('discard and write-zeroes through a loop device', () => {
       execFileSync('blockdev', ['--flushbufs', loop]);
 
       const zeros = Buffer.alloc(byteLength);
-      expect(readRange(loop, fromByte, byteLength).equals(zeros)).toBe(true);
-      expect(readRange(vfile, fromByte, byteLength).equals(zeros)).toBe(true);
+      expect(readAt(loop, fromByte, byteLength).equals(zeros)).toBe(true);
+      expect(readAt(vfile, fromByte, byteLength).equals(zeros)).toBe(true);
       // Around it, the data is intact.
-      expect(readRange(vfile, 0, fromByte).equals(data.subarray(0, fromByte))).toBe(true);
+      expect(readAt(vfile, 0, fromByte).equals(data.subarray(0, fromByte))).toBe(true);
       const after = fromByte + byteLength;
-      expect(readRange(vfile, after, data.length - after).equals(data.subarray(after))).toBe(true);
+      expect(readAt(vfile, after, data.length - after).equals(data.subarray(after))).toBe(true);
       // The remap is kept, and the engine did the work (no write through JavaScript).
       const st = JSON.parse(lab.ok(['status', 'd', '--json'])) as PairStatus & { engineCounters?: { fallocates: number } };
       expect(st.remappedBlocks).toBe(before.remappedBlocks);
