@@ -39,6 +39,7 @@ import type { RemapfsError } from '../errors.js';
 import type { RemapReason } from '../format/slot-codec.js';
 import type { RemapIndex } from './index-table.js';
 import type { Placement } from './placement.js';
+import { eachBlock } from './split.js';
 import { readSectors, salvage, spareView } from './salvage.js';
 import type { IoCounters, RemapJournal, RemapResult } from './types.js';
 
@@ -138,11 +139,7 @@ export class Recovery {
     const firstBlock = Math.floor(byteOffset / bs);
     const oneBlock = firstBlock === Math.floor((byteOffset + part.length - 1) / bs);
     let unreadable: RemapfsError | undefined;
-    const end = byteOffset + part.length;
-    for (let pos = byteOffset; pos < end; ) {
-      const block = Math.floor(pos / bs);
-      const segEnd = Math.min(end, (block + 1) * bs);
-      const seg = part.subarray(pos - byteOffset, segEnd - byteOffset);
+    eachBlock(part, byteOffset, bs, (block, seg, pos, segEnd) => {
       const outcome = this.readWithRetries(seg, pos, oneBlock ? 1 : 0);
       if (outcome === 'weak') {
         this.p.counters.weakReads++;
@@ -163,8 +160,7 @@ export class Recovery {
           else readSectors(this.p.main, seg, pos); // the request avoids the bad sectors
         }
       }
-      pos = segEnd;
-    }
+    });
     if (unreadable) {
       this.p.counters.uncorrectableReads++;
       throw unreadable;
@@ -242,11 +238,7 @@ export class Recovery {
   /** Writes a main range block by block; blocks main refuses (or pending ones) go to the spare. */
   blockByBlockWrite(part: Buffer, byteOffset: number): void {
     const bs = this.p.blockSize;
-    const end = byteOffset + part.length;
-    for (let pos = byteOffset; pos < end; ) {
-      const block = Math.floor(pos / bs);
-      const segEnd = Math.min(end, (block + 1) * bs);
-      const seg = part.subarray(pos - byteOffset, segEnd - byteOffset);
+    eachBlock(part, byteOffset, bs, (block, seg, pos) => {
       if (this.p.index.isPending(block)) {
         this.remapWithData(block, seg, pos - block * bs, 'read-error', this.p.main);
       } else {
@@ -258,18 +250,13 @@ export class Recovery {
           this.remapWithData(block, seg, pos - block * bs, 'write-error', this.p.main);
         }
       }
-      pos = segEnd;
-    }
+    });
   }
 
   /** A write to remapped blocks failed on the spare: each block whose spare block still fails moves, and the old one is retired. */
   relocateSpareWrite(part: Buffer, byteOffset: number): void {
     const bs = this.p.blockSize;
-    const end = byteOffset + part.length;
-    for (let pos = byteOffset; pos < end; ) {
-      const block = Math.floor(pos / bs);
-      const segEnd = Math.min(end, (block + 1) * bs);
-      const seg = part.subarray(pos - byteOffset, segEnd - byteOffset);
+    eachBlock(part, byteOffset, bs, (block, seg, pos) => {
       const oldSpare = this.p.index.spareBlockOf(block);
       try {
         this.p.spare.write(seg, oldSpare * bs + (pos - block * bs));
@@ -279,8 +266,7 @@ export class Recovery {
         this.remapWithData(block, seg, pos - block * bs, 'write-error', spareView(this.p.spare, oldSpare, block, this.p.blockSize, this.p.sizeBytes));
         this.placement.retire(oldSpare, `spare block ${oldSpare} failed a write and is retired; block ${block} moved`);
       }
-      pos = segEnd;
-    }
+    });
   }
 
   /** Places `mainBlock` on a new spare block holding `seg` at `offsetInBlock` and, around it, what `source` still holds. */

@@ -100,3 +100,18 @@ export function splitRange(byteOffset: number, byteLength: number, blockSize: nu
   out.count = n;
   return n;
 }
+
+/**
+ * Calls `fn` for each block piece of the byte range that `part` holds at
+ * `byteOffset` (pure): the block, the piece of `part`, and its byte range
+ * [pos, segEnd) on the device.
+ */
+export function eachBlock(part: Buffer, byteOffset: number, blockSize: number, fn: (block: number, seg: Buffer, pos: number, segEnd: number) => void): void {
+  const end = byteOffset + part.length;
+  for (let pos = byteOffset; pos < end; ) {
+    const block = Math.floor(pos / blockSize);
+    const segEnd = Math.min(end, (block + 1) * blockSize);
+    fn(block, part.subarray(pos - byteOffset, segEnd - byteOffset), pos, segEnd);
+    pos = segEnd;
+  }
+}
