@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what remapfs needs on a Debian machine, only what is missing:
-# apt packages (fuse3 and libfuse3-dev for the native engine, libfuse2 for the
+# apt packages (fuse3, libfuse3-dev and liburing-dev for the native engine, libfuse2 for the
 # fuse-native fallback, pkg-config, e2fsprogs, fio, util-linux, gddrescue,
 # systemd and groff-base for the tests of contrib/ and the man page), node_modules
 # (npm ci, with the native better-sqlite3 binary really built), remapfs's own
@@ -16,6 +16,7 @@ missing=()
 # Debian's fuse3 replaces fuse (libfuse 2's fusermount); remapfs and its tests need only fuse3 + libfuse2.
 command -v fusermount3 >/dev/null || missing+=(fuse3)
 [ -e /usr/include/fuse3/fuse_lowlevel.h ] || missing+=(libfuse3-dev)
+[ -e /usr/include/liburing.h ] || missing+=(liburing-dev)   # the engine's io_uring workers
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
 command -v fio >/dev/null || missing+=(fio)

@@ -5,7 +5,8 @@
 # Then the same for the launcher, native/io-flusher-exec.c, and for the native
 # engine (native/engine/): its route table, splitter and fence protocol
 # (test/test_routes.c, also under ThreadSanitizer), and the add-on itself built
-# with ASan+UBSan and driven through a real mount by test/smoke.cjs (needs root,
+# with ASan+UBSan and driven through a real mount by test/smoke.cjs, once per
+# io model (io_uring workers, then REMAPFS_ENGINE_IO=blocking) (needs root,
 # /dev/fuse and libfuse3-dev; skipped with a message when they are missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,9 +57,12 @@ node_inc=$(node -p "require('path').join(process.execPath, '../../include/node')
 [ -f "$node_inc/node_api.h" ] || node_inc=$(ls -d "$HOME"/.cache/node-gyp/*/include/node 2>/dev/null | tail -n1)
 "$cc" -std=c11 -Wall -Wextra -Werror -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
   -fno-sanitize-recover=all -shared -fPIC -pthread -I"$node_inc" $(pkg-config --cflags fuse3) \
-  -DNODE_GYP_MODULE_NAME=remapfs_engine native/engine/napi.c native/engine/fs.c native/engine/io.c native/engine/routes.c native/engine/pin.c \
-  $(pkg-config --libs fuse3) -o "$out/remapfs_engine.node"
+  -DNODE_GYP_MODULE_NAME=remapfs_engine native/engine/napi.c native/engine/fs.c native/engine/io.c native/engine/routes.c native/engine/pin.c native/engine/ring.c \
+  $(pkg-config --libs fuse3) -luring -o "$out/remapfs_engine.node"
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=halt_on_error=1:detect_leaks=0:exitcode=86 \
+  LD_PRELOAD="$("$cc" -print-file-name=libasan.so):$("$cc" -print-file-name=libubsan.so)" \
+  node native/engine/test/smoke.cjs "$out/remapfs_engine.node" "$out"
+REMAPFS_ENGINE_IO=blocking UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=halt_on_error=1:detect_leaks=0:exitcode=86 \
   LD_PRELOAD="$("$cc" -print-file-name=libasan.so):$("$cc" -print-file-name=libubsan.so)" \
   node native/engine/test/smoke.cjs "$out/remapfs_engine.node" "$out"
 echo "test-native: engine passed"

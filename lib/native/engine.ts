@@ -116,7 +116,12 @@ export interface EngineNegotiated {
   maxReadahead: number;
   maxBackground: number;
   congestionThreshold: number;
+  /** Threads of the blocking model; in the io_uring model, the cap on the pool's threads. */
   maxThreads: number;
+  /** io_uring workers serving (0: the blocking model serves), the blocking pool beside them, and why io_uring is not used (errno, 0 when it is or when REMAPFS_ENGINE_IO=blocking). */
+  ringWorkers: number;
+  poolThreads: number;
+  ringErrno: number;
   asyncDio: boolean;
   /** FOPEN_PARALLEL_DIRECT_WRITES is set on pair opens; true when the kernel speaks 7.38+. */
   parallelDirectWrites: boolean;

@@ -7,6 +7,7 @@
  *  - routes and `removed`/`writes_slow` are read lock-free under the epoch
  *    protocol (routes.c); only the JS thread writes them.
  *  - per-thread counters are written by their owning thread only (relaxed).
+ *  - the hand-off queue (ring.c) is guarded by handoff_lock.
  */
 #ifndef REMAPFS_ENGINE_H
 #define REMAPFS_ENGINE_H
@@ -78,8 +79,21 @@ struct upcall {
 struct worker {
   struct engine *e;
   int slot;
-  void *buf; /* ENG_BUF_BYTES, aligned */
+  void *buf; /* ENG_BUF_BYTES, aligned; NULL for a ring worker */
   struct rt_run *runs;
+};
+
+/* A request an io_uring worker passes to the pool (ring.c), because it may wait for JS. */
+struct handoff {
+  struct handoff *next;
+  bool raw;              /* a whole FUSE request, processed by libfuse in the pool */
+  struct fuse_buf fb;    /* raw: a malloc'd copy */
+  fuse_req_t req;        /* else: a pair read or write for the slow path */
+  struct pair *p;        /* holds a ref */
+  bool write;
+  uint64_t off, n;
+  char *data;            /* write: a malloc'd copy of the data */
+  const char *why;
 };
 
 struct engine {
@@ -104,6 +118,12 @@ struct engine {
   struct worker workers[RT_MAX_SLOTS];
   _Atomic int flusher_set, flusher_failed, flusher_errno;
   _Atomic int pin_threads, pin_failed, pin_errno; /* pin.c: workers fully pinned; failed mlock/mmap calls */
+  /* io model (pin.c/ring.c): ring_workers > 0 when io_uring workers serve; ring_errno why not */
+  int ring_workers, pool_threads, ring_errno;
+  pthread_mutex_t handoff_lock;
+  pthread_cond_t handoff_cond;
+  struct handoff *handoff_head, *handoff_tail;
+  bool handoff_stop;
   /* negotiated at INIT */
   _Atomic int got_init;
   unsigned proto_major, proto_minor, max_write, max_readahead, max_background, congestion, capable, want;
@@ -125,8 +145,29 @@ struct handle {
   uint64_t ino;      /* H_CONTROL: path ino */
 };
 
+static inline void bump(struct pair *p, struct worker *w, int which, uint64_t by) {
+  _Atomic uint64_t *c = &p->per_slot[w->slot].c[which];
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + by, memory_order_relaxed);
+}
+
 /* io.c: the fast path of pair files, and upcalls */
 struct worker *worker_get(struct engine *e);
+/* Registers the calling thread (slot, PR_SET_IO_FLUSHER); with_buf: also its 1 MiB buffer. */
+struct worker *worker_setup(struct engine *e, bool with_buf);
+/* Blocking pieces shared with ring.c. */
+int io_full(int fd, bool write, char *buf, uint64_t len, uint64_t off);
+int io_split(struct pair *p, struct worker *w, uint64_t off, uint64_t len);
+bool io_misaligned(struct pair *p, uint64_t off, uint64_t len);
+void io_inflight_enter(struct engine *e, struct pair *p);
+void io_inflight_leave(struct engine *e, struct pair *p);
+/* Counts a finished read or write of n requested bytes and replies (result: bytes or -errno). */
+void io_end_read(fuse_req_t req, struct pair *p, struct worker *w, int64_t result, const char *buf);
+void io_end_write(fuse_req_t req, struct pair *p, struct worker *w, int64_t result);
+/* The slow path of a read or write: an upcall, then io_end_*. buf NULL: a buffer of its own. */
+void io_read_slow(fuse_req_t req, struct engine *e, struct pair *p, struct worker *w, char *buf, uint64_t off,
+                  uint64_t n, const char *why);
+void io_write_slow(fuse_req_t req, struct engine *e, struct pair *p, struct worker *w, const char *data,
+                   uint64_t off, uint64_t n, const char *why);
 void io_read(fuse_req_t req, struct engine *e, struct pair *p, size_t size, off_t off);
 void io_write(fuse_req_t req, struct engine *e, struct pair *p, const char *data, size_t size, off_t off);
 void io_fsync(fuse_req_t req, struct engine *e, struct pair *p);
@@ -145,6 +186,24 @@ void upcall_close(struct engine *e, void (*each)(struct upcall *u));
 /* pin.c: the worker pool (fault-free steady state); runs until the session ends, -1 when no worker started. */
 int engine_serve(struct engine *e);
 void engine_pin_worker(struct engine *e, struct worker *w);
+/* Touches and mlocks [p, p+len) (counted in pin_*); own: also MADV_DONTFORK. */
+void engine_pin_range(struct engine *e, void *p, size_t len, bool own);
+
+/* ring.c: io_uring workers (see its design note). */
+struct ring_worker;
+/* The calling thread's ring worker, or NULL (a blocking thread). */
+struct ring_worker *ring_self(void);
+/* Creates a ring worker (its io_uring, contexts and arena); NULL with errno. Called before its thread starts. */
+struct ring_worker *ring_new(struct engine *e);
+void ring_free(struct ring_worker *rw);
+/* Thread body of a ring worker; returns when the session ends, with nothing in flight. */
+void ring_run(struct ring_worker *rw);
+/* A pair read or write on a ring worker: answered now, handed off, or completed later. */
+void ring_io(struct ring_worker *rw, fuse_req_t req, struct pair *p, bool write, const char *data, size_t size,
+             off_t off);
+/* Pool thread body: runs hand-offs until handoff_stop and the queue is empty. */
+void handoff_run(struct engine *e);
+void handoff_push(struct engine *e, struct handoff *h);
 
 /* fs.c */
 struct engine *engine_new(void);

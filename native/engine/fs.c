@@ -12,7 +12,8 @@
  * (protocol 7.38); they carry FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES.
  *
  * Threads: mount() starts one session thread running engine_serve (pin.c:
- * a fixed pool of workers with pinned memory, the engine threads). unmount() sets closing (no new
+ * io_uring workers plus a small blocking pool, or a blocking pool alone; all
+ * with pinned memory: the engine threads). unmount() sets closing (no new
  * upcalls; outstanding ones get -EIO), unmounts (aborting the connection when
  * busy), which ends every worker's read, and joins the session thread.
  */
@@ -552,6 +553,8 @@ struct engine *engine_new(void) {
   if (!e) return NULL;
   rt_epoch_init(&e->ep);
   pthread_mutex_init(&e->lock, NULL);
+  pthread_mutex_init(&e->handoff_lock, NULL);
+  pthread_cond_init(&e->handoff_cond, NULL);
   if (pthread_key_create(&e->worker_key, worker_gone) != 0) {
     pthread_mutex_destroy(&e->lock);
     free(e);
@@ -655,6 +658,8 @@ void engine_free(struct engine *e) {
   free(e->control_dir);
   pthread_key_delete(e->worker_key);
   pthread_mutex_destroy(&e->lock);
+  pthread_mutex_destroy(&e->handoff_lock);
+  pthread_cond_destroy(&e->handoff_cond);
   free(e);
 }
 

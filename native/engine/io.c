@@ -37,28 +37,25 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct upcall *g_list;
 static uint32_t g_next_handle = 1;
 
-static inline void bump(struct pair *p, struct worker *w, int which, uint64_t by) {
-  _Atomic uint64_t *c = &p->per_slot[w->slot].c[which];
-  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + by, memory_order_relaxed);
-}
+struct worker *worker_get(struct engine *e) { return worker_setup(e, true); }
 
-struct worker *worker_get(struct engine *e) {
+struct worker *worker_setup(struct engine *e, bool with_buf) {
   struct worker *w = pthread_getspecific(e->worker_key);
   if (w) return w;
   int s = rt_slot_claim(&e->ep);
   if (s < 0) return NULL;
   w = &e->workers[s];
-  if (!w->buf) {
+  if ((with_buf && !w->buf) || !w->runs) {
     void *buf = NULL;
-    if (posix_memalign(&buf, 4096, ENG_BUF_BYTES) != 0) buf = NULL;
-    struct rt_run *runs = malloc(sizeof(struct rt_run) * ENG_MAX_RUNS);
-    if (!buf || !runs) {
+    if (with_buf && !w->buf && posix_memalign(&buf, 4096, ENG_BUF_BYTES) != 0) buf = NULL;
+    struct rt_run *runs = w->runs ? w->runs : malloc(sizeof(struct rt_run) * ENG_MAX_RUNS);
+    if ((with_buf && !w->buf && !buf) || !runs) {
       free(buf);
-      free(runs);
+      if (runs != w->runs) free(runs);
       rt_slot_release(&e->ep, s);
       return NULL;
     }
-    w->buf = buf;
+    if (buf) w->buf = buf;
     w->runs = runs;
   }
   w->e = e;
@@ -155,7 +152,7 @@ static int64_t pair_upcall(struct engine *e, struct pair *p, enum up_op op, uint
 
 /* ---- device calls ---- */
 
-static int full_io(int fd, bool write, char *buf, uint64_t len, uint64_t off) {
+int io_full(int fd, bool write, char *buf, uint64_t len, uint64_t off) {
   while (len > 0) {
     struct iovec iov = {buf, len};
     ssize_t r = write ? pwritev(fd, &iov, 1, (off_t)off) : preadv(fd, &iov, 1, (off_t)off);
@@ -173,7 +170,7 @@ static int full_io(int fd, bool write, char *buf, uint64_t len, uint64_t off) {
 
 static int run_fd(struct pair *p, const struct rt_run *r) { return r->spare ? p->spare_fd : p->main_fd; }
 
-static void inflight_enter(struct engine *e, struct pair *p) {
+void io_inflight_enter(struct engine *e, struct pair *p) {
   if (!e->count_inflight) return;
   int64_t now = atomic_fetch_add(&p->inflight, 1) + 1;
   int64_t max = atomic_load(&p->max_inflight);
@@ -181,12 +178,12 @@ static void inflight_enter(struct engine *e, struct pair *p) {
   }
 }
 
-static void inflight_leave(struct engine *e, struct pair *p) {
+void io_inflight_leave(struct engine *e, struct pair *p) {
   if (e->count_inflight) atomic_fetch_sub(&p->inflight, 1);
 }
 
 /* Splits under the announcement; -1 SLOW (or a spare route without a spare), -2 too many runs. */
-static int split(struct pair *p, struct worker *w, uint64_t off, uint64_t len) {
+int io_split(struct pair *p, struct worker *w, uint64_t off, uint64_t len) {
   struct rt_table *t = atomic_load_explicit(&p->routes.table, memory_order_acquire);
   size_t live = atomic_load_explicit(&p->routes.live, memory_order_relaxed);
   int n = rt_split(t, live, off, len, p->block_size, w->runs, ENG_MAX_RUNS);
@@ -196,7 +193,7 @@ static int split(struct pair *p, struct worker *w, uint64_t off, uint64_t len) {
   return n;
 }
 
-static bool misaligned(struct pair *p, uint64_t off, uint64_t len) {
+bool io_misaligned(struct pair *p, uint64_t off, uint64_t len) {
   return p->direct && ((off % p->align_bytes) != 0 || (len % p->align_bytes) != 0);
 }
 
@@ -216,14 +213,14 @@ static int fast_path(struct engine *e, struct pair *p, struct worker *w, bool wr
     rc = -EIO;
   } else if (write && atomic_load_explicit(&p->writes_slow, memory_order_relaxed)) {
     *why = "tracked";
-  } else if (misaligned(p, off, n) || (write && p->direct && n > ENG_BUF_BYTES)) {
+  } else if (io_misaligned(p, off, n) || (write && p->direct && n > ENG_BUF_BYTES)) {
     *why = "align";
   } else {
-    int runs = split(p, w, off, n);
+    int runs = io_split(p, w, off, n);
     rc = runs < 0 ? 0 : 1;
     for (int i = 0; i < runs && rc == 1; i++) {
       const struct rt_run *r = &w->runs[i];
-      if (full_io(run_fd(p, r), write, buf + r->buf_off, r->len, r->dev_off) != 0) {
+      if (io_full(run_fd(p, r), write, buf + r->buf_off, r->len, r->dev_off) != 0) {
         bump(p, w, C_FAST_IO_ERRORS, 1);
         *why = "io-error";
         rc = 0;
@@ -234,7 +231,56 @@ static int fast_path(struct engine *e, struct pair *p, struct worker *w, bool wr
   return rc;
 }
 
+void io_end_read(fuse_req_t req, struct pair *p, struct worker *w, int64_t result, const char *buf) {
+  if (w) {
+    bump(p, w, C_READ_OPS, 1);
+    if (result >= 0) bump(p, w, C_READ_BYTES, (uint64_t)result);
+    else bump(p, w, C_READ_ERRORS, 1);
+  }
+  if (result >= 0) fuse_reply_buf(req, buf, (size_t)result);
+  else fuse_reply_err(req, (int)-result);
+}
+
+void io_end_write(fuse_req_t req, struct pair *p, struct worker *w, int64_t result) {
+  if (w) {
+    bump(p, w, C_WRITE_OPS, 1);
+    if (result >= 0) bump(p, w, C_WRITE_BYTES, (uint64_t)result);
+    else bump(p, w, C_WRITE_ERRORS, 1);
+  }
+  if (result >= 0) fuse_reply_write(req, (size_t)result);
+  else fuse_reply_err(req, (int)-result);
+}
+
+void io_read_slow(fuse_req_t req, struct engine *e, struct pair *p, struct worker *w, char *buf, uint64_t off,
+                  uint64_t n, const char *why) {
+  void *big = NULL;
+  if (!buf && w && w->buf && n <= ENG_BUF_BYTES) buf = w->buf;
+  if (!buf && posix_memalign(&big, 4096, n) == 0) buf = big;
+  if (!buf) {
+    io_end_read(req, p, w, -ENOMEM, NULL);
+    return;
+  }
+  if (w) bump(p, w, C_SLOW_READS, 1);
+  int64_t result = pair_upcall(e, p, UP_READ, off, n, buf, 0, why);
+  if (result > (int64_t)n) result = (int64_t)n;
+  io_end_read(req, p, w, result, buf);
+  free(big);
+}
+
+void io_write_slow(fuse_req_t req, struct engine *e, struct pair *p, struct worker *w, const char *data,
+                   uint64_t off, uint64_t n, const char *why) {
+  if (w) bump(p, w, C_SLOW_WRITES, 1);
+  int64_t result = pair_upcall(e, p, UP_WRITE, off, n, (void *)data, 0, why);
+  if (result > (int64_t)n) result = (int64_t)n;
+  io_end_write(req, p, w, result);
+}
+
 void io_read(fuse_req_t req, struct engine *e, struct pair *p, size_t size, off_t off) {
+  struct ring_worker *rw = ring_self();
+  if (rw) {
+    ring_io(rw, req, p, false, NULL, size, off);
+    return;
+  }
   struct worker *w = worker_get(e);
   if (atomic_load(&p->removed)) {
     fuse_reply_err(req, EIO);
@@ -255,28 +301,21 @@ void io_read(fuse_req_t req, struct engine *e, struct pair *p, size_t size, off_
     fuse_reply_err(req, ENOMEM);
     return;
   }
-  inflight_enter(e, p);
+  io_inflight_enter(e, p);
   const char *why = "slow";
   int64_t result = w ? fast_path(e, p, w, false, buf, (uint64_t)off, n, &why) : 0;
-  if (result == 0) {
-    if (w) bump(p, w, C_SLOW_READS, 1);
-    result = pair_upcall(e, p, UP_READ, (uint64_t)off, n, buf, 0, why);
-    if (result > (int64_t)n) result = (int64_t)n;
-  } else if (result > 0) {
-    result = (int64_t)n;
-  }
-  inflight_leave(e, p);
-  if (w) {
-    bump(p, w, C_READ_OPS, 1);
-    if (result >= 0) bump(p, w, C_READ_BYTES, (uint64_t)result);
-    else bump(p, w, C_READ_ERRORS, 1);
-  }
-  if (result >= 0) fuse_reply_buf(req, buf, (size_t)result);
-  else fuse_reply_err(req, (int)-result);
+  if (result == 0) io_read_slow(req, e, p, w, buf, (uint64_t)off, n, why);
+  else io_end_read(req, p, w, result > 0 ? (int64_t)n : result, buf);
+  io_inflight_leave(e, p);
   free(big);
 }
 
 void io_write(fuse_req_t req, struct engine *e, struct pair *p, const char *data, size_t size, off_t off) {
+  struct ring_worker *rw = ring_self();
+  if (rw) {
+    ring_io(rw, req, p, true, data, size, off);
+    return;
+  }
   struct worker *w = worker_get(e);
   if (atomic_load(&p->removed)) {
     fuse_reply_err(req, EIO);
@@ -291,7 +330,7 @@ void io_write(fuse_req_t req, struct engine *e, struct pair *p, const char *data
     return;
   }
   uint64_t n = p->size_bytes - (uint64_t)off < size ? p->size_bytes - (uint64_t)off : size;
-  inflight_enter(e, p);
+  io_inflight_enter(e, p);
   const char *why = "slow";
   int64_t result = 0;
   if (w) {
@@ -300,21 +339,9 @@ void io_write(fuse_req_t req, struct engine *e, struct pair *p, const char *data
     if (p->direct && n <= ENG_BUF_BYTES) src = memcpy(w->buf, data, n);
     result = fast_path(e, p, w, true, src, (uint64_t)off, n, &why);
   }
-  if (result == 0) {
-    if (w) bump(p, w, C_SLOW_WRITES, 1);
-    result = pair_upcall(e, p, UP_WRITE, (uint64_t)off, n, (void *)data, 0, why);
-    if (result > (int64_t)n) result = (int64_t)n;
-  } else if (result > 0) {
-    result = (int64_t)n;
-  }
-  inflight_leave(e, p);
-  if (w) {
-    bump(p, w, C_WRITE_OPS, 1);
-    if (result >= 0) bump(p, w, C_WRITE_BYTES, (uint64_t)result);
-    else bump(p, w, C_WRITE_ERRORS, 1);
-  }
-  if (result >= 0) fuse_reply_write(req, (size_t)result);
-  else fuse_reply_err(req, (int)-result);
+  if (result == 0) io_write_slow(req, e, p, w, data, (uint64_t)off, n, why);
+  else io_end_write(req, p, w, result > 0 ? (int64_t)n : result);
+  io_inflight_leave(e, p);
 }
 
 void io_fsync(fuse_req_t req, struct engine *e, struct pair *p) {
@@ -390,7 +417,7 @@ void io_fallocate(fuse_req_t req, struct engine *e, struct pair *p, int mode, of
     rt_leave(&e->ep.slots[w->slot]);
     goto slow;
   }
-  int runs = split(p, w, (uint64_t)off, (uint64_t)len);
+  int runs = io_split(p, w, (uint64_t)off, (uint64_t)len);
   if (runs < 0) {
     rt_leave(&e->ep.slots[w->slot]);
     goto slow;

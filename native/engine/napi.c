@@ -640,6 +640,9 @@ static napi_value negotiated(napi_env env, napi_callback_info info) {
   set_num(env, out, "maxBackground", e->max_background);
   set_num(env, out, "congestionThreshold", e->congestion);
   set_num(env, out, "maxThreads", e->max_threads);
+  set_num(env, out, "ringWorkers", e->ring_workers);
+  set_num(env, out, "poolThreads", e->pool_threads);
+  set_num(env, out, "ringErrno", e->ring_errno);
   napi_get_boolean(env, (e->want & FUSE_CAP_ASYNC_DIO) != 0, &b);
   napi_set_named_property(env, out, "asyncDio", b);
   napi_get_boolean(env, init && e->proto_minor >= 38, &b);

@@ -1,6 +1,15 @@
 /*
- * The engine's worker pool, built so that serving a request on the fast path
+ * The engine's threads, built so that serving a request on the fast path
  * never faults a page in (docs/architecture.md, "Memory limits").
+ *
+ * Two models. io_uring (the default where io_uring_setup works): one ring
+ * worker per CPU the daemon may run on (at most MAX_RINGS; REMAPFS_ENGINE_RINGS
+ * overrides) reads every FUSE request and serves pair reads and writes
+ * asynchronously (ring.c), and POOL_THREADS blocking threads take what the
+ * ring workers hand off (everything that may wait for JS). Blocking (the
+ * fallback, or REMAPFS_ENGINE_IO=blocking): max_threads workers each read a
+ * request and serve it to the end. Either way every thread runs on a pinned
+ * stack, as below.
  *
  * Why: under a memory limit, a page fault or allocation of a thread reclaims
  * first, and cgroup v1 reclaim waits for pages under writeback. A loop device
@@ -41,15 +50,24 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #define STACK_BYTES (512u << 10)
 #define ARENA_WARM_BYTES (64u << 10)
 #define RECV_BYTES ((256u << 12) + 4096u)
+#define MAX_RINGS 3
+#define POOL_THREADS 4
+
+enum role { ROLE_BLOCKING, ROLE_RING, ROLE_POOL };
 
 struct pool_worker {
   struct engine *e;
+  enum role role;
+  struct ring_worker *rw; /* ROLE_RING */
   pthread_t thread;
   void *stack; /* mapping incl. the guard page */
   size_t stack_map_bytes;
@@ -63,7 +81,7 @@ static void note_lock(struct engine *e, int rc) {
 }
 
 /* Touches and locks [p, p+len); keeps it out of forks only when it is our own mapping (`own`). */
-static void pin_range(struct engine *e, void *p, size_t len, bool own) {
+void engine_pin_range(struct engine *e, void *p, size_t len, bool own) {
   long page = sysconf(_SC_PAGESIZE);
   uintptr_t start = (uintptr_t)p & ~(uintptr_t)(page - 1);
   uintptr_t end = ((uintptr_t)p + len + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
@@ -74,29 +92,39 @@ static void pin_range(struct engine *e, void *p, size_t len, bool own) {
 
 void engine_pin_worker(struct engine *e, struct worker *w) {
   /* malloc'd (io.c): their pages may be shared with other heap chunks, so no MADV_DONTFORK. */
-  pin_range(e, w->buf, ENG_BUF_BYTES, false);
-  pin_range(e, w->runs, sizeof(struct rt_run) * ENG_MAX_RUNS, false);
+  if (w->buf) engine_pin_range(e, w->buf, ENG_BUF_BYTES, false);
+  engine_pin_range(e, w->runs, sizeof(struct rt_run) * ENG_MAX_RUNS, false);
 }
 
 static void *map_pinned(struct engine *e, size_t len, bool dontfork) {
   void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (p == MAP_FAILED) return NULL;
-  pin_range(e, p, len, dontfork);
+  engine_pin_range(e, p, len, dontfork);
   return p;
 }
 
-static void *worker_main(void *arg) {
-  struct pool_worker *pw = arg;
-  struct engine *e = pw->e;
-  struct worker *w = worker_get(e);
-  if (w) engine_pin_worker(e, w);
-  /* The arena: touched and locked while this thread is its only user; freed back to its top. */
+/* The malloc arena: touched and locked while this thread is its only user; freed back to its top. */
+static void warm_arena(struct engine *e) {
   void *warm = malloc(ARENA_WARM_BYTES);
   if (warm) {
     memset(warm, 0, ARENA_WARM_BYTES);
     note_lock(e, mlock((void *)((uintptr_t)warm & ~(uintptr_t)4095), ARENA_WARM_BYTES));
     free(warm);
   }
+}
+
+static void *worker_main(void *arg) {
+  struct pool_worker *pw = arg;
+  struct engine *e = pw->e;
+  if (pw->role != ROLE_BLOCKING) {
+    warm_arena(e);
+    if (pw->role == ROLE_RING) ring_run(pw->rw);
+    else handoff_run(e);
+    return NULL;
+  }
+  struct worker *w = worker_get(e);
+  if (w) engine_pin_worker(e, w);
+  warm_arena(e);
   struct fuse_buf fbuf;
   memset(&fbuf, 0, sizeof fbuf);
   void *recv = map_pinned(e, RECV_BYTES, true);
@@ -129,7 +157,91 @@ static void *map_stack(struct engine *e, struct pool_worker *pw) {
   return (char *)p + page;
 }
 
-int engine_serve(struct engine *e) {
+static bool start_thread(struct engine *e, struct pool_worker *pw) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  void *stack = map_stack(e, pw);
+  if (stack) pthread_attr_setstack(&attr, stack, STACK_BYTES);
+  else note_lock(e, -1);
+  pw->started = pthread_create(&pw->thread, &attr, worker_main, pw) == 0;
+  pthread_attr_destroy(&attr);
+  return pw->started;
+}
+
+static void join_thread(struct pool_worker *pw) {
+  if (pw->started) pthread_join(pw->thread, NULL);
+  if (pw->stack) munmap(pw->stack, pw->stack_map_bytes);
+  pw->started = false;
+  pw->stack = NULL;
+}
+
+/* How many ring workers: REMAPFS_ENGINE_RINGS, else the CPUs this process may run on; 0 = blocking model. */
+static int ring_count(void) {
+  const char *io = getenv("REMAPFS_ENGINE_IO");
+  if (io && strcmp(io, "blocking") == 0) return 0;
+  const char *env = getenv("REMAPFS_ENGINE_RINGS");
+  int n = env ? atoi(env) : 0;
+  if (n <= 0) {
+    cpu_set_t set;
+    n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+  }
+  return n < 1 ? 1 : n > MAX_RINGS ? MAX_RINGS : n;
+}
+
+/* The io_uring model; -1 (nothing started, e->ring_errno set) when it cannot run. */
+static int serve_ring(struct engine *e, int rings) {
+  struct pool_worker pool[MAX_RINGS + POOL_THREADS];
+  memset(pool, 0, sizeof pool);
+  for (int i = 0; i < rings; i++) {
+    pool[i].rw = ring_new(e);
+    if (!pool[i].rw) {
+      e->ring_errno = errno ? errno : EIO;
+      for (int j = 0; j < i; j++) ring_free(pool[j].rw);
+      return -1;
+    }
+  }
+  int fd = fuse_session_fd(e->se);
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+    e->ring_errno = errno;
+    for (int i = 0; i < rings; i++) ring_free(pool[i].rw);
+    return -1;
+  }
+  int pools = e->max_threads < POOL_THREADS ? e->max_threads : POOL_THREADS;
+  if (pools < 1) pools = 1;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  int pool_started = 0, ring_started = 0;
+  for (int i = 0; i < pools; i++) {
+    pool[rings + i] = (struct pool_worker){.e = e, .role = ROLE_POOL};
+    pool_started += start_thread(e, &pool[rings + i]);
+  }
+  for (int i = 0; i < rings && pool_started > 0; i++) {
+    pool[i].e = e;
+    pool[i].role = ROLE_RING;
+    ring_started += start_thread(e, &pool[i]);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  e->ring_workers = ring_started;
+  e->pool_threads = pool_started;
+  for (int i = 0; i < rings; i++) join_thread(&pool[i]);
+  pthread_mutex_lock(&e->handoff_lock);
+  e->handoff_stop = true;
+  pthread_cond_broadcast(&e->handoff_cond);
+  pthread_mutex_unlock(&e->handoff_lock);
+  for (int i = 0; i < pools; i++) join_thread(&pool[rings + i]);
+  for (int i = 0; i < rings; i++) ring_free(pool[i].rw);
+  if (ring_started > 0) return 0;
+  /* Nothing read the session: back to the blocking model (restores blocking reads). */
+  e->ring_errno = EAGAIN;
+  e->ring_workers = e->pool_threads = 0;
+  e->handoff_stop = false;
+  fcntl(fd, F_SETFL, flags);
+  return -1;
+}
+
+static int serve_blocking(struct engine *e) {
   int n = e->max_threads < 1 ? 1 : e->max_threads > RT_MAX_SLOTS ? RT_MAX_SLOTS : e->max_threads;
   struct pool_worker *pool = calloc((size_t)n, sizeof *pool);
   if (!pool) return -1;
@@ -139,20 +251,17 @@ int engine_serve(struct engine *e) {
   int started = 0;
   for (int i = 0; i < n; i++) {
     pool[i].e = e;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    void *stack = map_stack(e, &pool[i]);
-    if (stack) pthread_attr_setstack(&attr, stack, STACK_BYTES);
-    else note_lock(e, -1);
-    pool[i].started = pthread_create(&pool[i].thread, &attr, worker_main, &pool[i]) == 0;
-    pthread_attr_destroy(&attr);
-    if (pool[i].started) started++;
+    pool[i].role = ROLE_BLOCKING;
+    started += start_thread(e, &pool[i]);
   }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  for (int i = 0; i < n; i++) {
-    if (pool[i].started) pthread_join(pool[i].thread, NULL);
-    if (pool[i].stack) munmap(pool[i].stack, pool[i].stack_map_bytes);
-  }
+  for (int i = 0; i < n; i++) join_thread(&pool[i]);
   free(pool);
   return started > 0 ? 0 : -1;
+}
+
+int engine_serve(struct engine *e) {
+  int rings = ring_count();
+  if (rings > 0 && serve_ring(e, rings) == 0) return 0;
+  return serve_blocking(e);
 }

@@ -13,8 +13,9 @@
 #define ROUTE_MAIN ((int64_t)-1)
 #define ROUTE_SLOW ((int64_t)-2)
 
-/* Thread slots: one per engine thread. 0 = idle, else the epoch it announced. */
-#define RT_MAX_SLOTS 128
+/* Reader slots: one per blocking engine thread, one per request context of an
+ * io_uring worker. 0 = idle, else the epoch it announced. */
+#define RT_MAX_SLOTS 256
 
 struct rt_slot {
   _Alignas(64) _Atomic uint64_t active;

@@ -61,6 +61,9 @@ const expect = (what, ok) => { if (!ok) { bad++; console.error(`smoke: FAILED: $
     while (!hold) await new Promise((r) => setTimeout(r, 20));
     const st = m.stats(e, 3);
     expect('stats count', st.readOps > 0 && st.writeOps > 0 && st.slowReads > 0 && st.fallocates > 0);
+    const neg = m.negotiated(e);
+    const blocking = process.env.REMAPFS_ENGINE_IO === 'blocking';
+    expect(`io model (${neg.ringWorkers} ring workers, ringErrno ${neg.ringErrno})`, blocking ? neg.ringWorkers === 0 : neg.ringWorkers > 0 && neg.poolThreads > 0);
   } catch (err) {
     bad++;
     console.error('smoke: FAILED:', err.message);
@@ -71,6 +74,6 @@ const expect = (what, ok) => { if (!ok) { bad++; console.error(`smoke: FAILED: $
   expect('no mount left', !fs.readFileSync('/proc/mounts', 'utf8').includes(mnt));
   expect('complete after unmount is refused', hold === null || m.complete(hold.handle, 0) === false);
   fs.rmSync(dir, { recursive: true, force: true });
-  console.log(`smoke: ${bad ? 'FAILED' : 'passed'} (${seen.length} upcalls)`);
+  console.log(`smoke: ${bad ? 'FAILED' : 'passed'} (${process.env.REMAPFS_ENGINE_IO === 'blocking' ? 'blocking' : 'io_uring'} model, ${seen.length} upcalls)`);
   process.exit(bad ? 1 : 0);
 })();

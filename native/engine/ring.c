@@ -1,0 +1,452 @@
+/*
+ * io_uring workers: the fast path of pair reads and writes without a thread
+ * asleep per request. The blocking pool (pin.c) is the fallback.
+ *
+ * A ring worker owns one io_uring, RING_CTXS request contexts (each with its
+ * own reader slot of the epoch protocol, routes.c) and a pinned arena of
+ * RING_ARENA_BYTES in 4 KiB pages for the requests' data. Its loop:
+ *  1. read FUSE requests from the session fd (O_NONBLOCK; only ring workers
+ *     read it) until EAGAIN, a full batch, or no free context;
+ *  2. a READ or WRITE of a pair file: announce in a context's slot, check and
+ *     split exactly as the blocking fast path does (io.c), queue one SQE per
+ *     run, and leave the slot announced; anything else, and any request that
+ *     needs a decision, goes to the pool (handoff_push) and is not waited for;
+ *  3. submit, and sleep until a completion or until the session fd is
+ *     readable (a one-shot POLL_ADD on it);
+ *  4. when the last run of a request completes: clear its slot, then answer
+ *     it; a failed or short run hands the request to the slow path instead
+ *     ("io-error", like the blocking path).
+ *
+ * Invariants: a ring worker never waits for JS, so a fence waits only for
+ * device I/O; a slot is announced only while its request's runs are being
+ * queued or are in flight, and the runs were split under that announcement.
+ * Contexts, the arena bitmap and the ring are touched by their worker only.
+ * The hand-off queue is guarded by e->handoff_lock; pool threads pop it.
+ */
+#define _GNU_SOURCE
+#include "engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define RING_CTXS 64
+#define RING_ENTRIES 256                   /* SQ size; the CQ is twice that */
+#define RING_MAX_OPS 256                   /* runs in flight per worker */
+#define RING_BATCH 32                      /* requests read before a submit */
+#define RING_ARENA_BYTES (8u << 20)
+#define PAGE_BYTES 4096u
+#define ARENA_PAGES (RING_ARENA_BYTES / PAGE_BYTES)
+#define POLL_TAG UINT64_MAX
+#define OP_READ 15  /* FUSE_READ in <linux/fuse.h> */
+#define OP_WRITE 16 /* FUSE_WRITE */
+
+struct in_header { /* struct fuse_in_header, the start of every request */
+  uint32_t len, opcode;
+  uint64_t unique, nodeid;
+};
+
+struct ring_ctx {
+  fuse_req_t req;
+  struct pair *p; /* holds a ref while in use */
+  int slot;
+  bool busy, write, failed;
+  int pending; /* runs in flight */
+  uint32_t page0, pages;
+  char *buf;
+  uint64_t off, n;
+};
+
+struct ring_worker {
+  struct engine *e;
+  struct worker *w; /* counters' slot, the split's run table */
+  struct io_uring ring;
+  bool ring_ready, poll_armed;
+  int ops; /* runs in flight */
+  int ctx_count, free_ctxs;
+  struct ring_ctx ctx[RING_CTXS];
+  char *arena;
+  uint64_t used[ARENA_PAGES / 64];
+};
+
+static __thread struct ring_worker *t_ring;
+
+struct ring_worker *ring_self(void) { return t_ring; }
+
+/* ---- the hand-off queue ---- */
+
+void handoff_push(struct engine *e, struct handoff *h) {
+  h->next = NULL;
+  pthread_mutex_lock(&e->handoff_lock);
+  if (e->handoff_tail) e->handoff_tail->next = h;
+  else e->handoff_head = h;
+  e->handoff_tail = h;
+  pthread_cond_signal(&e->handoff_cond);
+  pthread_mutex_unlock(&e->handoff_lock);
+}
+
+void handoff_run(struct engine *e) {
+  struct worker *w = worker_get(e);
+  if (w) engine_pin_worker(e, w);
+  for (;;) {
+    pthread_mutex_lock(&e->handoff_lock);
+    while (!e->handoff_head && !e->handoff_stop) pthread_cond_wait(&e->handoff_cond, &e->handoff_lock);
+    struct handoff *h = e->handoff_head;
+    if (h) {
+      e->handoff_head = h->next;
+      if (!e->handoff_head) e->handoff_tail = NULL;
+    }
+    pthread_mutex_unlock(&e->handoff_lock);
+    if (!h) return;
+    if (h->raw) {
+      fuse_session_process_buf(e->se, &h->fb);
+      free(h->fb.mem);
+    } else {
+      io_inflight_enter(e, h->p);
+      if (h->write) io_write_slow(h->req, e, h->p, w, h->data, h->off, h->n, h->why);
+      else io_read_slow(h->req, e, h->p, w, NULL, h->off, h->n, h->why);
+      io_inflight_leave(e, h->p);
+      pair_put(h->p);
+      free(h->data);
+    }
+    free(h);
+  }
+}
+
+/* Hands a pair read or write to the slow path; data: the bytes of a write (copied). */
+static void handoff_io(struct engine *e, fuse_req_t req, struct pair *p, bool write, const char *data, uint64_t off,
+                       uint64_t n, const char *why) {
+  struct handoff *h = calloc(1, sizeof *h);
+  char *copy = write ? malloc(n ? n : 1) : NULL;
+  if (!h || (write && !copy)) {
+    free(h);
+    free(copy);
+    fuse_reply_err(req, ENOMEM);
+    return;
+  }
+  if (copy) memcpy(copy, data, n);
+  atomic_fetch_add(&p->refs, 1);
+  *h = (struct handoff){.req = req, .p = p, .write = write, .off = off, .n = n, .data = copy, .why = why};
+  handoff_push(e, h);
+}
+
+static void handoff_raw(struct engine *e, const struct fuse_buf *fb, const struct in_header *in) {
+  struct handoff *h = calloc(1, sizeof *h);
+  void *copy = malloc(fb->size);
+  if (!h || !copy) { /* answered here, as libfuse would answer ENOMEM (a FORGET's answer is ignored) */
+    free(h);
+    free(copy);
+    struct {
+      uint32_t len;
+      int32_t error;
+      uint64_t unique;
+    } out = {sizeof out, -ENOMEM, in->unique};
+    ssize_t ignored = write(fuse_session_fd(e->se), &out, sizeof out);
+    (void)ignored;
+    return;
+  }
+  memcpy(copy, fb->mem, fb->size);
+  h->raw = true;
+  h->fb = (struct fuse_buf){.size = fb->size, .mem = copy};
+  handoff_push(e, h);
+}
+
+/* ---- the arena: first fit over 4 KiB pages ---- */
+
+static bool page_used(const struct ring_worker *rw, uint32_t i) { return (rw->used[i / 64] >> (i % 64)) & 1u; }
+
+static void mark(struct ring_worker *rw, uint32_t first, uint32_t pages, bool used) {
+  for (uint32_t i = first; i < first + pages; i++) {
+    if (used) rw->used[i / 64] |= 1ull << (i % 64);
+    else rw->used[i / 64] &= ~(1ull << (i % 64));
+  }
+}
+
+static int64_t arena_alloc(struct ring_worker *rw, uint32_t pages) {
+  uint32_t run = 0;
+  for (uint32_t i = 0; i < ARENA_PAGES; i++) {
+    if (i % 64 == 0 && rw->used[i / 64] == UINT64_MAX) {
+      run = 0;
+      i += 63;
+      continue;
+    }
+    if (page_used(rw, i)) {
+      run = 0;
+    } else if (++run == pages) {
+      mark(rw, i + 1 - pages, pages, true);
+      return (int64_t)(i + 1 - pages);
+    }
+  }
+  return -1;
+}
+
+/* ---- completions ---- */
+
+static void ctx_release(struct ring_worker *rw, struct ring_ctx *c) {
+  mark(rw, c->page0, c->pages, false);
+  pair_put(c->p);
+  c->p = NULL;
+  c->busy = false;
+  rw->free_ctxs++;
+}
+
+static void finish(struct ring_worker *rw, struct ring_ctx *c) {
+  struct engine *e = rw->e;
+  rt_leave(&e->ep.slots[c->slot]);
+  if (c->failed) {
+    bump(c->p, rw->w, C_FAST_IO_ERRORS, 1);
+    handoff_io(e, c->req, c->p, c->write, c->buf, c->off, c->n, "io-error");
+  } else if (c->write) {
+    io_end_write(c->req, c->p, rw->w, (int64_t)c->n);
+  } else {
+    io_end_read(c->req, c->p, rw->w, (int64_t)c->n, c->buf);
+  }
+  io_inflight_leave(e, c->p);
+  ctx_release(rw, c);
+}
+
+/* Submits what is queued, waits for at least `wait` completions, and handles every completion there is. */
+static void reap(struct ring_worker *rw, unsigned wait) {
+  int r;
+  do r = io_uring_submit_and_wait(&rw->ring, wait);
+  while (r == -EINTR);
+  struct io_uring_cqe *cqe;
+  unsigned head, seen = 0;
+  io_uring_for_each_cqe(&rw->ring, head, cqe) {
+    seen++;
+    if (cqe->user_data == POLL_TAG) {
+      rw->poll_armed = false;
+      continue;
+    }
+    struct ring_ctx *c = &rw->ctx[cqe->user_data >> 32];
+    uint32_t want = (uint32_t)cqe->user_data;
+    rw->ops--;
+    if (cqe->res < 0 || (uint32_t)cqe->res != want) c->failed = true;
+    if (--c->pending == 0) finish(rw, c);
+  }
+  io_uring_cq_advance(&rw->ring, seen);
+}
+
+static struct io_uring_sqe *sqe_get(struct ring_worker *rw) {
+  struct io_uring_sqe *sqe = io_uring_get_sqe(&rw->ring);
+  if (!sqe) {
+    io_uring_submit(&rw->ring);
+    sqe = io_uring_get_sqe(&rw->ring);
+  }
+  return sqe;
+}
+
+/*
+ * The fast path of one request, like fast_path() in io.c but asynchronous:
+ * 1 = its runs are queued (the slot stays announced until finish()), 0 = it
+ * must go to JS (`why`), -EIO = the pair was removed. The slot is clear
+ * unless 1 is returned.
+ */
+static int start(struct ring_worker *rw, struct ring_ctx *c, const char **why) {
+  struct engine *e = rw->e;
+  struct pair *p = c->p;
+  struct rt_slot *slot = &e->ep.slots[c->slot];
+  rt_enter(&e->ep, slot);
+  int runs = 0;
+  if (atomic_load_explicit(&p->removed, memory_order_relaxed)) {
+    rt_leave(slot);
+    return -EIO;
+  }
+  if (c->write && atomic_load_explicit(&p->writes_slow, memory_order_relaxed)) *why = "tracked";
+  else if (io_misaligned(p, c->off, c->n)) *why = "align";
+  else runs = io_split(p, rw->w, c->off, c->n);
+  if (runs <= 0) {
+    rt_leave(slot);
+    return 0;
+  }
+  if (runs > RING_MAX_OPS) { /* a pathological split: done here, still announced */
+    for (int i = 0; i < runs && !c->failed; i++) {
+      const struct rt_run *r = &rw->w->runs[i];
+      if (io_full(r->spare ? p->spare_fd : p->main_fd, c->write, c->buf + r->buf_off, r->len, r->dev_off) != 0)
+        c->failed = true;
+    }
+    finish(rw, c);
+    return 1;
+  }
+  while (rw->ops + runs > RING_MAX_OPS) reap(rw, 1); /* only device I/O is waited for */
+  c->pending = runs;
+  for (int i = 0; i < runs; i++) {
+    const struct rt_run *r = &rw->w->runs[i];
+    struct io_uring_sqe *sqe = sqe_get(rw);
+    int fd = r->spare ? p->spare_fd : p->main_fd;
+    if (c->write) io_uring_prep_write(sqe, fd, c->buf + r->buf_off, (unsigned)r->len, r->dev_off);
+    else io_uring_prep_read(sqe, fd, c->buf + r->buf_off, (unsigned)r->len, r->dev_off);
+    sqe->user_data = ((uint64_t)(c - rw->ctx) << 32) | (uint32_t)r->len;
+  }
+  rw->ops += runs;
+  return 1;
+}
+
+void ring_io(struct ring_worker *rw, fuse_req_t req, struct pair *p, bool write, const char *data, size_t size,
+             off_t off) {
+  struct engine *e = rw->e;
+  if (atomic_load(&p->removed)) {
+    fuse_reply_err(req, EIO);
+    return;
+  }
+  if (write && p->read_only) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  if ((uint64_t)off >= p->size_bytes || size == 0) {
+    if (write) fuse_reply_err(req, size == 0 ? 0 : ENOSPC);
+    else fuse_reply_buf(req, NULL, 0);
+    return;
+  }
+  uint64_t n = p->size_bytes - (uint64_t)off < size ? p->size_bytes - (uint64_t)off : size;
+  if (n > ENG_BUF_BYTES) { /* larger than the kernel sends (max_pages): the blocking path copes */
+    handoff_io(e, req, p, write, data, (uint64_t)off, n, write && p->direct ? "align" : "slow");
+    return;
+  }
+  uint32_t pages = (uint32_t)((n + PAGE_BYTES - 1) / PAGE_BYTES);
+  while (rw->free_ctxs == 0) reap(rw, 1);
+  int64_t page0;
+  while ((page0 = arena_alloc(rw, pages)) < 0) reap(rw, 1); /* n fits the arena, so something is in flight */
+  struct ring_ctx *c = rw->ctx;
+  while (c->busy) c++;
+  rw->free_ctxs--;
+  atomic_fetch_add(&p->refs, 1);
+  c->busy = true;
+  c->req = req;
+  c->p = p;
+  c->write = write;
+  c->failed = false;
+  c->pending = 0;
+  c->page0 = (uint32_t)page0;
+  c->pages = pages;
+  c->buf = rw->arena + (size_t)page0 * PAGE_BYTES;
+  c->off = (uint64_t)off;
+  c->n = n;
+  if (write) memcpy(c->buf, data, n); /* libfuse reuses its receive buffer; O_DIRECT wants it aligned */
+  io_inflight_enter(e, p);
+  const char *why = "slow";
+  int rc = start(rw, c, &why);
+  if (rc == 1) return;
+  io_inflight_leave(e, p);
+  if (rc < 0) fuse_reply_err(req, -rc);
+  else handoff_io(e, req, p, write, c->buf, c->off, n, why);
+  ctx_release(rw, c);
+}
+
+/* ---- the worker ---- */
+
+struct ring_worker *ring_new(struct engine *e) {
+  struct ring_worker *rw = calloc(1, sizeof *rw);
+  if (!rw) return NULL;
+  rw->e = e;
+  struct io_uring_params params;
+  memset(&params, 0, sizeof params);
+  params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
+  params.cq_entries = RING_ENTRIES * 2;
+  int r = io_uring_queue_init_params(RING_ENTRIES, &rw->ring, &params);
+  if (r == -EINVAL) { /* before Linux 5.19: no COOP_TASKRUN */
+    params.flags = IORING_SETUP_CQSIZE;
+    r = io_uring_queue_init_params(RING_ENTRIES, &rw->ring, &params);
+  }
+  if (r < 0) {
+    free(rw);
+    errno = -r;
+    return NULL;
+  }
+  rw->ring_ready = true;
+  void *arena = mmap(NULL, RING_ARENA_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (arena == MAP_FAILED) {
+    int err = errno;
+    ring_free(rw);
+    errno = err;
+    return NULL;
+  }
+  rw->arena = arena;
+  return rw;
+}
+
+void ring_free(struct ring_worker *rw) {
+  if (!rw) return;
+  if (rw->ring_ready) io_uring_queue_exit(&rw->ring);
+  if (rw->arena) munmap(rw->arena, RING_ARENA_BYTES);
+  free(rw);
+}
+
+/* Claims the worker's slots: ctx[0] shares the counters' slot, the others are claimed here. */
+static void claim(struct ring_worker *rw) {
+  rw->ctx_count = 0;
+  if (!rw->w) return;
+  rw->ctx[rw->ctx_count++].slot = rw->w->slot;
+  while (rw->ctx_count < RING_CTXS) {
+    int s = rt_slot_claim(&rw->e->ep);
+    if (s < 0) break;
+    rw->ctx[rw->ctx_count++].slot = s;
+  }
+  rw->free_ctxs = rw->ctx_count;
+}
+
+static void dispatch(struct ring_worker *rw, struct fuse_buf *fb) {
+  struct in_header in;
+  if (fb->size < sizeof in) return;
+  memcpy(&in, fb->mem, sizeof in);
+  bool pair_io = (in.opcode == OP_READ || in.opcode == OP_WRITE) && in.nodeid >= PAIR_INO_BASE &&
+                 in.nodeid < PATH_INO_BASE;
+  if (pair_io && rw->w) fuse_session_process_buf(rw->e->se, fb); /* -> io_read/io_write -> ring_io */
+  else handoff_raw(rw->e, fb, &in);
+}
+
+void ring_run(struct ring_worker *rw) {
+  struct engine *e = rw->e;
+  rw->w = worker_setup(e, false);
+  if (rw->w) engine_pin_worker(e, rw->w);
+  claim(rw);
+  engine_pin_range(e, rw->arena, RING_ARENA_BYTES, true);
+  engine_pin_range(e, rw, sizeof *rw, false);
+  t_ring = rw;
+  struct fuse_buf fb;
+  memset(&fb, 0, sizeof fb);
+  size_t recv_bytes = (256u << 12) + 4096u;
+  void *recv = mmap(NULL, recv_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (recv == MAP_FAILED) recv = NULL;
+  else engine_pin_range(e, recv, recv_bytes, true);
+  fb.mem = recv;
+  if (rw->w && recv) atomic_fetch_add(&e->pin_threads, 1);
+  int fd = fuse_session_fd(e->se);
+  while (!fuse_session_exited(e->se)) {
+    int got = 0;
+    bool drained = false;
+    while (got < RING_BATCH && rw->free_ctxs > 0) {
+      int r = fuse_session_receive_buf(e->se, &fb);
+      if (r == -EINTR) continue;
+      if (r == -EAGAIN) {
+        drained = true;
+        break;
+      }
+      if (r <= 0) {
+        if (r < 0) fuse_session_exit(e->se);
+        drained = true;
+        break;
+      }
+      dispatch(rw, &fb);
+      got++;
+    }
+    if (fuse_session_exited(e->se)) break;
+    if (drained && !rw->poll_armed) {
+      struct io_uring_sqe *sqe = sqe_get(rw);
+      io_uring_prep_poll_add(sqe, fd, POLLIN);
+      sqe->user_data = POLL_TAG;
+      rw->poll_armed = true;
+    }
+    /* Sleep only when there is nothing to read now (or no context to read into). */
+    reap(rw, drained || rw->free_ctxs == 0 ? 1 : 0);
+  }
+  while (rw->ops > 0) reap(rw, 1);
+  t_ring = NULL;
+  if (recv) munmap(recv, recv_bytes);
+  else free(fb.mem);
+}
