@@ -1,11 +1,14 @@
 // Tests are compiled by tsc into dist/ first (npm test does both).
-// Two projects: every test on the default engine (native), and a subset of the
-// end-to-end tests again on fuse-native (REMAPFS_ENGINE=fuse-native) to prove
-// the fallback mounts, serves, remaps under I/O, unmounts and cleans up.
-// Pick one with --selectProjects native|fuse-native.
+// Three projects: every test on the default engine (native, io_uring workers);
+// a subset of the end-to-end tests again on fuse-native (REMAPFS_ENGINE=
+// fuse-native) to prove the fallback mounts, serves, remaps under I/O,
+// unmounts and cleans up; and the engine's own tests again on its blocking
+// thread pool (REMAPFS_ENGINE_IO=blocking), its fallback where io_uring cannot run.
+// Pick one with --selectProjects native|fuse-native|engine-blocking.
 // Tests that need capabilities this kind of machine does not grant: npm run test:privileged.
 const ignored = process.env.REMAPFS_PRIVILEGED ? [] : ['/dist/tests/privileged/'];
 const FALLBACK_SUBSET = ['core', 'concurrency', 'own-scope'];
+const BLOCKING_SUBSET = ['engine', 'engine-stress', 'crash'];
 
 module.exports = {
   maxWorkers: 2,
@@ -22,6 +25,12 @@ module.exports = {
       displayName: 'fuse-native',
       testMatch: FALLBACK_SUBSET.map((name) => `<rootDir>/dist/tests/e2e/${name}.test.js`),
       setupFiles: ['<rootDir>/dist/tests/helpers/engine-fuse-native.js'],
+      testEnvironment: 'node',
+    },
+    {
+      displayName: 'engine-blocking',
+      testMatch: BLOCKING_SUBSET.map((name) => `<rootDir>/dist/tests/e2e/${name}.test.js`),
+      setupFiles: ['<rootDir>/dist/tests/helpers/engine-blocking.js'],
       testEnvironment: 'node',
     },
   ],

@@ -1,9 +1,10 @@
 /**
  * The `--engine` option of the commands that mount (mount, simulate): which
  * FUSE engine serves the files. Not given, REMAPFS_ENGINE names it; neither
- * given, native (fuse-native where native cannot load). Pure.
+ * given, native (fuse-native where native cannot load). REMAPFS_ENGINE_IO is
+ * checked here too, so a bad value is a usage error before anything starts. Pure.
  */
-import { ENGINE_ENV, ENGINES, type EngineName, parseEngine } from '../fs/adapter.js';
+import { ENGINE_ENV, ENGINES, type EngineName, parseEngine, ringWorkersOf } from '../fs/adapter.js';
 import { UsageError } from '../errors.js';
 
 export const engineOption = {
@@ -14,6 +15,11 @@ export const engineOption = {
 
 /** The engine asked for by --engine, else by REMAPFS_ENGINE; undefined means the default. */
 export function engineOf(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): EngineName | undefined {
+  try {
+    ringWorkersOf(env);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
   if (flag !== undefined) return parseEngine(flag);
   const fromEnv = env[ENGINE_ENV];
   if (fromEnv === undefined || fromEnv === '') return undefined;

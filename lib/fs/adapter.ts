@@ -91,3 +91,15 @@ export function chooseEngine(want: EngineName | undefined, load: () => EngineApi
   const why = api.split('\n')[0]?.trim() || 'unknown reason';
   return { engine: 'fuse-native', fallback: `remapfs: the native engine cannot load (${why}); using fuse-native` };
 }
+
+/** Chooses the native engine's io model: io_uring workers (the default) or its blocking thread pool. */
+export const ENGINE_IO_ENV = 'REMAPFS_ENGINE_IO';
+export const ENGINE_IO_MODELS = ['io_uring', 'blocking'] as const;
+
+/** The native engine's ringWorkers: undefined (one per CPU) unless env asks for the blocking model (0); throws on a bad value. */
+export function ringWorkersOf(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const io = env[ENGINE_IO_ENV];
+  if (io === undefined || io === '' || io === 'io_uring') return undefined;
+  if (io === 'blocking') return 0;
+  throw new Error(`${ENGINE_IO_ENV}=${io} is not an io model (use ${ENGINE_IO_MODELS.join(' or ')})`);
+}

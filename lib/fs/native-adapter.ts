@@ -18,7 +18,7 @@
 import * as fs from 'fs';
 import type { BlockDevice } from '../block/device.js';
 import { GoneDevice } from '../block/gone-device.js';
-import type { AdapterOptions, EngineStats, FsAdapter } from './adapter.js';
+import { type AdapterOptions, type EngineStats, type FsAdapter, ringWorkersOf } from './adapter.js';
 import type { EngineApi, EngineHandle, Upcall } from './engine-api.js';
 import { type ControlRequest, isControlRequest, type PairRequest } from '../native/engine.js';
 import { CONTROL_DIR, ERR, FsOps, type ServedFile } from './ops.js';
@@ -26,8 +26,9 @@ import { NO_MIRROR, type RouteMirror } from '../remap/route-mirror.js';
 import type { RemapDevice } from '../remap/remap-device.js';
 
 /**
- * Engine workers. 16 against 40 measured the same at queue depth 32 here (within
- * 4%, docs/performance.md), and each worker locks about 2.6 MiB (pin.c).
+ * Threads of the engine's blocking model (its fallback). 16 against 40 measured
+ * the same at queue depth 32 here (within 4%, docs/performance.md), and each
+ * locks about 2.6 MiB (pin.c).
  */
 const MAX_THREADS = 16;
 /** Block size of the routing table for files without a fast path. */
@@ -59,6 +60,7 @@ export class NativeAdapter implements FsAdapter {
       mountpoint,
       fsOptions: ['fsname=remapfs', 'subtype=remapfs', ...(opts.extraOptions ?? []).filter((o) => o !== 'direct_io')],
       maxThreads: MAX_THREADS,
+      ringWorkers: ringWorkersOf(),
       controlDir: opts.controlTree ? CONTROL_DIR : null,
       upcall: (req) => this.upcall(req),
     });

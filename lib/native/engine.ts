@@ -29,8 +29,10 @@ export interface EngineOptions {
   mountpoint: string;
   /** -o values, e.g. 'fsname=remapfs', 'allow_other'. */
   fsOptions: string[];
-  /** libfuse worker threads, 1..64 (default 16). */
+  /** Threads of the blocking model, 1..64 (default 16); in the io_uring model, the cap on its pool (4). */
   maxThreads?: number;
+  /** io_uring workers, 0..3: 0 is the blocking model; default one per CPU the process may run on. */
+  ringWorkers?: number;
   /** Name of the control directory under the root (its requests are upcalls), or null. */
   controlDir: string | null;
   upcall: (req: EngineRequest) => void;

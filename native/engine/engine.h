@@ -119,7 +119,8 @@ struct engine {
   _Atomic int flusher_set, flusher_failed, flusher_errno;
   _Atomic int pin_threads, pin_failed, pin_errno; /* pin.c: workers fully pinned; failed mlock/mmap calls */
   /* io model (pin.c/ring.c): ring_workers > 0 when io_uring workers serve; ring_errno why not */
-  int ring_workers, pool_threads, ring_errno;
+  int ring_request; /* create(): -1 one ring worker per CPU, 0 the blocking model, else that many */
+  _Atomic int ring_workers, pool_threads, ring_errno; /* written by the session thread as it starts */
   pthread_mutex_t handoff_lock;
   pthread_cond_t handoff_cond;
   struct handoff *handoff_head, *handoff_tail;

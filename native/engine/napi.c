@@ -356,6 +356,10 @@ static napi_value create(napi_env env, napi_callback_info info) {
   if (t != napi_undefined && !int_value(env, v, "maxThreads", 1, 64, &max_threads)) return NULL;
   bool count_inflight;
   if (!bool_prop(env, opts, "countInFlight", &count_inflight, false)) return NULL;
+  double rings = -1; /* one per CPU */
+  TRY(env, napi_get_named_property(env, opts, "ringWorkers", &v));
+  TRY(env, napi_typeof(env, v, &t));
+  if (t != napi_undefined && !int_value(env, v, "ringWorkers", 0, 3, &rings)) return NULL;
   TRY(env, napi_get_named_property(env, opts, "mountpoint", &v));
   char *mountpoint = string_value(env, v, "mountpoint");
   if (!mountpoint) return NULL;
@@ -387,6 +391,7 @@ static napi_value create(napi_env env, napi_callback_info info) {
   e->control_dir = control;
   e->max_threads = (int)max_threads;
   e->count_inflight = count_inflight;
+  e->ring_request = (int)rings;
   h->e = e;
   h->env = env;
   e->tsfn = h;
@@ -640,9 +645,9 @@ static napi_value negotiated(napi_env env, napi_callback_info info) {
   set_num(env, out, "maxBackground", e->max_background);
   set_num(env, out, "congestionThreshold", e->congestion);
   set_num(env, out, "maxThreads", e->max_threads);
-  set_num(env, out, "ringWorkers", e->ring_workers);
-  set_num(env, out, "poolThreads", e->pool_threads);
-  set_num(env, out, "ringErrno", e->ring_errno);
+  set_num(env, out, "ringWorkers", atomic_load(&e->ring_workers));
+  set_num(env, out, "poolThreads", atomic_load(&e->pool_threads));
+  set_num(env, out, "ringErrno", atomic_load(&e->ring_errno));
   napi_get_boolean(env, (e->want & FUSE_CAP_ASYNC_DIO) != 0, &b);
   napi_set_named_property(env, out, "asyncDio", b);
   napi_get_boolean(env, init && e->proto_minor >= 38, &b);

@@ -3,11 +3,11 @@
  * never faults a page in (docs/architecture.md, "Memory limits").
  *
  * Two models. io_uring (the default where io_uring_setup works): one ring
- * worker per CPU the daemon may run on (at most MAX_RINGS; REMAPFS_ENGINE_RINGS
- * overrides) reads every FUSE request and serves pair reads and writes
+ * worker per CPU the daemon may run on (at most MAX_RINGS, or as many as
+ * create() asked) reads every FUSE request and serves pair reads and writes
  * asynchronously (ring.c), and POOL_THREADS blocking threads take what the
  * ring workers hand off (everything that may wait for JS). Blocking (the
- * fallback, or REMAPFS_ENGINE_IO=blocking): max_threads workers each read a
+ * fallback, or ringWorkers 0 at create()): max_threads workers each read a
  * request and serve it to the end. Either way every thread runs on a pinned
  * stack, as below.
  *
@@ -175,16 +175,11 @@ static void join_thread(struct pool_worker *pw) {
   pw->stack = NULL;
 }
 
-/* How many ring workers: REMAPFS_ENGINE_RINGS, else the CPUs this process may run on; 0 = blocking model. */
-static int ring_count(void) {
-  const char *io = getenv("REMAPFS_ENGINE_IO");
-  if (io && strcmp(io, "blocking") == 0) return 0;
-  const char *env = getenv("REMAPFS_ENGINE_RINGS");
-  int n = env ? atoi(env) : 0;
-  if (n <= 0) {
-    cpu_set_t set;
-    n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-  }
+/* How many ring workers: as create() asked, else one per CPU this process may run on; 0 = the blocking model. */
+static int ring_count(const struct engine *e) {
+  if (e->ring_request >= 0) return e->ring_request > MAX_RINGS ? MAX_RINGS : e->ring_request;
+  cpu_set_t set;
+  int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
   return n < 1 ? 1 : n > MAX_RINGS ? MAX_RINGS : n;
 }
 
@@ -213,6 +208,8 @@ static int serve_ring(struct engine *e, int rings) {
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &old);
   int pool_started = 0, ring_started = 0;
+  e->ring_workers = rings; /* as planned, so that status right after mount shows the model; corrected below */
+  e->pool_threads = pools;
   for (int i = 0; i < pools; i++) {
     pool[rings + i] = (struct pool_worker){.e = e, .role = ROLE_POOL};
     pool_started += start_thread(e, &pool[rings + i]);
@@ -235,7 +232,8 @@ static int serve_ring(struct engine *e, int rings) {
   if (ring_started > 0) return 0;
   /* Nothing read the session: back to the blocking model (restores blocking reads). */
   e->ring_errno = EAGAIN;
-  e->ring_workers = e->pool_threads = 0;
+  e->ring_workers = 0;
+  e->pool_threads = 0;
   e->handoff_stop = false;
   fcntl(fd, F_SETFL, flags);
   return -1;
@@ -261,7 +259,7 @@ static int serve_blocking(struct engine *e) {
 }
 
 int engine_serve(struct engine *e) {
-  int rings = ring_count();
+  int rings = ring_count(e);
   if (rings > 0 && serve_ring(e, rings) == 0) return 0;
   return serve_blocking(e);
 }

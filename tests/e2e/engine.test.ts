@@ -12,6 +12,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { execFile } from 'child_process';
+import { ringWorkersOf } from '../../lib/fs/adapter.js';
 import { engineModule, engineUnavailable, isControlRequest, type EngineHandle, type EngineModule, type EngineRequest, ROUTE_MAIN, ROUTE_SLOW } from '../../lib/native/engine.js';
 
 const BLOCK = 4096;
@@ -130,7 +131,7 @@ describe('native engine on a real mount', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapfs-engine-'));
     mnt = path.join(dir, 'mnt');
     fs.mkdirSync(mnt);
-    e = m.create({ mountpoint: mnt, fsOptions: ['fsname=remapfs-engine-test'], maxThreads: 16, controlDir: '.remapfs', upcall, countInFlight: true });
+    e = m.create({ mountpoint: mnt, fsOptions: ['fsname=remapfs-engine-test'], maxThreads: 16, ringWorkers: ringWorkersOf(), controlDir: '.remapfs', upcall, countInFlight: true });
     addPair(1, 'a');
     addPair(2, 'b');
     m.mount(e);
@@ -157,6 +158,10 @@ describe('native engine on a real mount', () => {
     expect(m.version()).toMatch(/^remapfs-engine 1, libfuse 3\./);
     const f = m.ioFlusher(e!);
     expect(f.set + f.failed).toBeGreaterThan(0);
+    // The io model: io_uring workers beside a blocking pool, or (REMAPFS_ENGINE_IO=blocking) the blocking pool alone.
+    const model = { ringWorkers: n.ringWorkers > 0, poolThreads: n.poolThreads > 0, ringErrno: n.ringErrno };
+    if (process.env.REMAPFS_ENGINE_IO === 'blocking') expect(model).toEqual({ ringWorkers: false, poolThreads: false, ringErrno: 0 });
+    else expect(model).toEqual({ ringWorkers: true, poolThreads: true, ringErrno: 0 });
   });
 
   test('a written pattern round-trips through the mount (sha256)', async () => {

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { chooseEngine, ENGINE_ENV } from '../../lib/fs/adapter.js';
+import { chooseEngine, ENGINE_ENV, ENGINE_IO_ENV, ringWorkersOf } from '../../lib/fs/adapter.js';
 import { type EngineApi, loadEngine } from '../../lib/fs/engine-api.js';
 import { createAdapter } from '../../lib/fs/serve.js';
 import { engineOf } from '../../lib/cli/engine.js';
@@ -58,6 +58,12 @@ describe('engine choice', () => {
     expect(engineOf('native', { [ENGINE_ENV]: 'fuse-native' })).toBe('native');
     expect(() => engineOf(undefined, { [ENGINE_ENV]: 'fuse2' })).toThrow(UsageError);
     expect(() => engineOf(undefined, { [ENGINE_ENV]: 'fuse2' })).toThrow(`${ENGINE_ENV}=fuse2 is not an engine (use native or fuse-native)`);
+  });
+
+  it('REMAPFS_ENGINE_IO picks the io model: io_uring (default) or blocking; a bad value is a usage error', () => {
+    expect([ringWorkersOf({}), ringWorkersOf({ [ENGINE_IO_ENV]: '' }), ringWorkersOf({ [ENGINE_IO_ENV]: 'io_uring' })]).toEqual([undefined, undefined, undefined]);
+    expect(ringWorkersOf({ [ENGINE_IO_ENV]: 'blocking' })).toBe(0);
+    expect(() => engineOf('native', { [ENGINE_IO_ENV]: 'uring' })).toThrow(new UsageError(`${ENGINE_IO_ENV}=uring is not an io model (use io_uring or blocking)`));
   });
 
   it('under CI=true the native engine loads here (no silent fallback)', () => {

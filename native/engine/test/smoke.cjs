@@ -19,6 +19,7 @@ let hold = null; // a request left unanswered, for the unmount check
 const seen = [];
 const e = m.create({
   mountpoint: mnt, fsOptions: ['fsname=remapfs-smoke'], maxThreads: 4, controlDir: '.remapfs', countInFlight: true,
+  ...(process.env.REMAPFS_ENGINE_IO === 'blocking' ? { ringWorkers: 0 } : {}),
   upcall: (req) => {
     seen.push(`${req.op}:${req.why || req.path}`);
     if (req.op === 'read' && req.offset === 4096 * 100) { hold = req; return; }
