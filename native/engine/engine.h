@@ -202,6 +202,8 @@ void ring_run(struct ring_worker *rw);
 /* A pair read or write on a ring worker: answered now, handed off, or completed later. */
 void ring_io(struct ring_worker *rw, fuse_req_t req, struct pair *p, bool write, const char *data, size_t size,
              off_t off);
+/* Makes libfuse write answers through ring.c (queued on a ring worker's ring while it answers); 0 on success. */
+int ring_install_io(struct engine *e);
 /* Pool thread body: runs hand-offs until handoff_stop and the queue is empty. */
 void handoff_run(struct engine *e);
 void handoff_push(struct engine *e, struct handoff *h);

@@ -610,6 +610,13 @@ int engine_mount(struct engine *e, char *err, size_t errlen) {
     snprintf(err, errlen, "cannot mount on %s", e->mountpoint);
     return -1;
   }
+  if (ring_install_io(e) != 0) {
+    fuse_session_unmount(e->se);
+    fuse_session_destroy(e->se);
+    e->se = NULL;
+    snprintf(err, errlen, "cannot install the engine's session io");
+    return -1;
+  }
   if (pthread_create(&e->session_thread, NULL, session_main, e) != 0) {
     fuse_session_unmount(e->se);
     fuse_session_destroy(e->se);

@@ -16,6 +16,11 @@
  *  4. when the last run of a request completes: clear its slot, then answer
  *     it; a failed or short run hands the request to the slow path instead
  *     ("io-error", like the blocking path).
+ *  5. answers go out as io_uring writes to the session fd (libfuse's writev is
+ *     ours: fuse_session_custom_io), so a batch of completions wakes its
+ *     waiters in one system call. The reply's header is copied into the
+ *     context; its data is the context's arena pages, which stay allocated
+ *     until the write completes.
  *
  * Invariants: a ring worker never waits for JS, so a fence waits only for
  * device I/O; a slot is announced only while its request's runs are being
@@ -43,6 +48,9 @@
 #define PAGE_BYTES 4096u
 #define ARENA_PAGES (RING_ARENA_BYTES / PAGE_BYTES)
 #define POLL_TAG UINT64_MAX
+#define REPLY_TAG (1ull << 62) /* | context index: the reply of that context was written */
+#define HDR_BYTES 128
+#define MAX_IOV 4
 #define OP_READ 15  /* FUSE_READ in <linux/fuse.h> */
 #define OP_WRITE 16 /* FUSE_WRITE */
 
@@ -57,9 +65,12 @@ struct ring_ctx {
   int slot;
   bool busy, write, failed;
   int pending; /* runs in flight */
+  bool reply_pending; /* its answer is queued as a write; released when that completes */
   uint32_t page0, pages;
   char *buf;
   uint64_t off, n;
+  char hdr[HDR_BYTES]; /* the answer's header (and any small part that is not buf) */
+  struct iovec iov[MAX_IOV];
 };
 
 struct ring_worker {
@@ -67,7 +78,8 @@ struct ring_worker {
   struct worker *w; /* counters' slot, the split's run table */
   struct io_uring ring;
   bool ring_ready, poll_armed;
-  int ops; /* runs in flight */
+  int ops; /* SQEs in flight: runs and answers */
+  struct ring_ctx *replying; /* set while finish() answers: libfuse's writev queues the answer */
   int ctx_count, free_ctxs;
   struct ring_ctx ctx[RING_CTXS];
   char *arena;
@@ -195,9 +207,12 @@ static void ctx_release(struct ring_worker *rw, struct ring_ctx *c) {
   rw->free_ctxs++;
 }
 
+static struct io_uring_sqe *sqe_get(struct ring_worker *rw);
+
 static void finish(struct ring_worker *rw, struct ring_ctx *c) {
   struct engine *e = rw->e;
   rt_leave(&e->ep.slots[c->slot]);
+  rw->replying = c;
   if (c->failed) {
     bump(c->p, rw->w, C_FAST_IO_ERRORS, 1);
     handoff_io(e, c->req, c->p, c->write, c->buf, c->off, c->n, "io-error");
@@ -206,8 +221,54 @@ static void finish(struct ring_worker *rw, struct ring_ctx *c) {
   } else {
     io_end_read(c->req, c->p, rw->w, (int64_t)c->n, c->buf);
   }
+  rw->replying = NULL;
   io_inflight_leave(e, c->p);
-  ctx_release(rw, c);
+  if (!c->reply_pending) ctx_release(rw, c);
+}
+
+/* Queues the answer of rw->replying as an io_uring write; false when it must be written now instead. */
+static bool queue_reply(struct ring_worker *rw, int fd, const struct iovec *iov, int count) {
+  struct ring_ctx *c = rw->replying;
+  if (!c || c->reply_pending || count > MAX_IOV) return false;
+  size_t used = 0;
+  for (int i = 0; i < count; i++) {
+    const char *base = iov[i].iov_base;
+    if (base >= c->buf && base + iov[i].iov_len <= c->buf + (size_t)c->pages * PAGE_BYTES) {
+      c->iov[i] = iov[i]; /* the read's data, in this context's arena pages */
+      continue;
+    }
+    if (used + iov[i].iov_len > HDR_BYTES) return false;
+    memcpy(c->hdr + used, base, iov[i].iov_len);
+    c->iov[i] = (struct iovec){c->hdr + used, iov[i].iov_len};
+    used += iov[i].iov_len;
+  }
+  struct io_uring_sqe *sqe = sqe_get(rw);
+  io_uring_prep_writev(sqe, fd, c->iov, (unsigned)count, 0);
+  sqe->user_data = REPLY_TAG | (uint64_t)(c - rw->ctx);
+  c->reply_pending = true;
+  rw->ops++;
+  return true;
+}
+
+static ssize_t session_writev(int fd, struct iovec *iov, int count, void *userdata) {
+  (void)userdata;
+  struct ring_worker *rw = t_ring;
+  if (rw && queue_reply(rw, fd, iov, count)) {
+    size_t total = 0;
+    for (int i = 0; i < count; i++) total += iov[i].iov_len;
+    return (ssize_t)total;
+  }
+  return writev(fd, iov, count);
+}
+
+static ssize_t session_read(int fd, void *buf, size_t len, void *userdata) {
+  (void)userdata;
+  return read(fd, buf, len);
+}
+
+int ring_install_io(struct engine *e) {
+  static const struct fuse_custom_io io = {.writev = session_writev, .read = session_read};
+  return fuse_session_custom_io(e->se, &io, fuse_session_fd(e->se));
 }
 
 /* Submits what is queued, waits for at least `wait` completions, and handles every completion there is. */
@@ -221,6 +282,13 @@ static void reap(struct ring_worker *rw, unsigned wait) {
     seen++;
     if (cqe->user_data == POLL_TAG) {
       rw->poll_armed = false;
+      continue;
+    }
+    if (cqe->user_data & REPLY_TAG) { /* an answer was written (its errors are libfuse's to ignore: ENOENT) */
+      struct ring_ctx *c = &rw->ctx[cqe->user_data & 0xffffffffu];
+      rw->ops--;
+      c->reply_pending = false;
+      ctx_release(rw, c);
       continue;
     }
     struct ring_ctx *c = &rw->ctx[cqe->user_data >> 32];
@@ -321,6 +389,7 @@ void ring_io(struct ring_worker *rw, fuse_req_t req, struct pair *p, bool write,
   c->p = p;
   c->write = write;
   c->failed = false;
+  c->reply_pending = false;
   c->pending = 0;
   c->page0 = (uint32_t)page0;
   c->pages = pages;
