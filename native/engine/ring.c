@@ -4,7 +4,8 @@
  *
  * A ring worker owns one io_uring, RING_CTXS request contexts (each with its
  * own reader slot of the epoch protocol, routes.c) and a pinned arena of
- * RING_ARENA_BYTES in 4 KiB pages for the requests' data. Its loop:
+ * RING_ARENA_BYTES in 4 KiB pages for the requests' data, registered with
+ * the ring where allowed (fixed buffers: no page pinning per I/O). Its loop:
  *  1. read FUSE requests from the session fd (O_NONBLOCK; only ring workers
  *     read it) until EAGAIN, a full batch, or no free context;
  *  2. a READ or WRITE of a pair file: announce in a context's slot, check and
@@ -77,7 +78,7 @@ struct ring_worker {
   struct engine *e;
   struct worker *w; /* counters' slot, the split's run table */
   struct io_uring ring;
-  bool ring_ready, poll_armed;
+  bool ring_ready, poll_armed, fixed; /* fixed: the arena is registered (no page pinning per I/O) */
   int ops; /* SQEs in flight: runs and answers */
   struct ring_ctx *replying; /* set while finish() answers: libfuse's writev queues the answer */
   int ctx_count, free_ctxs;
@@ -347,8 +348,11 @@ static int start(struct ring_worker *rw, struct ring_ctx *c, const char **why) {
     const struct rt_run *r = &rw->w->runs[i];
     struct io_uring_sqe *sqe = sqe_get(rw);
     int fd = r->spare ? p->spare_fd : p->main_fd;
-    if (c->write) io_uring_prep_write(sqe, fd, c->buf + r->buf_off, (unsigned)r->len, r->dev_off);
-    else io_uring_prep_read(sqe, fd, c->buf + r->buf_off, (unsigned)r->len, r->dev_off);
+    char *at = c->buf + r->buf_off;
+    if (rw->fixed && c->write) io_uring_prep_write_fixed(sqe, fd, at, (unsigned)r->len, r->dev_off, 0);
+    else if (rw->fixed) io_uring_prep_read_fixed(sqe, fd, at, (unsigned)r->len, r->dev_off, 0);
+    else if (c->write) io_uring_prep_write(sqe, fd, at, (unsigned)r->len, r->dev_off);
+    else io_uring_prep_read(sqe, fd, at, (unsigned)r->len, r->dev_off);
     sqe->user_data = ((uint64_t)(c - rw->ctx) << 32) | (uint32_t)r->len;
   }
   rw->ops += runs;
@@ -436,6 +440,8 @@ struct ring_worker *ring_new(struct engine *e) {
     return NULL;
   }
   rw->arena = arena;
+  struct iovec whole = {arena, RING_ARENA_BYTES};
+  rw->fixed = io_uring_register_buffers(&rw->ring, &whole, 1) == 0; /* may fail on RLIMIT_MEMLOCK: plain I/O then */
   return rw;
 }
 
