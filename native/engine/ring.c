@@ -521,6 +521,7 @@ void ring_run(struct ring_worker *rw) {
     reap(rw, drained || rw->free_ctxs == 0 ? 1 : 0);
   }
   while (rw->ops > 0) reap(rw, 1);
+  for (int i = 1; i < rw->ctx_count; i++) rt_slot_release(&e->ep, rw->ctx[i].slot); /* ctx[0]'s is the worker's */
   t_ring = NULL;
   if (recv) munmap(recv, recv_bytes);
   else free(fb.mem);
