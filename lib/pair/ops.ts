@@ -66,6 +66,9 @@ export interface PairStatus {
   openHandles?: number;
   /** The serving daemon's PR_SET_IO_FLUSHER state (lib/native/io-flusher.ts). */
   ioFlusher?: IoFlusherStatus;
+  /** From a running daemon: the engine serving the pair ('native', 'fuse-native') and the native engine's io model. */
+  engine?: string;
+  negotiated?: { ringWorkers: number; poolThreads: number; ringErrno: number; maxThreads: number };
 }
 
 export function pairStatus(store: Store, pair: PairRecord): PairStatus {

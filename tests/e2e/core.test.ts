@@ -92,6 +92,8 @@ describe('remapfs end to end', () => {
     if (engine === 'native') expect([live.negotiated?.maxWrite, live.negotiated?.asyncDio]).toEqual([1024 * 1024, true]);
     else expect(live.negotiated).toBeUndefined();
     expect(lab.ok(['status', 'disk0'])).toMatch(new RegExp(`remapped\\s+${newRemaps.length} blocks`));
+    // The human status names the engine and, for the native one, its io model (io_uring workers here).
+    expect(lab.ok(['status', 'disk0'])).toMatch(engine === 'native' ? /^engine\s+native \(io_uring: \d+ ring workers, \d+ pool threads\)$/m : /^engine\s+fuse-native$/m);
   });
 
   it('really redirects a remapped block to the spare, for reads and writes', async () => {

@@ -5,6 +5,7 @@ import { chooseEngine, ENGINE_ENV, ENGINE_IO_ENV, ringWorkersOf } from '../../li
 import { type EngineApi, loadEngine } from '../../lib/fs/engine-api.js';
 import { createAdapter } from '../../lib/fs/serve.js';
 import { engineOf } from '../../lib/cli/engine.js';
+import { formatEngine } from '../../lib/cli/commands/status.js';
 import { UsageError } from '../../lib/errors.js';
 import { MemoryDevice } from '../../lib/block/memory-device.js';
 
@@ -64,6 +65,13 @@ describe('engine choice', () => {
     expect([ringWorkersOf({}), ringWorkersOf({ [ENGINE_IO_ENV]: '' }), ringWorkersOf({ [ENGINE_IO_ENV]: 'io_uring' })]).toEqual([undefined, undefined, undefined]);
     expect(ringWorkersOf({ [ENGINE_IO_ENV]: 'blocking' })).toBe(0);
     expect(() => engineOf('native', { [ENGINE_IO_ENV]: 'uring' })).toThrow(new UsageError(`${ENGINE_IO_ENV}=uring is not an io model (use io_uring or blocking)`));
+  });
+
+  it('status names the engine and the native io model', () => {
+    expect(formatEngine('fuse-native', undefined)).toBe('fuse-native');
+    expect(formatEngine('native', { ringWorkers: 2, poolThreads: 4, ringErrno: 0, maxThreads: 16 })).toBe('native (io_uring: 2 ring workers, 4 pool threads)');
+    expect(formatEngine('native', { ringWorkers: 0, poolThreads: 0, ringErrno: 0, maxThreads: 16 })).toBe('native (blocking: 16 threads)');
+    expect(formatEngine('native', { ringWorkers: 0, poolThreads: 0, ringErrno: 1, maxThreads: 16 })).toBe('native (blocking: 16 threads; io_uring unavailable: EPERM)');
   });
 
   it('under CI=true the native engine loads here (no silent fallback)', () => {

@@ -1,3 +1,4 @@
+import * as os from 'os';
 import type { CommandModule } from 'yargs';
 import { formatIoFlusher } from '../../native/io-flusher.js';
 import { mapInputOf, renderBar } from '../../health/map.js';
@@ -44,6 +45,19 @@ function tableJson(store: Store, pairId: number): Array<Record<string, unknown>>
   }));
 }
 
+/** The engine line: which engine serves, and how the native one does its I/O. */
+export function formatEngine(engine: string, n: PairStatus['negotiated']): string {
+  if (engine !== 'native' || !n) return engine;
+  if (n.ringWorkers > 0) return `native (io_uring: ${n.ringWorkers} ring workers, ${n.poolThreads} pool threads)`;
+  const why = n.ringErrno ? `; io_uring unavailable: ${errnoName(n.ringErrno)}` : '';
+  return `native (blocking: ${n.maxThreads} threads${why})`;
+}
+
+function errnoName(errno: number): string {
+  const hit = Object.entries(os.constants.errno).find(([, v]) => v === errno);
+  return hit ? hit[0] : `errno ${errno}`;
+}
+
 export function formatStatus(s: PairStatus): string {
   const pct = s.spareBlocksTotal ? ((100 * s.spareBlocksUsed) / s.spareBlocksTotal).toFixed(2) : '0';
   const lines: Array<[string, string]> = [
@@ -68,6 +82,7 @@ export function formatStatus(s: PairStatus): string {
     lines.push(['reallocations', `${c.remapEvents} since mount`]);
     lines.push(['open handles', String(s.openHandles ?? 0)]);
   }
+  if (s.engine) lines.push(['engine', formatEngine(s.engine, s.negotiated)]);
   if (s.ioFlusher) lines.push(['io flusher', formatIoFlusher(s.ioFlusher)]);
   return lines.map(([k, v]) => `${k.padEnd(14)}${v}\n`).join('');
 }
