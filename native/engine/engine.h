@@ -38,6 +38,7 @@ struct pair {
   uint64_t size_bytes, block_size, align_bytes;
   int main_fd, spare_fd;
   bool main_blk, spare_blk; /* block devices: BLKZEROOUT instead of fallocate */
+  bool mem_backed;          /* a device on tmpfs/ramfs: ring workers copy inline instead of queueing */
   bool direct, read_only;
   _Atomic int removed;
   _Atomic int writes_slow;

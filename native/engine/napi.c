@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include "engine.h"
 
@@ -341,6 +342,12 @@ static napi_value version(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* tmpfs or ramfs: a device call is a copy, and io_uring would hand it to a kernel worker thread. */
+static bool memory_backed(int fd) {
+  struct statfs sf;
+  return fstatfs(fd, &sf) == 0 && (sf.f_type == 0x01021994 /* TMPFS_MAGIC */ || sf.f_type == (long)0x858458f6 /* RAMFS_MAGIC */);
+}
+
 static napi_value create(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value opts, v;
@@ -479,6 +486,7 @@ static napi_value add_pair(napi_env env, napi_callback_info info) {
   p->spare_fd = (int)sfd;
   p->main_blk = main_blk;
   p->spare_blk = spare_blk;
+  p->mem_backed = memory_backed((int)mfd) || (sfd >= 0 && memory_backed((int)sfd));
   p->direct = direct;
   p->read_only = ro;
   atomic_init(&p->refs, 1);

@@ -12,6 +12,8 @@
  *     split exactly as the blocking fast path does (io.c), queue one SQE per
  *     run, and leave the slot announced; anything else, and any request that
  *     needs a decision, goes to the pool (handoff_push) and is not waited for;
+ *     a pair on tmpfs (a device call is a copy, which io_uring would give to
+ *     a kernel worker thread) is copied inline instead;
  *  3. submit, and sleep until a completion or until the session fd is
  *     readable (a one-shot POLL_ADD on it);
  *  4. when the last run of a request completes: clear its slot, then answer
@@ -333,7 +335,7 @@ static int start(struct ring_worker *rw, struct ring_ctx *c, const char **why) {
     rt_leave(slot);
     return 0;
   }
-  if (runs > RING_MAX_OPS) { /* a pathological split: done here, still announced */
+  if (runs > RING_MAX_OPS || p->mem_backed) { /* a pathological split, or memory: done here, still announced */
     for (int i = 0; i < runs && !c->failed; i++) {
       const struct rt_run *r = &rw->w->runs[i];
       if (io_full(r->spare ? p->spare_fd : p->main_fd, c->write, c->buf + r->buf_off, r->len, r->dev_off) != 0)
