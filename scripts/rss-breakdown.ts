@@ -6,7 +6,9 @@
  * daemon's own process.memoryUsage() and V8 heap (scripts/rss-probe.ts, loaded with NODE_OPTIONS), the
  * SQLite settings that bound its page cache, and the engine's route table.
  *
- *   node dist/scripts/rss-breakdown.js [--dir /var/tmp] [--runs N]
+ *   node dist/scripts/rss-breakdown.js [--dir /var/tmp] [--runs N] [--gc]
+ *
+ * --gc: the daemon collects garbage before each snapshot (a diagnosis: it changes what is measured).
  *
  * Needs root (FUSE, loop devices). Everything it makes is undone at the end.
  */
@@ -81,7 +83,8 @@ async function main(): Promise<void> {
     for (let run = 0; run < runs; run++) {
       const mnt = lab.mkdir(`mnt-${run}`);
       const probeFile = lab.path(`probe-${run}.json`);
-      const env = { ...lab.env(), NODE_OPTIONS: `--import=${path.join(HERE_DIR, 'rss-probe.js')}`, RSS_PROBE_FILE: probeFile };
+      const gc = argv.includes('--gc'); // every snapshot after a full GC: what is live, not what waits for collection
+      const env = { ...lab.env(), NODE_OPTIONS: `--import=${path.join(HERE_DIR, 'rss-probe.js')}${gc ? ' --expose-gc' : ''}`, RSS_PROBE_FILE: probeFile, RSS_PROBE_GC: gc ? '1' : '0' };
       t = Date.now();
       const d = await lab.startDaemon(mnt, ['--db', db, '--engine', 'native'], env);
       const startSeconds = (Date.now() - t) / 1000;
