@@ -104,7 +104,7 @@ async function main(): Promise<void> {
       console.log(`VmRSS ${mb(s.VmRSS ?? NaN)} (after start-up ${mb(afterStart.VmRSS ?? NaN)}), VmHWM ${mb(s.VmHWM ?? NaN)}: RssAnon ${mb(s.RssAnon ?? NaN)}, RssFile ${mb(s.RssFile ?? NaN)}, RssShmem ${mb(s.RssShmem ?? NaN)}`);
       console.log(`process.memoryUsage: rss ${mb(m.rss)}, heapTotal ${mb(m.heapTotal)}, heapUsed ${mb(m.heapUsed)}, external ${mb(m.external)}, arrayBuffers ${mb(m.arrayBuffers)}`);
       console.log(`V8: heap limit ${mb(probe.heap.heap_size_limit)}, malloced ${mb(probe.heap.malloced_memory)}; spaces (size/used): ${Object.entries(probe.spaces).map(([k, v]) => `${k} ${mb(v.sizeBytes)}/${mb(v.usedBytes)}`).join(', ')}`);
-      console.log(`engine route table: ${live} live entries; capacity if last grown at this size ${capacity} × 16 B = ${mb(capacity * 16)}`);
+      console.log(`engine route table: ${live} live entries; ${capacity} slots if last grown at this size: ${mb(capacity * 8)} narrow (8 B a slot, keys and routes below 2^32), ${mb(capacity * 16)} wide`);
       console.log('largest mappings (Rss of size):');
       console.log(topMappings(pid, 30).join('\n'));
       detachLoop(dev, path.join(mnt, 'big'));
