@@ -4,7 +4,7 @@
  * it with the native engine, runs the scale phase's last cell (random 4 KiB writes at QD32 on the loop
  * device) and prints: VmRSS and its parts from /proc/<pid>/status, the biggest mappings from smaps, the
  * daemon's own process.memoryUsage() and V8 heap (scripts/rss-probe.ts, loaded with NODE_OPTIONS), the
- * SQLite settings that bound its page cache, and the engine's route table.
+ * SQLite settings that bound its page cache, and the engine's route table; then what a first remap adds.
  *
  *   node dist/scripts/rss-breakdown.js [--dir /var/tmp] [--runs N] [--gc]
  *
@@ -74,6 +74,7 @@ async function main(): Promise<void> {
   lab.onCleanup(`remove ${dir}`, () => fs.rmSync(dir, { recursive: true, force: true }));
   try {
     const db = lab.path('scale.db');
+    filledPair(lab, dir, 'none', GiB, 64 * MiB, db); // served by the same daemon, as in the scale phase
     filledPair(lab, dir, 'big', 10 * GiB, 4.5 * GiB, db);
     let t = Date.now();
     injectRemaps(db, 'big', Array.from({ length: ENTRIES }, (_, i) => GiB / 4096 + 2 * i));
@@ -107,6 +108,11 @@ async function main(): Promise<void> {
       console.log(`engine route table: ${live} live entries; ${capacity} slots if last grown at this size: ${mb(capacity * 8)} narrow (8 B a slot, keys and routes below 2^32), ${mb(capacity * 16)} wide`);
       console.log('largest mappings (Rss of size):');
       console.log(topMappings(pid, 30).join('\n'));
+      // A first change of the table in force builds its position index (lib/meta/state.ts): what it adds.
+      lab.ok(['--db', db, 'remap', 'big', '8']);
+      await sleep(600);
+      const p2 = JSON.parse(fs.readFileSync(probeFile, 'utf8')) as { memoryUsage: NodeJS.MemoryUsage };
+      console.log(`after one remap (sector 8): VmRSS ${mb(statusFields(pid).VmRSS ?? NaN)}, arrayBuffers ${mb(p2.memoryUsage.arrayBuffers)}`);
       detachLoop(dev, path.join(mnt, 'big'));
       lab.ok(['--db', db, 'unmount', mnt]);
       await d.exited;
