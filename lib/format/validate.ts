@@ -156,7 +156,8 @@ interface EntryContext {
 export class TableChecker {
   private readonly c: EntryContext;
   private readonly spareUsed: Uint8Array;
-  private readonly mains: Float64Array;
+  /** Main blocks of the entries; 4 bytes each when every main block fits (a million take 4 MB, not 8). */
+  private readonly mains: Uint32Array | Float64Array;
   private mainCount = 0;
   private seen = 0;
   private problem: string | undefined;
@@ -166,7 +167,7 @@ export class TableChecker {
     if (entryCount > layout.slotEntryCapacity) throw new RangeError('entry count above capacity');
     this.c = { layout, mainBlocks: Math.floor(mainBytes / blockSize), sectorsPerBlock: blockSize / SECTOR_BYTES };
     this.spareUsed = new Uint8Array(Math.ceil(layout.spareBlocks / 8));
-    this.mains = new Float64Array(entryCount);
+    this.mains = this.c.mainBlocks <= 2 ** 32 ? new Uint32Array(entryCount) : new Float64Array(entryCount);
   }
 
   /** Checks `count` raw entries at the start of `page`; returns the first problem. */

@@ -31,7 +31,7 @@ export class MetaState {
   private count = 0;
   /** The entry pages, page-aligned; grows by doubling. */
   private pages: Buffer;
-  /** Position by main block and by retired spare block; built on the first change (32 MB per million entries). */
+  /** Position by main block and by retired spare block; built on the first change (16 MB per million entries: TypedHash). */
   private posByMain: TypedHash | undefined;
   private posByRetired: TypedHash | undefined;
   private pageCrcs: Buffer;

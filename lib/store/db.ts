@@ -43,6 +43,9 @@ export { processAlive } from './mounts.js';
 export { databaseError, REBUILD_HINT } from './faults.js';
 export { SCHEMA_VERSION } from './schema.js';
 
+/** The daemon's SQLite page cache, in KiB (SQLite's own default). */
+export const DAEMON_CACHE_KIB = 2000;
+
 export const DEFAULT_DB_PATH = '/var/lib/remapfs/remapfs.db';
 
 export class Store {
@@ -125,6 +128,15 @@ export class Store {
     if (used > 0) return;
     this.db.close();
     removeDatabaseFiles(this.path);
+  }
+
+  /**
+   * Bounds this connection's page cache to DAEMON_CACHE_KIB (better-sqlite3's default is 16 MB): a
+   * long-running daemon's cache only holds pages once the start-up has scanned its remap table, so it
+   * keeps none of that memory.
+   */
+  limitCache(): void {
+    this.db.pragma(`cache_size = -${DAEMON_CACHE_KIB}`);
   }
 
   close(): void {

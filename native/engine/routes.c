@@ -7,13 +7,19 @@
  * Layout: per pair, an open-addressing hash table (linear probing, power of two
  * capacity, key = main block + 1, 0 = empty slot) of the blocks whose route is
  * not MAIN: a spare block (>= 0) or SLOW. A block without an entry is MAIN, so
- * memory follows the number of remaps, not the size of the disk. Per engine, a
+ * memory follows the number of remaps, not the size of the disk. A table is
+ * narrow while every key and route fits in 32 bits: one 64-bit word per slot,
+ * key << 32 | (route + 3), read and written whole (8 bytes a slot: a million
+ * remaps in 2^21 slots take 16 MB). The first key or route that does not fit
+ * rebuilds it wide, two words per slot (key, route), like a growth below; a
+ * narrow table answers MAIN for a key it cannot hold. Per engine, a
  * global epoch and one slot per engine thread (own cache line): 0 when the
  * thread is idle, else the epoch it read when it started its request.
  *
  * Reader (fast path), per request:
  *   e = load(epoch, acquire); store(slot, e); FENCE(seq_cst);
- *   t = load(table, acquire); read routes; any SLOW -> store(slot, 0, release),
+ *   t = load(table, acquire); read routes (narrow: load(word, acquire); wide:
+ *   load(key, acquire) then load(route)); any SLOW -> store(slot, 0, release),
  *   hand the request to JS; else do the I/O, then store(slot, 0, release).
  * Writer, fence(first, count):
  *   store SLOW for each block; fetch_add(epoch) (seq_cst); FENCE(seq_cst);
@@ -37,7 +43,8 @@
  * routes (never done by the protocol, but guarded) is made via SLOW + wait.
  *
  * Growth and reclamation: an insert that would fill the table past 3/4 builds
- * a new table sized for the live (non-MAIN) entries (MAIN keys are dropped),
+ * a new table sized for the live (non-MAIN) entries (MAIN keys are dropped;
+ * wide when the old one was or the new entry needs it),
  * copies, and stores the pointer (release). The old table is kept on a retired
  * list; the writer frees it only after an epoch wait, which proves no reader
  * that loaded the old pointer is still inside its request. Values in the old
@@ -104,18 +111,16 @@ void rt_slot_release(struct rt_epoch *ep, int index) {
   atomic_store(&ep->slots[index].owned, 0);
 }
 
-static struct rt_table *table_new(unsigned bits) {
+static struct rt_table *table_new(unsigned bits, int narrow) {
   size_t cap = (size_t)1 << bits;
-  struct rt_table *t = calloc(1, sizeof *t + cap * sizeof(struct rt_entry));
+  /* calloc: every word 0, so every slot is empty (key 0) in both layouts. */
+  struct rt_table *t = calloc(1, sizeof *t + cap * (narrow ? 1 : 2) * sizeof(_Atomic uint64_t));
   if (!t) return NULL;
   t->mask = cap - 1;
   t->shift = 64 - bits;
+  t->narrow = narrow;
   t->used = 0;
   t->retired = NULL;
-  for (size_t i = 0; i < cap; i++) {
-    atomic_init(&t->e[i].key, 0);
-    atomic_init(&t->e[i].route, ROUTE_MAIN);
-  }
   return t;
 }
 
@@ -123,8 +128,15 @@ static inline uint64_t slot_of(const struct rt_table *t, uint64_t key) {
   return (key * 0x9E3779B97F4A7C15ull) >> t->shift;
 }
 
+/* Narrow words: key in the high half, route + 3 in the low half (SLOW 1, MAIN 2, spare s at s + 3). */
+static inline uint64_t narrow_word(uint64_t key, int64_t route) { return key << 32 | (uint64_t)(route + 3); }
+static inline int64_t narrow_route(uint64_t word) { return (int64_t)(word & 0xFFFFFFFFull) - 3; }
+static inline int fits_narrow(uint64_t key, int64_t route) {
+  return key <= RT_NARROW_MAX_KEY && route >= ROUTE_SLOW && route <= RT_NARROW_MAX_ROUTE;
+}
+
 int rt_map_init(struct rt_map *m) {
-  struct rt_table *t = table_new(4);
+  struct rt_table *t = table_new(4, 1);
   if (!t) return -1;
   atomic_init(&m->table, t);
   atomic_init(&m->live, 0);
@@ -151,42 +163,69 @@ void rt_map_free(struct rt_map *m) {
 int64_t rt_lookup(const struct rt_table *t, uint64_t block) {
   uint64_t key = block + 1;
   uint64_t i = slot_of(t, key);
+  if (t->narrow) {
+    if (key > RT_NARROW_MAX_KEY) return ROUTE_MAIN; /* a narrow table holds no such key */
+    for (;;) {
+      uint64_t w = atomic_load_explicit(&t->w[i], memory_order_acquire);
+      if (w >> 32 == key) return narrow_route(w);
+      if (w == 0) return ROUTE_MAIN;
+      i = (i + 1) & t->mask;
+    }
+  }
   for (;;) {
-    uint64_t k = atomic_load_explicit(&t->e[i].key, memory_order_acquire);
-    if (k == key) return atomic_load_explicit(&t->e[i].route, memory_order_relaxed);
+    uint64_t k = atomic_load_explicit(&t->w[2 * i], memory_order_acquire);
+    if (k == key) return (int64_t)atomic_load_explicit(&t->w[2 * i + 1], memory_order_relaxed);
     if (k == 0) return ROUTE_MAIN;
     i = (i + 1) & t->mask;
   }
 }
 
-/* Writer: the entry of key, or where it would go. */
-static struct rt_entry *probe(struct rt_table *t, uint64_t key) {
+/* Writer: the slot of key, or the empty slot where it would go; *found says which. */
+static uint64_t probe(const struct rt_table *t, uint64_t key, int *found) {
   uint64_t i = slot_of(t, key);
   for (;;) {
-    uint64_t k = atomic_load_explicit(&t->e[i].key, memory_order_relaxed);
-    if (k == key || k == 0) return &t->e[i];
+    uint64_t k = atomic_load_explicit(&t->w[t->narrow ? i : 2 * i], memory_order_relaxed);
+    if (t->narrow) k >>= 32;
+    if (k == key || k == 0) {
+      *found = k == key;
+      return i;
+    }
     i = (i + 1) & t->mask;
   }
 }
 
+/* Writer: the route in slot i (which holds a key). */
+static int64_t route_at(const struct rt_table *t, uint64_t i) {
+  if (t->narrow) return narrow_route(atomic_load_explicit(&t->w[i], memory_order_relaxed));
+  return (int64_t)atomic_load_explicit(&t->w[2 * i + 1], memory_order_relaxed);
+}
+
+/* Writer: a new key (route first, then the key with release: a reader that sees the key sees its route). */
 static void put_new(struct rt_table *t, uint64_t key, int64_t route) {
-  struct rt_entry *e = probe(t, key);
-  atomic_store_explicit(&e->route, route, memory_order_relaxed);
-  atomic_store_explicit(&e->key, key, memory_order_release);
+  int found;
+  uint64_t i = probe(t, key, &found);
+  if (t->narrow) {
+    atomic_store_explicit(&t->w[i], narrow_word(key, route), memory_order_release);
+  } else {
+    atomic_store_explicit(&t->w[2 * i + 1], (uint64_t)route, memory_order_relaxed);
+    atomic_store_explicit(&t->w[2 * i], key, memory_order_release);
+  }
   t->used++;
 }
 
-/* Rebuilds the table for `want` non-MAIN entries; the old one goes to the retired list. */
-static int regrow(struct rt_map *m, size_t want) {
+/* Rebuilds the table for `want` non-MAIN entries (wide when `wide` or the old one is); the old one goes to the retired list. */
+static int regrow(struct rt_map *m, size_t want, int wide) {
   struct rt_table *old = atomic_load_explicit(&m->table, memory_order_relaxed);
   unsigned bits = 4;
   while (((size_t)1 << bits) < want * 2 + 2) bits++;
-  struct rt_table *t = table_new(bits);
+  struct rt_table *t = table_new(bits, old->narrow && !wide);
   if (!t) return -1;
   for (size_t i = 0; i <= old->mask; i++) {
-    uint64_t k = atomic_load_explicit(&old->e[i].key, memory_order_relaxed);
-    int64_t r = atomic_load_explicit(&old->e[i].route, memory_order_relaxed);
-    if (k != 0 && r != ROUTE_MAIN) put_new(t, k, r);
+    uint64_t k = atomic_load_explicit(&old->w[old->narrow ? i : 2 * i], memory_order_relaxed);
+    if (old->narrow) k >>= 32;
+    if (k == 0) continue;
+    int64_t r = route_at(old, i);
+    if (r != ROUTE_MAIN) put_new(t, k, r);
   }
   atomic_store_explicit(&m->table, t, memory_order_release);
   old->retired = m->retired;
@@ -201,20 +240,29 @@ int64_t rt_get(struct rt_map *m, uint64_t block) {
 int64_t rt_set(struct rt_map *m, uint64_t block, int64_t route) {
   uint64_t key = block + 1;
   struct rt_table *t = atomic_load_explicit(&m->table, memory_order_relaxed);
-  struct rt_entry *e = probe(t, key);
   size_t live = atomic_load_explicit(&m->live, memory_order_relaxed);
-  if (atomic_load_explicit(&e->key, memory_order_relaxed) == key) {
-    int64_t old = atomic_load_explicit(&e->route, memory_order_relaxed);
+  if (t->narrow && !fits_narrow(key, route)) {
+    if (route == ROUTE_MAIN) return ROUTE_MAIN; /* key above every narrow key: it has no entry */
+    if (regrow(m, live + 1, 1) != 0) return -3;
+    t = atomic_load_explicit(&m->table, memory_order_relaxed);
+  }
+  int found;
+  uint64_t i = probe(t, key, &found);
+  if (found) {
+    int64_t old = route_at(t, i);
     if (old == route) return old;
     if (old == ROUTE_MAIN) live++;
     if (route == ROUTE_MAIN) live--;
     atomic_store_explicit(&m->live, live, memory_order_relaxed);
-    atomic_store_explicit(&e->route, route, memory_order_relaxed);
+    if (t->narrow)
+      atomic_store_explicit(&t->w[i], narrow_word(key, route), memory_order_relaxed);
+    else
+      atomic_store_explicit(&t->w[2 * i + 1], (uint64_t)route, memory_order_relaxed);
     return old;
   }
   if (route == ROUTE_MAIN) return ROUTE_MAIN;
   if ((t->used + 1) * 4 > (t->mask + 1) * 3) {
-    if (regrow(m, live + 1) != 0) return -3;
+    if (regrow(m, live + 1, 0) != 0) return -3;
     t = atomic_load_explicit(&m->table, memory_order_relaxed);
   }
   atomic_store_explicit(&m->live, live + 1, memory_order_relaxed);

@@ -40,18 +40,19 @@ void rt_slot_release(struct rt_epoch *ep, int index);
 
 /* Open addressing with linear probing; key = block + 1 (0 = empty). Entries are
  * never removed in place: a block going back to MAIN keeps its key with route
- * MAIN until the next rehash drops it. */
-struct rt_entry {
-  _Atomic uint64_t key;
-  _Atomic int64_t route;
-};
+ * MAIN until the next rehash drops it. Two layouts (routes.c): narrow, one
+ * 64-bit word per slot (key << 32 | route + 3), while every key and route fits
+ * in 32 bits; wide, two words per slot (key, route) otherwise. */
+#define RT_NARROW_MAX_KEY 0xFFFFFFFFull                  /* largest key (block + 1) of a narrow slot */
+#define RT_NARROW_MAX_ROUTE ((int64_t)0xFFFFFFFFll - 3)  /* largest spare block of a narrow slot */
 
 struct rt_table {
   uint64_t mask;
   unsigned shift;
+  int narrow;                /* 1: w[i] is slot i; 0: w[2i] is slot i's key, w[2i+1] its route */
   size_t used;               /* keys stored (writer only) */
   struct rt_table *retired;  /* next retired table, waiting for reclamation */
-  struct rt_entry e[];
+  _Atomic uint64_t w[];
 };
 
 struct rt_map {

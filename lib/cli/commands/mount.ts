@@ -28,6 +28,7 @@ export const mountCommand: CommandModule<object, Args> = {
       .option('engine', engineOption),
   handler: async (argv) => {
     const store = Store.open(dbPath(argv), { create: argv.watch.length > 0 });
+    store.limitCache();
     const daemon = new Daemon({ store, mountpoint: argv.mountpoint, mode: argv['open-mode'] as OpenMode, engine: engineOf(argv.engine), watchDirs: argv.watch.map((d) => path.resolve(d)), attach: argv.attach });
     let names: string[];
     try {

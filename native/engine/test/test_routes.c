@@ -1,6 +1,6 @@
 /*
  * Unit tests of native/engine/routes.c: the route table (insert, update,
- * growth, MAIN entries dropped on rehash), the splitter (same merging as
+ * growth, MAIN entries dropped on rehash, narrow and wide layouts), the splitter (same merging as
  * lib/remap/split.ts) and the epoch/fence protocol under threads: readers
  * announce, look routes up and record what they saw while a writer fences and
  * publishes; no reader may still be using a route older than a completed fence.
@@ -54,6 +54,71 @@ static void test_table(void) {
   }
   CHECK(atomic_load(&m.live) == 0);
   CHECK(atomic_load(&m.table)->mask + 1 <= 512 * 1024);
+  rt_map_free(&m);
+}
+
+/* Narrow slots (one word) while keys and routes fit in 32 bits; the first that does not makes the table wide. */
+static void test_layouts(void) {
+  struct rt_map m;
+  CHECK(rt_map_init(&m) == 0);
+  CHECK(atomic_load(&m.table)->narrow);
+  uint64_t last_narrow_block = RT_NARROW_MAX_KEY - 1;
+  CHECK(rt_set(&m, last_narrow_block, RT_NARROW_MAX_ROUTE) == ROUTE_MAIN);
+  CHECK(rt_set(&m, 0, 0) == ROUTE_MAIN);
+  CHECK(rt_set(&m, 5, ROUTE_SLOW) == ROUTE_MAIN);
+  CHECK(atomic_load(&m.table)->narrow);
+  CHECK(rt_get(&m, last_narrow_block) == RT_NARROW_MAX_ROUTE);
+  CHECK(rt_get(&m, 0) == 0 && rt_get(&m, 5) == ROUTE_SLOW);
+  CHECK(rt_get(&m, last_narrow_block + 1) == ROUTE_MAIN); /* a key a narrow table cannot hold */
+  CHECK(rt_get(&m, 1ull << 40) == ROUTE_MAIN);
+  CHECK(rt_set(&m, last_narrow_block + 1, ROUTE_MAIN) == ROUTE_MAIN); /* no entry, and no rebuild */
+  CHECK(atomic_load(&m.table)->narrow && !rt_has_retired(&m));
+  /* A block beyond 2^32 - 2: rebuilt wide, every entry kept. */
+  CHECK(rt_set(&m, last_narrow_block + 1, 7) == ROUTE_MAIN);
+  CHECK(!atomic_load(&m.table)->narrow && rt_has_retired(&m));
+  rt_reclaim(&m);
+  CHECK(rt_get(&m, last_narrow_block + 1) == 7 && rt_get(&m, last_narrow_block) == RT_NARROW_MAX_ROUTE);
+  CHECK(rt_get(&m, 0) == 0 && rt_get(&m, 5) == ROUTE_SLOW && atomic_load(&m.live) == 4);
+  CHECK(rt_set(&m, (1ull << 50) + 3, (int64_t)1 << 45) == ROUTE_MAIN);
+  CHECK(rt_get(&m, (1ull << 50) + 3) == (int64_t)1 << 45);
+  CHECK(rt_set(&m, (1ull << 50) + 3, ROUTE_MAIN) == (int64_t)1 << 45);
+  CHECK(atomic_load(&m.live) == 4);
+  rt_map_free(&m);
+  /* A spare block beyond the narrow routes: wide too, for an existing key as well. */
+  CHECK(rt_map_init(&m) == 0);
+  CHECK(rt_set(&m, 9, ROUTE_SLOW) == ROUTE_MAIN);
+  CHECK(rt_set(&m, 9, RT_NARROW_MAX_ROUTE + 1) == ROUTE_SLOW);
+  CHECK(!atomic_load(&m.table)->narrow);
+  CHECK(rt_get(&m, 9) == RT_NARROW_MAX_ROUTE + 1 && atomic_load(&m.live) == 1);
+  rt_reclaim(&m);
+  rt_map_free(&m);
+  /* Memory: a million remaps fit 2^21 narrow slots of 8 bytes. */
+  CHECK(rt_map_init(&m) == 0);
+  for (uint64_t b = 0; b < 1000000; b++) CHECK(rt_set(&m, 262144 + 2 * b, (int64_t)b) != -3);
+  rt_reclaim(&m);
+  struct rt_table *t = atomic_load(&m.table);
+  CHECK(t->narrow && t->mask + 1 == (1u << 21));
+  int bad = 0;
+  for (uint64_t b = 0; b < 1000000; b++) bad += rt_get(&m, 262144 + 2 * b) != (int64_t)b || rt_get(&m, 262145 + 2 * b) != ROUTE_MAIN;
+  CHECK(bad == 0);
+  rt_map_free(&m);
+}
+
+/* The splitter on a wide table: byte offsets of blocks and spare blocks beyond 2^32. */
+static void test_split_wide(void) {
+  struct rt_map m;
+  struct rt_run runs[4];
+  CHECK(rt_map_init(&m) == 0);
+  uint64_t block = (1ull << 32) + 5, spare = (1ull << 33) + 1;
+  CHECK(rt_set(&m, block, (int64_t)spare) == ROUTE_MAIN);
+  struct rt_table *t = atomic_load(&m.table);
+  CHECK(!t->narrow);
+  int n = rt_split(t, atomic_load(&m.live), (block - 1) * 512, 3 * 512, 512, runs, 4);
+  CHECK(n == 3);
+  CHECK(runs[0].spare == 0 && runs[0].dev_off == (block - 1) * 512 && runs[0].len == 512);
+  CHECK(runs[1].spare == 1 && runs[1].dev_off == spare * 512 && runs[1].buf_off == 512 && runs[1].len == 512);
+  CHECK(runs[2].spare == 0 && runs[2].dev_off == (block + 1) * 512 && runs[2].buf_off == 1024);
+  rt_reclaim(&m);
   rt_map_free(&m);
 }
 
@@ -132,9 +197,16 @@ static void *reader(void *arg) {
   return NULL;
 }
 
-static void test_stress(void) {
+/* wide: the table is made wide first (an entry beyond 2^32), so both layouts are stressed. */
+static void test_stress(int wide) {
   rt_epoch_init(&g_ep);
   CHECK(rt_map_init(&g_map) == 0);
+  atomic_store(&g_stop, 0);
+  atomic_store(&g_fast, 0);
+  atomic_store(&g_slow, 0);
+  if (wide) CHECK(rt_set(&g_map, 1ull << 40, 1) == ROUTE_MAIN);
+  rt_reclaim(&g_map);
+  CHECK(atomic_load(&g_map.table)->narrow == !wide);
   pthread_t th[READERS];
   for (int i = 0; i < READERS; i++) pthread_create(&th[i], NULL, reader, NULL);
   unsigned seed = 42;
@@ -160,7 +232,8 @@ static void test_stress(void) {
   }
   atomic_store(&g_stop, 1);
   for (int i = 0; i < READERS; i++) pthread_join(th[i], NULL);
-  printf("test_routes: stress: %ld fast lookups, %ld slow, %ld violations\n", atomic_load(&g_fast), atomic_load(&g_slow),
+  CHECK(atomic_load(&g_map.table)->narrow == !wide);
+  printf("test_routes: stress (%s): %ld fast lookups, %ld slow, %ld violations\n", wide ? "wide" : "narrow", atomic_load(&g_fast), atomic_load(&g_slow),
          atomic_load(&g_violations));
   CHECK(atomic_load(&g_violations) == 0);
   CHECK(atomic_load(&g_fast) > 0);
@@ -169,8 +242,11 @@ static void test_stress(void) {
 
 int main(void) {
   test_table();
+  test_layouts();
   test_split();
-  test_stress();
+  test_split_wide();
+  test_stress(0);
+  test_stress(1);
   if (failures) {
     fprintf(stderr, "test_routes: %d check(s) failed\n", failures);
     return 1;
