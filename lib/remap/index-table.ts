@@ -11,6 +11,19 @@ import type { SpareLookup } from './split.js';
 import type { SpareLayout } from '../format/layout.js';
 import { TypedHash } from './typed-hash.js';
 
+/* Bitmaps by block number; blocks may be 2^32 or more, so no 32-bit shifts on the index. */
+function testBit(bits: Uint8Array, block: number): number {
+  return (bits[Math.floor(block / 8)] as number) & (1 << block % 8);
+}
+function setBit(bits: Uint8Array, block: number): void {
+  const i = Math.floor(block / 8);
+  bits[i] = (bits[i] as number) | (1 << block % 8);
+}
+function clearBit(bits: Uint8Array, block: number): void {
+  const i = Math.floor(block / 8);
+  bits[i] = (bits[i] as number) & ~(1 << block % 8);
+}
+
 export class RemapIndex implements SpareLookup {
   readonly virtualBlocks: number;
   readonly layout: SpareLayout;
@@ -66,19 +79,19 @@ export class RemapIndex implements SpareLookup {
   }
 
   spareBlockOf(mainBlock: number): number {
-    if (((this.remappedBits[mainBlock >>> 3] as number) & (1 << (mainBlock & 7))) === 0) return -1;
+    if (testBit(this.remappedBits, mainBlock) === 0) return -1;
     return this.spareOf.get(mainBlock);
   }
 
   isSpareTaken(spareBlock: number): boolean {
-    return ((this.spareTaken[spareBlock >>> 3] as number) & (1 << (spareBlock & 7))) !== 0;
+    return testBit(this.spareTaken, spareBlock) !== 0;
   }
 
   set(mainBlock: number, spareBlock: number): void {
     if (mainBlock < 0 || mainBlock >= this.virtualBlocks) throw new RangeError(`main block ${mainBlock} outside the device`);
     if (this.isSpareTaken(spareBlock)) throw new Error(`spare block ${spareBlock} is already taken`);
     const old = this.spareOf.get(mainBlock);
-    if (old >= 0) this.spareTaken[old >>> 3] = (this.spareTaken[old >>> 3] as number) & ~(1 << (old & 7));
+    if (old >= 0) clearBit(this.spareTaken, old);
     this.pending.delete(mainBlock);
     this.take(mainBlock, spareBlock);
   }
@@ -91,13 +104,13 @@ export class RemapIndex implements SpareLookup {
 
   private take(mainBlock: number, spareBlock: number): void {
     this.spareOf.set(mainBlock, spareBlock);
-    this.remappedBits[mainBlock >>> 3] = (this.remappedBits[mainBlock >>> 3] as number) | (1 << (mainBlock & 7));
-    this.spareTaken[spareBlock >>> 3] = (this.spareTaken[spareBlock >>> 3] as number) | (1 << (spareBlock & 7));
+    setBit(this.remappedBits, mainBlock);
+    setBit(this.spareTaken, spareBlock);
   }
 
   retire(spareBlock: number): void {
     if (this.isSpareTaken(spareBlock)) throw new Error(`spare block ${spareBlock} is in use and cannot be retired`);
-    this.spareTaken[spareBlock >>> 3] = (this.spareTaken[spareBlock >>> 3] as number) | (1 << (spareBlock & 7));
+    setBit(this.spareTaken, spareBlock);
     this.retiredCount++;
   }
 
