@@ -21,7 +21,7 @@ import { identify } from '../block/file-device.js';
 import { GoneDevice } from '../block/gone-device.js';
 import { discoverInBackground } from '../discovery/background.js';
 import type { DiscoveryReport } from '../discovery/discover.js';
-import { importPair } from '../discovery/importer.js';
+import { importPair, type ImportResult } from '../discovery/importer.js';
 import type { PairService } from './pair-service.js';
 import type { ServedMount } from './served-mount.js';
 
@@ -55,6 +55,9 @@ export interface DaemonPairs {
   remove(a: Attached): void;
 }
 
+/** How hot-plug imports a pair found in a watched directory (importPair; a fake in unit tests). */
+export type Importer = (store: Store, mainPath: string, sparePath: string) => ImportResult;
+
 const RESCAN_MS = 3000;
 const DEBOUNCE_MS = 300;
 
@@ -65,7 +68,10 @@ export class HotPlug {
   /** UUID → the devices (path, identity, size, times) of an import that failed: not tried again unchanged. */
   private readonly failedImports = new Map<string, string>();
 
-  constructor(private readonly d: DaemonPairs) {}
+  constructor(
+    private readonly d: DaemonPairs,
+    private readonly importer: Importer = importPair,
+  ) {}
 
   start(): void {
     const kick = () => {
@@ -126,8 +132,8 @@ export class HotPlug {
       .catch((err: unknown) => d.log(`remapfs: rescan: ${err instanceof Error ? err.message : String(err)}`));
   }
 
-  /** Applies a discovery report (or none): detach what left, follow moves, attach what is complete. */
-  private apply(report: DiscoveryReport | undefined): void {
+  /** Applies a discovery report (or none): detach what left, follow moves, attach what is complete. Public for tests. */
+  apply(report: DiscoveryReport | undefined): void {
     const d = this.d;
     for (const a of d.attached().filter((x) => !stillThere(x))) {
       const rec = a.svc.rt.record;
@@ -152,8 +158,9 @@ export class HotPlug {
         // An import that failed is tried again only when a device changed: it reads the whole table here.
         const attempt = candidateKey(p.main.path, p.spare.path);
         if (attempt !== undefined && this.failedImports.get(p.uuid) === attempt) continue;
+        if (process.env.REMAPFS_DEBUG) d.log(`remapfs: hot-plug: trying to import the pair found at ${p.main.path} and ${p.spare.path}`);
         try {
-          rec = importPair(d.store, p.main.path, p.spare.path).pair;
+          rec = this.importer(d.store, p.main.path, p.spare.path).pair;
           d.log(`remapfs: ${rec.name}: found in a watched directory and imported`);
         } catch (err) {
           const msg = err instanceof Error ? err.message : String(err);
