@@ -17,6 +17,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { PairRecord, Store } from '../store/db.js';
+import { isPathRefusal } from '../block/disk-error.js';
 import { identify } from '../block/file-device.js';
 import { GoneDevice } from '../block/gone-device.js';
 import { discoverInBackground } from '../discovery/background.js';
@@ -214,7 +215,9 @@ function stillThere(a: Attached): boolean {
 function safeKey(p: string): string | undefined {
   try {
     return identify(p).key;
-  } catch {
+  } catch (err) {
+    // Nothing there now: the pair's device left.
+    if (!isPathRefusal(err)) throw err;
     return undefined;
   }
 }
@@ -222,7 +225,9 @@ function safeKey(p: string): string | undefined {
 function safeReal(p: string): string {
   try {
     return fs.realpathSync(p);
-  } catch {
+  } catch (err) {
+    // A watched directory that does not exist (yet) is compared by its name.
+    if (!isPathRefusal(err)) throw err;
     return path.resolve(p);
   }
 }
@@ -236,7 +241,8 @@ function candidateKey(mainPath: string, sparePath: string): string | undefined {
         return `${p}:${st.dev}:${st.ino}:${st.rdev}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
       })
       .join('|');
-  } catch {
+  } catch (err) {
+    if (!isPathRefusal(err)) throw err;
     return undefined;
   }
 }

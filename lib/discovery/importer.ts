@@ -6,6 +6,7 @@
  */
 import { type DeviceIdentity, FileDevice, identify, sameStorage } from '../block/file-device.js';
 import { DeviceLock } from '../block/device-lock.js';
+import { isPathRefusal } from '../block/disk-error.js';
 import { RemapfsError } from '../errors.js';
 import { locateMetadata } from '../meta/locate.js';
 import { recordOf } from '../meta/reconcile.js';
@@ -33,8 +34,9 @@ export function checkDevicesFree(store: Store, name: string, main: DeviceIdentit
         let same = theirs === dev.realPath;
         try {
           same ||= sameStorage(identify(theirs), dev);
-        } catch {
-          // their device is not here now; the path comparison stands
+        } catch (err) {
+          // Their device is not here now; the path comparison stands.
+          if (!isPathRefusal(err)) throw err;
         }
         if (same) throw new RemapfsError('pair', name, `${role} ${dev.realPath} is already used by pair ${p.name} (${theirs})`, 'a device can belong to one pair only');
       }

@@ -4,6 +4,7 @@
  * is damaged, every block size is tried for slots 1 to 4.
  */
 import type { BlockDevice } from '../block/device.js';
+import { isDiskError } from '../block/disk-error.js';
 import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES, SLOT_COUNT, SLOT_HEADER_BYTES, spareLayout, validateBlockSize } from '../format/layout.js';
 import { decodeHeaderFields, type SlotHeader } from '../format/slot-codec.js';
 import { type SlotReport, SlotSet } from './slots.js';
@@ -22,7 +23,9 @@ function headerAt(spare: BlockDevice, byteOffset: number): SlotHeader | undefine
   const buf = Buffer.alloc(SLOT_HEADER_BYTES);
   try {
     spare.read(buf, byteOffset);
-  } catch {
+  } catch (err) {
+    // An unreadable header is no header; anything but a disk error is a bug.
+    if (!isDiskError(err)) throw err;
     return undefined;
   }
   const r = decodeHeaderFields(buf);
