@@ -2,8 +2,9 @@
  * Hot-plug's import decision (issue 13, "unbounded work"): a pair found in a
  * watched directory whose import fails is tried once and logged once, and not
  * tried again on later rescans until one of its devices changes; then it is
- * tried again. The daemon is a fake (DaemonPairs), the importer a counting fake;
- * the devices are real files, since the decision is keyed on their stat.
+ * tried again. The daemon is a fake (DaemonPairs), the importer a counting fake
+ * and the worker's table read a fake; the devices are real files, since the
+ * decision is keyed on their stat.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -41,6 +42,7 @@ describe('hot-plug import of a pair found in a watched directory', () => {
   let sparePath: string;
   let logs: string[];
   let attempts: number;
+  let tableReads: number;
   let hp: HotPlug;
 
   beforeEach(() => {
@@ -51,8 +53,20 @@ describe('hot-plug import of a pair found in a watched directory', () => {
     fs.writeFileSync(sparePath, Buffer.alloc(4096));
     logs = [];
     attempts = 0;
+    tableReads = 0;
+    const refuse = (): ImportResult => {
+      attempts++;
+      throw new RemapfsError('import', 'hp', 'a pair with this name already exists', 'choose another name');
+    };
+    hp = new HotPlug(hpDaemon(), refuse, () => {
+      tableReads++;
+      return Promise.resolve({ rejected: [] });
+    });
+  });
+
+  function hpDaemon(): DaemonPairs {
     const store = { pairs: { byUuid: (): PairRecord | undefined => undefined } } as unknown as Store;
-    const d: DaemonPairs = {
+    return {
       store,
       mountpoint: path.join(dir, 'mnt'),
       watchDirs: [dir],
@@ -67,42 +81,61 @@ describe('hot-plug import of a pair found in a watched directory', () => {
       userIoOps: () => 0,
       remove: () => undefined,
     };
-    const refuse = (): ImportResult => {
-      attempts++;
-      throw new RemapfsError('import', 'hp', 'a pair with this name already exists', 'choose another name');
-    };
-    hp = new HotPlug(d, refuse);
-  });
+  }
+
+  /** One rescan's report applied, and the import it started finished. */
+  async function rescan(report: DiscoveryReport): Promise<void> {
+    hp.apply(report);
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+  }
 
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('is tried and logged once while its devices are unchanged, and tried again after one changes', () => {
-    for (let rescan = 0; rescan < 4; rescan++) hp.apply(reportOf(mainPath, sparePath));
+  it('is tried and logged once while its devices are unchanged, and tried again after one changes', async () => {
+    for (let k = 0; k < 4; k++) await rescan(reportOf(mainPath, sparePath));
     expect(attempts).toBe(1);
+    // Its table was read (in the worker) once too.
+    expect(tableReads).toBe(1);
     expect(logs.filter((l) => l.includes('cannot import the pair found at'))).toEqual([
       `remapfs: cannot import the pair found at ${mainPath} and ${sparePath}: import hp: a pair with this name already exists (choose another name)`,
     ]);
 
     // The spare is rewritten (a new size and times): the next rescan tries again, once.
     fs.appendFileSync(sparePath, Buffer.alloc(4096));
-    hp.apply(reportOf(mainPath, sparePath));
-    hp.apply(reportOf(mainPath, sparePath));
+    await rescan(reportOf(mainPath, sparePath));
+    await rescan(reportOf(mainPath, sparePath));
     expect(attempts).toBe(2);
 
     // The main's times alone change (touched): tried again.
     const later = new Date(Date.now() + 60_000);
     fs.utimesSync(mainPath, later, later);
-    hp.apply(reportOf(mainPath, sparePath));
-    hp.apply(reportOf(mainPath, sparePath));
+    await rescan(reportOf(mainPath, sparePath));
+    await rescan(reportOf(mainPath, sparePath));
     expect(attempts).toBe(3);
+    expect(tableReads).toBe(3);
     // The same reason is not logged again.
     expect(logs.filter((l) => l.includes('cannot import the pair found at'))).toHaveLength(1);
   });
 
-  it('is tried on every rescan when a device cannot be stat-ed (nothing to key the failure on)', () => {
+  it('is tried on every rescan when a device cannot be stat-ed (nothing to key the failure on)', async () => {
     const gone = path.join(fs.realpathSync(dir), 'gone.img');
-    hp.apply(reportOf(mainPath, gone));
-    hp.apply(reportOf(mainPath, gone));
+    await rescan(reportOf(mainPath, gone));
+    await rescan(reportOf(mainPath, gone));
     expect(attempts).toBe(2);
+  });
+
+  it('is not started again while its table is still being read', async () => {
+    let release: () => void = () => undefined;
+    const slow = new HotPlug(hpDaemon(), () => {
+      attempts++;
+      throw new RemapfsError('import', 'hp', 'refused');
+    }, () => new Promise((resolve) => (release = () => resolve({ rejected: [] }))));
+    slow.apply(reportOf(mainPath, sparePath));
+    slow.apply(reportOf(mainPath, sparePath));
+    slow.apply(reportOf(mainPath, sparePath));
+    expect(attempts).toBe(0);
+    release();
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(attempts).toBe(1);
   });
 });
