@@ -15,6 +15,17 @@ export function isDiskError(err: unknown): boolean {
 }
 
 /**
+ * A refusal of a path: by the operating system (any errno code: a path that
+ * vanished, a permission, a busy device, a disk error) or by remapfs itself
+ * (a RemapfsError: not a file or block device). Where remapfs looks at
+ * devices it does not own (discovery, sysfs), such a path is skipped; any
+ * other error is a bug and propagates.
+ */
+export function isPathRefusal(err: unknown): boolean {
+  return errnoCodeOf(err) !== undefined || err instanceof RemapfsError;
+}
+
+/**
  * A failure with a known cause: a disk error, or a RemapfsError (remapfs's
  * own explained refusals: the spare pool exhausted, metadata refused). Where
  * a failure is only logged (a proactive remap, the scanner), anything else is

@@ -44,7 +44,7 @@ import { PairService } from './pair-service.js';
 import { CONTROL_DIR, type ControlTree } from '../fs/ops.js';
 import { type EngineName, servedCounters } from '../fs/adapter.js';
 import type { IoCounters } from '../remap/remap-device.js';
-import { type Attached, type DaemonPairs, HotPlug } from './hotplug.js';
+import { type Attached, type DaemonPairs, HotPlug, type OpenOptions } from './hotplug.js';
 import { attachLoop, detachLoops } from './loops.js';
 import { dispatch, servedHost, unservedHost } from './served-host.js';
 
@@ -127,7 +127,7 @@ export class Daemon implements DaemonPairs {
     try {
       for (const rec of records) {
         // A CLI command working on the pair finishes first: the daemon reconciles what it left.
-        const a = this.tryOpen(rec, START_LOCK_WAIT_MS);
+        const a = this.tryOpen(rec, { lockWaitMs: START_LOCK_WAIT_MS });
         if (a) this.pairs.push(a);
       }
       if (this.pairs.length === 0 && !this.hotplugOn) throw new RemapfsError('mount', this.mountpoint, 'no pair could be opened');
@@ -165,9 +165,9 @@ export class Daemon implements DaemonPairs {
     this.hotplug.rescan();
   }
 
-  tryOpen(rec: PairRecord, lockWaitMs = 0): Attached | undefined {
+  tryOpen(rec: PairRecord, opts: OpenOptions = {}): Attached | undefined {
     try {
-      const rt = openPair(this.store, rec, { mode: this.opts.mode ?? 'auto', log: this.logLine, lockWaitMs });
+      const rt = openPair(this.store, rec, { mode: this.opts.mode ?? 'auto', log: this.logLine, lockWaitMs: opts.lockWaitMs ?? 0, ...(opts.adopted ? { adopted: opts.adopted } : {}) });
       this.notOpened.delete(rec.uuid);
       return { svc: new PairService(rt, this.store, this.logLine, () => this.userIoOps()), mainKey: identify(rec.mainPath).key, spareKey: identify(rec.sparePath).key };
     } catch (err) {

@@ -10,18 +10,23 @@
  * The daemon owns the served pairs (`DaemonPairs`); this module decides when
  * they come and go. Discovery's reading of slots and tables runs in a worker
  * thread (discovery/background.ts); its report is applied on the event loop.
- * An import reads the whole table on this thread; one that failed is tried
- * again only when a device's identity, size or times change (a file
- * rewritten; a block device re-plugged), not on every rescan.
+ * An import has the worker read and validate the whole table
+ * (readTableInBackground); this thread checks the slots' seal, writes the
+ * database and builds the index. One import per pair at a time; one that
+ * failed is tried again only when a device's identity, size or times change
+ * (a file rewritten; a block device re-plugged), not on every rescan.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import type { PairRecord, Store } from '../store/db.js';
+import { isPathRefusal } from '../block/disk-error.js';
 import { identify } from '../block/file-device.js';
 import { GoneDevice } from '../block/gone-device.js';
-import { discoverInBackground } from '../discovery/background.js';
+import { backgroundWhere, discoverInBackground, readTableInBackground } from '../discovery/background.js';
 import type { DiscoveryReport } from '../discovery/discover.js';
-import { importPair } from '../discovery/importer.js';
+import { importPair, type ImportResult } from '../discovery/importer.js';
+import type { TableRead } from '../discovery/probe-worker.js';
+import type { AdoptedTable } from '../meta/locate.js';
 import type { PairService } from './pair-service.js';
 import type { ServedMount } from './served-mount.js';
 
@@ -44,7 +49,7 @@ export interface DaemonPairs {
   readonly gone: Set<string>;
   /** Why a pair could not be opened or imported, by UUID (each reason is logged once). */
   readonly notOpened: Map<string, string>;
-  tryOpen(rec: PairRecord): Attached | undefined;
+  tryOpen(rec: PairRecord, opts?: OpenOptions): Attached | undefined;
   /** Serves an opened pair: its file joins the mount, its scanner starts. */
   add(a: Attached): void;
   /** With --attach: puts the pair's file on a loop device (in the background). */
@@ -55,6 +60,17 @@ export interface DaemonPairs {
   remove(a: Attached): void;
 }
 
+export interface OpenOptions {
+  /** How long to wait for another holder of the devices (default: fail at once). */
+  lockWaitMs?: number;
+  /** The table the pair was just imported from: its open need not read the slots again. */
+  adopted?: AdoptedTable;
+}
+
+/** How hot-plug imports a pair found in a watched directory, with the table read off this thread (importPair; fakes in unit tests). */
+export type Importer = (store: Store, mainPath: string, sparePath: string, table: TableRead) => ImportResult;
+export type TableReader = (sparePath: string) => Promise<TableRead>;
+
 const RESCAN_MS = 3000;
 const DEBOUNCE_MS = 300;
 
@@ -64,8 +80,15 @@ export class HotPlug {
   private debounce: NodeJS.Timeout | undefined;
   /** UUID → the devices (path, identity, size, times) of an import that failed: not tried again unchanged. */
   private readonly failedImports = new Map<string, string>();
+  /** UUIDs being imported (their tables read in the worker): not started again meanwhile. */
+  private readonly importing = new Set<string>();
+  private stopped = false;
 
-  constructor(private readonly d: DaemonPairs) {}
+  constructor(
+    private readonly d: DaemonPairs,
+    private readonly importer: Importer = (store, mainPath, sparePath, table) => importPair(store, mainPath, sparePath, { table }),
+    private readonly readTable: TableReader = readTableInBackground,
+  ) {}
 
   start(): void {
     const kick = () => {
@@ -84,6 +107,7 @@ export class HotPlug {
   }
 
   stop(): void {
+    this.stopped = true;
     for (const w of this.watchers) w.close();
     this.watchers = [];
     if (this.rescanTimer) clearInterval(this.rescanTimer);
@@ -126,8 +150,8 @@ export class HotPlug {
       .catch((err: unknown) => d.log(`remapfs: rescan: ${err instanceof Error ? err.message : String(err)}`));
   }
 
-  /** Applies a discovery report (or none): detach what left, follow moves, attach what is complete. */
-  private apply(report: DiscoveryReport | undefined): void {
+  /** Applies a discovery report (or none): detach what left, follow moves, attach what is complete (imports finish later). Public for tests. */
+  apply(report: DiscoveryReport | undefined): void {
     const d = this.d;
     for (const a of d.attached().filter((x) => !stillThere(x))) {
       const rec = a.svc.rt.record;
@@ -149,29 +173,58 @@ export class HotPlug {
       if (rec && d.gone.has(rec.name)) continue; // wait until the old file is released
       if (!rec) {
         if (!this.inWatchedDir(p.main.path) && !this.inWatchedDir(p.spare.path)) continue;
-        // An import that failed is tried again only when a device changed: it reads the whole table here.
+        // An import that failed is tried again only when a device changed: it reads the whole table.
         const attempt = candidateKey(p.main.path, p.spare.path);
         if (attempt !== undefined && this.failedImports.get(p.uuid) === attempt) continue;
-        try {
-          rec = importPair(d.store, p.main.path, p.spare.path).pair;
-          d.log(`remapfs: ${rec.name}: found in a watched directory and imported`);
-        } catch (err) {
-          const msg = err instanceof Error ? err.message : String(err);
-          if (d.notOpened.get(p.uuid) !== msg) d.log(`remapfs: cannot import the pair found at ${p.main.path} and ${p.spare.path}: ${msg}`);
-          d.notOpened.set(p.uuid, msg);
-          if (attempt !== undefined) this.failedImports.set(p.uuid, attempt);
-          continue;
-        }
+        if (this.importing.has(p.uuid)) continue;
+        this.importing.add(p.uuid);
+        void this.importAndAttach(p.uuid, p.main.path, p.spare.path, attempt).finally(() => this.importing.delete(p.uuid));
+        continue;
       } else if (rec.mainPath !== p.main.path || rec.sparePath !== p.spare.path) {
         d.store.pairs.updatePaths(rec.id, p.main.path, p.spare.path, p.spare.hardwareId);
         rec = { ...rec, mainPath: p.main.path, sparePath: p.spare.path, spareHwid: p.spare.hardwareId };
       }
-      const a = d.tryOpen(rec);
-      if (!a) continue;
-      d.add(a);
-      d.log(`remapfs: ${a.svc.name}: attached (main ${rec.mainPath}, spare ${rec.sparePath})`);
-      d.attachLoop(a);
+      this.attach(rec);
     }
+  }
+
+  /** Opens and serves a pair of the database (tryOpen logs why one cannot be opened). */
+  private attach(rec: PairRecord, adopted?: AdoptedTable): void {
+    const d = this.d;
+    const a = d.tryOpen(rec, adopted ? { adopted } : {});
+    if (!a) return;
+    d.add(a);
+    d.log(`remapfs: ${a.svc.name}: attached (main ${rec.mainPath}, spare ${rec.sparePath})`);
+    d.attachLoop(a);
+  }
+
+  /**
+   * Imports the pair found at these paths: its table read and validated in
+   * the worker; then, on this thread, the import (seal, database) and the open.
+   * A failure is logged once per reason and remembered under `attempt`.
+   */
+  private async importAndAttach(uuid: string, mainPath: string, sparePath: string, attempt: string | undefined): Promise<void> {
+    const d = this.d;
+    if (process.env.REMAPFS_DEBUG) d.log(`remapfs: hot-plug: trying to import the pair found at ${mainPath} and ${sparePath}`);
+    let imported: ImportResult;
+    try {
+      const servedBefore = d.userIoOps();
+      const table = await this.readTable(sparePath);
+      if (this.stopped) return; // the daemon stopped while the worker read
+      if (process.env.REMAPFS_DEBUG) {
+        const what = 'table' in table ? `${table.table.header.entryCount} entries` : `refused: ${table.rejected.length} cop(ies)`;
+        d.log(`remapfs: hot-plug: the table of ${sparePath} was read ${backgroundWhere()} (${what}); ${d.userIoOps() - servedBefore} request(s) served meanwhile`);
+      }
+      imported = this.importer(d.store, mainPath, sparePath, table);
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      if (d.notOpened.get(uuid) !== msg) d.log(`remapfs: cannot import the pair found at ${mainPath} and ${sparePath}: ${msg}`);
+      d.notOpened.set(uuid, msg);
+      if (attempt !== undefined) this.failedImports.set(uuid, attempt);
+      return;
+    }
+    d.log(`remapfs: ${imported.pair.name}: found in a watched directory and imported`);
+    if (!d.attached().some((a) => a.svc.rt.record.uuid === uuid)) this.attach(imported.pair, imported.adopted);
   }
 
   private inWatchedDir(p: string): boolean {
@@ -207,7 +260,9 @@ function stillThere(a: Attached): boolean {
 function safeKey(p: string): string | undefined {
   try {
     return identify(p).key;
-  } catch {
+  } catch (err) {
+    // Nothing there now: the pair's device left.
+    if (!isPathRefusal(err)) throw err;
     return undefined;
   }
 }
@@ -215,7 +270,9 @@ function safeKey(p: string): string | undefined {
 function safeReal(p: string): string {
   try {
     return fs.realpathSync(p);
-  } catch {
+  } catch (err) {
+    // A watched directory that does not exist (yet) is compared by its name.
+    if (!isPathRefusal(err)) throw err;
     return path.resolve(p);
   }
 }
@@ -229,7 +286,8 @@ function candidateKey(mainPath: string, sparePath: string): string | undefined {
         return `${p}:${st.dev}:${st.ino}:${st.rdev}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
       })
       .join('|');
-  } catch {
+  } catch (err) {
+    if (!isPathRefusal(err)) throw err;
     return undefined;
   }
 }

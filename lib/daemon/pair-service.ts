@@ -35,7 +35,7 @@ export class PairService {
     rt.device.readRetries = this.config.readRetries;
     const prefix = `remapfs: ${rt.record.name}: `;
     this.scanner = new Scanner(rt.device, store, rt.record.id, () => this.config, Date.now, (line) => log(prefix + line));
-    this.scheduler = new ScanScheduler(this.scanner, userIoOps, () => this.config, () => healthReport(store, rt.record).score, rt.record.createdAt);
+    this.scheduler = new ScanScheduler(this.scanner, userIoOps, () => this.config, () => healthReport(store, rt.record).score, rt.record.createdAt, { name: rt.record.name, log });
   }
 
   get name(): string {

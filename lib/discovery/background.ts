@@ -14,6 +14,11 @@
  * alive); if it dies, the runs waiting on it fail and the next request starts
  * a new worker. Where the compiled worker script is missing (running the
  * TypeScript sources directly), runs are done inline, and that is logged once.
+ *
+ * The same worker reads a spare's whole table for a hot-plug import
+ * (readTableInBackground): validated there, its entry pages transferred, so
+ * the serving thread only checks the seal, writes the database and builds
+ * the index.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -21,8 +26,8 @@ import { Worker } from 'worker_threads';
 import type { Store } from '../store/db.js';
 import { type DiscoverOptions, type DiscoveryReport, gatherCandidates, pairUp } from './discover.js';
 import { newProbeStats, ProbeCache, probeCandidates, type Probed, type ProbeStats, type TablesFor } from './probe.js';
-import type { ProbeReply, ProbeRequest } from './probe-worker.js';
-import { WORKER_MARK } from './probe-worker.js';
+import type { ProbeReply, ProbeRequest, TableRead } from './probe-worker.js';
+import { readTableOf, WORKER_MARK } from './probe-worker.js';
 import { fileURLToPath } from 'url';
 
 /** This module's directory (ES modules have no __dirname). */
@@ -105,6 +110,7 @@ async function runOnce(job: Job): Promise<DiscoveryReport> {
   let where = 'in the worker';
   if (fs.existsSync(WORKER_FILE)) {
     const r = await ask({ id: nextId++, paths: candidates.paths, tablesFor });
+    if (r.kind === 'table') throw new Error('discovery worker: a table where a probe report was asked for');
     // A new worker counts from zero.
     before = r.stats.runs === 1 ? newProbeStats() : lastStats;
     lastStats = r.stats;
@@ -123,6 +129,23 @@ async function runOnce(job: Job): Promise<DiscoveryReport> {
   const line = `discovery run ${s.runs}: ${candidates.paths.length} candidate(s), ${s.cacheHits - before.cacheHits} unchanged, ${reads} slot table(s) read (${s.entriesRead - before.entriesRead} entries) ${where}; table reads so far ${s.tableReads}; ${served} request(s) served meanwhile${s.lastRead.length ? ` (tables of ${s.lastRead.join(', ')})` : ''}`;
   if (reads > 0 || process.env.REMAPFS_DEBUG) opts.log(`remapfs: ${line}`);
   return pairUp(found, candidates.scanned, store, opts);
+}
+
+/** Where background work runs: 'in the worker', or 'on the serving thread' without the worker script. */
+export function backgroundWhere(): string {
+  return fs.existsSync(WORKER_FILE) ? 'in the worker' : 'on the serving thread';
+}
+
+/** Reads and validates the table on `sparePath` off this thread (see the design note). */
+export async function readTableInBackground(sparePath: string): Promise<TableRead> {
+  if (!fs.existsSync(WORKER_FILE)) return readTableOf(sparePath);
+  const r = await ask({ id: nextId++, kind: 'table', sparePath });
+  if (r.kind !== 'table') throw new Error('discovery worker: a probe report where a table was asked for');
+  if (!('table' in r.read)) return r.read;
+  // Structured clone delivers plain Uint8Arrays: view them as Buffers again (no copy).
+  const t = r.read.table;
+  const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+  return { table: { ...t, pages: asBuffer(t.pages), seal: asBuffer(t.seal) } };
 }
 
 function ask(req: ProbeRequest): Promise<Extract<ProbeReply, { ok: true }>> {

@@ -21,6 +21,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { type DeviceIdentity, identify, sameStorage } from '../block/file-device.js';
+import { isPathRefusal } from '../block/disk-error.js';
 import { loopBackingFile } from '../block/loop.js';
 import type { Store } from '../store/db.js';
 import { type MainFound, newProbeStats, probeCandidates, type Probed, type SpareFound } from './probe.js';
@@ -53,14 +54,18 @@ export function blockDeviceCandidates(): Array<{ path: string; loopBacking: stri
   let names: string[] = [];
   try {
     names = fs.readdirSync('/sys/class/block');
-  } catch {
+  } catch (err) {
+    // No sysfs (a container): no block devices to look at.
+    if (!isPathRefusal(err)) throw err;
     return out;
   }
   for (const name of names.sort()) {
     let size = 0;
     try {
       size = Number(fs.readFileSync(`/sys/class/block/${name}/size`, 'utf8').trim());
-    } catch {
+    } catch (err) {
+      // The device left between the listing and the read.
+      if (!isPathRefusal(err)) throw err;
       continue;
     }
     if (size === 0 || !fs.existsSync(`/dev/${name}`)) continue;
@@ -74,7 +79,9 @@ export function fileCandidates(dir: string): string[] {
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(dir, { withFileTypes: true });
-  } catch {
+  } catch (err) {
+    // A watched directory that is missing or unreadable has no candidates.
+    if (!isPathRefusal(err)) throw err;
     return [];
   }
   return entries
@@ -232,7 +239,9 @@ export function pairUp(found: readonly Probed[], scanned: DiscoveryReport['scann
 function identifyOrUndefined(p: string): DeviceIdentity | undefined {
   try {
     return identify(p);
-  } catch {
+  } catch (err) {
+    // Nothing at that path now.
+    if (!isPathRefusal(err)) throw err;
     return undefined;
   }
 }

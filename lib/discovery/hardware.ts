@@ -2,6 +2,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { majorMinor } from '../block/alias.js';
+import { isPathRefusal } from '../block/disk-error.js';
 
 /** "wwid:…" or "serial:…" for a block device path, or undefined (files, loop devices, virtual disks without one). */
 export function hardwareId(devicePath: string): string | undefined {
@@ -11,7 +12,9 @@ export function hardwareId(devicePath: string): string | undefined {
     if (!st.isBlockDevice()) return undefined;
     const { major, minor } = majorMinor(st.rdev);
     name = path.basename(fs.realpathSync(`/sys/dev/block/${major}:${minor}`));
-  } catch {
+  } catch (err) {
+    // Gone, or not in sysfs: no hardware id.
+    if (!isPathRefusal(err)) throw err;
     return undefined;
   }
   const base = `/sys/class/block/${name}`;
@@ -19,8 +22,9 @@ export function hardwareId(devicePath: string): string | undefined {
     try {
       const v = fs.readFileSync(path.join(base, rel), 'utf8').trim();
       if (v) return `${kind}:${v}`;
-    } catch {
-      // not this one
+    } catch (err) {
+      // This attribute is not there: try the next one.
+      if (!isPathRefusal(err)) throw err;
     }
   }
   return undefined;

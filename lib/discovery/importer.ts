@@ -3,11 +3,23 @@
  * newest valid metadata slot on the spare; the main must carry the pair's
  * label (or, for a pair made without one, at least its size). Used by
  * `remapfs import`, `remapfs discover --import` and the daemon's hot-plug.
+ *
+ * Hot-plug reads and validates the table in the discovery worker and passes
+ * it here (`table`): under the lock, the slots' seal (their five headers) is
+ * read again; if it still holds, the table is used as it is, else it is read
+ * here. When every copy held the table, nothing needs repair and the
+ * database was just written from it, so the table is handed on (`adopted`)
+ * for the pair's open to use without reading the slots again.
  */
 import { type DeviceIdentity, FileDevice, identify, sameStorage } from '../block/file-device.js';
 import { DeviceLock } from '../block/device-lock.js';
+import { isPathRefusal } from '../block/disk-error.js';
 import { RemapfsError } from '../errors.js';
-import { locateMetadata } from '../meta/locate.js';
+import { type AdoptedTable, allCopiesCurrent, locateMetadata, stillSealed } from '../meta/locate.js';
+import type { SlotHeader } from '../format/slot-codec.js';
+import { spareLayout } from '../format/layout.js';
+import { MetaState } from '../meta/state.js';
+import type { TableRead } from './probe-worker.js';
 import { recordOf } from '../meta/reconcile.js';
 import { checkOffline } from '../meta/verify.js';
 import type { PairRecord, Store } from '../store/db.js';
@@ -19,6 +31,8 @@ export interface ImportResult {
   remappedBlocks: number;
   sourceSlot: number;
   repaired: string[];
+  /** The table read off the serving thread, when it was used and every copy holds it (for openPair). */
+  adopted?: AdoptedTable;
 }
 
 /**
@@ -33,8 +47,9 @@ export function checkDevicesFree(store: Store, name: string, main: DeviceIdentit
         let same = theirs === dev.realPath;
         try {
           same ||= sameStorage(identify(theirs), dev);
-        } catch {
-          // their device is not here now; the path comparison stands
+        } catch (err) {
+          // Their device is not here now; the path comparison stands.
+          if (!isPathRefusal(err)) throw err;
         }
         if (same) throw new RemapfsError('pair', name, `${role} ${dev.realPath} is already used by pair ${p.name} (${theirs})`, 'a device can belong to one pair only');
       }
@@ -55,6 +70,8 @@ export interface ImportOptions {
   name?: string;
   /** How long to wait for another process to let go of the devices (default: fail at once). */
   lockWaitMs?: number;
+  /** The spare's table as the discovery worker read it (see the design note). */
+  table?: TableRead;
 }
 
 /**
@@ -72,26 +89,52 @@ export function importPair(store: Store, mainPath: string, sparePath: string, op
     waitMs: opts.lockWaitMs ?? 0,
   });
   try {
-    return importLocked(store, main, spare, opts.name);
+    return importLocked(store, main, spare, opts.name, opts.table);
   } finally {
     lock.release();
   }
 }
 
-function importLocked(store: Store, main: DeviceIdentity, spare: DeviceIdentity, name: string | undefined): ImportResult {
+interface Table {
+  header: SlotHeader;
+  sourceSlot: number;
+  state: MetaState;
+  adopted?: AdoptedTable;
+}
+
+/**
+ * The table: the worker's if its seal still holds (then `adopted` is set),
+ * else read here; a worker that found none is believed (the next rescan
+ * after a change tries again). Why copies were refused goes to `rejected`.
+ */
+function tableOf(spare: DeviceIdentity, read: TableRead | undefined, rejected: string[]): Table | undefined {
+  if (read && 'rejected' in read) {
+    rejected.push(...read.rejected);
+    return undefined;
+  }
   const dev = FileDevice.open(spare.realPath, { readOnly: true, mode: 'buffered' });
-  let found;
-  const rejected: string[] = [];
   try {
-    found = locateMetadata(dev, rejected);
+    if (read && stillSealed(dev, read.table)) {
+      const t = read.table;
+      const h = t.header;
+      const state = MetaState.fromPages({ uuid: h.uuid, name: h.name, blockSize: h.blockSize, mainBytes: h.mainBytes, spareBytes: h.spareBytes }, spareLayout(h.spareBytes, h.blockSize), h.sequence, h.entryCount, t.pages);
+      return { header: h, sourceSlot: t.sourceSlot, state, adopted: t };
+    }
+    const found = locateMetadata(dev, rejected);
+    return found && { header: found.newest.header, sourceSlot: found.newest.index, state: found.state };
   } finally {
     dev.close();
   }
+}
+
+function importLocked(store: Store, main: DeviceIdentity, spare: DeviceIdentity, name: string | undefined, read: TableRead | undefined): ImportResult {
+  const rejected: string[] = [];
+  const found = tableOf(spare, read, rejected);
   if (!found) {
     const why = rejected.length ? `no valid remapfs metadata slot found (${rejected.length} refused; ${rejected[0]})` : 'no valid remapfs metadata slot found';
     throw new RemapfsError('import', spare.realPath, why, 'is this the spare of a pair?');
   }
-  const h = found.newest.header;
+  const h = found.header;
   const entries = found.state.entries;
   if (main.sizeBytes !== h.mainBytes) {
     throw new RemapfsError('import', main.realPath, `has ${main.sizeBytes} bytes but pair ${h.name} was made with a main of ${h.mainBytes} bytes`, 'wrong main device?');
@@ -138,14 +181,14 @@ function importLocked(store: Store, main: DeviceIdentity, spare: DeviceIdentity,
       h.sequence,
     );
     // The history went with the old database; the remap times in the slots rebuild the trend.
-    for (const e of entries) {
-      if (e.state !== 'retired') store.events.add(p.id, e.createdAt, e.state === 'pending' ? 'pending' : e.reason === 'label' ? 'label' : 'remap', e.mainBlock, e.spareBlock, e.reason);
-    }
+    store.events.addFromRemaps(p.id);
     return p;
   });
+  // Every copy held the worker's table, and the database was just written from it: nothing to check or repair.
+  const adopted = found.adopted && allCopiesCurrent(found.adopted) ? found.adopted : undefined;
   let report;
   try {
-    report = checkOffline(store, pair, { write: true });
+    report = adopted ? { repaired: [] } : checkOffline(store, pair, { write: true });
   } catch (err) {
     store.transaction(() => store.pairs.delete(pair.id));
     throw err;
@@ -153,7 +196,8 @@ function importLocked(store: Store, main: DeviceIdentity, spare: DeviceIdentity,
   return {
     pair,
     remappedBlocks: entries.filter((e) => e.state === 'remapped' && e.reason !== 'label').length,
-    sourceSlot: found.newest.index,
+    sourceSlot: found.sourceSlot,
     repaired: report.repaired,
+    ...(adopted ? { adopted } : {}),
   };
 }

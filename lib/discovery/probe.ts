@@ -18,9 +18,15 @@
  * slot header's index, sequence and stored CRC (the CRC seals the header and
  * the page CRC table, so any page change shows). An unchanged candidate costs
  * a stat, its headers and its label; its table is not read again.
+ *
+ * Errors: a candidate that cannot be opened or stat'ed (any errno: gone,
+ * busy, not allowed) is nothing; a disk error reading a copy makes it
+ * unsound; bad bytes are refused by the decoders' typed results; any other
+ * exception is a bug and propagates (the worker reports it, the run fails).
  */
 import * as fs from 'fs';
 import type { BlockDevice } from '../block/device.js';
+import { isDiskError, isPathRefusal } from '../block/disk-error.js';
 import { FileDevice } from '../block/file-device.js';
 import { SLOT_COUNT, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, slotHeaderRegionBytes, type SpareLayout, spareLayout } from '../format/layout.js';
 import type { MainLabel } from '../format/label-codec.js';
@@ -144,7 +150,8 @@ function soundHead(dev: BlockDevice, layout: SpareLayout, i: number): CopyHead |
     }
     const stored = head.readUInt32LE(HEADER_CRC_OFFSET);
     return headerCrc === stored ? { index: i, header: d.header, headerCrc: stored, tableCrc } : undefined;
-  } catch {
+  } catch (err) {
+    if (!isDiskError(err)) throw err;
     return undefined;
   }
 }
@@ -202,7 +209,8 @@ function sameBytes(dev: BlockDevice, aOffset: number, bOffset: number, byteCount
       dev.read(y.subarray(0, n), bOffset + off);
       if (!x.subarray(0, n).equals(y.subarray(0, n))) return false;
     }
-  } catch {
+  } catch (err) {
+    if (!isDiskError(err)) throw err;
     return false;
   }
   return true;
@@ -260,7 +268,8 @@ function fromHeaders(view: { sound: CopyHead[] }, p: string): SpareFound {
 function openQuietly(p: string): FileDevice | undefined {
   try {
     return FileDevice.open(p, { readOnly: true, mode: 'buffered' });
-  } catch {
+  } catch (err) {
+    if (!isPathRefusal(err)) throw err;
     return undefined;
   }
 }
@@ -280,7 +289,9 @@ export function probeCandidates(paths: readonly string[], tablesFor: TablesFor, 
       const label = readLabel(dev);
       const seen = view ? `${view.blockSize}:${view.sound.map((c) => `${c.index}/${c.header.sequence}/${c.headerCrc}`).join(',')}` : 'none';
       heads.push({ path: p, key: `${st.dev}:${st.ino}:${dev.sizeBytes}:${st.mtimeMs}:${st.ctimeMs}|${seen}`, view, ...(label ? { main: { path: p, label, hardwareId: hardwareId(p) ?? null } } : {}) });
-    } catch {
+    } catch (err) {
+      // Gone, replaced or unreadable since it was listed: not a candidate this run.
+      if (!isPathRefusal(err)) throw err;
       continue;
     } finally {
       dev.close();

@@ -6,7 +6,15 @@
  * daemon serves counts: they share its one thread), and no faster than
  * scanRateMiBps. A requested pass (remapfs scan) runs at full speed but still
  * yields to user I/O. Clock and timers are injected for tests.
+ *
+ * A step that throws never stops the scheduler: the next decision comes a
+ * second later. A disk error is the scan's finding (the scanner records what
+ * it can) and is not logged here; an explained refusal (RemapfsError) is
+ * logged once; anything else is a bug, logged once as `remapfs: bug: scan
+ * step <pair>: ...` with where it was thrown.
  */
+import { isDiskError } from '../block/disk-error.js';
+import { RemapfsError } from '../errors.js';
 import type { PairConfig } from './config.js';
 import type { Scanner } from './scanner.js';
 import { adaptiveIntervalMs, RateLimiter } from './score.js';
@@ -24,6 +32,17 @@ export const realClock: SchedulerClock = {
 };
 
 const MAX_SLEEP_MS = 60000;
+/** The delay after a step that threw. */
+const AFTER_FAILURE_MS = 1000;
+/** Distinct failures remembered as logged (beyond that, new ones are no longer logged). */
+const MAX_LOGGED = 100;
+
+export interface SchedulerOptions {
+  clock?: SchedulerClock;
+  /** The pair, for log lines. */
+  name?: string;
+  log?: (line: string) => void;
+}
 
 export class ScanScheduler {
   private readonly limiter: RateLimiter;
@@ -33,6 +52,9 @@ export class ScanScheduler {
   private stopped = false;
   /** A pass asked for by the user: no rate limit. */
   private urgent = false;
+  private readonly clock: SchedulerClock;
+  /** Failures already logged (each is logged once). */
+  private readonly logged = new Set<string>();
 
   constructor(
     readonly scanner: Scanner,
@@ -41,8 +63,9 @@ export class ScanScheduler {
     private readonly config: () => PairConfig,
     private readonly score: () => number,
     private readonly createdAt: number,
-    private readonly clock: SchedulerClock = realClock,
+    private readonly opts: SchedulerOptions = {},
   ) {
+    const clock = (this.clock = opts.clock ?? realClock);
     this.limiter = new RateLimiter(this.config().scanRateMiBps * 1048576, () => clock.now());
     this.lastIoOps = userIoOps();
     if (!scanner.inPass && scanner.state.nextDueAt === 0) {
@@ -112,18 +135,35 @@ export class ScanScheduler {
     return 0;
   }
 
+  /** tick(), with a failure logged as the design note says; the delay until the next decision (exposed for tests). */
+  tickOrLog(): number {
+    try {
+      return this.tick();
+    } catch (err) {
+      if (!isDiskError(err)) this.logOnce(err);
+      return AFTER_FAILURE_MS;
+    }
+  }
+
+  private logOnce(err: unknown): void {
+    const name = this.opts.name ?? 'pair';
+    let line: string;
+    if (err instanceof RemapfsError) line = `remapfs: scan step ${name}: ${err.message}`;
+    else {
+      const where = err instanceof Error ? (err.stack?.split('\n').find((l) => l.trim().startsWith('at ')) ?? '').trim() : '';
+      line = `remapfs: bug: scan step ${name}: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}${where ? ` (${where})` : ''}`;
+    }
+    if (this.logged.has(line) || this.logged.size >= MAX_LOGGED) return;
+    this.logged.add(line);
+    this.opts.log?.(line);
+  }
+
   private schedule(ms: number): void {
     if (this.stopped) return;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = this.clock.setTimeout(() => {
       this.timer = undefined;
-      let next: number;
-      try {
-        next = this.tick();
-      } catch {
-        next = 1000;
-      }
-      this.schedule(next);
+      this.schedule(this.tickOrLog());
     }, ms);
   }
 }

@@ -4,7 +4,8 @@
  * is damaged, every block size is tried for slots 1 to 4.
  */
 import type { BlockDevice } from '../block/device.js';
-import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES, SLOT_COUNT, SLOT_HEADER_BYTES, spareLayout, validateBlockSize } from '../format/layout.js';
+import { isDiskError } from '../block/disk-error.js';
+import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES, SLOT_COUNT, SLOT_HEADER_BYTES, type SpareLayout, spareLayout, validateBlockSize } from '../format/layout.js';
 import { decodeHeaderFields, type SlotHeader } from '../format/slot-codec.js';
 import { type SlotReport, SlotSet } from './slots.js';
 import { MetaState } from './state.js';
@@ -22,7 +23,9 @@ function headerAt(spare: BlockDevice, byteOffset: number): SlotHeader | undefine
   const buf = Buffer.alloc(SLOT_HEADER_BYTES);
   try {
     spare.read(buf, byteOffset);
-  } catch {
+  } catch (err) {
+    // An unreadable header is no header; anything but a disk error is a bug.
+    if (!isDiskError(err)) throw err;
     return undefined;
   }
   const r = decodeHeaderFields(buf);
@@ -86,6 +89,73 @@ export function locateMetadata(spare: BlockDevice, rejected: string[] = []): Fou
     }
   }
   return undefined;
+}
+
+/**
+ * A table adopted off the serving thread (the discovery worker), handed over
+ * with what it was read from: the adopted copy's header and index, the
+ * reports of all five copies (compared with it), its canonical entry pages
+ * (transferable), and the seal of the slots when reading began.
+ */
+export interface AdoptedTable {
+  header: SlotHeader;
+  sourceSlot: number;
+  reports: SlotReport[];
+  pages: Buffer;
+  seal: Buffer;
+}
+
+/** Bytes per slot in a seal: a flag (1: the header sector was read) and the sector. */
+const SEAL_SLOT_BYTES = 1 + SLOT_HEADER_BYTES;
+
+/**
+ * The five header sectors of `layout` on `spare`, as they are now. Every write
+ * of a copy rewrites its header (sequence, time, CRC of the page CRC table),
+ * so an equal seal later means no copy was written in between.
+ */
+export function slotSeal(spare: BlockDevice, layout: SpareLayout): Buffer {
+  const seal = Buffer.alloc(SLOT_COUNT * SEAL_SLOT_BYTES);
+  for (let i = 0; i < SLOT_COUNT; i++) {
+    const byteOffset = (layout.slots[i]?.startBlock ?? 0) * layout.blockSize;
+    if (byteOffset + SLOT_HEADER_BYTES > spare.sizeBytes) continue;
+    const at = i * SEAL_SLOT_BYTES;
+    try {
+      spare.read(seal.subarray(at + 1, at + SEAL_SLOT_BYTES), byteOffset);
+      seal[at] = 1;
+    } catch (err) {
+      // An unreadable header is part of the seal (flag 0): reading it later must fail too.
+      if (!isDiskError(err)) throw err;
+      seal.fill(0, at, at + SEAL_SLOT_BYTES);
+    }
+  }
+  return seal;
+}
+
+/**
+ * locateMetadata, sealed: the seal is taken before the table is read, so a
+ * later equal seal means the table still holds. Returns the table in a form
+ * that crosses threads (pages as their own ArrayBuffer), or why none was found.
+ */
+export function readAdoptedTable(spare: BlockDevice): { table: AdoptedTable } | { rejected: string[] } {
+  const seals = new Map(candidateBlockSizes(spare).map((b) => [b, slotSeal(spare, spareLayout(spare.sizeBytes, b))]));
+  const rejected: string[] = [];
+  const found = locateMetadata(spare, rejected);
+  if (!found) return { rejected };
+  // A block size that was no candidate before the read: the slots changed meanwhile, and the seal cannot hold.
+  const seal = seals.get(found.newest.header.blockSize) ?? Buffer.alloc(0);
+  const pages = found.state.pagesForTransfer();
+  return { table: { header: found.newest.header, sourceSlot: found.newest.index, reports: found.reports.map(({ pages: _p, entries: _e, ...r }) => r), pages, seal } };
+}
+
+/** The table of `table`, if the slots still carry its seal (read now, under the caller's lock). */
+export function stillSealed(spare: BlockDevice, table: AdoptedTable): boolean {
+  const layout = spareLayout(spare.sizeBytes, table.header.blockSize);
+  return table.seal.length > 0 && slotSeal(spare, layout).equals(table.seal);
+}
+
+/** Whether every copy of an adopted table holds it, byte for byte as remapfs writes it: nothing to repair. */
+export function allCopiesCurrent(table: AdoptedTable): boolean {
+  return table.reports.length === SLOT_COUNT && table.reports.every((r) => r.valid && r.matches && r.canonical !== false);
 }
 
 export function findForeignMetadata(spare: BlockDevice): SlotHeader | undefined {

@@ -13,6 +13,7 @@ import { SLOT_COUNT } from '../format/layout.js';
 import type { PairRecord, RemapRecord, Store } from '../store/db.js';
 import type { SlotEntry } from '../format/slot-codec.js';
 import type { SlotExpectation, SlotReport, SlotSet } from './slots.js';
+import { type AdoptedTable, allCopiesCurrent, stillSealed } from './locate.js';
 import { MAX_SEQUENCE, tableProblem } from '../format/validate.js';
 import { MetaState, type PairIdentity } from './state.js';
 import { Fingerprint, fingerprintSql } from './fingerprint.js';
@@ -77,6 +78,32 @@ export function stateFingerprint(state: MetaState): string {
   const f = new Fingerprint();
   state.forEachRaw((m, sp, t, lost, st, r) => f.addCodes(m, sp, t, lost, st, r));
   return f.value();
+}
+
+/**
+ * The reconciliation of a pair just imported from `table` (read off the
+ * serving thread): valid only if every copy held the table, the database is
+ * at its sequence (the import wrote it from the table), and the slots still
+ * carry the seal (read now, under the caller's lock). Otherwise undefined,
+ * and the caller reconciles as usual.
+ */
+export function adoptedReconciliation(store: Store, pair: PairRecord, slots: SlotSet, table: AdoptedTable): Reconciliation | undefined {
+  const h = table.header;
+  const same = h.uuid === pair.uuid && h.blockSize === pair.blockSize && h.spareBytes === pair.spareBytes && h.mainBytes === pair.mainBytes;
+  if (!same || !allCopiesCurrent(table) || store.pairs.metaSeq(pair.id) !== h.sequence || !stillSealed(slots.spare, table)) return undefined;
+  const state = MetaState.fromPages(identityOf(pair), slots.layout, h.sequence, h.entryCount, table.pages);
+  return {
+    slots: table.reports,
+    databaseSequence: h.sequence,
+    source: 'slots',
+    sourceSlot: table.sourceSlot,
+    sequence: h.sequence,
+    staleSlots: [],
+    databaseAgrees: true,
+    consistent: true,
+    repaired: [],
+    state,
+  };
 }
 
 export interface ReconcileOptions {

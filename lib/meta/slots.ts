@@ -12,8 +12,13 @@
  * content (reserved bytes do not count) and falls back to read() for any
  * copy that differs. Nothing is allocated from a header's numbers before
  * headerGeometryProblem has bounded them by the spare's geometry.
+ *
+ * Errors: a disk error reading a copy makes that copy invalid ("read error"),
+ * and one writing a copy makes it a failed slot; the decoders return typed
+ * results for bad bytes; any other exception is a bug and propagates.
  */
 import type { BlockDevice } from '../block/device.js';
+import { isDiskError } from '../block/disk-error.js';
 import { RemapfsError } from '../errors.js';
 import { SECTOR_BYTES, SLOT_COUNT, SLOT_ENTRIES_PER_PAGE, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, slotHeaderRegionBytes, type SpareLayout } from '../format/layout.js';
 import { checkHeaderCrc, crc32, decodeHeaderFields, decodePage, hex32, type SlotEntry, type SlotHeader } from '../format/slot-codec.js';
@@ -76,10 +81,12 @@ export class SlotSet {
   peekHeader(i: number): SlotHeader | undefined {
     try {
       const head = Buffer.alloc(SLOT_HEADER_BYTES);
+      if (this.slotOffset(i) + SLOT_HEADER_BYTES > this.spare.sizeBytes) return undefined;
       this.spare.read(head, this.slotOffset(i));
       const decoded = decodeHeaderFields(head);
       return decoded.ok ? decoded.header : undefined;
-    } catch {
+    } catch (err) {
+      if (!isDiskError(err)) throw err;
       return undefined;
     }
   }
@@ -150,7 +157,7 @@ export class SlotSet {
         ...(pages ? { pages } : {}),
       };
     } catch (err) {
-      return invalid(`read error: ${err instanceof RemapfsError ? err.causeText : String(err)}`);
+      return invalid(readError(err));
     }
   }
 
@@ -168,7 +175,7 @@ export class SlotSet {
     try {
       opened = this.openCopy(i, expect);
     } catch (err) {
-      return { ...base, valid: false, reason: `read error: ${err instanceof RemapfsError ? err.causeText : String(err)}` };
+      return { ...base, valid: false, reason: readError(err) };
     }
     if ('reason' in opened) return { ...base, valid: false, reason: opened.reason, ...(opened.header ? { header: opened.header, sequence: opened.header.sequence } : {}) };
     const { header: h, table } = opened;
@@ -188,7 +195,7 @@ export class SlotSet {
         return undefined;
       });
     } catch (err) {
-      return { ...base, valid: false, reason: `read error: ${err instanceof RemapfsError ? err.causeText : String(err)}`, header: h, sequence: h.sequence };
+      return { ...base, valid: false, reason: readError(err), header: h, sequence: h.sequence };
     }
     if (differs) return { ...this.read(i, expect, false), matches: false };
     if (bad) return { ...base, valid: false, reason: bad, header: h, sequence: h.sequence };
@@ -199,6 +206,7 @@ export class SlotSet {
   private openCopy(i: number, expect: SlotExpectation | undefined): { header: SlotHeader; table: Buffer } | { reason: string; header?: SlotHeader } {
     const byteOffset = this.slotOffset(i);
     const head = Buffer.alloc(SLOT_HEADER_BYTES);
+    if (byteOffset + SLOT_HEADER_BYTES > this.spare.sizeBytes) return { reason: this.truncated(byteOffset + SLOT_HEADER_BYTES) };
     this.spare.read(head, byteOffset);
     const decoded = decodeHeaderFields(head);
     if (!decoded.ok) return { reason: decoded.reason };
@@ -206,6 +214,9 @@ export class SlotSet {
     const x = this.expectation(i, expect);
     const geometry = headerGeometryProblem(h, x);
     if (geometry) return { reason: geometry, header: h };
+    // A layout of the expected size on a device that shrank: what the copy uses must be on the device.
+    const end = byteOffset + this.pagesOffset + h.pageCount * SLOT_PAGE_BYTES;
+    if (end > this.spare.sizeBytes) return { reason: this.truncated(end), header: h };
     const table = Buffer.alloc(4 * h.pageCount);
     if (table.length) this.spare.read(table, byteOffset + SLOT_HEADER_BYTES);
     const crcProblem = checkHeaderCrc(head, table);
@@ -213,6 +224,10 @@ export class SlotSet {
     const rules = headerProblem(h, x);
     if (rules) return { reason: rules, header: h };
     return { header: h, table };
+  }
+
+  private truncated(endByte: number): string {
+    return `truncated: the copy needs ${endByte} bytes of the device, which has ${this.spare.sizeBytes}`;
   }
 
   /**
@@ -249,7 +264,8 @@ export class SlotSet {
       if (only && !only.includes(i)) continue;
       try {
         this.writeFull(i, state);
-      } catch {
+      } catch (err) {
+        if (!isDiskError(err)) throw err;
         failed.push(i);
       }
     }
@@ -269,7 +285,8 @@ export class SlotSet {
         for (const s of sectors) this.put(this.tableSector(state, s), off + s * SECTOR_BYTES);
         this.put(state.header(i, timestamp), off);
         this.spare.flush();
-      } catch {
+      } catch (err) {
+        if (!isDiskError(err)) throw err;
         failed.push(i);
       }
     }
@@ -298,6 +315,12 @@ export class SlotSet {
     this.spare.write(buf, byteOffset);
     this.lastWriteBytes += buf.length;
   }
+}
+
+/** The reason of a copy that could not be read: a disk error's cause; anything else is a bug and is rethrown. */
+function readError(err: unknown): string {
+  if (!isDiskError(err)) throw err;
+  return `read error: ${err instanceof RemapfsError ? err.causeText : String(err)}`;
 }
 
 /** True when the page is what remapfs writes: reserved entry bytes and unused entries all zero. */

@@ -61,6 +61,15 @@ export class MetaState {
     return s;
   }
 
+  /** The entry pages in use, over an ArrayBuffer of their own (to be transferred to another thread). */
+  pagesForTransfer(): Buffer {
+    const used = this.pages.subarray(0, SLOT_PAGE_BYTES * Math.max(1, this.pageCount));
+    if (used.byteOffset === 0 && used.byteLength === used.buffer.byteLength) return used;
+    const own = Buffer.alloc(used.length);
+    used.copy(own);
+    return own;
+  }
+
   get entryCount(): number {
     return this.count;
   }

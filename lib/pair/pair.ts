@@ -12,7 +12,8 @@ import { spareLayout } from '../format/layout.js';
 import { RemapDevice } from '../remap/remap-device.js';
 import type { MetaState } from '../meta/state.js';
 import { MetaJournal } from '../meta/journal.js';
-import { reconcile, type Reconciliation } from '../meta/reconcile.js';
+import { adoptedReconciliation, reconcile, type Reconciliation } from '../meta/reconcile.js';
+import type { AdoptedTable } from '../meta/locate.js';
 import { SlotSet } from '../meta/slots.js';
 import { readLabel } from '../discovery/label.js';
 import { hardwareId } from '../discovery/hardware.js';
@@ -57,6 +58,8 @@ export interface OpenPairOptions {
   lock?: DeviceLock;
   /** Without `lock`: how long to wait for another holder of the devices (default: fail at once). */
   lockWaitMs?: number;
+  /** The table the pair was just imported from (hot-plug): used without reading the slots again if it still holds. */
+  adopted?: AdoptedTable;
 }
 
 /** Locks a pair's main and spare (and what backs them) for writing; see device-lock.ts. */
@@ -78,7 +81,7 @@ export function openPair(store: Store, pair: PairRecord, opts: OpenPairOptions =
     checkMainIdentity(pair, main);
     spare = FileDevice.open(pair.sparePath, { mode });
     const slots = new SlotSet(spare, spareLayout(pair.spareBytes, pair.blockSize));
-    const opened = reconcile(store, pair, slots, { write: true, log });
+    const opened = (opts.adopted && adoptedReconciliation(store, pair, slots, opts.adopted)) || reconcile(store, pair, slots, { write: true, log });
     const index = indexFromState(pair, opened.state);
     const journal = new MetaJournal(store, pair, opened.state, slots, log);
     const device = new RemapDevice(pair.name, main, spare, pair.blockSize, index, journal, {

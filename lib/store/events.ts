@@ -22,6 +22,21 @@ export class EventRepo {
       .run(pairId, time, kind, block, value, detail);
   }
 
+  /**
+   * One event per remap of the pair, as its commit would have added it (an
+   * import: the remap times rebuild the trend), oldest first; one statement,
+   * run inside SQLite.
+   */
+  addFromRemaps(pairId: number): void {
+    this.db
+      .prepare<[number]>(
+        `INSERT INTO events (pair_id, time, kind, block, value, detail)
+         SELECT pair_id, created_at, CASE WHEN state = 'pending' THEN 'pending' WHEN reason = 'label' THEN 'label' ELSE 'remap' END, main_block, ifnull(spare_block, -1), reason
+         FROM remaps WHERE pair_id = ? ORDER BY created_at, main_block`,
+      )
+      .run(pairId);
+  }
+
   /** The newest `limit` events, newest first. */
   recent(pairId: number, limit: number): HistoryEvent[] {
     return this.db.prepare<[number, number], HistoryEvent>('SELECT time, kind, block, value, detail FROM events WHERE pair_id = ? ORDER BY id DESC LIMIT ?').all(pairId, limit);

@@ -127,4 +127,62 @@ describe('bounded discovery in the daemon', () => {
     expect(wrong).toBe(0);
     expect(d.output()).toMatch(/waiting for pair big/);
   });
+
+  it('a pair with a huge table that arrives in a watched directory is imported with its table read in the worker, while the other pair keeps being served', async () => {
+    lab.ok(['init', 'small', '--main', lab.image('small-main.img', 64 * MiB), '--spare', lab.image('small-spare.img', 16 * MiB)]);
+    // A pair of another database, with 1,000,000 entries, made outside the watched directory.
+    const src = lab.mkdir('src');
+    const bigMain = lab.image('big-main.img', 4 * GiB, src);
+    const bigSpare = lab.image('big-spare.img', 4 * GiB, src);
+    expect(lab.cli(['init', 'big', '--main', bigMain, '--spare', bigSpare], { env: { ...lab.env(), REMAPFS_DB: lab.path('other.db') } }).status).toBe(0);
+    const tableEntries = growTable(bigSpare, ENTRIES);
+
+    const watch = lab.mkdir('watch');
+    const mnt = lab.mkdir('mnt');
+    // fuse-native: every request of the served pair is answered on the main thread, so a request served is one
+    // the main thread answered (the native engine would serve these reads in its own threads whatever it did).
+    const d = await lab.startDaemon(mnt, ['--watch', watch, '--engine', 'fuse-native'], { ...lab.env(), REMAPFS_DEBUG: '1' });
+    const file = path.join(mnt, 'small');
+    const pattern = crypto.randomBytes(MiB);
+    const wfd = fs.openSync(file, 'r+');
+    fs.writeSync(wfd, pattern, 0, pattern.length, 0);
+    fs.fsyncSync(wfd);
+    fs.closeSync(wfd);
+    await waitFor('a first rescan', () => runs(d.output()).length > 0, 30000);
+
+    let reading = true;
+    let done = 0;
+    let wrong = 0;
+    const rfd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_DIRECT);
+    const reader = (async () => {
+      const buf = Buffer.alloc(4096);
+      for (let k = 0; reading; k = (k + 1) % (MiB / 4096)) {
+        await new Promise<void>((resolve, reject) => fs.read(rfd, buf, 0, 4096, k * 4096, (err) => (err ? reject(err) : resolve())));
+        if (!buf.equals(pattern.subarray(k * 4096, (k + 1) * 4096))) wrong++;
+        done++;
+      }
+    })();
+    try {
+      fs.renameSync(bigMain, path.join(watch, 'big-main.img'));
+      fs.renameSync(bigSpare, path.join(watch, 'big-spare.img'));
+      await waitFor('the pair to be attached', () => /remapfs: big: attached/.test(d.output()), 300000);
+    } finally {
+      reading = false;
+      await reader.catch(() => undefined);
+      fs.closeSync(rfd);
+    }
+    const m = /remapfs: hot-plug: the table of (\S+) was read (in the worker|on the serving thread) \((\d+) entries\); (\d+) request\(s\) served meanwhile$/m.exec(d.output());
+    expect(m?.[1]).toBe(path.join(fs.realpathSync(watch), 'big-spare.img'));
+    expect(m?.[2]).toBe('in the worker');
+    expect(Number(m?.[3])).toBe(tableEntries);
+    // The main thread answered the other pair's reads while the worker read and checked the table.
+    const served = Number(m?.[4]);
+    expect(served).toBeGreaterThan(0);
+    expect(done).toBeGreaterThan(0);
+    expect(wrong).toBe(0);
+    // The open used the table as read (nothing rewritten), and the database and all five slots agree.
+    expect(d.output()).not.toMatch(/remapfs: big: (database restored|slot \d)/);
+    expect(lab.ok(['verify', 'big'])).toMatch(/pair big \(uuid [0-9a-f-]+\): consistent, sequence \d+/);
+    process.stdout.write(`hot-plug import: ${tableEntries} entries read in the worker while ${served} request(s) of the other pair were served on the main thread\n`);
+  });
 });

@@ -179,5 +179,37 @@ describe('discovery', () => {
     fs.rmSync(path.join(watch, 'm.img'));
     await waitFor('the file to leave the mount', () => !fs.existsSync(path.join(mnt, 'hp')), 10000);
   });
+
+  it('hot-plug: a pair whose import fails is tried and logged once, not again while its devices are unchanged, and again after one changes', async () => {
+    // This database already has a pair named hp; another database's pair hp shows up in the watched directory.
+    lab.ok(['init', 'hp', '--main', lab.image('main.img', 32 * MiB), '--spare', lab.image('spare.img', 8 * MiB)]);
+    const watch = lab.mkdir('watch');
+    const main = lab.image('m.img', 32 * MiB, watch);
+    const spare = lab.image('s.img', 8 * MiB, watch);
+    const made = lab.cli(['init', 'hp', '--main', main, '--spare', spare], { env: { ...lab.env(), REMAPFS_DB: lab.path('other.db') } });
+    expect(made.status).toBe(0);
+    const mnt = lab.mkdir('mnt');
+    const d = await lab.startDaemon(mnt, ['--watch', watch], { ...lab.env(), REMAPFS_DEBUG: '1' });
+    const count = (re: RegExp): number => d.output().match(re)?.length ?? 0;
+    const esc = (p: string): string => fs.realpathSync(p).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const tried = new RegExp(`hot-plug: trying to import the pair found at ${esc(main)} and ${esc(spare)}$`, 'gm');
+    const refused = /cannot import the pair found at .*: import hp: a pair with this name already exists/gm;
+    const runs = (): number => count(/discovery run \d+:/gm);
+    await waitFor('the first import attempt', () => count(refused) > 0, 30000);
+    const after = runs();
+    await waitFor('three more rescans', () => runs() >= after + 3, 30000);
+    expect(count(tried)).toBe(1);
+    expect(count(refused)).toBe(1);
+    // The served pair is untouched.
+    expect(fs.existsSync(path.join(mnt, 'hp'))).toBe(true);
+    // The spare changes (touched): the next rescan tries again, once; the same reason is not logged again.
+    const later = new Date(Date.now() + 60_000);
+    fs.utimesSync(spare, later, later);
+    await waitFor('a second attempt', () => count(tried) >= 2, 30000);
+    const again = runs();
+    await waitFor('two more rescans', () => runs() >= again + 2, 30000);
+    expect(count(tried)).toBe(2);
+    expect(count(refused)).toBe(1);
+  });
 });
 

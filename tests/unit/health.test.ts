@@ -22,6 +22,7 @@ import { spareLayout } from '../../lib/format/layout.js';
 import { RemapDevice, type RemapJournal } from '../../lib/remap/remap-device.js';
 import { Store } from '../../lib/store/db.js';
 import { parseExposition, wellFormed } from '../helpers/formats.js';
+import { match } from '../helpers/match.js';
 
 describe('settings', () => {
   it.each([
@@ -160,7 +161,7 @@ describe('scan scheduler (injected clock)', () => {
     const clock = new FakeClock();
     const scanner = new Scanner(dev, store, pair.id, () => cfg, clock.now);
     const score = { value: 100 };
-    const sched = new ScanScheduler(scanner, () => dev.counters.readOps + dev.counters.writeOps, () => cfg, () => score.value, pair.createdAt, clock);
+    const sched = new ScanScheduler(scanner, () => dev.counters.readOps + dev.counters.writeOps, () => cfg, () => score.value, pair.createdAt, { clock });
     return { store, pair, dev, scanner, sched, clock, score, cfg };
   }
 
@@ -204,6 +205,79 @@ describe('scan scheduler (injected clock)', () => {
     expect(w.scanner.inPass).toBe(false);
     expect(w.scanner.state.passesCompleted).toBe(1);
     expect(w.scanner.state.nextDueAt - w.clock.t).toBeCloseTo(3600000 / 4.5, 0);
+  });
+
+  /** A clock whose timers run only when the test says so. */
+  class ManualClock implements SchedulerClock {
+    t = 1_000_000;
+    now = () => this.t;
+    pending: { fn: () => void; ms: number } | undefined;
+    setTimeout = (fn: () => void, ms: number) => {
+      this.pending = { fn, ms };
+      return 1;
+    };
+    clearTimeout = () => {
+      this.pending = undefined;
+    };
+    fire(): number {
+      const p = this.pending;
+      if (!p) throw new Error('the scheduler has no timer: it stopped');
+      this.pending = undefined;
+      p.fn();
+      return this.pending ? (this.pending as { ms: number }).ms : -1;
+    }
+  }
+
+  /** A scheduler over w's scanner, with timers the test fires and its log lines collected. */
+  function manual(w: ReturnType<typeof world>): { sched: ScanScheduler; clock: ManualClock; logs: string[] } {
+    const clock = new ManualClock();
+    const logs: string[] = [];
+    const sched = new ScanScheduler(w.scanner, () => w.dev.counters.readOps, () => w.cfg, () => 100, w.pair.createdAt, { clock, name: 'p', log: (l) => logs.push(l) });
+    return { sched, clock, logs };
+  }
+
+  it('a step that fails with a bug is logged once as "bug:", and the scheduler goes on', () => {
+    const w = world({ scanIdleMs: 0 });
+    w.scanner.startPass();
+    const step = w.scanner.step.bind(w.scanner);
+    w.scanner.step = () => {
+      throw new TypeError('boom');
+    };
+    const m = manual(w);
+    m.sched.start();
+    for (let i = 0; i < 5; i++) expect(m.clock.fire()).toBe(1000);
+    expect(m.logs).toEqual([match.string(/^remapfs: bug: scan step p: TypeError: boom \(at .*\)$/)]);
+    // A different bug is a new line, once too.
+    w.scanner.step = () => {
+      throw new RangeError('bad range');
+    };
+    m.clock.fire();
+    m.clock.fire();
+    expect(m.logs).toHaveLength(2);
+    expect(m.logs[1]).toMatch(/^remapfs: bug: scan step p: RangeError: bad range/);
+    // Fixed: the pass goes on from where it was.
+    w.scanner.step = step;
+    expect(m.clock.fire()).toBe(0);
+    expect(w.scanner.state.cursorBlock).toBeGreaterThan(0);
+    m.sched.stop();
+  });
+
+  it("a step that fails with a disk error is the scan's finding: not logged, and the scheduler goes on", () => {
+    const w = world({ scanIdleMs: 0 });
+    w.scanner.startPass();
+    const step = w.scanner.step.bind(w.scanner);
+    w.scanner.step = () => {
+      throw ioError('read', 'main');
+    };
+    const m = manual(w);
+    m.sched.start();
+    expect(m.clock.fire()).toBe(1000);
+    expect(m.clock.fire()).toBe(1000);
+    expect(m.logs).toEqual([]);
+    w.scanner.step = step;
+    expect(m.clock.fire()).toBe(0);
+    expect(w.scanner.state.cursorBlock).toBeGreaterThan(0);
+    m.sched.stop();
   });
 
   it('a requested pass ignores the rate limit but still yields to user I/O', () => {

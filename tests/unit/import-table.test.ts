@@ -1,0 +1,155 @@
+/**
+ * An import with the table read off the serving thread (hot-plug, issue 13):
+ * the table is used only while the slots still carry the seal it was read
+ * under; a pair's open uses it without reading the slots only when every copy
+ * held it and nothing changed since; otherwise both read the slots again, and
+ * what they adopt is what is on the spare now.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { DeviceLock } from '../../lib/block/device-lock.js';
+import { FileDevice } from '../../lib/block/file-device.js';
+import { importPair } from '../../lib/discovery/importer.js';
+import { readTableOf, type TableRead } from '../../lib/discovery/probe-worker.js';
+import type { SlotEntry } from '../../lib/format/slot-codec.js';
+import type { AdoptedTable } from '../../lib/meta/locate.js';
+import { locateMetadata } from '../../lib/meta/locate.js';
+import { SlotSet } from '../../lib/meta/slots.js';
+import { MetaState } from '../../lib/meta/state.js';
+import { createPair, planPair } from '../../lib/pair/create.js';
+import { openPair } from '../../lib/pair/pair.js';
+import { Store } from '../../lib/store/db.js';
+import { poolBlockAt } from '../helpers/pool.js';
+
+const MAIN_BYTES = 64 * 1048576;
+const SPARE_BYTES = 4 * 1048576;
+
+describe('import with a table read in the worker', () => {
+  let dir: string;
+  let main: string;
+  let spare: string;
+  let n = 0;
+  const stores: Store[] = [];
+
+  function freshStore(): Store {
+    const s = Store.open(path.join(dir, `db-${n++}.db`), { create: true });
+    stores.push(s);
+    return s;
+  }
+
+  /** Writes a table of `count` remaps at the next sequence into the slots `only` (all by default); returns its sequence. */
+  function writeTable(count: number, only?: number[]): number {
+    const dev = FileDevice.open(spare, { mode: 'buffered' });
+    try {
+      const old = locateMetadata(dev)?.state as MetaState;
+      const label = old.entries.filter((e) => e.reason === 'label');
+      const used = new Set(label.map((e) => e.spareBlock));
+      const entries: SlotEntry[] = [...label];
+      for (let k = 0; entries.length < label.length + count; k++) {
+        const b = poolBlockAt(old.layout, k);
+        if (!used.has(b)) entries.push({ mainBlock: 100 + k, spareBlock: b, createdAt: 1700000000000 + k, reason: 'manual', state: 'remapped', lostSectors: 0 });
+      }
+      const next = new MetaState(old.identity, old.layout, old.sequence + 1, entries);
+      expect(new SlotSet(dev, old.layout).writeAll(next, only)).toEqual([]);
+      return next.sequence;
+    } finally {
+      dev.close();
+    }
+  }
+
+  function tableOf(read: TableRead): AdoptedTable {
+    if (!('table' in read)) throw new Error(`no table: ${read.rejected.join('; ')}`);
+    return read.table;
+  }
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapfs-import-table-'));
+    main = path.join(dir, 'main.img');
+    spare = path.join(dir, 'spare.img');
+    fs.writeFileSync(main, '');
+    fs.truncateSync(main, MAIN_BYTES);
+    fs.writeFileSync(spare, '');
+    fs.truncateSync(spare, SPARE_BYTES);
+    const plan = planPair('p', main, spare, 4096, String);
+    const lock = DeviceLock.acquire([plan.main.realPath, plan.spare.realPath], { op: 'test', object: 'p', waitMs: 0 });
+    try {
+      expect(createPair(freshStore(), plan, false, lock).labelError).toBeUndefined();
+    } finally {
+      lock.release();
+    }
+  });
+
+  afterEach(() => {
+    for (const s of stores.splice(0)) s.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('uses the table while the seal holds, and the open takes it without reconciling', () => {
+    const seq = writeTable(3);
+    const read = readTableOf(spare);
+    const store = freshStore();
+    const r = importPair(store, main, spare, { table: read });
+    expect(r.adopted).toBe(tableOf(read));
+    expect(r.repaired).toEqual([]);
+    expect(store.remaps.counts(r.pair.id)).toMatchObject({ remapped: 3, label: 1 });
+    expect(store.pairs.metaSeq(r.pair.id)).toBe(seq);
+    const rt = openPair(store, r.pair, { mode: 'buffered', ...(r.adopted ? { adopted: r.adopted } : {}) });
+    try {
+      expect(rt.opened.slots).toBe(tableOf(read).reports);
+      expect(rt.opened).toMatchObject({ source: 'slots', sequence: seq, consistent: true, repaired: [] });
+      const manual = rt.opened.state.entries.filter((e) => e.reason === 'manual');
+      expect(manual).toHaveLength(3);
+      for (const e of manual) expect(rt.index.spareBlockOf(e.mainBlock)).toBe(e.spareBlock);
+    } finally {
+      rt.close();
+    }
+  });
+
+  it('reads the slots again when they changed after the worker read them', () => {
+    writeTable(3);
+    const read = readTableOf(spare);
+    const seq = writeTable(5);
+    const store = freshStore();
+    const r = importPair(store, main, spare, { table: read });
+    expect(r.adopted).toBeUndefined();
+    expect(store.remaps.counts(r.pair.id)).toMatchObject({ remapped: 5 });
+    expect(store.pairs.metaSeq(r.pair.id)).toBe(seq);
+  });
+
+  it("the open reconciles when the slots changed between the import and the open", () => {
+    writeTable(3);
+    const read = readTableOf(spare);
+    const store = freshStore();
+    const r = importPair(store, main, spare, { table: read });
+    expect(r.adopted).toBeDefined();
+    const seq = writeTable(6);
+    const rt = openPair(store, r.pair, { mode: 'buffered', ...(r.adopted ? { adopted: r.adopted } : {}) });
+    try {
+      expect(rt.opened.slots).not.toBe(tableOf(read).reports);
+      expect(rt.opened.sequence).toBe(seq);
+      expect(rt.opened.repaired).toEqual([expect.stringMatching(/^database restored from slot/) as unknown]);
+      expect(store.remaps.counts(r.pair.id)).toMatchObject({ remapped: 6 });
+    } finally {
+      rt.close();
+    }
+  });
+
+  it('repairs as usual (and hands nothing on) when a copy did not hold the table', () => {
+    writeTable(3);
+    writeTable(4, [0, 1, 2, 3]);
+    const read = readTableOf(spare);
+    expect(tableOf(read).reports[4]?.matches).toBe(false);
+    const store = freshStore();
+    const r = importPair(store, main, spare, { table: read });
+    expect(r.adopted).toBeUndefined();
+    expect(r.repaired).toEqual([expect.stringMatching(/^slot 4 rewritten \(stale/) as unknown]);
+    expect(store.remaps.counts(r.pair.id)).toMatchObject({ remapped: 4 });
+  });
+
+  it('a worker that found no table is believed: the import fails with its reasons, without reading the spare here', () => {
+    const store = freshStore();
+    expect(() => importPair(store, main, spare, { table: { rejected: ['slot 0: bad magic (not a remapfs metadata slot)'] } })).toThrow(/no valid remapfs metadata slot found \(1 refused; slot 0: bad magic/);
+    expect(store.pairs.list()).toEqual([]);
+  });
+});
