@@ -10,7 +10,11 @@
  *     read it) until EAGAIN, a full batch, or no free context;
  *  2. a READ or WRITE of a pair file: announce in a context's slot, check and
  *     split exactly as the blocking fast path does (io.c), queue one SQE per
- *     run, and leave the slot announced; anything else, and any request that
+ *     run, and leave the slot announced. A write's data is copied into the
+ *     arena, except a write of LEND_MIN_BYTES or more: requests are read so
+ *     that a WRITE's data starts on a page, and that receive buffer is lent
+ *     to the write (no copy) while the next request goes into another of the
+ *     RECV_BUFS; anything else, and any request that
  *     needs a decision, goes to the pool (handoff_push) and is not waited for;
  *     a pair on tmpfs (a device call is a copy, which io_uring would give to
  *     a kernel worker thread) is copied inline instead;
@@ -53,6 +57,10 @@
 #define POLL_TAG UINT64_MAX
 #define REPLY_TAG (1ull << 62) /* | context index: the reply of that context was written */
 #define HDR_BYTES 128
+#define RECV_BUFS 5 /* receive buffers: one is read into, the others may be lent to large writes */
+#define RECV_BYTES ((256u << 12) + 2 * PAGE_BYTES)
+#define WRITE_HEAD 80 /* fuse_in_header + fuse_write_in: where a WRITE's data starts */
+#define LEND_MIN_BYTES (64u << 10)
 #define MAX_IOV 4
 #define OP_READ 15  /* FUSE_READ in <linux/fuse.h> */
 #define OP_WRITE 16 /* FUSE_WRITE */
@@ -69,6 +77,7 @@ struct ring_ctx {
   bool busy, write, failed;
   int pending; /* runs in flight */
   bool reply_pending; /* its answer is queued as a write; released when that completes */
+  int recv_idx;       /* >= 0: buf is the data of that receive buffer, lent to this write; else arena pages */
   uint32_t page0, pages;
   char *buf;
   uint64_t off, n;
@@ -87,7 +96,26 @@ struct ring_worker {
   struct ring_ctx ctx[RING_CTXS];
   char *arena;
   uint64_t used[ARENA_PAGES / 64];
+  char *recv;            /* RECV_BUFS receive buffers of RECV_BYTES */
+  bool lent[RECV_BUFS];
+  int cur;               /* the receive buffer read into next */
 };
+
+static char *recv_at(const struct ring_worker *rw, int k) { return rw->recv + (size_t)k * RECV_BYTES; }
+
+/* A large write's data is page-aligned in the current receive buffer: lend it to the write (no copy) and read the
+ * next request into another; -1 when none is free. */
+static int lend_recv(struct ring_worker *rw, const char *data) {
+  if (data != recv_at(rw, rw->cur) + PAGE_BYTES) return -1;
+  for (int k = 0; k < RECV_BUFS; k++) {
+    if (k == rw->cur || rw->lent[k]) continue;
+    int lent = rw->cur;
+    rw->lent[lent] = true;
+    rw->cur = k;
+    return lent;
+  }
+  return -1;
+}
 
 static __thread struct ring_worker *t_ring;
 
@@ -203,7 +231,8 @@ static int64_t arena_alloc(struct ring_worker *rw, uint32_t pages) {
 /* ---- completions ---- */
 
 static void ctx_release(struct ring_worker *rw, struct ring_ctx *c) {
-  mark(rw, c->page0, c->pages, false);
+  if (c->recv_idx >= 0) rw->lent[c->recv_idx] = false;
+  else mark(rw, c->page0, c->pages, false);
   pair_put(c->p);
   c->p = NULL;
   c->busy = false;
@@ -236,7 +265,7 @@ static bool queue_reply(struct ring_worker *rw, int fd, const struct iovec *iov,
   size_t used = 0;
   for (int i = 0; i < count; i++) {
     const char *base = iov[i].iov_base;
-    if (base >= c->buf && base + iov[i].iov_len <= c->buf + (size_t)c->pages * PAGE_BYTES) {
+    if (base >= c->buf && base + iov[i].iov_len <= c->buf + c->n) {
       c->iov[i] = iov[i]; /* the read's data, in this context's arena pages */
       continue;
     }
@@ -351,8 +380,9 @@ static int start(struct ring_worker *rw, struct ring_ctx *c, const char **why) {
     struct io_uring_sqe *sqe = sqe_get(rw);
     int fd = r->spare ? p->spare_fd : p->main_fd;
     char *at = c->buf + r->buf_off;
-    if (rw->fixed && c->write) io_uring_prep_write_fixed(sqe, fd, at, (unsigned)r->len, r->dev_off, 0);
-    else if (rw->fixed) io_uring_prep_read_fixed(sqe, fd, at, (unsigned)r->len, r->dev_off, 0);
+    int fixed = c->recv_idx >= 0 ? 1 + c->recv_idx : 0; /* registered: the arena, then the receive buffers */
+    if (rw->fixed && c->write) io_uring_prep_write_fixed(sqe, fd, at, (unsigned)r->len, r->dev_off, fixed);
+    else if (rw->fixed) io_uring_prep_read_fixed(sqe, fd, at, (unsigned)r->len, r->dev_off, fixed);
     else if (c->write) io_uring_prep_write(sqe, fd, at, (unsigned)r->len, r->dev_off);
     else io_uring_prep_read(sqe, fd, at, (unsigned)r->len, r->dev_off);
     sqe->user_data = ((uint64_t)(c - rw->ctx) << 32) | (uint32_t)r->len;
@@ -384,8 +414,9 @@ void ring_io(struct ring_worker *rw, fuse_req_t req, struct pair *p, bool write,
   }
   uint32_t pages = (uint32_t)((n + PAGE_BYTES - 1) / PAGE_BYTES);
   while (rw->free_ctxs == 0) reap(rw, 1);
-  int64_t page0;
-  while ((page0 = arena_alloc(rw, pages)) < 0) reap(rw, 1); /* n fits the arena, so something is in flight */
+  int lent = write && n >= LEND_MIN_BYTES ? lend_recv(rw, data) : -1;
+  int64_t page0 = 0;
+  while (lent < 0 && (page0 = arena_alloc(rw, pages)) < 0) reap(rw, 1); /* n fits the arena: something is in flight */
   struct ring_ctx *c = rw->ctx;
   while (c->busy) c++;
   rw->free_ctxs--;
@@ -397,12 +428,13 @@ void ring_io(struct ring_worker *rw, fuse_req_t req, struct pair *p, bool write,
   c->failed = false;
   c->reply_pending = false;
   c->pending = 0;
+  c->recv_idx = lent;
   c->page0 = (uint32_t)page0;
-  c->pages = pages;
-  c->buf = rw->arena + (size_t)page0 * PAGE_BYTES;
+  c->pages = lent >= 0 ? 0 : pages;
+  c->buf = lent >= 0 ? (char *)data : rw->arena + (size_t)page0 * PAGE_BYTES;
   c->off = (uint64_t)off;
   c->n = n;
-  if (write) memcpy(c->buf, data, n); /* libfuse reuses its receive buffer; O_DIRECT wants it aligned */
+  if (write && lent < 0) memcpy(c->buf, data, n); /* libfuse reuses its receive buffer; O_DIRECT wants it aligned */
   io_inflight_enter(e, p);
   const char *why = "slow";
   int rc = start(rw, c, &why);
@@ -442,8 +474,19 @@ struct ring_worker *ring_new(struct engine *e) {
     return NULL;
   }
   rw->arena = arena;
-  struct iovec whole = {arena, RING_ARENA_BYTES};
-  rw->fixed = io_uring_register_buffers(&rw->ring, &whole, 1) == 0; /* may fail on RLIMIT_MEMLOCK: plain I/O then */
+  void *recv = mmap(NULL, (size_t)RECV_BUFS * RECV_BYTES, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (recv == MAP_FAILED) {
+    int err = errno;
+    ring_free(rw);
+    errno = err;
+    return NULL;
+  }
+  rw->recv = recv;
+  struct iovec bufs[1 + RECV_BUFS];
+  bufs[0] = (struct iovec){arena, RING_ARENA_BYTES};
+  for (int k = 0; k < RECV_BUFS; k++) bufs[1 + k] = (struct iovec){recv_at(rw, k), RECV_BYTES};
+  rw->fixed = io_uring_register_buffers(&rw->ring, bufs, 1 + RECV_BUFS) == 0; /* refused (RLIMIT_MEMLOCK): plain I/O */
   return rw;
 }
 
@@ -451,6 +494,7 @@ void ring_free(struct ring_worker *rw) {
   if (!rw) return;
   if (rw->ring_ready) io_uring_queue_exit(&rw->ring);
   if (rw->arena) munmap(rw->arena, RING_ARENA_BYTES);
+  if (rw->recv) munmap(rw->recv, (size_t)RECV_BUFS * RECV_BYTES);
   free(rw);
 }
 
@@ -487,17 +531,16 @@ void ring_run(struct ring_worker *rw) {
   t_ring = rw;
   struct fuse_buf fb;
   memset(&fb, 0, sizeof fb);
-  size_t recv_bytes = (256u << 12) + 4096u;
-  void *recv = mmap(NULL, recv_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-  if (recv == MAP_FAILED) recv = NULL;
-  else engine_pin_range(e, recv, recv_bytes, true);
-  fb.mem = recv;
-  if (rw->w && recv) atomic_fetch_add(&e->pin_threads, 1);
+  engine_pin_range(e, rw->recv, (size_t)RECV_BUFS * RECV_BYTES, true);
+  if (rw->w) atomic_fetch_add(&e->pin_threads, 1);
   int fd = fuse_session_fd(e->se);
   while (!fuse_session_exited(e->se)) {
     int got = 0;
     bool drained = false;
     while (got < RING_BATCH && rw->free_ctxs > 0) {
+      /* libfuse reads at most 1 MiB + 4 KiB; a WRITE's data then starts on a page (lend_recv) */
+      fb.mem = recv_at(rw, rw->cur) + PAGE_BYTES - WRITE_HEAD;
+      fb.size = 0;
       int r = fuse_session_receive_buf(e->se, &fb);
       if (r == -EINTR) continue;
       if (r == -EAGAIN) {
@@ -525,6 +568,4 @@ void ring_run(struct ring_worker *rw) {
   while (rw->ops > 0) reap(rw, 1);
   for (int i = 1; i < rw->ctx_count; i++) rt_slot_release(&e->ep, rw->ctx[i].slot); /* ctx[0]'s is the worker's */
   t_ring = NULL;
-  if (recv) munmap(recv, recv_bytes);
-  else free(fb.mem);
 }
