@@ -42,6 +42,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -333,10 +334,10 @@ static void reap(struct ring_worker *rw, unsigned wait) {
 }
 
 static struct io_uring_sqe *sqe_get(struct ring_worker *rw) {
-  struct io_uring_sqe *sqe = io_uring_get_sqe(&rw->ring);
-  if (!sqe) {
-    io_uring_submit(&rw->ring);
-    sqe = io_uring_get_sqe(&rw->ring);
+  struct io_uring_sqe *sqe;
+  while (!(sqe = io_uring_get_sqe(&rw->ring))) { /* the SQ is full: hand it to the kernel (EBUSY/EAGAIN: retry) */
+    int r = io_uring_submit(&rw->ring);
+    if (r < 0 && r != -EINTR) sched_yield();
   }
   return sqe;
 }
