@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# scripts/perf-qd32.sh [dir] [runtimeSec]: random 4 KiB at queue depth 32 through
+# scripts/perf-qd32.sh [dir] [runtimeSec]: random 4 KiB at queue depth 32 (FIO_RW,
+# FIO_BS and FIO_QD change the cells: e.g. FIO_RW=write FIO_BS=1m FIO_QD=4) through
 # a loop device, on the kernel loop device directly (a) and on the native
 # engine (c), pinned like `npm run bench` (fio on CPU 0; daemon and the unbound
 # workqueues, loop workers among them, on CPU 1). Prints IOPS and, for c, the
@@ -48,7 +49,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' /proc/"$daemon_pid"/stat; }
 
 # measure <label>: both cells on $dev
 measure() {
-  for rw in randread randwrite; do
+  for rw in ${FIO_RW:-randread randwrite}; do
     echo 3 >/proc/sys/vm/drop_caches
     local t0=0 c0=0 perf_pid=""
     if [ -n "$daemon_pid" ]; then
@@ -60,11 +61,11 @@ measure() {
       fi
     fi
     local json
-    json=$(taskset -c 0 fio --name=qd32 --filename="$dev" --rw="$rw" --bs=4k --iodepth=32 --ioengine=libaio \
+    json=$(taskset -c 0 fio --name=qd32 --filename="$dev" --rw="$rw" --bs="${FIO_BS:-4k}" --iodepth="${FIO_QD:-32}" --ioengine=libaio \
       --direct=1 --runtime="$runtime_sec" --time_based --output-format=json)
     [ -z "$perf_pid" ] || wait "$perf_pid"
     local key=read
-    [ "$rw" = randwrite ] && key=write
+    case "$rw" in *write) key=write ;; esac
     read -r iops ios < <(python3 -c "import json,sys; j=json.load(sys.stdin)['jobs'][0]['$key']; print(int(j['iops']), j['total_ios'])" <<<"$json")
     if [ -n "$daemon_pid" ]; then
       local t1 c1
@@ -83,7 +84,8 @@ measure "a (loop)"
 losetup -d "$dev"
 dev=""
 
-node "$repo/bin/remapfs" mount "$dir/mnt" --engine native >"$dir/daemon.log" 2>&1 &
+# Pinned from the start (as systemd's CPUAffinity= would), so the engine sizes its ring workers for one CPU.
+taskset -c 1 node "$repo/bin/remapfs" mount "$dir/mnt" --engine native >"$dir/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 100); do grep -q 'remapfs: serving' "$dir/daemon.log" && break; sleep 0.2; done
 grep -q 'remapfs: serving' "$dir/daemon.log" || { cat "$dir/daemon.log" >&2; exit 1; }

@@ -7,7 +7,7 @@ import { type DaemonHandle, type Lab, REMAPFS_BIN } from '../../lib/lab/lab.js';
 import type { BenchConfig } from './config.js';
 import type { Images } from './images.js';
 import type { Measurer } from './measure.js';
-import { pinProcess } from './system.js';
+import { pinProcess, spawnPinned } from './system.js';
 import { fileURLToPath } from 'url';
 
 /** This module's directory (ES modules have no __dirname). */
@@ -28,9 +28,11 @@ export interface BenchContext {
 /** Starts `remapfs mount <mnt> --db <db> <extra>` (under --cpu-prof with BENCH_CPU_PROF), pinned to the daemon CPU. */
 export async function startRemapfs(ctx: BenchContext, mnt: string, db: string, extra: readonly string[] = []): Promise<DaemonHandle> {
   const { lab, cfg } = ctx;
-  const h = cfg.cpuProfDir
-    ? await lab.startProcess(['--cpu-prof', `--cpu-prof-dir=${path.resolve(cfg.cpuProfDir)}`, REMAPFS_BIN, 'mount', mnt, '--db', db, ...extra], mnt, 'remapfs: serving')
-    : await lab.startDaemon(mnt, ['--db', db, ...extra]);
+  const h = await spawnPinned(cfg.pin, () =>
+    cfg.cpuProfDir
+      ? lab.startProcess(['--cpu-prof', `--cpu-prof-dir=${path.resolve(cfg.cpuProfDir)}`, REMAPFS_BIN, 'mount', mnt, '--db', db, ...extra], mnt, 'remapfs: serving')
+      : lab.startDaemon(mnt, ['--db', db, ...extra]),
+  );
   return pinProcess(h, cfg.pin);
 }
 
@@ -38,7 +40,7 @@ export async function startRemapfs(ctx: BenchContext, mnt: string, db: string, e
 export async function startPassthrough(ctx: BenchContext, image: string, dirName: string, mode: 'auto' | 'buffered', options?: string): Promise<{ proc: DaemonHandle; disk: string }> {
   const dir = ctx.lab.mkdir(dirName);
   const argv = [path.resolve(HERE_DIR, '../passthrough.js'), image, dir, mode, ...(options ? [options] : [])];
-  const proc = pinProcess(await ctx.lab.startProcess(argv, dir, 'passthrough ready'), ctx.cfg.pin);
+  const proc = pinProcess(await spawnPinned(ctx.cfg.pin, () => ctx.lab.startProcess(argv, dir, 'passthrough ready')), ctx.cfg.pin);
   return { proc, disk: path.join(dir, 'disk') };
 }
 

@@ -11,7 +11,7 @@ import { fio } from './measure.js';
 import { filledPair, injectRemaps, ONE_PERCENT_SCATTERED } from './images.js';
 import { CATEGORIES, type Category, type CpuProfile, summarise } from '../profile-summary.js';
 import { attach } from './stacks.js';
-import { dropCaches, pinProcess } from './system.js';
+import { dropCaches, pinProcess, spawnPinned } from './system.js';
 
 /** Serves `pair` under --cpu-prof for one fio run of `cell`; the profile and the FUSE request count. */
 async function profiledRun(ctx: BenchContext, db: string, mnt: string, pair: string, cell: Cell, mountArgs: readonly string[]): Promise<{ ms: Record<Category, number>; requests: number }> {
@@ -19,7 +19,7 @@ async function profiledRun(ctx: BenchContext, db: string, mnt: string, pair: str
   const teardown = new Teardown();
   let requests = 0;
   try {
-    const d = pinProcess(await ctx.lab.startProcess(['--cpu-prof', `--cpu-prof-dir=${profDir}`, REMAPFS_BIN, 'mount', mnt, '--db', db, ...mountArgs], mnt, 'remapfs: serving'), ctx.cfg.pin);
+    const d = pinProcess(await spawnPinned(ctx.cfg.pin, () => ctx.lab.startProcess(['--cpu-prof', `--cpu-prof-dir=${profDir}`, REMAPFS_BIN, 'mount', mnt, '--db', db, ...mountArgs], mnt, 'remapfs: serving')), ctx.cfg.pin);
     teardown.add(async () => {
       ctx.lab.ok(['--db', db, 'unmount', mnt]);
       await d.exited;

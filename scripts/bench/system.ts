@@ -37,6 +37,22 @@ export function pinKernelWorkers(lab: Lab): string {
   }
 }
 
+/**
+ * Runs `start` (which spawns a server) with this process pinned to the daemon CPU, so the server is pinned from its
+ * first instruction, as systemd's CPUAffinity= would pin it: the native engine sizes its io_uring workers by the CPUs
+ * it may use when it starts. This process's affinity is restored afterwards.
+ */
+export async function spawnPinned<T>(pin: boolean, start: () => Promise<T>): Promise<T> {
+  if (!pin) return start();
+  const before = /:\s*([0-9a-f,]+)\s*$/i.exec(execFileSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' }))?.[1];
+  execFileSync('taskset', ['-p', '-c', DAEMON_CPU, String(process.pid)], { stdio: 'ignore' });
+  try {
+    return await start();
+  } finally {
+    if (before) execFileSync('taskset', ['-p', before, String(process.pid)], { stdio: 'ignore' });
+  }
+}
+
 /** Moves every thread of a daemon to the daemon CPU (threads it starts later inherit it). */
 export function pinProcess(h: DaemonHandle, pin: boolean): DaemonHandle {
   if (pin) execFileSync('taskset', ['-a', '-p', '-c', DAEMON_CPU, String(h.child.pid)], { stdio: 'ignore' });
