@@ -19,7 +19,8 @@
  *     a pair on tmpfs (a device call is a copy, which io_uring would give to
  *     a kernel worker thread) is copied inline instead;
  *  3. submit, and sleep until a completion or until the session fd is
- *     readable (a one-shot POLL_ADD on it);
+ *     readable (a one-shot POLL_ADD on it, armed after a read found nothing;
+ *     no read is tried again before it fires);
  *  4. when the last run of a request completes: clear its slot, then answer
  *     it; a failed or short run hands the request to the slow path instead
  *     ("io-error", like the blocking path).
@@ -90,7 +91,8 @@ struct ring_worker {
   struct engine *e;
   struct worker *w; /* counters' slot, the split's run table */
   struct io_uring ring;
-  bool ring_ready, poll_armed, fixed; /* fixed: the arena is registered (no page pinning per I/O) */
+  bool ring_ready, poll_armed, fixed;
+  bool readable; /* the session fd may hold a request: false from an EAGAIN until the armed poll fires */ /* fixed: the arena is registered (no page pinning per I/O) */
   int ops; /* SQEs in flight: runs and answers */
   struct ring_ctx *replying; /* set while finish() answers: libfuse's writev queues the answer */
   int ctx_count, free_ctxs;
@@ -315,6 +317,7 @@ static void reap(struct ring_worker *rw, unsigned wait) {
     seen++;
     if (cqe->user_data == POLL_TAG) {
       rw->poll_armed = false;
+      rw->readable = true;
       continue;
     }
     if (cqe->user_data & REPLY_TAG) { /* an answer was written (its errors are libfuse's to ignore: ENOENT) */
@@ -535,16 +538,18 @@ void ring_run(struct ring_worker *rw) {
   engine_pin_range(e, rw->recv, (size_t)RECV_BUFS * RECV_BYTES, true);
   if (rw->w) atomic_fetch_add(&e->pin_threads, 1);
   int fd = fuse_session_fd(e->se);
+  rw->readable = true;
   while (!fuse_session_exited(e->se)) {
     int got = 0;
-    bool drained = false;
-    while (got < RING_BATCH && rw->free_ctxs > 0) {
+    bool drained = !rw->readable; /* no read is tried while the armed poll has not fired */
+    while (rw->readable && got < RING_BATCH && rw->free_ctxs > 0) {
       /* libfuse reads at most 1 MiB + 4 KiB; a WRITE's data then starts on a page (lend_recv) */
       fb.mem = recv_at(rw, rw->cur) + PAGE_BYTES - WRITE_HEAD;
       fb.size = 0;
       int r = fuse_session_receive_buf(e->se, &fb);
       if (r == -EINTR) continue;
       if (r == -EAGAIN) {
+        rw->readable = false;
         drained = true;
         break;
       }
@@ -557,7 +562,7 @@ void ring_run(struct ring_worker *rw) {
       got++;
     }
     if (fuse_session_exited(e->se)) break;
-    if (drained && !rw->poll_armed) {
+    if (!rw->readable && !rw->poll_armed) {
       struct io_uring_sqe *sqe = sqe_get(rw);
       io_uring_prep_poll_add(sqe, fd, POLLIN);
       sqe->user_data = POLL_TAG;
