@@ -471,22 +471,16 @@ struct ring_worker *ring_new(struct engine *e) {
   }
   rw->ring_ready = true;
   void *arena = mmap(NULL, RING_ARENA_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-  if (arena == MAP_FAILED) {
-    int err = errno;
-    ring_free(rw);
-    errno = err;
-    return NULL;
-  }
-  rw->arena = arena;
   void *recv = mmap(NULL, (size_t)RECV_BUFS * RECV_BYTES, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-  if (recv == MAP_FAILED) {
+  rw->arena = arena == MAP_FAILED ? NULL : arena;
+  rw->recv = recv == MAP_FAILED ? NULL : recv;
+  if (!rw->arena || !rw->recv) {
     int err = errno;
     ring_free(rw);
     errno = err;
     return NULL;
   }
-  rw->recv = recv;
   struct iovec bufs[1 + RECV_BUFS];
   bufs[0] = (struct iovec){arena, RING_ARENA_BYTES};
   for (int k = 0; k < RECV_BUFS; k++) bufs[1 + k] = (struct iovec){recv_at(rw, k), RECV_BYTES};

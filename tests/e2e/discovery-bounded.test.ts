@@ -66,6 +66,31 @@ function growTable(spare: string, count: number): number {
   }
 }
 
+/** Reads `file` 4 KiB at a time with O_DIRECT (each read a request to the daemon) until stopped, counting reads and mismatches with `pattern`. */
+function continuousReader(file: string, pattern: Buffer): { stop: () => Promise<void>; done: () => number; wrong: () => number } {
+  let reading = true;
+  let done = 0;
+  let wrong = 0;
+  const rfd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_DIRECT);
+  const loop = (async () => {
+    const buf = Buffer.alloc(4096);
+    for (let k = 0; reading; k = (k + 1) % (pattern.length / 4096)) {
+      await new Promise<void>((resolve, reject) => fs.read(rfd, buf, 0, 4096, k * 4096, (err) => (err ? reject(err) : resolve())));
+      if (!buf.equals(pattern.subarray(k * 4096, (k + 1) * 4096))) wrong++;
+      done++;
+    }
+  })();
+  return {
+    stop: async () => {
+      reading = false;
+      await loop.catch(() => undefined);
+      fs.closeSync(rfd);
+    },
+    done: () => done,
+    wrong: () => wrong,
+  };
+}
+
 describe('bounded discovery in the daemon', () => {
   const lab = labPerTest();
 
@@ -91,18 +116,7 @@ describe('bounded discovery in the daemon', () => {
     expect(runs(d.output()).filter((r) => r.paths.some((p) => p.startsWith(watch)))).toEqual([]);
 
     // Read the served pair continuously (O_DIRECT: every read is a request to the daemon) while the spare arrives.
-    let reading = true;
-    let done = 0;
-    let wrong = 0;
-    const rfd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_DIRECT);
-    const reader = (async () => {
-      const buf = Buffer.alloc(4096);
-      for (let k = 0; reading; k = (k + 1) % (MiB / 4096)) {
-        await new Promise<void>((resolve, reject) => fs.read(rfd, buf, 0, 4096, k * 4096, (err) => (err ? reject(err) : resolve())));
-        if (!buf.equals(pattern.subarray(k * 4096, (k + 1) * 4096))) wrong++;
-        done++;
-      }
-    })();
+    const reader = continuousReader(file, pattern);
     try {
       const arrived = path.join(watch, 'big-spare.img');
       fs.renameSync(bigSpare, arrived);
@@ -119,12 +133,11 @@ describe('bounded discovery in the daemon', () => {
       for (const r of later) expect(r.paths).not.toContain(arrived);
       process.stdout.write(`bounded discovery: ${first.reads} slot copies (${first.entries} entries) read in the worker while ${first.served} request(s) were served; ${later.length} later rescan(s) did not read it again\n`);
     } finally {
-      reading = false;
-      await reader.catch(() => undefined);
-      fs.closeSync(rfd);
+      await reader.stop();
     }
-    expect(done).toBeGreaterThan(0);
-    expect(wrong).toBe(0);
+    const { done, wrong } = reader;
+    expect(done()).toBeGreaterThan(0);
+    expect(wrong()).toBe(0);
     expect(d.output()).toMatch(/waiting for pair big/);
   });
 
@@ -150,27 +163,15 @@ describe('bounded discovery in the daemon', () => {
     fs.closeSync(wfd);
     await waitFor('a first rescan', () => runs(d.output()).length > 0, 30000);
 
-    let reading = true;
-    let done = 0;
-    let wrong = 0;
-    const rfd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_DIRECT);
-    const reader = (async () => {
-      const buf = Buffer.alloc(4096);
-      for (let k = 0; reading; k = (k + 1) % (MiB / 4096)) {
-        await new Promise<void>((resolve, reject) => fs.read(rfd, buf, 0, 4096, k * 4096, (err) => (err ? reject(err) : resolve())));
-        if (!buf.equals(pattern.subarray(k * 4096, (k + 1) * 4096))) wrong++;
-        done++;
-      }
-    })();
+    const reader = continuousReader(file, pattern);
     try {
       fs.renameSync(bigMain, path.join(watch, 'big-main.img'));
       fs.renameSync(bigSpare, path.join(watch, 'big-spare.img'));
       await waitFor('the pair to be attached', () => /remapfs: big: attached/.test(d.output()), 300000);
     } finally {
-      reading = false;
-      await reader.catch(() => undefined);
-      fs.closeSync(rfd);
+      await reader.stop();
     }
+    const { done, wrong } = reader;
     const m = /remapfs: hot-plug: the table of (\S+) was read (in the worker|on the serving thread) \((\d+) entries\); (\d+) request\(s\) served meanwhile$/m.exec(d.output());
     expect(m?.[1]).toBe(path.join(fs.realpathSync(watch), 'big-spare.img'));
     expect(m?.[2]).toBe('in the worker');
@@ -178,8 +179,8 @@ describe('bounded discovery in the daemon', () => {
     // The main thread answered the other pair's reads while the worker read and checked the table.
     const served = Number(m?.[4]);
     expect(served).toBeGreaterThan(0);
-    expect(done).toBeGreaterThan(0);
-    expect(wrong).toBe(0);
+    expect(done()).toBeGreaterThan(0);
+    expect(wrong()).toBe(0);
     // The open used the table as read (nothing rewritten), and the database and all five slots agree.
     expect(d.output()).not.toMatch(/remapfs: big: (database restored|slot \d)/);
     expect(lab.ok(['verify', 'big'])).toMatch(/pair big \(uuid [0-9a-f-]+\): consistent, sequence \d+/);
