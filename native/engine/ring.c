@@ -30,6 +30,12 @@
  *     context; its data is the context's arena pages, which stay allocated
  *     until the write completes.
  *
+ * Memory limits: device calls carry RWF_NOWAIT, so none is handed to an
+ * io_uring kernel worker (whose creation, run on this thread, allocates and
+ * can wait in reclaim for writeback that only this thread completes); one
+ * that would be comes back EAGAIN and the request is done again inline.
+ * io_uring's request structs are allocated at start (warm_requests).
+ *
  * Invariants: a ring worker never waits for JS, so a fence waits only for
  * device I/O; a slot is announced only while its request's runs are being
  * queued or are in flight, and the runs were split under that announcement.
@@ -47,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define RING_CTXS 64
@@ -57,6 +64,8 @@
 #define PAGE_BYTES 4096u
 #define ARENA_PAGES (RING_ARENA_BYTES / PAGE_BYTES)
 #define POLL_TAG UINT64_MAX
+#define NOP_TAG (UINT64_MAX - 1)
+#define WARM_REQUESTS (RING_MAX_OPS + RING_CTXS + 8) /* io_uring's request cache, filled before serving */
 #define REPLY_TAG (1ull << 62) /* | context index: the reply of that context was written */
 #define HDR_BYTES 128
 #define RECV_BUFS 5 /* receive buffers: one is read into, the others may be lent to large writes */
@@ -77,6 +86,7 @@ struct ring_ctx {
   struct pair *p; /* holds a ref while in use */
   int slot;
   bool busy, write, failed;
+  bool redo; /* a run came back EAGAIN/EOPNOTSUPP (RWF_NOWAIT): the request is done again inline */
   int pending; /* runs in flight */
   bool reply_pending; /* its answer is queued as a write; released when that completes */
   int recv_idx;       /* >= 0: buf is the data of that receive buffer, lent to this write; else arena pages */
@@ -306,6 +316,23 @@ int ring_install_io(struct engine *e) {
   return fuse_session_custom_io(e->se, &io, fuse_session_fd(e->se));
 }
 
+/* Does the first `runs` of the worker's run table with blocking calls (the slot is still announced). */
+static void run_inline(struct ring_worker *rw, struct ring_ctx *c, int runs) {
+  for (int i = 0; i < runs && !c->failed; i++) {
+    const struct rt_run *r = &rw->w->runs[i];
+    if (io_full(r->spare ? c->p->spare_fd : c->p->main_fd, c->write, c->buf + r->buf_off, r->len, r->dev_off) != 0)
+      c->failed = true;
+  }
+}
+
+/* A request whose run the kernel would have handed to a worker thread: split again (still announced) and done
+ * inline; a route that turned SLOW since (a fence waits for this slot) sends it to JS instead. */
+static void redo_inline(struct ring_worker *rw, struct ring_ctx *c) {
+  int runs = io_split(c->p, rw->w, c->off, c->n);
+  if (runs <= 0) c->failed = true;
+  else run_inline(rw, c, runs);
+}
+
 /* Submits what is queued, waits for at least `wait` completions, and handles every completion there is. */
 static void reap(struct ring_worker *rw, unsigned wait) {
   int r;
@@ -327,11 +354,15 @@ static void reap(struct ring_worker *rw, unsigned wait) {
       ctx_release(rw, c);
       continue;
     }
+    if (cqe->user_data == NOP_TAG) continue;
     struct ring_ctx *c = &rw->ctx[cqe->user_data >> 32];
     uint32_t want = (uint32_t)cqe->user_data;
     rw->ops--;
-    if (cqe->res < 0 || (uint32_t)cqe->res != want) c->failed = true;
-    if (--c->pending == 0) finish(rw, c);
+    if (cqe->res == -EAGAIN || cqe->res == -EOPNOTSUPP) c->redo = true; /* would have needed a kernel worker */
+    else if (cqe->res < 0 || (uint32_t)cqe->res != want) c->failed = true;
+    if (--c->pending > 0) continue;
+    if (c->redo && !c->failed) redo_inline(rw, c);
+    finish(rw, c);
   }
   io_uring_cq_advance(&rw->ring, seen);
 }
@@ -369,11 +400,7 @@ static int start(struct ring_worker *rw, struct ring_ctx *c, const char **why) {
     return 0;
   }
   if (runs > RING_MAX_OPS || p->mem_backed) { /* a pathological split, or memory: done here, still announced */
-    for (int i = 0; i < runs && !c->failed; i++) {
-      const struct rt_run *r = &rw->w->runs[i];
-      if (io_full(r->spare ? p->spare_fd : p->main_fd, c->write, c->buf + r->buf_off, r->len, r->dev_off) != 0)
-        c->failed = true;
-    }
+    run_inline(rw, c, runs);
     finish(rw, c);
     return 1;
   }
@@ -389,6 +416,7 @@ static int start(struct ring_worker *rw, struct ring_ctx *c, const char **why) {
     else if (rw->fixed) io_uring_prep_read_fixed(sqe, fd, at, (unsigned)r->len, r->dev_off, fixed);
     else if (c->write) io_uring_prep_write(sqe, fd, at, (unsigned)r->len, r->dev_off);
     else io_uring_prep_read(sqe, fd, at, (unsigned)r->len, r->dev_off);
+    sqe->rw_flags = RWF_NOWAIT; /* never a kernel worker thread: EAGAIN comes back instead (redo_inline) */
     sqe->user_data = ((uint64_t)(c - rw->ctx) << 32) | (uint32_t)r->len;
   }
   rw->ops += runs;
@@ -430,6 +458,7 @@ void ring_io(struct ring_worker *rw, fuse_req_t req, struct pair *p, bool write,
   c->p = p;
   c->write = write;
   c->failed = false;
+  c->redo = false;
   c->reply_pending = false;
   c->pending = 0;
   c->recv_idx = lent;
@@ -509,6 +538,26 @@ static void claim(struct ring_worker *rw) {
   rw->free_ctxs = rw->ctx_count;
 }
 
+/* Has io_uring allocate its request structs now, before any memory limit is near: they are charged to the memory
+ * cgroup, and completed ones are kept for reuse. */
+static void warm_requests(struct ring_worker *rw) {
+  for (int done = 0; done < WARM_REQUESTS;) {
+    int batch = 0;
+    struct io_uring_sqe *sqe;
+    while (done + batch < WARM_REQUESTS && batch < RING_ENTRIES && (sqe = io_uring_get_sqe(&rw->ring))) {
+      io_uring_prep_nop(sqe);
+      sqe->user_data = NOP_TAG;
+      batch++;
+    }
+    if (batch == 0 || io_uring_submit_and_wait(&rw->ring, (unsigned)batch) < 0) return;
+    struct io_uring_cqe *cqe;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(&rw->ring, head, cqe) seen++;
+    io_uring_cq_advance(&rw->ring, seen);
+    done += batch;
+  }
+}
+
 static void dispatch(struct ring_worker *rw, struct fuse_buf *fb) {
   struct in_header in;
   if (fb->size < sizeof in) return;
@@ -524,6 +573,7 @@ void ring_run(struct ring_worker *rw) {
   rw->w = worker_setup(e, false);
   if (rw->w) engine_pin_worker(e, rw->w);
   claim(rw);
+  warm_requests(rw);
   engine_pin_range(e, rw->arena, RING_ARENA_BYTES, true);
   engine_pin_range(e, rw, sizeof *rw, false);
   t_ring = rw;
