@@ -66,6 +66,16 @@ function growTable(spare: string, count: number): number {
   }
 }
 
+/** Writes 1 MiB of random bytes at the start of `file` and fsyncs it; returns them. */
+function writePattern(file: string): Buffer {
+  const pattern = crypto.randomBytes(MiB);
+  const wfd = fs.openSync(file, 'r+');
+  fs.writeSync(wfd, pattern, 0, pattern.length, 0);
+  fs.fsyncSync(wfd);
+  fs.closeSync(wfd);
+  return pattern;
+}
+
 /** Reads `file` 4 KiB at a time with O_DIRECT (each read a request to the daemon) until stopped, counting reads and mismatches with `pattern`. */
 function continuousReader(file: string, pattern: Buffer): { stop: () => Promise<void>; done: () => number; wrong: () => number } {
   let reading = true;
@@ -107,11 +117,7 @@ describe('bounded discovery in the daemon', () => {
     const mnt = lab.mkdir('mnt');
     const d = await lab.startDaemon(mnt, ['--watch', watch], { ...lab.env(), REMAPFS_DEBUG: '1' });
     const file = path.join(mnt, 'small');
-    const pattern = crypto.randomBytes(MiB);
-    const wfd = fs.openSync(file, 'r+');
-    fs.writeSync(wfd, pattern, 0, pattern.length, 0);
-    fs.fsyncSync(wfd);
-    fs.closeSync(wfd);
+    const pattern = writePattern(file);
     await waitFor('a first rescan', () => runs(d.output()).length > 0, 30000);
     expect(runs(d.output()).filter((r) => r.paths.some((p) => p.startsWith(watch)))).toEqual([]);
 
@@ -156,11 +162,7 @@ describe('bounded discovery in the daemon', () => {
     // the main thread answered (the native engine would serve these reads in its own threads whatever it did).
     const d = await lab.startDaemon(mnt, ['--watch', watch, '--engine', 'fuse-native'], { ...lab.env(), REMAPFS_DEBUG: '1' });
     const file = path.join(mnt, 'small');
-    const pattern = crypto.randomBytes(MiB);
-    const wfd = fs.openSync(file, 'r+');
-    fs.writeSync(wfd, pattern, 0, pattern.length, 0);
-    fs.fsyncSync(wfd);
-    fs.closeSync(wfd);
+    const pattern = writePattern(file);
     await waitFor('a first rescan', () => runs(d.output()).length > 0, 30000);
 
     const reader = continuousReader(file, pattern);
