@@ -159,6 +159,12 @@ struct worker *worker_setup(struct engine *e, bool with_buf);
 /* Blocking pieces shared with ring.c. */
 int io_full(int fd, bool write, char *buf, uint64_t len, uint64_t off);
 int io_split(struct pair *p, struct worker *w, uint64_t off, uint64_t len);
+/* Before a pair read or write: answers it and returns 0 when nothing is left to do (removed, read-only, past the
+ * end, empty), else the bytes to serve, clipped to the pair. */
+uint64_t io_admit(fuse_req_t req, struct pair *p, bool write, size_t size, off_t off);
+/* Under the announcement: the fast path's checks and the split into w->runs. The run count (> 0), 0 when the
+ * request must go to JS (`why`), -EIO when the pair was removed. */
+int io_plan(struct pair *p, struct worker *w, bool write, uint64_t off, uint64_t n, const char **why);
 bool io_misaligned(struct pair *p, uint64_t off, uint64_t len);
 void io_inflight_enter(struct engine *e, struct pair *p);
 void io_inflight_leave(struct engine *e, struct pair *p);

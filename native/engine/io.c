@@ -197,9 +197,41 @@ bool io_misaligned(struct pair *p, uint64_t off, uint64_t len) {
   return p->direct && ((off % p->align_bytes) != 0 || (len % p->align_bytes) != 0);
 }
 
+uint64_t io_admit(fuse_req_t req, struct pair *p, bool write, size_t size, off_t off) {
+  if (atomic_load(&p->removed)) {
+    fuse_reply_err(req, EIO);
+    return 0;
+  }
+  if (write && p->read_only) {
+    fuse_reply_err(req, EROFS);
+    return 0;
+  }
+  if (size == 0 || (uint64_t)off >= p->size_bytes) {
+    if (!write) fuse_reply_buf(req, NULL, 0);
+    else if (size == 0) fuse_reply_write(req, 0);
+    else fuse_reply_err(req, ENOSPC);
+    return 0;
+  }
+  return p->size_bytes - (uint64_t)off < size ? p->size_bytes - (uint64_t)off : size;
+}
+
+int io_plan(struct pair *p, struct worker *w, bool write, uint64_t off, uint64_t n, const char **why) {
+  if (atomic_load_explicit(&p->removed, memory_order_relaxed)) return -EIO;
+  if (write && atomic_load_explicit(&p->writes_slow, memory_order_relaxed)) {
+    *why = "tracked";
+    return 0;
+  }
+  if (io_misaligned(p, off, n) || (write && p->direct && n > ENG_BUF_BYTES)) {
+    *why = "align";
+    return 0;
+  }
+  int runs = io_split(p, w, off, n);
+  return runs < 0 ? 0 : runs;
+}
+
 /*
  * The fast path of one read or write, inside the epoch protocol (routes.c):
- * announce, check the pair and the routes, do the runs, clear the slot.
+ * announce, check and split (io_plan), do the runs, clear the slot.
  * Returns 1 when the request is done, 0 when it must go to JS (`why` says
  * why), -EIO when the pair was removed. The slot is clear on every return, so
  * the caller may then wait for JS.
@@ -207,24 +239,15 @@ bool io_misaligned(struct pair *p, uint64_t off, uint64_t len) {
 static int fast_path(struct engine *e, struct pair *p, struct worker *w, bool write, char *buf, uint64_t off,
                      uint64_t n, const char **why) {
   struct rt_slot *slot = &e->ep.slots[w->slot];
-  int rc = 0;
   rt_enter(&e->ep, slot);
-  if (atomic_load_explicit(&p->removed, memory_order_relaxed)) {
-    rc = -EIO;
-  } else if (write && atomic_load_explicit(&p->writes_slow, memory_order_relaxed)) {
-    *why = "tracked";
-  } else if (io_misaligned(p, off, n) || (write && p->direct && n > ENG_BUF_BYTES)) {
-    *why = "align";
-  } else {
-    int runs = io_split(p, w, off, n);
-    rc = runs < 0 ? 0 : 1;
-    for (int i = 0; i < runs && rc == 1; i++) {
-      const struct rt_run *r = &w->runs[i];
-      if (io_full(run_fd(p, r), write, buf + r->buf_off, r->len, r->dev_off) != 0) {
-        bump(p, w, C_FAST_IO_ERRORS, 1);
-        *why = "io-error";
-        rc = 0;
-      }
+  int runs = io_plan(p, w, write, off, n, why);
+  int rc = runs > 0 ? 1 : runs;
+  for (int i = 0; i < runs && rc == 1; i++) {
+    const struct rt_run *r = &w->runs[i];
+    if (io_full(run_fd(p, r), write, buf + r->buf_off, r->len, r->dev_off) != 0) {
+      bump(p, w, C_FAST_IO_ERRORS, 1);
+      *why = "io-error";
+      rc = 0;
     }
   }
   rt_leave(slot);
@@ -282,15 +305,8 @@ void io_read(fuse_req_t req, struct engine *e, struct pair *p, size_t size, off_
     return;
   }
   struct worker *w = worker_get(e);
-  if (atomic_load(&p->removed)) {
-    fuse_reply_err(req, EIO);
-    return;
-  }
-  if ((uint64_t)off >= p->size_bytes || size == 0) {
-    fuse_reply_buf(req, NULL, 0);
-    return;
-  }
-  uint64_t n = p->size_bytes - (uint64_t)off < size ? p->size_bytes - (uint64_t)off : size;
+  uint64_t n = io_admit(req, p, false, size, off);
+  if (n == 0) return;
   void *big = NULL;
   char *buf;
   if (w && n <= ENG_BUF_BYTES) {
@@ -317,19 +333,8 @@ void io_write(fuse_req_t req, struct engine *e, struct pair *p, const char *data
     return;
   }
   struct worker *w = worker_get(e);
-  if (atomic_load(&p->removed)) {
-    fuse_reply_err(req, EIO);
-    return;
-  }
-  if (p->read_only) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
-  if ((uint64_t)off >= p->size_bytes) {
-    fuse_reply_err(req, size == 0 ? 0 : ENOSPC);
-    return;
-  }
-  uint64_t n = p->size_bytes - (uint64_t)off < size ? p->size_bytes - (uint64_t)off : size;
+  uint64_t n = io_admit(req, p, true, size, off);
+  if (n == 0) return;
   io_inflight_enter(e, p);
   const char *why = "slow";
   int64_t result = 0;

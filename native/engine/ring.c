@@ -377,7 +377,7 @@ static struct io_uring_sqe *sqe_get(struct ring_worker *rw) {
 }
 
 /*
- * The fast path of one request, like fast_path() in io.c but asynchronous:
+ * The fast path of one request, like fast_path() in io.c (the same io_plan) but asynchronous:
  * 1 = its runs are queued (the slot stays announced until finish()), 0 = it
  * must go to JS (`why`), -EIO = the pair was removed. The slot is clear
  * unless 1 is returned.
@@ -387,17 +387,10 @@ static int start(struct ring_worker *rw, struct ring_ctx *c, const char **why) {
   struct pair *p = c->p;
   struct rt_slot *slot = &e->ep.slots[c->slot];
   rt_enter(&e->ep, slot);
-  int runs = 0;
-  if (atomic_load_explicit(&p->removed, memory_order_relaxed)) {
-    rt_leave(slot);
-    return -EIO;
-  }
-  if (c->write && atomic_load_explicit(&p->writes_slow, memory_order_relaxed)) *why = "tracked";
-  else if (io_misaligned(p, c->off, c->n)) *why = "align";
-  else runs = io_split(p, rw->w, c->off, c->n);
+  int runs = io_plan(p, rw->w, c->write, c->off, c->n, why);
   if (runs <= 0) {
     rt_leave(slot);
-    return 0;
+    return runs;
   }
   if (runs > RING_MAX_OPS || p->mem_backed) { /* a pathological split, or memory: done here, still announced */
     run_inline(rw, c, runs);
@@ -426,20 +419,8 @@ static int start(struct ring_worker *rw, struct ring_ctx *c, const char **why) {
 void ring_io(struct ring_worker *rw, fuse_req_t req, struct pair *p, bool write, const char *data, size_t size,
              off_t off) {
   struct engine *e = rw->e;
-  if (atomic_load(&p->removed)) {
-    fuse_reply_err(req, EIO);
-    return;
-  }
-  if (write && p->read_only) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
-  if ((uint64_t)off >= p->size_bytes || size == 0) {
-    if (write) fuse_reply_err(req, size == 0 ? 0 : ENOSPC);
-    else fuse_reply_buf(req, NULL, 0);
-    return;
-  }
-  uint64_t n = p->size_bytes - (uint64_t)off < size ? p->size_bytes - (uint64_t)off : size;
+  uint64_t n = io_admit(req, p, write, size, off);
+  if (n == 0) return;
   if (n > ENG_BUF_BYTES) { /* larger than the kernel sends (max_pages): the blocking path copes */
     handoff_io(e, req, p, write, data, (uint64_t)off, n, write && p->direct ? "align" : "slow");
     return;
