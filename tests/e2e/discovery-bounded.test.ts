@@ -9,12 +9,8 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { FileDevice } from '../../lib/block/file-device.js';
-import type { SlotEntry } from '../../lib/format/slot-codec.js';
+import { growTable } from '../../lib/lab/grow-table.js';
 import { waitFor } from '../../lib/lab/lab.js';
-import { locateMetadata } from '../../lib/meta/locate.js';
-import { SlotSet } from '../../lib/meta/slots.js';
-import { MetaState } from '../../lib/meta/state.js';
 import { labPerTest } from '../helpers/lab-hooks.js';
 
 const MiB = 1024 * 1024;
@@ -35,35 +31,6 @@ interface Run {
 
 function runs(output: string): Run[] {
   return [...output.matchAll(RUN)].map((m) => ({ run: Number(m[1]), reads: Number(m[2]), entries: Number(m[3]), where: m[4] as string, total: Number(m[5]), served: Number(m[6]), paths: m[7] ? m[7].split(', ') : [] }));
-}
-
-/** Adds `count` remapped entries to the table on `spare` (after init's), at the next sequence, in all five slots. */
-function growTable(spare: string, count: number): number {
-  const dev = FileDevice.open(spare, { mode: 'buffered' });
-  try {
-    const found = locateMetadata(dev);
-    if (!found) throw new Error(`no metadata on ${spare}`);
-    const old = found.state;
-    const existing = old.entries;
-    const usedMain = new Set(existing.map((e) => e.mainBlock));
-    const usedSpare = new Set(existing.map((e) => e.spareBlock));
-    const entries: SlotEntry[] = [...existing];
-    let main = 0;
-    for (const r of old.layout.pool) {
-      for (let b = r.startBlock; b < r.endBlock && entries.length < existing.length + count; b++) {
-        if (usedSpare.has(b)) continue;
-        while (usedMain.has(main)) main++;
-        entries.push({ mainBlock: main++, spareBlock: b, createdAt: 1700000000000 + b, reason: 'write-error', state: 'remapped', lostSectors: 0 });
-      }
-    }
-    if (entries.length !== existing.length + count) throw new Error('the pool is too small for the table');
-    const grown = new MetaState(old.identity, old.layout, old.sequence + 1, entries);
-    const bad = new SlotSet(dev, old.layout).writeAll(grown);
-    if (bad.length) throw new Error(`slot writes failed: ${bad.join(', ')}`);
-    return entries.length;
-  } finally {
-    dev.close();
-  }
 }
 
 /** Writes 1 MiB of random bytes at the start of `file` and fsyncs it; returns them. */
