@@ -4,7 +4,7 @@
  * has its table read as the discovery worker would (not timed: off the serving thread in the daemon), then
  * runs on this thread what the daemon's hot-plug runs there, each step timed:
  *   - the import (hot-plug's importer, into a fresh database with the daemon's page cache, Store.limitCache);
- *   - the pair's open with the adopted table (openPair: seal, index);
+ *   - the pair's open with the adopted table (openPairSteps: seal, the index in steps), and the index in one step;
  *   - the native engine's route publish (NativeAdapter.addFile, with an engine that is created but never mounted).
  * A setImmediate chain runs meanwhile: its longest gap is the longest time the event loop could not run.
  *
@@ -23,10 +23,10 @@ import { loadEngine } from '../lib/fs/engine-api.js';
 import { NativeAdapter } from '../lib/fs/native-adapter.js';
 import { growTable } from '../lib/lab/grow-table.js';
 import { createPair, planPair } from '../lib/pair/create.js';
-import { indexFromState, openPair } from '../lib/pair/pair.js';
+import { indexFromState, openPairSteps } from '../lib/pair/pair.js';
 import { Store } from '../lib/store/db.js';
 import { steppedImport } from '../lib/daemon/hotplug.js';
-import { describeSteps } from '../lib/discovery/steps.js';
+import { describeSteps, runStepped } from '../lib/discovery/steps.js';
 
 const GiB = 1024 * 1024 * 1024;
 
@@ -90,11 +90,14 @@ async function main(): Promise<void> {
     if (opt('--cache') !== 'default') store.limitCache();
     const { value: imported, stats } = await timed('import (database write)', () => steppedImport(store, main, spare, read, {}));
     for (const [phase, s] of stats.phases) console.log(`  ${phase}: ${describeSteps(s)}`);
+    const slow = stats.stepMs.filter((ms) => ms > 100).map((ms) => ms.toFixed(0));
+    console.log(`  the longest step: ${stats.longestPhase}; steps over 100 ms: ${slow.join(', ') || 'none'}`);
     if (!imported.adopted) throw new Error('the import did not hand the table on');
     const adopted = imported.adopted;
-    const rt = await timed('open (seal, index, journal)', () => openPair(store, imported.pair, { mode: 'buffered', adopted }));
+    const { value: rt, stats: openStats } = await timed('open (seal, index in steps, journal)', () => runStepped(openPairSteps(store, imported.pair, { mode: 'buffered', adopted })));
+    for (const [phase, s] of openStats.phases) console.log(`  ${phase}: ${describeSteps(s)}`);
     try {
-      await timed('  of which the index alone (built again)', () => indexFromState(imported.pair, rt.opened.state));
+      await timed('the index alone, in one step (built again)', () => indexFromState(imported.pair, rt.opened.state));
       const api = loadEngine();
       if (typeof api === 'string') {
         console.log(`engine publish: skipped (${api})`);

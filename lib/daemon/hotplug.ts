@@ -33,7 +33,7 @@ import { backgroundWhere, discoverInBackground, readTableInBackground } from '..
 import type { DiscoveryReport } from '../discovery/discover.js';
 import { importPairStepped, type ImportResult, StaleTableError } from '../discovery/importer.js';
 import type { TableRead } from '../discovery/probe-worker.js';
-import { describeSteps, type SteppedOptions, type StepStats } from '../discovery/steps.js';
+import { describePhases, describeSteps, type SteppedOptions, type StepStats } from '../discovery/steps.js';
 import type { AdoptedTable } from '../meta/locate.js';
 import type { PairService } from './pair-service.js';
 import type { ServedMount } from './served-mount.js';
@@ -58,6 +58,8 @@ export interface DaemonPairs {
   /** Why a pair could not be opened or imported, by UUID (each reason is logged once). */
   readonly notOpened: Map<string, string>;
   tryOpen(rec: PairRecord, opts?: OpenOptions): Attached | undefined;
+  /** tryOpen in steps, with the event loop turning while the index is built; `stopped` ends it early. */
+  tryOpenStepped(rec: PairRecord, opts: OpenOptions, stopped: () => boolean): Promise<{ value: Attached | undefined; stats: StepStats }>;
   /** Serves an opened pair: its file joins the mount, its scanner starts. */
   add(a: Attached): void;
   /** With --attach: puts the pair's file on a loop device (in the background). */
@@ -180,6 +182,8 @@ export class HotPlug {
     for (const p of report?.pairs ?? []) {
       if (p.status !== 'complete' || !p.main || !p.spare) continue;
       if (d.attached().some((a) => a.svc.rt.record.uuid === p.uuid)) continue;
+      // Being imported, or opened after its import (in steps): not attached twice.
+      if (this.importing.has(p.uuid)) continue;
       let rec = d.store.pairs.byUuid(p.uuid);
       if (rec && d.gone.has(rec.name)) continue; // wait until the old file is released
       if (!rec) {
@@ -187,7 +191,6 @@ export class HotPlug {
         // An import that failed is tried again only when a device changed: it reads the whole table.
         const attempt = candidateKey(p.main.path, p.spare.path);
         if (attempt !== undefined && this.failedImports.get(p.uuid) === attempt) continue;
-        if (this.importing.has(p.uuid)) continue;
         this.importing.add(p.uuid);
         void this.importAndAttach(p.uuid, p.main.path, p.spare.path, attempt).finally(() => this.importing.delete(p.uuid));
         continue;
@@ -200,15 +203,29 @@ export class HotPlug {
   }
 
   /** Opens and serves a pair of the database (tryOpen logs why one cannot be opened). */
-  private attach(rec: PairRecord, adopted?: AdoptedTable): void {
+  private attach(rec: PairRecord): void {
+    const a = this.d.tryOpen(rec);
+    if (a) this.serve(a);
+  }
+
+  /** Opens a pair just imported in steps (its index is built with the event loop turning), then serves it. */
+  private async attachImported(rec: PairRecord, adopted: AdoptedTable | undefined): Promise<void> {
     const d = this.d;
-    const t0 = performance.now();
-    const a = d.tryOpen(rec, adopted ? { adopted } : {});
+    const { value: a, stats } = await d.tryOpenStepped(rec, adopted ? { adopted } : {}, () => this.stopped);
     if (!a) return;
-    const t1 = performance.now();
+    if (this.stopped || !d.served()) {
+      a.svc.rt.close(); // the daemon stopped meanwhile
+      return;
+    }
+    const t = performance.now();
+    this.serve(a);
+    if (process.env.REMAPFS_DEBUG) d.log(`remapfs: hot-plug: ${rec.name}: opened in ${describeSteps(stats)}, over ${stats.elapsedMs.toFixed(0)} ms; added to the mount (its routes published) in ${(performance.now() - t).toFixed(0)} ms`);
+  }
+
+  private serve(a: Attached): void {
+    const d = this.d;
     d.add(a);
-    if (process.env.REMAPFS_DEBUG) d.log(`remapfs: hot-plug: ${rec.name}: opened in ${(t1 - t0).toFixed(0)} ms, added to the mount (its routes published) in ${(performance.now() - t1).toFixed(0)} ms`);
-    d.log(`remapfs: ${a.svc.name}: attached (main ${rec.mainPath}, spare ${rec.sparePath})`);
+    d.log(`remapfs: ${a.svc.name}: attached (main ${a.svc.rt.record.mainPath}, spare ${a.svc.rt.record.sparePath})`);
     d.attachLoop(a);
   }
 
@@ -234,6 +251,7 @@ export class HotPlug {
       if (process.env.REMAPFS_DEBUG) {
         const rows = stats.phases.get('rows');
         d.log(`remapfs: hot-plug: ${value.pair.name}: the database import ran on the serving thread in ${describeSteps(stats)}, over ${stats.elapsedMs.toFixed(0)} ms; ${rows?.servedBetween ?? 0} request(s) served between its ${rows?.steps ?? 0} row chunk(s)`);
+        d.log(`remapfs: hot-plug: ${value.pair.name}: import steps by phase: ${describePhases(stats)}; steps over 200 ms: ${stats.stepMs.filter((ms) => ms > 200).map((ms) => ms.toFixed(0)).join(', ') || 'none'}`);
       }
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
@@ -244,7 +262,13 @@ export class HotPlug {
       return;
     }
     d.log(`remapfs: ${imported.pair.name}: found in a watched directory and imported`);
-    if (!d.attached().some((a) => a.svc.rt.record.uuid === uuid)) this.attach(imported.pair, imported.adopted);
+    if (d.attached().some((a) => a.svc.rt.record.uuid === uuid)) return;
+    try {
+      await this.attachImported(imported.pair, imported.adopted);
+    } catch (err) {
+      // The daemon stopped while the pair was being opened; tryOpen logs every other reason.
+      d.log(`remapfs: ${imported.pair.name}: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   private inWatchedDir(p: string): boolean {

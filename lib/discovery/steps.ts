@@ -37,6 +37,10 @@ export interface StepStats {
   /** Time spent in steps (the serving thread was busy), and the longest single step. */
   busyMs: number;
   longestMs: number;
+  /** The phase of the longest step ('end' for the last step, which returns). */
+  longestPhase: string;
+  /** Every step's time, in order (a diagnosis: what a slow step was). */
+  stepMs: number[];
   elapsedMs: number;
   phases: Map<string, PhaseStats>;
 }
@@ -51,7 +55,7 @@ export interface SteppedOptions {
 }
 
 export async function runStepped<T>(steps: Steps<T>, opts: SteppedOptions = {}): Promise<{ value: T; stats: StepStats }> {
-  const stats: StepStats = { steps: 0, busyMs: 0, longestMs: 0, elapsedMs: 0, phases: new Map() };
+  const stats: StepStats = { steps: 0, busyMs: 0, longestMs: 0, longestPhase: '', stepMs: [], elapsedMs: 0, phases: new Map() };
   const firstServed = new Map<string, number>();
   const start = performance.now();
   for (;;) {
@@ -64,7 +68,11 @@ export async function runStepped<T>(steps: Steps<T>, opts: SteppedOptions = {}):
     const ms = performance.now() - t;
     stats.steps++;
     stats.busyMs += ms;
-    stats.longestMs = Math.max(stats.longestMs, ms);
+    stats.stepMs.push(ms);
+    if (ms >= stats.longestMs) {
+      stats.longestMs = ms;
+      stats.longestPhase = r.done ? 'end' : r.value;
+    }
     if (r.done) {
       stats.elapsedMs = performance.now() - start;
       return { value: r.value, stats };
@@ -84,4 +92,9 @@ export async function runStepped<T>(steps: Steps<T>, opts: SteppedOptions = {}):
 /** "3 step(s), the longest 12 ms, 30 ms in all" for a phase, or for all of them. */
 export function describeSteps(s: { steps: number; busyMs: number; longestMs: number }): string {
   return `${s.steps} step(s), the longest ${s.longestMs.toFixed(0)} ms, ${s.busyMs.toFixed(0)} ms in all`;
+}
+
+/** "prepare 1 step(s) ... 68 ms in all; rows 124 step(s) ...; the longest step: rows": where the time went. */
+export function describePhases(s: StepStats): string {
+  return `${[...s.phases].map(([name, p]) => `${name} ${describeSteps(p)}`).join('; ')}; the longest step: ${s.longestPhase}`;
 }

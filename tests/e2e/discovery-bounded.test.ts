@@ -160,7 +160,7 @@ describe('bounded discovery in the daemon', () => {
     const servedBetweenChunks = Number(imp?.[5]);
     expect(servedBetweenChunks).toBeGreaterThan(0);
     expect(Number(imp?.[6])).toBeGreaterThan(1);
-    const open = /remapfs: hot-plug: big: opened in (\d+) ms, added to the mount \(its routes published\) in (\d+) ms$/m.exec(d.output());
+    const open = /remapfs: hot-plug: big: opened in (\d+) step\(s\), the longest (\d+) ms, (\d+) ms in all, over \d+ ms; added to the mount \(its routes published\) in (\d+) ms$/m.exec(d.output());
     expect(open).not.toBeNull();
     // The open used the table as read (nothing rewritten), and the database and all five slots agree.
     expect(d.output()).not.toMatch(/remapfs: big: (database restored|slot \d)/);
@@ -168,7 +168,8 @@ describe('bounded discovery in the daemon', () => {
     process.stdout.write(
       `hot-plug import: ${tableEntries} entries read in the worker while ${served} request(s) of the other pair were served on the main thread; ` +
         `the database import took ${imp?.[1]} step(s) on the main thread (the longest ${imp?.[2]} ms, ${imp?.[3]} ms in all, over ${imp?.[4]} ms), ${servedBetweenChunks} request(s) served between its ${imp?.[6]} row chunks; ` +
-        `open ${open?.[1]} ms, routes published ${open?.[2]} ms\n`,
+        `open ${open?.[1]} step(s) (the longest ${open?.[2]} ms, ${open?.[3]} ms in all), routes published ${open?.[4]} ms\n` +
+        `${/remapfs: hot-plug: big: import steps by phase: .*$/m.exec(d.output())?.[0] ?? ''}\n`,
     );
   });
 });

@@ -77,6 +77,7 @@ describe('hot-plug import of a pair found in a watched directory', () => {
       gone: new Set(),
       notOpened: new Map(),
       tryOpen: () => undefined,
+      tryOpenStepped: () => Promise.resolve({ value: undefined, stats: { steps: 0, busyMs: 0, longestMs: 0, longestPhase: '', stepMs: [], elapsedMs: 0, phases: new Map() } }),
       add: () => undefined,
       attachLoop: () => undefined,
       userIoOps: () => 0,
