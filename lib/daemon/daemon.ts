@@ -35,7 +35,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { RemapfsError } from '../errors.js';
 import { databaseError, type PairRecord, type Store } from '../store/db.js';
-import { openPair } from '../pair/pair.js';
+import { openPairSteps } from '../pair/pair.js';
+import { runNow, runStepped, type StepStats, type Steps } from '../discovery/steps.js';
 import type { PairHost } from '../pair/host.js';
 import { identify, type OpenMode } from '../block/file-device.js';
 import { type ControlRequest, socketPathFor } from './control.js';
@@ -166,8 +167,17 @@ export class Daemon implements DaemonPairs {
   }
 
   tryOpen(rec: PairRecord, opts: OpenOptions = {}): Attached | undefined {
+    return runNow(this.openSteps(rec, opts));
+  }
+
+  /** tryOpen with the event loop turning while the pair's index is built (hot-plug); `stopped` ends it early. */
+  tryOpenStepped(rec: PairRecord, opts: OpenOptions, stopped: () => boolean): Promise<{ value: Attached | undefined; stats: StepStats }> {
+    return runStepped(this.openSteps(rec, opts), { stopped, op: 'open pair', object: rec.name });
+  }
+
+  private *openSteps(rec: PairRecord, opts: OpenOptions): Steps<Attached | undefined> {
     try {
-      const rt = openPair(this.store, rec, { mode: this.opts.mode ?? 'auto', log: this.logLine, lockWaitMs: opts.lockWaitMs ?? 0, ...(opts.adopted ? { adopted: opts.adopted } : {}) });
+      const rt = yield* openPairSteps(this.store, rec, { mode: this.opts.mode ?? 'auto', log: this.logLine, lockWaitMs: opts.lockWaitMs ?? 0, ...(opts.adopted ? { adopted: opts.adopted } : {}) });
       this.notOpened.delete(rec.uuid);
       return { svc: new PairService(rt, this.store, this.logLine, () => this.userIoOps()), mainKey: identify(rec.mainPath).key, spareKey: identify(rec.sparePath).key };
     } catch (err) {

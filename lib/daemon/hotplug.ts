@@ -10,22 +10,30 @@
  * The daemon owns the served pairs (`DaemonPairs`); this module decides when
  * they come and go. Discovery's reading of slots and tables runs in a worker
  * thread (discovery/background.ts); its report is applied on the event loop.
- * An import has the worker read and validate the whole table
- * (readTableInBackground); this thread checks the slots' seal, writes the
- * database and builds the index. One import per pair at a time; one that
- * failed is tried again only when a device's identity, size or times change
- * (a file rewritten; a block device re-plugged), not on every rescan.
+ * An import has the worker read and validate the whole table, and sort its
+ * history (readTableInBackground); this thread checks the slots' seal and
+ * writes the database in small steps with the event loop turning between
+ * them (importPairStepped, discovery/import-steps.ts), then opens the pair
+ * and publishes its routes. One import per pair at a time; one that failed is
+ * tried again only when a device's identity, size or times change (a file
+ * rewritten; a block device re-plugged), not on every rescan, except when
+ * the slots changed after the worker read them (StaleTableError): that one
+ * is read again at the next rescan. With REMAPFS_DEBUG, each import logs its
+ * steps (the longest, in all) and the requests served between its row
+ * chunks, and each attach the time of the open and of the publish.
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { performance } from 'perf_hooks';
 import type { PairRecord, Store } from '../store/db.js';
 import { isPathRefusal } from '../block/disk-error.js';
 import { identify } from '../block/file-device.js';
 import { GoneDevice } from '../block/gone-device.js';
 import { backgroundWhere, discoverInBackground, readTableInBackground } from '../discovery/background.js';
 import type { DiscoveryReport } from '../discovery/discover.js';
-import { importPair, type ImportResult } from '../discovery/importer.js';
+import { importPairStepped, type ImportResult, StaleTableError } from '../discovery/importer.js';
 import type { TableRead } from '../discovery/probe-worker.js';
+import { describePhases, describeSteps, type SteppedOptions, type StepStats } from '../discovery/steps.js';
 import type { AdoptedTable } from '../meta/locate.js';
 import type { PairService } from './pair-service.js';
 import type { ServedMount } from './served-mount.js';
@@ -50,6 +58,8 @@ export interface DaemonPairs {
   /** Why a pair could not be opened or imported, by UUID (each reason is logged once). */
   readonly notOpened: Map<string, string>;
   tryOpen(rec: PairRecord, opts?: OpenOptions): Attached | undefined;
+  /** tryOpen in steps, with the event loop turning while the index is built; `stopped` ends it early. */
+  tryOpenStepped(rec: PairRecord, opts: OpenOptions, stopped: () => boolean): Promise<{ value: Attached | undefined; stats: StepStats }>;
   /** Serves an opened pair: its file joins the mount, its scanner starts. */
   add(a: Attached): void;
   /** With --attach: puts the pair's file on a loop device (in the background). */
@@ -67,8 +77,11 @@ export interface OpenOptions {
   adopted?: AdoptedTable;
 }
 
-/** How hot-plug imports a pair found in a watched directory, with the table read off this thread (importPair; fakes in unit tests). */
-export type Importer = (store: Store, mainPath: string, sparePath: string, table: TableRead) => ImportResult;
+/** How hot-plug imports a pair found in a watched directory, with the table read off this thread, in steps (fakes in unit tests). */
+export type Importer = (store: Store, mainPath: string, sparePath: string, table: TableRead, run: SteppedOptions) => Promise<{ value: ImportResult; stats: StepStats }>;
+
+/** The daemon's importer: in steps, and a table that changed after the worker read it is not read on this thread. */
+export const steppedImport: Importer = (store, mainPath, sparePath, table, run) => importPairStepped(store, mainPath, sparePath, { table, rereadStale: false, ...run });
 export type TableReader = (sparePath: string) => Promise<TableRead>;
 
 const RESCAN_MS = 3000;
@@ -86,7 +99,7 @@ export class HotPlug {
 
   constructor(
     private readonly d: DaemonPairs,
-    private readonly importer: Importer = (store, mainPath, sparePath, table) => importPair(store, mainPath, sparePath, { table }),
+    private readonly importer: Importer = steppedImport,
     private readonly readTable: TableReader = readTableInBackground,
   ) {}
 
@@ -169,6 +182,8 @@ export class HotPlug {
     for (const p of report?.pairs ?? []) {
       if (p.status !== 'complete' || !p.main || !p.spare) continue;
       if (d.attached().some((a) => a.svc.rt.record.uuid === p.uuid)) continue;
+      // Being imported, or opened after its import (in steps): not attached twice.
+      if (this.importing.has(p.uuid)) continue;
       let rec = d.store.pairs.byUuid(p.uuid);
       if (rec && d.gone.has(rec.name)) continue; // wait until the old file is released
       if (!rec) {
@@ -176,7 +191,6 @@ export class HotPlug {
         // An import that failed is tried again only when a device changed: it reads the whole table.
         const attempt = candidateKey(p.main.path, p.spare.path);
         if (attempt !== undefined && this.failedImports.get(p.uuid) === attempt) continue;
-        if (this.importing.has(p.uuid)) continue;
         this.importing.add(p.uuid);
         void this.importAndAttach(p.uuid, p.main.path, p.spare.path, attempt).finally(() => this.importing.delete(p.uuid));
         continue;
@@ -189,12 +203,29 @@ export class HotPlug {
   }
 
   /** Opens and serves a pair of the database (tryOpen logs why one cannot be opened). */
-  private attach(rec: PairRecord, adopted?: AdoptedTable): void {
+  private attach(rec: PairRecord): void {
+    const a = this.d.tryOpen(rec);
+    if (a) this.serve(a);
+  }
+
+  /** Opens a pair just imported in steps (its index is built with the event loop turning), then serves it. */
+  private async attachImported(rec: PairRecord, adopted: AdoptedTable | undefined): Promise<void> {
     const d = this.d;
-    const a = d.tryOpen(rec, adopted ? { adopted } : {});
+    const { value: a, stats } = await d.tryOpenStepped(rec, adopted ? { adopted } : {}, () => this.stopped);
     if (!a) return;
+    if (this.stopped || !d.served()) {
+      a.svc.rt.close(); // the daemon stopped meanwhile
+      return;
+    }
+    const t = performance.now();
+    this.serve(a);
+    if (process.env.REMAPFS_DEBUG) d.log(`remapfs: hot-plug: ${rec.name}: opened in ${describeSteps(stats)}, over ${stats.elapsedMs.toFixed(0)} ms; added to the mount (its routes published) in ${(performance.now() - t).toFixed(0)} ms`);
+  }
+
+  private serve(a: Attached): void {
+    const d = this.d;
     d.add(a);
-    d.log(`remapfs: ${a.svc.name}: attached (main ${rec.mainPath}, spare ${rec.sparePath})`);
+    d.log(`remapfs: ${a.svc.name}: attached (main ${a.svc.rt.record.mainPath}, spare ${a.svc.rt.record.sparePath})`);
     d.attachLoop(a);
   }
 
@@ -215,16 +246,29 @@ export class HotPlug {
         const what = 'table' in table ? `${table.table.header.entryCount} entries` : `refused: ${table.rejected.length} cop(ies)`;
         d.log(`remapfs: hot-plug: the table of ${sparePath} was read ${backgroundWhere()} (${what}); ${d.userIoOps() - servedBefore} request(s) served meanwhile`);
       }
-      imported = this.importer(d.store, mainPath, sparePath, table);
+      const { value, stats } = await this.importer(d.store, mainPath, sparePath, table, { served: () => d.userIoOps(), stopped: () => this.stopped });
+      imported = value;
+      if (process.env.REMAPFS_DEBUG) {
+        const rows = stats.phases.get('rows');
+        d.log(`remapfs: hot-plug: ${value.pair.name}: the database import ran on the serving thread in ${describeSteps(stats)}, over ${stats.elapsedMs.toFixed(0)} ms; ${rows?.servedBetween ?? 0} request(s) served between its ${rows?.steps ?? 0} row chunk(s)`);
+        d.log(`remapfs: hot-plug: ${value.pair.name}: import steps by phase: ${describePhases(stats)}; steps over 200 ms: ${stats.stepMs.filter((ms) => ms > 200).map((ms) => ms.toFixed(0)).join(', ') || 'none'}`);
+      }
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
       if (d.notOpened.get(uuid) !== msg) d.log(`remapfs: cannot import the pair found at ${mainPath} and ${sparePath}: ${msg}`);
       d.notOpened.set(uuid, msg);
-      if (attempt !== undefined) this.failedImports.set(uuid, attempt);
+      // A table that changed while the worker read it is read again at the next rescan.
+      if (attempt !== undefined && !(err instanceof StaleTableError)) this.failedImports.set(uuid, attempt);
       return;
     }
     d.log(`remapfs: ${imported.pair.name}: found in a watched directory and imported`);
-    if (!d.attached().some((a) => a.svc.rt.record.uuid === uuid)) this.attach(imported.pair, imported.adopted);
+    if (d.attached().some((a) => a.svc.rt.record.uuid === uuid)) return;
+    try {
+      await this.attachImported(imported.pair, imported.adopted);
+    } catch (err) {
+      // The daemon stopped while the pair was being opened; tryOpen logs every other reason.
+      d.log(`remapfs: ${imported.pair.name}: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   private inWatchedDir(p: string): boolean {

@@ -4,12 +4,22 @@
  * label (or, for a pair made without one, at least its size). Used by
  * `remapfs import`, `remapfs discover --import` and the daemon's hot-plug.
  *
+ * One implementation in steps (importSteps; steps.ts): interrupted imports
+ * are removed first, then, under the devices' lock, the table is checked
+ * (one step), and the database is written in many small transactions
+ * (import-steps.ts: the pair stays invisible until the last). importPair runs
+ * the steps back to back (the CLI); importPairStepped lets the event loop
+ * turn between them (the daemon's hot-plug).
+ *
  * Hot-plug reads and validates the table in the discovery worker and passes
  * it here (`table`): under the lock, the slots' seal (their five headers) is
- * read again; if it still holds, the table is used as it is, else it is read
- * here. When every copy held the table, nothing needs repair and the
- * database was just written from it, so the table is handed on (`adopted`)
- * for the pair's open to use without reading the slots again.
+ * read again; if it still holds, the table is used as it is. If not, the CLI
+ * reads it here; hot-plug refuses (StaleTableError: the serving thread reads
+ * no table) and tries again at its next rescan. When every copy held the
+ * table, nothing needs repair and the database was just written from it, so
+ * the table is handed on (`adopted`) for the pair's open to use without
+ * reading the slots again; otherwise the pair is checked against its slots
+ * (checkOffline) before it becomes visible.
  */
 import { type DeviceIdentity, FileDevice, identify, sameStorage } from '../block/file-device.js';
 import { DeviceLock } from '../block/device-lock.js';
@@ -20,11 +30,12 @@ import type { SlotHeader } from '../format/slot-codec.js';
 import { spareLayout } from '../format/layout.js';
 import { MetaState } from '../meta/state.js';
 import type { TableRead } from './probe-worker.js';
-import { recordOf } from '../meta/reconcile.js';
 import { checkOffline } from '../meta/verify.js';
 import type { PairRecord, Store } from '../store/db.js';
 import { hardwareId } from './hardware.js';
+import { removeInterrupted, writeImport } from './import-steps.js';
 import { readLabel } from './label.js';
+import { runNow, runStepped, type SteppedOptions, type Steps, type StepStats } from './steps.js';
 
 export interface ImportResult {
   pair: PairRecord;
@@ -72,24 +83,42 @@ export interface ImportOptions {
   lockWaitMs?: number;
   /** The spare's table as the discovery worker read it (see the design note). */
   table?: TableRead;
+  /** A worker's table that no longer holds is read again here (default), or refused with StaleTableError. */
+  rereadStale?: boolean;
+  /** Entries per transaction (import-steps.ts; tests use small ones). */
+  chunkEntries?: number;
+}
+
+/** The slots changed after the worker read the table: read it again (off the serving thread) and retry. */
+export class StaleTableError extends RemapfsError {}
+
+/** Imports the pair held by these devices, every step at once (see the design note). */
+export function importPair(store: Store, mainPath: string, sparePath: string, opts: ImportOptions = {}): ImportResult {
+  return runNow(importSteps(store, mainPath, sparePath, opts));
+}
+
+/** Imports the pair held by these devices with the event loop turning between steps; with the steps' times. */
+export function importPairStepped(store: Store, mainPath: string, sparePath: string, opts: ImportOptions & SteppedOptions = {}): Promise<{ value: ImportResult; stats: StepStats }> {
+  return runStepped(importSteps(store, mainPath, sparePath, opts), { op: 'import', object: sparePath, ...opts });
 }
 
 /**
- * Imports the pair held by these devices. The devices are locked for the whole
- * import, so what is read cannot change underneath, and nobody else (another
- * database's daemon, say) is writing to them.
+ * The import's steps. The devices are locked from the check of the table to
+ * the last transaction, so what is read cannot change underneath, and nobody
+ * else (another database's daemon, say) is writing to them.
  */
-export function importPair(store: Store, mainPath: string, sparePath: string, opts: ImportOptions = {}): ImportResult {
+export function* importSteps(store: Store, mainPath: string, sparePath: string, opts: ImportOptions = {}): Steps<ImportResult> {
   const main = identify(mainPath);
   const spare = identify(sparePath);
   checkDistinct('import', sparePath, main, spare);
+  yield* removeInterrupted(store, opts.chunkEntries);
   const lock = DeviceLock.acquire([main.realPath, spare.realPath], {
     op: 'import',
     object: `${main.realPath} and ${spare.realPath}`,
     waitMs: opts.lockWaitMs ?? 0,
   });
   try {
-    return importLocked(store, main, spare, opts.name, opts.table);
+    return yield* importLocked(store, main, spare, opts);
   } finally {
     lock.release();
   }
@@ -99,15 +128,17 @@ interface Table {
   header: SlotHeader;
   sourceSlot: number;
   state: MetaState;
+  historyOrder: Float64Array;
   adopted?: AdoptedTable;
 }
 
 /**
  * The table: the worker's if its seal still holds (then `adopted` is set),
- * else read here; a worker that found none is believed (the next rescan
- * after a change tries again). Why copies were refused goes to `rejected`.
+ * else read here (or refused: `rereadStale` false); a worker that found none
+ * is believed (the next rescan after a change tries again). Why copies were
+ * refused goes to `rejected`.
  */
-function tableOf(spare: DeviceIdentity, read: TableRead | undefined, rejected: string[]): Table | undefined {
+function tableOf(spare: DeviceIdentity, read: TableRead | undefined, rereadStale: boolean, rejected: string[]): Table | undefined {
   if (read && 'rejected' in read) {
     rejected.push(...read.rejected);
     return undefined;
@@ -118,24 +149,24 @@ function tableOf(spare: DeviceIdentity, read: TableRead | undefined, rejected: s
       const t = read.table;
       const h = t.header;
       const state = MetaState.fromPages({ uuid: h.uuid, name: h.name, blockSize: h.blockSize, mainBytes: h.mainBytes, spareBytes: h.spareBytes }, spareLayout(h.spareBytes, h.blockSize), h.sequence, h.entryCount, t.pages);
-      return { header: h, sourceSlot: t.sourceSlot, state, adopted: t };
+      return { header: h, sourceSlot: t.sourceSlot, state, historyOrder: t.historyOrder, adopted: t };
     }
+    if (read && !rereadStale) throw new StaleTableError('import', spare.realPath, 'its metadata slots changed after the discovery worker read them', 'read again at the next rescan');
     const found = locateMetadata(dev, rejected);
-    return found && { header: found.newest.header, sourceSlot: found.newest.index, state: found.state };
+    return found && { header: found.newest.header, sourceSlot: found.newest.index, state: found.state, historyOrder: found.state.historyOrder() };
   } finally {
     dev.close();
   }
 }
 
-function importLocked(store: Store, main: DeviceIdentity, spare: DeviceIdentity, name: string | undefined, read: TableRead | undefined): ImportResult {
+function* importLocked(store: Store, main: DeviceIdentity, spare: DeviceIdentity, opts: ImportOptions): Steps<ImportResult> {
   const rejected: string[] = [];
-  const found = tableOf(spare, read, rejected);
+  const found = tableOf(spare, opts.table, opts.rereadStale ?? true, rejected);
   if (!found) {
     const why = rejected.length ? `no valid remapfs metadata slot found (${rejected.length} refused; ${rejected[0]})` : 'no valid remapfs metadata slot found';
     throw new RemapfsError('import', spare.realPath, why, 'is this the spare of a pair?');
   }
   const h = found.header;
-  const entries = found.state.entries;
   if (main.sizeBytes !== h.mainBytes) {
     throw new RemapfsError('import', main.realPath, `has ${main.sizeBytes} bytes but pair ${h.name} was made with a main of ${h.mainBytes} bytes`, 'wrong main device?');
   }
@@ -147,20 +178,21 @@ function importLocked(store: Store, main: DeviceIdentity, spare: DeviceIdentity,
   } finally {
     mdev.close();
   }
-  const hadLabel = entries.some((e) => e.reason === 'label');
+  const tally = found.state.tally();
+  const hadLabel = tally.label > 0;
   if (label && label.uuid !== h.uuid) {
     throw new RemapfsError('import', main.realPath, `carries the label of pair ${label.name} (uuid ${label.uuid}), not of pair ${h.name} (uuid ${h.uuid})`, 'wrong main device');
   }
   if (!label && hadLabel) {
     throw new RemapfsError('import', main.realPath, `carries no remapfs label, but pair ${h.name}'s main was labelled`, 'wrong main device: the same size, but another disk?');
   }
-  const pairName = name ?? h.name;
-  const pair = store.transaction(() => {
-    const sameUuid = store.pairs.byUuid(h.uuid);
-    if (sameUuid) throw new RemapfsError('import', pairName, `pair ${sameUuid.name} with uuid ${h.uuid} is already in the database`);
-    if (store.pairs.get(pairName)) throw new RemapfsError('import', pairName, 'a pair with this name already exists', 'choose another name');
-    checkDevicesFree(store, pairName, main, spare);
-    const p = store.pairs.insert({
+  yield 'prepare';
+  const pairName = opts.name ?? h.name;
+  // Every copy held the worker's table, and the database is written from it: nothing to check or repair.
+  const adopted = found.adopted && allCopiesCurrent(found.adopted) ? found.adopted : undefined;
+  let repaired: string[] = [];
+  const pair = yield* writeImport(store, {
+    pair: {
       name: pairName,
       uuid: h.uuid,
       mainPath: main.realPath,
@@ -173,31 +205,22 @@ function importLocked(store: Store, main: DeviceIdentity, spare: DeviceIdentity,
       mainLabel: !!label,
       mainHwid: label ? hardwareId(main.realPath) ?? null : null,
       spareHwid: hardwareId(spare.realPath) ?? null,
-    });
-    store.remaps.replaceTable(
-      p.id,
-      entries.filter((e) => e.state !== 'retired').map(recordOf),
-      entries.filter((e) => e.state === 'retired').map((e) => ({ spareBlock: e.spareBlock, createdAt: e.createdAt })),
-      h.sequence,
-    );
-    // The history went with the old database; the remap times in the slots rebuild the trend.
-    store.events.addFromRemaps(p.id);
-    return p;
+    },
+    state: found.state,
+    historyOrder: found.historyOrder,
+    check: () => checkDevicesFree(store, pairName, main, spare),
+    ...(opts.chunkEntries ? { chunkEntries: opts.chunkEntries } : {}),
+    beforeFinish: adopted
+      ? undefined
+      : (p: PairRecord) => {
+          repaired = checkOffline(store, p, { write: true }).repaired;
+        },
   });
-  // Every copy held the worker's table, and the database was just written from it: nothing to check or repair.
-  const adopted = found.adopted && allCopiesCurrent(found.adopted) ? found.adopted : undefined;
-  let report;
-  try {
-    report = adopted ? { repaired: [] } : checkOffline(store, pair, { write: true });
-  } catch (err) {
-    store.transaction(() => store.pairs.delete(pair.id));
-    throw err;
-  }
   return {
     pair,
-    remappedBlocks: entries.filter((e) => e.state === 'remapped' && e.reason !== 'label').length,
+    remappedBlocks: tally.remapped,
     sourceSlot: found.sourceSlot,
-    repaired: report.repaired,
+    repaired,
     ...(adopted ? { adopted } : {}),
   };
 }

@@ -45,7 +45,7 @@ if (parentPort && workerData === WORKER_MARK) {
     try {
       if (req.kind === 'table') {
         const read = readTableOf(req.sparePath);
-        if ('table' in read) transfer.push(read.table.pages.buffer as ArrayBuffer);
+        if ('table' in read) transfer.push(read.table.pages.buffer as ArrayBuffer, read.table.historyOrder.buffer as ArrayBuffer);
         reply = { id: req.id, ok: true, kind: 'table', read };
       } else {
         const found = probeCandidates(req.paths, req.tablesFor, cache, stats);

@@ -95,7 +95,9 @@ export function locateMetadata(spare: BlockDevice, rejected: string[] = []): Fou
  * A table adopted off the serving thread (the discovery worker), handed over
  * with what it was read from: the adopted copy's header and index, the
  * reports of all five copies (compared with it), its canonical entry pages
- * (transferable), and the seal of the slots when reading began.
+ * (transferable), the seal of the slots when reading began, and the order of
+ * its history events (MetaState.historyOrder, transferable: sorting a million
+ * entries is not for the serving thread).
  */
 export interface AdoptedTable {
   header: SlotHeader;
@@ -103,6 +105,7 @@ export interface AdoptedTable {
   reports: SlotReport[];
   pages: Buffer;
   seal: Buffer;
+  historyOrder: Float64Array;
 }
 
 /** Bytes per slot in a seal: a flag (1: the header sector was read) and the sector. */
@@ -144,7 +147,8 @@ export function readAdoptedTable(spare: BlockDevice): { table: AdoptedTable } | 
   // A block size that was no candidate before the read: the slots changed meanwhile, and the seal cannot hold.
   const seal = seals.get(found.newest.header.blockSize) ?? Buffer.alloc(0);
   const pages = found.state.pagesForTransfer();
-  return { table: { header: found.newest.header, sourceSlot: found.newest.index, reports: found.reports.map(({ pages: _p, entries: _e, ...r }) => r), pages, seal } };
+  const historyOrder = found.state.historyOrder();
+  return { table: { header: found.newest.header, sourceSlot: found.newest.index, reports: found.reports.map(({ pages: _p, entries: _e, ...r }) => r), pages, seal, historyOrder } };
 }
 
 /** The table of `table`, if the slots still carry its seal (read now, under the caller's lock). */

@@ -12,7 +12,7 @@
  */
 import { SLOT_COUNT, SLOT_ENTRIES_PER_PAGE, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, type SpareLayout } from '../format/layout.js';
 import { TypedHash } from '../remap/typed-hash.js';
-import { crc32, decodeEntry, encodeEntry, encodeHeaderFields, headerCrc, HEADER_CRC_OFFSET, NO_BLOCK, pagesFor, type SlotEntry, type SlotHeader } from '../format/slot-codec.js';
+import { crc32, decodeEntry, encodeEntry, encodeHeaderFields, headerCrc, HEADER_CRC_OFFSET, NO_BLOCK, pagesFor, REASONS, type SlotEntry, type SlotHeader } from '../format/slot-codec.js';
 
 export interface PairIdentity {
   uuid: string;
@@ -22,7 +22,9 @@ export interface PairIdentity {
   spareBytes: number;
 }
 
+const STATE_PENDING = 2;
 const STATE_RETIRED = 3;
+const REASON_LABEL = REASONS.indexOf('label');
 
 export class MetaState {
   readonly identity: PairIdentity;
@@ -85,10 +87,72 @@ export class MetaState {
     return out;
   }
 
-  /** Visits every entry without allocating: codes as in docs/format.md. */
-  forEachRaw(fn: (mainBlock: number, spareBlock: number, createdAt: number, lostSectors: number, stateCode: number, reasonCode: number) => void): void {
+  /** How many entries are remapped (the label block apart), the label block, pending and retired: two bytes read per entry. */
+  tally(): { remapped: number; label: number; pending: number; retired: number } {
+    const t = { remapped: 0, label: 0, pending: 0, retired: 0 };
     const b = this.pages;
+    for (let off = 0; off < this.count * SLOT_ENTRY_BYTES; off += SLOT_ENTRY_BYTES) {
+      const state = b[off + 25];
+      if (state === STATE_RETIRED) t.retired++;
+      else if (state === STATE_PENDING) t.pending++;
+      else if (b[off + 24] === REASON_LABEL) t.label++;
+      else t.remapped++;
+    }
+    return t;
+  }
+
+  /** The entries at positions [from, to) as objects (an import writes them a chunk at a time). */
+  entriesIn(from: number, to: number): SlotEntry[] {
+    const out: SlotEntry[] = [];
+    for (let i = from; i < Math.min(to, this.count); i++) out.push(decodeEntry(this.pages, i * SLOT_ENTRY_BYTES) as SlotEntry);
+    return out;
+  }
+
+  /** The entry at position `pos`. */
+  entryAt(pos: number): SlotEntry {
+    if (pos < 0 || pos >= this.count) throw new RangeError(`no entry at position ${pos} (${this.count} entries)`);
+    return decodeEntry(this.pages, pos * SLOT_ENTRY_BYTES) as SlotEntry;
+  }
+
+  /**
+   * Positions of the remapped and pending entries, oldest first (by creation
+   * time, then main block): the order in which an import writes their history
+   * events. Sorting a million costs about a second, so a hot-plug import has
+   * the discovery worker do it (locate.ts, readAdoptedTable).
+   */
+  historyOrder(): Float64Array {
+    const b = this.pages;
+    let n = 0;
+    let sorted = true;
+    let lastTime = -Infinity;
+    let lastMain = -Infinity;
+    const pos = new Float64Array(this.count);
     for (let i = 0; i < this.count; i++) {
+      const off = i * SLOT_ENTRY_BYTES;
+      if (b.readUInt8(off + 25) === STATE_RETIRED) continue;
+      const t = readU64(b, off + 16);
+      const m = readU64(b, off);
+      if (t < lastTime || (t === lastTime && m < lastMain)) sorted = false;
+      lastTime = t;
+      lastMain = m;
+      pos[n++] = i;
+    }
+    const order = pos.subarray(0, n);
+    if (!sorted) {
+      const key = (p: number): [number, number] => [readU64(b, p * SLOT_ENTRY_BYTES + 16), readU64(b, p * SLOT_ENTRY_BYTES)];
+      const times = new Float64Array(this.count);
+      const mains = new Float64Array(this.count);
+      for (const p of order) [times[p], mains[p]] = key(p);
+      order.sort((x, y) => (times[x] as number) - (times[y] as number) || (mains[x] as number) - (mains[y] as number));
+    }
+    // Its own ArrayBuffer, the exact length: transferred from the worker as it is.
+    return order.slice();
+  }
+
+  /** Visits the entries at positions [from, to) (all by default) without allocating: codes as in docs/format.md. */
+  forEachRaw(fn: (mainBlock: number, spareBlock: number, createdAt: number, lostSectors: number, stateCode: number, reasonCode: number) => void, from = 0, to = this.count): void {
+    const b = this.pages;
+    for (let i = from; i < Math.min(to, this.count); i++) {
       const off = i * SLOT_ENTRY_BYTES;
       fn(readU64(b, off), readU64(b, off + 8), readU64(b, off + 16), b.readUInt16LE(off + 26), b.readUInt8(off + 25), b.readUInt8(off + 24));
     }

@@ -5,7 +5,8 @@
  *
  * The caller holds the lock on both devices (planPair's paths) throughout, so
  * a second init of the same devices (from any database) waits, then finds the
- * label and slots this one wrote.
+ * label and slots this one wrote. Interrupted imports are removed first
+ * (discovery/import-steps.ts); one in progress keeps its name.
  */
 import * as crypto from 'crypto';
 import { type DeviceIdentity, FileDevice, identify } from '../block/file-device.js';
@@ -17,6 +18,8 @@ import { identityOf } from '../meta/reconcile.js';
 import { SlotSet } from '../meta/slots.js';
 import { MetaState } from '../meta/state.js';
 import { checkDevicesFree, checkDistinct } from '../discovery/importer.js';
+import { removeInterrupted } from '../discovery/import-steps.js';
+import { runNow } from '../discovery/steps.js';
 import { readLabel } from '../discovery/label.js';
 import { hardwareId } from '../discovery/hardware.js';
 import type { PairRecord, Store } from '../store/db.js';
@@ -54,7 +57,10 @@ export interface Created {
 /** Records the pair and writes its slots (refusing another pair's label or metadata unless `force`), then labels the main. */
 export function createPair(store: Store, plan: PairPlan, force: boolean, lock: DeviceLock): Created {
   const { name, main, spare, blockSize } = plan;
+  runNow(removeInterrupted(store));
   const pair = store.transaction(() => {
+    const importing = store.pairs.claims(name, '').find((c) => c.importPid !== null);
+    if (importing) throw new RemapfsError('init', name, `a pair with this name is being imported by pid ${importing.importPid}`, 'wait until that import is done, or choose another name');
     if (store.pairs.get(name)) throw new RemapfsError('init', name, 'a pair with this name already exists');
     checkDevicesFree(store, name, main, spare);
     const rec = store.pairs.insert({

@@ -2,6 +2,12 @@
  * A pair brought to life: its devices opened, its remap index loaded from the
  * store, and a RemapDevice serving it. Used by the daemon and by CLI commands
  * that work on an unmounted pair.
+ *
+ * One implementation in steps (discovery/steps.ts): openPairSteps yields while
+ * it builds the index, INDEX_CHUNK entries per step, so a daemon opening a
+ * hot-plugged pair with a million entries lets its event loop turn; openPair
+ * runs the steps back to back. Nothing uses the pair until it is returned;
+ * closing the steps early closes its devices and releases its lock.
  */
 import { FileDevice, type OpenMode, identify } from '../block/file-device.js';
 import { DeviceLock } from '../block/device-lock.js';
@@ -17,6 +23,10 @@ import type { AdoptedTable } from '../meta/locate.js';
 import { SlotSet } from '../meta/slots.js';
 import { readLabel } from '../discovery/label.js';
 import { hardwareId } from '../discovery/hardware.js';
+import { runNow, type Steps } from '../discovery/steps.js';
+
+/** Entries loaded into the index per step (some tens of milliseconds). */
+const INDEX_CHUNK = 131072;
 
 export interface PairRuntime {
   record: PairRecord;
@@ -34,13 +44,21 @@ export interface PairRuntime {
 
 /** Builds the in-memory index of a pair from the table in force (state codes of docs/format.md). */
 export function indexFromState(pair: PairRecord, state: MetaState): RemapIndex {
+  return runNow(indexSteps(pair, state));
+}
+
+function* indexSteps(pair: PairRecord, state: MetaState): Steps<RemapIndex> {
   const layout = spareLayout(pair.spareBytes, pair.blockSize);
   const index = new RemapIndex(Math.floor(pair.mainBytes / pair.blockSize), layout, state.entryCount);
-  state.forEachRaw((mainBlock, spareBlock, _t, _lost, stateCode) => {
+  const load = (mainBlock: number, spareBlock: number, _t: number, _lost: number, stateCode: number): void => {
     if (stateCode === 3) index.retire(spareBlock);
     else if (stateCode === 1) index.load(mainBlock, spareBlock);
     else if (stateCode === 2) index.markPending(mainBlock);
-  });
+  };
+  for (let from = 0; from < state.entryCount; from += INDEX_CHUNK) {
+    state.forEachRaw(load, from, from + INDEX_CHUNK);
+    yield 'index';
+  }
   return index;
 }
 
@@ -68,6 +86,10 @@ export function lockPair(pair: PairRecord, op: string, waitMs: number, onWait?: 
 }
 
 export function openPair(store: Store, pair: PairRecord, opts: OpenPairOptions = {}): PairRuntime {
+  return runNow(openPairSteps(store, pair, opts));
+}
+
+export function* openPairSteps(store: Store, pair: PairRecord, opts: OpenPairOptions = {}): Steps<PairRuntime> {
   const mode = opts.mode ?? 'auto';
   const log = opts.log ?? (() => undefined);
   checkDeviceSize('main', pair.name, pair.mainPath, pair.mainBytes);
@@ -76,14 +98,16 @@ export function openPair(store: Store, pair: PairRecord, opts: OpenPairOptions =
   const ownLock = opts.lock ? undefined : lockPair(pair, 'open', opts.lockWaitMs ?? 0, (why) => log(`remapfs: ${pair.name}: waiting: ${why}`));
   let main: FileDevice | undefined;
   let spare: FileDevice | undefined;
+  let opened = false;
   try {
     main = FileDevice.open(pair.mainPath, { mode });
     checkMainIdentity(pair, main);
     spare = FileDevice.open(pair.sparePath, { mode });
     const slots = new SlotSet(spare, spareLayout(pair.spareBytes, pair.blockSize));
-    const opened = (opts.adopted && adoptedReconciliation(store, pair, slots, opts.adopted)) || reconcile(store, pair, slots, { write: true, log });
-    const index = indexFromState(pair, opened.state);
-    const journal = new MetaJournal(store, pair, opened.state, slots, log);
+    const reconciled = (opts.adopted && adoptedReconciliation(store, pair, slots, opts.adopted)) || reconcile(store, pair, slots, { write: true, log });
+    yield 'reconcile';
+    const index = yield* indexSteps(pair, reconciled.state);
+    const journal = new MetaJournal(store, pair, reconciled.state, slots, log);
     const device = new RemapDevice(pair.name, main, spare, pair.blockSize, index, journal, {
       ...(opts.readRetries !== undefined ? { readRetries: opts.readRetries } : {}),
       onEvent: (line) => log(`remapfs: ${pair.name}: ${line}`),
@@ -95,12 +119,15 @@ export function openPair(store: Store, pair: PairRecord, opts: OpenPairOptions =
         ownLock?.release();
       }
     };
-    return { record: pair, device, index, journal, opened, main, spare, close };
-  } catch (err) {
-    main?.close();
-    spare?.close();
-    ownLock?.release();
-    throw err;
+    opened = true;
+    return { record: pair, device, index, journal, opened: reconciled, main, spare, close };
+  } finally {
+    // A throw, or steps closed before the end.
+    if (!opened) {
+      main?.close();
+      spare?.close();
+      ownLock?.release();
+    }
   }
 }
 

@@ -5,7 +5,7 @@
  * write it serves is acknowledged.
  *
  * All SQL lives in lib/store: one repository per area (pairs.ts, remaps.ts,
- * events.ts, health.ts, bad-sectors.ts, mounts.ts) over the declared subset
+ * events.ts, health.ts, bad-sectors.ts, mounts.ts, imports.ts) over the declared subset
  * of better-sqlite3 (sqlite.ts). The handle is private to Store; everything
  * else goes through the repositories.
  *
@@ -29,13 +29,15 @@ import { EventRepo } from './events.js';
 import { databaseError, LOST_HINT, REBUILD_HINT, sqliteCause } from './faults.js';
 import { createPrivateFile, fileIdentity, removeDatabaseFiles } from './files.js';
 import { HealthRepo } from './health.js';
+import { ImportRepo } from './imports.js';
 import { MountRepo } from './mounts.js';
 import { PairRepo } from './pairs.js';
 import { RemapRepo } from './remaps.js';
 import { prepareSchema } from './schema.js';
 import { openSqlite, type SqliteDatabase } from './sqlite.js';
 
-export type { PairRecord, NewPair } from './pairs.js';
+export type { PairRecord, NewPair, PairClaim } from './pairs.js';
+export type { UnfinishedImport } from './imports.js';
 export type { RemapReason, RemapState, RemapRecord, RetiredRecord } from './remaps.js';
 export type { MountRecord } from './mounts.js';
 export type { HistoryEvent } from './events.js';
@@ -57,6 +59,7 @@ export class Store {
   readonly health: HealthRepo;
   readonly badSectors: BadSectorRepo;
   readonly mounts: MountRepo;
+  readonly imports: ImportRepo;
 
   private constructor(dbPath: string, db: SqliteDatabase) {
     this.path = dbPath;
@@ -67,6 +70,7 @@ export class Store {
     this.health = new HealthRepo(db);
     this.badSectors = new BadSectorRepo(db);
     this.mounts = new MountRepo(db);
+    this.imports = new ImportRepo(db);
   }
 
   /**

@@ -22,19 +22,10 @@ export class EventRepo {
       .run(pairId, time, kind, block, value, detail);
   }
 
-  /**
-   * One event per remap of the pair, as its commit would have added it (an
-   * import: the remap times rebuild the trend), oldest first; one statement,
-   * run inside SQLite.
-   */
-  addFromRemaps(pairId: number): void {
-    this.db
-      .prepare<[number]>(
-        `INSERT INTO events (pair_id, time, kind, block, value, detail)
-         SELECT pair_id, created_at, CASE WHEN state = 'pending' THEN 'pending' WHEN reason = 'label' THEN 'label' ELSE 'remap' END, main_block, ifnull(spare_block, -1), reason
-         FROM remaps WHERE pair_id = ? ORDER BY created_at, main_block`,
-      )
-      .run(pairId);
+  /** As add() for many events, in order, with one prepared statement (an import rebuilding the history, a chunk at a time). */
+  addMany(pairId: number, events: readonly HistoryEvent[]): void {
+    const stmt = this.db.prepare<[number, number, string, number | null, number | null, string | null]>('INSERT INTO events (pair_id, time, kind, block, value, detail) VALUES (?, ?, ?, ?, ?, ?)');
+    for (const e of events) stmt.run(pairId, e.time, e.kind, e.block, e.value, e.detail);
   }
 
   /** The newest `limit` events, newest first. */

@@ -5,6 +5,10 @@
  *
  * Deleting a pair cascades to every table keyed by pair_id. Callers that
  * change several rows at once wrap the calls in Store.transaction.
+ *
+ * A pair whose import is unfinished (a row in `imports`, schema.ts) is left
+ * out of list(), get() and byUuid(): it is nobody's pair until its import's
+ * last transaction. claims() sees it, so its name and UUID stay taken.
  */
 import type { SqliteDatabase } from './sqlite.js';
 
@@ -30,7 +34,7 @@ export interface PairRecord {
 
 export type NewPair = Omit<PairRecord, 'id' | 'mainLabel' | 'mainHwid' | 'spareHwid'> & Partial<Pick<PairRecord, 'mainLabel' | 'mainHwid' | 'spareHwid'>>;
 
-interface PairRow {
+export interface PairRow {
   id: number;
   name: string;
   uuid: string;
@@ -46,21 +50,38 @@ interface PairRow {
   spare_hwid: string | null;
 }
 
+/** Pairs that are pairs: not an import in progress or interrupted. */
+const FINISHED = 'NOT EXISTS (SELECT 1 FROM imports WHERE imports.pair_id = pairs.id)';
+
+/** A row that holds a name or a UUID: a pair, or an unfinished import (and the process that began it). */
+export interface PairClaim {
+  pair: PairRecord;
+  importPid: number | null;
+}
+
 export class PairRepo {
   constructor(private readonly db: SqliteDatabase) {}
 
   list(): PairRecord[] {
-    return this.db.prepare<[], PairRow>('SELECT * FROM pairs ORDER BY name').all().map(pairFromRow);
+    return this.db.prepare<[], PairRow>(`SELECT * FROM pairs WHERE ${FINISHED} ORDER BY name`).all().map(pairFromRow);
   }
 
   get(name: string): PairRecord | undefined {
-    const row = this.db.prepare<[string], PairRow>('SELECT * FROM pairs WHERE name = ?').get(name);
+    const row = this.db.prepare<[string], PairRow>(`SELECT * FROM pairs WHERE name = ? AND ${FINISHED}`).get(name);
     return row ? pairFromRow(row) : undefined;
   }
 
   byUuid(uuid: string): PairRecord | undefined {
-    const row = this.db.prepare<[string], PairRow>('SELECT * FROM pairs WHERE uuid = ?').get(uuid);
+    const row = this.db.prepare<[string], PairRow>(`SELECT * FROM pairs WHERE uuid = ? AND ${FINISHED}`).get(uuid);
     return row ? pairFromRow(row) : undefined;
+  }
+
+  /** The rows holding this name or this UUID, unfinished imports included. */
+  claims(name: string, uuid: string): PairClaim[] {
+    return this.db
+      .prepare<[string, string], PairRow & { import_pid: number | null }>('SELECT pairs.*, imports.pid AS import_pid FROM pairs LEFT JOIN imports ON imports.pair_id = pairs.id WHERE name = ? OR uuid = ? ORDER BY id')
+      .all(name, uuid)
+      .map((r) => ({ pair: pairFromRow(r), importPid: r.import_pid }));
   }
 
   insert(input: NewPair): PairRecord {
@@ -97,7 +118,7 @@ export class PairRepo {
   }
 }
 
-function pairFromRow(r: PairRow): PairRecord {
+export function pairFromRow(r: PairRow): PairRecord {
   return {
     id: r.id,
     name: r.name,

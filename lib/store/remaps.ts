@@ -114,12 +114,18 @@ export class RemapRepo {
     this.db.prepare<[number, number, number]>('INSERT OR IGNORE INTO retired (pair_id, spare_block, created_at) VALUES (?, ?, ?)').run(pairId, spareBlock, createdAt);
   }
 
+  /** As putRetired() for many records, with one prepared statement. */
+  putRetiredMany(pairId: number, records: readonly RetiredRecord[]): void {
+    const stmt = this.db.prepare<[number, number, number]>('INSERT OR IGNORE INTO retired (pair_id, spare_block, created_at) VALUES (?, ?, ?)');
+    for (const r of records) stmt.run(pairId, r.spareBlock, r.createdAt);
+  }
+
   /** Replaces a pair's remap table and retired list and sets its sequence (callers wrap this in a transaction). */
   replaceTable(pairId: number, remaps: readonly RemapRecord[], retired: readonly RetiredRecord[], seq: number): void {
     this.db.prepare<[number]>('DELETE FROM remaps WHERE pair_id = ?').run(pairId);
     this.db.prepare<[number]>('DELETE FROM retired WHERE pair_id = ?').run(pairId);
     this.putMany(pairId, remaps);
-    for (const r of retired) this.putRetired(pairId, r.spareBlock, r.createdAt);
+    this.putRetiredMany(pairId, retired);
     this.pairs.setMetaSeq(pairId, seq);
   }
 

@@ -3,8 +3,15 @@
  *
  * Invariants: a file with tables but no `meta` table is not ours and is left
  * exactly as it was (nothing is changed before that check). Schema version 1
- * grew within itself (the health and bad_sectors tables, pairs.spare_hwid);
- * prepareSchema adds what an older file lacks, inside version 1.
+ * grew within itself (the health, bad_sectors and imports tables,
+ * pairs.spare_hwid); prepareSchema adds what an older file lacks, inside
+ * version 1.
+ *
+ * imports: one row per pair whose import is not finished (lib/discovery/
+ * import-steps.ts). Such a pair's rows are written in many transactions; until
+ * its imports row is deleted, in the import's last one, the pair is no pair
+ * for anyone (PairRepo's lookups leave it out) but its name and UUID stay
+ * taken. `pid` is the importing process, for a leftover whose devices are gone.
  */
 import type { SqliteDatabase } from './sqlite.js';
 
@@ -89,6 +96,11 @@ CREATE TABLE IF NOT EXISTS bad_sectors (
   time INTEGER NOT NULL,
   PRIMARY KEY (pair_id, sector)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS imports (
+  pair_id INTEGER PRIMARY KEY REFERENCES pairs(id) ON DELETE CASCADE,
+  pid INTEGER NOT NULL,
+  started_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS mounts (
   mountpoint TEXT PRIMARY KEY,
   pid INTEGER NOT NULL,
@@ -117,7 +129,7 @@ export function prepareSchema(db: SqliteDatabase): void {
     db.exec(SCHEMA);
     db.prepare<[string, string]>('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
     db.exec('COMMIT');
-  } else if (!tables.includes('bad_sectors')) {
+  } else if (!tables.includes('bad_sectors') || !tables.includes('imports')) {
     db.exec(SCHEMA); // tables added within schema version 1
   }
   if (tables.length > 0 && !db.prepare("SELECT name FROM pragma_table_info('pairs')").pluck<string>().all().includes('spare_hwid')) {

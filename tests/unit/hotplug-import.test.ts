@@ -2,7 +2,8 @@
  * Hot-plug's import decision (issue 13, "unbounded work"): a pair found in a
  * watched directory whose import fails is tried once and logged once, and not
  * tried again on later rescans until one of its devices changes; then it is
- * tried again. The daemon is a fake (DaemonPairs), the importer a counting fake
+ * tried again. One refused because the slots changed after the worker read
+ * them is tried again at every rescan. The daemon is a fake (DaemonPairs), the importer a counting fake
  * and the worker's table read a fake; the devices are real files, since the
  * decision is keyed on their stat.
  */
@@ -10,8 +11,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type { DiscoveryReport } from '../../lib/discovery/discover.js';
-import type { ImportResult } from '../../lib/discovery/importer.js';
 import { HotPlug, type DaemonPairs } from '../../lib/daemon/hotplug.js';
+import { StaleTableError } from '../../lib/discovery/importer.js';
 import { RemapfsError } from '../../lib/errors.js';
 import type { PairRecord, Store } from '../../lib/store/db.js';
 
@@ -54,7 +55,7 @@ describe('hot-plug import of a pair found in a watched directory', () => {
     logs = [];
     attempts = 0;
     tableReads = 0;
-    const refuse = (): ImportResult => {
+    const refuse = (): never => {
       attempts++;
       throw new RemapfsError('import', 'hp', 'a pair with this name already exists', 'choose another name');
     };
@@ -76,6 +77,7 @@ describe('hot-plug import of a pair found in a watched directory', () => {
       gone: new Set(),
       notOpened: new Map(),
       tryOpen: () => undefined,
+      tryOpenStepped: () => Promise.resolve({ value: undefined, stats: { steps: 0, busyMs: 0, longestMs: 0, longestPhase: '', stepMs: [], elapsedMs: 0, phases: new Map() } }),
       add: () => undefined,
       attachLoop: () => undefined,
       userIoOps: () => 0,
@@ -122,6 +124,23 @@ describe('hot-plug import of a pair found in a watched directory', () => {
     await rescan(reportOf(mainPath, gone));
     await rescan(reportOf(mainPath, gone));
     expect(attempts).toBe(2);
+  });
+
+  it('is tried again on the next rescan when the slots changed after the worker read them (the serving thread reads no table)', async () => {
+    const stale = new HotPlug(hpDaemon(), () => {
+      attempts++;
+      throw new StaleTableError('import', sparePath, 'its metadata slots changed after the discovery worker read them', 'read again at the next rescan');
+    }, () => {
+      tableReads++;
+      return Promise.resolve({ rejected: [] });
+    });
+    for (let k = 0; k < 3; k++) {
+      stale.apply(reportOf(mainPath, sparePath));
+      for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(attempts).toBe(3);
+    expect(tableReads).toBe(3);
+    expect(logs.filter((l) => l.includes('cannot import the pair found at'))).toHaveLength(1);
   });
 
   it('is not started again while its table is still being read', async () => {

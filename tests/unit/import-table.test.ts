@@ -18,7 +18,8 @@ import { locateMetadata } from '../../lib/meta/locate.js';
 import { SlotSet } from '../../lib/meta/slots.js';
 import { MetaState } from '../../lib/meta/state.js';
 import { createPair, planPair } from '../../lib/pair/create.js';
-import { openPair } from '../../lib/pair/pair.js';
+import { openPair, openPairSteps } from '../../lib/pair/pair.js';
+import { runNow } from '../../lib/discovery/steps.js';
 import { Store } from '../../lib/store/db.js';
 import { poolBlockAt } from '../helpers/pool.js';
 
@@ -145,6 +146,24 @@ describe('import with a table read in the worker', () => {
     expect(r.adopted).toBeUndefined();
     expect(r.repaired).toEqual([expect.stringMatching(/^slot 4 rewritten \(stale/) as unknown]);
     expect(store.remaps.counts(r.pair.id)).toMatchObject({ remapped: 4 });
+  });
+
+  it('an open in steps closed before its end releases the devices and their lock', () => {
+    writeTable(3);
+    const store = freshStore();
+    const r = importPair(store, main, spare, { table: readTableOf(spare) });
+    const steps = openPairSteps(store, r.pair, { mode: 'buffered', ...(r.adopted ? { adopted: r.adopted } : {}) });
+    expect(steps.next().value).toBe('reconcile');
+    expect(() => DeviceLock.acquire([main, spare], { op: 'test', object: 'p', waitMs: 0 })).toThrow(/in use by this process/);
+    steps.return(undefined as never);
+    DeviceLock.acquire([main, spare], { op: 'test', object: 'p', waitMs: 0 }).release();
+    // And run to its end, the same open serves the table.
+    const rt = runNow(openPairSteps(store, r.pair, { mode: 'buffered' }));
+    try {
+      expect(rt.index.remappedCount).toBe(4);
+    } finally {
+      rt.close();
+    }
   });
 
   it('a worker that found no table is believed: the import fails with its reasons, without reading the spare here', () => {
