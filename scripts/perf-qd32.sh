@@ -45,6 +45,8 @@ cleanup() {
 trap cleanup EXIT
 
 ctx_switches() { cat /proc/"$daemon_pid"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { s += $2 } END { print s }'; }
+# Requests the ring workers parked because a device call would have waited (RWF_NOWAIT: EAGAIN).
+retries() { cli status p1 --json | python3 -c "import json,sys; print(json.load(sys.stdin).get('engineCounters', {}).get('waitRetries', 0))"; }
 cpu_ticks() { awk '{ print $14 + $15 }' /proc/"$daemon_pid"/stat; }
 
 # measure <label>: both cells on $dev
@@ -53,6 +55,7 @@ measure() {
     echo 3 >/proc/sys/vm/drop_caches
     local t0=0 c0=0 perf_pid=""
     if [ -n "$daemon_pid" ]; then
+      r0=$(retries)
       t0=$(cpu_ticks)
       c0=$(ctx_switches)
       if [ -n "${PERF:-}" ]; then
@@ -71,7 +74,7 @@ measure() {
       local t1 c1
       t1=$(cpu_ticks)
       c1=$(ctx_switches)
-      python3 -c "print(f'$1 $rw: {$iops} IOPS, daemon {($t1-$t0)/$(getconf CLK_TCK)*1e6/$ios:.1f} us CPU and {($c1-$c0)/$ios:.2f} context switches per request')"
+      python3 -c "print(f'$1 $rw: {$iops} IOPS, daemon {($t1-$t0)/$(getconf CLK_TCK)*1e6/$ios:.1f} us CPU and {($c1-$c0)/$ios:.2f} context switches per request, {($(retries)-$r0)/$ios:.3f} would-wait retries per request')"
     else
       echo "$1 $rw: $iops IOPS"
     fi
