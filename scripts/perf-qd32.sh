@@ -5,7 +5,8 @@
 # engine (c), pinned like `npm run bench` (fio on CPU 0; daemon and the unbound
 # workqueues, loop workers among them, on CPU 1). Prints IOPS and, for c, the
 # daemon's CPU time and context switches (all its threads) per request.
-# PERF=1 also records `perf record -g` of the daemon to <dir>/perf-<rw>.data.
+# PERF=1 also records `perf record -g` of the daemon to <dir>/perf-<rw>.data;
+# PERF=cpu records all of CPU 1 instead, for a and c, to <dir>/perf-cpu1-<a|c>-<rw>.data.
 #
 # Images (1 GiB of random data, a copy for the pair, a 256 MiB spare) and the
 # database live in dir (default /var/tmp/remapfs-perf); they are kept between
@@ -58,10 +59,15 @@ measure() {
       r0=$(retries)
       t0=$(cpu_ticks)
       c0=$(ctx_switches)
-      if [ -n "${PERF:-}" ]; then
+      if [ -n "${PERF:-}" ] && [ "$PERF" != cpu ]; then
         perf record -F 2000 -g -p "$daemon_pid" -o "$dir/perf-$rw.data" -- sleep $((runtime_sec - 2)) >/dev/null 2>&1 &
         perf_pid=$!
       fi
+    fi
+    if [ "${PERF:-}" = cpu ]; then
+      # all of CPU 1 (the daemon, the loop workers, interrupts), for a and c alike
+      perf record -F 2000 -g -C 1 -o "$dir/perf-cpu1-${1%% *}-$rw.data" -- sleep $((runtime_sec - 2)) >/dev/null 2>&1 &
+      perf_pid=$!
     fi
     local json
     json=$(taskset -c 0 fio --name=qd32 --filename="$dev" --rw="$rw" --bs="${FIO_BS:-4k}" --iodepth="${FIO_QD:-32}" --ioengine=libaio \
