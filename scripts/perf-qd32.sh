@@ -5,7 +5,8 @@
 # engine (c), pinned like `npm run bench` (fio on CPU 0; daemon and the unbound
 # workqueues, loop workers among them, on CPU 1). Prints IOPS and, for c, the
 # daemon's CPU time and context switches (all its threads) per request.
-# PERF=1 also records `perf record -g` of the daemon to <dir>/perf-<rw>.data.
+# PERF=1 also records `perf record -g` of the daemon to <dir>/perf-<rw>.data;
+# PERF=cpu records all of CPU 1 instead, for a and c, to <dir>/perf-cpu1-<a|c>-<rw>.data.
 #
 # Images (1 GiB of random data, a copy for the pair, a 256 MiB spare) and the
 # database live in dir (default /var/tmp/remapfs-perf); they are kept between
@@ -45,6 +46,8 @@ cleanup() {
 trap cleanup EXIT
 
 ctx_switches() { cat /proc/"$daemon_pid"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { s += $2 } END { print s }'; }
+# Requests the ring workers parked because a device call would have waited (RWF_NOWAIT: EAGAIN).
+retries() { cli status p1 --json | python3 -c "import json,sys; print(json.load(sys.stdin).get('engineCounters', {}).get('waitRetries', 0))"; }
 cpu_ticks() { awk '{ print $14 + $15 }' /proc/"$daemon_pid"/stat; }
 
 # measure <label>: both cells on $dev
@@ -53,12 +56,18 @@ measure() {
     echo 3 >/proc/sys/vm/drop_caches
     local t0=0 c0=0 perf_pid=""
     if [ -n "$daemon_pid" ]; then
+      r0=$(retries)
       t0=$(cpu_ticks)
       c0=$(ctx_switches)
-      if [ -n "${PERF:-}" ]; then
+      if [ -n "${PERF:-}" ] && [ "$PERF" != cpu ]; then
         perf record -F 2000 -g -p "$daemon_pid" -o "$dir/perf-$rw.data" -- sleep $((runtime_sec - 2)) >/dev/null 2>&1 &
         perf_pid=$!
       fi
+    fi
+    if [ "${PERF:-}" = cpu ]; then
+      # all of CPU 1 (the daemon, the loop workers, interrupts), for a and c alike
+      perf record -F 2000 -g -C 1 -o "$dir/perf-cpu1-${1%% *}-$rw.data" -- sleep $((runtime_sec - 2)) >/dev/null 2>&1 &
+      perf_pid=$!
     fi
     local json
     json=$(taskset -c 0 fio --name=qd32 --filename="$dev" --rw="$rw" --bs="${FIO_BS:-4k}" --iodepth="${FIO_QD:-32}" --ioengine=libaio \
@@ -71,7 +80,7 @@ measure() {
       local t1 c1
       t1=$(cpu_ticks)
       c1=$(ctx_switches)
-      python3 -c "print(f'$1 $rw: {$iops} IOPS, daemon {($t1-$t0)/$(getconf CLK_TCK)*1e6/$ios:.1f} us CPU and {($c1-$c0)/$ios:.2f} context switches per request')"
+      python3 -c "print(f'$1 $rw: {$iops} IOPS, daemon {($t1-$t0)/$(getconf CLK_TCK)*1e6/$ios:.1f} us CPU and {($c1-$c0)/$ios:.2f} context switches per request, {($(retries)-$r0)/$ios:.3f} would-wait retries per request')"
     else
       echo "$1 $rw: $iops IOPS"
     fi

@@ -100,6 +100,8 @@ export interface EngineStats {
   slowReads: number;
   slowWrites: number;
   fastIoErrors: number;
+  /** Ring workers' requests whose device call would have waited (RWF_NOWAIT: EAGAIN), redone on a pool thread. */
+  waitRetries: number;
   openHandles: number;
   /** Only counted with countInFlight. */
   inFlight: number;

@@ -25,7 +25,7 @@
 #define ENG_MAX_RUNS 4100
 
 enum { C_READ_OPS, C_WRITE_OPS, C_READ_BYTES, C_WRITE_BYTES, C_READ_ERRORS, C_WRITE_ERRORS, C_FLUSHES,
-       C_FALLOCATES, C_SLOW_READS, C_SLOW_WRITES, C_FAST_IO_ERRORS, C_COUNT };
+       C_FALLOCATES, C_SLOW_READS, C_SLOW_WRITES, C_FAST_IO_ERRORS, C_WAIT_RETRIES, C_COUNT };
 
 struct counters {
   _Alignas(64) _Atomic uint64_t c[C_COUNT];
@@ -88,6 +88,9 @@ struct worker {
 struct handoff {
   struct handoff *next;
   bool raw;              /* a whole FUSE request, processed by libfuse in the pool */
+  bool retry;            /* a ring worker's request whose device call would have waited (ring_retry); embedded in
+                            its context, not freed */
+  void *ctx;             /* retry: the struct ring_ctx */
   struct fuse_buf fb;    /* raw: a malloc'd copy */
   fuse_req_t req;        /* else: a pair read or write for the slow path */
   struct pair *p;        /* holds a ref */
@@ -125,6 +128,9 @@ struct engine {
   pthread_mutex_t handoff_lock;
   pthread_cond_t handoff_cond;
   struct handoff *handoff_head, *handoff_tail;
+  /* would-wait retries (ring_retry), served by their own threads, which never wait for JS */
+  struct handoff *retry_head, *retry_tail;
+  pthread_cond_t retry_cond; /* with handoff_lock */
   bool handoff_stop;
   /* negotiated at INIT */
   _Atomic int got_init;
@@ -211,9 +217,11 @@ void ring_io(struct ring_worker *rw, fuse_req_t req, struct pair *p, bool write,
              off_t off);
 /* Makes libfuse write answers through ring.c (queued on a ring worker's ring while it answers); 0 on success. */
 int ring_install_io(struct engine *e);
-/* Pool thread body: runs hand-offs until handoff_stop and the queue is empty. */
-void handoff_run(struct engine *e);
+/* Pool thread body: runs hand-offs (retries: the retry queue) until handoff_stop and its queue is empty. */
+void handoff_run(struct engine *e, bool retries);
 void handoff_push(struct engine *e, struct handoff *h);
+/* Pool thread: redoes a ring worker's request with blocking calls (the request's slot is still announced). */
+void ring_retry(struct engine *e, struct worker *w, struct handoff *h);
 
 /* fs.c */
 struct engine *engine_new(void);

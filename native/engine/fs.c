@@ -555,6 +555,7 @@ struct engine *engine_new(void) {
   pthread_mutex_init(&e->lock, NULL);
   pthread_mutex_init(&e->handoff_lock, NULL);
   pthread_cond_init(&e->handoff_cond, NULL);
+  pthread_cond_init(&e->retry_cond, NULL);
   if (pthread_key_create(&e->worker_key, worker_gone) != 0) {
     pthread_mutex_destroy(&e->lock);
     free(e);
@@ -668,6 +669,7 @@ void engine_free(struct engine *e) {
   pthread_mutex_destroy(&e->lock);
   pthread_mutex_destroy(&e->handoff_lock);
   pthread_cond_destroy(&e->handoff_cond);
+  pthread_cond_destroy(&e->retry_cond);
   free(e);
 }
 

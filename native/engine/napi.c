@@ -604,7 +604,7 @@ static napi_value set_writes_slow(napi_env env, napi_callback_info info) {
 static napi_value stats(napi_env env, napi_callback_info info) {
   ENGINE_AND_PAIR(2)
   static const char *names[C_COUNT] = {"readOps", "writeOps", "readBytes", "writeBytes", "readErrors", "writeErrors",
-                                       "flushes", "fallocates", "slowReads", "slowWrites", "fastIoErrors"};
+                                       "flushes", "fallocates", "slowReads", "slowWrites", "fastIoErrors", "waitRetries"};
   uint64_t sum[C_COUNT];
   engine_sum(p, sum);
   napi_value out;

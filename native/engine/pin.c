@@ -5,8 +5,10 @@
  * Two models. io_uring (the default where io_uring_setup works): one ring
  * worker per CPU the daemon may run on (at most MAX_RINGS, or as many as
  * create() asked) reads every FUSE request and serves pair reads and writes
- * asynchronously (ring.c), and POOL_THREADS blocking threads take what the
- * ring workers hand off (everything that may wait for JS). Blocking (the
+ * asynchronously (ring.c), POOL_THREADS blocking threads take what the
+ * ring workers hand off (everything that may wait for JS), and RETRY_THREADS
+ * redo requests whose device call would have waited (never waiting for JS,
+ * since their requests' slots are still announced). Blocking (the
  * fallback, or ringWorkers 0 at create()): max_threads workers each read a
  * request and serve it to the end. Either way every thread runs on a pinned
  * stack, as below.
@@ -61,8 +63,9 @@
 #define RECV_BYTES ((256u << 12) + 4096u)
 #define MAX_RINGS 3
 #define POOL_THREADS 4
+#define RETRY_THREADS 4 /* ring workers' requests whose device call would have waited (ring.c) */
 
-enum role { ROLE_BLOCKING, ROLE_RING, ROLE_POOL };
+enum role { ROLE_BLOCKING, ROLE_RING, ROLE_POOL, ROLE_RETRY };
 
 struct pool_worker {
   struct engine *e;
@@ -119,7 +122,7 @@ static void *worker_main(void *arg) {
   if (pw->role != ROLE_BLOCKING) {
     warm_arena(e);
     if (pw->role == ROLE_RING) ring_run(pw->rw);
-    else handoff_run(e);
+    else handoff_run(e, pw->role == ROLE_RETRY);
     return NULL;
   }
   struct worker *w = worker_get(e);
@@ -185,7 +188,7 @@ static int ring_count(const struct engine *e) {
 
 /* The io_uring model; -1 (nothing started, e->ring_errno set) when it cannot run. */
 static int serve_ring(struct engine *e, int rings) {
-  struct pool_worker pool[MAX_RINGS + POOL_THREADS];
+  struct pool_worker pool[MAX_RINGS + POOL_THREADS + RETRY_THREADS];
   memset(pool, 0, sizeof pool);
   for (int i = 0; i < rings; i++) {
     pool[i].rw = ring_new(e);
@@ -214,7 +217,12 @@ static int serve_ring(struct engine *e, int rings) {
     pool[rings + i] = (struct pool_worker){.e = e, .role = ROLE_POOL};
     pool_started += start_thread(e, &pool[rings + i]);
   }
-  for (int i = 0; i < rings && pool_started > 0; i++) {
+  int retry_started = 0;
+  for (int i = 0; i < RETRY_THREADS; i++) {
+    pool[rings + pools + i] = (struct pool_worker){.e = e, .role = ROLE_RETRY};
+    retry_started += start_thread(e, &pool[rings + pools + i]);
+  }
+  for (int i = 0; i < rings && pool_started > 0 && retry_started > 0; i++) {
     pool[i].e = e;
     pool[i].role = ROLE_RING;
     ring_started += start_thread(e, &pool[i]);
@@ -226,8 +234,9 @@ static int serve_ring(struct engine *e, int rings) {
   pthread_mutex_lock(&e->handoff_lock);
   e->handoff_stop = true;
   pthread_cond_broadcast(&e->handoff_cond);
+  pthread_cond_broadcast(&e->retry_cond);
   pthread_mutex_unlock(&e->handoff_lock);
-  for (int i = 0; i < pools; i++) join_thread(&pool[rings + i]);
+  for (int i = 0; i < pools + RETRY_THREADS; i++) join_thread(&pool[rings + i]);
   for (int i = 0; i < rings; i++) ring_free(pool[i].rw);
   if (ring_started > 0) return 0;
   /* Nothing read the session: back to the blocking model (restores blocking reads). */

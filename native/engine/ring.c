@@ -32,9 +32,21 @@
  *
  * Memory limits: device calls carry RWF_NOWAIT, so none is handed to an
  * io_uring kernel worker (whose creation, run on this thread, allocates and
- * can wait in reclaim for writeback that only this thread completes); one
- * that would be comes back EAGAIN and the request is done again inline.
+ * can wait in reclaim for writeback that only this thread completes).
  * io_uring's request structs are allocated at start (warm_requests).
+ *
+ * Would-wait retries: a run that comes back EAGAIN (the kernel could not start
+ * it without waiting: ext4 reading an extent block, allocating in a sparse
+ * image) parks its request: the context, its data and its announced slot go
+ * to a retry thread as they are (the hand-off embedded in the context, so
+ * nothing is allocated), which splits again under the same announcement,
+ * does the runs with blocking calls, clears the slot and answers, or hands
+ * the request to the pool for JS (ring_retry). Retry threads never wait for
+ * JS: a fence, on the JS thread, may be waiting for that slot. The retry
+ * thread then puts the context on the worker's done list (guarded by
+ * done_lock) and writes the worker's eventfd; the worker, woken by a
+ * POLL_ADD on it, releases the context. So the ring worker keeps serving
+ * while the disk makes one request wait.
  *
  * Invariants: a ring worker never waits for JS, so a fence waits only for
  * device I/O; a slot is announced only while its request's runs are being
@@ -52,6 +64,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -65,6 +78,7 @@
 #define ARENA_PAGES (RING_ARENA_BYTES / PAGE_BYTES)
 #define POLL_TAG UINT64_MAX
 #define NOP_TAG (UINT64_MAX - 1)
+#define EVENT_TAG (UINT64_MAX - 2)
 #define WARM_REQUESTS (RING_MAX_OPS + RING_CTXS + 8) /* io_uring's request cache, filled before serving */
 #define REPLY_TAG (1ull << 62) /* | context index: the reply of that context was written */
 #define HDR_BYTES 128
@@ -86,7 +100,7 @@ struct ring_ctx {
   struct pair *p; /* holds a ref while in use */
   int slot;
   bool busy, write, failed;
-  bool redo; /* a run came back EAGAIN/EOPNOTSUPP (RWF_NOWAIT): the request is done again inline */
+  bool redo; /* a run came back EAGAIN/EOPNOTSUPP (RWF_NOWAIT): the request is parked (ring_retry) */
   int pending; /* runs in flight */
   bool reply_pending; /* its answer is queued as a write; released when that completes */
   int recv_idx;       /* >= 0: buf is the data of that receive buffer, lent to this write; else arena pages */
@@ -95,6 +109,9 @@ struct ring_ctx {
   uint64_t off, n;
   char hdr[HDR_BYTES]; /* the answer's header (and any small part that is not buf) */
   struct iovec iov[MAX_IOV];
+  struct ring_worker *rw;
+  struct handoff ho;      /* while parked: at the pool */
+  struct ring_ctx *done;  /* the done list (done_lock) */
 };
 
 struct ring_worker {
@@ -112,6 +129,11 @@ struct ring_worker {
   char *recv;            /* RECV_BUFS receive buffers of RECV_BYTES */
   bool lent[RECV_BUFS];
   int cur;               /* the receive buffer read into next */
+  int efd;               /* written by pool threads when they put a parked context on `done` */
+  bool efd_armed;
+  int parked;            /* contexts at the pool */
+  pthread_mutex_t done_lock;
+  struct ring_ctx *done;
 };
 
 static char *recv_at(const struct ring_worker *rw, int k) { return rw->recv + (size_t)k * RECV_BYTES; }
@@ -138,27 +160,36 @@ struct ring_worker *ring_self(void) { return t_ring; }
 
 void handoff_push(struct engine *e, struct handoff *h) {
   h->next = NULL;
+  struct handoff **head = h->retry ? &e->retry_head : &e->handoff_head;
+  struct handoff **tail = h->retry ? &e->retry_tail : &e->handoff_tail;
   pthread_mutex_lock(&e->handoff_lock);
-  if (e->handoff_tail) e->handoff_tail->next = h;
-  else e->handoff_head = h;
-  e->handoff_tail = h;
-  pthread_cond_signal(&e->handoff_cond);
+  if (*tail) (*tail)->next = h;
+  else *head = h;
+  *tail = h;
+  pthread_cond_signal(h->retry ? &e->retry_cond : &e->handoff_cond);
   pthread_mutex_unlock(&e->handoff_lock);
 }
 
-void handoff_run(struct engine *e) {
-  struct worker *w = worker_get(e);
+void handoff_run(struct engine *e, bool retries) {
+  struct worker *w = worker_setup(e, !retries); /* a retry uses its context's buffer */
   if (w) engine_pin_worker(e, w);
+  struct handoff **head = retries ? &e->retry_head : &e->handoff_head;
+  struct handoff **tail = retries ? &e->retry_tail : &e->handoff_tail;
+  pthread_cond_t *cond = retries ? &e->retry_cond : &e->handoff_cond;
   for (;;) {
     pthread_mutex_lock(&e->handoff_lock);
-    while (!e->handoff_head && !e->handoff_stop) pthread_cond_wait(&e->handoff_cond, &e->handoff_lock);
-    struct handoff *h = e->handoff_head;
+    while (!*head && !e->handoff_stop) pthread_cond_wait(cond, &e->handoff_lock);
+    struct handoff *h = *head;
     if (h) {
-      e->handoff_head = h->next;
-      if (!e->handoff_head) e->handoff_tail = NULL;
+      *head = h->next;
+      if (!*head) *tail = NULL;
     }
     pthread_mutex_unlock(&e->handoff_lock);
     if (!h) return;
+    if (h->retry) {
+      ring_retry(e, w, h); /* embedded in its context: not freed */
+      continue;
+    }
     if (h->raw) {
       fuse_session_process_buf(e->se, &h->fb);
       free(h->fb.mem);
@@ -325,12 +356,69 @@ static void run_inline(struct ring_worker *rw, struct ring_ctx *c, int runs) {
   }
 }
 
-/* A request whose run the kernel would have handed to a worker thread: split again (still announced) and done
- * inline; a route that turned SLOW since (a fence waits for this slot) sends it to JS instead. */
-static void redo_inline(struct ring_worker *rw, struct ring_ctx *c) {
-  int runs = io_split(c->p, rw->w, c->off, c->n);
-  if (runs <= 0) c->failed = true;
-  else run_inline(rw, c, runs);
+/* A request with a run that would have waited: to a pool thread, context, data and announced slot as they are. */
+static void arm_event(struct ring_worker *rw) {
+  if (rw->efd_armed) return;
+  struct io_uring_sqe *sqe = sqe_get(rw);
+  io_uring_prep_poll_add(sqe, rw->efd, POLLIN);
+  sqe->user_data = EVENT_TAG;
+  rw->efd_armed = true;
+}
+
+static void park(struct ring_worker *rw, struct ring_ctx *c) {
+  bump(c->p, rw->w, C_WAIT_RETRIES, 1);
+  arm_event(rw);
+  rw->parked++;
+  c->ho = (struct handoff){.retry = true, .ctx = c};
+  handoff_push(rw->e, &c->ho);
+}
+
+/* Retry thread: never waits for JS (a fence may be waiting for this slot), so JS work goes to the pool. */
+void ring_retry(struct engine *e, struct worker *w, struct handoff *h) {
+  struct ring_ctx *c = h->ctx;
+  struct ring_worker *rw = c->rw;
+  struct pair *p = c->p;
+  /* Still announced: split again (a route may have moved while the runs were queued; none can move now). */
+  int runs = w ? io_split(p, w, c->off, c->n) : -1;
+  const char *why = "slow";
+  for (int i = 0; i < runs; i++) {
+    const struct rt_run *r = &w->runs[i];
+    if (io_full(r->spare ? p->spare_fd : p->main_fd, c->write, c->buf + r->buf_off, r->len, r->dev_off) != 0) {
+      bump(p, w, C_FAST_IO_ERRORS, 1);
+      why = "io-error";
+      runs = 0;
+    }
+  }
+  rt_leave(&e->ep.slots[c->slot]);
+  if (runs > 0 && c->write) io_end_write(c->req, p, w, (int64_t)c->n);
+  else if (runs > 0) io_end_read(c->req, p, w, (int64_t)c->n, c->buf);
+  else handoff_io(e, c->req, p, c->write, c->buf, c->off, c->n, why); /* JS is waited for in the pool, not here */
+  io_inflight_leave(e, p);
+  pthread_mutex_lock(&rw->done_lock);
+  c->done = rw->done;
+  rw->done = c;
+  pthread_mutex_unlock(&rw->done_lock);
+  uint64_t one = 1;
+  ssize_t ignored = write(rw->efd, &one, sizeof one); /* cannot fail short of 2^64 - 1 pending */
+  (void)ignored;
+}
+
+/* Releases the contexts the pool has answered (EVENT_TAG). */
+static void take_done(struct ring_worker *rw) {
+  uint64_t count;
+  ssize_t ignored = read(rw->efd, &count, sizeof count); /* EFD_NONBLOCK: resets it */
+  (void)ignored;
+  pthread_mutex_lock(&rw->done_lock);
+  struct ring_ctx *c = rw->done;
+  rw->done = NULL;
+  pthread_mutex_unlock(&rw->done_lock);
+  while (c) {
+    struct ring_ctx *next = c->done;
+    rw->parked--;
+    ctx_release(rw, c);
+    c = next;
+  }
+  if (rw->parked > 0) arm_event(rw);
 }
 
 /* Submits what is queued, waits for at least `wait` completions, and handles every completion there is. */
@@ -347,6 +435,11 @@ static void reap(struct ring_worker *rw, unsigned wait) {
       rw->readable = true;
       continue;
     }
+    if (cqe->user_data == EVENT_TAG) {
+      rw->efd_armed = false;
+      take_done(rw);
+      continue;
+    }
     if (cqe->user_data & REPLY_TAG) { /* an answer was written (its errors are libfuse's to ignore: ENOENT) */
       struct ring_ctx *c = &rw->ctx[cqe->user_data & 0xffffffffu];
       rw->ops--;
@@ -361,8 +454,8 @@ static void reap(struct ring_worker *rw, unsigned wait) {
     if (cqe->res == -EAGAIN || cqe->res == -EOPNOTSUPP) c->redo = true; /* would have needed a kernel worker */
     else if (cqe->res < 0 || (uint32_t)cqe->res != want) c->failed = true;
     if (--c->pending > 0) continue;
-    if (c->redo && !c->failed) redo_inline(rw, c);
-    finish(rw, c);
+    if (c->redo && !c->failed) park(rw, c);
+    else finish(rw, c);
   }
   io_uring_cq_advance(&rw->ring, seen);
 }
@@ -480,6 +573,14 @@ struct ring_worker *ring_new(struct engine *e) {
     return NULL;
   }
   rw->ring_ready = true;
+  pthread_mutex_init(&rw->done_lock, NULL);
+  rw->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (rw->efd < 0) {
+    int err = errno;
+    ring_free(rw);
+    errno = err;
+    return NULL;
+  }
   void *arena = mmap(NULL, RING_ARENA_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   void *recv = mmap(NULL, (size_t)RECV_BUFS * RECV_BYTES, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
@@ -500,7 +601,11 @@ struct ring_worker *ring_new(struct engine *e) {
 
 void ring_free(struct ring_worker *rw) {
   if (!rw) return;
-  if (rw->ring_ready) io_uring_queue_exit(&rw->ring);
+  if (rw->ring_ready) {
+    io_uring_queue_exit(&rw->ring);
+    pthread_mutex_destroy(&rw->done_lock);
+    if (rw->efd >= 0) close(rw->efd);
+  }
   if (rw->arena) munmap(rw->arena, RING_ARENA_BYTES);
   if (rw->recv) munmap(rw->recv, (size_t)RECV_BUFS * RECV_BYTES);
   free(rw);
@@ -516,6 +621,7 @@ static void claim(struct ring_worker *rw) {
     if (s < 0) break;
     rw->ctx[rw->ctx_count++].slot = s;
   }
+  for (int i = 0; i < rw->ctx_count; i++) rw->ctx[i].rw = rw;
   rw->free_ctxs = rw->ctx_count;
 }
 
@@ -596,7 +702,7 @@ void ring_run(struct ring_worker *rw) {
     /* Sleep only when there is nothing to read now (or no context to read into). */
     reap(rw, drained || rw->free_ctxs == 0 ? 1 : 0);
   }
-  while (rw->ops > 0) reap(rw, 1);
+  while (rw->ops > 0 || rw->parked > 0) reap(rw, 1); /* parked: the eventfd's poll is armed */
   for (int i = 1; i < rw->ctx_count; i++) rt_slot_release(&e->ep, rw->ctx[i].slot); /* ctx[0]'s is the worker's */
   t_ring = NULL;
 }

@@ -10,7 +10,7 @@ import { chooseEngine, mountOptions } from './engines.js';
 import { controlStacks, controlsTable } from './controls.js';
 import { engineStacks, type EngineStacks, referenceStacks, type Stack } from './stacks.js';
 import { seededRandom, shuffled } from './stats.js';
-import { cacheTable, cpuTable, directTable, mainTable } from './tables.js';
+import { cacheTable, cpuTable, directTable, imageTable, mainTable } from './tables.js';
 
 function runOne(ctx: BenchContext, st: Stack, cell: Cell): void {
   st.around?.(true);
@@ -44,7 +44,7 @@ async function setUp(ctx: BenchContext, teardown: Teardown): Promise<{ engines: 
   }
   const first = engines[0];
   if (!first) throw new Error(`no engine could serve (${ctx.cfg.engines.join(', ')}): ${ctx.notes.join(' ')}`);
-  const stacks = [...(await referenceStacks(ctx, teardown, first.base)), ...engines.flatMap((e) => e.stacks)];
+  const stacks = [...(await referenceStacks(ctx, teardown, first.base, first.remapped)), ...engines.flatMap((e) => e.stacks)];
   const scanNotes = engines.map((e) => () => `during e.${e.engine}: ${e.scanNote()}`);
   const fuseNative = chooseEngine('fuse-native', options);
   if (ctx.cfg.controls && fuseNative.available && engines.some((e) => e.engine === 'fuse-native')) {
@@ -65,7 +65,7 @@ export async function stacksPhase(ctx: BenchContext): Promise<EngineName[]> {
     ctx.log(`bench: ${scanNote}`);
     const served = engines.map((e) => e.engine);
     const measured = stacks.filter((st) => st.proc).map((st) => st.stack);
-    ctx.lines.push(...mainTable(ctx.measurer, served, ctx.cfg.runs), scanNote, '');
+    ctx.lines.push(...mainTable(ctx.measurer, served, ctx.cfg.runs), scanNote, '', ...imageTable(ctx.measurer, served[0] as EngineName));
     if (ctx.cfg.direct) ctx.lines.push(...directTable(ctx.measurer, served));
     ctx.lines.push(...cpuTable(ctx.measurer, measured));
     if (ctx.measurer.cache.kind === 'drop' && ctx.measurer.cache.statFile) ctx.lines.push(...cacheTable(ctx.measurer, stacks.map((st) => st.stack)));

@@ -30,6 +30,8 @@ export interface EngineStacks {
   engine: EngineName;
   /** The pair of c, whose main image a and b use. */
   base: PairFiles;
+  /** The pair of d, whose main image ad uses (the image control of d/c). */
+  remapped: PairFiles;
   stacks: Stack[];
   /** Describes the scan that ran during e's runs. */
   scanNote: () => string;
@@ -75,7 +77,7 @@ export async function engineStacks(ctx: BenchContext, teardown: Teardown, choice
   const db = lab.path(`${e}.db`);
   const scanDb = lab.path(`${e}-scanning.db`);
   const c = filledPair(lab, images.dir, `bench-${e}`, GiB, 64 * MiB, db);
-  filledPair(lab, images.dir, `remapped-${e}`, GiB, 64 * MiB, db);
+  const d = filledPair(lab, images.dir, `remapped-${e}`, GiB, 64 * MiB, db);
   injectRemaps(db, `remapped-${e}`, ONE_PERCENT_SCATTERED);
   const scan = scanningPair(ctx, scanDb, `scanning-${e}`);
   let served: Array<{ mnt: string; proc: DaemonHandle }>;
@@ -93,7 +95,7 @@ export async function engineStacks(ctx: BenchContext, teardown: Teardown, choice
     { stack: stackName('e', e), dev: attach(ctx, teardown, path.join(scanning.mnt, scan.pair.name)), proc: scanning.proc, group: 'compared', around: scan.around },
   ];
   if (ctx.cfg.direct) stacks.push(await directStack(ctx, teardown, choice.mountArgs, e));
-  return { engine: e, base: c, stacks, scanNote: () => describeScan(ctx, scanDb, scan.pair.name) };
+  return { engine: e, base: c, remapped: d, stacks, scanNote: () => describeScan(ctx, scanDb, scan.pair.name) };
 }
 
 function skipEngine(ctx: BenchContext, engine: EngineName, why: string): undefined {
@@ -111,14 +113,15 @@ async function directStack(ctx: BenchContext, teardown: Teardown, mountArgs: rea
   return { stack: stackName('cD', e), dev: attach(ctx, teardown, path.join(s.mnt, p.name)), proc: s.proc, group: 'compared' };
 }
 
-/** a, b and b0 on the main image of `base`. */
-export async function referenceStacks(ctx: BenchContext, teardown: Teardown, base: PairFiles): Promise<Stack[]> {
+/** a, b and b0 on the main image of `base`; ad on that of `remapped` (two files differ on a disk: d/c's control). */
+export async function referenceStacks(ctx: BenchContext, teardown: Teardown, base: PairFiles, remapped: PairFiles): Promise<Stack[]> {
   const pt = await startPassthrough(ctx, base.main, 'pt', 'auto');
   teardown.add(() => ctx.lab.stopDaemon(pt.proc));
   const pt0 = await startPassthrough(ctx, base.main, 'pt0', 'buffered');
   teardown.add(() => ctx.lab.stopDaemon(pt0.proc));
   return [
     { stack: 'a', dev: attach(ctx, teardown, base.main), proc: undefined, group: 'reference' },
+    { stack: 'ad', dev: attach(ctx, teardown, remapped.main), proc: undefined, group: 'reference' },
     { stack: 'b', dev: attach(ctx, teardown, pt.disk), proc: pt.proc, group: 'compared' },
     { stack: 'b0', dev: attach(ctx, teardown, pt0.disk), proc: pt0.proc, group: 'reference', writesOnly: true },
   ];

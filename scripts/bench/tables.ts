@@ -24,6 +24,24 @@ export function mainTable(m: Measurer, engines: readonly EngineName[], runs: num
   return lines;
 }
 
+/**
+ * d/c's control: c and d are pairs on two image files, and two files differ on a disk. ad is the kernel loop
+ * device on d's main image, run like a (on c's): ad/a is the part of d/c that is the files, not the remaps.
+ */
+export function imageTable(m: Measurer, engine: EngineName): string[] {
+  const v = m.values;
+  const lines = [
+    `| cell | unit | a (c's image) | ad (d's image) | ad/a | d/c (${engine}) | d/c ÷ ad/a |`,
+    `|---|---|---:|---:|---:|---:|---:|`,
+  ];
+  for (const cell of CELLS) {
+    const [a, ad, c, d] = ['a', 'ad', stackName('c', engine), stackName('d', engine)].map((s) => v.median(s, cell.name)) as [number, number, number, number];
+    lines.push(`| ${cell.name} | ${unit(cell)} | ${fixed(a)} | ${fixed(ad)} | ${ratio(ad, a)} | ${ratio(d, c)} | ${ratio(d * a, c * ad)} |`);
+  }
+  lines.push('', "The kernel loop device on each of the two images: ad/a is how much d's image file alone differs from c's.", '');
+  return lines;
+}
+
 /** cD (`--open-mode direct`) against c and a. */
 export function directTable(m: Measurer, engines: readonly EngineName[]): string[] {
   const v = m.values;

@@ -87,16 +87,19 @@ describe('native engine on a real mount', () => {
     m.complete(req.handle, req.op === 'read' || req.op === 'write' ? req.length : 0);
   }
 
-  function addPair(id: number, name: string): JsPair {
-    const main = path.join(dir, `${name}.main`);
-    const spare = path.join(dir, `${name}.spare`);
+  /** A pair on sparse images in `imageDir`; `direct`: opened O_DIRECT, as remapfs opens a main by default. */
+  function addPair(id: number, name: string, opts: { imageDir?: string; direct?: boolean } = {}): JsPair {
+    const main = path.join(opts.imageDir ?? dir, `${name}.main`);
+    const spare = path.join(opts.imageDir ?? dir, `${name}.spare`);
     fs.writeFileSync(main, '');
     fs.truncateSync(main, SIZE_BYTES);
     fs.writeFileSync(spare, '');
     fs.truncateSync(spare, SPARE_BLOCKS * BLOCK);
-    const p = new JsPair(id, name, fs.openSync(main, 'r+'), fs.openSync(spare, 'r+'));
+    const flags = fs.constants.O_RDWR | (opts.direct ? fs.constants.O_DIRECT : 0);
+    const p = new JsPair(id, name, fs.openSync(main, flags), fs.openSync(spare, flags));
     pairs.set(id, p);
-    m.addPair(e!, { id, name, sizeBytes: SIZE_BYTES, blockSize: BLOCK, mainFd: p.mainFd, spareFd: p.spareFd, direct: false, alignBytes: 1, readOnly: false });
+    const direct = opts.direct ?? false;
+    m.addPair(e!, { id, name, sizeBytes: SIZE_BYTES, blockSize: BLOCK, mainFd: p.mainFd, spareFd: p.spareFd, direct, alignBytes: direct ? BLOCK : 1, readOnly: false });
     return p;
   }
 
@@ -315,6 +318,36 @@ describe('native engine on a real mount', () => {
     fs.readSync(p.mainFd, buf, 0, BLOCK, 0);
     expect(buf.equals(Buffer.alloc(BLOCK))).toBe(true);
     expect(() => m.fence(e!, 3, 0, 1)).toThrow(/no pair with id 3/);
+  });
+
+  test('writes the disk cannot start without waiting (O_DIRECT into a sparse image) are redone off the ring worker and land', async () => {
+    // A disk file system, as users have: on tmpfs the engine copies inline and nothing would wait.
+    const fsType = (await sh('stat -f -c %T /var/tmp')).out;
+    if (fsType === 'tmpfs' || fsType === 'ramfs') throw new Error(`/var/tmp is ${fsType}; this test needs a disk file system there`);
+    const imageDir = fs.mkdtempSync('/var/tmp/remapfs-engine-wait-');
+    try {
+      const p = addPair(4, 'd', { imageDir, direct: true });
+      const pat = path.join(dir, 'pattern-d');
+      fs.writeFileSync(pat, crypto.randomBytes(16 << 20));
+      const want = crypto.createHash('sha256').update(fs.readFileSync(pat)).digest('hex');
+      // Every 64 KiB write allocates in the sparse main: with RWF_NOWAIT the kernel answers EAGAIN first.
+      const r = await sh(`dd if=${pat} of=${mnt}/d bs=64k oflag=direct conv=notrunc,fsync 2>&1`);
+      expect(r.code).toBe(0);
+      expect((await sh(`dd if=${mnt}/d bs=1M count=16 iflag=direct 2>/dev/null | sha256sum`)).out.split(' ')[0]).toBe(want);
+      expect((await sh(`head -c ${16 << 20} ${imageDir}/d.main | sha256sum`)).out.split(' ')[0]).toBe(want);
+      const st = m.stats(e!, 4);
+      console.log(`engine would-wait retries: ${st.waitRetries} of ${st.writeOps} writes`);
+      expect(st.slowReads + st.slowWrites).toBe(0);
+      if (process.env.REMAPFS_ENGINE_IO === 'blocking') expect(st.waitRetries).toBe(0);
+      else expect(st.waitRetries).toBeGreaterThan(0);
+      expect(st.waitRetries).toBeLessThanOrEqual(st.readOps + st.writeOps);
+      m.removePair(e!, 4);
+      pairs.delete(4);
+      fs.closeSync(p.mainFd);
+      fs.closeSync(p.spareFd);
+    } finally {
+      fs.rmSync(imageDir, { recursive: true, force: true });
+    }
   });
 
   test('fio at queue depth 32 on a loop device reaches the engine concurrently', async () => {

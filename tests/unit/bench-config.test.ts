@@ -2,6 +2,8 @@
 import { readConfig } from '../../scripts/bench/config.js';
 import { chooseEngine } from '../../scripts/bench/engines.js';
 import { median, ratio, Samples, seededRandom, shuffled, spread } from '../../scripts/bench/stats.js';
+import { imageTable } from '../../scripts/bench/tables.js';
+import type { Measurer } from '../../scripts/bench/measure.js';
 import { match } from '../helpers/match.js';
 
 describe('bench configuration', () => {
@@ -50,5 +52,14 @@ describe('bench numbers', () => {
     expect(s.all('c', 'seq read 1M')).toEqual([10, 30]);
     expect(s.median('c', 'seq read 1M')).toBe(20);
     expect(s.median('d', 'seq read 1M')).toBeNaN();
+  });
+
+  it("d/c's image control divides out how much d's image file alone differs from c's", () => {
+    const values = new Samples();
+    // d's file is 20% slower on its own (ad/a 0.8); d/c 0.76, so the remaps cost 0.95 of it.
+    for (const [stack, x] of [['a', 1000], ['ad', 800], ['c.native', 500], ['d.native', 380]] as const) values.add(stack, 'seq read 1M', x);
+    const lines = imageTable({ values } as unknown as Measurer, 'native');
+    const row = lines.find((l) => l.startsWith('| seq read 1M |'));
+    expect(row).toBe('| seq read 1M | MiB/s | 1000 | 800 | 0.800 | 0.760 | 0.950 |');
   });
 });
