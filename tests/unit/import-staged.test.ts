@@ -14,9 +14,7 @@
  *  - the stepped driver lets the event loop run between the row chunks.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { DeviceLock } from '../../lib/block/device-lock.js';
 import { FileDevice } from '../../lib/block/file-device.js';
 import { importPair, importPairStepped, importSteps } from '../../lib/discovery/importer.js';
 import { readTableOf } from '../../lib/discovery/probe-worker.js';
@@ -25,10 +23,10 @@ import { locateMetadata } from '../../lib/meta/locate.js';
 import { recordOf } from '../../lib/meta/reconcile.js';
 import { SlotSet } from '../../lib/meta/slots.js';
 import { MetaState } from '../../lib/meta/state.js';
-import { createPair, planPair } from '../../lib/pair/create.js';
 import { type HistoryEvent, Store } from '../../lib/store/db.js';
 import { openSqlite } from '../../lib/store/sqlite.js';
 import { poolBlockAt } from '../helpers/pool.js';
+import { initPair, scratchStores, sparseFile } from '../helpers/scratch-stores.js';
 
 const MAIN_BYTES = 64 * 1048576;
 const SPARE_BYTES = 4 * 1048576;
@@ -60,31 +58,16 @@ function rowCounts(file: string): number[] {
 }
 
 describe('the staged import', () => {
-  let dir: string;
-  let n = 0;
-  const stores: Store[] = [];
-
-  function freshStore(): Store {
-    const s = Store.open(path.join(dir, `db-${n++}.db`), { create: true });
-    stores.push(s);
-    return s;
-  }
+  const stores = scratchStores('remapfs-import-staged-');
+  const freshStore = (): Store => stores.fresh();
 
   /** A pair `name` on two new images, made in a database of its own, with the mixed table written to its slots. */
   function makePair(name: string): { main: string; spare: string } {
-    const main = path.join(dir, `${name}-main.img`);
-    const spare = path.join(dir, `${name}-spare.img`);
-    for (const [p, size] of [[main, MAIN_BYTES], [spare, SPARE_BYTES]] as const) {
-      fs.writeFileSync(p, '');
-      fs.truncateSync(p, size);
-    }
-    const plan = planPair(name, main, spare, 4096, String);
-    const lock = DeviceLock.acquire([plan.main.realPath, plan.spare.realPath], { op: 'test', object: name, waitMs: 0 });
-    try {
-      expect(createPair(freshStore(), plan, false, lock).labelError).toBeUndefined();
-    } finally {
-      lock.release();
-    }
+    const main = path.join(stores.dir(), `${name}-main.img`);
+    const spare = path.join(stores.dir(), `${name}-spare.img`);
+    sparseFile(main, MAIN_BYTES);
+    sparseFile(spare, SPARE_BYTES);
+    expect(initPair(freshStore(), name, main, spare).labelError).toBeUndefined();
     writeMixedTable(spare);
     return { main, spare };
   }
@@ -144,15 +127,6 @@ describe('the staged import', () => {
     return { file: store.path, pairId: pair.id };
   }
 
-  beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapfs-import-staged-'));
-  });
-
-  afterEach(() => {
-    for (const s of stores.splice(0)) s.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-
   it('writes, a chunk at a time, what the one-transaction import wrote', () => {
     const { main, spare } = makePair('p');
     const expected = oneTransactionImport(spare);
@@ -190,14 +164,14 @@ describe('the staged import', () => {
     expect(store.pairs.get('p')).toBeUndefined();
     expect(store.pairs.byUuid(leftover?.pair.uuid as string)).toBeUndefined();
     const reader = Store.open(store.path, { create: false });
-    stores.push(reader);
+    stores.track(reader);
     expect(reader.pairs.list()).toEqual([]);
 
     // While it runs: the same devices are locked; its name and its UUID are taken.
     expect(() => importPair(store, main, spare)).toThrow(/is in use by this process/);
     expect(() => importPair(store, other.main, other.spare, { name: 'p' })).toThrow(/import p: a pair named p \(uuid [0-9a-f-]+\) is being imported by pid \d+ \(wait until that import is done\)/);
-    const copyMain = path.join(dir, 'copy-main.img');
-    const copySpare = path.join(dir, 'copy-spare.img');
+    const copyMain = path.join(stores.dir(), 'copy-main.img');
+    const copySpare = path.join(stores.dir(), 'copy-spare.img');
     fs.copyFileSync(main, copyMain);
     fs.copyFileSync(spare, copySpare);
     expect(() => importPair(store, copyMain, copySpare, { name: 'r' })).toThrow(/import r: pair p with uuid [0-9a-f-]+ is being imported by pid \d+/);
@@ -262,18 +236,11 @@ describe('the staged import', () => {
     const store = freshStore();
     const steps = importSteps(store, main, spare, { chunkEntries: CHUNK });
     while ((steps.next().value as string) !== 'rows');
-    const m2 = path.join(dir, 'init-main.img');
-    const s2 = path.join(dir, 'init-spare.img');
-    fs.writeFileSync(m2, '');
-    fs.truncateSync(m2, MAIN_BYTES);
-    fs.writeFileSync(s2, '');
-    fs.truncateSync(s2, SPARE_BYTES);
-    const plan = planPair('p', m2, s2, 4096, String);
-    const lock = DeviceLock.acquire([plan.main.realPath, plan.spare.realPath], { op: 'test', object: 'p', waitMs: 0 });
+    const m2 = sparseFile(path.join(stores.dir(), 'init-main.img'), MAIN_BYTES);
+    const s2 = sparseFile(path.join(stores.dir(), 'init-spare.img'), SPARE_BYTES);
     try {
-      expect(() => createPair(store, plan, false, lock)).toThrow(/init p: a pair with this name is being imported by pid \d+/);
+      expect(() => initPair(store, 'p', m2, s2)).toThrow(/init p: a pair with this name is being imported by pid \d+/);
     } finally {
-      lock.release();
       steps.return(undefined as never);
     }
   });

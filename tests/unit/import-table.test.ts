@@ -5,8 +5,6 @@
  * held it and nothing changed since; otherwise both read the slots again, and
  * what they adopt is what is on the spare now.
  */
-import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { DeviceLock } from '../../lib/block/device-lock.js';
 import { FileDevice } from '../../lib/block/file-device.js';
@@ -17,27 +15,20 @@ import type { AdoptedTable } from '../../lib/meta/locate.js';
 import { locateMetadata } from '../../lib/meta/locate.js';
 import { SlotSet } from '../../lib/meta/slots.js';
 import { MetaState } from '../../lib/meta/state.js';
-import { createPair, planPair } from '../../lib/pair/create.js';
 import { openPair, openPairSteps } from '../../lib/pair/pair.js';
 import { runNow } from '../../lib/discovery/steps.js';
-import { Store } from '../../lib/store/db.js';
+import type { Store } from '../../lib/store/db.js';
 import { poolBlockAt } from '../helpers/pool.js';
+import { initPair, scratchStores, sparseFile } from '../helpers/scratch-stores.js';
 
 const MAIN_BYTES = 64 * 1048576;
 const SPARE_BYTES = 4 * 1048576;
 
 describe('import with a table read in the worker', () => {
-  let dir: string;
+  const stores = scratchStores('remapfs-import-table-');
+  const freshStore = (): Store => stores.fresh();
   let main: string;
   let spare: string;
-  let n = 0;
-  const stores: Store[] = [];
-
-  function freshStore(): Store {
-    const s = Store.open(path.join(dir, `db-${n++}.db`), { create: true });
-    stores.push(s);
-    return s;
-  }
 
   /** Writes a table of `count` remaps at the next sequence into the slots `only` (all by default); returns its sequence. */
   function writeTable(count: number, only?: number[]): number {
@@ -65,25 +56,10 @@ describe('import with a table read in the worker', () => {
   }
 
   beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapfs-import-table-'));
-    main = path.join(dir, 'main.img');
-    spare = path.join(dir, 'spare.img');
-    fs.writeFileSync(main, '');
-    fs.truncateSync(main, MAIN_BYTES);
-    fs.writeFileSync(spare, '');
-    fs.truncateSync(spare, SPARE_BYTES);
-    const plan = planPair('p', main, spare, 4096, String);
-    const lock = DeviceLock.acquire([plan.main.realPath, plan.spare.realPath], { op: 'test', object: 'p', waitMs: 0 });
-    try {
-      expect(createPair(freshStore(), plan, false, lock).labelError).toBeUndefined();
-    } finally {
-      lock.release();
-    }
-  });
-
-  afterEach(() => {
-    for (const s of stores.splice(0)) s.close();
-    fs.rmSync(dir, { recursive: true, force: true });
+    const dir = stores.dir();
+    main = sparseFile(path.join(dir, 'main.img'), MAIN_BYTES);
+    spare = sparseFile(path.join(dir, 'spare.img'), SPARE_BYTES);
+    expect(initPair(freshStore(), 'p', main, spare).labelError).toBeUndefined();
   });
 
   it('uses the table while the seal holds, and the open takes it without reconciling', () => {
