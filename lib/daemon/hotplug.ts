@@ -81,9 +81,12 @@ export interface OpenOptions {
 export type Importer = (store: Store, mainPath: string, sparePath: string, table: TableRead, run: SteppedOptions) => Promise<{ value: ImportResult; stats: StepStats }>;
 
 /** The daemon's importer: in steps, and a table that changed after the worker read it is not read on this thread. */
-export const steppedImport: Importer = (store, mainPath, sparePath, table, run) => importPairStepped(store, mainPath, sparePath, { table, rereadStale: false, ...run });
+export const steppedImport: Importer = (store, mainPath, sparePath, table, run) =>
+  importPairStepped(store, mainPath, sparePath, { table, rereadStale: false, maxRepairEntries: HOTPLUG_MAX_REPAIR_ENTRIES, ...run });
 export type TableReader = (sparePath: string) => Promise<TableRead>;
 
+/** A hot-plugged pair whose copies disagree is repaired on the serving thread only up to this many entries (a few 100 ms). */
+export const HOTPLUG_MAX_REPAIR_ENTRIES = 65_536;
 const RESCAN_MS = 3000;
 const DEBOUNCE_MS = 300;
 

@@ -87,10 +87,19 @@ export interface ImportOptions {
   rereadStale?: boolean;
   /** Entries per transaction (import-steps.ts; tests use small ones). */
   chunkEntries?: number;
+  /**
+   * A table of more entries whose copies need repair is refused instead of
+   * repaired (RepairElsewhereError): the daemon's hot-plug, where the repair
+   * would be one long step on the serving thread. Default: no limit.
+   */
+  maxRepairEntries?: number;
 }
 
 /** The slots changed after the worker read the table: read it again (off the serving thread) and retry. */
 export class StaleTableError extends RemapfsError {}
+
+/** The copies need a repair too large for the serving thread (maxRepairEntries): `remapfs import` does it. */
+export class RepairElsewhereError extends RemapfsError {}
 
 /** Imports the pair held by these devices, every step at once (see the design note). */
 export function importPair(store: Store, mainPath: string, sparePath: string, opts: ImportOptions = {}): ImportResult {
@@ -186,10 +195,18 @@ function* importLocked(store: Store, main: DeviceIdentity, spare: DeviceIdentity
   if (!label && hadLabel) {
     throw new RemapfsError('import', main.realPath, `carries no remapfs label, but pair ${h.name}'s main was labelled`, 'wrong main device: the same size, but another disk?');
   }
-  yield 'prepare';
   const pairName = opts.name ?? h.name;
   // Every copy held the worker's table, and the database is written from it: nothing to check or repair.
   const adopted = found.adopted && allCopiesCurrent(found.adopted) ? found.adopted : undefined;
+  if (!adopted && opts.maxRepairEntries !== undefined && h.entryCount > opts.maxRepairEntries) {
+    throw new RepairElsewhereError(
+      'import',
+      spare.realPath,
+      `pair ${h.name}'s metadata copies disagree, and the repair of its ${h.entryCount} entries would stall every served pair`,
+      `run \`remapfs import --spare ${spare.realPath} --main ${main.realPath}\` to import and repair it; the daemon then attaches it`,
+    );
+  }
+  yield 'prepare';
   let repaired: string[] = [];
   const pair = yield* writeImport(store, {
     pair: {

@@ -8,7 +8,7 @@
 import * as path from 'path';
 import { DeviceLock } from '../../lib/block/device-lock.js';
 import { FileDevice } from '../../lib/block/file-device.js';
-import { importPair } from '../../lib/discovery/importer.js';
+import { importPair, RepairElsewhereError } from '../../lib/discovery/importer.js';
 import { readTableOf, type TableRead } from '../../lib/discovery/probe-worker.js';
 import type { SlotEntry } from '../../lib/format/slot-codec.js';
 import type { AdoptedTable } from '../../lib/meta/locate.js';
@@ -122,6 +122,23 @@ describe('import with a table read in the worker', () => {
     expect(r.adopted).toBeUndefined();
     expect(r.repaired).toEqual([expect.stringMatching(/^slot 4 rewritten \(stale/) as unknown]);
     expect(store.remaps.counts(r.pair.id)).toMatchObject({ remapped: 4 });
+  });
+
+  it('refuses, changing nothing, a repair of more entries than maxRepairEntries (hot-plug leaves it to `remapfs import`)', () => {
+    writeTable(3);
+    writeTable(4, [0, 1, 2, 3]);
+    const read = readTableOf(spare);
+    const entries = tableOf(read).header.entryCount;
+    const store = freshStore();
+    const refused = () => importPair(store, main, spare, { table: read, maxRepairEntries: entries - 1 });
+    expect(refused).toThrow(RepairElsewhereError);
+    expect(refused).toThrow(/^import \S+: pair p's metadata copies disagree, and the repair of its \d+ entries would stall every served pair \(run `remapfs import --spare \S+ --main \S+` to import and repair it/);
+    expect(store.pairs.list()).toEqual([]);
+    expect(store.imports.unfinished()).toEqual([]);
+    expect(tableOf(readTableOf(spare)).reports[4]?.matches).toBe(false); // the slots are as they were
+    // Up to the limit, it is repaired as usual.
+    const r = importPair(store, main, spare, { table: read, maxRepairEntries: entries });
+    expect(r.repaired).toEqual([expect.stringMatching(/^slot 4 rewritten \(stale/) as unknown]);
   });
 
   it('an open in steps closed before its end releases the devices and their lock', () => {
