@@ -50,8 +50,10 @@
  *
  * Invariants: a ring worker never waits for JS, so a fence waits only for
  * device I/O; a slot is announced only while its request's runs are being
- * queued or are in flight, and the runs were split under that announcement.
- * Contexts, the arena bitmap and the ring are touched by their worker only.
+ * queued, are in flight or are redone by a retry thread, and the runs were
+ * split under that announcement.
+ * Contexts, the arena bitmap and the ring are touched by their worker only,
+ * except a parked context, which its retry thread owns until it is on `done`.
  * The hand-off queue is guarded by e->handoff_lock; pool threads pop it.
  */
 #define _GNU_SOURCE
@@ -110,7 +112,7 @@ struct ring_ctx {
   char hdr[HDR_BYTES]; /* the answer's header (and any small part that is not buf) */
   struct iovec iov[MAX_IOV];
   struct ring_worker *rw;
-  struct handoff ho;      /* while parked: at the pool */
+  struct handoff ho;      /* while parked: at a retry thread */
   struct ring_ctx *done;  /* the done list (done_lock) */
 };
 
@@ -129,9 +131,9 @@ struct ring_worker {
   char *recv;            /* RECV_BUFS receive buffers of RECV_BYTES */
   bool lent[RECV_BUFS];
   int cur;               /* the receive buffer read into next */
-  int efd;               /* written by pool threads when they put a parked context on `done` */
+  int efd;               /* written by retry threads when they put a parked context on `done` */
   bool efd_armed;
-  int parked;            /* contexts at the pool */
+  int parked;            /* contexts at retry threads */
   pthread_mutex_t done_lock;
   struct ring_ctx *done;
 };
@@ -356,7 +358,7 @@ static void run_inline(struct ring_worker *rw, struct ring_ctx *c, int runs) {
   }
 }
 
-/* A request with a run that would have waited: to a pool thread, context, data and announced slot as they are. */
+/* Has the next write to the eventfd wake this worker (a retry thread gave a context back). */
 static void arm_event(struct ring_worker *rw) {
   if (rw->efd_armed) return;
   struct io_uring_sqe *sqe = sqe_get(rw);
@@ -365,6 +367,7 @@ static void arm_event(struct ring_worker *rw) {
   rw->efd_armed = true;
 }
 
+/* A request with a run that would have waited: to a retry thread, context, data and announced slot as they are. */
 static void park(struct ring_worker *rw, struct ring_ctx *c) {
   bump(c->p, rw->w, C_WAIT_RETRIES, 1);
   arm_event(rw);
@@ -403,7 +406,7 @@ void ring_retry(struct engine *e, struct worker *w, struct handoff *h) {
   (void)ignored;
 }
 
-/* Releases the contexts the pool has answered (EVENT_TAG). */
+/* Releases the contexts that retry threads gave back (EVENT_TAG). */
 static void take_done(struct ring_worker *rw) {
   uint64_t count;
   ssize_t ignored = read(rw->efd, &count, sizeof count); /* EFD_NONBLOCK: resets it */
