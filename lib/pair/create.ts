@@ -59,7 +59,7 @@ export function createPair(store: Store, plan: PairPlan, force: boolean, lock: D
   const { name, main, spare, blockSize } = plan;
   runNow(removeInterrupted(store));
   const pair = store.transaction(() => {
-    const importing = store.pairs.claims(name, '').find((c) => c.importPid !== null);
+    const importing = store.pairs.claims(name).find((c) => c.importPid !== null);
     if (importing) throw new RemapfsError('init', name, `a pair with this name is being imported by pid ${importing.importPid}`, 'wait until that import is done, or choose another name');
     if (store.pairs.get(name)) throw new RemapfsError('init', name, 'a pair with this name already exists');
     checkDevicesFree(store, name, main, spare);

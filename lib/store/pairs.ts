@@ -76,11 +76,11 @@ export class PairRepo {
     return row ? pairFromRow(row) : undefined;
   }
 
-  /** The rows holding this name or this UUID, unfinished imports included. */
-  claims(name: string, uuid: string): PairClaim[] {
+  /** The rows holding this name or (when given) this UUID, unfinished imports included. */
+  claims(name: string, uuid?: string): PairClaim[] {
     return this.db
-      .prepare<[string, string], PairRow & { import_pid: number | null }>('SELECT pairs.*, imports.pid AS import_pid FROM pairs LEFT JOIN imports ON imports.pair_id = pairs.id WHERE name = ? OR uuid = ? ORDER BY id')
-      .all(name, uuid)
+      .prepare<[string, string | null], PairRow & { import_pid: number | null }>('SELECT pairs.*, imports.pid AS import_pid FROM pairs LEFT JOIN imports ON imports.pair_id = pairs.id WHERE name = ? OR uuid = ? ORDER BY id')
+      .all(name, uuid ?? null)
       .map((r) => ({ pair: pairFromRow(r), importPid: r.import_pid }));
   }
 
