@@ -100,4 +100,6 @@ for _ in $(seq 100); do grep -q 'remapfs: serving' "$dir/daemon.log" && break; s
 grep -q 'remapfs: serving' "$dir/daemon.log" || { cat "$dir/daemon.log" >&2; exit 1; }
 taskset -p -a -c 1 "$daemon_pid" >/dev/null
 dev=$(losetup --direct-io=on --sector-size 4096 -f --show "$dir/mnt/p1")
+cli status p1 | grep '^ *engine' || true
 measure "c (native)"
+cli status p1 --json | python3 -c "import json,sys; n=json.load(sys.stdin).get('negotiated', {}); print('FUSE over io_uring: %s entries, %s requests, errno %s' % (n.get('fuseUringEntries'), n.get('fuseUringRequests'), n.get('fuseUringErrno')))"

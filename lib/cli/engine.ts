@@ -1,10 +1,10 @@
 /**
  * The `--engine` option of the commands that mount (mount, simulate): which
  * FUSE engine serves the files. Not given, REMAPFS_ENGINE names it; neither
- * given, native (fuse-native where native cannot load). REMAPFS_ENGINE_IO is
- * checked here too, so a bad value is a usage error before anything starts. Pure.
+ * given, native (fuse-native where native cannot load). REMAPFS_ENGINE_IO and
+ * REMAPFS_ENGINE_TRANSPORT are checked here too, so a bad value is a usage error before anything starts. Pure.
  */
-import { ENGINE_ENV, ENGINES, type EngineName, parseEngine, ringWorkersOf } from '../fs/adapter.js';
+import { ENGINE_ENV, ENGINES, type EngineName, fuseUringOf, parseEngine, ringWorkersOf } from '../fs/adapter.js';
 import { UsageError } from '../errors.js';
 
 export const engineOption = {
@@ -17,6 +17,7 @@ export const engineOption = {
 export function engineOf(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): EngineName | undefined {
   try {
     ringWorkersOf(env);
+    fuseUringOf(env);
   } catch (err) {
     throw new UsageError((err as Error).message);
   }

@@ -96,6 +96,21 @@ export function chooseEngine(want: EngineName | undefined, load: () => EngineApi
 export const ENGINE_IO_ENV = 'REMAPFS_ENGINE_IO';
 export const ENGINE_IO_MODELS = ['io_uring', 'blocking'] as const;
 
+/**
+ * Chooses how the native engine's ring workers take requests from the kernel: `auto` uses FUSE over io_uring where
+ * the kernel offers it (Linux 6.14+ with fuse.enable_uring=Y), `dev` always reads /dev/fuse.
+ */
+export const ENGINE_TRANSPORT_ENV = 'REMAPFS_ENGINE_TRANSPORT';
+export const ENGINE_TRANSPORTS = ['auto', 'dev'] as const;
+
+/** The native engine's fuseUring option (1 where the kernel offers it, 0 never); throws on a bad value. */
+export function fuseUringOf(env: NodeJS.ProcessEnv = process.env): 0 | 1 {
+  const t = env[ENGINE_TRANSPORT_ENV];
+  if (t === undefined || t === '' || t === 'auto') return 1;
+  if (t === 'dev') return 0;
+  throw new Error(`${ENGINE_TRANSPORT_ENV}=${t} is not a transport (use ${ENGINE_TRANSPORTS.join(' or ')})`);
+}
+
 /** The native engine's ringWorkers: undefined (one per CPU) unless env asks for the blocking model (0); throws on a bad value. */
 export function ringWorkersOf(env: NodeJS.ProcessEnv = process.env): number | undefined {
   const io = env[ENGINE_IO_ENV];

@@ -18,7 +18,7 @@
 import * as fs from 'fs';
 import type { BlockDevice } from '../block/device.js';
 import { GoneDevice } from '../block/gone-device.js';
-import { type AdapterOptions, type EngineStats, type FsAdapter, ringWorkersOf } from './adapter.js';
+import { type AdapterOptions, type EngineStats, type FsAdapter, fuseUringOf, ringWorkersOf } from './adapter.js';
 import type { EngineApi, EngineHandle, Upcall } from './engine-api.js';
 import { type ControlRequest, isControlRequest, type PairRequest } from '../native/engine.js';
 import { CONTROL_DIR, ERR, FsOps, type ServedFile } from './ops.js';
@@ -61,6 +61,7 @@ export class NativeAdapter implements FsAdapter {
       fsOptions: ['fsname=remapfs', 'subtype=remapfs', ...(opts.extraOptions ?? []).filter((o) => o !== 'direct_io')],
       maxThreads: MAX_THREADS,
       ringWorkers: ringWorkersOf(),
+      fuseUring: fuseUringOf(),
       controlDir: opts.controlTree ? CONTROL_DIR : null,
       upcall: (req) => this.upcall(req),
     });

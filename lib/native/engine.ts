@@ -33,6 +33,8 @@ export interface EngineOptions {
   maxThreads?: number;
   /** io_uring workers, 0..3: 0 is the blocking model; default one per CPU the process may run on. */
   ringWorkers?: number;
+  /** FUSE over io_uring: 1 where the kernel offers it (the default), 0 never (/dev/fuse only). */
+  fuseUring?: 0 | 1;
   /** Name of the control directory under the root (its requests are upcalls), or null. */
   controlDir: string | null;
   upcall: (req: EngineRequest) => void;
@@ -126,6 +128,10 @@ export interface EngineNegotiated {
   ringWorkers: number;
   poolThreads: number;
   ringErrno: number;
+  /** FUSE over io_uring: entries registered with the kernel (0: requests come through /dev/fuse), why not (errno: EOPNOTSUPP when the kernel does not offer it), and requests that came through an entry. */
+  fuseUringEntries: number;
+  fuseUringErrno: number;
+  fuseUringRequests: number;
   asyncDio: boolean;
   /** FOPEN_PARALLEL_DIRECT_WRITES is set on pair opens; true when the kernel speaks 7.38+. */
   parallelDirectWrites: boolean;

@@ -23,6 +23,7 @@
 
 #define ENG_BUF_BYTES (1u << 20)
 #define ENG_MAX_RUNS 4100
+#define ENG_MAX_RINGS 3 /* ring workers at most */
 
 enum { C_READ_OPS, C_WRITE_OPS, C_READ_BYTES, C_WRITE_BYTES, C_READ_ERRORS, C_WRITE_ERRORS, C_FLUSHES,
        C_FALLOCATES, C_SLOW_READS, C_SLOW_WRITES, C_FAST_IO_ERRORS, C_WAIT_RETRIES, C_COUNT };
@@ -132,6 +133,15 @@ struct engine {
   struct handoff *retry_head, *retry_tail;
   pthread_cond_t retry_cond; /* with handoff_lock */
   bool handoff_stop;
+  /* FUSE over io_uring (ring.c): fring_request from create() (0 never, 1 where the kernel offers it);
+   * fring_state: 0 not offered, 1 offered at INIT, 2 the INIT answer asked for it (ring workers register),
+   * -1 refused (fring_errno says why). rings[]: the ring workers, set before they start. */
+  int fring_request;
+  _Atomic int fring_state, fring_errno, fring_entries;
+  _Atomic uint64_t fring_requests; /* requests that came through an entry */
+  uint64_t init_unique;
+  struct ring_worker *rings[ENG_MAX_RINGS];
+  int ring_count;
   /* negotiated at INIT */
   _Atomic int got_init;
   unsigned proto_major, proto_minor, max_write, max_readahead, max_background, congestion, capable, want;
@@ -207,8 +217,9 @@ void engine_pin_range(struct engine *e, void *p, size_t len, bool own);
 struct ring_worker;
 /* The calling thread's ring worker, or NULL (a blocking thread). */
 struct ring_worker *ring_self(void);
-/* Creates a ring worker (its io_uring, contexts and arena); NULL with errno. Called before its thread starts. */
-struct ring_worker *ring_new(struct engine *e);
+/* Creates ring worker `index` of `count` (its io_uring, contexts and arena); NULL with errno. Called before its
+ * thread starts. */
+struct ring_worker *ring_new(struct engine *e, int index, int count);
 void ring_free(struct ring_worker *rw);
 /* Thread body of a ring worker; returns when the session ends, with nothing in flight. */
 void ring_run(struct ring_worker *rw);

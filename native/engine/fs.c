@@ -564,6 +564,7 @@ struct engine *engine_new(void) {
   e->next_ino = PAIR_INO_BASE;
   e->max_threads = 16;
   e->ring_request = -1;
+  e->fring_request = 1;
   return e;
 }
 

@@ -367,6 +367,10 @@ static napi_value create(napi_env env, napi_callback_info info) {
   TRY(env, napi_get_named_property(env, opts, "ringWorkers", &v));
   TRY(env, napi_typeof(env, v, &t));
   if (t != napi_undefined && !int_value(env, v, "ringWorkers", 0, 3, &rings)) return NULL;
+  double fuse_uring = 1; /* FUSE over io_uring: 1 where the kernel offers it, 0 never */
+  TRY(env, napi_get_named_property(env, opts, "fuseUring", &v));
+  TRY(env, napi_typeof(env, v, &t));
+  if (t != napi_undefined && !int_value(env, v, "fuseUring", 0, 1, &fuse_uring)) return NULL;
   TRY(env, napi_get_named_property(env, opts, "mountpoint", &v));
   char *mountpoint = string_value(env, v, "mountpoint");
   if (!mountpoint) return NULL;
@@ -399,6 +403,7 @@ static napi_value create(napi_env env, napi_callback_info info) {
   e->max_threads = (int)max_threads;
   e->count_inflight = count_inflight;
   e->ring_request = (int)rings;
+  e->fring_request = (int)fuse_uring;
   h->e = e;
   h->env = env;
   e->tsfn = h;
@@ -656,6 +661,9 @@ static napi_value negotiated(napi_env env, napi_callback_info info) {
   set_num(env, out, "ringWorkers", atomic_load(&e->ring_workers));
   set_num(env, out, "poolThreads", atomic_load(&e->pool_threads));
   set_num(env, out, "ringErrno", atomic_load(&e->ring_errno));
+  set_num(env, out, "fuseUringEntries", atomic_load(&e->fring_entries));
+  set_num(env, out, "fuseUringErrno", atomic_load(&e->fring_errno));
+  set_num(env, out, "fuseUringRequests", (double)atomic_load(&e->fring_requests));
   napi_get_boolean(env, (e->want & FUSE_CAP_ASYNC_DIO) != 0, &b);
   napi_set_named_property(env, out, "asyncDio", b);
   napi_get_boolean(env, init && e->proto_minor >= 38, &b);

@@ -61,7 +61,7 @@
 #define STACK_BYTES (512u << 10)
 #define ARENA_WARM_BYTES (64u << 10)
 #define RECV_BYTES ((256u << 12) + 4096u)
-#define MAX_RINGS 3
+#define MAX_RINGS ENG_MAX_RINGS
 #define POOL_THREADS 4
 #define RETRY_THREADS 4 /* ring workers' requests whose device call would have waited (ring.c) */
 
@@ -191,10 +191,12 @@ static int serve_ring(struct engine *e, int rings) {
   struct pool_worker pool[MAX_RINGS + POOL_THREADS + RETRY_THREADS];
   memset(pool, 0, sizeof pool);
   for (int i = 0; i < rings; i++) {
-    pool[i].rw = ring_new(e);
+    pool[i].rw = ring_new(e, i, rings);
+    e->rings[i] = pool[i].rw;
     if (!pool[i].rw) {
       e->ring_errno = errno ? errno : EIO;
       for (int j = 0; j < i; j++) ring_free(pool[j].rw);
+      memset(e->rings, 0, sizeof e->rings);
       return -1;
     }
   }
@@ -203,8 +205,10 @@ static int serve_ring(struct engine *e, int rings) {
   if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
     e->ring_errno = errno;
     for (int i = 0; i < rings; i++) ring_free(pool[i].rw);
+    memset(e->rings, 0, sizeof e->rings);
     return -1;
   }
+  e->ring_count = rings;
   int pools = e->max_threads < POOL_THREADS ? e->max_threads : POOL_THREADS;
   if (pools < 1) pools = 1;
   sigset_t all, old;
@@ -237,7 +241,9 @@ static int serve_ring(struct engine *e, int rings) {
   pthread_cond_broadcast(&e->retry_cond);
   pthread_mutex_unlock(&e->handoff_lock);
   for (int i = 0; i < pools + RETRY_THREADS; i++) join_thread(&pool[rings + i]);
+  e->ring_count = 0;
   for (int i = 0; i < rings; i++) ring_free(pool[i].rw);
+  memset(e->rings, 0, sizeof e->rings);
   if (ring_started > 0) return 0;
   /* Nothing read the session: back to the blocking model (restores blocking reads). */
   e->ring_errno = EAGAIN;

@@ -85,16 +85,68 @@
 #define REPLY_TAG (1ull << 62) /* | context index: the reply of that context was written */
 #define HDR_BYTES 128
 #define RECV_BUFS 5 /* receive buffers: one is read into, the others may be lent to large writes */
+/* Where FUSE over io_uring may serve, /dev/fuse carries little (INIT, FORGET, INTERRUPT, requests before the
+ * entries are registered): a smaller arena (still one largest request) and fewer receive buffers. */
+#define FRING_ARENA_BYTES (2u << 20)
+#define FRING_RECV_BUFS 2
 #define RECV_BYTES ((256u << 12) + 2 * PAGE_BYTES)
 #define WRITE_HEAD 80 /* fuse_in_header + fuse_write_in: where a WRITE's data starts */
 #define LEND_MIN_BYTES (64u << 10)
 #define MAX_IOV 4
 #define OP_READ 15  /* FUSE_READ in <linux/fuse.h> */
 #define OP_WRITE 16 /* FUSE_WRITE */
+#define OP_INIT 26  /* FUSE_INIT */
+/* FUSE over io_uring (<linux/fuse.h> 7.42; Debian 12's headers predate it) */
+#define FRING_TAG (1ull << 61) /* | entry index: that entry's URING_CMD completed */
+#define FRING_DEPTH 16         /* entries per kernel queue (one queue per possible CPU) */
+#define FRING_MAX_QUEUES 16
+#define FRING_HEAD PAGE_BYTES  /* before each payload: room to rebuild a request as /dev/fuse gives it */
+#define FRING_PAYLOAD ENG_BUF_BYTES
+#define INIT_EXT (1u << 30)        /* FUSE_INIT_EXT: flags2 is valid */
+#define INIT2_OVER_IO_URING (1u << 9) /* FUSE_OVER_IO_URING (1ull << 41), in flags2 */
+#define CMD_REGISTER 1
+#define CMD_COMMIT_AND_FETCH 2
+#define IN_HEADER_BYTES 40
+#define OUT_HEADER_BYTES 16
 
 struct in_header { /* struct fuse_in_header, the start of every request */
   uint32_t len, opcode;
   uint64_t unique, nodeid;
+};
+
+struct out_header { /* struct fuse_out_header */
+  uint32_t len;
+  int32_t error;
+  uint64_t unique;
+};
+
+struct fring_hdr { /* struct fuse_uring_req_header */
+  char in_out[128];  /* fuse_in_header in, fuse_out_header out */
+  char op_in[128];   /* the request's first argument (fuse_read_in, ...) */
+  uint64_t flags, commit_id;
+  uint32_t payload_sz, padding;
+  uint64_t reserved;
+};
+
+struct fring_cmd { /* struct fuse_uring_cmd_req, in the SQE's command area */
+  uint64_t flags, commit_id;
+  uint16_t qid;
+  uint8_t padding[6];
+};
+
+/* A FUSE-over-io_uring entry: a header and a payload registered with the kernel, which completes the entry's
+ * URING_CMD when it puts a request there; answering (COMMIT_AND_FETCH) hands the entry back. */
+struct fring_ent {
+  struct ring_worker *rw;
+  struct fring_hdr *hdr;
+  char *payload; /* FRING_HEAD bytes into its mapping */
+  struct iovec iov[2];
+  uint16_t qid;
+  bool dead;                /* its command failed (teardown): the kernel no longer uses it */
+  uint32_t last_cmd;
+  uint64_t commit_id;
+  _Atomic uint64_t unique;  /* nonzero while its request is served: an answer finds its entry by this */
+  struct fring_ent *next;   /* the commit list (done_lock) */
 };
 
 struct ring_ctx {
@@ -112,6 +164,7 @@ struct ring_ctx {
   char hdr[HDR_BYTES]; /* the answer's header (and any small part that is not buf) */
   struct iovec iov[MAX_IOV];
   struct ring_worker *rw;
+  struct fring_ent *ent;  /* served from a FUSE-over-io_uring entry: buf is its payload */
   struct handoff ho;      /* while parked: at a retry thread */
   struct ring_ctx *done;  /* the done list (done_lock) */
 };
@@ -128,7 +181,9 @@ struct ring_worker {
   struct ring_ctx ctx[RING_CTXS];
   char *arena;
   uint64_t used[ARENA_PAGES / 64];
-  char *recv;            /* RECV_BUFS receive buffers of RECV_BYTES */
+  uint32_t arena_pages;  /* the arena's size: ARENA_PAGES, or FRING_ARENA_BYTES where FUSE over io_uring may serve */
+  char *recv;            /* recv_bufs receive buffers of RECV_BYTES */
+  int recv_bufs;         /* RECV_BUFS, or FRING_RECV_BUFS */
   bool lent[RECV_BUFS];
   int cur;               /* the receive buffer read into next */
   int efd;               /* written by retry threads when they put a parked context on `done` */
@@ -136,15 +191,25 @@ struct ring_worker {
   int parked;            /* contexts at retry threads */
   pthread_mutex_t done_lock;
   struct ring_ctx *done;
+  /* FUSE over io_uring: entries of the queues q with q % count == index */
+  int index, count;
+  bool sqe128;            /* the ring has 128-byte SQEs: FUSE over io_uring may be used */
+  bool fring_registered;
+  int fring_count, fring_live;
+  struct fring_ent *fring; /* fring_count entries */
+  char *fring_mem;         /* their headers, then their payloads */
+  size_t fring_bytes;
+  struct fring_ent *commits; /* answered on other threads, committed by this worker (done_lock) */
 };
 
 static char *recv_at(const struct ring_worker *rw, int k) { return rw->recv + (size_t)k * RECV_BYTES; }
+static size_t arena_bytes(const struct ring_worker *rw) { return (size_t)rw->arena_pages * PAGE_BYTES; }
 
 /* A large write's data is page-aligned in the current receive buffer: lend it to the write (no copy) and read the
  * next request into another; -1 when none is free. */
 static int lend_recv(struct ring_worker *rw, const char *data) {
   if (data != recv_at(rw, rw->cur) + PAGE_BYTES) return -1;
-  for (int k = 0; k < RECV_BUFS; k++) {
+  for (int k = 0; k < rw->recv_bufs; k++) {
     if (k == rw->cur || rw->lent[k]) continue;
     int lent = rw->cur;
     rw->lent[lent] = true;
@@ -258,7 +323,7 @@ static void mark(struct ring_worker *rw, uint32_t first, uint32_t pages, bool us
 
 static int64_t arena_alloc(struct ring_worker *rw, uint32_t pages) {
   uint32_t run = 0;
-  for (uint32_t i = 0; i < ARENA_PAGES; i++) {
+  for (uint32_t i = 0; i < rw->arena_pages; i++) {
     if (i % 64 == 0 && rw->used[i / 64] == UINT64_MAX) {
       run = 0;
       i += 63;
@@ -307,7 +372,7 @@ static void finish(struct ring_worker *rw, struct ring_ctx *c) {
 /* Queues the answer of rw->replying as an io_uring write; false when it must be written now instead. */
 static bool queue_reply(struct ring_worker *rw, int fd, const struct iovec *iov, int count) {
   struct ring_ctx *c = rw->replying;
-  if (!c || c->reply_pending || count > MAX_IOV) return false;
+  if (!c || c->ent || c->reply_pending || count > MAX_IOV) return false;
   size_t used = 0;
   for (int i = 0; i < count; i++) {
     const char *base = iov[i].iov_base;
@@ -328,8 +393,234 @@ static bool queue_reply(struct ring_worker *rw, int fd, const struct iovec *iov,
   return true;
 }
 
+
+/* ---- FUSE over io_uring ---- */
+
+static __thread struct fring_ent *t_fring; /* the entry whose request this ring worker is dispatching */
+
+static void fring_prep(struct ring_worker *rw, struct fring_ent *ent, uint32_t cmd_op) {
+  struct io_uring_sqe *sqe = sqe_get(rw);
+  memset(sqe, 0, 2 * sizeof *sqe); /* a 128-byte SQE */
+  sqe->opcode = IORING_OP_URING_CMD;
+  sqe->fd = fuse_session_fd(rw->e->se);
+  sqe->cmd_op = cmd_op;
+  if (cmd_op == CMD_REGISTER) {
+    sqe->addr = (uint64_t)(uintptr_t)ent->iov;
+    sqe->len = 2;
+  }
+  struct fring_cmd cmd = {.qid = ent->qid, .commit_id = cmd_op == CMD_COMMIT_AND_FETCH ? ent->commit_id : 0};
+  memcpy(sqe->cmd, &cmd, sizeof cmd);
+  sqe->user_data = FRING_TAG | (uint64_t)(ent - rw->fring);
+  ent->last_cmd = cmd_op;
+}
+
+/* Hands an answered entry back to the kernel: queued now on its own worker, else through its commit list. */
+static void fring_commit(struct fring_ent *ent) {
+  struct ring_worker *rw = ent->rw;
+  if (t_ring == rw) {
+    fring_prep(rw, ent, CMD_COMMIT_AND_FETCH);
+    return;
+  }
+  pthread_mutex_lock(&rw->done_lock);
+  ent->next = rw->commits;
+  rw->commits = ent;
+  pthread_mutex_unlock(&rw->done_lock);
+  uint64_t one = 1;
+  ssize_t ignored = write(rw->efd, &one, sizeof one);
+  (void)ignored;
+}
+
+/* The entry serving the request `unique`, or NULL (a request read from /dev/fuse, or a notification). */
+static struct fring_ent *fring_find(struct engine *e, uint64_t unique) {
+  if (unique == 0 || atomic_load_explicit(&e->fring_state, memory_order_acquire) != 2) return NULL;
+  struct ring_worker *self = t_ring;
+  if (self && self->replying && self->replying->ent &&
+      atomic_load_explicit(&self->replying->ent->unique, memory_order_relaxed) == unique)
+    return self->replying->ent;
+  for (int i = 0; i < e->ring_count; i++) {
+    struct ring_worker *rw = e->rings[i];
+    for (int k = 0; k < rw->fring_count; k++)
+      if (atomic_load_explicit(&rw->fring[k].unique, memory_order_acquire) == unique) return &rw->fring[k];
+  }
+  return NULL;
+}
+
+/* libfuse's answer to an entry's request: the header and data into the entry, then commit. */
+static ssize_t fring_reply(struct fring_ent *ent, const struct iovec *iov, int count) {
+  struct out_header out;
+  size_t total = 0;
+  for (int i = 0; i < count; i++) total += iov[i].iov_len;
+  memcpy(&out, iov[0].iov_base, sizeof out);
+  size_t n = 0;
+  if (total - sizeof out > FRING_PAYLOAD) {
+    out.error = -EIO;
+  } else {
+    for (int i = 0; i < count; i++) {
+      const char *base = iov[i].iov_base;
+      size_t len = iov[i].iov_len;
+      if (i == 0) {
+        base += sizeof out;
+        len -= sizeof out;
+      }
+      if (len && base != ent->payload + n) memmove(ent->payload + n, base, len);
+      n += len;
+    }
+  }
+  out.len = (uint32_t)(sizeof out + n);
+  memcpy(ent->hdr->in_out, &out, sizeof out);
+  ent->hdr->payload_sz = (uint32_t)n;
+  atomic_store_explicit(&ent->unique, 0, memory_order_relaxed);
+  fring_commit(ent);
+  return (ssize_t)total;
+}
+
+/* The INIT answer asks for FUSE over io_uring (libfuse 3.14 does not know the flag); then the workers register. */
+static ssize_t fring_init_reply(struct engine *e, int fd, const struct iovec *iov, int count) {
+  char buf[OUT_HEADER_BYTES + 128];
+  size_t total = 0;
+  for (int i = 0; i < count; i++) {
+    if (total + iov[i].iov_len > sizeof buf) return writev(fd, iov, count);
+    memcpy(buf + total, iov[i].iov_base, iov[i].iov_len);
+    total += iov[i].iov_len;
+  }
+  char *init_out = buf + OUT_HEADER_BYTES; /* struct fuse_init_out */
+  uint32_t flags, flags2, max_write;
+  uint16_t max_pages;
+  if (total < OUT_HEADER_BYTES + 36) {
+    atomic_store(&e->fring_errno, EPROTO);
+    atomic_store(&e->fring_state, -1);
+    return writev(fd, iov, count);
+  }
+  memcpy(&flags, init_out + 12, 4);
+  memcpy(&max_write, init_out + 20, 4);
+  memcpy(&max_pages, init_out + 28, 2);
+  memcpy(&flags2, init_out + 32, 4);
+  if (max_write > FRING_PAYLOAD || (size_t)max_pages * PAGE_BYTES > FRING_PAYLOAD) {
+    atomic_store(&e->fring_errno, EMSGSIZE);
+    atomic_store(&e->fring_state, -1);
+    return writev(fd, iov, count);
+  }
+  flags |= INIT_EXT;
+  flags2 |= INIT2_OVER_IO_URING;
+  memcpy(init_out + 12, &flags, 4);
+  memcpy(init_out + 32, &flags2, 4);
+  ssize_t r = write(fd, buf, total);
+  if (r != (ssize_t)total) {
+    atomic_store(&e->fring_errno, r < 0 ? errno : EIO);
+    atomic_store(&e->fring_state, -1);
+    return r;
+  }
+  atomic_store(&e->fring_state, 2);
+  for (int i = 0; i < e->ring_count; i++) { /* wake each worker to register its entries */
+    uint64_t one = 1;
+    ssize_t ignored = write(e->rings[i]->efd, &one, sizeof one);
+    (void)ignored;
+  }
+  return r;
+}
+
+/* INIT, read from /dev/fuse: does the kernel offer FUSE over io_uring? */
+static void fring_offer(struct engine *e, const struct fuse_buf *fb, const struct in_header *in) {
+  if (e->fring_request == 0 || e->ring_count == 0 || !e->rings[0]->sqe128) return;
+  uint32_t flags = 0, flags2 = 0;
+  if (fb->size >= IN_HEADER_BYTES + 20) {
+    memcpy(&flags, (char *)fb->mem + IN_HEADER_BYTES + 12, 4);
+    memcpy(&flags2, (char *)fb->mem + IN_HEADER_BYTES + 16, 4);
+  }
+  if (!(flags & INIT_EXT) || !(flags2 & INIT2_OVER_IO_URING)) {
+    atomic_store(&e->fring_errno, EOPNOTSUPP);
+    return;
+  }
+  e->init_unique = in->unique;
+  atomic_store_explicit(&e->fring_state, 1, memory_order_release);
+}
+
+static void dispatch(struct ring_worker *rw, struct fuse_buf *fb);
+
+/* A request arrived in an entry: rebuilt as /dev/fuse would give it (header, first argument, then the payload
+ * where it is, so a write's data is not copied) and dispatched like one read from /dev/fuse. */
+static void fring_serve(struct ring_worker *rw, struct fring_ent *ent) {
+  struct fring_hdr *h = ent->hdr;
+  struct in_header in;
+  memcpy(&in, h->in_out, sizeof in);
+  uint32_t payload = h->payload_sz;
+  ent->commit_id = h->commit_id;
+  atomic_fetch_add_explicit(&rw->e->fring_requests, 1, memory_order_relaxed);
+  atomic_store_explicit(&ent->unique, in.unique, memory_order_release);
+  if (payload > FRING_PAYLOAD || in.len < IN_HEADER_BYTES + payload ||
+      in.len - IN_HEADER_BYTES - payload > sizeof h->op_in) {
+    struct out_header out = {sizeof out, -EIO, in.unique};
+    struct iovec iov = {&out, sizeof out};
+    fring_reply(ent, &iov, 1);
+    return;
+  }
+  uint32_t op_bytes = in.len - IN_HEADER_BYTES - payload;
+  char *start = ent->payload - IN_HEADER_BYTES - op_bytes;
+  memcpy(start, h->in_out, IN_HEADER_BYTES);
+  memcpy(start + IN_HEADER_BYTES, h->op_in, op_bytes);
+  struct fuse_buf fb = {.size = in.len, .mem = start};
+  t_fring = ent;
+  dispatch(rw, &fb);
+  t_fring = NULL;
+}
+
+/* An entry's command completed: a request (0), a retry, or the end of the entry (teardown, refusal). */
+static void fring_done(struct ring_worker *rw, struct fring_ent *ent, int res) {
+  if (res == 0) {
+    fring_serve(rw, ent);
+  } else if (res == -EAGAIN || res == -EINTR) {
+    fring_prep(rw, ent, ent->last_cmd);
+  } else {
+    ent->dead = true;
+    rw->fring_live--;
+    if (res != -ENOTCONN && res != -ECANCELED) {
+      int none = 0;
+      atomic_compare_exchange_strong(&rw->e->fring_errno, &none, -res);
+    }
+  }
+}
+
+/* After INIT asked for it: hands every entry to the kernel. */
+static void fring_register(struct ring_worker *rw) {
+  rw->fring_registered = true;
+  for (int k = 0; k < rw->fring_count; k++) fring_prep(rw, &rw->fring[k], CMD_REGISTER);
+  rw->fring_live = rw->fring_count;
+  atomic_fetch_add(&rw->e->fring_entries, rw->fring_count);
+}
+
+/* Commits the entries that other threads answered (their data is in place). */
+static void take_commits(struct ring_worker *rw) {
+  pthread_mutex_lock(&rw->done_lock);
+  struct fring_ent *ent = rw->commits;
+  rw->commits = NULL;
+  pthread_mutex_unlock(&rw->done_lock);
+  while (ent) {
+    struct fring_ent *next = ent->next;
+    fring_prep(rw, ent, CMD_COMMIT_AND_FETCH);
+    ent = next;
+  }
+}
+
+static bool fring_kernel_enabled(void) {
+  int fd = open("/sys/module/fuse/parameters/enable_uring", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char c = 0;
+  bool on = read(fd, &c, 1) == 1 && c == 'Y';
+  close(fd);
+  return on;
+}
+
 static ssize_t session_writev(int fd, struct iovec *iov, int count, void *userdata) {
-  (void)userdata;
+  struct engine *e = userdata;
+  if (count >= 1 && iov[0].iov_len >= sizeof(struct out_header)) {
+    struct out_header out;
+    memcpy(&out, iov[0].iov_base, sizeof out);
+    struct fring_ent *ent = fring_find(e, out.unique);
+    if (ent) return fring_reply(ent, iov, count);
+    if (out.unique != 0 && out.error == 0 &&
+        atomic_load_explicit(&e->fring_state, memory_order_acquire) == 1 && out.unique == e->init_unique)
+      return fring_init_reply(e, fd, iov, count);
+  }
   struct ring_worker *rw = t_ring;
   if (rw && queue_reply(rw, fd, iov, count)) {
     size_t total = 0;
@@ -421,7 +712,8 @@ static void take_done(struct ring_worker *rw) {
     ctx_release(rw, c);
     c = next;
   }
-  if (rw->parked > 0) arm_event(rw);
+  take_commits(rw);
+  if (rw->parked > 0 || rw->fring_count > 0) arm_event(rw);
 }
 
 /* Submits what is queued, waits for at least `wait` completions, and handles every completion there is. */
@@ -448,6 +740,10 @@ static void reap(struct ring_worker *rw, unsigned wait) {
       rw->ops--;
       c->reply_pending = false;
       ctx_release(rw, c);
+      continue;
+    }
+    if (cqe->user_data & FRING_TAG) {
+      fring_done(rw, &rw->fring[cqe->user_data & 0xffffffffu], cqe->res);
       continue;
     }
     if (cqe->user_data == NOP_TAG) continue;
@@ -501,8 +797,9 @@ static int start(struct ring_worker *rw, struct ring_ctx *c, const char **why) {
     int fd = r->spare ? p->spare_fd : p->main_fd;
     char *at = c->buf + r->buf_off;
     int fixed = c->recv_idx >= 0 ? 1 + c->recv_idx : 0; /* registered: the arena, then the receive buffers */
-    if (rw->fixed && c->write) io_uring_prep_write_fixed(sqe, fd, at, (unsigned)r->len, r->dev_off, fixed);
-    else if (rw->fixed) io_uring_prep_read_fixed(sqe, fd, at, (unsigned)r->len, r->dev_off, fixed);
+    bool use_fixed = rw->fixed && !c->ent;               /* an entry's payload is not registered */
+    if (use_fixed && c->write) io_uring_prep_write_fixed(sqe, fd, at, (unsigned)r->len, r->dev_off, fixed);
+    else if (use_fixed) io_uring_prep_read_fixed(sqe, fd, at, (unsigned)r->len, r->dev_off, fixed);
     else if (c->write) io_uring_prep_write(sqe, fd, at, (unsigned)r->len, r->dev_off);
     else io_uring_prep_read(sqe, fd, at, (unsigned)r->len, r->dev_off);
     sqe->rw_flags = RWF_NOWAIT; /* never a kernel worker thread: EAGAIN comes back instead (redo_inline) */
@@ -521,11 +818,12 @@ void ring_io(struct ring_worker *rw, fuse_req_t req, struct pair *p, bool write,
     handoff_io(e, req, p, write, data, (uint64_t)off, n, write && p->direct ? "align" : "slow");
     return;
   }
-  uint32_t pages = (uint32_t)((n + PAGE_BYTES - 1) / PAGE_BYTES);
+  struct fring_ent *ent = t_fring; /* its payload holds a write's data and takes a read's */
+  uint32_t pages = ent ? 0 : (uint32_t)((n + PAGE_BYTES - 1) / PAGE_BYTES);
   while (rw->free_ctxs == 0) reap(rw, 1);
-  int lent = write && n >= LEND_MIN_BYTES ? lend_recv(rw, data) : -1;
+  int lent = !ent && write && n >= LEND_MIN_BYTES ? lend_recv(rw, data) : -1;
   int64_t page0 = 0;
-  while (lent < 0 && (page0 = arena_alloc(rw, pages)) < 0) reap(rw, 1); /* n fits the arena: something is in flight */
+  while (!ent && lent < 0 && (page0 = arena_alloc(rw, pages)) < 0) reap(rw, 1); /* n fits the arena */
   struct ring_ctx *c = rw->ctx;
   while (c->busy) c++;
   rw->free_ctxs--;
@@ -539,12 +837,13 @@ void ring_io(struct ring_worker *rw, fuse_req_t req, struct pair *p, bool write,
   c->reply_pending = false;
   c->pending = 0;
   c->recv_idx = lent;
+  c->ent = ent;
   c->page0 = (uint32_t)page0;
   c->pages = lent >= 0 ? 0 : pages;
-  c->buf = lent >= 0 ? (char *)data : rw->arena + (size_t)page0 * PAGE_BYTES;
+  c->buf = ent ? ent->payload : lent >= 0 ? (char *)data : rw->arena + (size_t)page0 * PAGE_BYTES;
   c->off = (uint64_t)off;
   c->n = n;
-  if (write && lent < 0) memcpy(c->buf, data, n); /* libfuse reuses its receive buffer; O_DIRECT wants it aligned */
+  if (write && lent < 0 && c->buf != data) memcpy(c->buf, data, n); /* libfuse reuses its receive buffer */
   io_inflight_enter(e, p);
   const char *why = "slow";
   int rc = start(rw, c, &why);
@@ -557,17 +856,62 @@ void ring_io(struct ring_worker *rw, fuse_req_t req, struct pair *p, bool write,
 
 /* ---- the worker ---- */
 
-struct ring_worker *ring_new(struct engine *e) {
+/* FUSE over io_uring: this worker's entries (queues q with q % count == index), their headers and payloads. */
+static int fring_alloc(struct ring_worker *rw) {
+  long queues = sysconf(_SC_NPROCESSORS_CONF); /* the kernel has one queue per possible CPU */
+  if (queues < 1 || queues > FRING_MAX_QUEUES) return 0;
+  int mine = 0;
+  for (long q = 0; q < queues; q++) mine += q % rw->count == rw->index;
+  if (mine == 0) return 0;
+  int n = mine * FRING_DEPTH;
+  size_t hdr_bytes = ((size_t)n * sizeof(struct fring_hdr) + PAGE_BYTES - 1) / PAGE_BYTES * PAGE_BYTES;
+  size_t slot = FRING_HEAD + FRING_PAYLOAD;
+  size_t bytes = hdr_bytes + (size_t)n * slot;
+  void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (mem == MAP_FAILED) return -1;
+  rw->fring = calloc((size_t)n, sizeof *rw->fring);
+  if (!rw->fring) {
+    munmap(mem, bytes);
+    return -1;
+  }
+  rw->fring_mem = mem;
+  rw->fring_bytes = bytes;
+  int k = 0;
+  for (long q = 0; q < queues; q++) {
+    if (q % rw->count != rw->index) continue;
+    for (int d = 0; d < FRING_DEPTH; d++, k++) {
+      struct fring_ent *ent = &rw->fring[k];
+      ent->rw = rw;
+      ent->qid = (uint16_t)q;
+      ent->hdr = (struct fring_hdr *)(void *)(rw->fring_mem + (size_t)k * sizeof(struct fring_hdr));
+      ent->payload = rw->fring_mem + hdr_bytes + (size_t)k * slot + FRING_HEAD;
+      ent->iov[0] = (struct iovec){ent->hdr, sizeof *ent->hdr};
+      ent->iov[1] = (struct iovec){ent->payload, FRING_PAYLOAD};
+    }
+  }
+  rw->fring_count = n;
+  return 0;
+}
+
+struct ring_worker *ring_new(struct engine *e, int index, int count) {
   struct ring_worker *rw = calloc(1, sizeof *rw);
   if (!rw) return NULL;
   rw->e = e;
+  rw->index = index;
+  rw->count = count;
+  rw->efd = -1;
+  rw->sqe128 = e->fring_request != 0 && fring_kernel_enabled();
   struct io_uring_params params;
   memset(&params, 0, sizeof params);
-  params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
+  unsigned sqe128 = rw->sqe128 ? IORING_SETUP_SQE128 : 0;
+  params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | sqe128;
   params.cq_entries = RING_ENTRIES * 2;
   int r = io_uring_queue_init_params(RING_ENTRIES, &rw->ring, &params);
-  if (r == -EINVAL) { /* before Linux 5.19: no COOP_TASKRUN */
+  if (r == -EINVAL) { /* before Linux 5.19: no COOP_TASKRUN (nor FUSE over io_uring) */
+    memset(&params, 0, sizeof params);
     params.flags = IORING_SETUP_CQSIZE;
+    params.cq_entries = RING_ENTRIES * 2;
+    rw->sqe128 = false;
     r = io_uring_queue_init_params(RING_ENTRIES, &rw->ring, &params);
   }
   if (r < 0) {
@@ -584,8 +928,10 @@ struct ring_worker *ring_new(struct engine *e) {
     errno = err;
     return NULL;
   }
-  void *arena = mmap(NULL, RING_ARENA_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-  void *recv = mmap(NULL, (size_t)RECV_BUFS * RECV_BYTES, PROT_READ | PROT_WRITE,
+  rw->arena_pages = rw->sqe128 ? FRING_ARENA_BYTES / PAGE_BYTES : ARENA_PAGES;
+  rw->recv_bufs = rw->sqe128 ? FRING_RECV_BUFS : RECV_BUFS;
+  void *arena = mmap(NULL, arena_bytes(rw), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  void *recv = mmap(NULL, (size_t)rw->recv_bufs * RECV_BYTES, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   rw->arena = arena == MAP_FAILED ? NULL : arena;
   rw->recv = recv == MAP_FAILED ? NULL : recv;
@@ -596,9 +942,15 @@ struct ring_worker *ring_new(struct engine *e) {
     return NULL;
   }
   struct iovec bufs[1 + RECV_BUFS];
-  bufs[0] = (struct iovec){arena, RING_ARENA_BYTES};
-  for (int k = 0; k < RECV_BUFS; k++) bufs[1 + k] = (struct iovec){recv_at(rw, k), RECV_BYTES};
-  rw->fixed = io_uring_register_buffers(&rw->ring, bufs, 1 + RECV_BUFS) == 0; /* refused (RLIMIT_MEMLOCK): plain I/O */
+  bufs[0] = (struct iovec){arena, arena_bytes(rw)};
+  for (int k = 0; k < rw->recv_bufs; k++) bufs[1 + k] = (struct iovec){recv_at(rw, k), RECV_BYTES};
+  rw->fixed = io_uring_register_buffers(&rw->ring, bufs, 1 + (unsigned)rw->recv_bufs) == 0; /* refused: plain I/O */
+  if (rw->sqe128 && fring_alloc(rw) != 0) {
+    int err = errno;
+    ring_free(rw);
+    errno = err;
+    return NULL;
+  }
   return rw;
 }
 
@@ -609,8 +961,10 @@ void ring_free(struct ring_worker *rw) {
     pthread_mutex_destroy(&rw->done_lock);
     if (rw->efd >= 0) close(rw->efd);
   }
-  if (rw->arena) munmap(rw->arena, RING_ARENA_BYTES);
-  if (rw->recv) munmap(rw->recv, (size_t)RECV_BUFS * RECV_BYTES);
+  if (rw->arena) munmap(rw->arena, arena_bytes(rw));
+  if (rw->fring_mem) munmap(rw->fring_mem, rw->fring_bytes);
+  free(rw->fring);
+  if (rw->recv) munmap(rw->recv, (size_t)rw->recv_bufs * RECV_BYTES);
   free(rw);
 }
 
@@ -652,6 +1006,7 @@ static void dispatch(struct ring_worker *rw, struct fuse_buf *fb) {
   struct in_header in;
   if (fb->size < sizeof in) return;
   memcpy(&in, fb->mem, sizeof in);
+  if (in.opcode == OP_INIT) fring_offer(rw->e, fb, &in);
   bool pair_io = (in.opcode == OP_READ || in.opcode == OP_WRITE) && in.nodeid >= PAIR_INO_BASE &&
                  in.nodeid < PATH_INO_BASE;
   if (pair_io && rw->w) fuse_session_process_buf(rw->e->se, fb); /* -> io_read/io_write -> ring_io */
@@ -664,16 +1019,23 @@ void ring_run(struct ring_worker *rw) {
   if (rw->w) engine_pin_worker(e, rw->w);
   claim(rw);
   warm_requests(rw);
-  engine_pin_range(e, rw->arena, RING_ARENA_BYTES, true);
+  engine_pin_range(e, rw->arena, arena_bytes(rw), true);
   engine_pin_range(e, rw, sizeof *rw, false);
   t_ring = rw;
   struct fuse_buf fb;
   memset(&fb, 0, sizeof fb);
-  engine_pin_range(e, rw->recv, (size_t)RECV_BUFS * RECV_BYTES, true);
+  engine_pin_range(e, rw->recv, (size_t)rw->recv_bufs * RECV_BYTES, true);
   if (rw->w) atomic_fetch_add(&e->pin_threads, 1);
   int fd = fuse_session_fd(e->se);
   rw->readable = true;
+  if (rw->fring_count > 0) {
+    engine_pin_range(e, rw->fring_mem, rw->fring_bytes, true); /* the kernel copies into them on this thread */
+    arm_event(rw); /* the INIT answer wakes it to register */
+  }
   while (!fuse_session_exited(e->se)) {
+    if (rw->fring_count > 0 && !rw->fring_registered &&
+        atomic_load_explicit(&e->fring_state, memory_order_acquire) == 2)
+      fring_register(rw);
     int got = 0;
     bool drained = !rw->readable; /* no read is tried while the armed poll has not fired */
     while (rw->readable && got < RING_BATCH && rw->free_ctxs > 0) {

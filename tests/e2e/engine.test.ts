@@ -12,7 +12,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { execFile } from 'child_process';
-import { ringWorkersOf } from '../../lib/fs/adapter.js';
+import { fuseUringOf, ringWorkersOf } from '../../lib/fs/adapter.js';
 import { engineModule, engineUnavailable, isControlRequest, type EngineHandle, type EngineModule, type EngineRequest, ROUTE_MAIN, ROUTE_SLOW } from '../../lib/native/engine.js';
 
 const BLOCK = 4096;
@@ -32,6 +32,22 @@ function sh(cmd: string): Promise<Sh> {
   });
 }
 const tick = () => new Promise((r) => setTimeout(r, 10));
+
+/**
+ * Whether the engine should take requests through FUSE over io_uring here: the io_uring model, transport auto, and
+ * the kernel's opt-in on (jest's global setup turns it on where the kernel has it). Under CI=true a kernel without
+ * it fails the run: the default transport would go untested.
+ */
+function fuseUringExpected(): boolean {
+  let param: string;
+  try {
+    param = fs.readFileSync('/sys/module/fuse/parameters/enable_uring', 'utf8').trim();
+  } catch {
+    if (process.env.CI === 'true') throw new Error('this kernel has no fuse.enable_uring: FUSE over io_uring (Linux 6.14+) cannot be tested');
+    return false;
+  }
+  return param === 'Y' && ringWorkersOf() !== 0 && fuseUringOf() === 1;
+}
 
 /** One pair as the JS side sees it: fds and the route of every remapped block. */
 class JsPair {
@@ -134,7 +150,10 @@ describe('native engine on a real mount', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapfs-engine-'));
     mnt = path.join(dir, 'mnt');
     fs.mkdirSync(mnt);
-    e = m.create({ mountpoint: mnt, fsOptions: ['fsname=remapfs-engine-test'], maxThreads: 16, ringWorkers: ringWorkersOf(), controlDir: '.remapfs', upcall, countInFlight: true });
+    e = m.create({
+      mountpoint: mnt, fsOptions: ['fsname=remapfs-engine-test'], maxThreads: 16, ringWorkers: ringWorkersOf(), fuseUring: fuseUringOf(),
+      controlDir: '.remapfs', upcall, countInFlight: true,
+    });
     addPair(1, 'a');
     addPair(2, 'b');
     m.mount(e);
@@ -165,6 +184,18 @@ describe('native engine on a real mount', () => {
     const model = { ringWorkers: n.ringWorkers > 0, poolThreads: n.poolThreads > 0, ringErrno: n.ringErrno };
     if (process.env.REMAPFS_ENGINE_IO === 'blocking') expect(model).toEqual({ ringWorkers: false, poolThreads: false, ringErrno: 0 });
     else expect(model).toEqual({ ringWorkers: true, poolThreads: true, ringErrno: 0 });
+  });
+
+  test('the transport: FUSE over io_uring entries where the kernel offers it, else /dev/fuse; requests come through it', async () => {
+    const want = fuseUringExpected();
+    for (let i = 0; i < 100 && want && m.negotiated(e!).fuseUringEntries === 0; i++) await tick(); // registered after INIT
+    const before = m.negotiated(e!);
+    expect({ registered: before.fuseUringEntries > 0, errno: before.fuseUringErrno }).toEqual({ registered: want, errno: want ? 0 : before.fuseUringErrno });
+    expect((await sh(`dd if=/dev/urandom of=${mnt}/b bs=64k count=16 oflag=direct conv=notrunc 2>&1 && dd if=${mnt}/b bs=64k count=16 iflag=direct of=/dev/null 2>&1`)).code).toBe(0);
+    expect((await sh(`cat ${mnt}/.remapfs/info`)).out).toBe('hello'); // an upcall, answered into its entry from JS
+    const through = m.negotiated(e!).fuseUringRequests - before.fuseUringRequests;
+    if (want) expect(through).toBeGreaterThanOrEqual(32);
+    else expect(through).toBe(0);
   });
 
   test('a written pattern round-trips through the mount (sha256)', async () => {

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { chooseEngine, ENGINE_ENV, ENGINE_IO_ENV, ringWorkersOf } from '../../lib/fs/adapter.js';
+import { chooseEngine, ENGINE_ENV, ENGINE_IO_ENV, ENGINE_TRANSPORT_ENV, fuseUringOf, ringWorkersOf } from '../../lib/fs/adapter.js';
 import { type EngineApi, loadEngine } from '../../lib/fs/engine-api.js';
 import { createAdapter } from '../../lib/fs/serve.js';
 import { engineOf } from '../../lib/cli/engine.js';
@@ -67,9 +67,18 @@ describe('engine choice', () => {
     expect(() => engineOf('native', { [ENGINE_IO_ENV]: 'uring' })).toThrow(new UsageError(`${ENGINE_IO_ENV}=uring is not an io model (use io_uring or blocking)`));
   });
 
+  it('REMAPFS_ENGINE_TRANSPORT picks how ring workers take requests: auto (FUSE over io_uring where offered) or dev; a bad value is a usage error', () => {
+    expect([fuseUringOf({}), fuseUringOf({ [ENGINE_TRANSPORT_ENV]: '' }), fuseUringOf({ [ENGINE_TRANSPORT_ENV]: 'auto' })]).toEqual([1, 1, 1]);
+    expect(fuseUringOf({ [ENGINE_TRANSPORT_ENV]: 'dev' })).toBe(0);
+    expect(() => engineOf('native', { [ENGINE_TRANSPORT_ENV]: 'uring' })).toThrow(new UsageError(`${ENGINE_TRANSPORT_ENV}=uring is not a transport (use auto or dev)`));
+  });
+
   it('status names the engine and the native io model', () => {
     expect(formatEngine('fuse-native', undefined)).toBe('fuse-native');
     expect(formatEngine('native', { ringWorkers: 2, poolThreads: 4, ringErrno: 0, maxThreads: 16 })).toBe('native (io_uring: 2 ring workers, 4 pool threads)');
+    expect(formatEngine('native', { ringWorkers: 1, poolThreads: 4, ringErrno: 0, maxThreads: 16, fuseUringEntries: 32 })).toBe(
+      'native (io_uring: 1 ring workers, 4 pool threads; FUSE over io_uring: 32 entries)',
+    );
     expect(formatEngine('native', { ringWorkers: 0, poolThreads: 0, ringErrno: 0, maxThreads: 16 })).toBe('native (blocking: 16 threads)');
     expect(formatEngine('native', { ringWorkers: 0, poolThreads: 0, ringErrno: 1, maxThreads: 16 })).toBe('native (blocking: 16 threads; io_uring unavailable: EPERM)');
   });

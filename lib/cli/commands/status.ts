@@ -48,7 +48,8 @@ function tableJson(store: Store, pairId: number): Array<Record<string, unknown>>
 /** The engine line: which engine serves, and how the native one does its I/O. */
 export function formatEngine(engine: string, n: PairStatus['negotiated']): string {
   if (engine !== 'native' || !n) return engine;
-  if (n.ringWorkers > 0) return `native (io_uring: ${n.ringWorkers} ring workers, ${n.poolThreads} pool threads)`;
+  const fring = n.fuseUringEntries ? `; FUSE over io_uring: ${n.fuseUringEntries} entries` : '';
+  if (n.ringWorkers > 0) return `native (io_uring: ${n.ringWorkers} ring workers, ${n.poolThreads} pool threads${fring})`;
   const why = n.ringErrno ? `; io_uring unavailable: ${errnoName(n.ringErrno)}` : '';
   return `native (blocking: ${n.maxThreads} threads${why})`;
 }

@@ -66,6 +66,7 @@ const expect = (what, ok) => { if (!ok) { bad++; console.error(`smoke: FAILED: $
     retries = st.waitRetries;
     const neg = m.negotiated(e);
     const blocking = process.env.REMAPFS_ENGINE_IO === 'blocking';
+    console.log(`smoke: fuse-uring entries ${neg.fuseUringEntries}, errno ${neg.fuseUringErrno}, requests ${neg.fuseUringRequests}`);
     expect(`io model (${neg.ringWorkers} ring workers, ringErrno ${neg.ringErrno})`, blocking ? neg.ringWorkers === 0 : neg.ringWorkers > 0 && neg.poolThreads > 0);
   } catch (err) {
     bad++;
