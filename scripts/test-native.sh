@@ -5,8 +5,10 @@
 # Then the same for the launcher, native/io-flusher-exec.c, and for the native
 # engine (native/engine/): its route table, splitter and fence protocol
 # (test/test_routes.c, also under ThreadSanitizer), and the add-on itself built
-# with ASan+UBSan and driven through a real mount by test/smoke.cjs, once per
-# io model (io_uring workers, then REMAPFS_ENGINE_IO=blocking) (needs root,
+# with ASan+UBSan and driven through a real mount by test/smoke.cjs: io_uring
+# workers with FUSE over io_uring (fuse.enable_uring is turned on for that run
+# and put back; a kernel without it is said so), then with /dev/fuse
+# (REMAPFS_ENGINE_TRANSPORT=dev), then REMAPFS_ENGINE_IO=blocking (needs root,
 # /dev/fuse and libfuse3-dev; skipped with a message when they are missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,10 +61,21 @@ node_inc=$(node -p "require('path').join(process.execPath, '../../include/node')
   -fno-sanitize-recover=all -shared -fPIC -pthread -I"$node_inc" $(pkg-config --cflags fuse3) \
   -DNODE_GYP_MODULE_NAME=remapfs_engine native/engine/napi.c native/engine/fs.c native/engine/io.c native/engine/routes.c native/engine/pin.c native/engine/ring.c \
   $(pkg-config --libs fuse3) -luring -o "$out/remapfs_engine.node"
-UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=halt_on_error=1:detect_leaks=0:exitcode=86 \
-  LD_PRELOAD="$("$cc" -print-file-name=libasan.so):$("$cc" -print-file-name=libubsan.so)" \
-  node native/engine/test/smoke.cjs "$out/remapfs_engine.node" "$out"
-REMAPFS_ENGINE_IO=blocking UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=halt_on_error=1:detect_leaks=0:exitcode=86 \
-  LD_PRELOAD="$("$cc" -print-file-name=libasan.so):$("$cc" -print-file-name=libubsan.so)" \
-  node native/engine/test/smoke.cjs "$out/remapfs_engine.node" "$out"
+smoke() {
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=halt_on_error=1:detect_leaks=0:exitcode=86 \
+    LD_PRELOAD="$("$cc" -print-file-name=libasan.so):$("$cc" -print-file-name=libubsan.so)" \
+    node native/engine/test/smoke.cjs "$out/remapfs_engine.node" "$out"
+}
+opt_in=/sys/module/fuse/parameters/enable_uring
+if [ -w "$opt_in" ]; then
+  was=$(cat "$opt_in")
+  trap 'echo "$was" >"$opt_in"; rm -rf "$out"' EXIT
+  echo Y >"$opt_in"
+  smoke
+  echo "$was" >"$opt_in"
+else
+  echo "test-native: this kernel has no fuse.enable_uring: FUSE over io_uring was not tested" >&2
+fi
+REMAPFS_ENGINE_TRANSPORT=dev smoke
+REMAPFS_ENGINE_IO=blocking smoke
 echo "test-native: engine passed"

@@ -48,12 +48,35 @@
  * POLL_ADD on it, releases the context. So the ring worker keeps serving
  * while the disk makes one request wait.
  *
+ * FUSE over io_uring (Linux 6.14+, where the admin turned fuse.enable_uring
+ * on): the ring has 128-byte SQEs and each worker owns FRING_DEPTH entries of
+ * the kernel queues q with q % count == index (one queue per possible CPU).
+ * An entry is a 288-byte header and a 1 MiB payload, pinned like the arena.
+ * libfuse 3.14 does not know the protocol, so: the INIT request says whether
+ * the kernel offers it (fring_offer), its answer gets FUSE_OVER_IO_URING added
+ * (fring_init_reply), and then every worker registers its entries. The kernel
+ * completes an entry's URING_CMD when it has put a request there; the request
+ * is rebuilt in place as /dev/fuse gives it (header and first argument just
+ * before the payload, so a write's data stays where it is) and dispatched as
+ * any other. A pair read or write is served in the entry's payload: read into
+ * it, written from it. Whoever answers (libfuse through session_writev, on any
+ * thread) finds the entry by the request's unique id, copies the header and
+ * any data that is not yet there, and the entry goes back with
+ * COMMIT_AND_FETCH: queued at once on its own worker, else through the
+ * worker's commit list (done_lock) and eventfd. /dev/fuse is still read:
+ * INIT, FORGET and INTERRUPT come that way, and everything before the entries
+ * are registered, so the arena and receive buffers stay (smaller).
+ * A request that arrives while another is being dispatched (a reap waiting for
+ * a context or for room in the ring) waits on the backlog: no recursion.
+ *
  * Invariants: a ring worker never waits for JS, so a fence waits only for
  * device I/O; a slot is announced only while its request's runs are being
  * queued, are in flight or are redone by a retry thread, and the runs were
  * split under that announcement.
  * Contexts, the arena bitmap and the ring are touched by their worker only,
  * except a parked context, which its retry thread owns until it is on `done`.
+ * An entry with a request belongs to whoever serves it until its answer is
+ * copied in (unique set to 0); only its worker queues its commands.
  * The hand-off queue is guarded by e->handoff_lock; pool threads pop it.
  */
 #define _GNU_SOURCE
@@ -200,6 +223,8 @@ struct ring_worker {
   char *fring_mem;         /* their headers, then their payloads */
   size_t fring_bytes;
   struct fring_ent *commits; /* answered on other threads, committed by this worker (done_lock) */
+  int dispatching;           /* > 0 while a request is dispatched: a reap then must not dispatch another */
+  struct fring_ent *backlog; /* requests that arrived meanwhile, dispatched by the loop (worker only) */
 };
 
 static char *recv_at(const struct ring_worker *rw, int k) { return rw->recv + (size_t)k * RECV_BYTES; }
@@ -566,7 +591,10 @@ static void fring_serve(struct ring_worker *rw, struct fring_ent *ent) {
 
 /* An entry's command completed: a request (0), a retry, or the end of the entry (teardown, refusal). */
 static void fring_done(struct ring_worker *rw, struct fring_ent *ent, int res) {
-  if (res == 0) {
+  if (res == 0 && rw->dispatching > 0) { /* a reap while a request waits for a context or room: no recursion */
+    ent->next = rw->backlog;
+    rw->backlog = ent;
+  } else if (res == 0) {
     fring_serve(rw, ent);
   } else if (res == -EAGAIN || res == -EINTR) {
     fring_prep(rw, ent, ent->last_cmd);
@@ -1009,8 +1037,10 @@ static void dispatch(struct ring_worker *rw, struct fuse_buf *fb) {
   if (in.opcode == OP_INIT) fring_offer(rw->e, fb, &in);
   bool pair_io = (in.opcode == OP_READ || in.opcode == OP_WRITE) && in.nodeid >= PAIR_INO_BASE &&
                  in.nodeid < PATH_INO_BASE;
+  rw->dispatching++;
   if (pair_io && rw->w) fuse_session_process_buf(rw->e->se, fb); /* -> io_read/io_write -> ring_io */
   else handoff_raw(rw->e, fb, &in);
+  rw->dispatching--;
 }
 
 void ring_run(struct ring_worker *rw) {
@@ -1066,6 +1096,11 @@ void ring_run(struct ring_worker *rw) {
     }
     /* Sleep only when there is nothing to read now (or no context to read into). */
     reap(rw, drained || rw->free_ctxs == 0 ? 1 : 0);
+    while (rw->backlog) {
+      struct fring_ent *ent = rw->backlog;
+      rw->backlog = ent->next;
+      fring_serve(rw, ent);
+    }
   }
   while (rw->ops > 0 || rw->parked > 0) reap(rw, 1); /* parked: the eventfd's poll is armed */
   for (int i = 1; i < rw->ctx_count; i++) rt_slot_release(&e->ep, rw->ctx[i].slot); /* ctx[0]'s is the worker's */

@@ -20,6 +20,7 @@ const seen = [];
 const e = m.create({
   mountpoint: mnt, fsOptions: ['fsname=remapfs-smoke'], maxThreads: 4, controlDir: '.remapfs', countInFlight: true,
   ...(process.env.REMAPFS_ENGINE_IO === 'blocking' ? { ringWorkers: 0 } : {}),
+  fuseUring: process.env.REMAPFS_ENGINE_TRANSPORT === 'dev' ? 0 : 1,
   upcall: (req) => {
     seen.push(`${req.op}:${req.why || req.path}`);
     if (req.op === 'read' && req.offset === 4096 * 100) { hold = req; return; }
@@ -38,6 +39,7 @@ m.mount(e);
 const sh = (c) => new Promise((res) => execFile('sh', ['-c', c], { maxBuffer: 1 << 26 }, (err, out, errOut) => res({ code: err ? err.code : 0, out: String(out).trim(), err: String(errOut) })));
 let bad = 0;
 let retries = 0; // requests redone off the ring worker (ring_retry): buffered writes on ext4 always are
+let transport = '';
 const expect = (what, ok) => { if (!ok) { bad++; console.error(`smoke: FAILED: ${what}`); } };
 (async () => {
   try {
@@ -66,7 +68,13 @@ const expect = (what, ok) => { if (!ok) { bad++; console.error(`smoke: FAILED: $
     retries = st.waitRetries;
     const neg = m.negotiated(e);
     const blocking = process.env.REMAPFS_ENGINE_IO === 'blocking';
-    console.log(`smoke: fuse-uring entries ${neg.fuseUringEntries}, errno ${neg.fuseUringErrno}, requests ${neg.fuseUringRequests}`);
+    // FUSE over io_uring: expected where the kernel's opt-in is on (test-native.sh turns it on for a run)
+    let optIn = 'N';
+    try { optIn = fs.readFileSync('/sys/module/fuse/parameters/enable_uring', 'utf8').trim(); } catch { /* no such kernel */ }
+    const fring = optIn === 'Y' && !blocking && process.env.REMAPFS_ENGINE_TRANSPORT !== 'dev';
+    transport = fring ? `FUSE over io_uring, ${neg.fuseUringRequests} requests through ${neg.fuseUringEntries} entries` : '/dev/fuse';
+    expect(`transport (${neg.fuseUringEntries} entries, ${neg.fuseUringRequests} requests, errno ${neg.fuseUringErrno})`,
+      fring ? neg.fuseUringEntries > 0 && neg.fuseUringRequests > 1000 : neg.fuseUringEntries === 0 && neg.fuseUringRequests === 0);
     expect(`io model (${neg.ringWorkers} ring workers, ringErrno ${neg.ringErrno})`, blocking ? neg.ringWorkers === 0 : neg.ringWorkers > 0 && neg.poolThreads > 0);
   } catch (err) {
     bad++;
@@ -78,6 +86,6 @@ const expect = (what, ok) => { if (!ok) { bad++; console.error(`smoke: FAILED: $
   expect('no mount left', !fs.readFileSync('/proc/mounts', 'utf8').includes(mnt));
   expect('complete after unmount is refused', hold === null || m.complete(hold.handle, 0) === false);
   fs.rmSync(dir, { recursive: true, force: true });
-  console.log(`smoke: ${bad ? 'FAILED' : 'passed'} (${process.env.REMAPFS_ENGINE_IO === 'blocking' ? 'blocking' : 'io_uring'} model, ${seen.length} upcalls, ${retries} would-wait retries)`);
+  console.log(`smoke: ${bad ? 'FAILED' : 'passed'} (${process.env.REMAPFS_ENGINE_IO === 'blocking' ? 'blocking' : 'io_uring'} model, ${transport}, ${seen.length} upcalls, ${retries} would-wait retries)`);
   process.exit(bad ? 1 : 0);
 })();
