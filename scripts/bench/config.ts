@@ -6,7 +6,9 @@
  *   --direct | BENCH_DIRECT=1   adds, per engine, remapfs with `--open-mode direct` (reads bypass the page cache)
  *   BENCH_RUNS, BENCH_RUNTIME (seconds), BENCH_PHASES (stacks,scale; also options, profile), BENCH_CPU_PROF,
  *   BENCH_PIN (=0: no CPU pinning), BENCH_CONTROLS (=1: the control stacks b2, cs, ey),
- *   BENCH_ENGINES (default native,fuse-native: the engines whose stacks run).
+ *   BENCH_ENGINES (default native,fuse-native: the engines whose stacks run),
+ *   BENCH_FUSE_URING (=0: leave fuse.enable_uring as it is; by default the run turns it on, and back after, so the
+ *   native engine serves through FUSE over io_uring, as docs/architecture.md tells users to set up).
  */
 import * as os from 'os';
 import * as path from 'path';
@@ -52,6 +54,8 @@ export interface BenchConfig {
   direct: boolean;
   engines: EngineName[];
   images: ImagePlace;
+  /** Turn the kernel's FUSE-over-io_uring opt-in on for the run. */
+  fuseUring: boolean;
 }
 
 function flagValue(argv: readonly string[], flag: string): string | undefined {
@@ -86,5 +90,6 @@ export function readConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Ben
     direct: argv.includes('--direct') || env.BENCH_DIRECT === '1',
     engines: engines(env),
     images: imagePlace(argv, env),
+    fuseUring: env.BENCH_FUSE_URING !== '0',
   };
 }

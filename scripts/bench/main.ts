@@ -17,7 +17,7 @@ import { optionsPhase } from './phase-options.js';
 import { profilePhase } from './phase-profile.js';
 import { scalePhase } from './phase-scale.js';
 import { stacksPhase } from './phase-stacks.js';
-import { dropCachesUnavailable, pinKernelWorkers } from './system.js';
+import { dropCachesUnavailable, fuseUringOptIn, pinKernelWorkers } from './system.js';
 import { fileURLToPath } from 'url';
 
 /** This module's directory (ES modules have no __dirname). */
@@ -32,9 +32,9 @@ function cachePolicy(images: Images): { policy: CachePolicy; note: string } {
   return { policy: { kind: 'drop', statFile: images.disk.statFile }, note: `page cache dropped before every run${counters}` };
 }
 
-function setting(cfg: BenchConfig, images: Images, cacheNote: string, workerPinning: string): string {
+function setting(cfg: BenchConfig, images: Images, cacheNote: string, workerPinning: string, fuseUring: string): string {
   const pinning = cfg.pin ? `fio on CPU ${FIO_CPU}, daemons on CPU ${DAEMON_CPU}${workerPinning}` : 'no CPU pinning';
-  return `images on ${images.description}; ${cacheNote}; ${pinning}`;
+  return `images on ${images.description}; ${cacheNote}; ${pinning}; ${fuseUring}`;
 }
 
 function machine(cfg: BenchContext['cfg']): string {
@@ -65,7 +65,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     const images = imageDir(lab, cfg.images);
     const cache = cachePolicy(images);
     const workerPinning = cfg.pin ? pinKernelWorkers(lab) : '';
-    const where = setting(cfg, images, cache.note, workerPinning);
+    const where = setting(cfg, images, cache.note, workerPinning, fuseUringOptIn(lab, cfg.fuseUring));
     if (images.inMemory && cfg.images.kind === 'dir') log(`bench: warning: ${cfg.images.path} is ${images.disk.fsType}, memory, not a disk`);
     log(`bench: ${machine(cfg)}; phases ${[...cfg.phases].join(',')}; engines ${cfg.engines.join(',')}; ${where}`);
     const ctx: BenchContext = { lab, cfg, images, measurer: new Measurer(cfg, cache.policy), lines: [], notes: [], log };

@@ -89,6 +89,8 @@ export async function engineStacks(ctx: BenchContext, teardown: Teardown, choice
   const [main, scanning] = served as [{ mnt: string; proc: DaemonHandle }, { mnt: string; proc: DaemonHandle }];
   const problem = servedEngineProblem(lab, db, c.name, e, main.proc);
   if (problem) return skipEngine(ctx, e, problem);
+  const engineLine = /^engine\s+(.*)$/m.exec(lab.ok(['--db', db, 'status', c.name]))?.[1];
+  if (engineLine) ctx.notes.push(`Engine of the ${e} stacks, as status shows it: ${engineLine}.`);
   const stacks: Stack[] = [
     { stack: stackName('c', e), dev: attach(ctx, teardown, path.join(main.mnt, c.name)), proc: main.proc, group: 'compared' },
     { stack: stackName('d', e), dev: attach(ctx, teardown, path.join(main.mnt, `remapped-${e}`)), proc: main.proc, group: 'compared' },

@@ -37,6 +37,21 @@ export function pinKernelWorkers(lab: Lab): string {
   }
 }
 
+/** Turns the kernel's FUSE-over-io_uring opt-in (fuse.enable_uring) on for the run, put back by the lab; says how it stands. */
+export function fuseUringOptIn(lab: Lab, turnOn: boolean): string {
+  const file = '/sys/module/fuse/parameters/enable_uring';
+  let old: string;
+  try {
+    old = fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    return 'FUSE over io_uring: not in this kernel';
+  }
+  if (!turnOn || old === 'Y') return `FUSE over io_uring: fuse.enable_uring=${old}${turnOn ? '' : ' (left as it was)'}`;
+  fs.writeFileSync(file, 'Y');
+  lab.onCleanup(`restore ${file}`, () => fs.writeFileSync(file, old));
+  return `FUSE over io_uring: fuse.enable_uring=Y for this run (was ${old})`;
+}
+
 /**
  * Runs `start` (which spawns a server) with this process pinned to the daemon CPU, so the server is pinned from its
  * first instruction, as systemd's CPUAffinity= would pin it: the native engine sizes its io_uring workers by the CPUs
