@@ -165,7 +165,6 @@ struct fring_ent {
   char *payload; /* FRING_HEAD bytes into its mapping */
   struct iovec iov[2];
   uint16_t qid;
-  bool dead;                /* its command failed (teardown): the kernel no longer uses it */
   uint32_t last_cmd;
   uint64_t commit_id;
   _Atomic uint64_t unique;  /* nonzero while its request is served: an answer finds its entry by this */
@@ -218,7 +217,7 @@ struct ring_worker {
   int index, count;
   bool sqe128;            /* the ring has 128-byte SQEs: FUSE over io_uring may be used */
   bool fring_registered;
-  int fring_count, fring_live;
+  int fring_count;
   struct fring_ent *fring; /* fring_count entries */
   char *fring_mem;         /* their headers, then their payloads */
   size_t fring_bytes;
@@ -599,8 +598,7 @@ static void fring_done(struct ring_worker *rw, struct fring_ent *ent, int res) {
   } else if (res == -EAGAIN || res == -EINTR) {
     fring_prep(rw, ent, ent->last_cmd);
   } else {
-    ent->dead = true;
-    rw->fring_live--;
+    atomic_fetch_sub(&rw->e->fring_entries, 1); /* the kernel no longer uses it (teardown, refusal) */
     if (res != -ENOTCONN && res != -ECANCELED) {
       int none = 0;
       atomic_compare_exchange_strong(&rw->e->fring_errno, &none, -res);
@@ -612,22 +610,9 @@ static void fring_done(struct ring_worker *rw, struct fring_ent *ent, int res) {
 static void fring_register(struct ring_worker *rw) {
   rw->fring_registered = true;
   for (int k = 0; k < rw->fring_count; k++) fring_prep(rw, &rw->fring[k], CMD_REGISTER);
-  rw->fring_live = rw->fring_count;
   atomic_fetch_add(&rw->e->fring_entries, rw->fring_count);
 }
 
-/* Commits the entries that other threads answered (their data is in place). */
-static void take_commits(struct ring_worker *rw) {
-  pthread_mutex_lock(&rw->done_lock);
-  struct fring_ent *ent = rw->commits;
-  rw->commits = NULL;
-  pthread_mutex_unlock(&rw->done_lock);
-  while (ent) {
-    struct fring_ent *next = ent->next;
-    fring_prep(rw, ent, CMD_COMMIT_AND_FETCH);
-    ent = next;
-  }
-}
 
 static bool fring_kernel_enabled(void) {
   int fd = open("/sys/module/fuse/parameters/enable_uring", O_RDONLY | O_CLOEXEC);
@@ -725,14 +710,16 @@ void ring_retry(struct engine *e, struct worker *w, struct handoff *h) {
   (void)ignored;
 }
 
-/* Releases the contexts that retry threads gave back (EVENT_TAG). */
+/* Releases the contexts that retry threads gave back, and commits the entries other threads answered (EVENT_TAG). */
 static void take_done(struct ring_worker *rw) {
   uint64_t count;
   ssize_t ignored = read(rw->efd, &count, sizeof count); /* EFD_NONBLOCK: resets it */
   (void)ignored;
   pthread_mutex_lock(&rw->done_lock);
   struct ring_ctx *c = rw->done;
+  struct fring_ent *ent = rw->commits;
   rw->done = NULL;
+  rw->commits = NULL;
   pthread_mutex_unlock(&rw->done_lock);
   while (c) {
     struct ring_ctx *next = c->done;
@@ -740,7 +727,11 @@ static void take_done(struct ring_worker *rw) {
     ctx_release(rw, c);
     c = next;
   }
-  take_commits(rw);
+  while (ent) {
+    struct fring_ent *next = ent->next;
+    fring_prep(rw, ent, CMD_COMMIT_AND_FETCH);
+    ent = next;
+  }
   if (rw->parked > 0 || rw->fring_count > 0) arm_event(rw);
 }
 

@@ -55,10 +55,15 @@ export async function serve(ctx: BenchContext, teardown: Teardown, db: string, m
   return { mnt, proc };
 }
 
+/** The scan's progress, and what health found if anything (its exit status is a bitmask: new remaps are 64). */
 export function describeScan(ctx: BenchContext, db: string, pair: string): string {
-  const h = JSON.parse(ctx.lab.ok(['--db', db, 'health', pair, '--json'])) as { pairs: Array<{ scan: { progressPercent: number | null; passesCompleted: number; inProgress: boolean } }> };
-  const sc = h.pairs[0]?.scan;
-  return sc?.inProgress ? `pass in progress at ${sc.progressPercent}%` : `${sc?.passesCompleted} passes completed`;
+  const r = ctx.lab.cli(['--db', db, 'health', pair, '--json']);
+  if (r.status < 0 || r.status & 1) throw new Error(`remapfs health ${pair} exited ${r.status}: ${r.stderr.trim()}`);
+  const h = JSON.parse(r.stdout) as { pairs: Array<{ messages: string[]; scan: { progressPercent: number | null; passesCompleted: number; inProgress: boolean } }> };
+  const p = h.pairs[0];
+  const sc = p?.scan;
+  const progress = sc?.inProgress ? `pass in progress at ${sc.progressPercent}%` : `${sc?.passesCompleted} passes completed`;
+  return r.status ? `${progress}; health ${r.status}: ${p?.messages.join('; ')}` : progress;
 }
 
 /** A pair with 1% remapped whose scanner is off until `around(true)`; `extraConfig` tunes it further. */
