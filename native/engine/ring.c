@@ -50,7 +50,8 @@
  *
  * FUSE over io_uring (Linux 6.14+, where the admin turned fuse.enable_uring
  * on): the ring has 128-byte SQEs and each worker owns FRING_DEPTH entries of
- * the kernel queues q with q % count == index (one queue per possible CPU).
+ * each kernel queue q with q % count == index (one queue per possible CPU;
+ * fewer per queue past 4 CPUs, FRING_ENTRIES_MAX in all).
  * An entry is a 288-byte header and a 1 MiB payload, pinned like the arena.
  * libfuse 3.14 does not know the protocol, so: the INIT request says whether
  * the kernel offers it (fring_offer), its answer gets FUSE_OVER_IO_URING added
@@ -121,8 +122,8 @@
 #define OP_INIT 26  /* FUSE_INIT */
 /* FUSE over io_uring (<linux/fuse.h> 7.42; Debian 12's headers predate it) */
 #define FRING_TAG (1ull << 61) /* | entry index: that entry's URING_CMD completed */
-#define FRING_DEPTH 16         /* entries per kernel queue (one queue per possible CPU) */
-#define FRING_MAX_QUEUES 16
+#define FRING_DEPTH 16         /* entries per kernel queue (one queue per possible CPU) ... */
+#define FRING_ENTRIES_MAX 64   /* ... and at most this many in all (64 MiB pinned): fewer per queue on larger machines */
 #define FRING_HEAD PAGE_BYTES  /* before each payload: room to rebuild a request as /dev/fuse gives it */
 #define FRING_PAYLOAD ENG_BUF_BYTES
 #define INIT_EXT (1u << 30)        /* FUSE_INIT_EXT: flags2 is valid */
@@ -545,7 +546,7 @@ static ssize_t fring_init_reply(struct engine *e, int fd, const struct iovec *io
 
 /* INIT, read from /dev/fuse: does the kernel offer FUSE over io_uring? */
 static void fring_offer(struct engine *e, const struct fuse_buf *fb, const struct in_header *in) {
-  if (e->fring_request == 0 || e->ring_count == 0 || !e->rings[0]->sqe128) return;
+  if (e->fring_request == 0 || e->ring_count == 0 || e->rings[0]->fring_count == 0) return; /* worker 0 has queue 0 */
   uint32_t flags = 0, flags2 = 0;
   if (fb->size >= IN_HEADER_BYTES + 20) {
     memcpy(&flags, (char *)fb->mem + IN_HEADER_BYTES + 12, 4);
@@ -878,11 +879,12 @@ void ring_io(struct ring_worker *rw, fuse_req_t req, struct pair *p, bool write,
 /* FUSE over io_uring: this worker's entries (queues q with q % count == index), their headers and payloads. */
 static int fring_alloc(struct ring_worker *rw) {
   long queues = sysconf(_SC_NPROCESSORS_CONF); /* the kernel has one queue per possible CPU */
-  if (queues < 1 || queues > FRING_MAX_QUEUES) return 0;
+  if (queues < 1 || queues > FRING_ENTRIES_MAX) return 0;
+  int depth = FRING_ENTRIES_MAX / (int)queues < FRING_DEPTH ? FRING_ENTRIES_MAX / (int)queues : FRING_DEPTH;
   int mine = 0;
   for (long q = 0; q < queues; q++) mine += q % rw->count == rw->index;
   if (mine == 0) return 0;
-  int n = mine * FRING_DEPTH;
+  int n = mine * depth;
   size_t hdr_bytes = ((size_t)n * sizeof(struct fring_hdr) + PAGE_BYTES - 1) / PAGE_BYTES * PAGE_BYTES;
   size_t slot = FRING_HEAD + FRING_PAYLOAD;
   size_t bytes = hdr_bytes + (size_t)n * slot;
@@ -898,7 +900,7 @@ static int fring_alloc(struct ring_worker *rw) {
   int k = 0;
   for (long q = 0; q < queues; q++) {
     if (q % rw->count != rw->index) continue;
-    for (int d = 0; d < FRING_DEPTH; d++, k++) {
+    for (int d = 0; d < depth; d++, k++) {
       struct fring_ent *ent = &rw->fring[k];
       ent->rw = rw;
       ent->qid = (uint16_t)q;
@@ -947,8 +949,14 @@ struct ring_worker *ring_new(struct engine *e, int index, int count) {
     errno = err;
     return NULL;
   }
-  rw->arena_pages = rw->sqe128 ? FRING_ARENA_BYTES / PAGE_BYTES : ARENA_PAGES;
-  rw->recv_bufs = rw->sqe128 ? FRING_RECV_BUFS : RECV_BUFS;
+  if (rw->sqe128 && fring_alloc(rw) != 0) {
+    int err = errno;
+    ring_free(rw);
+    errno = err;
+    return NULL;
+  }
+  rw->arena_pages = rw->fring_count > 0 ? FRING_ARENA_BYTES / PAGE_BYTES : ARENA_PAGES;
+  rw->recv_bufs = rw->fring_count > 0 ? FRING_RECV_BUFS : RECV_BUFS;
   void *arena = mmap(NULL, arena_bytes(rw), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   void *recv = mmap(NULL, (size_t)rw->recv_bufs * RECV_BYTES, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
@@ -964,12 +972,6 @@ struct ring_worker *ring_new(struct engine *e, int index, int count) {
   bufs[0] = (struct iovec){arena, arena_bytes(rw)};
   for (int k = 0; k < rw->recv_bufs; k++) bufs[1 + k] = (struct iovec){recv_at(rw, k), RECV_BYTES};
   rw->fixed = io_uring_register_buffers(&rw->ring, bufs, 1 + (unsigned)rw->recv_bufs) == 0; /* refused: plain I/O */
-  if (rw->sqe128 && fring_alloc(rw) != 0) {
-    int err = errno;
-    ring_free(rw);
-    errno = err;
-    return NULL;
-  }
   return rw;
 }
 
