@@ -59,7 +59,7 @@ node_inc=$(node -p "require('path').join(process.execPath, '../../include/node')
 [ -f "$node_inc/node_api.h" ] || node_inc=$(ls -d "$HOME"/.cache/node-gyp/*/include/node 2>/dev/null | tail -n1)
 "$cc" -std=c11 -Wall -Wextra -Werror -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
   -fno-sanitize-recover=all -shared -fPIC -pthread -I"$node_inc" $(pkg-config --cflags fuse3) \
-  -DNODE_GYP_MODULE_NAME=remapfs_engine native/engine/napi.c native/engine/fs.c native/engine/io.c native/engine/routes.c native/engine/pin.c native/engine/ring.c \
+  -DNODE_GYP_MODULE_NAME=remapfs_engine native/engine/napi.c native/engine/fs.c native/engine/io.c native/engine/routes.c native/engine/pin.c native/engine/ring.c native/engine/fring.c \
   $(pkg-config --libs fuse3) -luring -o "$out/remapfs_engine.node"
 smoke() {
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=halt_on_error=1:detect_leaks=0:exitcode=86 \

@@ -48,27 +48,14 @@
  * POLL_ADD on it, releases the context. So the ring worker keeps serving
  * while the disk makes one request wait.
  *
- * FUSE over io_uring (Linux 6.14+, where the admin turned fuse.enable_uring
- * on): the ring has 128-byte SQEs and each worker owns FRING_DEPTH entries of
- * each kernel queue q with q % count == index (one queue per possible CPU;
- * fewer per queue past 4 CPUs, FRING_ENTRIES_MAX in all).
- * An entry is a 288-byte header and a 1 MiB payload, pinned like the arena.
- * libfuse 3.14 does not know the protocol, so: the INIT request says whether
- * the kernel offers it (fring_offer), its answer gets FUSE_OVER_IO_URING added
- * (fring_init_reply), and then every worker registers its entries. The kernel
- * completes an entry's URING_CMD when it has put a request there; the request
- * is rebuilt in place as /dev/fuse gives it (header and first argument just
- * before the payload, so a write's data stays where it is) and dispatched as
- * any other. A pair read or write is served in the entry's payload: read into
- * it, written from it. Whoever answers (libfuse through session_writev, on any
- * thread) finds the entry by the request's unique id, copies the header and
- * any data that is not yet there, and the entry goes back with
- * COMMIT_AND_FETCH: queued at once on its own worker, else through the
- * worker's commit list (done_lock) and eventfd. /dev/fuse is still read:
- * INIT, FORGET and INTERRUPT come that way, and everything before the entries
- * are registered, so the arena and receive buffers stay (smaller).
- * A request that arrives while another is being dispatched (a reap waiting for
- * a context or for room in the ring) waits on the backlog: no recursion.
+ * FUSE over io_uring (fring.c), where the kernel offers it: the ring has
+ * 128-byte SQEs, and requests also arrive as completions of the worker's
+ * entries (FRING_TAG); they are served like those read from /dev/fuse, in the
+ * entry's payload instead of the arena. /dev/fuse is still read (INIT,
+ * FORGET, INTERRUPT, requests before the entries are registered), with a
+ * smaller arena and fewer receive buffers. A request that arrives while
+ * another is being dispatched (a reap waiting for a context or for room in
+ * the ring) waits on the backlog: no recursion.
  *
  * Invariants: a ring worker never waits for JS, so a fence waits only for
  * device I/O; a slot is announced only while its request's runs are being
@@ -95,137 +82,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define RING_CTXS 64
-#define RING_ENTRIES 256                   /* SQ size; the CQ is twice that */
-#define RING_MAX_OPS 256                   /* runs in flight per worker */
-#define RING_BATCH 32                      /* requests read before a submit */
-#define RING_ARENA_BYTES (8u << 20)
-#define PAGE_BYTES 4096u
-#define ARENA_PAGES (RING_ARENA_BYTES / PAGE_BYTES)
-#define POLL_TAG UINT64_MAX
-#define NOP_TAG (UINT64_MAX - 1)
-#define EVENT_TAG (UINT64_MAX - 2)
-#define WARM_REQUESTS (RING_MAX_OPS + RING_CTXS + 8) /* io_uring's request cache, filled before serving */
-#define REPLY_TAG (1ull << 62) /* | context index: the reply of that context was written */
-#define HDR_BYTES 128
-#define RECV_BUFS 5 /* receive buffers: one is read into, the others may be lent to large writes */
-/* Where FUSE over io_uring may serve, /dev/fuse carries little (INIT, FORGET, INTERRUPT, requests before the
- * entries are registered): a smaller arena (still one largest request) and fewer receive buffers. */
-#define FRING_ARENA_BYTES (2u << 20)
-#define FRING_RECV_BUFS 2
-#define RECV_BYTES ((256u << 12) + 2 * PAGE_BYTES)
-#define WRITE_HEAD 80 /* fuse_in_header + fuse_write_in: where a WRITE's data starts */
-#define LEND_MIN_BYTES (64u << 10)
-#define MAX_IOV 4
-#define OP_READ 15  /* FUSE_READ in <linux/fuse.h> */
-#define OP_WRITE 16 /* FUSE_WRITE */
-#define OP_INIT 26  /* FUSE_INIT */
-/* FUSE over io_uring (<linux/fuse.h> 7.42; Debian 12's headers predate it) */
-#define FRING_TAG (1ull << 61) /* | entry index: that entry's URING_CMD completed */
-#define FRING_DEPTH 16         /* entries per kernel queue (one queue per possible CPU) ... */
-#define FRING_ENTRIES_MAX 64   /* ... and at most this many in all (64 MiB pinned): fewer per queue on larger machines */
-#define FRING_HEAD PAGE_BYTES  /* before each payload: room to rebuild a request as /dev/fuse gives it */
-#define FRING_PAYLOAD ENG_BUF_BYTES
-#define INIT_EXT (1u << 30)        /* FUSE_INIT_EXT: flags2 is valid */
-#define INIT2_OVER_IO_URING (1u << 9) /* FUSE_OVER_IO_URING (1ull << 41), in flags2 */
-#define CMD_REGISTER 1
-#define CMD_COMMIT_AND_FETCH 2
-#define IN_HEADER_BYTES 40
-#define OUT_HEADER_BYTES 16
-
-struct in_header { /* struct fuse_in_header, the start of every request */
-  uint32_t len, opcode;
-  uint64_t unique, nodeid;
-};
-
-struct out_header { /* struct fuse_out_header */
-  uint32_t len;
-  int32_t error;
-  uint64_t unique;
-};
-
-struct fring_hdr { /* struct fuse_uring_req_header */
-  char in_out[128];  /* fuse_in_header in, fuse_out_header out */
-  char op_in[128];   /* the request's first argument (fuse_read_in, ...) */
-  uint64_t flags, commit_id;
-  uint32_t payload_sz, padding;
-  uint64_t reserved;
-};
-
-struct fring_cmd { /* struct fuse_uring_cmd_req, in the SQE's command area */
-  uint64_t flags, commit_id;
-  uint16_t qid;
-  uint8_t padding[6];
-};
-
-/* A FUSE-over-io_uring entry: a header and a payload registered with the kernel, which completes the entry's
- * URING_CMD when it puts a request there; answering (COMMIT_AND_FETCH) hands the entry back. */
-struct fring_ent {
-  struct ring_worker *rw;
-  struct fring_hdr *hdr;
-  char *payload; /* FRING_HEAD bytes into its mapping */
-  struct iovec iov[2];
-  uint16_t qid;
-  uint32_t last_cmd;
-  uint64_t commit_id;
-  _Atomic uint64_t unique;  /* nonzero while its request is served: an answer finds its entry by this */
-  struct fring_ent *next;   /* the commit list (done_lock) */
-};
-
-struct ring_ctx {
-  fuse_req_t req;
-  struct pair *p; /* holds a ref while in use */
-  int slot;
-  bool busy, write, failed;
-  bool redo; /* a run came back EAGAIN/EOPNOTSUPP (RWF_NOWAIT): the request is parked (ring_retry) */
-  int pending; /* runs in flight */
-  bool reply_pending; /* its answer is queued as a write; released when that completes */
-  int recv_idx;       /* >= 0: buf is the data of that receive buffer, lent to this write; else arena pages */
-  uint32_t page0, pages;
-  char *buf;
-  uint64_t off, n;
-  char hdr[HDR_BYTES]; /* the answer's header (and any small part that is not buf) */
-  struct iovec iov[MAX_IOV];
-  struct ring_worker *rw;
-  struct fring_ent *ent;  /* served from a FUSE-over-io_uring entry: buf is its payload */
-  struct handoff ho;      /* while parked: at a retry thread */
-  struct ring_ctx *done;  /* the done list (done_lock) */
-};
-
-struct ring_worker {
-  struct engine *e;
-  struct worker *w; /* counters' slot, the split's run table */
-  struct io_uring ring;
-  bool ring_ready, poll_armed, fixed;
-  bool readable; /* the session fd may hold a request: false from an EAGAIN until the armed poll fires */ /* fixed: the arena is registered (no page pinning per I/O) */
-  int ops; /* SQEs in flight: runs and answers */
-  struct ring_ctx *replying; /* set while finish() answers: libfuse's writev queues the answer */
-  int ctx_count, free_ctxs;
-  struct ring_ctx ctx[RING_CTXS];
-  char *arena;
-  uint64_t used[ARENA_PAGES / 64];
-  uint32_t arena_pages;  /* the arena's size: ARENA_PAGES, or FRING_ARENA_BYTES where FUSE over io_uring may serve */
-  char *recv;            /* recv_bufs receive buffers of RECV_BYTES */
-  int recv_bufs;         /* RECV_BUFS, or FRING_RECV_BUFS */
-  bool lent[RECV_BUFS];
-  int cur;               /* the receive buffer read into next */
-  int efd;               /* written by retry threads when they put a parked context on `done` */
-  bool efd_armed;
-  int parked;            /* contexts at retry threads */
-  pthread_mutex_t done_lock;
-  struct ring_ctx *done;
-  /* FUSE over io_uring: entries of the queues q with q % count == index */
-  int index, count;
-  bool sqe128;            /* the ring has 128-byte SQEs: FUSE over io_uring may be used */
-  bool fring_registered;
-  int fring_count;
-  struct fring_ent *fring; /* fring_count entries */
-  char *fring_mem;         /* their headers, then their payloads */
-  size_t fring_bytes;
-  struct fring_ent *commits; /* answered on other threads, committed by this worker (done_lock) */
-  int dispatching;           /* > 0 while a request is dispatched: a reap then must not dispatch another */
-  struct fring_ent *backlog; /* requests that arrived meanwhile, dispatched by the loop (worker only) */
-};
+#include "ring_i.h"
 
 static char *recv_at(const struct ring_worker *rw, int k) { return rw->recv + (size_t)k * RECV_BYTES; }
 static size_t arena_bytes(const struct ring_worker *rw) { return (size_t)rw->arena_pages * PAGE_BYTES; }
@@ -375,7 +232,6 @@ static void ctx_release(struct ring_worker *rw, struct ring_ctx *c) {
   rw->free_ctxs++;
 }
 
-static struct io_uring_sqe *sqe_get(struct ring_worker *rw);
 
 static void finish(struct ring_worker *rw, struct ring_ctx *c) {
   struct engine *e = rw->e;
@@ -410,7 +266,7 @@ static bool queue_reply(struct ring_worker *rw, int fd, const struct iovec *iov,
     c->iov[i] = (struct iovec){c->hdr + used, iov[i].iov_len};
     used += iov[i].iov_len;
   }
-  struct io_uring_sqe *sqe = sqe_get(rw);
+  struct io_uring_sqe *sqe = ring_sqe(rw);
   io_uring_prep_writev(sqe, fd, c->iov, (unsigned)count, 0);
   sqe->user_data = REPLY_TAG | (uint64_t)(c - rw->ctx);
   c->reply_pending = true;
@@ -418,211 +274,6 @@ static bool queue_reply(struct ring_worker *rw, int fd, const struct iovec *iov,
   return true;
 }
 
-
-/* ---- FUSE over io_uring ---- */
-
-static __thread struct fring_ent *t_fring; /* the entry whose request this ring worker is dispatching */
-
-static void fring_prep(struct ring_worker *rw, struct fring_ent *ent, uint32_t cmd_op) {
-  struct io_uring_sqe *sqe = sqe_get(rw);
-  memset(sqe, 0, 2 * sizeof *sqe); /* a 128-byte SQE */
-  sqe->opcode = IORING_OP_URING_CMD;
-  sqe->fd = fuse_session_fd(rw->e->se);
-  sqe->cmd_op = cmd_op;
-  if (cmd_op == CMD_REGISTER) {
-    sqe->addr = (uint64_t)(uintptr_t)ent->iov;
-    sqe->len = 2;
-  }
-  struct fring_cmd cmd = {.qid = ent->qid, .commit_id = cmd_op == CMD_COMMIT_AND_FETCH ? ent->commit_id : 0};
-  memcpy(sqe->cmd, &cmd, sizeof cmd);
-  sqe->user_data = FRING_TAG | (uint64_t)(ent - rw->fring);
-  ent->last_cmd = cmd_op;
-}
-
-/* Hands an answered entry back to the kernel: queued now on its own worker, else through its commit list. */
-static void fring_commit(struct fring_ent *ent) {
-  struct ring_worker *rw = ent->rw;
-  if (t_ring == rw) {
-    fring_prep(rw, ent, CMD_COMMIT_AND_FETCH);
-    return;
-  }
-  pthread_mutex_lock(&rw->done_lock);
-  ent->next = rw->commits;
-  rw->commits = ent;
-  pthread_mutex_unlock(&rw->done_lock);
-  uint64_t one = 1;
-  ssize_t ignored = write(rw->efd, &one, sizeof one);
-  (void)ignored;
-}
-
-/* The entry serving the request `unique`, or NULL (a request read from /dev/fuse, or a notification). */
-static struct fring_ent *fring_find(struct engine *e, uint64_t unique) {
-  if (unique == 0 || atomic_load_explicit(&e->fring_state, memory_order_acquire) != 2) return NULL;
-  struct ring_worker *self = t_ring;
-  if (self && self->replying && self->replying->ent &&
-      atomic_load_explicit(&self->replying->ent->unique, memory_order_relaxed) == unique)
-    return self->replying->ent;
-  for (int i = 0; i < e->ring_count; i++) {
-    struct ring_worker *rw = e->rings[i];
-    for (int k = 0; k < rw->fring_count; k++)
-      if (atomic_load_explicit(&rw->fring[k].unique, memory_order_acquire) == unique) return &rw->fring[k];
-  }
-  return NULL;
-}
-
-/* libfuse's answer to an entry's request: the header and data into the entry, then commit. */
-static ssize_t fring_reply(struct fring_ent *ent, const struct iovec *iov, int count) {
-  struct out_header out;
-  size_t total = 0;
-  for (int i = 0; i < count; i++) total += iov[i].iov_len;
-  memcpy(&out, iov[0].iov_base, sizeof out);
-  size_t n = 0;
-  if (total - sizeof out > FRING_PAYLOAD) {
-    out.error = -EIO;
-  } else {
-    for (int i = 0; i < count; i++) {
-      const char *base = iov[i].iov_base;
-      size_t len = iov[i].iov_len;
-      if (i == 0) {
-        base += sizeof out;
-        len -= sizeof out;
-      }
-      if (len && base != ent->payload + n) memmove(ent->payload + n, base, len);
-      n += len;
-    }
-  }
-  out.len = (uint32_t)(sizeof out + n);
-  memcpy(ent->hdr->in_out, &out, sizeof out);
-  ent->hdr->payload_sz = (uint32_t)n;
-  atomic_store_explicit(&ent->unique, 0, memory_order_relaxed);
-  fring_commit(ent);
-  return (ssize_t)total;
-}
-
-/* The INIT answer asks for FUSE over io_uring (libfuse 3.14 does not know the flag); then the workers register. */
-static ssize_t fring_init_reply(struct engine *e, int fd, const struct iovec *iov, int count) {
-  char buf[OUT_HEADER_BYTES + 128];
-  size_t total = 0;
-  for (int i = 0; i < count; i++) {
-    if (total + iov[i].iov_len > sizeof buf) return writev(fd, iov, count);
-    memcpy(buf + total, iov[i].iov_base, iov[i].iov_len);
-    total += iov[i].iov_len;
-  }
-  char *init_out = buf + OUT_HEADER_BYTES; /* struct fuse_init_out */
-  uint32_t flags, flags2, max_write;
-  uint16_t max_pages;
-  if (total < OUT_HEADER_BYTES + 36) {
-    atomic_store(&e->fring_errno, EPROTO);
-    atomic_store(&e->fring_state, -1);
-    return writev(fd, iov, count);
-  }
-  memcpy(&flags, init_out + 12, 4);
-  memcpy(&max_write, init_out + 20, 4);
-  memcpy(&max_pages, init_out + 28, 2);
-  memcpy(&flags2, init_out + 32, 4);
-  if (max_write > FRING_PAYLOAD || (size_t)max_pages * PAGE_BYTES > FRING_PAYLOAD) {
-    atomic_store(&e->fring_errno, EMSGSIZE);
-    atomic_store(&e->fring_state, -1);
-    return writev(fd, iov, count);
-  }
-  flags |= INIT_EXT;
-  flags2 |= INIT2_OVER_IO_URING;
-  memcpy(init_out + 12, &flags, 4);
-  memcpy(init_out + 32, &flags2, 4);
-  ssize_t r = write(fd, buf, total);
-  if (r != (ssize_t)total) {
-    atomic_store(&e->fring_errno, r < 0 ? errno : EIO);
-    atomic_store(&e->fring_state, -1);
-    return r;
-  }
-  atomic_store(&e->fring_state, 2);
-  for (int i = 0; i < e->ring_count; i++) { /* wake each worker to register its entries */
-    uint64_t one = 1;
-    ssize_t ignored = write(e->rings[i]->efd, &one, sizeof one);
-    (void)ignored;
-  }
-  return r;
-}
-
-/* INIT, read from /dev/fuse: does the kernel offer FUSE over io_uring? */
-static void fring_offer(struct engine *e, const struct fuse_buf *fb, const struct in_header *in) {
-  if (e->fring_request == 0 || e->ring_count == 0 || e->rings[0]->fring_count == 0) return; /* worker 0 has queue 0 */
-  uint32_t flags = 0, flags2 = 0;
-  if (fb->size >= IN_HEADER_BYTES + 20) {
-    memcpy(&flags, (char *)fb->mem + IN_HEADER_BYTES + 12, 4);
-    memcpy(&flags2, (char *)fb->mem + IN_HEADER_BYTES + 16, 4);
-  }
-  if (!(flags & INIT_EXT) || !(flags2 & INIT2_OVER_IO_URING)) {
-    atomic_store(&e->fring_errno, EOPNOTSUPP);
-    return;
-  }
-  e->init_unique = in->unique;
-  atomic_store_explicit(&e->fring_state, 1, memory_order_release);
-}
-
-static void dispatch(struct ring_worker *rw, struct fuse_buf *fb);
-
-/* A request arrived in an entry: rebuilt as /dev/fuse would give it (header, first argument, then the payload
- * where it is, so a write's data is not copied) and dispatched like one read from /dev/fuse. */
-static void fring_serve(struct ring_worker *rw, struct fring_ent *ent) {
-  struct fring_hdr *h = ent->hdr;
-  struct in_header in;
-  memcpy(&in, h->in_out, sizeof in);
-  uint32_t payload = h->payload_sz;
-  ent->commit_id = h->commit_id;
-  atomic_fetch_add_explicit(&rw->e->fring_requests, 1, memory_order_relaxed);
-  atomic_store_explicit(&ent->unique, in.unique, memory_order_release);
-  if (payload > FRING_PAYLOAD || in.len < IN_HEADER_BYTES + payload ||
-      in.len - IN_HEADER_BYTES - payload > sizeof h->op_in) {
-    struct out_header out = {sizeof out, -EIO, in.unique};
-    struct iovec iov = {&out, sizeof out};
-    fring_reply(ent, &iov, 1);
-    return;
-  }
-  uint32_t op_bytes = in.len - IN_HEADER_BYTES - payload;
-  char *start = ent->payload - IN_HEADER_BYTES - op_bytes;
-  memcpy(start, h->in_out, IN_HEADER_BYTES);
-  memcpy(start + IN_HEADER_BYTES, h->op_in, op_bytes);
-  struct fuse_buf fb = {.size = in.len, .mem = start};
-  t_fring = ent;
-  dispatch(rw, &fb);
-  t_fring = NULL;
-}
-
-/* An entry's command completed: a request (0), a retry, or the end of the entry (teardown, refusal). */
-static void fring_done(struct ring_worker *rw, struct fring_ent *ent, int res) {
-  if (res == 0 && rw->dispatching > 0) { /* a reap while a request waits for a context or room: no recursion */
-    ent->next = rw->backlog;
-    rw->backlog = ent;
-  } else if (res == 0) {
-    fring_serve(rw, ent);
-  } else if (res == -EAGAIN || res == -EINTR) {
-    fring_prep(rw, ent, ent->last_cmd);
-  } else {
-    atomic_fetch_sub(&rw->e->fring_entries, 1); /* the kernel no longer uses it (teardown, refusal) */
-    if (res != -ENOTCONN && res != -ECANCELED) {
-      int none = 0;
-      atomic_compare_exchange_strong(&rw->e->fring_errno, &none, -res);
-    }
-  }
-}
-
-/* After INIT asked for it: hands every entry to the kernel. */
-static void fring_register(struct ring_worker *rw) {
-  rw->fring_registered = true;
-  for (int k = 0; k < rw->fring_count; k++) fring_prep(rw, &rw->fring[k], CMD_REGISTER);
-  atomic_fetch_add(&rw->e->fring_entries, rw->fring_count);
-}
-
-
-static bool fring_kernel_enabled(void) {
-  int fd = open("/sys/module/fuse/parameters/enable_uring", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char c = 0;
-  bool on = read(fd, &c, 1) == 1 && c == 'Y';
-  close(fd);
-  return on;
-}
 
 static ssize_t session_writev(int fd, struct iovec *iov, int count, void *userdata) {
   struct engine *e = userdata;
@@ -666,7 +317,7 @@ static void run_inline(struct ring_worker *rw, struct ring_ctx *c, int runs) {
 /* Has the next write to the eventfd wake this worker (a retry thread gave a context back). */
 static void arm_event(struct ring_worker *rw) {
   if (rw->efd_armed) return;
-  struct io_uring_sqe *sqe = sqe_get(rw);
+  struct io_uring_sqe *sqe = ring_sqe(rw);
   io_uring_prep_poll_add(sqe, rw->efd, POLLIN);
   sqe->user_data = EVENT_TAG;
   rw->efd_armed = true;
@@ -779,7 +430,7 @@ static void reap(struct ring_worker *rw, unsigned wait) {
   io_uring_cq_advance(&rw->ring, seen);
 }
 
-static struct io_uring_sqe *sqe_get(struct ring_worker *rw) {
+struct io_uring_sqe *ring_sqe(struct ring_worker *rw) {
   struct io_uring_sqe *sqe;
   while (!(sqe = io_uring_get_sqe(&rw->ring))) { /* the SQ is full: hand it to the kernel (EBUSY/EAGAIN: retry) */
     int r = io_uring_submit(&rw->ring);
@@ -813,7 +464,7 @@ static int start(struct ring_worker *rw, struct ring_ctx *c, const char **why) {
   c->pending = runs;
   for (int i = 0; i < runs; i++) {
     const struct rt_run *r = &rw->w->runs[i];
-    struct io_uring_sqe *sqe = sqe_get(rw);
+    struct io_uring_sqe *sqe = ring_sqe(rw);
     int fd = r->spare ? p->spare_fd : p->main_fd;
     char *at = c->buf + r->buf_off;
     int fixed = c->recv_idx >= 0 ? 1 + c->recv_idx : 0; /* registered: the arena, then the receive buffers */
@@ -838,7 +489,7 @@ void ring_io(struct ring_worker *rw, fuse_req_t req, struct pair *p, bool write,
     handoff_io(e, req, p, write, data, (uint64_t)off, n, write && p->direct ? "align" : "slow");
     return;
   }
-  struct fring_ent *ent = t_fring; /* its payload holds a write's data and takes a read's */
+  struct fring_ent *ent = fring_dispatching(); /* its payload holds a write's data and takes a read's */
   uint32_t pages = ent ? 0 : (uint32_t)((n + PAGE_BYTES - 1) / PAGE_BYTES);
   while (rw->free_ctxs == 0) reap(rw, 1);
   int lent = !ent && write && n >= LEND_MIN_BYTES ? lend_recv(rw, data) : -1;
@@ -875,44 +526,6 @@ void ring_io(struct ring_worker *rw, fuse_req_t req, struct pair *p, bool write,
 }
 
 /* ---- the worker ---- */
-
-/* FUSE over io_uring: this worker's entries (queues q with q % count == index), their headers and payloads. */
-static int fring_alloc(struct ring_worker *rw) {
-  long queues = sysconf(_SC_NPROCESSORS_CONF); /* the kernel has one queue per possible CPU */
-  if (queues < 1 || queues > FRING_ENTRIES_MAX) return 0;
-  int depth = FRING_ENTRIES_MAX / (int)queues < FRING_DEPTH ? FRING_ENTRIES_MAX / (int)queues : FRING_DEPTH;
-  int mine = 0;
-  for (long q = 0; q < queues; q++) mine += q % rw->count == rw->index;
-  if (mine == 0) return 0;
-  int n = mine * depth;
-  size_t hdr_bytes = ((size_t)n * sizeof(struct fring_hdr) + PAGE_BYTES - 1) / PAGE_BYTES * PAGE_BYTES;
-  size_t slot = FRING_HEAD + FRING_PAYLOAD;
-  size_t bytes = hdr_bytes + (size_t)n * slot;
-  void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (mem == MAP_FAILED) return -1;
-  rw->fring = calloc((size_t)n, sizeof *rw->fring);
-  if (!rw->fring) {
-    munmap(mem, bytes);
-    return -1;
-  }
-  rw->fring_mem = mem;
-  rw->fring_bytes = bytes;
-  int k = 0;
-  for (long q = 0; q < queues; q++) {
-    if (q % rw->count != rw->index) continue;
-    for (int d = 0; d < depth; d++, k++) {
-      struct fring_ent *ent = &rw->fring[k];
-      ent->rw = rw;
-      ent->qid = (uint16_t)q;
-      ent->hdr = (struct fring_hdr *)(void *)(rw->fring_mem + (size_t)k * sizeof(struct fring_hdr));
-      ent->payload = rw->fring_mem + hdr_bytes + (size_t)k * slot + FRING_HEAD;
-      ent->iov[0] = (struct iovec){ent->hdr, sizeof *ent->hdr};
-      ent->iov[1] = (struct iovec){ent->payload, FRING_PAYLOAD};
-    }
-  }
-  rw->fring_count = n;
-  return 0;
-}
 
 struct ring_worker *ring_new(struct engine *e, int index, int count) {
   struct ring_worker *rw = calloc(1, sizeof *rw);
@@ -1023,7 +636,7 @@ static void warm_requests(struct ring_worker *rw) {
   }
 }
 
-static void dispatch(struct ring_worker *rw, struct fuse_buf *fb) {
+void ring_dispatch(struct ring_worker *rw, struct fuse_buf *fb) {
   struct in_header in;
   if (fb->size < sizeof in) return;
   memcpy(&in, fb->mem, sizeof in);
@@ -1077,12 +690,12 @@ void ring_run(struct ring_worker *rw) {
         drained = true;
         break;
       }
-      dispatch(rw, &fb);
+      ring_dispatch(rw, &fb);
       got++;
     }
     if (fuse_session_exited(e->se)) break;
     if (!rw->readable && !rw->poll_armed) {
-      struct io_uring_sqe *sqe = sqe_get(rw);
+      struct io_uring_sqe *sqe = ring_sqe(rw);
       io_uring_prep_poll_add(sqe, fd, POLLIN);
       sqe->user_data = POLL_TAG;
       rw->poll_armed = true;
