@@ -700,8 +700,9 @@ void ring_run(struct ring_worker *rw) {
       sqe->user_data = POLL_TAG;
       rw->poll_armed = true;
     }
-    /* Sleep only when there is nothing to read now (or no context to read into). */
-    reap(rw, drained || rw->free_ctxs == 0 ? 1 : 0);
+    /* Sleep only when there is nothing to read now (or no context to read into), and no request waits on the
+     * backlog: its answer may be what everything else waits for. */
+    reap(rw, !rw->backlog && (drained || rw->free_ctxs == 0) ? 1 : 0);
     while (rw->backlog) {
       struct fring_ent *ent = rw->backlog;
       rw->backlog = ent->next;
