@@ -10,7 +10,7 @@
 #
 # Images (1 GiB of random data, a copy for the pair, a 256 MiB spare) and the
 # database live in dir (default /var/tmp/remapfs-perf); they are kept between
-# runs. Needs root, /dev/fuse, loop devices, fio. Cleans up its own loop
+# runs. DAEMON_CPUS (default 1) is the daemon's CPU list, MOUNT_ARGS adds to its mount. Needs root, /dev/fuse, loop devices, fio. Cleans up its own loop
 # device, mount and workqueue mask on exit; run one at a time.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -94,11 +94,11 @@ losetup -d "$dev"
 dev=""
 
 # Pinned from the start (as systemd's CPUAffinity= would), so the engine sizes its ring workers for one CPU.
-taskset -c 1 node "$repo/bin/remapfs" mount "$dir/mnt" --engine native >"$dir/daemon.log" 2>&1 &
+taskset -c "${DAEMON_CPUS:-1}" node "$repo/bin/remapfs" mount "$dir/mnt" --engine native ${MOUNT_ARGS:-} >"$dir/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 100); do grep -q 'remapfs: serving' "$dir/daemon.log" && break; sleep 0.2; done
 grep -q 'remapfs: serving' "$dir/daemon.log" || { cat "$dir/daemon.log" >&2; exit 1; }
-taskset -p -a -c 1 "$daemon_pid" >/dev/null
+taskset -p -a -c "${DAEMON_CPUS:-1}" "$daemon_pid" >/dev/null
 dev=$(losetup --direct-io=on --sector-size 4096 -f --show "$dir/mnt/p1")
 cli status p1 | grep '^ *engine' || true
 measure "c (native)"

@@ -20,6 +20,7 @@ import * as fs from 'fs';
 import { RemapfsError } from '../errors.js';
 import { nativeHelpers, nativeLoadError, type NativeHelpers } from '../native/index.js';
 import { majorMinor, resolveExtent } from './alias.js';
+import { sleepSyncMs } from '../fsutil/sleep.js';
 
 const RETRY_MS = 50;
 
@@ -37,10 +38,6 @@ function helpers(op: string, object: string): NativeHelpers {
   const h = nativeHelpers();
   if (!h) throw new RemapfsError(op, object, `cannot lock its devices: ${nativeLoadError()}`, 'run scripts/setup.sh to build the native helper');
   return h;
-}
-
-function sleepMs(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 /** Every path to lock for these devices, deduplicated, in a stable order. */
@@ -143,7 +140,7 @@ export class DeviceLock {
       }
       if (!told) opts.onWait?.(why);
       told = true;
-      sleepMs(Math.min(RETRY_MS, Math.max(1, deadline - Date.now())));
+      sleepSyncMs(Math.min(RETRY_MS, Math.max(1, deadline - Date.now())));
     }
   }
 

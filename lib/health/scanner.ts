@@ -1,11 +1,19 @@
 /**
  * The surface scanner: reads the main device block range by block range, past
- * the page cache, and classifies blocks by read latency (a block is timed
- * again before it counts as slow, so one stall of the host does not move a
- * healthy block). A block that cannot be read becomes pending; one at or
- * above latencyRemapMs is copied to the spare (reason scan-slow) while it
- * still reads; one at or above latencyWarnMs is recorded as slow. Remapped
- * blocks are skipped (their data is on the spare).
+ * the page cache, and classifies blocks by read latency. A block that cannot
+ * be read becomes pending; one at or above latencyRemapMs is copied to the
+ * spare (reason scan-slow) while it still reads; one at or above
+ * latencyWarnMs is recorded as slow. Remapped blocks are skipped (their data
+ * is on the spare).
+ *
+ * A slow answer is the block's only if it repeats and the rest of the device
+ * is fast meanwhile: a slow block is timed again, and then a control block
+ * (the last one that read fast, else one half the device away) is timed. When
+ * the control is slow too, the device as a whole is slow now (a host's stall,
+ * writeback, another tenant): the block is not judged, the cursor stays on it
+ * and the scanner waits STALL_BACKOFF_MS (waitMs() tells the caller) before
+ * timing it again. After MAX_STALL_DEFERRALS waits for the same block it is
+ * judged by its timings, so a device that is slow everywhere is still found.
  *
  * Progress (cursor, counts) is persisted every few seconds and at the end of a
  * pass, so a killed scan resumes where it stopped. The scanner does not decide
@@ -18,6 +26,10 @@ import type { ScanTarget } from './scan-target.js';
 import { clearSlowBlock, loadScanState, putSlowBlock, saveScanState, type ScanState, type ScanSummary } from './history.js';
 
 const PERSIST_EVERY_MS = 2000;
+/** How long the scanner waits after a control read showed the whole device slow. */
+export const STALL_BACKOFF_MS = 1000;
+/** Waits for one block before it is judged by its timings anyway. */
+export const MAX_STALL_DEFERRALS = 3;
 
 export function emptySummary(startedAt: number): ScanSummary {
   return { startedAt, finishedAt: 0, blocksScanned: 0, bytesRead: 0, unreadableBlocks: 0, slowBlocks: 0, criticalBlocks: 0, remappedSlow: 0, latencyClasses: { ok: 0, warn: 0, slow: 0, critical: 0 } };
@@ -27,6 +39,15 @@ export class Scanner {
   state: ScanState;
   private buf: Buffer = Buffer.alloc(0);
   private lastPersist = 0;
+  /** The last block that read fast: the control of a slow one (null: none yet). */
+  private fastBlock: number | null = null;
+  /** While the device is slow as a whole: no reads before this time. */
+  private backoffUntil = 0;
+  /** The block that waits on a device-wide stall, and how often it waited. */
+  private stalledBlock = -1;
+  private stallDeferrals = 0;
+  /** Device-wide stalls seen by this scanner (not persisted). */
+  stalls = 0;
 
   constructor(
     private readonly dev: ScanTarget,
@@ -60,9 +81,14 @@ export class Scanner {
     this.store.events.add(this.pairId, t, 'scan-start', null, null, null);
   }
 
+  /** How long the caller should wait before the next step (0: now); non-zero after a device-wide stall. */
+  waitMs(): number {
+    return Math.max(0, this.backoffUntil - this.now());
+  }
+
   /** Scans the next chunk; returns the bytes read. Finishes the pass at the end of the device. */
   step(): number {
-    if (!this.inPass) return 0;
+    if (!this.inPass || this.waitMs() > 0) return 0;
     const cfg = this.config();
     const bs = this.dev.blockSize;
     const chunkBlocks = Math.max(1, Math.floor((cfg.scanChunkKiB * 1024) / bs));
@@ -71,6 +97,7 @@ export class Scanner {
     if (this.buf.length < chunkBlocks * bs) this.buf = Buffer.alloc(chunkBlocks * bs);
     const summary = this.state.currentSummary ?? emptySummary(this.now());
     let bytes = 0;
+    let done = to;
     for (let b = from; b < to; ) {
       if (this.dev.isRemapped(b)) {
         b++;
@@ -78,15 +105,20 @@ export class Scanner {
       }
       let end = b + 1;
       while (end < to && !this.dev.isRemapped(end)) end++;
-      bytes += this.scanRun(b, end, cfg, summary);
+      const run = this.scanRun(b, end, cfg, summary);
+      bytes += run.bytes;
+      if (run.stalledAt !== null) {
+        done = run.stalledAt;
+        break;
+      }
       b = end;
     }
-    summary.blocksScanned += to - from;
+    summary.blocksScanned += done - from;
     summary.bytesRead += bytes;
-    this.state.cursorBlock = to;
-    this.state.maxBlockScanned = Math.max(this.state.maxBlockScanned, to - 1);
+    this.state.cursorBlock = done;
+    if (done > from) this.state.maxBlockScanned = Math.max(this.state.maxBlockScanned, done - 1);
     this.state.currentSummary = summary;
-    if (to >= this.totalBlocks) this.finishPass();
+    if (done >= this.totalBlocks) this.finishPass();
     else if (this.now() - this.lastPersist >= PERSIST_EVERY_MS) this.persist();
     return bytes;
   }
@@ -122,8 +154,11 @@ export class Scanner {
     saveScanState(this.store, this.pairId, this.state);
   }
 
-  /** Reads blocks [first, end) as one request; on an error or a slow answer, block by block. */
-  private scanRun(first: number, end: number, cfg: PairConfig, summary: ScanSummary): number {
+  /**
+   * Reads blocks [first, end) as one request; on an error or a slow answer, block by block.
+   * Returns the bytes read, and the block it stopped at on a device-wide stall (null: none).
+   */
+  private scanRun(first: number, end: number, cfg: PairConfig, summary: ScanSummary): { bytes: number; stalledAt: number | null } {
     const bs = this.dev.blockSize;
     const n = end - first;
     const view = this.buf.subarray(0, n * bs);
@@ -136,13 +171,34 @@ export class Scanner {
     }
     if (ms < cfg.latencyWarnMs) {
       summary.latencyClasses.ok += n;
-      return n * bs;
+      this.fastBlock = end - 1;
+      return { bytes: n * bs, stalledAt: null };
     }
-    for (let b = first; b < end; b++) this.scanBlock(b, cfg, summary);
-    return n * bs + n * bs;
+    let bytes = n * bs;
+    for (let b = first; b < end; b++) {
+      bytes += bs;
+      if (this.scanBlock(b, cfg, summary) === 'stall') return { bytes, stalledAt: b };
+    }
+    return { bytes, stalledAt: null };
   }
 
-  private scanBlock(block: number, cfg: PairConfig, summary: ScanSummary): void {
+  /** Times the control block; true when it is slow too (the device is slow as a whole right now). */
+  private deviceSlow(block: number, cfg: PairConfig): boolean {
+    const n = this.totalBlocks;
+    let control = this.fastBlock !== null && this.fastBlock !== block ? this.fastBlock : (block + Math.floor(n / 2)) % n;
+    if (control === block || this.dev.isRemapped(control)) control = (block + 1) % n;
+    if (control === block || this.dev.isRemapped(control)) return false;
+    const bs = this.dev.blockSize;
+    try {
+      return this.dev.timedMainRead(this.buf.subarray(0, bs), control * bs) >= cfg.latencyWarnMs;
+    } catch (err) {
+      if (!isDiskError(err)) throw err;
+      return false; // the control is bad itself: it says nothing about the device
+    }
+  }
+
+  /** Classifies one block; 'stall' when it was not judged because the whole device is slow now. */
+  private scanBlock(block: number, cfg: PairConfig, summary: ScanSummary): 'done' | 'stall' {
     const bs = this.dev.blockSize;
     let ms: number;
     try {
@@ -151,7 +207,7 @@ export class Scanner {
       if (!isDiskError(err)) throw err;
       summary.unreadableBlocks++;
       if (this.dev.scanFoundUnreadable(block)) this.log(`scan: block ${block} is unreadable, now pending`);
-      return;
+      return 'done';
     }
     // One slow answer can be the host's hiccup: a block counts as slow only if a second read is slow too.
     if (ms >= cfg.latencyWarnMs) {
@@ -162,6 +218,20 @@ export class Scanner {
         // It read once; the slow timing stands.
       }
     }
+    // ... and only while the rest of the device is fast: a stall longer than two reads is not the block's.
+    if (ms >= cfg.latencyWarnMs && this.deviceSlow(block, cfg)) {
+      if (this.stalledBlock !== block) {
+        this.stalledBlock = block;
+        this.stallDeferrals = 0;
+      }
+      if (this.stallDeferrals < MAX_STALL_DEFERRALS) {
+        this.stallDeferrals++;
+        this.stalls++;
+        this.backoffUntil = this.now() + STALL_BACKOFF_MS;
+        if (this.stallDeferrals === 1) this.log(`scan: the whole device is slow at block ${block} (a stall?); timing it again in ${STALL_BACKOFF_MS} ms`);
+        return 'stall';
+      }
+    }
     const t = this.now();
     if (ms >= cfg.latencyCriticalMs) {
       summary.latencyClasses.critical++;
@@ -170,8 +240,9 @@ export class Scanner {
     else if (ms >= cfg.latencyWarnMs) summary.latencyClasses.warn++;
     else {
       summary.latencyClasses.ok++;
+      this.fastBlock = block;
       clearSlowBlock(this.store, this.pairId, block);
-      return;
+      return 'done';
     }
     summary.slowBlocks++;
     putSlowBlock(this.store, this.pairId, block, Math.round(ms * 10) / 10, t);
@@ -184,5 +255,6 @@ export class Scanner {
         this.log(`scan: could not remap slow block ${block}: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
+    return 'done';
   }
 }

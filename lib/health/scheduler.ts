@@ -5,7 +5,8 @@
  * only while user I/O has been quiet for scanIdleMs (I/O on every pair the
  * daemon serves counts: they share its one thread), and no faster than
  * scanRateMiBps. A requested pass (remapfs scan) runs at full speed but still
- * yields to user I/O. Clock and timers are injected for tests.
+ * yields to user I/O. After a device-wide stall the scanner asks for a wait
+ * (Scanner.waitMs), which every pass honours. Clock and timers are injected for tests.
  *
  * A step that throws never stops the scheduler: the next decision comes a
  * second later. A disk error is the scan's finding (the scanner records what
@@ -123,6 +124,8 @@ export class ScanScheduler {
     }
     const quietFor = now - this.lastIoAt;
     if (quietFor < cfg.scanIdleMs) return cfg.scanIdleMs - quietFor;
+    const stalled = this.scanner.waitMs();
+    if (stalled > 0) return stalled;
     if (!this.urgent) {
       const wait = this.limiter.take(cfg.scanChunkKiB * 1024);
       if (wait > 0) return wait;
@@ -132,7 +135,7 @@ export class ScanScheduler {
       this.urgent = false;
       this.scanner.setNextDue(this.clock.now() + adaptiveIntervalMs(cfg.scanIntervalHours * 3600000, this.score()));
     }
-    return 0;
+    return this.scanner.waitMs();
   }
 
   /** tick(), with a failure logged as the design note says; the delay until the next decision (exposed for tests). */

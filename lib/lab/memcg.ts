@@ -11,6 +11,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { sleepSyncMs } from '../fsutil/sleep.js';
 
 export type CgroupVersion = 1 | 2;
 
@@ -97,7 +98,7 @@ export class MemoryCgroup {
         fs.rmdirSync(this.dir);
       } catch {
         // still busy for a moment after its last process left
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+        sleepSyncMs(100);
       }
     }
     this.removed = !fs.existsSync(this.dir);

@@ -17,6 +17,7 @@ import { loadConfig, saveConfig } from '../health/history.js';
 import { healthReport } from '../health/report.js';
 import { Scanner } from '../health/scanner.js';
 import { adaptiveIntervalMs } from '../health/score.js';
+import { sleepSyncMs } from '../fsutil/sleep.js';
 
 export interface LocalOptions {
   /** Opening's repairs and a scan's findings (default: silent). */
@@ -76,6 +77,8 @@ export class LocalHost implements PairHost {
     if (scanner.inPass && !restart) this.log(`remapfs: resuming the interrupted scan at block ${scanner.state.cursorBlock}`);
     scanner.startPass(restart);
     while (scanner.inPass) {
+      const wait = scanner.waitMs();
+      if (wait > 0) sleepSyncMs(wait);
       scanner.step();
       this.opts.onScanProgress?.(scanner.inPass ? scanner.state.cursorBlock : scanner.totalBlocks, scanner.totalBlocks);
     }

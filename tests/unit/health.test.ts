@@ -13,7 +13,7 @@ import { DEFAULT_CONFIG, mergeConfig, type PairConfig, parseConfigText, parseCon
 import { cells, LEGEND_CHAR_PX, renderBar, renderSvg, STATE_COLOURS, type MapInput } from '../../lib/health/map.js';
 import { renderPrometheus } from '../../lib/health/prometheus.js';
 import { healthReport } from '../../lib/health/report.js';
-import { Scanner } from '../../lib/health/scanner.js';
+import { MAX_STALL_DEFERRALS, Scanner, STALL_BACKOFF_MS } from '../../lib/health/scanner.js';
 import type { ScanTarget } from '../../lib/health/scan-target.js';
 import { ScanScheduler, type SchedulerClock } from '../../lib/health/scheduler.js';
 import { adaptiveIntervalMs, DAY_MS, healthScore, RateLimiter, trend } from '../../lib/health/score.js';
@@ -301,6 +301,82 @@ describe('scan scheduler (injected clock)', () => {
       expect(w.scanner.state.lastSummary?.remappedSlow).toBe(remapped ? 1 : 0);
       expect(w.scanner.state.lastSummary?.slowBlocks).toBe(remapped ? 1 : 0);
     }
+  });
+
+  /** A ScanTarget whose reads take `msOf(block)` (no real waiting); it records remaps. */
+  function timedTarget(virtualBlocks: number, msOf: (block: number) => number) {
+    const remapped = new Set<number>();
+    const reads: number[] = [];
+    const target: ScanTarget = {
+      blockSize: 4096,
+      virtualBlocks,
+      isRemapped: (b) => remapped.has(b),
+      timedMainRead: (buf, off) => {
+        let ms = 0;
+        for (let b = off / 4096; b < (off + buf.length) / 4096; b++) {
+          reads.push(b);
+          ms = Math.max(ms, msOf(b));
+        }
+        return ms;
+      },
+      scanFoundUnreadable: () => true,
+      remapBlock: (b) => {
+        const already = remapped.has(b);
+        remapped.add(b);
+        return { already };
+      },
+    };
+    return { target, remapped, reads };
+  }
+
+  it('a stall of the whole device is waited out, not taken for slow blocks; a block slow while the rest is fast is still moved', () => {
+    const w = world({ scanChunkKiB: 64, latencyWarnMs: 20, latencyRemapMs: 50, latencyCriticalMs: 100 });
+    let stalled = true;
+    const t = timedTarget(256, (b) => (stalled || b === 200 ? 60 : 0));
+    const lines: string[] = [];
+    const scanner = new Scanner(t.target, w.store, w.pair.id, () => w.cfg, w.clock.now, (l) => lines.push(l));
+    scanner.startPass();
+    expect(scanner.step()).toBeGreaterThan(0);
+    // Block 0 was slow twice and so was its control (block 128): nothing judged, the cursor stays.
+    expect(t.reads.slice(16)).toEqual([0, 0, 128]);
+    expect(scanner.state.cursorBlock).toBe(0);
+    expect(scanner.waitMs()).toBe(STALL_BACKOFF_MS);
+    expect(scanner.stalls).toBe(1);
+    expect(lines).toEqual([`scan: the whole device is slow at block 0 (a stall?); timing it again in ${STALL_BACKOFF_MS} ms`]);
+    // It does not read again before the wait is over.
+    const before = t.reads.length;
+    expect(scanner.step()).toBe(0);
+    expect(t.reads.length).toBe(before);
+    stalled = false;
+    w.clock.t += STALL_BACKOFF_MS;
+    while (scanner.inPass) {
+      expect(scanner.waitMs()).toBe(0);
+      scanner.step();
+    }
+    // Only block 200, slow while its control (block 199, the last fast one) was fast, was moved.
+    expect([...t.remapped]).toEqual([200]);
+    expect(scanner.state.lastSummary).toMatchObject({ blocksScanned: 256, slowBlocks: 1, remappedSlow: 1 });
+    expect(scanner.state.lastSummary?.latencyClasses).toEqual({ ok: 255, warn: 0, slow: 1, critical: 0 });
+  });
+
+  it('a device slow everywhere is judged after MAX_STALL_DEFERRALS waits per block, and the scheduler honours the wait', () => {
+    const w = world({ scanChunkKiB: 64, latencyWarnMs: 20, latencyRemapMs: 50, latencyCriticalMs: 100 });
+    const t = timedTarget(256, () => 60);
+    const scanner = new Scanner(t.target, w.store, w.pair.id, () => w.cfg, w.clock.now);
+    const sched = new ScanScheduler(scanner, () => 0, () => w.cfg, () => 100, w.pair.createdAt, { clock: w.clock });
+    w.clock.t += 1_000_000;
+    sched.requestPass(false);
+    for (let wait = 0; wait < MAX_STALL_DEFERRALS; wait++) {
+      expect(sched.tick()).toBe(STALL_BACKOFF_MS);
+      expect(t.remapped.size).toBe(0);
+      expect(sched.tick()).toBe(STALL_BACKOFF_MS); // too early: no step
+      w.clock.t += STALL_BACKOFF_MS;
+    }
+    // The fourth time block 0 is judged by its timings (moved), and block 1 starts its own waits.
+    expect(sched.tick()).toBe(STALL_BACKOFF_MS);
+    expect([...t.remapped]).toEqual([0]);
+    expect(scanner.state.cursorBlock).toBe(1);
+    expect(scanner.stalls).toBe(MAX_STALL_DEFERRALS + 1);
   });
 
   it('persists progress so a new scanner resumes where the old one stopped', () => {
