@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -244,8 +245,8 @@ int fring_alloc(struct ring_worker *rw) {
   size_t hdr_bytes = ((size_t)n * sizeof(struct fring_hdr) + PAGE_BYTES - 1) / PAGE_BYTES * PAGE_BYTES;
   size_t slot = FRING_HEAD + FRING_PAYLOAD;
   size_t bytes = hdr_bytes + (size_t)n * slot;
-  void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (mem == MAP_FAILED) return -1;
+  void *mem = ring_map_huge(bytes);
+  if (!mem) return -1;
   rw->fring = calloc((size_t)n, sizeof *rw->fring);
   if (!rw->fring) {
     munmap(mem, bytes);

@@ -75,6 +75,7 @@
 #include <liburing.h>
 #include <poll.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -467,8 +468,9 @@ static int start(struct ring_worker *rw, struct ring_ctx *c, const char **why) {
     struct io_uring_sqe *sqe = ring_sqe(rw);
     int fd = r->spare ? p->spare_fd : p->main_fd;
     char *at = c->buf + r->buf_off;
-    int fixed = c->recv_idx >= 0 ? 1 + c->recv_idx : 0; /* registered: the arena, then the receive buffers */
-    bool use_fixed = rw->fixed && !c->ent;               /* an entry's payload is not registered */
+    /* registered: the arena, the receive buffers, then the entries */
+    int fixed = c->ent ? 1 + rw->recv_bufs : c->recv_idx >= 0 ? 1 + c->recv_idx : 0;
+    bool use_fixed = c->ent ? rw->fring_fixed : rw->fixed;
     if (use_fixed && c->write) io_uring_prep_write_fixed(sqe, fd, at, (unsigned)r->len, r->dev_off, fixed);
     else if (use_fixed) io_uring_prep_read_fixed(sqe, fd, at, (unsigned)r->len, r->dev_off, fixed);
     else if (c->write) io_uring_prep_write(sqe, fd, at, (unsigned)r->len, r->dev_off);
@@ -527,6 +529,27 @@ void ring_io(struct ring_worker *rw, fuse_req_t req, struct pair *p, bool write,
 
 /* ---- the worker ---- */
 
+/*
+ * Maps `bytes` on a 2 MiB boundary and asks for huge pages (the arena, the
+ * receive buffers, the entries): the kernel pins these pages again for every
+ * FUSE copy in and out of them, one page at a time, and a huge page makes
+ * each of those walks short. Without THP it is a plain mapping. The pages are
+ * touched later (registration, engine_pin_range). NULL on failure (errno set).
+ */
+void *ring_map_huge(size_t bytes) {
+  const size_t huge = (size_t)2 << 20;
+  size_t span = bytes + huge;
+  char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return NULL;
+  char *mem = (char *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
+  if (mem > raw) munmap(raw, (size_t)(mem - raw));
+  size_t tail = (size_t)(raw + span - (mem + bytes)) & ~(size_t)(PAGE_BYTES - 1);
+  if (tail > 0) munmap(raw + span - tail, tail);
+  (void)madvise(mem, bytes, MADV_HUGEPAGE); /* advice only: refused, the pages are small */
+  return mem;
+}
+
+
 struct ring_worker *ring_new(struct engine *e, int index, int count) {
   struct ring_worker *rw = calloc(1, sizeof *rw);
   if (!rw) return NULL;
@@ -570,21 +593,24 @@ struct ring_worker *ring_new(struct engine *e, int index, int count) {
   }
   rw->arena_pages = rw->fring_count > 0 ? FRING_ARENA_BYTES / PAGE_BYTES : ARENA_PAGES;
   rw->recv_bufs = rw->fring_count > 0 ? FRING_RECV_BUFS : RECV_BUFS;
-  void *arena = mmap(NULL, arena_bytes(rw), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-  void *recv = mmap(NULL, (size_t)rw->recv_bufs * RECV_BYTES, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-  rw->arena = arena == MAP_FAILED ? NULL : arena;
-  rw->recv = recv == MAP_FAILED ? NULL : recv;
+  void *arena = ring_map_huge(arena_bytes(rw));
+  void *recv = ring_map_huge((size_t)rw->recv_bufs * RECV_BYTES);
+  rw->arena = arena;
+  rw->recv = recv;
   if (!rw->arena || !rw->recv) {
     int err = errno;
     ring_free(rw);
     errno = err;
     return NULL;
   }
-  struct iovec bufs[1 + RECV_BUFS];
+  struct iovec bufs[2 + RECV_BUFS];
+  unsigned nbufs = 1 + (unsigned)rw->recv_bufs;
   bufs[0] = (struct iovec){arena, arena_bytes(rw)};
   for (int k = 0; k < rw->recv_bufs; k++) bufs[1 + k] = (struct iovec){recv_at(rw, k), RECV_BYTES};
-  rw->fixed = io_uring_register_buffers(&rw->ring, bufs, 1 + (unsigned)rw->recv_bufs) == 0; /* refused: plain I/O */
+  if (rw->fring_count > 0) bufs[nbufs] = (struct iovec){rw->fring_mem, rw->fring_bytes}; /* index nbufs */
+  /* refused (a memlock limit): without the entries, then plain I/O */
+  rw->fring_fixed = rw->fring_count > 0 && io_uring_register_buffers(&rw->ring, bufs, nbufs + 1) == 0;
+  rw->fixed = rw->fring_fixed || io_uring_register_buffers(&rw->ring, bufs, nbufs) == 0;
   return rw;
 }
 

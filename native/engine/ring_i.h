@@ -111,8 +111,10 @@ struct ring_worker {
   struct engine *e;
   struct worker *w; /* counters' slot, the split's run table */
   struct io_uring ring;
-  bool ring_ready, poll_armed, fixed;
-  bool readable; /* the session fd may hold a request: false from an EAGAIN until the armed poll fires */ /* fixed: the arena is registered (no page pinning per I/O) */
+  bool ring_ready, poll_armed;
+  bool fixed;       /* the arena and receive buffers are registered (no page pinning per I/O) */
+  bool fring_fixed; /* so are the entries (fixed buffer FRING_FIXED(rw)) */
+  bool readable; /* the session fd may hold a request: false from an EAGAIN until the armed poll fires */
   int ops; /* SQEs in flight: runs and answers */
   struct ring_ctx *replying; /* set while finish() answers: libfuse's writev queues the answer */
   int ctx_count, free_ctxs;
@@ -145,6 +147,7 @@ struct ring_worker {
 /* ring.c */
 /* A free SQE of the worker's ring (submits what is queued when the SQ is full). */
 struct io_uring_sqe *ring_sqe(struct ring_worker *rw);
+void *ring_map_huge(size_t bytes);
 /* Serves or hands off one request, laid out as /dev/fuse gives it. */
 void ring_dispatch(struct ring_worker *rw, struct fuse_buf *fb);
 
