@@ -68,11 +68,11 @@ export class Measurer {
     const pid = t.proc?.child.pid;
     const cpu0 = pid ? cpuSeconds(pid) : 0;
     const r = fio(t.dev, cell, this.cfg);
-    if (pid) this.cpuPerGiB.add(t.stack, cell.name, (cpuSeconds(pid) - cpu0) / (r.bytes / GiB));
+    // The daemon's CPU time and the disk counters cover fio's ramp too; its io_bytes do not: scale by the time fio ran.
+    const movedBytes = (r.bytes * (this.cfg.runtimeSeconds + RAMP_SECONDS)) / this.cfg.runtimeSeconds;
+    if (pid) this.cpuPerGiB.add(t.stack, cell.name, (cpuSeconds(pid) - cpu0) / (movedBytes / GiB));
     if (statFile && cell.rw.includes('read') && r.bytes > 0) {
-      // The disk counters cover fio's ramp too; its io_bytes do not: scale by the time fio ran.
-      const readBytes = (r.bytes * (this.cfg.runtimeSeconds + RAMP_SECONDS)) / this.cfg.runtimeSeconds;
-      this.diskPerRead.add(t.stack, cell.name, (diskReadBytes(statFile) - disk0) / readBytes);
+      this.diskPerRead.add(t.stack, cell.name, (diskReadBytes(statFile) - disk0) / movedBytes);
     }
     this.values.add(t.stack, cell.name, r.value);
     return r;
