@@ -1,6 +1,7 @@
 /** Helpers shared by the CLI commands. */
 import { RemapfsError, UsageError } from '../errors.js';
 import { databaseError, DEFAULT_DB_PATH, type MountRecord, type PairRecord, Store } from '../store/db.js';
+import { processAlive } from '../store/mounts.js';
 import { DeviceBusyError } from '../block/device-lock.js';
 import { localTransport, type LocalOptions } from '../pair/local.js';
 import { pairOps, type PairOps } from '../pair/operations.js';
@@ -38,6 +39,16 @@ export async function withStore<T>(argv: { db?: string }, create: boolean, fn: (
 export function requirePair(store: Store, name: string): PairRecord {
   const pair = store.pairs.get(name);
   if (!pair) {
+    const unfinished = store.imports.unfinished().find((u) => u.pair.name === name);
+    if (unfinished) {
+      const running = processAlive(unfinished.pid);
+      throw new RemapfsError(
+        'find pair',
+        name,
+        `its import has not finished (begun by process ${unfinished.pid}, which ${running ? 'is still running' : 'is gone'})`,
+        running ? 'wait for that import to finish' : `run "remapfs import" for its devices again: it removes the interrupted import first`,
+      );
+    }
     const known = store.pairs.list().map((p) => p.name);
     throw new RemapfsError('find pair', name, 'no such pair', known.length ? `known pairs: ${known.join(', ')}` : 'the database has no pairs yet');
   }

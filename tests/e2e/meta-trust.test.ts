@@ -163,4 +163,27 @@ describe('metadata is untrusted input', () => {
     const mnt = lab.mkdir('mnt');
     await expect(lab.startDaemon(mnt)).rejects.toThrow(/skipping pair m: open metadata of pair m: the database's remap table is invalid: entry \d+: spare block \d+ lies in metadata slot 1/);
   });
+
+  it('a pair whose import has not finished is named as such by every command, with one line and what to do', () => {
+    const { spare } = makePair();
+    const before = fs.readFileSync(spare);
+    // An interrupted import: its imports row stays (the process that began it is gone: pid 2^22 + 1).
+    const store = Store.open(lab.dbPath, { create: false });
+    try {
+      const pair = store.pairs.get('m');
+      if (!pair) throw new Error('no pair m');
+      store.transaction(() => store.imports.begin(pair.id, 4194305, Date.now()));
+    } finally {
+      store.close();
+    }
+    for (const args of [['verify', 'm'], ['status', 'm'], ['remap', 'm', '16']]) {
+      const r = lab.cli(args);
+      expect(r.status).toBe(1);
+      expect(oneLine(r.stderr)).toBe(
+        'remapfs: find pair m: its import has not finished (begun by process 4194305, which is gone) (run "remapfs import" for its devices again: it removes the interrupted import first)',
+      );
+    }
+    // Nothing was written to the devices.
+    expect(fs.readFileSync(spare).equals(before)).toBe(true);
+  });
 });
