@@ -112,6 +112,32 @@ describe('recovering from a daemon crash with a file system on top', () => {
     lab.mountFs(loop2, ext);
     expect(checkTree(ext, sums)).toEqual([]);
   });
+
+  it('recover waits for a loop device that is still open to detach, and stops with one line while something holds it', async () => {
+    const main = lab.image('main.img', 16 * MiB);
+    const spare = lab.image('spare.img', 4 * MiB);
+    lab.ok(['init', 'h', '--main', main, '--spare', spare]);
+    const mnt = lab.mkdir('mnt');
+    const daemon = await lab.startDaemon(mnt);
+    const loop = lab.attachLoop(path.join(mnt, 'h'));
+    const holder = fs.openSync(loop, 'r'); // a user of the loop device that recover does not know about
+    try {
+      await lab.killDaemon(daemon);
+      const r = lab.cli(['recover', mnt]);
+      expect(r.status).toBe(1);
+      expect(r.stderr.trim().split('\n')).toEqual([
+        `remapfs: recover ${mnt}: ${loop} is still attached after 10 s: something still holds it open (find it with "fuser -vm ${loop}", close it, and run recover again)`,
+      ]);
+    } finally {
+      fs.closeSync(holder);
+    }
+    // Closed: the detach completes, and recover finishes the rest.
+    const again = lab.cli(['recover', mnt]);
+    expect(again.stderr).toBe('');
+    expect(again.status).toBe(0);
+    expect(spawnSync('losetup', [loop]).status).not.toBe(0);
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(` ${mnt} `);
+  });
 });
 
 function verifyAcked(vfile: string, expected: Map<number, Set<number>>): void {

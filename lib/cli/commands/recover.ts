@@ -6,13 +6,16 @@
  * database's mounts table, the control socket a dead daemon left behind, or a
  * kernel mount of type fuse.remapfs. Anything else is refused before anything
  * is run, and only loop devices whose backing file sits directly in that
- * directory (a pair's file) are touched.
+ * directory (a pair's file) are touched. A detached loop device that is still
+ * open (a lazily unmounted file system letting go) is waited for, up to 10 s,
+ * so that nothing writes through it once the pair is served again.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
 import { loopBackingFile } from '../../block/loop.js';
+import { sleepSyncMs } from '../../fsutil/sleep.js';
 import { LINK_DIR } from '../../daemon/attach.js';
 import { mounts } from '../../daemon/mounts.js';
 import { RemapfsError } from '../../errors.js';
@@ -107,6 +110,11 @@ export const recoverCommand: CommandModule<object, Args> = {
       if (argv['dry-run']) continue;
       const r = spawnSync(cmd, args, { encoding: 'utf8' });
       if (r.status !== 0) throw new RemapfsError('recover', mnt, `${cmd} ${args.join(' ')} failed: ${(r.stderr || '').trim()}`);
+      // A loop device still open (a lazily unmounted file system letting go) detaches when closed: wait for it,
+      // so that nothing can write through it once the pair is served again.
+      if (cmd === 'losetup' && !waitDetached(args[1] as string, DETACH_WAIT_MS)) {
+        throw new RemapfsError('recover', mnt, `${args[1]} is still attached after ${DETACH_WAIT_MS / 1000} s: something still holds it open`, `find it with "fuser -vm ${args[1]}", close it, and run recover again`);
+      }
     }
     if (!argv['dry-run'] && fs.existsSync(dbPath(argv))) {
       const store = Store.open(dbPath(argv), { create: false });
@@ -120,6 +128,18 @@ export const recoverCommand: CommandModule<object, Args> = {
     process.stdout.write(`recovered ${mnt}: start "remapfs mount ${mnt}" again, re-attach the loop device, and run fsck before mounting the file system\n`);
   },
 };
+
+const DETACH_WAIT_MS = 10_000;
+
+/** Waits until loop device `device` has no backing file; false if it still has one after `ms`. */
+function waitDetached(device: string, ms: number): boolean {
+  const deadline = Date.now() + ms;
+  while (loopBackingFile(device) !== undefined) {
+    if (Date.now() >= deadline) return false;
+    sleepSyncMs(50);
+  }
+  return true;
+}
 
 /** The mounts-table row for `mnt`, if the database exists and has one. */
 function mountRow(argv: { db?: string }, mnt: string): MountRecord | undefined {
