@@ -95,7 +95,9 @@ export const recoverCommand: CommandModule<object, Args> = {
     }
     if (entry && alive) throw new RemapfsError('recover', mnt, 'the mount is alive', 'use "remapfs unmount" for a running daemon');
     const steps: Array<[string, string[]]> = [];
-    for (const loop of loopsUnder(mnt)) {
+    const loops = loopsUnder(mnt);
+    const backingOf = new Map(loops.map((l) => [l.device, l.backingFile]));
+    for (const loop of loops) {
       for (const at of loop.mountedAt) steps.push(['umount', ['-l', at]]);
       steps.push(['losetup', ['-d', loop.device]]);
       for (const link of linksTo(loop.device)) steps.push(['rm', ['-f', link]]);
@@ -112,7 +114,7 @@ export const recoverCommand: CommandModule<object, Args> = {
       if (r.status !== 0) throw new RemapfsError('recover', mnt, `${cmd} ${args.join(' ')} failed: ${(r.stderr || '').trim()}`);
       // A loop device still open (a lazily unmounted file system letting go) detaches when closed: wait for it,
       // so that nothing can write through it once the pair is served again.
-      if (cmd === 'losetup' && !waitDetached(args[1] as string, DETACH_WAIT_MS)) {
+      if (cmd === 'losetup' && !waitDetached(args[1] as string, backingOf.get(args[1] as string) as string, DETACH_WAIT_MS)) {
         throw new RemapfsError('recover', mnt, `${args[1]} is still attached after ${DETACH_WAIT_MS / 1000} s: something still holds it open`, `find it with "fuser -vm ${args[1]}", close it, and run recover again`);
       }
     }
@@ -131,10 +133,10 @@ export const recoverCommand: CommandModule<object, Args> = {
 
 const DETACH_WAIT_MS = 10_000;
 
-/** Waits until loop device `device` has no backing file; false if it still has one after `ms`. */
-function waitDetached(device: string, ms: number): boolean {
+/** Waits until loop device `device` no longer has `backingFile` (another may take the device at once); false after `ms`. */
+function waitDetached(device: string, backingFile: string, ms: number): boolean {
   const deadline = Date.now() + ms;
-  while (loopBackingFile(device) !== undefined) {
+  while (loopBackingFile(device) === backingFile) {
     if (Date.now() >= deadline) return false;
     sleepSyncMs(50);
   }
