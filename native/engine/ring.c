@@ -549,7 +549,6 @@ void *ring_map_huge(size_t bytes) {
   return mem;
 }
 
-
 struct ring_worker *ring_new(struct engine *e, int index, int count) {
   struct ring_worker *rw = calloc(1, sizeof *rw);
   if (!rw) return NULL;

@@ -113,7 +113,7 @@ struct ring_worker {
   struct io_uring ring;
   bool ring_ready, poll_armed;
   bool fixed;       /* the arena and receive buffers are registered (no page pinning per I/O) */
-  bool fring_fixed; /* so are the entries (fixed buffer FRING_FIXED(rw)) */
+  bool fring_fixed; /* so are the entries (fixed buffer 1 + recv_bufs) */
   bool readable; /* the session fd may hold a request: false from an EAGAIN until the armed poll fires */
   int ops; /* SQEs in flight: runs and answers */
   struct ring_ctx *replying; /* set while finish() answers: libfuse's writev queues the answer */
