@@ -94,12 +94,11 @@ export const recoverCommand: CommandModule<object, Args> = {
       }
     }
     if (entry && alive) throw new RemapfsError('recover', mnt, 'the mount is alive', 'use "remapfs unmount" for a running daemon');
-    const steps: Array<[string, string[]]> = [];
-    const loops = loopsUnder(mnt);
-    const backingOf = new Map(loops.map((l) => [l.device, l.backingFile]));
-    for (const loop of loops) {
+    /** A command, and for `losetup -d` the loop device that must then let go of its pair's file. */
+    const steps: Array<[string, string[], LoopUse?]> = [];
+    for (const loop of loopsUnder(mnt)) {
       for (const at of loop.mountedAt) steps.push(['umount', ['-l', at]]);
-      steps.push(['losetup', ['-d', loop.device]]);
+      steps.push(['losetup', ['-d', loop.device], loop]);
       for (const link of linksTo(loop.device)) steps.push(['rm', ['-f', link]]);
     }
     if (entry) steps.push(lazyUnmountCommands(mnt)[0] as [string, string[]]);
@@ -107,15 +106,16 @@ export const recoverCommand: CommandModule<object, Args> = {
       process.stdout.write(`nothing to recover at ${mnt}\n`);
       return;
     }
-    for (const [cmd, args] of steps) {
+    for (const [cmd, args, detached] of steps) {
       process.stdout.write(`${argv['dry-run'] ? 'would run' : 'running'}: ${cmd} ${args.join(' ')}\n`);
       if (argv['dry-run']) continue;
       const r = spawnSync(cmd, args, { encoding: 'utf8' });
       if (r.status !== 0) throw new RemapfsError('recover', mnt, `${cmd} ${args.join(' ')} failed: ${(r.stderr || '').trim()}`);
       // A loop device still open (a lazily unmounted file system letting go) detaches when closed: wait for it,
       // so that nothing can write through it once the pair is served again.
-      if (cmd === 'losetup' && !waitDetached(args[1] as string, backingOf.get(args[1] as string) as string, DETACH_WAIT_MS)) {
-        throw new RemapfsError('recover', mnt, `${args[1]} is still attached after ${DETACH_WAIT_MS / 1000} s: something still holds it open`, `find it with "fuser -vm ${args[1]}", close it, and run recover again`);
+      if (detached && !waitDetached(detached, DETACH_WAIT_MS)) {
+        const dev = detached.device;
+        throw new RemapfsError('recover', mnt, `${dev} is still attached after ${DETACH_WAIT_MS / 1000} s: something still holds it open`, `find it with "fuser -vm ${dev}", close it, and run recover again`);
       }
     }
     if (!argv['dry-run'] && fs.existsSync(dbPath(argv))) {
@@ -133,10 +133,10 @@ export const recoverCommand: CommandModule<object, Args> = {
 
 const DETACH_WAIT_MS = 10_000;
 
-/** Waits until loop device `device` no longer has `backingFile` (another may take the device at once); false after `ms`. */
-function waitDetached(device: string, backingFile: string, ms: number): boolean {
+/** Waits until the loop device no longer has its pair's file (another may take the device at once); false after `ms`. */
+function waitDetached(loop: LoopUse, ms: number): boolean {
   const deadline = Date.now() + ms;
-  while (loopBackingFile(device) === backingFile) {
+  while (loopBackingFile(loop.device) === loop.backingFile) {
     if (Date.now() >= deadline) return false;
     sleepSyncMs(50);
   }
