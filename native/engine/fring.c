@@ -8,7 +8,13 @@
  * Layout: a worker's entries are one mapping, their 288-byte headers first,
  * then one slot per entry: FRING_HEAD bytes (where a request is rebuilt in
  * front of its payload) and the 1 MiB payload. Entries of queue q belong to
- * worker q % count.
+ * worker q % count, FRING_DEPTH per queue on average, all pinned from the
+ * start. Each queue starts with FRING_CHUNK of them registered; a queue whose
+ * registered entries all hold requests gets FRING_CHUNK more of its worker's,
+ * until they are spent. The kernel puts a request on the queue of the CPU
+ * that sent it, so the busy queue is the loop workers' CPU's, and it can
+ * hold most of them. Entries are never taken back (the protocol cannot).
+ * Per-queue counts (q_entries, q_held) are the worker's alone.
  *
  * An entry is in the kernel (its URING_CMD outstanding) or holds a request.
  * While it holds one, `unique` is that request's id: the answer, made on any
@@ -43,10 +49,15 @@ void fring_prep(struct ring_worker *rw, struct fring_ent *ent, uint32_t cmd_op) 
     sqe->addr = (uint64_t)(uintptr_t)ent->iov;
     sqe->len = 2;
   }
+  rw->last_sqe = sqe;
   struct fring_cmd cmd = {.qid = ent->qid, .commit_id = cmd_op == CMD_COMMIT_AND_FETCH ? ent->commit_id : 0};
   memcpy(sqe->cmd, &cmd, sizeof cmd);
   sqe->user_data = FRING_TAG | (uint64_t)(ent - rw->fring);
   ent->last_cmd = cmd_op;
+  if (cmd_op == CMD_COMMIT_AND_FETCH && ent->held) { /* not again for a retry of the same commit */
+    ent->held = false;
+    rw->q_held[ent->qid]--;
+  }
 }
 
 /* Hands an answered entry back to the kernel: queued now on its own worker, else through its commit list. */
@@ -74,7 +85,7 @@ struct fring_ent *fring_find(struct engine *e, uint64_t unique) {
     return self->replying->ent;
   for (int i = 0; i < e->ring_count; i++) {
     struct ring_worker *rw = e->rings[i];
-    for (int k = 0; k < rw->fring_count; k++)
+    for (int k = 0; k < rw->fring_max; k++) /* not fring_count, which its worker changes; unused ones hold 0 */
       if (atomic_load_explicit(&rw->fring[k].unique, memory_order_acquire) == unique) return &rw->fring[k];
   }
   return NULL;
@@ -197,32 +208,6 @@ void fring_serve(struct ring_worker *rw, struct fring_ent *ent) {
   t_fring = NULL;
 }
 
-/* An entry's command completed: a request (0), a retry, or the end of the entry (teardown, refusal). */
-void fring_done(struct ring_worker *rw, struct fring_ent *ent, int res) {
-  if (res == 0 && rw->dispatching > 0) { /* a reap while a request waits for a context or room: no recursion */
-    ent->next = rw->backlog;
-    rw->backlog = ent;
-  } else if (res == 0) {
-    fring_serve(rw, ent);
-  } else if (res == -EAGAIN || res == -EINTR) {
-    fring_prep(rw, ent, ent->last_cmd);
-  } else {
-    atomic_fetch_sub(&rw->e->fring_entries, 1); /* the kernel no longer uses it (teardown, refusal) */
-    if (res != -ENOTCONN && res != -ECANCELED) {
-      int none = 0;
-      atomic_compare_exchange_strong(&rw->e->fring_errno, &none, -res);
-    }
-  }
-}
-
-/* After INIT asked for it: hands every entry to the kernel. */
-void fring_register(struct ring_worker *rw) {
-  rw->fring_registered = true;
-  for (int k = 0; k < rw->fring_count; k++) fring_prep(rw, &rw->fring[k], CMD_REGISTER);
-  atomic_fetch_add(&rw->e->fring_entries, rw->fring_count);
-}
-
-
 bool fring_kernel_enabled(void) {
   int fd = open("/sys/module/fuse/parameters/enable_uring", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
@@ -232,11 +217,14 @@ bool fring_kernel_enabled(void) {
   return on;
 }
 
-/* FUSE over io_uring: this worker's entries (queues q with q % count == index), their headers and payloads. */
+/* FUSE over io_uring: this worker's entries (queues q with q % count == index), their headers and payloads: on
+ * average FRING_DEPTH per queue, of which each queue starts with one chunk (fring_count); fring_add_chunk hands
+ * out the rest. All are mapped, touched and pinned at start (ring_run), whatever the kernel uses. */
 int fring_alloc(struct ring_worker *rw) {
   long queues = sysconf(_SC_NPROCESSORS_CONF); /* the kernel has one queue per possible CPU */
   if (queues < 1 || queues > FRING_ENTRIES_MAX) return 0;
   int depth = FRING_ENTRIES_MAX / (int)queues < FRING_DEPTH ? FRING_ENTRIES_MAX / (int)queues : FRING_DEPTH;
+  int per = depth < FRING_CHUNK ? depth : FRING_CHUNK;
   int mine = 0;
   for (long q = 0; q < queues; q++) mine += q % rw->count == rw->index;
   if (mine == 0) return 0;
@@ -253,19 +241,68 @@ int fring_alloc(struct ring_worker *rw) {
   }
   rw->fring_mem = mem;
   rw->fring_bytes = bytes;
+  rw->fring_per_chunk = per;
+  rw->fring_max = n;
+  for (int k = 0; k < n; k++) {
+    struct fring_ent *ent = &rw->fring[k];
+    ent->rw = rw;
+    ent->hdr = (struct fring_hdr *)(void *)(rw->fring_mem + (size_t)k * sizeof(struct fring_hdr));
+    ent->payload = rw->fring_mem + hdr_bytes + (size_t)k * slot + FRING_HEAD;
+    ent->iov[0] = (struct iovec){ent->hdr, sizeof *ent->hdr};
+    ent->iov[1] = (struct iovec){ent->payload, FRING_PAYLOAD};
+  }
   int k = 0;
-  for (long q = 0; q < queues; q++) {
-    if (q % rw->count != rw->index) continue;
-    for (int d = 0; d < depth; d++, k++) {
-      struct fring_ent *ent = &rw->fring[k];
-      ent->rw = rw;
-      ent->qid = (uint16_t)q;
-      ent->hdr = (struct fring_hdr *)(void *)(rw->fring_mem + (size_t)k * sizeof(struct fring_hdr));
-      ent->payload = rw->fring_mem + hdr_bytes + (size_t)k * slot + FRING_HEAD;
-      ent->iov[0] = (struct iovec){ent->hdr, sizeof *ent->hdr};
-      ent->iov[1] = (struct iovec){ent->payload, FRING_PAYLOAD};
+  for (long q = 0; q < queues; q++)
+    for (int d = 0; q % rw->count == rw->index && d < per; d++) rw->fring[k++].qid = (uint16_t)q;
+  rw->fring_count = k;
+  return 0;
+}
+
+/* Every entry of queue q holds a request: one more chunk of this worker's entries for q, while they last. The
+ * kernel allocates for each registration; IOSQE_ASYNC has its io-wq thread do that, so if reclaim makes it wait
+ * (docs/architecture.md, "Memory limits"), this thread still serves, and the writeback it may wait for ends. */
+static void fring_add_chunk(struct ring_worker *rw, uint16_t q) {
+  int per = rw->fring_per_chunk;
+  if (rw->fring_count + per > rw->fring_max) return;
+  for (int i = 0; i < per; i++) {
+    struct fring_ent *ent = &rw->fring[rw->fring_count + i];
+    ent->qid = q;
+    fring_prep(rw, ent, CMD_REGISTER);
+    rw->last_sqe->flags |= IOSQE_ASYNC;
+  }
+  rw->fring_count += per;
+  rw->q_entries[q] = (uint8_t)(rw->q_entries[q] + per);
+  atomic_fetch_add(&rw->e->fring_entries, per);
+}
+
+/* An entry's command completed: a request (0), a retry, or the end of the entry (teardown, refusal). */
+void fring_done(struct ring_worker *rw, struct fring_ent *ent, int res) {
+  if (res == 0) {
+    ent->held = true;
+    if (++rw->q_held[ent->qid] == rw->q_entries[ent->qid]) fring_add_chunk(rw, ent->qid);
+  }
+  if (res == 0 && rw->dispatching > 0) { /* a reap while a request waits for a context or room: no recursion */
+    ent->next = rw->backlog;
+    rw->backlog = ent;
+  } else if (res == 0) {
+    fring_serve(rw, ent);
+  } else if (res == -EAGAIN || res == -EINTR) {
+    fring_prep(rw, ent, ent->last_cmd);
+  } else {
+    atomic_fetch_sub(&rw->e->fring_entries, 1); /* the kernel no longer uses it (teardown, refusal) */
+    if (res != -ENOTCONN && res != -ECANCELED) {
+      int none = 0;
+      atomic_compare_exchange_strong(&rw->e->fring_errno, &none, -res);
     }
   }
-  rw->fring_count = n;
-  return 0;
+}
+
+/* After INIT asked for it: hands every entry in use to the kernel. */
+void fring_register(struct ring_worker *rw) {
+  rw->fring_registered = true;
+  for (int k = 0; k < rw->fring_count; k++) {
+    fring_prep(rw, &rw->fring[k], CMD_REGISTER);
+    rw->q_entries[rw->fring[k].qid]++;
+  }
+  atomic_fetch_add(&rw->e->fring_entries, rw->fring_count);
 }

@@ -37,8 +37,9 @@
 #define OP_INIT 26  /* FUSE_INIT */
 /* FUSE over io_uring (<linux/fuse.h> 7.42; Debian 12's headers predate it) */
 #define FRING_TAG (1ull << 61) /* | entry index: that entry's URING_CMD completed */
-#define FRING_DEPTH 16         /* entries per kernel queue (one queue per possible CPU) ... */
+#define FRING_DEPTH 16         /* entries per kernel queue (one queue per possible CPU), on average ... */
 #define FRING_ENTRIES_MAX 64   /* ... and at most this many in all (64 MiB pinned): fewer per queue on larger machines */
+#define FRING_CHUNK 4          /* a queue starts with this many registered, and gets this many more while all hold requests */
 #define FRING_HEAD PAGE_BYTES  /* before each payload: room to rebuild a request as /dev/fuse gives it */
 #define FRING_PAYLOAD ENG_BUF_BYTES
 #define INIT_EXT (1u << 30)        /* FUSE_INIT_EXT: flags2 is valid */
@@ -82,6 +83,7 @@ struct fring_ent {
   struct iovec iov[2];
   uint16_t qid;
   uint32_t last_cmd;
+  bool held; /* holds a request: from its command's completion to the COMMIT_AND_FETCH that answers it */
   uint64_t commit_id;
   _Atomic uint64_t unique;  /* nonzero while its request is served: an answer finds its entry by this */
   struct fring_ent *next;   /* the commit list (done_lock) */
@@ -135,10 +137,14 @@ struct ring_worker {
   int index, count;
   bool sqe128;            /* the ring has 128-byte SQEs: FUSE over io_uring may be used */
   bool fring_registered;
-  int fring_count;
-  struct fring_ent *fring; /* fring_count entries */
-  char *fring_mem;         /* their headers, then their payloads */
+  int fring_count;         /* entries in use (registered once INIT allows), a multiple of fring_per_chunk */
+  int fring_max;           /* entries it has: FRING_DEPTH per queue on average */
+  int fring_per_chunk;     /* FRING_CHUNK, fewer where the queues are many */
+  struct fring_ent *fring; /* fring_max entries (the first fring_count in use) */
+  char *fring_mem;         /* their headers, then their slots (head and payload) */
   size_t fring_bytes;
+  uint8_t q_entries[FRING_ENTRIES_MAX], q_held[FRING_ENTRIES_MAX]; /* per queue id: entries in use, holding */
+  struct io_uring_sqe *last_sqe; /* fring_prep's */
   struct fring_ent *commits; /* answered on other threads, committed by this worker (done_lock) */
   int dispatching;           /* > 0 while a request is dispatched: a reap then must not dispatch another */
   struct fring_ent *backlog; /* requests that arrived meanwhile, dispatched by the loop (worker only) */

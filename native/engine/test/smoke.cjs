@@ -54,6 +54,11 @@ const expect = (what, ok) => { if (!ok) { bad++; console.error(`smoke: FAILED: $
     m.publish(e, 3, new Float64Array([2]), new Float64Array([7]), 1);
     await sh(`dd if=/dev/zero of=${path.join(dir, 'main.img')} bs=4096 seek=2 count=1 conv=notrunc 2>/dev/null`);
     expect('read from the spare', (await sh(`cmp -n 4194304 ${pat} ${f}`)).code === 0);
+    // A queue whose entries all hold requests takes more (fring.c, fring_grow): 32 in flight from one CPU.
+    const entriesBefore = m.negotiated(e).fuseUringEntries;
+    const burst = await sh(`taskset -c 0 fio --name=burst --filename=${f} --rw=randread --bs=4k --size=4M --iodepth=32 --ioengine=libaio --direct=1 --runtime=2 --time_based --output-format=terse 2>&1`);
+    expect(`queue depth 32 read (${burst.out.slice(0, 200)})`, burst.code === 0);
+    const entriesAfter = m.negotiated(e).fuseUringEntries;
     expect('control file', (await sh(`ls ${mnt}/.remapfs && cat ${mnt}/.remapfs/x`)).out === 'x\nabc');
     expect('punch reads zeros', (await sh(`fallocate -p -o 0 -l 16384 ${f} && head -c 16384 ${f} | tr -d '\\0' | wc -c`)).out === '0');
     expect('unsupported fallocate mode', /not supported/i.test((await sh(`fallocate -c -o 0 -l 4096 ${f}`)).err));
@@ -72,9 +77,9 @@ const expect = (what, ok) => { if (!ok) { bad++; console.error(`smoke: FAILED: $
     let optIn = 'N';
     try { optIn = fs.readFileSync('/sys/module/fuse/parameters/enable_uring', 'utf8').trim(); } catch { /* no such kernel */ }
     const fring = optIn === 'Y' && !blocking && process.env.REMAPFS_ENGINE_TRANSPORT !== 'dev';
-    transport = fring ? `FUSE over io_uring, ${neg.fuseUringRequests} requests through ${neg.fuseUringEntries} entries` : '/dev/fuse';
-    expect(`transport (${neg.fuseUringEntries} entries, ${neg.fuseUringRequests} requests, errno ${neg.fuseUringErrno})`,
-      fring ? neg.fuseUringEntries > 0 && neg.fuseUringRequests > 1000 : neg.fuseUringEntries === 0 && neg.fuseUringRequests === 0);
+    transport = fring ? `FUSE over io_uring, ${neg.fuseUringRequests} requests through ${entriesBefore} entries, then ${entriesAfter}` : '/dev/fuse';
+    expect(`transport (${entriesBefore} then ${entriesAfter} entries, ${neg.fuseUringRequests} requests, errno ${neg.fuseUringErrno})`,
+      fring ? entriesBefore > 0 && entriesAfter > entriesBefore && neg.fuseUringRequests > 1000 : neg.fuseUringEntries === 0 && neg.fuseUringRequests === 0);
     expect(`io model (${neg.ringWorkers} ring workers, ringErrno ${neg.ringErrno})`, blocking ? neg.ringWorkers === 0 : neg.ringWorkers > 0 && neg.poolThreads > 0);
   } catch (err) {
     bad++;
