@@ -43,7 +43,12 @@ void fring_prep(struct ring_worker *rw, struct fring_ent *ent, uint32_t cmd_op) 
   struct io_uring_sqe *sqe = ring_sqe(rw);
   memset(sqe, 0, 2 * sizeof *sqe); /* a 128-byte SQE */
   sqe->opcode = IORING_OP_URING_CMD;
-  sqe->fd = fuse_session_fd(rw->e->se);
+  if (rw->fuse_fixed) {
+    sqe->fd = 0; /* the session fd, registered: no file lookup per command */
+    sqe->flags = IOSQE_FIXED_FILE;
+  } else {
+    sqe->fd = fuse_session_fd(rw->e->se);
+  }
   sqe->cmd_op = cmd_op;
   if (cmd_op == CMD_REGISTER) {
     sqe->addr = (uint64_t)(uintptr_t)ent->iov;

@@ -610,6 +610,10 @@ struct ring_worker *ring_new(struct engine *e, int index, int count) {
   /* refused (a memlock limit): without the entries, then plain I/O */
   rw->fring_fixed = rw->fring_count > 0 && io_uring_register_buffers(&rw->ring, bufs, nbufs + 1) == 0;
   rw->fixed = rw->fring_fixed || io_uring_register_buffers(&rw->ring, bufs, nbufs) == 0;
+  if (rw->fring_count > 0) {
+    int fd = fuse_session_fd(e->se);
+    rw->fuse_fixed = io_uring_register_files(&rw->ring, &fd, 1) == 0; /* fixed file 0 (refused: the plain fd) */
+  }
   return rw;
 }
 
@@ -683,6 +687,7 @@ void ring_run(struct ring_worker *rw) {
   engine_pin_range(e, rw->arena, arena_bytes(rw), true);
   engine_pin_range(e, rw, sizeof *rw, false);
   t_ring = rw;
+  (void)io_uring_register_ring_fd(&rw->ring); /* this thread's enters skip the ring's file lookup (Linux 5.18+) */
   struct fuse_buf fb;
   memset(&fb, 0, sizeof fb);
   engine_pin_range(e, rw->recv, (size_t)rw->recv_bufs * RECV_BYTES, true);

@@ -116,6 +116,7 @@ struct ring_worker {
   bool ring_ready, poll_armed;
   bool fixed;       /* the arena and receive buffers are registered (no page pinning per I/O) */
   bool fring_fixed; /* so are the entries (fixed buffer 1 + recv_bufs) */
+  bool fuse_fixed;  /* the session fd is the ring's fixed file 0 */
   bool readable; /* the session fd may hold a request: false from an EAGAIN until the armed poll fires */
   int ops; /* SQEs in flight: runs and answers */
   struct ring_ctx *replying; /* set while finish() answers: libfuse's writev queues the answer */
