@@ -130,6 +130,8 @@ export interface EngineNegotiated {
   ringErrno: number;
   /** FUSE over io_uring: entries registered with the kernel (0: requests come through /dev/fuse), why not (errno: EOPNOTSUPP when the kernel does not offer it), and requests that came through an entry. */
   fuseUringEntries: number;
+  /** The entries the ring workers have for a busy queue to take (all pinned); fuseUringEntries of them are registered. */
+  fuseUringEntriesMax: number;
   fuseUringErrno: number;
   fuseUringRequests: number;
   asyncDio: boolean;

@@ -68,7 +68,7 @@ export interface PairStatus {
   ioFlusher?: IoFlusherStatus;
   /** From a running daemon: the engine serving the pair ('native', 'fuse-native') and the native engine's io model. */
   engine?: string;
-  negotiated?: { ringWorkers: number; poolThreads: number; ringErrno: number; maxThreads: number; fuseUringEntries?: number };
+  negotiated?: { ringWorkers: number; poolThreads: number; ringErrno: number; maxThreads: number; fuseUringEntries?: number; fuseUringEntriesMax?: number };
 }
 
 export function pairStatus(store: Store, pair: PairRecord): PairStatus {

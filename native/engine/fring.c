@@ -310,4 +310,5 @@ void fring_register(struct ring_worker *rw) {
     rw->q_entries[rw->fring[k].qid]++;
   }
   atomic_fetch_add(&rw->e->fring_entries, rw->fring_count);
+  atomic_fetch_add(&rw->e->fring_entries_max, rw->fring_max);
 }

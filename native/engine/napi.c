@@ -662,6 +662,7 @@ static napi_value negotiated(napi_env env, napi_callback_info info) {
   set_num(env, out, "poolThreads", atomic_load(&e->pool_threads));
   set_num(env, out, "ringErrno", atomic_load(&e->ring_errno));
   set_num(env, out, "fuseUringEntries", atomic_load(&e->fring_entries));
+  set_num(env, out, "fuseUringEntriesMax", atomic_load(&e->fring_entries_max));
   set_num(env, out, "fuseUringErrno", atomic_load(&e->fring_errno));
   set_num(env, out, "fuseUringRequests", (double)atomic_load(&e->fring_requests));
   napi_get_boolean(env, (e->want & FUSE_CAP_ASYNC_DIO) != 0, &b);

@@ -7,14 +7,14 @@ const CAP_IPC_LOCK = 14;
 
 interface PairStatus {
   engine?: string;
-  negotiated?: { ringWorkers: number; poolThreads: number; maxThreads: number; fuseUringEntries?: number };
+  negotiated?: { ringWorkers: number; poolThreads: number; maxThreads: number; fuseUringEntries?: number; fuseUringEntriesMax?: number };
 }
 
 /** What the engine's threads lock (native/engine/pin.c, ring.c), at least: stacks, buffers, ring arenas. */
-function pinnedFloorBytes(n: { ringWorkers: number; poolThreads: number; maxThreads: number; fuseUringEntries?: number }): number {
+function pinnedFloorBytes(n: { ringWorkers: number; poolThreads: number; maxThreads: number; fuseUringEntries?: number; fuseUringEntriesMax?: number }): number {
   const MiB = 1024 * 1024;
   if (n.ringWorkers === 0) return n.maxThreads * 2 * MiB; // receive buffer + I/O buffer per thread
-  const entries = n.fuseUringEntries ?? 0; // FUSE over io_uring: a 1 MiB payload each; then the arena is 2 MiB
+  const entries = Math.max(n.fuseUringEntries ?? 0, n.fuseUringEntriesMax ?? 0); // a 1 MiB payload each, all pinned; then the arena is 2 MiB
   if (entries > 0) return entries * MiB + n.ringWorkers * 3 * MiB + n.poolThreads * MiB;
   return n.ringWorkers * 9 * MiB + n.poolThreads * MiB; // arena 8 MiB + receive buffer; I/O buffer
 }

@@ -79,6 +79,9 @@ describe('engine choice', () => {
     expect(formatEngine('native', { ringWorkers: 1, poolThreads: 4, ringErrno: 0, maxThreads: 16, fuseUringEntries: 32 })).toBe(
       'native (io_uring: 1 ring workers, 4 pool threads; FUSE over io_uring: 32 entries)',
     );
+    expect(formatEngine('native', { ringWorkers: 1, poolThreads: 4, ringErrno: 0, maxThreads: 16, fuseUringEntries: 8, fuseUringEntriesMax: 32 })).toBe(
+      'native (io_uring: 1 ring workers, 4 pool threads; FUSE over io_uring: 8 of 32 entries)',
+    );
     expect(formatEngine('native', { ringWorkers: 0, poolThreads: 0, ringErrno: 0, maxThreads: 16 })).toBe('native (blocking: 16 threads)');
     expect(formatEngine('native', { ringWorkers: 0, poolThreads: 0, ringErrno: 1, maxThreads: 16 })).toBe('native (blocking: 16 threads; io_uring unavailable: EPERM)');
   });
