@@ -135,9 +135,8 @@ struct engine {
   bool handoff_stop;
   /* FUSE over io_uring (ring.c): fring_request from create() (0 never, 1 where the kernel offers it);
    * fring_state: 0 not offered, 1 offered at INIT, 2 the INIT answer asked for it (ring workers register),
-   * -1 refused (fring_errno says why); fring_entries: registered and not ended; fring_entries_max: the workers' entries
-   * (registered or not, all pinned) once they register. rings[]: the ring workers, set
-   * before they start. */
+   * -1 refused (fring_errno says why); fring_entries: registered and not ended; fring_entries_max: the workers'
+   * entries, registered or not (all pinned), once they register. rings[]: the ring workers, set before they start. */
   int fring_request;
   _Atomic int fring_state, fring_errno, fring_entries, fring_entries_max;
   _Atomic uint64_t fring_requests; /* requests that came through an entry */

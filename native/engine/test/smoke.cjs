@@ -54,7 +54,7 @@ const expect = (what, ok) => { if (!ok) { bad++; console.error(`smoke: FAILED: $
     m.publish(e, 3, new Float64Array([2]), new Float64Array([7]), 1);
     await sh(`dd if=/dev/zero of=${path.join(dir, 'main.img')} bs=4096 seek=2 count=1 conv=notrunc 2>/dev/null`);
     expect('read from the spare', (await sh(`cmp -n 4194304 ${pat} ${f}`)).code === 0);
-    // A queue whose entries all hold requests takes more (fring.c, fring_grow): 32 in flight from one CPU.
+    // A queue whose entries all hold requests takes more (fring.c, fring_add_chunk): 32 in flight from one CPU.
     const entriesBefore = m.negotiated(e).fuseUringEntries;
     const burst = await sh(`taskset -c 0 fio --name=burst --filename=${f} --rw=randread --bs=4k --size=4M --iodepth=32 --ioengine=libaio --direct=1 --runtime=2 --time_based --output-format=terse 2>&1`);
     expect(`queue depth 32 read (${burst.out.slice(0, 200)})`, burst.code === 0);
