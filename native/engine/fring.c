@@ -39,7 +39,7 @@ static __thread struct fring_ent *t_fring; /* the entry whose request this ring 
 
 struct fring_ent *fring_dispatching(void) { return t_fring; }
 
-void fring_prep(struct ring_worker *rw, struct fring_ent *ent, uint32_t cmd_op) {
+struct io_uring_sqe *fring_prep(struct ring_worker *rw, struct fring_ent *ent, uint32_t cmd_op) {
   struct io_uring_sqe *sqe = ring_sqe(rw);
   memset(sqe, 0, 2 * sizeof *sqe); /* a 128-byte SQE */
   sqe->opcode = IORING_OP_URING_CMD;
@@ -54,7 +54,6 @@ void fring_prep(struct ring_worker *rw, struct fring_ent *ent, uint32_t cmd_op) 
     sqe->addr = (uint64_t)(uintptr_t)ent->iov;
     sqe->len = 2;
   }
-  rw->last_sqe = sqe;
   struct fring_cmd cmd = {.qid = ent->qid, .commit_id = cmd_op == CMD_COMMIT_AND_FETCH ? ent->commit_id : 0};
   memcpy(sqe->cmd, &cmd, sizeof cmd);
   sqe->user_data = FRING_TAG | (uint64_t)(ent - rw->fring);
@@ -63,6 +62,7 @@ void fring_prep(struct ring_worker *rw, struct fring_ent *ent, uint32_t cmd_op) 
     ent->held = false;
     rw->q_held[ent->qid]--;
   }
+  return sqe;
 }
 
 /* Hands an answered entry back to the kernel: queued now on its own worker, else through its commit list. */
@@ -272,8 +272,7 @@ static void fring_add_chunk(struct ring_worker *rw, uint16_t q) {
   for (int i = 0; i < per; i++) {
     struct fring_ent *ent = &rw->fring[rw->fring_count + i];
     ent->qid = q;
-    fring_prep(rw, ent, CMD_REGISTER);
-    rw->last_sqe->flags |= IOSQE_ASYNC;
+    fring_prep(rw, ent, CMD_REGISTER)->flags |= IOSQE_ASYNC;
   }
   rw->fring_count += per;
   rw->q_entries[q] = (uint8_t)(rw->q_entries[q] + per);

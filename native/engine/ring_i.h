@@ -145,7 +145,6 @@ struct ring_worker {
   char *fring_mem;         /* their headers, then their slots (head and payload) */
   size_t fring_bytes;
   uint8_t q_entries[FRING_ENTRIES_MAX], q_held[FRING_ENTRIES_MAX]; /* per queue id: entries in use, holding */
-  struct io_uring_sqe *last_sqe; /* fring_prep's */
   struct fring_ent *commits; /* answered on other threads, committed by this worker (done_lock) */
   int dispatching;           /* > 0 while a request is dispatched: a reap then must not dispatch another */
   struct fring_ent *backlog; /* requests that arrived meanwhile, dispatched by the loop (worker only) */
@@ -163,7 +162,8 @@ int fring_alloc(struct ring_worker *rw);
 bool fring_kernel_enabled(void);
 /* The entry whose request this thread is dispatching, or NULL. */
 struct fring_ent *fring_dispatching(void);
-void fring_prep(struct ring_worker *rw, struct fring_ent *ent, uint32_t cmd_op);
+/* Queues an entry's command; its SQE, for flags. */
+struct io_uring_sqe *fring_prep(struct ring_worker *rw, struct fring_ent *ent, uint32_t cmd_op);
 struct fring_ent *fring_find(struct engine *e, uint64_t unique);
 ssize_t fring_reply(struct fring_ent *ent, const struct iovec *iov, int count);
 ssize_t fring_init_reply(struct engine *e, int fd, const struct iovec *iov, int count);

@@ -9,7 +9,7 @@ import { labPerTest } from '../helpers/lab-hooks.js';
 import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { checkTree, sleep, waitFor, writeRandomTree } from '../../lib/lab/lab.js';
+import { checkTree, type DaemonHandle, sleep, waitFor, writeRandomTree } from '../../lib/lab/lab.js';
 import { loopBackingFile } from '../../lib/block/loop.js';
 import { blockContent, writeOrder } from '../fixtures/writer.js';
 import { fileURLToPath } from 'url';
@@ -80,14 +80,16 @@ describe('crash safety', () => {
 
 describe('recovering from a daemon crash with a file system on top', () => {
   const lab = labPerTest();
-
-  it('remapfs recover unmounts, detaches and clears; after a restart fsck is clean and synced files are intact', async () => {
-    const main = lab.image('main.img', 64 * MiB);
-    const spare = lab.image('spare.img', 16 * MiB);
-    lab.ok(['init', 'r', '--main', main, '--spare', spare]);
+  /** A pair (spare a quarter of main) served by a daemon, with a loop device on its file. */
+  async function servedOnLoop(name: string, mainBytes: number): Promise<{ mnt: string; daemon: DaemonHandle; loop: string }> {
+    lab.ok(['init', name, '--main', lab.image('main.img', mainBytes), '--spare', lab.image('spare.img', mainBytes / 4)]);
     const mnt = lab.mkdir('mnt');
     const daemon = await lab.startDaemon(mnt);
-    const loop = lab.attachLoop(path.join(mnt, 'r'));
+    return { mnt, daemon, loop: lab.attachLoop(path.join(mnt, name)) };
+  }
+
+  it('remapfs recover unmounts, detaches and clears; after a restart fsck is clean and synced files are intact', async () => {
+    const { mnt, daemon, loop } = await servedOnLoop('r', 64 * MiB);
     lab.mkfsExt4(loop);
     const ext = lab.path('ext');
     lab.mountFs(loop, ext);
@@ -116,12 +118,7 @@ describe('recovering from a daemon crash with a file system on top', () => {
   });
 
   it('recover waits for a loop device that is still open to detach, and stops with one line while something holds it', async () => {
-    const main = lab.image('main.img', 16 * MiB);
-    const spare = lab.image('spare.img', 4 * MiB);
-    lab.ok(['init', 'h', '--main', main, '--spare', spare]);
-    const mnt = lab.mkdir('mnt');
-    const daemon = await lab.startDaemon(mnt);
-    const loop = lab.attachLoop(path.join(mnt, 'h'));
+    const { mnt, daemon, loop } = await servedOnLoop('h', 16 * MiB);
     const holder = fs.openSync(loop, 'r'); // a user of the loop device that recover does not know about
     try {
       await lab.killDaemon(daemon);

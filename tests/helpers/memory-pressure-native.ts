@@ -1,17 +1,13 @@
 /** Starts the daemon for the memory-pressure scenario on the native engine without PR_SET_IO_FLUSHER. */
 import * as fs from 'fs';
 import type { DaemonHandle, Lab } from '../../lib/lab/lab.js';
+import type { PairStatus } from '../../lib/pair/ops.js';
 import { hasCapability } from './capabilities.js';
 
 const CAP_IPC_LOCK = 14;
 
-interface PairStatus {
-  engine?: string;
-  negotiated?: { ringWorkers: number; poolThreads: number; maxThreads: number; fuseUringEntries?: number; fuseUringEntriesMax?: number };
-}
-
 /** What the engine's threads lock (native/engine/pin.c, ring.c), at least: stacks, buffers, ring arenas. */
-function pinnedFloorBytes(n: { ringWorkers: number; poolThreads: number; maxThreads: number; fuseUringEntries?: number; fuseUringEntriesMax?: number }): number {
+function pinnedFloorBytes(n: NonNullable<PairStatus['negotiated']>): number {
   const MiB = 1024 * 1024;
   if (n.ringWorkers === 0) return n.maxThreads * 2 * MiB; // receive buffer + I/O buffer per thread
   const entries = Math.max(n.fuseUringEntries ?? 0, n.fuseUringEntriesMax ?? 0); // a 1 MiB payload each, all pinned; then the arena is 2 MiB

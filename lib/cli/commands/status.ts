@@ -48,9 +48,9 @@ function tableJson(store: Store, pairId: number): Array<Record<string, unknown>>
 /** The engine line: which engine serves, and how the native one does its I/O. */
 export function formatEngine(engine: string, n: PairStatus['negotiated']): string {
   if (engine !== 'native' || !n) return engine;
+  const entries = n.fuseUringEntries ?? 0;
   const max = n.fuseUringEntriesMax ?? 0;
-  const count = max > (n.fuseUringEntries ?? 0) ? `${n.fuseUringEntries} of ${max}` : `${n.fuseUringEntries}`;
-  const fring = n.fuseUringEntries ? `; FUSE over io_uring: ${count} entries` : '';
+  const fring = entries ? `; FUSE over io_uring: ${max > entries ? `${entries} of ${max}` : entries} entries` : '';
   if (n.ringWorkers > 0) return `native (io_uring: ${n.ringWorkers} ring workers, ${n.poolThreads} pool threads${fring})`;
   const why = n.ringErrno ? `; io_uring unavailable: ${errnoName(n.ringErrno)}` : '';
   return `native (blocking: ${n.maxThreads} threads${why})`;
