@@ -62,9 +62,14 @@ node_inc=$(node -p "require('path').join(process.execPath, '../../include/node')
   -DNODE_GYP_MODULE_NAME=remapfs_engine native/engine/napi.c native/engine/fs.c native/engine/io.c native/engine/routes.c native/engine/pin.c native/engine/ring.c native/engine/fring.c \
   $(pkg-config --libs fuse3) -luring -o "$out/remapfs_engine.node"
 smoke() {
+  local rc=0
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=halt_on_error=1:detect_leaks=0:exitcode=86 \
     LD_PRELOAD="$("$cc" -print-file-name=libasan.so):$("$cc" -print-file-name=libubsan.so)" \
-    node native/engine/test/smoke.cjs "$out/remapfs_engine.node" "$out"
+    node native/engine/test/smoke.cjs "$out/remapfs_engine.node" "$out" || rc=$?
+  # A run stopped by a sanitizer report cannot unmount; its mount is taken down here.
+  local mnt
+  for mnt in $(awk -v d="$out/engine-smoke-" 'index($2, d) == 1 { print $2 }' /proc/mounts); do umount -l "$mnt"; done
+  return "$rc"
 }
 opt_in=/sys/module/fuse/parameters/enable_uring
 if [ -w "$opt_in" ]; then

@@ -418,11 +418,23 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
   else fuse_reply_err(req, EOPNOTSUPP);
 }
 
-/* Directory handles: the whole listing, built at opendir. */
+/* Directory handles: the whole listing, built at opendir. `lock` is held
+ * while a READDIR answer that points into p is written: the kernel can hand
+ * the RELEASEDIR to another thread before that writev has returned. */
 struct dirbuf {
+  pthread_mutex_t lock;
   char *p;
   size_t size;
 };
+
+/* Waits for an answer still being written from the listing, then frees it. */
+static void dirbuf_free(struct dirbuf *b) {
+  pthread_mutex_lock(&b->lock);
+  pthread_mutex_unlock(&b->lock);
+  pthread_mutex_destroy(&b->lock);
+  free(b->p);
+  free(b);
+}
 
 static void dir_add(fuse_req_t req, struct dirbuf *b, const char *name, uint64_t ino, mode_t mode) {
   struct stat st;
@@ -445,6 +457,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     fuse_reply_err(req, ENOMEM);
     return;
   }
+  pthread_mutex_init(&b->lock, NULL);
   dir_add(req, b, ".", ino, S_IFDIR);
   dir_add(req, b, "..", ROOT_INO, S_IFDIR);
   if (ino == ROOT_INO) {
@@ -475,8 +488,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     free(u.names);
     free(path);
     if (r < 0) {
-      free(b->p);
-      free(b);
+      dirbuf_free(b);
       fuse_reply_err(req, (int)-r);
       return;
     }
@@ -488,19 +500,19 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
   (void)ino;
   struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
-  if ((size_t)off < b->size) {
+  pthread_mutex_lock(&b->lock);
+  if (off >= 0 && (size_t)off < b->size) {
     size_t n = b->size - (size_t)off < size ? b->size - (size_t)off : size;
     fuse_reply_buf(req, b->p + off, n);
   } else {
     fuse_reply_buf(req, NULL, 0);
   }
+  pthread_mutex_unlock(&b->lock);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   (void)ino;
-  struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
-  free(b->p);
-  free(b);
+  dirbuf_free((struct dirbuf *)(uintptr_t)fi->fh);
   fuse_reply_err(req, 0);
 }
 
