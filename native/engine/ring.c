@@ -10,7 +10,9 @@
  *     read it) until EAGAIN, a full batch, or no free context;
  *  2. a READ or WRITE of a pair file: announce in a context's slot, check and
  *     split exactly as the blocking fast path does (io.c), queue one SQE per
- *     run, and leave the slot announced. A write's data is copied into the
+ *     run, or per group of runs that continue each other on one device (a
+ *     vectored call from the context's iovecs: rt_chain), and leave the slot
+ *     announced. A write's data is copied into the
  *     arena, except a write of LEND_MIN_BYTES or more: requests are read so
  *     that a WRITE's data starts on a page, and that receive buffer is lent
  *     to the write (no copy) while the next request goes into another of the
@@ -461,24 +463,42 @@ static int start(struct ring_worker *rw, struct ring_ctx *c, const char **why) {
     finish(rw, c);
     return 1;
   }
-  while (rw->ops + runs > RING_MAX_OPS) reap(rw, 1); /* only device I/O is waited for */
-  c->pending = runs;
+  int next[RING_MAX_OPS];
+  unsigned char head[RING_MAX_OPS];
+  int calls = rt_chain(rw->w->runs, runs, RING_VEC, next, head);
+  while (rw->ops + calls > RING_MAX_OPS) reap(rw, 1); /* only device I/O is waited for */
+  c->pending = calls;
+  /* registered: the arena, the receive buffers, then the entries */
+  int fixed = c->ent ? 1 + rw->recv_bufs : c->recv_idx >= 0 ? 1 + c->recv_idx : 0;
+  bool use_fixed = c->ent ? rw->fring_fixed : rw->fixed;
+  int vec = 0;
   for (int i = 0; i < runs; i++) {
+    if (!head[i]) continue;
     const struct rt_run *r = &rw->w->runs[i];
     struct io_uring_sqe *sqe = ring_sqe(rw);
     int fd = r->spare ? p->spare_fd : p->main_fd;
     char *at = c->buf + r->buf_off;
-    /* registered: the arena, the receive buffers, then the entries */
-    int fixed = c->ent ? 1 + rw->recv_bufs : c->recv_idx >= 0 ? 1 + c->recv_idx : 0;
-    bool use_fixed = c->ent ? rw->fring_fixed : rw->fixed;
-    if (use_fixed && c->write) io_uring_prep_write_fixed(sqe, fd, at, (unsigned)r->len, r->dev_off, fixed);
-    else if (use_fixed) io_uring_prep_read_fixed(sqe, fd, at, (unsigned)r->len, r->dev_off, fixed);
-    else if (c->write) io_uring_prep_write(sqe, fd, at, (unsigned)r->len, r->dev_off);
-    else io_uring_prep_read(sqe, fd, at, (unsigned)r->len, r->dev_off);
+    uint64_t bytes = r->len;
+    if (next[i] >= 0) { /* a group: one vectored call, from the context's iovecs */
+      struct iovec *v = &c->vec[vec];
+      int count = 0;
+      bytes = 0;
+      for (int j = i; j >= 0; j = next[j]) {
+        const struct rt_run *m = &rw->w->runs[j];
+        c->vec[vec++] = (struct iovec){c->buf + m->buf_off, m->len};
+        bytes += m->len;
+        count++;
+      }
+      if (c->write) io_uring_prep_writev(sqe, fd, v, (unsigned)count, r->dev_off);
+      else io_uring_prep_readv(sqe, fd, v, (unsigned)count, r->dev_off);
+    } else if (use_fixed && c->write) io_uring_prep_write_fixed(sqe, fd, at, (unsigned)bytes, r->dev_off, fixed);
+    else if (use_fixed) io_uring_prep_read_fixed(sqe, fd, at, (unsigned)bytes, r->dev_off, fixed);
+    else if (c->write) io_uring_prep_write(sqe, fd, at, (unsigned)bytes, r->dev_off);
+    else io_uring_prep_read(sqe, fd, at, (unsigned)bytes, r->dev_off);
     sqe->rw_flags = RWF_NOWAIT; /* never a kernel worker thread: EAGAIN comes back instead (redo_inline) */
-    sqe->user_data = ((uint64_t)(c - rw->ctx) << 32) | (uint32_t)r->len;
+    sqe->user_data = ((uint64_t)(c - rw->ctx) << 32) | (uint32_t)bytes;
   }
-  rw->ops += runs;
+  rw->ops += calls;
   return 1;
 }
 

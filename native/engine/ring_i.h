@@ -32,6 +32,7 @@
 #define WRITE_HEAD 80 /* fuse_in_header + fuse_write_in: where a WRITE's data starts */
 #define LEND_MIN_BYTES (64u << 10)
 #define MAX_IOV 4
+#define RING_VEC 16 /* iovecs per request for runs grouped into vectored calls (rt_chain) */
 #define OP_READ 15  /* FUSE_READ in <linux/fuse.h> */
 #define OP_WRITE 16 /* FUSE_WRITE */
 #define OP_INIT 26  /* FUSE_INIT */
@@ -103,6 +104,7 @@ struct ring_ctx {
   uint64_t off, n;
   char hdr[HDR_BYTES]; /* the answer's header (and any small part that is not buf) */
   struct iovec iov[MAX_IOV];
+  struct iovec vec[RING_VEC]; /* the runs of its vectored device calls, until they complete */
   struct ring_worker *rw;
   struct fring_ent *ent;  /* served from a FUSE-over-io_uring entry: buf is its payload */
   struct handoff ho;      /* while parked: at a retry thread */

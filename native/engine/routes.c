@@ -300,3 +300,27 @@ int rt_split(const struct rt_table *t, size_t live, uint64_t off, uint64_t len, 
   }
   return n;
 }
+
+int rt_chain(const struct rt_run *runs, int n, int max_vec, int *next, unsigned char *head) {
+  int last_tail[2] = {-1, -1}, size[2] = {0, 0};
+  int groups = 0, vec = 0;
+  for (int i = 0; i < n; i++) {
+    int d = runs[i].spare ? 1 : 0;
+    next[i] = -1;
+    int t = last_tail[d];
+    int cost = size[d] == 1 ? 2 : 1;
+    if (t >= 0 && runs[t].dev_off + runs[t].len == runs[i].dev_off && vec + cost <= max_vec) {
+      next[t] = i;
+      head[i] = 0;
+      last_tail[d] = i;
+      size[d]++;
+      vec += cost;
+      continue;
+    }
+    head[i] = 1;
+    groups++;
+    last_tail[d] = i;
+    size[d] = 1;
+  }
+  return groups;
+}

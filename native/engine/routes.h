@@ -86,5 +86,12 @@ struct rt_run {
  * -2 when more than max_runs runs are needed. */
 int rt_split(const struct rt_table *t, size_t live, uint64_t off, uint64_t len, uint64_t block_size,
              struct rt_run *runs, int max_runs);
+/* Groups runs that continue each other on one device, so that each group is one vectored call:
+ * the spare blocks of scattered remaps are often consecutive, with main runs between them in the
+ * buffer. A run joins the last group on its device when it starts where that group ends. Sets
+ * head[i] (1: run i starts a group) and next[i] (the run after i in its group, -1 at the end).
+ * At most max_vec runs are in groups of two or more (each is one iovec of the caller's).
+ * Returns the number of groups; O(n). */
+int rt_chain(const struct rt_run *runs, int n, int max_vec, int *next, unsigned char *head);
 
 #endif

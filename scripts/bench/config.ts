@@ -7,6 +7,7 @@
  *   BENCH_RUNS, BENCH_RUNTIME (seconds), BENCH_PHASES (stacks,scale; also options, profile), BENCH_CPU_PROF,
  *   BENCH_PIN (=0: no CPU pinning), BENCH_CONTROLS (=1: the control stacks b2, cs, ey),
  *   BENCH_ENGINES (default native,fuse-native: the engines whose stacks run),
+ *   BENCH_CELLS (comma-separated cell names, e.g. "seq read 1M": measure only those; for quick looks, not reports),
  *   BENCH_FUSE_URING (=0: leave fuse.enable_uring as it is; by default the run turns it on, and back after, so the
  *   native engine serves through FUSE over io_uring, as docs/architecture.md tells users to set up).
  */
@@ -30,7 +31,7 @@ export interface Cell {
   metric: 'bw' | 'iops';
 }
 
-export const CELLS: readonly Cell[] = [
+const ALL_CELLS: readonly Cell[] = [
   { name: 'seq read 1M', rw: 'read', bs: '1M', depth: 4, metric: 'bw' },
   { name: 'seq write 1M', rw: 'write', bs: '1M', depth: 4, metric: 'bw' },
   { name: 'rand read 4K QD1', rw: 'randread', bs: '4k', depth: 1, metric: 'iops' },
@@ -38,6 +39,16 @@ export const CELLS: readonly Cell[] = [
   { name: 'rand write 4K QD1', rw: 'randwrite', bs: '4k', depth: 1, metric: 'iops' },
   { name: 'rand write 4K QD32', rw: 'randwrite', bs: '4k', depth: 32, metric: 'iops' },
 ];
+
+function chosenCells(env: NodeJS.ProcessEnv): readonly Cell[] {
+  if (!env.BENCH_CELLS) return ALL_CELLS;
+  const names = env.BENCH_CELLS.split(',').map((n) => n.trim());
+  for (const n of names) if (!ALL_CELLS.some((c) => c.name === n)) throw new Error(`BENCH_CELLS: unknown cell ${n} (${ALL_CELLS.map((c) => c.name).join(', ')})`);
+  return ALL_CELLS.filter((c) => names.includes(c.name));
+}
+
+/** The cells measured: all of them unless BENCH_CELLS names some. */
+export const CELLS: readonly Cell[] = chosenCells(process.env);
 
 export type ImagePlace = { kind: 'tmpfs' } | { kind: 'dir'; path: string };
 

@@ -88,6 +88,10 @@ async function loopControl(ctx: BenchContext, mains: { big: string; none: string
 }
 
 export async function scalePhase(ctx: BenchContext, engine: string, mountArgs: readonly string[]): Promise<void> {
+  if (SCALE_CELLS.length === 0) {
+    ctx.log('bench: scale phase skipped: BENCH_CELLS names none of its cells');
+    return;
+  }
   // Their own database, so the daemon serves these two pairs only.
   const db = ctx.lab.path('scale.db');
   const none = filledPair(ctx.lab, ctx.images.dir, 'none', 10 * GiB, 4.5 * GiB, db);
