@@ -52,10 +52,22 @@ const expect = (what, ok) => { if (!ok) { bad++; console.error(`smoke: FAILED: $
     expect('read back', (await sh(`cmp -n 4194304 ${pat} ${f}`)).code === 0);
     m.fence(e, 3, 2, 1);
     expect('SLOW block read via upcall', (await sh(`cmp -n 4194304 ${pat} ${f}`)).code === 0 && seen.includes('read:slow'));
-    await sh(`dd if=${pat} of=${path.join(dir, 'spare.img')} bs=4096 skip=2 seek=7 count=1 conv=notrunc 2>/dev/null`);
-    m.publish(e, 3, new Float64Array([2]), new Float64Array([7]), 1);
-    await sh(`dd if=/dev/zero of=${path.join(dir, 'main.img')} bs=4096 seek=2 count=1 conv=notrunc 2>/dev/null`);
+    // Blocks 2 and 4 on spare blocks 7 and 8: one request's two spare runs continue each other (one vectored call).
+    const spareImg = path.join(dir, 'spare.img');
+    const mainImg = path.join(dir, 'main.img');
+    await sh(`dd if=${pat} of=${spareImg} bs=4096 skip=2 seek=7 count=1 conv=notrunc 2>/dev/null && dd if=${pat} of=${spareImg} bs=4096 skip=4 seek=8 count=1 conv=notrunc 2>/dev/null`);
+    m.publish(e, 3, new Float64Array([2, 4]), new Float64Array([7, 8]), 2);
+    await sh(`dd if=/dev/zero of=${mainImg} bs=4096 seek=2 count=1 conv=notrunc 2>/dev/null && dd if=/dev/zero of=${mainImg} bs=4096 seek=4 count=1 conv=notrunc 2>/dev/null`);
     expect('read from the spare', (await sh(`cmp -n 4194304 ${pat} ${f}`)).code === 0);
+    expect('64 KiB reads over two spare runs', (await sh(`dd if=${f} bs=64k count=1 iflag=direct 2>/dev/null | cmp -n 65536 - ${pat}`)).code === 0);
+    await sh(`head -c 65536 /dev/urandom > ${pat}.64k`);
+    expect('64 KiB write over two spare runs', (await sh(`dd if=${pat}.64k of=${f} bs=64k count=1 oflag=direct conv=notrunc 2>&1`)).code === 0);
+    const landed = await sh(`cmp -n 4096 -i 8192:28672 ${pat}.64k ${spareImg} && cmp -n 4096 -i 16384:32768 ${pat}.64k ${spareImg} && ` +
+      `[ "$(dd if=${mainImg} bs=4096 skip=2 count=1 2>/dev/null | tr -d '\\0' | wc -c)" = 0 ] && [ "$(dd if=${mainImg} bs=4096 skip=4 count=1 2>/dev/null | tr -d '\\0' | wc -c)" = 0 ] && ` +
+      `cmp -n 8192 ${pat}.64k ${mainImg} && cmp -n 4096 -i 12288:12288 ${pat}.64k ${mainImg} && cmp -n 40960 -i 20480:20480 ${pat}.64k ${mainImg}`);
+    expect(`the write's remapped blocks on the spare, the rest on main (${landed.err.trim()})`, landed.code === 0);
+    await sh(`dd if=${pat}.64k of=${pat} bs=64k count=1 conv=notrunc 2>/dev/null`);
+    expect('read back after the write', (await sh(`cmp -n 4194304 ${pat} ${f}`)).code === 0);
     // A queue whose entries all hold requests takes more (fring.c, fring_add_chunk): 32 in flight from one CPU.
     const entriesBefore = m.negotiated(e).fuseUringEntries;
     const burst = await sh(`taskset -c 0 fio --name=burst --filename=${f} --rw=randread --bs=4k --size=4M --iodepth=32 --ioengine=libaio --direct=1 --runtime=2 --time_based --output-format=terse 2>&1`);
