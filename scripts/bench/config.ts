@@ -40,7 +40,7 @@ const ALL_CELLS: readonly Cell[] = [
   { name: 'rand write 4K QD32', rw: 'randwrite', bs: '4k', depth: 32, metric: 'iops' },
 ];
 
-function chosenCells(env: NodeJS.ProcessEnv): readonly Cell[] {
+export function chosenCells(env: NodeJS.ProcessEnv): readonly Cell[] {
   if (!env.BENCH_CELLS) return ALL_CELLS;
   const names = env.BENCH_CELLS.split(',').map((n) => n.trim());
   for (const n of names) if (!ALL_CELLS.some((c) => c.name === n)) throw new Error(`BENCH_CELLS: unknown cell ${n} (${ALL_CELLS.map((c) => c.name).join(', ')})`);

@@ -1,5 +1,5 @@
 /** The bench's pure parts: where the images go, which engines run, and the numbers it reports. */
-import { readConfig } from '../../scripts/bench/config.js';
+import { chosenCells, readConfig } from '../../scripts/bench/config.js';
 import { chooseEngine } from '../../scripts/bench/engines.js';
 import { median, ratio, Samples, seededRandom, shuffled, spread } from '../../scripts/bench/stats.js';
 import { imageTable } from '../../scripts/bench/tables.js';
@@ -7,6 +7,12 @@ import type { Measurer } from '../../scripts/bench/measure.js';
 import { match } from '../helpers/match.js';
 
 describe('bench configuration', () => {
+  it('measures every cell unless BENCH_CELLS names some, and refuses a name it does not know', () => {
+    expect(chosenCells({}).map((c) => c.name)).toEqual(['seq read 1M', 'seq write 1M', 'rand read 4K QD1', 'rand read 4K QD32', 'rand write 4K QD1', 'rand write 4K QD32']);
+    expect(chosenCells({ BENCH_CELLS: 'rand read 4K QD1, seq read 1M' }).map((c) => c.name)).toEqual(['seq read 1M', 'rand read 4K QD1']);
+    expect(() => chosenCells({ BENCH_CELLS: 'seq read 2M' })).toThrow(/BENCH_CELLS: unknown cell seq read 2M/);
+  });
+
   it('puts the images on /var/tmp by default, and on a private tmpfs when asked', () => {
     expect(readConfig([], {}).images).toEqual({ kind: 'dir', path: '/var/tmp' });
     expect(readConfig(['--tmpfs'], {}).images).toEqual({ kind: 'tmpfs' });

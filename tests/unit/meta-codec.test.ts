@@ -1,3 +1,4 @@
+import CRC32 from 'crc-32';
 import * as fs from 'fs';
 import * as path from 'path';
 import { FaultDevice } from '../../lib/block/fault-device.js';
@@ -46,7 +47,7 @@ function freshSlots(entries: SlotEntry[], sequence = 7): { dev: MemoryDevice; sl
   return { dev, slots, state };
 }
 
-describe('CRC32 (crc-32 package, IEEE)', () => {
+describe('CRC32 (IEEE: zlib where Node has it, else the crc-32 package)', () => {
   it.each([
     ['123456789', 0xcbf43926],
     ['', 0x00000000],
@@ -59,6 +60,18 @@ describe('CRC32 (crc-32 package, IEEE)', () => {
   it('continues across chunks', () => {
     const all = Buffer.from('123456789');
     expect(crc32Continue(crc32(all.subarray(0, 4)), all.subarray(4))).toBe(0xcbf43926);
+  });
+
+  it('agrees with the crc-32 package on random data, from any seed', () => {
+    let x = 12345;
+    const next = (): number => (x = (Math.imul(x, 1103515245) + 12345) >>> 0);
+    for (let i = 0; i < 50; i++) {
+      const data = Buffer.alloc(next() % 9000);
+      for (let j = 0; j < data.length; j++) data[j] = next() & 0xff;
+      const seed = next();
+      expect(crc32(data)).toBe(CRC32.buf(data) >>> 0);
+      expect(crc32Continue(seed, data)).toBe(CRC32.buf(data, seed | 0) >>> 0);
+    }
   });
 
   it('publishes the same test vector in docs/format.md', () => {
