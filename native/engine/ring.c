@@ -59,10 +59,7 @@
  * another is being dispatched (a reap waiting for a context or for room in
  * the ring) waits on the backlog: no recursion.
  *
- * One issuer: only the worker submits to its ring and waits on it. Where the
- * kernel allows (Linux 6.1), the ring says so (SINGLE_ISSUER, DEFER_TASKRUN:
- * completions are handled when the worker asks for them, without task-work
- * interruptions); it is created disabled and enabled on the worker's thread.
+ * One issuer: only the worker submits to its ring and waits on it.
  *
  * Invariants: a ring worker never waits for JS, so a fence waits only for
  * device I/O; a slot is announced only while its request's runs are being
@@ -85,7 +82,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
@@ -586,19 +582,10 @@ struct ring_worker *ring_new(struct engine *e, int index, int count) {
   struct io_uring_params params;
   memset(&params, 0, sizeof params);
   unsigned sqe128 = rw->sqe128 ? IORING_SETUP_SQE128 : 0;
-  /* Only the worker submits and waits: completions are handled when it asks for them, with no task-work
-   * interruption (Linux 6.1+). The ring is enabled by the worker's thread, which becomes its only issuer. */
-  params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-                 IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_R_DISABLED | sqe128;
+  /* COOP_TASKRUN. SINGLE_ISSUER with DEFER_TASKRUN was measured slower at QD32 (performance.md). */
+  params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | sqe128;
   params.cq_entries = RING_ENTRIES * 2;
   int r = io_uring_queue_init_params(RING_ENTRIES, &rw->ring, &params);
-  rw->deferred = r == 0;
-  if (r == -EINVAL) { /* before Linux 6.1 */
-    memset(&params, 0, sizeof params);
-    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | sqe128;
-    params.cq_entries = RING_ENTRIES * 2;
-    r = io_uring_queue_init_params(RING_ENTRIES, &rw->ring, &params);
-  }
   if (r == -EINVAL) { /* before Linux 5.19: no COOP_TASKRUN (nor FUSE over io_uring) */
     memset(&params, 0, sizeof params);
     params.flags = IORING_SETUP_CQSIZE;
@@ -718,12 +705,6 @@ void ring_run(struct ring_worker *rw) {
   struct engine *e = rw->e;
   rw->w = worker_setup(e, false);
   if (rw->w) engine_pin_worker(e, rw->w);
-  /* io_uring_enable_rings() is declared but not exported by liburing 2.3: the system call itself */
-  if (rw->deferred && syscall(__NR_io_uring_register, rw->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0) {
-    /* cannot serve: end the session like a failed read */
-    fuse_session_exit(e->se);
-    return;
-  }
   claim(rw);
   warm_requests(rw);
   engine_pin_range(e, rw->arena, arena_bytes(rw), true);

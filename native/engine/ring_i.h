@@ -139,7 +139,6 @@ struct ring_worker {
   /* FUSE over io_uring: entries of the queues q with q % count == index */
   int index, count;
   bool sqe128;            /* the ring has 128-byte SQEs: FUSE over io_uring may be used */
-  bool deferred;          /* single issuer, deferred task work: created disabled, enabled by its worker */
   bool fring_registered;
   int fring_count;         /* entries in use (registered once INIT allows), a multiple of fring_per_chunk */
   int fring_max;           /* entries it has: FRING_DEPTH per queue on average */
