@@ -582,7 +582,7 @@ struct ring_worker *ring_new(struct engine *e, int index, int count) {
   struct io_uring_params params;
   memset(&params, 0, sizeof params);
   unsigned sqe128 = rw->sqe128 ? IORING_SETUP_SQE128 : 0;
-  /* COOP_TASKRUN. SINGLE_ISSUER with DEFER_TASKRUN was measured slower at QD32 (performance.md). */
+  /* not SINGLE_ISSUER | DEFER_TASKRUN: measured slower at QD32 (performance.md) */
   params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | sqe128;
   params.cq_entries = RING_ENTRIES * 2;
   int r = io_uring_queue_init_params(RING_ENTRIES, &rw->ring, &params);
