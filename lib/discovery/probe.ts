@@ -32,7 +32,7 @@ import { SLOT_COUNT, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, slotH
 import type { MainLabel } from '../format/label-codec.js';
 import { crc32, crc32Continue, decodeHeaderFields, HEADER_CRC_OFFSET, hex32, type SlotHeader } from '../format/slot-codec.js';
 import { headerGeometryProblem, headerProblem, rawU64 } from '../format/validate.js';
-import { Fingerprint } from '../meta/fingerprint.js';
+import { Fingerprint } from '../format/fingerprint.js';
 import { candidateBlockSizes } from '../meta/locate.js';
 import { SlotSet } from '../meta/slots.js';
 import { hardwareId } from './hardware.js';

@@ -14,6 +14,7 @@
  * more is seen and refused instead of being rounded.
  */
 import { SECTOR_BYTES, SLOT_COUNT, SLOT_ENTRY_BYTES, type SpareLayout, validateBlockSize } from './layout.js';
+import type { Fingerprint } from './fingerprint.js';
 import { NAME_BYTES, pagesFor, REASONS, type SlotEntry, type SlotHeader, STATES } from './slot-codec.js';
 
 /** Sequence numbers, block numbers, sizes and times are below 2^53. */
@@ -170,11 +171,18 @@ export class TableChecker {
     this.mains = this.c.mainBlocks <= 2 ** 32 ? new Uint32Array(entryCount) : new Float64Array(entryCount);
   }
 
-  /** Checks `count` raw entries at the start of `page`; returns the first problem. */
-  checkRaw(page: Buffer, count: number): string | undefined {
+  /** Checks `count` raw entries at the start of `page`; returns the first problem. Adds each valid entry to `print`. */
+  checkRaw(page: Buffer, count: number, print?: Fingerprint): string | undefined {
     for (let i = 0; i < count && !this.problem; i++) {
       const off = i * SLOT_ENTRY_BYTES;
-      this.add(rawU64(page, off), rawU64(page, off + 8), rawU64(page, off + 16), page.readUInt8(off + 24), page.readUInt8(off + 25), page.readUInt16LE(off + 26));
+      const main = rawU64(page, off);
+      const spare = rawU64(page, off + 8);
+      const createdAt = rawU64(page, off + 16);
+      const reason = page.readUInt8(off + 24);
+      const state = page.readUInt8(off + 25);
+      const lost = page.readUInt16LE(off + 26);
+      this.add(main, spare, createdAt, reason, state, lost);
+      if (print && !this.problem) print.addCodes(main, spare, createdAt, lost, state, reason);
     }
     return this.problem;
   }

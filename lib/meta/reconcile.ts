@@ -16,7 +16,7 @@ import type { SlotExpectation, SlotReport, SlotSet } from './slots.js';
 import { type AdoptedTable, allCopiesCurrent, stillSealed } from './locate.js';
 import { MAX_SEQUENCE, tableProblem } from '../format/validate.js';
 import { MetaState, type PairIdentity } from './state.js';
-import { Fingerprint, fingerprintSql } from './fingerprint.js';
+import { Fingerprint } from '../format/fingerprint.js';
 
 export interface Reconciliation {
   slots: SlotReport[];
@@ -66,10 +66,22 @@ export function fingerprint(entries: readonly SlotEntry[]): string {
   return f.value();
 }
 
-/** The database's fingerprint, computed by SQLite in one aggregate query per table. */
-export function databaseFingerprint(store: Store, pairId: number): string {
+/**
+ * The database's fingerprint. When the one its triggers keep equals
+ * `expected` (the slots' table at the same sequence, the usual case), that is
+ * it; otherwise SQLite computes it from every row, so a stored row can only
+ * confirm agreement, never invent a disagreement or hide one that the rows show
+ * unless the rows were changed with the triggers removed.
+ */
+export function databaseFingerprint(store: Store, pairId: number, expected?: string): string {
+  const stored = store.remaps.storedPrintParts(pairId);
+  if (stored && expected !== undefined) {
+    const f = new Fingerprint();
+    f.addParts(stored);
+    if (f.value() === expected) return expected;
+  }
   const f = new Fingerprint();
-  for (const parts of store.remaps.aggregateParts(pairId, fingerprintSql)) f.addParts(parts);
+  for (const parts of store.remaps.aggregateParts(pairId)) f.addParts(parts);
   return f.value();
 }
 
@@ -155,8 +167,8 @@ export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: 
       throw new RemapfsError('open spare of pair', pair.name, `${pair.sparePath} holds the metadata of another pair (${foreign.header?.name}, uuid ${foreign.header?.uuid})`, 'wrong device? "remapfs discover" finds where the pair is now');
     }
   }
-  const dbPrint = databaseFingerprint(store, pair.id);
-  const newestPrint = newestState ? stateFingerprint(newestState) : undefined;
+  const newestPrint = newestState ? (newest?.print ?? stateFingerprint(newestState)) : undefined;
+  const dbPrint = databaseFingerprint(store, pair.id, newestState?.sequence === dbSeq ? newestPrint : undefined);
   const identity = identityOf(pair);
   let state: MetaState;
   let source: Reconciliation['source'];
@@ -222,7 +234,7 @@ export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: 
   }
   const sourceSlot = source === 'slots' ? newest?.index : undefined;
   return {
-    slots: final.map(({ pages: _pages, ...r }) => r),
+    slots: final.map(({ pages: _pages, print: _print, ...r }) => r),
     databaseSequence: dbSeq,
     source,
     ...(sourceSlot !== undefined ? { sourceSlot } : {}),

@@ -22,6 +22,7 @@ import { isDiskError } from '../block/disk-error.js';
 import { RemapfsError } from '../errors.js';
 import { SECTOR_BYTES, SLOT_COUNT, SLOT_ENTRIES_PER_PAGE, SLOT_ENTRY_BYTES, SLOT_HEADER_BYTES, SLOT_PAGE_BYTES, slotHeaderRegionBytes, type SpareLayout } from '../format/layout.js';
 import { checkHeaderCrc, crc32, decodeHeaderFields, decodePage, hex32, type SlotEntry, type SlotHeader } from '../format/slot-codec.js';
+import { Fingerprint } from '../format/fingerprint.js';
 import { type HeaderExpectation, headerGeometryProblem, headerProblem, TableChecker } from '../format/validate.js';
 import type { MetaState } from './state.js';
 
@@ -37,6 +38,8 @@ export interface SlotReport {
   entries?: SlotEntry[];
   /** The raw entry pages (whole pages, reserved bytes zeroed), when read with mode 'pages'. */
   pages?: Buffer;
+  /** With the pages: the table's fingerprint (format/fingerprint.ts), computed while the entries were checked. */
+  print?: string;
   /** Set by compare(): the copy holds the given table (same sequence, same decoded entries). */
   matches?: boolean;
   /** The copy's entry pages are byte for byte what remapfs writes (false: non-zero reserved bytes). */
@@ -123,30 +126,24 @@ export class SlotSet {
       const { header: h, table } = opened;
       const checker = new TableChecker(this.layout, h.mainBytes, h.blockSize, h.entryCount);
       const entries: SlotEntry[] = [];
-      // Checked first through one reused chunk; only a copy that passes is read again and kept, so a
-      // crafted copy never costs what its header claims, and a good one is held once (32 bytes per entry).
+      // One pass, 1 MiB at a time, each page checked before the next chunk is read. With 'pages' the chunks
+      // land in the buffer that is kept: sized by the page count that headerProblem bounded by the layout, and
+      // touched only as pages are read, so a crafted copy costs what is read up to its first bad page.
+      const pages = keepEntries === 'pages' ? Buffer.alloc(Math.max(1, h.pageCount) * SLOT_PAGE_BYTES) : undefined;
+      const print = pages ? new Fingerprint() : undefined;
       let canonical = true;
-      const bad = this.eachPage(h, table, undefined, (p, page, count) => {
-        const problem = checker.checkRaw(page, count);
+      const bad = this.eachPage(h, table, pages, (p, page, count) => {
+        const problem = checker.checkRaw(page, count, print);
         if (problem) return problem;
         if (keepEntries === true) decodePage(page, count, entries);
         onPage?.(page, count);
         if (!isCanonical(page, count)) canonical = false;
+        if (pages) canonicalize(page, count);
         return undefined;
       });
       if (bad) return invalid(bad, h);
       const semantic = checker.finish();
       if (semantic) return invalid(semantic, h);
-      let pages: Buffer | undefined;
-      if (keepEntries === 'pages') {
-        const keep = Buffer.alloc(Math.max(1, h.pageCount) * SLOT_PAGE_BYTES);
-        const changed = this.eachPage(h, table, keep, (p, page, count) => {
-          canonicalize(page, count);
-          return undefined;
-        });
-        if (changed) return invalid(`changed while being read: ${changed}`, h);
-        pages = keep;
-      }
       return {
         ...base,
         valid: true,
@@ -154,7 +151,7 @@ export class SlotSet {
         header: h,
         canonical,
         ...(keepEntries === true ? { entries } : {}),
-        ...(pages ? { pages } : {}),
+        ...(pages && print ? { pages, print: print.value() } : {}),
       };
     } catch (err) {
       return invalid(readError(err));

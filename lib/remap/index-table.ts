@@ -135,8 +135,8 @@ export class RemapIndex implements SpareLookup {
   }
 
   /** Calls `fn` with the main block of every remap, in no particular order (allocates nothing). */
-  forEachRemapped(fn: (mainBlock: number) => void): void {
-    this.spareOf.forEach((_spareBlock, mainBlock) => fn(mainBlock));
+  forEachRemapped(fn: (mainBlock: number, spareBlock: number) => void): void {
+    this.spareOf.forEach((spareBlock, mainBlock) => fn(mainBlock, spareBlock));
   }
 
   /** Every remap, ascending by main block. */

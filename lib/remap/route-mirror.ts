@@ -42,21 +42,22 @@ export class MirrorLink {
    * `mirror`. In chunks of ATTACH_CHUNK blocks, straight from the index: a
    * table of a million entries costs no array of a million objects.
    */
-  attach(mirror: RouteMirror, index: RouteLookup & { forEachRemapped(fn: (mainBlock: number) => void): void; pendingBlocks(): number[] }, writesSlow: boolean): void {
+  attach(mirror: RouteMirror, index: RouteLookup & { forEachRemapped(fn: (mainBlock: number, spareBlock: number) => void): void; pendingBlocks(): number[] }, writesSlow: boolean): void {
     this.mirror = mirror;
     if (mirror === NO_MIRROR) return; // detached: nothing to publish
     this.ensure(ATTACH_CHUNK);
     let n = 0;
-    const add = (block: number): void => {
+    // A remapped block's route is its spare block (routeOf's first case), passed along so it is not looked up again.
+    const add = (block: number, route: number): void => {
       this.blocks[n] = block;
-      this.routes[n] = routeOf(index, block);
+      this.routes[n] = route;
       if (++n === ATTACH_CHUNK) {
         mirror.publish(this.blocks, this.routes, n);
         n = 0;
       }
     };
     index.forEachRemapped(add);
-    for (const b of index.pendingBlocks()) add(b);
+    for (const b of index.pendingBlocks()) add(b, routeOf(index, b));
     if (n > 0) mirror.publish(this.blocks, this.routes, n);
     mirror.setWritesSlow(writesSlow);
   }

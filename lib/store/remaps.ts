@@ -11,6 +11,7 @@ import type { PairRepo } from './pairs.js';
 import type { SqliteDatabase } from './sqlite.js';
 
 import type { RemapReason } from '../format/slot-codec.js';
+import { type EntryColumns, fingerprintSql, PRINT_COLUMNS } from '../format/fingerprint.js';
 export type { RemapReason };
 export type RemapState = 'remapped' | 'pending';
 
@@ -29,35 +30,22 @@ export interface RetiredRecord {
   createdAt: number;
 }
 
-/** SQL expressions for the fields of an entry, over one table's columns (see fingerprintParts). */
-export interface EntryColumns {
-  mainBlock: string;
-  spareBlock: string;
-  createdAt: string;
-  lostSectors: string;
-  state: string;
-  reason: string;
+/** An entry's fields over the remaps table's columns, each prefixed with `row` ('' or 'ROW.' for triggers). */
+export function remapColumns(row: string): EntryColumns {
+  return {
+    mainBlock: `${row}main_block`,
+    spareBlock: `ifnull(${row}spare_block, -1)`,
+    createdAt: `${row}created_at`,
+    lostSectors: `${row}lost_sectors`,
+    state: `${row}state`,
+    reason: `${row}reason`,
+  };
 }
 
-/** Builds one aggregate query over `table`'s rows matching `where` (lib/meta/fingerprint.ts). */
-export type AggregateSql = (table: string, where: string, cols: EntryColumns) => string;
-
-const REMAP_COLUMNS: EntryColumns = {
-  mainBlock: 'main_block',
-  spareBlock: 'ifnull(spare_block, -1)',
-  createdAt: 'created_at',
-  lostSectors: 'lost_sectors',
-  state: 'state',
-  reason: 'reason',
-};
-const RETIRED_COLUMNS: EntryColumns = {
-  mainBlock: '-1',
-  spareBlock: 'spare_block',
-  createdAt: 'created_at',
-  lostSectors: '0',
-  state: "'retired'",
-  reason: "'none'",
-};
+/** An entry's fields over the retired table's columns (see remapColumns). */
+export function retiredColumns(row: string): EntryColumns {
+  return { mainBlock: '-1', spareBlock: `${row}spare_block`, createdAt: `${row}created_at`, lostSectors: '0', state: "'retired'", reason: "'none'" };
+}
 
 // An upsert on the main block only: a spare block already used by another main block is a
 // constraint error, never a silent deletion of that other row (which OR REPLACE would do).
@@ -158,13 +146,23 @@ export class RemapRepo {
   }
 
   /**
-   * One aggregate row per table (remaps, then retired), each from the query
-   * `aggregate` builds over that table's columns: SQLite computes a summary of
-   * the table without handing its rows to JavaScript.
+   * The fingerprint parts of each table (remaps, then retired), computed by
+   * SQLite from every row (lib/format/fingerprint.ts) without handing the
+   * rows to JavaScript.
    */
-  aggregateParts(pairId: number, aggregate: AggregateSql): number[][] {
-    return [aggregate('remaps', 'pair_id = ?', REMAP_COLUMNS), aggregate('retired', 'pair_id = ?', RETIRED_COLUMNS)].map(
+  aggregateParts(pairId: number): number[][] {
+    return [fingerprintSql('remaps', 'pair_id = ?', remapColumns('')), fingerprintSql('retired', 'pair_id = ?', retiredColumns(''))].map(
       (sql) => this.db.prepare<[number]>(sql).raw<number[]>().get(pairId) as number[],
     );
+  }
+
+  /**
+   * The pair's fingerprint parts as the database's triggers keep them (schema.ts, table_prints), or undefined
+   * when there is no such row or a value is not a non-negative safe integer (read from outside: never trusted).
+   */
+  storedPrintParts(pairId: number): number[] | undefined {
+    const row = this.db.prepare<[number]>(`SELECT ${PRINT_COLUMNS.join(', ')} FROM table_prints WHERE pair_id = ?`).raw<unknown[]>().get(pairId) as unknown[] | undefined;
+    if (!row || !row.every((v) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0)) return undefined;
+    return row as number[];
   }
 }

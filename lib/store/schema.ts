@@ -12,7 +12,17 @@
  * its imports row is deleted, in the import's last one, the pair is no pair
  * for anyone (PairRepo's lookups leave it out) but its name and UUID stay
  * taken. `pid` is the importing process, for a leftover whose devices are gone.
+ *
+ * table_prints: each pair's table fingerprint (lib/format/fingerprint.ts) over
+ * its remaps and retired rows together, kept by triggers in the transaction
+ * of every change, so that opening a pair reads one row instead of
+ * aggregating a million. A file from before it gets the table, the triggers
+ * and every pair's sums in one transaction. The row is a shortcut only: a
+ * missing or malformed row, or one that does not match the slots, sends the
+ * caller back to the aggregate over the rows (lib/meta/reconcile.ts).
  */
+import { fingerprintSql, PRINT_COLUMNS, printTriggersSql } from '../format/fingerprint.js';
+import { remapColumns, retiredColumns } from './remaps.js';
 import type { SqliteDatabase } from './sqlite.js';
 
 export const SCHEMA_VERSION = 1;
@@ -109,6 +119,40 @@ CREATE TABLE IF NOT EXISTS mounts (
 );
 `;
 
+const PRINTS_SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS table_prints (
+  pair_id INTEGER PRIMARY KEY REFERENCES pairs(id) ON DELETE CASCADE,
+  ${PRINT_COLUMNS.map((c) => `${c} INTEGER NOT NULL`).join(', ')}
+);`,
+  // A new pair starts with an empty table (a leftover row of a reused id is replaced).
+  `CREATE TRIGGER IF NOT EXISTS pairs_print_insert AFTER INSERT ON pairs BEGIN
+  INSERT OR REPLACE INTO table_prints (pair_id, ${PRINT_COLUMNS.join(', ')}) VALUES (NEW.id, ${PRINT_COLUMNS.map(() => '0').join(', ')});
+END;`,
+  printTriggersSql('table_prints', 'remaps', remapColumns('ROW.')),
+  printTriggersSql('table_prints', 'retired', retiredColumns('ROW.')),
+].join('\n');
+
+/** Adds table_prints, its triggers and every pair's sums to a file that lacks them (inside one write transaction). */
+function addTablePrints(db: SqliteDatabase): void {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    // Another process may have done it while this one waited for the lock.
+    if (!db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'table_prints'").pluck<string>().get()) {
+      db.exec(PRINTS_SCHEMA);
+      const insert = db.prepare<[number, ...number[]]>(`INSERT OR REPLACE INTO table_prints (pair_id, ${PRINT_COLUMNS.join(', ')}) VALUES (${['?', ...PRINT_COLUMNS.map(() => '?')].join(', ')})`);
+      for (const id of db.prepare('SELECT id FROM pairs').pluck<number>().all()) {
+        const a = db.prepare<[number]>(fingerprintSql('remaps', 'pair_id = ?', remapColumns(''))).raw<number[]>().get(id) as number[];
+        const b = db.prepare<[number]>(fingerprintSql('retired', 'pair_id = ?', retiredColumns(''))).raw<number[]>().get(id) as number[];
+        insert.run(id, ...PRINT_COLUMNS.map((_, i) => (a[i] ?? 0) + (b[i] ?? 0)));
+      }
+    }
+    db.exec('COMMIT');
+  } catch (e) {
+    db.exec('ROLLBACK');
+    throw e;
+  }
+}
+
 /**
  * Sets the pragmas and creates or updates the schema of a freshly opened file.
  * Throws a plain Error (or SQLite's) when the file is not a usable remapfs
@@ -127,6 +171,7 @@ export function prepareSchema(db: SqliteDatabase): void {
   if (tables.length === 0) {
     db.exec('BEGIN IMMEDIATE');
     db.exec(SCHEMA);
+    db.exec(PRINTS_SCHEMA);
     db.prepare<[string, string]>('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
     db.exec('COMMIT');
   } else if (!tables.includes('bad_sectors') || !tables.includes('imports')) {
@@ -139,4 +184,5 @@ export function prepareSchema(db: SqliteDatabase): void {
   if (version !== String(SCHEMA_VERSION)) {
     throw new Error(`unsupported schema version ${version ?? '(none)'}; this remapfs reads version ${SCHEMA_VERSION}`);
   }
+  if (tables.length > 0 && !tables.includes('table_prints')) addTablePrints(db); // added within schema version 1
 }

@@ -80,19 +80,20 @@ describe('the store', () => {
     expect(store.remaps.counts(pair.id)).toEqual({ remapped: 2, label: 1, pending: 1, retired: 2 });
     expect(store.remaps.byReason(pair.id)).toEqual({ 'read-error': 1, 'write-error': 1 });
     expect(store.remaps.lostSectors(pair.id)).toBe(2);
-    const parts = store.remaps.aggregateParts(
-      pair.id,
-      (table, where, c) => `SELECT count(*), sum(${c.mainBlock}), sum(${c.spareBlock}), sum(${c.lostSectors}), sum(${c.state} = 'pending'), sum(${c.reason} = 'none'), max(${c.createdAt}) FROM ${table} WHERE ${where}`,
-    );
-    expect(parts).toEqual([
-      [4, 0 + 3 + 5 + 7, 9 + 30 - 1 + 71, 2, 1, 0, 2007],
-      [2, -2, 12 + 70, 0, 0, 2, 6000],
-    ]);
+    const parts = store.remaps.aggregateParts(pair.id);
+    expect(parts.map((p) => p[0])).toEqual([4, 2]);
+    // The triggers keep the sums of both tables together, equal to the aggregate over the rows.
+    const summed = (): number[] => {
+      const [a, b] = store.remaps.aggregateParts(pair.id) as [number[], number[]];
+      return a.map((v, i) => v + (b[i] as number));
+    };
+    expect(store.remaps.storedPrintParts(pair.id)).toEqual(summed());
 
     store.transaction(() => store.remaps.replaceTable(pair.id, [remap(1, 11)], [{ spareBlock: 99, createdAt: 1 }], 17));
     expect(store.remaps.list(pair.id)).toEqual([remap(1, 11)]);
     expect(store.remaps.retiredWithTimes(pair.id)).toEqual([{ spareBlock: 99, createdAt: 1 }]);
     expect(store.pairs.metaSeq(pair.id)).toBe(17);
+    expect(store.remaps.storedPrintParts(pair.id)).toEqual(summed());
   });
 
   it('events: appended, read newest first, remap times and counts', () => {
