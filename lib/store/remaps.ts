@@ -161,7 +161,7 @@ export class RemapRepo {
    * when there is no such row or a value is not a non-negative safe integer (read from outside: never trusted).
    */
   storedPrintParts(pairId: number): number[] | undefined {
-    const row = this.db.prepare<[number]>(`SELECT ${PRINT_COLUMNS.join(', ')} FROM table_prints WHERE pair_id = ?`).raw<unknown[]>().get(pairId) as unknown[] | undefined;
+    const row = this.db.prepare<[number]>(`SELECT ${PRINT_COLUMNS.join(', ')} FROM table_prints WHERE pair_id = ?`).raw<unknown[]>().get(pairId);
     if (!row || !row.every((v) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0)) return undefined;
     return row as number[];
   }
