@@ -186,7 +186,7 @@ void io_inflight_leave(struct engine *e, struct pair *p) {
 int io_split(struct pair *p, struct worker *w, uint64_t off, uint64_t len) {
   struct rt_table *t = atomic_load_explicit(&p->routes.table, memory_order_acquire);
   size_t live = atomic_load_explicit(&p->routes.live, memory_order_relaxed);
-  int n = rt_split(t, live, off, len, p->block_size, w->runs, ENG_MAX_RUNS);
+  int n = rt_split(&p->routes, t, live, off, len, p->block_size, w->runs, ENG_MAX_RUNS);
   if (n > 0 && p->spare_fd < 0)
     for (int i = 0; i < n; i++)
       if (w->runs[i].spare) return -1;

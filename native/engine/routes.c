@@ -52,6 +52,14 @@
  * the fence's epoch wait, so a reader on the old table is covered like any other.
  * `live` (number of non-MAIN entries) is written before the epoch bump, so a
  * reader that sees live == 0 after its fence may skip lookups.
+ *
+ * Region filter (routes.h): rt_set sets a block's region bit before it stores
+ * any route other than MAIN, and bits are never cleared. A reader that finds
+ * the bit clear answers MAIN, which is the route it would have read before
+ * that store: a block goes from MAIN to anything else only through SLOW and
+ * an epoch wait (fence, publish), so the argument above covers it, with the
+ * bit standing in for the route (set before the writer's seq_cst fence, read
+ * after the reader's).
  */
 #define _GNU_SOURCE
 #include "routes.h"
@@ -141,7 +149,18 @@ int rt_map_init(struct rt_map *m) {
   atomic_init(&m->table, t);
   atomic_init(&m->live, 0);
   m->retired = NULL;
+  for (size_t i = 0; i < RT_REGION_BITS / 64; i++) atomic_init(&m->regions[i], 0);
   return 0;
+}
+
+static inline uint64_t region_of(uint64_t block) { return (block >> RT_REGION_SHIFT) & (RT_REGION_BITS - 1); }
+
+int64_t rt_route(const struct rt_map *m, const struct rt_table *t, uint64_t block) {
+  if (m) {
+    uint64_t r = region_of(block);
+    if (!((atomic_load_explicit(&m->regions[r / 64], memory_order_relaxed) >> (r % 64)) & 1)) return ROUTE_MAIN;
+  }
+  return rt_lookup(t, block);
 }
 
 void rt_reclaim(struct rt_map *m) {
@@ -239,6 +258,10 @@ int64_t rt_get(struct rt_map *m, uint64_t block) {
 
 int64_t rt_set(struct rt_map *m, uint64_t block, int64_t route) {
   uint64_t key = block + 1;
+  if (route != ROUTE_MAIN) {
+    uint64_t r = region_of(block);
+    atomic_fetch_or_explicit(&m->regions[r / 64], 1ull << (r % 64), memory_order_relaxed);
+  }
   struct rt_table *t = atomic_load_explicit(&m->table, memory_order_relaxed);
   size_t live = atomic_load_explicit(&m->live, memory_order_relaxed);
   if (t->narrow && !fits_narrow(key, route)) {
@@ -270,7 +293,7 @@ int64_t rt_set(struct rt_map *m, uint64_t block, int64_t route) {
   return ROUTE_MAIN;
 }
 
-int rt_split(const struct rt_table *t, size_t live, uint64_t off, uint64_t len, uint64_t block_size,
+int rt_split(const struct rt_map *m, const struct rt_table *t, size_t live, uint64_t off, uint64_t len, uint64_t block_size,
              struct rt_run *runs, int max_runs) {
   if (len == 0) return 0;
   if (live == 0 || t == NULL) {
@@ -284,7 +307,7 @@ int rt_split(const struct rt_table *t, size_t live, uint64_t off, uint64_t len, 
   for (uint64_t block = off / block_size; pos < end; block++) {
     uint64_t block_start = block * block_size;
     uint64_t seg_end = block_start + block_size < end ? block_start + block_size : end;
-    int64_t route = rt_lookup(t, block);
+    int64_t route = rt_route(m, t, block);
     if (route == ROUTE_SLOW || route < ROUTE_SLOW) return -1;
     int spare = route >= 0;
     uint64_t dev = spare ? (uint64_t)route * block_size + (pos - block_start) : pos;

@@ -55,16 +55,27 @@ struct rt_table {
   _Atomic uint64_t w[];
 };
 
+/* Region filter: one bit per region of RT_REGION_BLOCKS blocks, regions taken modulo RT_REGION_BITS.
+ * A bit is set (never cleared) before any block of its regions gets a route other than MAIN, so a
+ * clear bit means MAIN without a table lookup (a million scattered remaps make every lookup a cache
+ * miss; the blocks of healthy regions skip it). 128 KiB per pair; aliasing only costs lookups. */
+#define RT_REGION_SHIFT 6
+#define RT_REGION_BLOCKS (1ull << RT_REGION_SHIFT)
+#define RT_REGION_BITS (1ull << 20)
+
 struct rt_map {
   _Atomic(struct rt_table *) table;
   _Atomic size_t live;      /* entries whose route is not MAIN; 0 lets readers skip lookups */
   struct rt_table *retired; /* old tables to free after an epoch wait (writer only) */
+  _Atomic uint64_t regions[RT_REGION_BITS / 64];
 };
 
 int rt_map_init(struct rt_map *m);
 void rt_map_free(struct rt_map *m);
 /* Reader (inside rt_enter/rt_leave). */
 int64_t rt_lookup(const struct rt_table *t, uint64_t block);
+/* Reader: the route of block, the region filter first (m may be NULL: no filter). */
+int64_t rt_route(const struct rt_map *m, const struct rt_table *t, uint64_t block);
 /* Writer (one thread). Returns the previous route, or -3 when out of memory. */
 int64_t rt_set(struct rt_map *m, uint64_t block, int64_t route);
 int64_t rt_get(struct rt_map *m, uint64_t block);
@@ -81,10 +92,10 @@ struct rt_run {
   uint64_t dev_off; /* byte offset on the device */
 };
 
-/* Splits [off, off+len) into runs by the routes of the table (NULL = all MAIN),
- * merging like lib/remap/split.ts. Returns the run count, -1 when a block is SLOW,
- * -2 when more than max_runs runs are needed. */
-int rt_split(const struct rt_table *t, size_t live, uint64_t off, uint64_t len, uint64_t block_size,
+/* Splits [off, off+len) into runs by the routes of the table (NULL = all MAIN; m's region filter
+ * first, m may be NULL), merging like lib/remap/split.ts. Returns the run count, -1 when a block is
+ * SLOW, -2 when more than max_runs runs are needed. */
+int rt_split(const struct rt_map *m, const struct rt_table *t, size_t live, uint64_t off, uint64_t len, uint64_t block_size,
              struct rt_run *runs, int max_runs);
 /* Groups runs that continue each other on one device, so that each group is one vectored call:
  * the spare blocks of scattered remaps are often consecutive, with main runs between them in the

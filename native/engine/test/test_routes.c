@@ -114,11 +114,44 @@ static void test_split_wide(void) {
   CHECK(rt_set(&m, block, (int64_t)spare) == ROUTE_MAIN);
   struct rt_table *t = atomic_load(&m.table);
   CHECK(!t->narrow);
-  int n = rt_split(t, atomic_load(&m.live), (block - 1) * 512, 3 * 512, 512, runs, 4);
+  int n = rt_split(&m, t, atomic_load(&m.live), (block - 1) * 512, 3 * 512, 512, runs, 4);
   CHECK(n == 3);
   CHECK(runs[0].spare == 0 && runs[0].dev_off == (block - 1) * 512 && runs[0].len == 512);
   CHECK(runs[1].spare == 1 && runs[1].dev_off == spare * 512 && runs[1].buf_off == 512 && runs[1].len == 512);
   CHECK(runs[2].spare == 0 && runs[2].dev_off == (block + 1) * 512 && runs[2].buf_off == 1024);
+  rt_reclaim(&m);
+  rt_map_free(&m);
+}
+
+/* The region filter: set before any non-MAIN route, never cleared, consulted by rt_route and rt_split. */
+static void test_regions(void) {
+  struct rt_map m;
+  struct rt_run runs[8];
+  CHECK(rt_map_init(&m) == 0);
+  uint64_t block = 5 * RT_REGION_BLOCKS + 3;
+  CHECK(rt_set(&m, block, 77) == ROUTE_MAIN);
+  struct rt_table *t = atomic_load(&m.table);
+  uint64_t r = block >> RT_REGION_SHIFT;
+  CHECK((atomic_load(&m.regions[r / 64]) >> (r % 64)) & 1);
+  CHECK(rt_route(&m, t, block) == 77 && rt_route(&m, t, block + 1) == ROUTE_MAIN);
+  /* Only its own region: the neighbours' bits stay clear. */
+  CHECK(!((atomic_load(&m.regions[(r + 1) / 64]) >> ((r + 1) % 64)) & 1));
+  /* A block of an aliased region (modulo RT_REGION_BITS) passes the filter and is looked up: MAIN. */
+  CHECK(rt_route(&m, t, block + RT_REGION_BITS * RT_REGION_BLOCKS) == ROUTE_MAIN);
+  /* Back to MAIN: the bit stays (a lookup more, never a wrong answer). */
+  CHECK(rt_set(&m, block, ROUTE_MAIN) == 77);
+  CHECK((atomic_load(&m.regions[r / 64]) >> (r % 64)) & 1);
+  CHECK(rt_route(&m, t, block) == ROUTE_MAIN);
+  CHECK(rt_set(&m, block, 78) == ROUTE_MAIN);
+  /* The splitter consults the filter: with the bit cleared by hand, the entry is not seen. */
+  int n = rt_split(&m, t, atomic_load(&m.live), block * 4096, 4096, 4096, runs, 8);
+  CHECK(n == 1 && runs[0].spare == 1 && runs[0].dev_off == 78 * 4096);
+  atomic_store(&m.regions[r / 64], 0);
+  n = rt_split(&m, t, atomic_load(&m.live), block * 4096, 4096, 4096, runs, 8);
+  CHECK(n == 1 && runs[0].spare == 0 && runs[0].dev_off == block * 4096);
+  /* Without a map there is no filter. */
+  n = rt_split(NULL, t, atomic_load(&m.live), block * 4096, 4096, 4096, runs, 8);
+  CHECK(n == 1 && runs[0].spare == 1);
   rt_reclaim(&m);
   rt_map_free(&m);
 }
@@ -129,16 +162,16 @@ static void test_split(void) {
   CHECK(rt_map_init(&m) == 0);
   struct rt_table *t = atomic_load(&m.table);
   /* All MAIN: one run, even unaligned. */
-  CHECK(rt_split(t, 0, 100, 10000, 4096, runs, 16) == 1);
+  CHECK(rt_split(&m, t, 0, 100, 10000, 4096, runs, 16) == 1);
   CHECK(runs[0].spare == 0 && runs[0].buf_off == 0 && runs[0].len == 10000 && runs[0].dev_off == 100);
-  CHECK(rt_split(t, 0, 0, 0, 4096, runs, 16) == 0);
+  CHECK(rt_split(&m, t, 0, 0, 0, 4096, runs, 16) == 0);
   /* Blocks 1 and 2 on spare 10 and 11 (consecutive: one run), block 4 on spare 3. */
   rt_set(&m, 1, 10);
   rt_set(&m, 2, 11);
   rt_set(&m, 4, 3);
   t = atomic_load(&m.table);
   size_t live = atomic_load(&m.live);
-  int n = rt_split(t, live, 2048, 4096 * 5, 4096, runs, 16); /* bytes 2048 .. 22528: blocks 0..5 */
+  int n = rt_split(&m, t, live, 2048, 4096 * 5, 4096, runs, 16); /* bytes 2048 .. 22528: blocks 0..5 */
   CHECK(n == 5);
   CHECK(runs[0].spare == 0 && runs[0].buf_off == 0 && runs[0].len == 2048 && runs[0].dev_off == 2048);
   CHECK(runs[1].spare == 1 && runs[1].buf_off == 2048 && runs[1].len == 8192 && runs[1].dev_off == 40960);
@@ -153,7 +186,7 @@ static void test_split(void) {
     CHECK(rt_chain(runs, n, 16, next, head) == 5);
     rt_set(&m, 4, 12);
     t = atomic_load(&m.table);
-    n = rt_split(t, atomic_load(&m.live), 2048, 4096 * 5, 4096, runs, 16);
+    n = rt_split(&m, t, atomic_load(&m.live), 2048, 4096 * 5, 4096, runs, 16);
     CHECK(n == 5 && runs[3].spare == 1 && runs[3].dev_off == 49152);
     CHECK(rt_chain(runs, n, 16, next, head) == 4);
     CHECK(head[0] && head[1] && head[2] && !head[3] && head[4]);
@@ -170,12 +203,12 @@ static void test_split(void) {
   /* Spare blocks not consecutive: separate runs. */
   rt_set(&m, 2, 20);
   t = atomic_load(&m.table);
-  CHECK(rt_split(t, atomic_load(&m.live), 4096, 8192, 4096, runs, 16) == 2);
+  CHECK(rt_split(&m, t, atomic_load(&m.live), 4096, 8192, 4096, runs, 16) == 2);
   /* SLOW anywhere: -1; too many runs: -2. */
   rt_set(&m, 3, ROUTE_SLOW);
   t = atomic_load(&m.table);
-  CHECK(rt_split(t, atomic_load(&m.live), 0, 4096 * 8, 4096, runs, 16) == -1);
-  CHECK(rt_split(t, atomic_load(&m.live), 0, 4096 * 3, 4096, runs, 2) == -2);
+  CHECK(rt_split(&m, t, atomic_load(&m.live), 0, 4096 * 8, 4096, runs, 16) == -1);
+  CHECK(rt_split(&m, t, atomic_load(&m.live), 0, 4096 * 3, 4096, runs, 2) == -2);
   rt_reclaim(&m);
   rt_map_free(&m);
 }
@@ -193,6 +226,9 @@ static _Atomic uint64_t g_fenced_version[BLOCKS];
 static _Atomic int g_stop;
 static _Atomic long g_violations, g_fast, g_slow;
 
+/* The stressed blocks lie in distinct filter regions, so a region's first bit is set under the readers. */
+static uint64_t block_at(uint64_t b) { return b * RT_REGION_BLOCKS + b % 7; }
+
 static void *reader(void *arg) {
   (void)arg;
   int slot = rt_slot_claim(&g_ep);
@@ -202,7 +238,7 @@ static void *reader(void *arg) {
     rt_enter(&g_ep, &g_ep.slots[slot]);
     /* version completed fences before we looked */
     struct rt_table *t = atomic_load_explicit(&g_map.table, memory_order_acquire);
-    int64_t r = rt_lookup(t, b);
+    int64_t r = rt_route(&g_map, t, block_at(b));
     uint64_t before = atomic_load(&g_fenced_version[b]);
     if (r == ROUTE_SLOW) {
       rt_leave(&g_ep.slots[slot]);
@@ -244,13 +280,13 @@ static void test_stress(int wide) {
     uint64_t first = rand_r(&seed) % BLOCKS;
     uint64_t count = 1 + rand_r(&seed) % 4;
     if (first + count > BLOCKS) count = BLOCKS - first;
-    for (uint64_t b = first; b < first + count; b++) rt_set(&g_map, b, ROUTE_SLOW);
+    for (uint64_t b = first; b < first + count; b++) rt_set(&g_map, block_at(b), ROUTE_SLOW);
     rt_epoch_wait(&g_ep);
     rt_reclaim(&g_map);
     /* fence complete: a reader that saw an older route and is still inside would be a violation */
     for (uint64_t b = first; b < first + count; b++) atomic_fetch_add(&g_fenced_version[b], 1);
     /* publish: some blocks to a spare, some back to MAIN, plus unrelated entries to force growth */
-    for (uint64_t b = first; b < first + count; b++) rt_set(&g_map, b, (rand_r(&seed) & 1) ? (int64_t)(b + 1000) : ROUTE_MAIN);
+    for (uint64_t b = first; b < first + count; b++) rt_set(&g_map, block_at(b), (rand_r(&seed) & 1) ? (int64_t)(b + 1000) : ROUTE_MAIN);
     if (round % 100 == 0) {
       for (uint64_t k = 0; k < 64; k++) rt_set(&g_map, 100000 + (uint64_t)round * 64 + k, ROUTE_SLOW);
       for (uint64_t k = 0; k < 64; k++) rt_set(&g_map, 100000 + (uint64_t)round * 64 + k, ROUTE_MAIN);
@@ -275,6 +311,7 @@ int main(void) {
   test_layouts();
   test_split();
   test_split_wide();
+  test_regions();
   test_stress(0);
   test_stress(1);
   if (failures) {
