@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what remapfs needs on a Debian machine, only what is missing:
 # apt packages (fuse3, libfuse3-dev and liburing-dev for the native engine, libfuse2 for the
-# fuse-native fallback, pkg-config, e2fsprogs, fio, util-linux, gddrescue,
+# fuse-native fallback, g++, gcc, make and python3 for the native modules, pkg-config,
+# e2fsprogs, fio, util-linux, gddrescue,
 # systemd and groff-base for the tests of contrib/ and the man page), node_modules
 # (npm ci, with the native better-sqlite3 binary really built), remapfs's own
 # native helper (device locks, PR_SET_IO_FLUSHER), and the TypeScript build.
@@ -26,6 +27,11 @@ command -v ddrescuelog >/dev/null || missing+=(gddrescue)
 command -v systemd-analyze >/dev/null || missing+=(systemd)   # the tests verify contrib/systemd
 command -v groff >/dev/null || missing+=(groff-base)         # the tests render the man page
 command -v python3 >/dev/null || missing+=(python3)            # node-gyp; the readiness test listens with it
+# Before npm ci: better-sqlite3 builds from source wherever its prebuilt binary cannot be
+# downloaded (only the npm registry reachable), and the native helper and engine need them too.
+command -v g++ >/dev/null || missing+=(g++)
+command -v gcc >/dev/null || missing+=(gcc)                     # scripts/test-native.sh
+command -v make >/dev/null || missing+=(make)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     log "missing packages ${missing[*]}; run as root or install them with apt-get"
@@ -58,15 +64,6 @@ node -e "require('fuse-native')" 2>/dev/null || { log "fuse-native does not load
 addon=build/Release/remapfs_native.node
 if [ ! -f "$addon" ] || [ ! -x build/Release/remapfs-io-flusher ] || [ ! -f build/Release/remapfs_engine.node ] || [ -n "$(find native binding.gyp -newer "$addon" -print -quit)" ] ||
    ! node -e "require('./$addon')" 2>/dev/null; then
-  tools=()
-  command -v g++ >/dev/null || tools+=(g++)
-  command -v make >/dev/null || tools+=(make)
-  command -v python3 >/dev/null || tools+=(python3)
-  if [ ${#tools[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ]; then
-    log "installing ${tools[*]} for the native helper"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${tools[@]}" >/dev/null 2>&1 ||
-      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${tools[@]}" >/dev/null 2>&1; } || true
-  fi
   log "building the native helper"
   out=$(mktemp)
   if npm run --silent build:native >"$out" 2>&1 && node -e "require('./$addon'); require('./build/Release/remapfs_engine.node')" 2>>"$out"; then
