@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 
 cc=${CC:-gcc}
 command -v "$cc" >/dev/null || { echo "test-native: $cc is not installed (apt-get install gcc)" >&2; exit 1; }
-out=$(mktemp -d)
+# On disk by default: on tmpfs the engine copies inline and the smoke's transport check sees no queueing.
+out=$(mktemp -d "${TMPDIR:-/var/tmp}/test-native-XXXXXX")
 trap 'rm -rf "$out"' EXIT
 
 "$cc" -std=c11 -Wall -Wextra -Werror -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
