@@ -81,7 +81,7 @@ export function databaseFingerprint(store: Store, pairId: number, expected?: str
     if (f.value() === expected) return expected;
   }
   const f = new Fingerprint();
-  for (const parts of store.remaps.aggregateParts(pairId)) f.addParts(parts);
+  f.addParts(store.remaps.rowPrintParts(pairId));
   return f.value();
 }
 

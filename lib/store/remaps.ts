@@ -54,6 +54,17 @@ const PUT_REMAP_SQL = `INSERT INTO remaps (pair_id, main_block, spare_block, rea
   lost_sectors = excluded.lost_sectors, created_at = excluded.created_at`;
 type PutRemapParams = [number, number, number | null, RemapReason, RemapState, number, number];
 
+/**
+ * A pair's fingerprint parts ([count, six sums], lib/format/fingerprint.ts) over its remaps and retired rows
+ * together, computed by SQLite from every row without handing the rows to JavaScript.
+ */
+export function rowPrintParts(db: SqliteDatabase, pairId: number): number[] {
+  const [a, b] = [fingerprintSql('remaps', 'pair_id = ?', remapColumns('')), fingerprintSql('retired', 'pair_id = ?', retiredColumns(''))].map(
+    (sql) => db.prepare<[number]>(sql).raw<number[]>().get(pairId) as number[],
+  ) as [number[], number[]];
+  return a.map((v, i) => v + (b[i] ?? 0));
+}
+
 export class RemapRepo {
   constructor(
     private readonly db: SqliteDatabase,
@@ -145,15 +156,9 @@ export class RemapRepo {
     return this.db.prepare<[number]>("SELECT coalesce(sum(lost_sectors), 0) FROM remaps WHERE pair_id = ? AND state = 'remapped'").pluck<number>().get(pairId) as number;
   }
 
-  /**
-   * The fingerprint parts of each table (remaps, then retired), computed by
-   * SQLite from every row (lib/format/fingerprint.ts) without handing the
-   * rows to JavaScript.
-   */
-  aggregateParts(pairId: number): number[][] {
-    return [fingerprintSql('remaps', 'pair_id = ?', remapColumns('')), fingerprintSql('retired', 'pair_id = ?', retiredColumns(''))].map(
-      (sql) => this.db.prepare<[number]>(sql).raw<number[]>().get(pairId) as number[],
-    );
+  /** The pair's fingerprint parts computed by SQLite from every row (rowPrintParts). */
+  rowPrintParts(pairId: number): number[] {
+    return rowPrintParts(this.db, pairId);
   }
 
   /**

@@ -21,8 +21,8 @@
  * missing or malformed row, or one that does not match the slots, sends the
  * caller back to the aggregate over the rows (lib/meta/reconcile.ts).
  */
-import { fingerprintSql, PRINT_COLUMNS, printTriggersSql } from '../format/fingerprint.js';
-import { remapColumns, retiredColumns } from './remaps.js';
+import { PRINT_COLUMNS, printTriggersSql } from '../format/fingerprint.js';
+import { remapColumns, retiredColumns, rowPrintParts } from './remaps.js';
 import type { SqliteDatabase } from './sqlite.js';
 
 export const SCHEMA_VERSION = 1;
@@ -140,11 +140,7 @@ function addTablePrints(db: SqliteDatabase): void {
     if (!db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'table_prints'").pluck<string>().get()) {
       db.exec(PRINTS_SCHEMA);
       const insert = db.prepare<[number, ...number[]]>(`INSERT OR REPLACE INTO table_prints (pair_id, ${PRINT_COLUMNS.join(', ')}) VALUES (${['?', ...PRINT_COLUMNS.map(() => '?')].join(', ')})`);
-      for (const id of db.prepare('SELECT id FROM pairs').pluck<number>().all()) {
-        const a = db.prepare<[number]>(fingerprintSql('remaps', 'pair_id = ?', remapColumns(''))).raw<number[]>().get(id) as number[];
-        const b = db.prepare<[number]>(fingerprintSql('retired', 'pair_id = ?', retiredColumns(''))).raw<number[]>().get(id) as number[];
-        insert.run(id, ...PRINT_COLUMNS.map((_, i) => (a[i] ?? 0) + (b[i] ?? 0)));
-      }
+      for (const id of db.prepare('SELECT id FROM pairs').pluck<number>().all()) insert.run(id, ...rowPrintParts(db, id));
     }
     db.exec('COMMIT');
   } catch (e) {
