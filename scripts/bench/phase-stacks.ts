@@ -1,8 +1,9 @@
 /**
- * The stacks phase: every stack of every available engine measured cell by cell. The compared stacks (b and
- * each engine's c, d, e) run interleaved in a shuffled order for every run and cell, so that the drift of a
- * noisy machine, and whatever one run leaves behind on the host, hits every stack alike; the references a and
- * b0 write far faster than the rest, so they run on their own afterwards.
+ * The stacks phase: every stack of every available engine measured cell by cell. The compared stacks (a, ad,
+ * b and each engine's c, d, e) run interleaved in a shuffled order for every run and cell, so that the drift
+ * of a noisy machine, and whatever one run leaves behind on the host, hits every stack alike, and every ratio
+ * of the targets compares runs of the same minutes. b0 (buffered writes, which leave the host's cache far
+ * dirtier than the rest) runs on its own afterwards.
  */
 import { type Cell, CELLS, type EngineName } from './config.js';
 import { type BenchContext, Teardown } from './context.js';

@@ -19,7 +19,7 @@ import { filledPair, injectRemaps, ONE_PERCENT_SCATTERED, type PairFiles } from 
 import type { Target } from './measure.js';
 
 export interface Stack extends Target {
-  /** Targets run interleaved; references (a, b0) run on their own afterwards. */
+  /** Compared stacks run interleaved; the reference b0 runs on its own afterwards. */
   group: 'compared' | 'reference';
   writesOnly?: boolean;
   /** Called with true before each of its runs and false after (the scanner of e). */
@@ -127,8 +127,8 @@ export async function referenceStacks(ctx: BenchContext, teardown: Teardown, bas
   const pt0 = await startPassthrough(ctx, base.main, 'pt0', 'buffered');
   teardown.add(() => ctx.lab.stopDaemon(pt0.proc));
   return [
-    { stack: 'a', dev: attach(ctx, teardown, base.main), proc: undefined, group: 'reference' },
-    { stack: 'ad', dev: attach(ctx, teardown, remapped.main), proc: undefined, group: 'reference' },
+    { stack: 'a', dev: attach(ctx, teardown, base.main), proc: undefined, group: 'compared' },
+    { stack: 'ad', dev: attach(ctx, teardown, remapped.main), proc: undefined, group: 'compared' },
     { stack: 'b', dev: attach(ctx, teardown, pt.disk), proc: pt.proc, group: 'compared' },
     { stack: 'b0', dev: attach(ctx, teardown, pt0.disk), proc: pt0.proc, group: 'reference', writesOnly: true },
   ];

@@ -20,7 +20,7 @@ export function mainTable(m: Measurer, engines: readonly EngineName[], runs: num
       lines.push(`| ${cell.name} | ${unit(cell)} | ${e} | ${values} | ${ratio(c, a)} | ${ratio(d, c)} | ${ratio(ev, c)} | ${ratio(c, b)} | ${spread(v.all('a', cell.name))} | ${spread(v.all(stackName('c', e), cell.name))} |`);
     }
   }
-  lines.push('', `Spread: (max - min) / median of a stack's runs of a cell (${runs} runs; a and b0: fewer), the noise the medians have to beat.`, '');
+  lines.push('', `Spread: (max - min) / median of a stack's runs of a cell (${runs} runs; b0: fewer), the noise the medians have to beat.`, '');
   return lines;
 }
 
