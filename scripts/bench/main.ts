@@ -74,6 +74,9 @@ export async function main(argv: readonly string[]): Promise<void> {
     ctx.lines.push(`Machine: ${machine(cfg)}; ${where}; bench took ${((Date.now() - started) / 1000).toFixed(0)} s.`);
     process.stdout.write(ctx.lines.join('\n') + '\n');
     fs.writeFileSync(path.resolve(HERE_DIR, '../../../bench-results.md'), ctx.lines.join('\n') + '\n');
+    const m = ctx.measurer;
+    const samples = { values: m.values, cpuPerGiB: m.cpuPerGiB, diskPerRead: m.diskPerRead };
+    fs.writeFileSync(path.resolve(HERE_DIR, '../../../bench-samples.json'), JSON.stringify(samples, null, 1) + '\n');
   } finally {
     await lab.cleanup();
   }

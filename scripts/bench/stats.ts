@@ -64,4 +64,9 @@ export class Samples {
   has(stack: string): boolean {
     return this.table.has(stack);
   }
+
+  /** stack -> cell -> every run's number, in the order they ran (the k-th of each compared stack: round k). */
+  toJSON(): Record<string, Record<string, number[]>> {
+    return Object.fromEntries([...this.table].map(([stack, byCell]) => [stack, Object.fromEntries(byCell)]));
+  }
 }
