@@ -11,7 +11,7 @@ import { CELLS, GiB, MiB } from './config.js';
 import { type BenchContext, startPassthrough, type Teardown } from './context.js';
 import { fill, filledPair } from './images.js';
 import { attach, describeScan, scanningPair, serve, type Stack, stackName } from './stacks.js';
-import { ratio } from './stats.js';
+import { fixed, rel } from './stats.js';
 
 export async function controlStacks(ctx: BenchContext, teardown: Teardown, mountArgs: readonly string[], mountOptions: ReadonlySet<string>): Promise<{ stacks: Stack[]; scanNote: () => string }> {
   const { lab, images } = ctx;
@@ -43,9 +43,9 @@ export function controlsTable(ctx: BenchContext): string[] {
     `|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`,
   ];
   for (const cell of CELLS) {
-    const [b, b2, cv, csv, eyv, ev] = ['b', 'b2', c, 'cs', 'ey', e].map((s) => v.median(s, cell.name)) as [number, number, number, number, number, number];
-    const values = [b, b2, cv, csv, eyv].map((x) => (Number.isFinite(x) ? x.toFixed(0) : '-')).join(' | ');
-    lines.push(`| ${cell.name} | ${cell.metric === 'bw' ? 'MiB/s' : 'IOPS'} | ${values} | ${ratio(b2, b)} | ${ratio(cv, csv)} | ${ratio(csv, b)} | ${ratio(eyv, b)} | ${ratio(eyv, ev)} |`);
+    const values = ['b', 'b2', c, 'cs', 'ey'].map((s) => fixed(v.median(s, cell.name))).join(' | ');
+    const r = (x: string, y: string) => rel(v.ratio(x, y, cell.name));
+    lines.push(`| ${cell.name} | ${cell.metric === 'bw' ? 'MiB/s' : 'IOPS'} | ${values} | ${r('b2', 'b')} | ${r(c, 'cs')} | ${r('cs', 'b')} | ${r('ey', 'b')} | ${r('ey', e)} |`);
   }
   lines.push('');
   return lines;

@@ -11,7 +11,7 @@ import { chooseEngine, mountOptions } from './engines.js';
 import { controlStacks, controlsTable } from './controls.js';
 import { engineStacks, type EngineStacks, referenceStacks, type Stack } from './stacks.js';
 import { seededRandom, shuffled } from './stats.js';
-import { cacheTable, cpuTable, directTable, imageTable, mainTable } from './tables.js';
+import { cacheTable, cpuTable, directTable, imageTable, mainTable, roundsTable } from './tables.js';
 
 function runOne(ctx: BenchContext, st: Stack, cell: Cell): void {
   st.around?.(true);
@@ -66,7 +66,7 @@ export async function stacksPhase(ctx: BenchContext): Promise<EngineName[]> {
     ctx.log(`bench: ${scanNote}`);
     const served = engines.map((e) => e.engine);
     const measured = stacks.filter((st) => st.proc).map((st) => st.stack);
-    ctx.lines.push(...mainTable(ctx.measurer, served, ctx.cfg.runs), scanNote, '', ...imageTable(ctx.measurer, served[0] as EngineName));
+    ctx.lines.push(...mainTable(ctx.measurer, served, ctx.cfg.runs), ...roundsTable(ctx.measurer, served), scanNote, '', ...imageTable(ctx.measurer, served[0] as EngineName));
     if (ctx.cfg.direct) ctx.lines.push(...directTable(ctx.measurer, served));
     ctx.lines.push(...cpuTable(ctx.measurer, measured));
     if (ctx.measurer.cache.kind === 'drop' && ctx.measurer.cache.statFile) ctx.lines.push(...cacheTable(ctx.measurer, stacks.map((st) => st.stack)));

@@ -33,8 +33,9 @@ export function spread(xs: readonly number[]): string {
   return xs.length ? `${((100 * (Math.max(...xs) - Math.min(...xs))) / median(xs)).toFixed(0)}%` : '-';
 }
 
-export function ratio(x: number, y: number): string {
-  return Number.isFinite(x) && Number.isFinite(y) && y !== 0 ? (x / y).toFixed(3) : '-';
+/** A ratio already divided, to 3 digits; '-' when it is not a number. */
+export function rel(r: number): string {
+  return Number.isFinite(r) ? r.toFixed(3) : '-';
 }
 
 export function fixed(x: number, digits = 0): string {
@@ -63,6 +64,36 @@ export class Samples {
 
   has(stack: string): boolean {
     return this.table.has(stack);
+  }
+
+  /**
+   * x/y for a cell: the median of the per-round ratios x_k / y_k when both stacks have one run per round
+   * (interleaved: run k of each ran in the same round, within a minute of each other, so a slow minute of the
+   * host slows both); otherwise the ratio of the medians.
+   */
+  ratio(x: string, y: string, cell: string): number {
+    return median(this.rounds(x, y, cell) ?? [this.median(x, cell) / this.median(y, cell)]);
+  }
+
+  /** (x_k a_k) / (y_k b_k) per round, when all four ran once per round: a ratio divided by its control. */
+  ratioOver(x: string, y: string, a: string, b: string, cell: string): number {
+    const xy = this.rounds(x, y, cell);
+    const ab = this.rounds(a, b, cell);
+    if (!xy || !ab || xy.length !== ab.length) return this.ratio(x, y, cell) / this.ratio(a, b, cell);
+    return median(xy.map((r, k) => r / (ab[k] as number)));
+  }
+
+  /** '0.64-0.85': the smallest and largest per-round ratio, or '-' when the runs are not paired. */
+  ratioRange(x: string, y: string, cell: string): string {
+    const rs = this.rounds(x, y, cell);
+    return rs ? `${Math.min(...rs).toFixed(2)}-${Math.max(...rs).toFixed(2)}` : '-';
+  }
+
+  private rounds(x: string, y: string, cell: string): number[] | undefined {
+    const xs = this.all(x, cell);
+    const ys = this.all(y, cell);
+    if (!xs.length || xs.length !== ys.length) return undefined;
+    return xs.map((v, k) => v / (ys[k] as number));
   }
 
   /** stack -> cell -> every run's number, in the order they ran (the k-th of each compared stack: round k). */

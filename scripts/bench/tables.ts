@@ -1,8 +1,11 @@
-/** The stacks phase's tables, from the medians the Measurer collected. Pure: formats numbers only. */
+/**
+ * The stacks phase's tables, from the runs the Measurer collected. Pure: formats numbers only. Values are a
+ * stack's median; ratios are the median of the per-round ratios (Samples.ratio).
+ */
 import { CELLS, type Cell, type EngineName } from './config.js';
 import type { Measurer } from './measure.js';
 import { stackName } from './stacks.js';
-import { fixed, ratio, spread } from './stats.js';
+import { fixed, rel, spread } from './stats.js';
 
 const unit = (cell: Cell): string => (cell.metric === 'bw' ? 'MiB/s' : 'IOPS');
 
@@ -15,12 +18,33 @@ export function mainTable(m: Measurer, engines: readonly EngineName[], runs: num
   ];
   for (const cell of CELLS) {
     for (const e of engines) {
-      const [a, b, b0, c, d, ev] = ['a', 'b', 'b0', stackName('c', e), stackName('d', e), stackName('e', e)].map((s) => v.median(s, cell.name)) as [number, number, number, number, number, number];
-      const values = [a, b, b0, c, d, ev].map((x) => fixed(x)).join(' | ');
-      lines.push(`| ${cell.name} | ${unit(cell)} | ${e} | ${values} | ${ratio(c, a)} | ${ratio(d, c)} | ${ratio(ev, c)} | ${ratio(c, b)} | ${spread(v.all('a', cell.name))} | ${spread(v.all(stackName('c', e), cell.name))} |`);
+      const [c, d, ev] = [stackName('c', e), stackName('d', e), stackName('e', e)];
+      const values = ['a', 'b', 'b0', c, d, ev].map((s) => fixed(v.median(s, cell.name))).join(' | ');
+      const r = (x: string, y: string) => rel(v.ratio(x, y, cell.name));
+      lines.push(`| ${cell.name} | ${unit(cell)} | ${e} | ${values} | ${r(c, 'a')} | ${r(d, c)} | ${r(ev, c)} | ${r(c, 'b')} | ${spread(v.all('a', cell.name))} | ${spread(v.all(c, cell.name))} |`);
     }
   }
-  lines.push('', `Spread: (max - min) / median of a stack's runs of a cell (${runs} runs; b0: fewer), the noise the medians have to beat.`, '');
+  lines.push(
+    '',
+    `Values: the median of a stack's ${runs} runs (b0: fewer). Ratios: the median of the ${runs} per-round ratios (in each round every ` +
+      'stack but b0 ran once, in a shuffled order, within a minute or two of each other), not the ratio of the medians. ' +
+      "Spread: (max - min) / median of a stack's runs of a cell, the noise of the host.",
+    '',
+  );
+  return lines;
+}
+
+/** The target ratios' per-round range: how far one round's ratio strays from the median the targets use. */
+export function roundsTable(m: Measurer, engines: readonly EngineName[]): string[] {
+  const v = m.values;
+  const lines = [`| per-round ratios, min-max | engine | c/a | d/c | e/c |`, `|---|---|---|---|---|`];
+  for (const cell of CELLS) {
+    for (const e of engines) {
+      const [c, d, ev] = [stackName('c', e), stackName('d', e), stackName('e', e)];
+      lines.push(`| ${cell.name} | ${e} | ${v.ratioRange(c, 'a', cell.name)} | ${v.ratioRange(d, c, cell.name)} | ${v.ratioRange(ev, c, cell.name)} |`);
+    }
+  }
+  lines.push('');
   return lines;
 }
 
@@ -35,8 +59,9 @@ export function imageTable(m: Measurer, engine: EngineName): string[] {
     `|---|---|---:|---:|---:|---:|---:|`,
   ];
   for (const cell of CELLS) {
-    const [a, ad, c, d] = ['a', 'ad', stackName('c', engine), stackName('d', engine)].map((s) => v.median(s, cell.name)) as [number, number, number, number];
-    lines.push(`| ${cell.name} | ${unit(cell)} | ${fixed(a)} | ${fixed(ad)} | ${ratio(ad, a)} | ${ratio(d, c)} | ${ratio(d * a, c * ad)} |`);
+    const [c, d] = [stackName('c', engine), stackName('d', engine)];
+    const k = cell.name;
+    lines.push(`| ${k} | ${unit(cell)} | ${fixed(v.median('a', k))} | ${fixed(v.median('ad', k))} | ${rel(v.ratio('ad', 'a', k))} | ${rel(v.ratio(d, c, k))} | ${rel(v.ratioOver(d, c, 'ad', 'a', k))} |`);
   }
   lines.push('', "The kernel loop device on each of the two images: ad/a is how much d's image file alone differs from c's.", '');
   return lines;
@@ -48,8 +73,9 @@ export function directTable(m: Measurer, engines: readonly EngineName[]): string
   const lines = [`| cell | unit | engine | c (open mode auto) | cD (open mode direct) | cD/a | cD/c |`, `|---|---|---|---:|---:|---:|---:|`];
   for (const cell of CELLS) {
     for (const e of engines) {
-      const [a, c, cD] = ['a', stackName('c', e), stackName('cD', e)].map((s) => v.median(s, cell.name)) as [number, number, number];
-      lines.push(`| ${cell.name} | ${unit(cell)} | ${e} | ${fixed(c)} | ${fixed(cD)} | ${ratio(cD, a)} | ${ratio(cD, c)} |`);
+      const [c, cD] = [stackName('c', e), stackName('cD', e)];
+      const k = cell.name;
+      lines.push(`| ${k} | ${unit(cell)} | ${e} | ${fixed(v.median(c, k))} | ${fixed(v.median(cD, k))} | ${rel(v.ratio(cD, 'a', k))} | ${rel(v.ratio(cD, c, k))} |`);
     }
   }
   lines.push('');
@@ -65,8 +91,8 @@ export function cpuTable(m: Measurer, stacks: readonly string[]): string[] {
   ];
   for (const cell of CELLS) {
     const xs = stacks.map((s) => m.cpuPerGiB.median(s, cell.name));
-    const rel = both ? ` | ${ratio(m.cpuPerGiB.median(stackName('c', 'native'), cell.name), m.cpuPerGiB.median(stackName('c', 'fuse-native'), cell.name))}` : '';
-    lines.push(`| ${cell.name} | ${xs.map((x) => fixed(x, 2)).join(' | ')}${rel} |`);
+    const last = both ? ` | ${rel(m.cpuPerGiB.ratio(stackName('c', 'native'), stackName('c', 'fuse-native'), cell.name))}` : '';
+    lines.push(`| ${cell.name} | ${xs.map((x) => fixed(x, 2)).join(' | ')}${last} |`);
   }
   lines.push('');
   return lines;

@@ -1,8 +1,8 @@
 /** The bench's pure parts: where the images go, which engines run, and the numbers it reports. */
 import { chosenCells, readConfig } from '../../scripts/bench/config.js';
 import { chooseEngine } from '../../scripts/bench/engines.js';
-import { median, ratio, Samples, seededRandom, shuffled, spread } from '../../scripts/bench/stats.js';
-import { imageTable } from '../../scripts/bench/tables.js';
+import { median, rel, Samples, seededRandom, shuffled, spread } from '../../scripts/bench/stats.js';
+import { imageTable, mainTable, roundsTable } from '../../scripts/bench/tables.js';
 import type { Measurer } from '../../scripts/bench/measure.js';
 import { match } from '../helpers/match.js';
 
@@ -40,8 +40,9 @@ describe('bench numbers', () => {
     expect(median([4, 1, 2, 3])).toBe(2.5);
     expect(median([])).toBeNaN();
     expect(spread([90, 100, 110])).toBe('20%');
-    expect(ratio(1, 4)).toBe('0.250');
-    expect(ratio(1, NaN)).toBe('-');
+    expect(rel(1 / 4)).toBe('0.250');
+    expect(rel(1 / NaN)).toBe('-');
+    expect(rel(1 / 0)).toBe('-');
   });
 
   it('shuffles the same way for the same seed, keeping every element', () => {
@@ -60,6 +61,30 @@ describe('bench numbers', () => {
     expect(s.median('d', 'seq read 1M')).toBeNaN();
   });
 
+  it('takes ratios per round when both stacks ran once per round, else the ratio of the medians', () => {
+    const s = new Samples();
+    // The host slows both stacks in rounds 2 and 3: per round c/a is 0.8, 0.8, 0.9; the ratio of the medians says 0.9.
+    for (const [a, c] of [[100, 80], [50, 40], [60, 54]]) {
+      s.add('a', 'k', a as number);
+      s.add('c', 'k', c as number);
+    }
+    expect(s.ratio('c', 'a', 'k')).toBeCloseTo(0.8, 9);
+    expect(s.median('c', 'k') / s.median('a', 'k')).toBeCloseTo(0.9, 9);
+    s.add('b0', 'k', 200); // one run only: not paired
+    expect(s.ratio('c', 'b0', 'k')).toBeCloseTo(54 / 200, 9);
+    expect(s.ratioRange('c', 'a', 'k')).toBe('0.80-0.90');
+    expect(s.ratioRange('c', 'b0', 'k')).toBe('-');
+    expect(s.ratio('x', 'a', 'k')).toBeNaN();
+    const drift = new Samples();
+    for (const [a, c] of [[100, 80], [300, 240], [200, 160], [120, 96], [400, 320]]) {
+      drift.add('a', 'k', a as number);
+      drift.add('c', 'k', c as number);
+    }
+    expect(drift.ratio('c', 'a', 'k')).toBeCloseTo(0.8, 9);
+    drift.add('c', 'k', 1); // an extra run of one stack: the rounds no longer pair, so the medians are used
+    expect(drift.ratio('c', 'a', 'k')).toBeCloseTo(128 / 200, 9);
+  });
+
   it("d/c's image control divides out how much d's image file alone differs from c's", () => {
     const values = new Samples();
     // d's file is 20% slower on its own (ad/a 0.8); d/c 0.76, so the remaps cost 0.95 of it.
@@ -67,5 +92,22 @@ describe('bench numbers', () => {
     const lines = imageTable({ values } as unknown as Measurer, 'native');
     const row = lines.find((l) => l.startsWith('| seq read 1M |'));
     expect(row).toBe('| seq read 1M | MiB/s | 1000 | 800 | 0.800 | 0.760 | 0.950 |');
+    // per round: (d/c) / (ad/a) of each round, then the median
+    for (const [stack, x] of [['a', 500], ['ad', 500], ['c.native', 500], ['d.native', 500]] as const) values.add(stack, 'seq read 1M', x);
+    for (const [stack, x] of [['a', 1000], ['ad', 1000], ['c.native', 400], ['d.native', 360]] as const) values.add(stack, 'seq read 1M', x);
+    const again = imageTable({ values } as unknown as Measurer, 'native').find((l) => l.startsWith('| seq read 1M |'));
+    expect(again).toBe('| seq read 1M | MiB/s | 1000 | 800 | 1.000 | 0.900 | 0.950 |');
+  });
+
+  it('prints each target ratio with its per-round range', () => {
+    const values = new Samples();
+    for (const [a, c, d, e] of [[100, 80, 76, 70], [50, 45, 45, 40], [100, 70, 70, 70]]) {
+      for (const [stack, x] of [['a', a], ['c.native', c], ['d.native', d], ['e.native', e]] as const) values.add(stack, 'seq read 1M', x as number);
+    }
+    const m = { values } as unknown as Measurer;
+    const main = mainTable(m, ['native'], 3).find((l) => l.startsWith('| seq read 1M |'));
+    expect(main).toBe('| seq read 1M | MiB/s | native | 100 | - | - | 70 | 70 | 70 | 0.800 | 1.000 | 0.889 | - | 50% | 50% |');
+    const rounds = roundsTable(m, ['native']).find((l) => l.startsWith('| seq read 1M |'));
+    expect(rounds).toBe('| seq read 1M | native | 0.70-0.90 | 0.95-1.00 | 0.88-1.00 |');
   });
 });
