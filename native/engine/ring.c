@@ -22,7 +22,9 @@
  *     a kernel worker thread) is copied inline instead;
  *  3. submit, and sleep until a completion or until the session fd is
  *     readable (a one-shot POLL_ADD on it, armed after a read found nothing;
- *     no read is tried again before it fires);
+ *     no read is tried again before it fires). The poll is EPOLLEXCLUSIVE, so
+ *     a new request wakes one idle worker, not every worker (unmounting wakes
+ *     all: the kernel's wake_up_all);
  *  4. when the last run of a request completes: clear its slot, then answer
  *     it; a failed or short run hands the request to the slow path instead
  *     ("io-error", like the blocking path).
@@ -82,6 +84,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
@@ -404,6 +407,7 @@ static void reap(struct ring_worker *rw, unsigned wait) {
     if (cqe->user_data == POLL_TAG) {
       rw->poll_armed = false;
       rw->readable = true;
+      if (cqe->res == -EINVAL) rw->poll_shared = true;
       continue;
     }
     if (cqe->user_data == EVENT_TAG) {
@@ -749,7 +753,8 @@ void ring_run(struct ring_worker *rw) {
     if (fuse_session_exited(e->se)) break;
     if (!rw->readable && !rw->poll_armed) {
       struct io_uring_sqe *sqe = ring_sqe(rw);
-      io_uring_prep_poll_add(sqe, fd, POLLIN);
+      /* Exclusive: a request wakes one idle worker, not all of them (each would read, and all but one find nothing). */
+      io_uring_prep_poll_add(sqe, fd, rw->poll_shared ? POLLIN : POLLIN | EPOLLEXCLUSIVE);
       sqe->user_data = POLL_TAG;
       rw->poll_armed = true;
     }

@@ -120,6 +120,7 @@ struct ring_worker {
   bool fring_fixed; /* so are the entries (fixed buffer 1 + recv_bufs) */
   bool fuse_fixed;  /* the session fd is the ring's fixed file 0 */
   bool readable; /* the session fd may hold a request: false from an EAGAIN until the armed poll fires */
+  bool poll_shared; /* the kernel refused EPOLLEXCLUSIVE on the session fd's poll: every worker wakes */
   int ops; /* SQEs in flight: runs and answers */
   struct ring_ctx *replying; /* set while finish() answers: libfuse's writev queues the answer */
   int ctx_count, free_ctxs;
