@@ -1,4 +1,4 @@
-/** Pure helpers of the bench: a seeded order, medians and spreads. */
+/** Pure helpers of the bench: a seeded order, medians, spreads, and ratios paired by round. */
 
 /** A small deterministic generator (mulberry32), so every bench run uses the same orders. */
 export function seededRandom(seed: number): () => number {
