@@ -40,6 +40,8 @@ const ALL_CELLS: readonly Cell[] = [
   { name: 'rand write 4K QD32', rw: 'randwrite', bs: '4k', depth: 32, metric: 'iops' },
 ];
 
+export const ALL_CELL_COUNT = ALL_CELLS.length;
+
 export function chosenCells(env: NodeJS.ProcessEnv): readonly Cell[] {
   if (!env.BENCH_CELLS) return ALL_CELLS;
   const names = env.BENCH_CELLS.split(',').map((n) => n.trim());

@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Lab, requireKernelFeatures } from '../../lib/lab/lab.js';
-import { type BenchConfig, DAEMON_CPU, FIO_CPU, GiB, readConfig } from './config.js';
+import { ALL_CELL_COUNT, type BenchConfig, CELLS, DAEMON_CPU, FIO_CPU, GiB, readConfig } from './config.js';
 import type { BenchContext } from './context.js';
 import { chooseEngine, mountOptions } from './engines.js';
 import { imageDir, type Images } from './images.js';
@@ -18,6 +18,7 @@ import { profilePhase } from './phase-profile.js';
 import { scalePhase } from './phase-scale.js';
 import { stacksPhase } from './phase-stacks.js';
 import { dropCachesUnavailable, fuseUringOptIn, pinKernelWorkers } from './system.js';
+import { type ScaleResult, targetChecks, targetsTable } from './targets.js';
 import { fileURLToPath } from 'url';
 
 /** This module's directory (ES modules have no __dirname). */
@@ -41,7 +42,8 @@ function machine(cfg: BenchContext['cfg']): string {
   return `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / GiB).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}; ${cfg.runs} runs of ${cfg.runtimeSeconds} s per cell`;
 }
 
-async function phases(ctx: BenchContext): Promise<void> {
+/** The phases the configuration asks for; the scale phase's numbers when it ran on the native engine (its targets' engine). */
+async function phases(ctx: BenchContext): Promise<{ scale: ScaleResult | undefined }> {
   const options = mountOptions(ctx.lab);
   let served = ctx.cfg.engines.filter((e) => chooseEngine(e, options).available);
   if (ctx.cfg.phases.has('stacks')) served = await stacksPhase(ctx);
@@ -49,9 +51,24 @@ async function phases(ctx: BenchContext): Promise<void> {
   const engine = served[0] ?? 'fuse-native';
   const choice = chooseEngine(engine, options);
   const mountArgs = choice.available ? choice.mountArgs : [];
-  if (ctx.cfg.phases.has('scale')) await scalePhase(ctx, engine, mountArgs);
+  let scale: ScaleResult | undefined;
+  if (ctx.cfg.phases.has('scale')) {
+    const r = await scalePhase(ctx, engine, mountArgs);
+    // On fuse-native (the native engine did not serve) the native engine's scale targets are not measured.
+    scale = r && engine !== 'native' ? { startSeconds: NaN, rssMiB: NaN, ratios: r.ratios.map((x) => ({ cell: x.cell, ratio: NaN })) } : r;
+  }
   if (ctx.cfg.phases.has('options')) await optionsPhase(ctx);
   if (ctx.cfg.phases.has('profile')) await profilePhase(ctx, mountArgs);
+  return { scale };
+}
+
+/** The verdict, first in the report. */
+function verdict(ctx: BenchContext, scale: ScaleResult | undefined): string[] {
+  const { cfg, measurer: m } = ctx;
+  const stacks = cfg.phases.has('stacks');
+  const checks = targetChecks({ values: m.values, cpuPerGiB: m.cpuPerGiB, inMemory: ctx.images.inMemory, stacks, scale, cells: CELLS });
+  const partial = CELLS.length < ALL_CELL_COUNT || !stacks || !cfg.phases.has('scale') || !cfg.engines.includes('fuse-native');
+  return targetsTable(checks, partial);
 }
 
 export async function main(argv: readonly string[]): Promise<void> {
@@ -69,7 +86,8 @@ export async function main(argv: readonly string[]): Promise<void> {
     if (images.inMemory && cfg.images.kind === 'dir') log(`bench: warning: ${cfg.images.path} is ${images.disk.fsType}, memory, not a disk`);
     log(`bench: ${machine(cfg)}; phases ${[...cfg.phases].join(',')}; engines ${cfg.engines.join(',')}; ${where}`);
     const ctx: BenchContext = { lab, cfg, images, measurer: new Measurer(cfg, cache.policy), lines: [], notes: [], log };
-    await phases(ctx);
+    const { scale } = await phases(ctx);
+    ctx.lines.unshift(...verdict(ctx, scale));
     ctx.lines.push(...ctx.notes, ...(ctx.notes.length ? [''] : []));
     ctx.lines.push(`Machine: ${machine(cfg)}; ${where}; bench took ${((Date.now() - started) / 1000).toFixed(0)} s.`);
     process.stdout.write(ctx.lines.join('\n') + '\n');

@@ -5,15 +5,17 @@
  * Both pairs have the same geometry (10 GiB main with its first GiB filled, 4.5 GiB spare), and fio uses the first
  * GiB, where the 1M entries are not. Two image files still differ on the disk: the kernel loop device on each
  * main image, measured the same way before the daemon starts, is the control ('loop-1M' / 'loop-none').
+ * Ratios are paired by round, as in the stacks phase (Samples.ratio): both pairs run once per round.
  */
 import * as path from 'path';
 import { type Cell, CELLS, GiB } from './config.js';
 import { type BenchContext, startRemapfs, Teardown } from './context.js';
 import { fio } from './measure.js';
 import { filledPair, injectRemaps } from './images.js';
-import { median, seededRandom, shuffled } from './stats.js';
+import { median, rel, seededRandom, shuffled } from './stats.js';
 import { rssMiB } from './system.js';
 import { attach, type Stack } from './stacks.js';
+import type { ScaleResult } from './targets.js';
 
 const SCALE_CELLS = CELLS.filter((c) => c.rw === 'read' || c.depth === 32);
 
@@ -87,10 +89,11 @@ async function loopControl(ctx: BenchContext, mains: { big: string; none: string
   }
 }
 
-export async function scalePhase(ctx: BenchContext, engine: string, mountArgs: readonly string[]): Promise<void> {
+/** Runs the phase and returns its numbers for the targets (undefined when BENCH_CELLS leaves it no cell). */
+export async function scalePhase(ctx: BenchContext, engine: string, mountArgs: readonly string[]): Promise<ScaleResult | undefined> {
   if (SCALE_CELLS.length === 0) {
     ctx.log('bench: scale phase skipped: BENCH_CELLS names none of its cells');
-    return;
+    return undefined;
   }
   // Their own database, so the daemon serves these two pairs only.
   const db = ctx.lab.path('scale.db');
@@ -111,9 +114,10 @@ export async function scalePhase(ctx: BenchContext, engine: string, mountArgs: r
   for (const cell of SCALE_CELLS) {
     const [bigValue, noneValue] = [v.median('1M', cell.name), v.median('none', cell.name)];
     const [loopBig, loopNone] = [v.median('loop-1M', cell.name), v.median('loop-none', cell.name)];
-    ctx.lines.push(`| ${cell.name}: 1M entries / none | ${(bigValue / noneValue).toFixed(3)} (${bigValue.toFixed(0)} / ${noneValue.toFixed(0)}) | ≥ 0.95 |`);
-    ctx.lines.push(`| ${cell.name}: control, the kernel loop device on the same two images | ${(loopBig / loopNone).toFixed(3)} (${loopBig.toFixed(0)} / ${loopNone.toFixed(0)}) | |`);
+    ctx.lines.push(`| ${cell.name}: 1M entries / none | ${rel(v.ratio('1M', 'none', cell.name))} (${bigValue.toFixed(0)} / ${noneValue.toFixed(0)}) | ≥ 0.95 |`);
+    ctx.lines.push(`| ${cell.name}: control, the kernel loop device on the same two images | ${rel(v.ratio('loop-1M', 'loop-none', cell.name))} (${loopBig.toFixed(0)} / ${loopNone.toFixed(0)}) | |`);
   }
   ctx.lines.push(`| would-wait retries per request (all cells): 1M entries / none | ${retries.join(' / ')} | |`);
-  ctx.lines.push('');
+  ctx.lines.push('', 'Values: medians of the runs. Ratios: the median of the per-round ratios (both pairs ran once per round).', '');
+  return { startSeconds: median(startSeconds), rssMiB: median(rss), ratios: SCALE_CELLS.map((cell) => ({ cell: cell.name, ratio: v.ratio('1M', 'none', cell.name) })) };
 }

@@ -3,6 +3,7 @@ import { chosenCells, readConfig } from '../../scripts/bench/config.js';
 import { chooseEngine } from '../../scripts/bench/engines.js';
 import { median, rel, Samples, seededRandom, shuffled, spread } from '../../scripts/bench/stats.js';
 import { imageTable, mainTable, roundsTable } from '../../scripts/bench/tables.js';
+import { met, type ScaleResult, targetChecks, targetsTable } from '../../scripts/bench/targets.js';
 import type { Measurer } from '../../scripts/bench/measure.js';
 import { match } from '../helpers/match.js';
 
@@ -109,5 +110,52 @@ describe('bench numbers', () => {
     expect(main).toBe('| seq read 1M | MiB/s | native | 100 | - | - | 70 | 70 | 70 | 0.800 | 1.000 | 0.889 | - | 50% | 50% |');
     const rounds = roundsTable(m, ['native']).find((l) => l.startsWith('| seq read 1M |'));
     expect(rounds).toBe('| seq read 1M | native | 0.70-0.90 | 0.95-1.00 | 0.88-1.00 |');
+  });
+});
+
+describe('bench verdict', () => {
+  const allCells = chosenCells({});
+  /** Every stack the targets use, one run per round, with c/a, d/c, e/c and the CPU ratio given. */
+  function run(ca: number, dc: number, ec: number, cpu: number): { values: Samples; cpuPerGiB: Samples } {
+    const values = new Samples();
+    const cpuPerGiB = new Samples();
+    for (const cell of allCells) {
+      for (const [stack, x] of [['a', 1000], ['c.native', 1000 * ca], ['d.native', 1000 * ca * dc], ['e.native', 1000 * ca * ec]] as const) values.add(stack, cell.name, x);
+      cpuPerGiB.add('c.native', cell.name, 10 * cpu);
+      cpuPerGiB.add('c.fuse-native', cell.name, 10);
+    }
+    return { values, cpuPerGiB };
+  }
+  const scale: ScaleResult = { startSeconds: 2.8, rssMiB: 190, ratios: [{ cell: 'seq read 1M', ratio: 1.01 }] };
+
+  it('checks every disk target against its bound, each cell on its own', () => {
+    const checks = targetChecks({ ...run(0.95, 0.96, 0.91, 0.3), inMemory: false, stacks: true, scale });
+    expect(checks).toHaveLength(6 * 4 + 3);
+    expect(checks.every(met)).toBe(true);
+    // c/a 0.85 meets the QD32 (0.8) and QD1 (0.6) bounds, not the 1 MiB one (0.9)
+    const slow = targetChecks({ ...run(0.85, 0.96, 0.91, 0.3), inMemory: false, stacks: true, scale: undefined });
+    expect(slow.filter((t) => !met(t)).map((t) => t.what)).toEqual(['seq read 1M: c/a', 'seq write 1M: c/a']);
+    // CPU is a bound from above: 0.34 of fuse-native's misses a third
+    const cpu = targetChecks({ ...run(1, 1, 1, 0.34), inMemory: false, stacks: true, scale: undefined });
+    expect(cpu.filter((t) => !met(t))).toHaveLength(6);
+    expect(targetsTable(cpu, false).find((l) => l.includes('rand read 4K QD1: daemon CPU'))).toBe('| rand read 4K QD1: daemon CPU per GiB, native / fuse-native | 0.340 | ≤ 1/3 | **no** |');
+  });
+
+  it('counts a target without numbers as missed, and says when the run was partial', () => {
+    const { values } = run(1, 1, 1, 0.3);
+    const checks = targetChecks({ values, cpuPerGiB: new Samples(), inMemory: false, stacks: true, scale: { startSeconds: NaN, rssMiB: 150, ratios: [] } });
+    const missed = checks.filter((t) => !met(t));
+    expect(missed.map((t) => t.what)).toContain('1M entries: daemon start-up, s');
+    expect(missed.filter((t) => t.what.includes('CPU'))).toHaveLength(6);
+    const lines = targetsTable(checks, true);
+    expect(lines.find((l) => l.includes('daemon start-up'))).toBe('| 1M entries: daemon start-up, s | not measured | ≤ 3 | **no** |');
+    expect(lines.find((l) => l.startsWith('Targets met'))).toMatch(/^Targets met in this run: 19 of 26 \(a partial run: .*\)\. Missed: .*daemon start-up/);
+  });
+
+  it('on tmpfs checks only the tmpfs target (QD32 c/a ≥ 0.5) besides the 1M-entry ones', () => {
+    const checks = targetChecks({ ...run(0.55, 0.5, 0.5, 0.9), inMemory: true, stacks: true, scale });
+    expect(checks.map((t) => t.what)).toEqual(['tmpfs: rand read 4K QD32: c/a', 'tmpfs: rand write 4K QD32: c/a', '1M entries: daemon start-up, s', '1M entries: daemon RSS, MB', '1M entries: seq read 1M: 1M entries / none']);
+    expect(checks.every(met)).toBe(true);
+    expect(targetsTable(targetChecks({ ...run(1, 1, 1, 1), inMemory: true, stacks: false, scale: undefined }), false)).toEqual([]);
   });
 });
