@@ -4,7 +4,7 @@
  *   --tmpfs | BENCH_DIR=tmpfs   images on a private tmpfs (memory) instead of the disk
  *   --dir <path> | BENCH_DIR    images under <path> (default /var/tmp, a disk directory)
  *   --direct | BENCH_DIRECT=1   adds, per engine, remapfs with `--open-mode direct` (reads bypass the page cache)
- *   BENCH_RUNS, BENCH_RUNTIME (seconds), BENCH_PHASES (stacks,scale; also options, profile), BENCH_CPU_PROF,
+ *   BENCH_RUNS, BENCH_RUNTIME (seconds), BENCH_PHASES (stacks,same,scale; also options, profile), BENCH_CPU_PROF,
  *   BENCH_PIN (=0: no CPU pinning), BENCH_CONTROLS (=1: the control stacks b2, cs, ey),
  *   BENCH_ENGINES (default native,fuse-native: the engines whose stacks run),
  *   BENCH_CELLS (comma-separated cell names, e.g. "seq read 1M": measure only those; for quick looks, not reports),
@@ -96,7 +96,7 @@ export function readConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Ben
     runs,
     runtimeSeconds,
     referenceRuns: Math.min(runs, 3),
-    phases: new Set((env.BENCH_PHASES ?? 'stacks,scale').split(',')),
+    phases: new Set((env.BENCH_PHASES ?? 'stacks,same,scale').split(',')),
     cpuProfDir: env.BENCH_CPU_PROF,
     pin: env.BENCH_PIN !== '0' && os.cpus().length >= 2,
     controls: env.BENCH_CONTROLS === '1',

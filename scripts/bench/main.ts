@@ -15,6 +15,7 @@ import { imageDir, type Images } from './images.js';
 import { type CachePolicy, Measurer } from './measure.js';
 import { optionsPhase } from './phase-options.js';
 import { profilePhase } from './phase-profile.js';
+import { samePhase } from './phase-same.js';
 import { scalePhase } from './phase-scale.js';
 import { stacksPhase } from './phase-stacks.js';
 import { dropCachesUnavailable, fuseUringOptIn, pinKernelWorkers } from './system.js';
@@ -51,6 +52,8 @@ async function phases(ctx: BenchContext): Promise<{ scale: ScaleResult | undefin
   const engine = served[0] ?? 'fuse-native';
   const choice = chooseEngine(engine, options);
   const mountArgs = choice.available ? choice.mountArgs : [];
+  if (ctx.cfg.phases.has('same') && engine === 'native') await samePhase(ctx, engine, mountArgs);
+  else if (ctx.cfg.phases.has('same')) ctx.notes.push('The same-image phase was skipped: the native engine did not serve.');
   let scale: ScaleResult | undefined;
   if (ctx.cfg.phases.has('scale')) {
     const r = await scalePhase(ctx, engine, mountArgs);
@@ -67,7 +70,7 @@ function verdict(ctx: BenchContext, scale: ScaleResult | undefined): string[] {
   const { cfg, measurer: m } = ctx;
   const stacks = cfg.phases.has('stacks');
   const checks = targetChecks({ values: m.values, cpuPerGiB: m.cpuPerGiB, inMemory: ctx.images.inMemory, stacks, scale, cells: CELLS });
-  const partial = CELLS.length < ALL_CELL_COUNT || !stacks || !cfg.phases.has('scale') || !cfg.engines.includes('fuse-native');
+  const partial = CELLS.length < ALL_CELL_COUNT || !stacks || !cfg.phases.has('same') || !cfg.phases.has('scale') || !cfg.engines.includes('fuse-native');
   return targetsTable(checks, partial);
 }
 

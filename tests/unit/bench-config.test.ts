@@ -141,6 +141,16 @@ describe('bench verdict', () => {
     expect(targetsTable(cpu, false).find((l) => l.includes('rand read 4K QD1: daemon CPU'))).toBe('| rand read 4K QD1: daemon CPU per GiB, native / fuse-native | 0.340 | ≤ 1/3 | **no** |');
   });
 
+  it('takes d/c and e/c from the same-image phase when it ran', () => {
+    const { values, cpuPerGiB } = run(1, 0.8, 0.8, 0.3); // d and e on files of their own: 0.8
+    for (const cell of allCells) for (const [stack, x] of [['c.same', 500], ['d.same', 490], ['e.same', 470]] as const) values.add(stack, cell.name, x);
+    const checks = targetChecks({ values, cpuPerGiB, inMemory: false, stacks: true, scale: undefined });
+    const dc = checks.find((t) => t.what === 'seq read 1M: d/c (1% remapped, same image)');
+    expect(dc?.measured).toBeCloseTo(0.98, 9);
+    expect(checks.find((t) => t.what === 'seq read 1M: e/c (scanning, same image)')?.measured).toBeCloseTo(0.94, 9);
+    expect(checks.every(met)).toBe(true);
+  });
+
   it('counts a target without numbers as missed, and says when the run was partial', () => {
     const { values } = run(1, 1, 1, 0.3);
     const checks = targetChecks({ values, cpuPerGiB: new Samples(), inMemory: false, stacks: true, scale: { startSeconds: NaN, rssMiB: 150, ratios: [] } });

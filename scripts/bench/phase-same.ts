@@ -1,0 +1,118 @@
+/**
+ * The same-image phase: what 1% of remapped blocks (d) and a running scan (e) cost, measured on ONE pair, so that
+ * no difference between two image files on the disk enters d/c and e/c (the stacks phase's d and e are pairs on
+ * files of their own; its ad/a shows how far two files can differ).
+ *
+ * The pair has three states, each a saved copy of its database and spare (the remap table and its slots):
+ *   c.same  no remaps;  d.same  1% of blocks remapped, scattered;  e.same  like d, its scanner on during the runs.
+ * In each round the states come in a shuffled order; for each, the files are put back in place (the spare is
+ * rewritten in place, so its blocks on the disk stay where they are), a daemon starts on the first engine that
+ * served, and every cell runs once. Ratios are paired by round (Samples.ratio). The main image is never touched
+ * between states: the pair's main image and its place on the disk are the same for all three.
+ */
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { CELLS, GiB, MiB } from './config.js';
+import { type BenchContext, startRemapfs, Teardown } from './context.js';
+import { filledPair, injectRemaps, ONE_PERCENT_SCATTERED, type PairFiles } from './images.js';
+import { fixed, rel, seededRandom, shuffled } from './stats.js';
+import { attach, type Stack } from './stacks.js';
+
+type State = 'c' | 'd' | 'e';
+const STATES: readonly State[] = ['c', 'd', 'e'];
+export const sameStack = (s: State): string => `${s}.same`;
+
+interface Saved {
+  db: string;
+  spare: string;
+}
+
+function save(ctx: BenchContext, pair: PairFiles, name: string): Saved {
+  const saved = { db: ctx.lab.path(`same-${name}.db`), spare: ctx.lab.path(`same-${name}.spare`) };
+  fs.copyFileSync(pair.db, saved.db);
+  fs.copyFileSync(pair.spare, saved.spare);
+  return saved;
+}
+
+/** Puts a saved state back: the database as a file, the spare rewritten in place (same blocks on the disk). */
+function restore(pair: PairFiles, saved: Saved): void {
+  for (const side of ['-wal', '-shm']) fs.rmSync(pair.db + side, { force: true });
+  fs.copyFileSync(saved.db, pair.db);
+  const buf = Buffer.alloc(4 * MiB);
+  const from = fs.openSync(saved.spare, 'r');
+  const to = fs.openSync(pair.spare, 'r+');
+  try {
+    for (let pos = 0; ; pos += buf.length) {
+      const n = fs.readSync(from, buf, 0, buf.length, pos);
+      if (n === 0) break;
+      fs.writeSync(to, buf, 0, n, pos);
+    }
+    fs.fsyncSync(to);
+  } finally {
+    fs.closeSync(from);
+    fs.closeSync(to);
+  }
+}
+
+async function serveState(ctx: BenchContext, pair: PairFiles, state: State, saved: Saved, mountArgs: readonly string[]): Promise<void> {
+  const { lab } = ctx;
+  restore(pair, saved);
+  const cli = (args: readonly string[]) => void lab.ok(['--db', pair.db, ...args]);
+  if (state === 'e') cli(['config', pair.name, 'scanIntervalHours=0.001', 'scanEnabled=false']);
+  const teardown = new Teardown();
+  try {
+    const mnt = lab.mkdir(`mnt-same-${state}`);
+    const proc = await startRemapfs(ctx, mnt, pair.db, mountArgs);
+    teardown.add(async () => {
+      cli(['unmount', mnt]);
+      await proc.exited;
+    });
+    const st: Stack = { stack: sameStack(state), dev: attach(ctx, teardown, path.join(mnt, pair.name)), proc, group: 'compared' };
+    for (const cell of CELLS) {
+      if (state === 'e') cli(['config', pair.name, 'scanEnabled=true']);
+      try {
+        ctx.measurer.measure(st, cell);
+      } finally {
+        if (state === 'e') cli(['config', pair.name, 'scanEnabled=false']);
+      }
+    }
+  } finally {
+    await teardown.run();
+  }
+}
+
+export async function samePhase(ctx: BenchContext, engine: string, mountArgs: readonly string[]): Promise<void> {
+  const db = ctx.lab.path('same.db');
+  const pair = filledPair(ctx.lab, ctx.images.dir, 'same', GiB, 64 * MiB, db);
+  execFileSync('sync');
+  const clean = save(ctx, pair, 'clean');
+  injectRemaps(db, pair.name, ONE_PERCENT_SCATTERED);
+  const remapped = save(ctx, pair, 'remapped');
+  const random = seededRandom(23);
+  for (let run = 0; run < ctx.cfg.runs; run++) {
+    for (const state of shuffled(STATES, random)) await serveState(ctx, pair, state, state === 'c' ? clean : remapped, mountArgs);
+    ctx.log(`bench: same-image round ${run + 1} of ${ctx.cfg.runs} done`);
+  }
+  ctx.lines.push(...sameTable(ctx, engine));
+}
+
+function sameTable(ctx: BenchContext, engine: string): string[] {
+  const v = ctx.measurer.values;
+  const [c, d, e] = STATES.map(sameStack) as [string, string, string];
+  const lines = [
+    `| same image (${engine}) | c no remaps | d 1% remapped | e scanning | d/c | e/c | d/c per round | e/c per round |`,
+    '|---|---:|---:|---:|---:|---:|---|---|',
+  ];
+  for (const cell of CELLS) {
+    const k = cell.name;
+    lines.push(`| ${k} | ${fixed(v.median(c, k))} | ${fixed(v.median(d, k))} | ${fixed(v.median(e, k))} | ${rel(v.ratio(d, c, k))} | ${rel(v.ratio(e, c, k))} | ${v.ratioRange(d, c, k)} | ${v.ratioRange(e, c, k)} |`);
+  }
+  lines.push(
+    '',
+    'One pair, one main image, three states of its remap table put back before each daemon start (MiB/s or IOPS, medians; ' +
+      'ratios: the median of the per-round ratios). The targets take d/c and e/c from here when this phase ran.',
+    '',
+  );
+  return lines;
+}
