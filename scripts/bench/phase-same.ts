@@ -7,7 +7,7 @@
  *   c.same  no remaps;  d.same  1% of blocks remapped, scattered;  e.same  like d, its scanner on during the runs.
  * In each round the states come in a shuffled order; for each, the files are put back in place (the spare is
  * rewritten in place, so its blocks on the disk stay where they are), a daemon starts on the first engine that
- * served, and every cell runs once. Ratios are paired by round (Samples.ratio). The main image is never touched
+ * served, and every cell runs once, in a shuffled order (no cell is always the first after a start). Ratios are paired by round (Samples.ratio). The main image is never touched
  * between states: the pair's main image and its place on the disk are the same for all three.
  */
 import { execFileSync } from 'child_process';
@@ -55,7 +55,7 @@ function restore(pair: PairFiles, saved: Saved): void {
   }
 }
 
-async function serveState(ctx: BenchContext, pair: PairFiles, state: State, saved: Saved, mountArgs: readonly string[]): Promise<void> {
+async function serveState(ctx: BenchContext, pair: PairFiles, state: State, saved: Saved, mountArgs: readonly string[], random: () => number): Promise<void> {
   const { lab } = ctx;
   restore(pair, saved);
   const cli = (args: readonly string[]) => void lab.ok(['--db', pair.db, ...args]);
@@ -69,7 +69,7 @@ async function serveState(ctx: BenchContext, pair: PairFiles, state: State, save
       await proc.exited;
     });
     const st: Stack = { stack: sameStack(state), dev: attach(ctx, teardown, path.join(mnt, pair.name)), proc, group: 'compared' };
-    for (const cell of CELLS) {
+    for (const cell of shuffled(CELLS, random)) {
       if (state === 'e') cli(['config', pair.name, 'scanEnabled=true']);
       try {
         ctx.measurer.measure(st, cell);
@@ -91,7 +91,7 @@ export async function samePhase(ctx: BenchContext, engine: string, mountArgs: re
   const remapped = save(ctx, pair, 'remapped');
   const random = seededRandom(23);
   for (let run = 0; run < ctx.cfg.runs; run++) {
-    for (const state of shuffled(STATES, random)) await serveState(ctx, pair, state, state === 'c' ? clean : remapped, mountArgs);
+    for (const state of shuffled(STATES, random)) await serveState(ctx, pair, state, state === 'c' ? clean : remapped, mountArgs, random);
     ctx.log(`bench: same-image round ${run + 1} of ${ctx.cfg.runs} done`);
   }
   ctx.lines.push(...sameTable(ctx, engine));
