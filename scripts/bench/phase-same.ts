@@ -7,8 +7,9 @@
  *   c.same  no remaps;  d.same  1% of blocks remapped, scattered;  e.same  like d, its scanner on during the runs.
  * In each round the states come in a shuffled order; for each, the files are put back in place (the spare is
  * rewritten in place, so its blocks on the disk stay where they are), a daemon starts on the first engine that
- * served, and every cell runs once, in a shuffled order (no cell is always the first after a start). Ratios are paired by round (Samples.ratio). The main image is never touched
- * between states: the pair's main image and its place on the disk are the same for all three.
+ * served, and every cell runs once, in a shuffled order (no cell is always the first after a start). Ratios are
+ * paired by round (Samples.ratio). The main image is never touched between states: the pair's main image and
+ * its place on the disk are the same for all three.
  */
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
