@@ -19,10 +19,10 @@ import { type BenchContext, startRemapfs, Teardown } from './context.js';
 import { filledPair, injectRemaps, ONE_PERCENT_SCATTERED, type PairFiles } from './images.js';
 import { fixed, rel, seededRandom, shuffled } from './stats.js';
 import { attach, type Stack } from './stacks.js';
+import { SAME_STACKS } from './targets.js';
 
 type State = 'c' | 'd' | 'e';
 const STATES: readonly State[] = ['c', 'd', 'e'];
-export const sameStack = (s: State): string => `${s}.same`;
 
 interface Saved {
   db: string;
@@ -69,7 +69,7 @@ async function serveState(ctx: BenchContext, pair: PairFiles, state: State, save
       cli(['unmount', mnt]);
       await proc.exited;
     });
-    const st: Stack = { stack: sameStack(state), dev: attach(ctx, teardown, path.join(mnt, pair.name)), proc, group: 'compared' };
+    const st: Stack = { stack: SAME_STACKS[state], dev: attach(ctx, teardown, path.join(mnt, pair.name)), proc, group: 'compared' };
     for (const cell of shuffled(CELLS, random)) {
       if (state === 'e') cli(['config', pair.name, 'scanEnabled=true']);
       try {
@@ -100,7 +100,7 @@ export async function samePhase(ctx: BenchContext, engine: string, mountArgs: re
 
 function sameTable(ctx: BenchContext, engine: string): string[] {
   const v = ctx.measurer.values;
-  const [c, d, e] = STATES.map(sameStack) as [string, string, string];
+  const { c, d, e } = SAME_STACKS;
   const lines = [
     `| same image (${engine}) | c no remaps | d 1% remapped | e scanning | d/c | e/c | d/c per round | e/c per round |`,
     '|---|---:|---:|---:|---:|---:|---|---|',

@@ -31,6 +31,9 @@ export const met = (t: TargetCheck): boolean => Number.isFinite(t.measured) && (
 
 const C = 'c.native';
 
+/** The same-image phase's stacks (phase-same.ts): one pair with no remaps, 1% remapped, and that while scanning. */
+export const SAME_STACKS = { c: 'c.same', d: 'd.same', e: 'e.same' } as const;
+
 /** c/a's bound per cell on a disk: 1 MiB 0.9, random 4 KiB at QD32 0.8, at QD1 0.6. */
 function diskBound(cell: Cell): number {
   if (cell.bs === '1M') return 0.9;
@@ -56,8 +59,8 @@ export function targetChecks(x: TargetInputs): TargetCheck[] {
     for (const cell of cells.filter((c) => c.depth >= 32)) out.push({ what: `tmpfs: ${cell.name}: c/a`, measured: ratio(x.values, C, 'a', cell), bound: 0.5, atLeast: true });
   } else if (x.stacks) {
     for (const cell of cells) out.push({ what: `${cell.name}: c/a`, measured: ratio(x.values, C, 'a', cell), bound: diskBound(cell), atLeast: true });
-    const same = x.values.has('c.same');
-    const [c, d, e, where] = same ? ['c.same', 'd.same', 'e.same', ', same image'] : [C, 'd.native', 'e.native', ''];
+    const same = x.values.has(SAME_STACKS.c);
+    const [c, d, e, where] = same ? [SAME_STACKS.c, SAME_STACKS.d, SAME_STACKS.e, ', same image'] : [C, 'd.native', 'e.native', ''];
     for (const cell of cells) out.push({ what: `${cell.name}: d/c (1% remapped${where})`, measured: ratio(x.values, d, c, cell), bound: 0.95, atLeast: true });
     for (const cell of cells) out.push({ what: `${cell.name}: e/c (scanning${where})`, measured: ratio(x.values, e, c, cell), bound: 0.9, atLeast: true });
     for (const cell of cells) out.push({ what: `${cell.name}: daemon CPU per GiB, native / fuse-native`, measured: ratio(x.cpuPerGiB, C, 'c.fuse-native', cell), bound: 1 / 3, atLeast: false });
