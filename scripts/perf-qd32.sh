@@ -10,7 +10,8 @@
 #
 # Images (1 GiB of random data, a copy for the pair, a 256 MiB spare) and the
 # database live in dir (default /var/tmp/remapfs-perf); they are kept between
-# runs. DAEMON_CPUS (default 1) is the daemon's CPU list, MOUNT_ARGS adds to its mount. Needs root, /dev/fuse, loop devices, fio. Cleans up its own loop
+# runs. DAEMON_CPUS (default 1) is the daemon's CPU list, DAEMON_SCHED its chrt policy
+# (e.g. batch), MOUNT_ARGS adds to its mount. Needs root, /dev/fuse, loop devices, fio. Cleans up its own loop
 # device, mount and workqueue mask on exit; run one at a time.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -99,6 +100,8 @@ daemon_pid=$!
 for _ in $(seq 100); do grep -q 'remapfs: serving' "$dir/daemon.log" && break; sleep 0.2; done
 grep -q 'remapfs: serving' "$dir/daemon.log" || { cat "$dir/daemon.log" >&2; exit 1; }
 taskset -p -a -c "${DAEMON_CPUS:-1}" "$daemon_pid" >/dev/null
+# DAEMON_SCHED=batch|other: the daemon's scheduling policy (chrt), all threads
+[ -z "${DAEMON_SCHED:-}" ] || chrt --"$DAEMON_SCHED" -a -p 0 "$daemon_pid"
 dev=$(losetup --direct-io=on --sector-size 4096 -f --show "$dir/mnt/p1")
 cli status p1 | grep '^ *engine' || true
 measure "c (native)"

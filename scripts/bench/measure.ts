@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'child_process';
 import type { DaemonHandle } from '../../lib/lab/lab.js';
-import { type BenchConfig, type Cell, FIO_CPU, GiB, MiB, RAMP_SECONDS } from './config.js';
+import { type BenchConfig, type Cell, DAEMON_CPU, FIO_CPU, GiB, MiB, RAMP_SECONDS } from './config.js';
 import { Samples } from './stats.js';
 import { cpuSeconds, diskReadBytes, dropCaches } from './system.js';
 
@@ -21,20 +21,36 @@ export interface FioResult {
   bytes: number;
 }
 
-export function fio(dev: string, cell: Cell, cfg: BenchConfig): FioResult {
-  const args = [
-    '--name=bench', `--filename=${dev}`, `--rw=${cell.rw}`, `--bs=${cell.bs}`, `--iodepth=${cell.depth}`, '--ioengine=libaio', '--direct=1',
-    '--time_based', `--runtime=${Math.round(cfg.runtimeSeconds * 1000)}ms`, `--ramp_time=${RAMP_SECONDS * 1000}ms`, // in ms: fio reads a bare "1.5" as 1 s
-    '--size=1023M', // the last MiB holds the main's label: the raw stacks must not overwrite it
-    '--randrepeat=0', '--norandommap', '--output-format=json',
-  ];
+/** Runs fio with `args` (pinned to `cpu` when the bench pins) and returns its one job. */
+function runFio(args: readonly string[], cfg: BenchConfig, cpu: string): { read: FioSide; write: FioSide } {
+  const all = [...args, '--ioengine=libaio', '--direct=1', '--output-format=json'];
   const out = cfg.pin
-    ? execFileSync('taskset', ['-c', FIO_CPU, 'fio', ...args], { encoding: 'utf8', maxBuffer: 64 * MiB })
-    : execFileSync('fio', args, { encoding: 'utf8', maxBuffer: 64 * MiB });
+    ? execFileSync('taskset', ['-c', cpu, 'fio', ...all], { encoding: 'utf8', maxBuffer: 64 * MiB })
+    : execFileSync('fio', all, { encoding: 'utf8', maxBuffer: 64 * MiB });
   const job = (JSON.parse(out.slice(out.indexOf('{'))) as { jobs: Array<{ read: FioSide; write: FioSide }> }).jobs[0];
   if (!job) throw new Error('fio printed no job');
+  return job;
+}
+
+export function fio(dev: string, cell: Cell, cfg: BenchConfig): FioResult {
+  const args = [
+    '--name=bench', `--filename=${dev}`, `--rw=${cell.rw}`, `--bs=${cell.bs}`, `--iodepth=${cell.depth}`,
+    '--time_based', `--runtime=${Math.round(cfg.runtimeSeconds * 1000)}ms`, `--ramp_time=${RAMP_SECONDS * 1000}ms`, // in ms: fio reads a bare "1.5" as 1 s
+    '--size=1023M', // the last MiB holds the main's label: the raw stacks must not overwrite it
+    '--randrepeat=0', '--norandommap',
+  ];
+  const job = runFio(args, cfg, FIO_CPU);
   const side = cell.rw.includes('read') ? job.read : job.write;
   return { value: cell.metric === 'bw' ? side.bw_bytes / MiB : side.iops, bytes: side.io_bytes };
+}
+
+/**
+ * Replays a fio iolog (version 2) as fast as the device goes, at `depth`, on the daemons' CPU: the device calls
+ * a daemon would make, made without it. MiB/s.
+ */
+export function replay(iologPath: string, write: boolean, depth: number, cfg: BenchConfig): number {
+  const job = runFio(['--name=replay', `--read_iolog=${iologPath}`, '--replay_no_stall=1', `--iodepth=${depth}`], cfg, DAEMON_CPU);
+  return (write ? job.write : job.read).bw_bytes / MiB;
 }
 
 /** How the page cache is prepared before each run. */

@@ -10,19 +10,38 @@
  * served, and every cell runs once, in a shuffled order (no cell is always the first after a start). Ratios are
  * paired by round (Samples.ratio). The main image is never touched between states: the pair's main image and
  * its place on the disk are the same for all three.
+ *
+ * The disk's own share of d/c: in each round, among the states, no daemon runs while fio replays on the pair's
+ * files the device calls that d's 1 MiB requests make (split-pattern.ts) and the same requests unsplit, both
+ * from the same iolog mechanism. disk split/plain is what d/c would be if FUSE and the engine cost nothing more
+ * for a split request than for a whole one.
  */
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { CELLS, GiB, MiB } from './config.js';
+import { type Cell, CELLS, GiB, MiB } from './config.js';
 import { type BenchContext, startRemapfs, Teardown } from './context.js';
 import { filledPair, injectRemaps, ONE_PERCENT_SCATTERED, type PairFiles } from './images.js';
+import { replay } from './measure.js';
+import { iolog, replayDepth, sequentialCalls, tableLookup } from './split-pattern.js';
 import { fixed, rel, seededRandom, shuffled } from './stats.js';
+import { dropCaches } from './system.js';
+import { Store } from '../../lib/store/db.js';
 import { attach, type Stack } from './stacks.js';
 import { SAME_STACKS } from './targets.js';
 
 type State = 'c' | 'd' | 'e';
 const STATES: readonly State[] = ['c', 'd', 'e'];
+/** The replays of d's device calls on the disk, with no daemon: whole requests and split ones. */
+const DISK = { plain: 'disk.plain', split: 'disk.split' } as const;
+/** Passes over the 1023 MiB region per replay: about as long as a cell's run on this disk. */
+const REPLAY_PASSES = 3;
+
+interface Replay {
+  cell: Cell;
+  log: string;
+  depth: number;
+}
 
 interface Saved {
   db: string;
@@ -83,6 +102,44 @@ async function serveState(ctx: BenchContext, pair: PairFiles, state: State, save
   }
 }
 
+/** The 1 MiB cells' iologs, plain and split by the remap table in `db`, written into the lab. */
+function diskReplays(ctx: BenchContext, pair: PairFiles, db: string): Record<keyof typeof DISK, Replay>[] {
+  const store = Store.open(db, { create: false });
+  let table: Map<number, number>;
+  let blockSize: number;
+  try {
+    const p = store.pairs.get(pair.name);
+    if (!p) throw new Error(`no pair ${pair.name}`);
+    table = new Map(store.remaps.list(p.id).map((r) => [r.mainBlock, r.spareBlock]));
+    blockSize = p.blockSize;
+  } finally {
+    store.close();
+  }
+  const out: Record<keyof typeof DISK, Replay>[] = [];
+  for (const cell of CELLS.filter((c) => c.bs === '1M' && !c.rw.startsWith('rand'))) {
+    const requests = 1023 * REPLAY_PASSES;
+    const one = (name: keyof typeof DISK): Replay => {
+      const calls = sequentialCalls(1023 * MiB, MiB, REPLAY_PASSES, blockSize, tableLookup(name === 'split' ? table : new Map()));
+      const log = ctx.lab.path(`same-${name}-${cell.rw}.iolog`);
+      fs.writeFileSync(log, iolog(calls, { main: pair.main, spare: pair.spare }, cell.rw === 'write' ? 'write' : 'read'));
+      return { cell, log, depth: replayDepth(calls.length, requests, cell.depth) };
+    };
+    out.push({ plain: one('plain'), split: one('split') });
+  }
+  return out;
+}
+
+/** One round of the disk replays: each cell's two patterns in a shuffled order, page cache dropped before each. */
+function replayRound(ctx: BenchContext, replays: readonly Record<keyof typeof DISK, Replay>[], random: () => number): void {
+  for (const r of shuffled(replays, random)) {
+    for (const name of shuffled(['plain', 'split'] as const, random)) {
+      dropCaches();
+      const { cell, log, depth } = r[name];
+      ctx.measurer.values.add(DISK[name], cell.name, replay(log, cell.rw === 'write', depth, ctx.cfg));
+    }
+  }
+}
+
 export async function samePhase(ctx: BenchContext, engine: string, mountArgs: readonly string[]): Promise<void> {
   const db = ctx.lab.path('same.db');
   const pair = filledPair(ctx.lab, ctx.images.dir, 'same', GiB, 64 * MiB, db);
@@ -90,9 +147,13 @@ export async function samePhase(ctx: BenchContext, engine: string, mountArgs: re
   const clean = save(ctx, pair, 'clean');
   injectRemaps(db, pair.name, ONE_PERCENT_SCATTERED);
   const remapped = save(ctx, pair, 'remapped');
+  const replays = diskReplays(ctx, pair, db);
   const random = seededRandom(23);
   for (let run = 0; run < ctx.cfg.runs; run++) {
-    for (const state of shuffled(STATES, random)) await serveState(ctx, pair, state, state === 'c' ? clean : remapped, mountArgs, random);
+    for (const state of shuffled([...STATES, 'disk' as const], random)) {
+      if (state === 'disk') replayRound(ctx, replays, random);
+      else await serveState(ctx, pair, state, state === 'c' ? clean : remapped, mountArgs, random);
+    }
     ctx.log(`bench: same-image round ${run + 1} of ${ctx.cfg.runs} done`);
   }
   ctx.lines.push(...sameTable(ctx, engine));
@@ -102,17 +163,20 @@ function sameTable(ctx: BenchContext, engine: string): string[] {
   const v = ctx.measurer.values;
   const { c, d, e } = SAME_STACKS;
   const lines = [
-    `| same image (${engine}) | c no remaps | d 1% remapped | e scanning | d/c | e/c | d/c per round | e/c per round |`,
-    '|---|---:|---:|---:|---:|---:|---|---|',
+    `| same image (${engine}) | c no remaps | d 1% remapped | e scanning | d/c | e/c | d/c per round | e/c per round | disk: split/plain | per round |`,
+    '|---|---:|---:|---:|---:|---:|---|---|---:|---|',
   ];
   for (const cell of CELLS) {
     const k = cell.name;
-    lines.push(`| ${k} | ${fixed(v.median(c, k))} | ${fixed(v.median(d, k))} | ${fixed(v.median(e, k))} | ${rel(v.ratio(d, c, k))} | ${rel(v.ratio(e, c, k))} | ${v.ratioRange(d, c, k)} | ${v.ratioRange(e, c, k)} |`);
+    const disk = v.has(DISK.split) && v.all(DISK.split, k).length ? [rel(v.ratio(DISK.split, DISK.plain, k)), v.ratioRange(DISK.split, DISK.plain, k)] : ['-', '-'];
+    lines.push(`| ${k} | ${fixed(v.median(c, k))} | ${fixed(v.median(d, k))} | ${fixed(v.median(e, k))} | ${rel(v.ratio(d, c, k))} | ${rel(v.ratio(e, c, k))} | ${v.ratioRange(d, c, k)} | ${v.ratioRange(e, c, k)} | ${disk.join(' | ')} |`);
   }
   lines.push(
     '',
     'One pair, one main image, three states of its remap table put back before each daemon start (MiB/s or IOPS, medians; ' +
-      'ratios: the median of the per-round ratios). The targets take d/c and e/c from here when this phase ran.',
+      'ratios: the median of the per-round ratios). The targets take d/c and e/c from here when this phase ran. ' +
+      "disk: split/plain replays d's device calls for its 1 MiB requests on the pair's files with no daemon, against " +
+      'the same requests unsplit (fio iologs, no FUSE): the share of d/c that the disk itself takes.',
     '',
   );
   return lines;
