@@ -19,6 +19,7 @@
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { Store } from '../../lib/store/db.js';
 import { type Cell, CELLS, GiB, MiB } from './config.js';
 import { type BenchContext, startRemapfs, Teardown } from './context.js';
 import { filledPair, injectRemaps, ONE_PERCENT_SCATTERED, type PairFiles } from './images.js';
@@ -26,7 +27,6 @@ import { replay } from './measure.js';
 import { iolog, replayDepth, sequentialCalls, tableLookup } from './split-pattern.js';
 import { fixed, rel, seededRandom, shuffled } from './stats.js';
 import { dropCaches } from './system.js';
-import { Store } from '../../lib/store/db.js';
 import { attach, type Stack } from './stacks.js';
 import { SAME_STACKS } from './targets.js';
 
@@ -116,7 +116,7 @@ function diskReplays(ctx: BenchContext, pair: PairFiles, db: string): Record<key
     store.close();
   }
   const out: Record<keyof typeof DISK, Replay>[] = [];
-  for (const cell of CELLS.filter((c) => c.bs === '1M' && !c.rw.startsWith('rand'))) {
+  for (const cell of CELLS.filter((c) => c.bs === '1M')) {
     const requests = 1023 * REPLAY_PASSES;
     const one = (name: keyof typeof DISK): Replay => {
       const calls = sequentialCalls(1023 * MiB, MiB, REPLAY_PASSES, blockSize, tableLookup(name === 'split' ? table : new Map()));
