@@ -4,7 +4,8 @@
 # a loop device, on the kernel loop device directly (a) and on the native
 # engine (c), pinned like `npm run bench` (fio on CPU 0; daemon and the unbound
 # workqueues, loop workers among them, on CPU 1). Prints IOPS and, for c, the
-# daemon's CPU time and context switches (all its threads) per request.
+# daemon's CPU time and context switches (all its threads) per request, and for both
+# the busy share of CPU 0 and CPU 1 over the fio run.
 # PERF=1 also records `perf record -g` of the daemon to <dir>/perf-<rw>.data;
 # PERF=cpu records all of CPU 1 instead, for a and c, to <dir>/perf-cpu1-<a|c>-<rw>.data.
 #
@@ -51,6 +52,19 @@ ctx_switches() { cat /proc/"$daemon_pid"/task/*/status 2>/dev/null | awk '/ctxt_
 retries() { cli status p1 --json | python3 -c "import json,sys; print(json.load(sys.stdin).get('engineCounters', {}).get('waitRetries', 0))"; }
 cpu_ticks() { awk '{ print $14 + $15 }' /proc/"$daemon_pid"/stat; }
 
+# busy <before> <after>: each CPU's busy share between two snapshots of its /proc/stat lines (fio's start and end included)
+busy() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+out = []
+for x, y in zip(sys.argv[1].splitlines(), sys.argv[2].splitlines()):
+    d = [b - a for a, b in zip(map(int, x.split()[1:]), map(int, y.split()[1:]))]
+    total = sum(d) or 1
+    out.append(f"{x.split()[0]} busy {100 * (total - d[3] - d[4]) / total:.0f}% (irq and softirq {100 * (d[5] + d[6]) / total:.0f}%)")
+print('  ' + ', '.join(out))
+PY
+}
+
 # measure <label>: both cells on $dev
 measure() {
   for rw in ${FIO_RW:-randread randwrite}; do
@@ -70,9 +84,11 @@ measure() {
       perf record -F 2000 -g -C 1 -o "$dir/perf-cpu1-${1%% *}-$rw.data" -- sleep $((runtime_sec - 2)) >/dev/null 2>&1 &
       perf_pid=$!
     fi
-    local json
+    local json s0
+    s0=$(grep -E '^cpu[01] ' /proc/stat)
     json=$(taskset -c 0 fio --name=qd32 --filename="$dev" --rw="$rw" --bs="${FIO_BS:-4k}" --iodepth="${FIO_QD:-32}" --ioengine=libaio \
       --direct=1 --runtime="$runtime_sec" --time_based --output-format=json)
+    busy "$s0" "$(grep -E '^cpu[01] ' /proc/stat)"
     [ -z "$perf_pid" ] || wait "$perf_pid"
     local key=read
     case "$rw" in *write) key=write ;; esac
