@@ -13,8 +13,8 @@
  *
  * The disk's own share of d/c: in each round, among the states, no daemon runs while fio replays on the pair's
  * files the device calls that d's 1 MiB requests make (split-pattern.ts) and the same requests unsplit, both
- * from the same iolog mechanism. disk split/plain is what d/c would be if FUSE and the engine cost nothing more
- * for a split request than for a whole one.
+ * from the same iolog mechanism, as fast as fio drives the disk. disk split/plain is the disk's own cost of d's
+ * call pattern: it bounds d/c only where the disk, not the path through FUSE, sets the pace.
  */
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
@@ -176,7 +176,8 @@ function sameTable(ctx: BenchContext, engine: string): string[] {
     'One pair, one main image, three states of its remap table put back before each daemon start (MiB/s or IOPS, medians; ' +
       'ratios: the median of the per-round ratios). The targets take d/c and e/c from here when this phase ran. ' +
       "disk: split/plain replays d's device calls for its 1 MiB requests on the pair's files with no daemon, against " +
-      'the same requests unsplit (fio iologs, no FUSE): the share of d/c that the disk itself takes.',
+      "the same requests unsplit (fio iologs, no FUSE, as fast as fio drives the disk): the disk's own cost of d's call " +
+      'pattern, a bound on d/c only where the disk, not the path through FUSE, sets the pace.',
     '',
   );
   return lines;
