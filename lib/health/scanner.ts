@@ -7,17 +7,29 @@
  * is on the spare).
  *
  * A slow answer is the block's only if it repeats and the rest of the device
- * is fast meanwhile: a slow block is timed again, and then a control block
- * (the last one that read fast, else one half the device away) is timed. When
- * the control is slow too, the device as a whole is slow now (a host's stall,
- * writeback, another tenant): the block is not judged, the cursor stays on it
- * and the scanner waits STALL_BACKOFF_MS (waitMs() tells the caller) before
- * timing it again. After MAX_STALL_DEFERRALS waits for the same block it is
- * judged by its timings, so a device that is slow everywhere is still found.
+ * is fast meanwhile. One test of a block: it is timed twice (the faster read
+ * counts), then a control block is timed (the last one that read fast, else
+ * one half the device away). Outcomes:
+ *  - the block is fast: ok;
+ *  - the control is slow too: the device as a whole is slow now (a host's
+ *    stall, writeback, another tenant). The block is not judged; the cursor
+ *    stays on it and the scanner waits STALL_BACKOFF_MS (waitMs() tells the
+ *    caller). After MAX_STALL_DEFERRALS such waits for one block, it is
+ *    recorded as slow by its timings, so a device slow everywhere is still
+ *    found, but it is never moved: its slowness was not shown to be its own;
+ *  - the block is slow and the control fast: the block is a suspect, tested
+ *    again after CONFIRM_WAIT_MS, and judged (recorded as slow; moved at or
+ *    above latencyRemapMs) only when SLOW_CONFIRMATIONS tests in a row
+ *    (device-wide waits between them allowed) all found it so; a fast read
+ *    clears it. Another tenant's burst can make one test say "slow here, fast
+ *    elsewhere" (measured: six healthy blocks in 150 s moved on one test), not
+ *    three a second apart.
+ * The latency that classes a block is the fastest of all its tests.
  *
  * Progress (cursor, counts) is persisted every few seconds and at the end of a
- * pass, so a killed scan resumes where it stopped. The scanner does not decide
- * when to run: ScanScheduler (daemon) and the scan command call step().
+ * pass, so a killed scan resumes where it stopped; a suspect's tests are not
+ * (they start again). The scanner does not decide when to run: ScanScheduler
+ * (daemon) and the scan command call step() and honour waitMs().
  */
 import { isDiskError, isKnownFailure } from '../block/disk-error.js';
 import type { Store } from '../store/db.js';
@@ -28,8 +40,12 @@ import { clearSlowBlock, loadScanState, putSlowBlock, saveScanState, type ScanSt
 const PERSIST_EVERY_MS = 2000;
 /** How long the scanner waits after a control read showed the whole device slow. */
 export const STALL_BACKOFF_MS = 1000;
-/** Waits for one block before it is judged by its timings anyway. */
+/** Waits for one block before it is recorded as slow by its timings anyway (never moved). */
 export const MAX_STALL_DEFERRALS = 3;
+/** Tests in a row, each "slow here, fast elsewhere", before a slow block is moved to the spare. */
+export const SLOW_CONFIRMATIONS = 3;
+/** The wait between two tests of a suspect block. */
+export const CONFIRM_WAIT_MS = 1000;
 
 export function emptySummary(startedAt: number): ScanSummary {
   return { startedAt, finishedAt: 0, blocksScanned: 0, bytesRead: 0, unreadableBlocks: 0, slowBlocks: 0, criticalBlocks: 0, remappedSlow: 0, latencyClasses: { ok: 0, warn: 0, slow: 0, critical: 0 } };
@@ -43,9 +59,12 @@ export class Scanner {
   private fastBlock: number | null = null;
   /** While the device is slow as a whole: no reads before this time. */
   private backoffUntil = 0;
-  /** The block that waits on a device-wide stall, and how often it waited. */
-  private stalledBlock = -1;
+  /** The block the cursor waits on (a device-wide stall or a suspect's next test), and its tests so far. */
+  private waitBlock = -1;
   private stallDeferrals = 0;
+  private confirmations = 0;
+  /** The fastest read of waitBlock over its tests. */
+  private waitBlockMs = Infinity;
   /** Device-wide stalls seen by this scanner (not persisted). */
   stalls = 0;
 
@@ -81,7 +100,7 @@ export class Scanner {
     this.store.events.add(this.pairId, t, 'scan-start', null, null, null);
   }
 
-  /** How long the caller should wait before the next step (0: now); non-zero after a device-wide stall. */
+  /** How long the caller should wait before the next step (0: now); non-zero after a device-wide stall or before a suspect's next test. */
   waitMs(): number {
     return Math.max(0, this.backoffUntil - this.now());
   }
@@ -156,7 +175,7 @@ export class Scanner {
 
   /**
    * Reads blocks [first, end) as one request; on an error or a slow answer, block by block.
-   * Returns the bytes read, and the block it stopped at on a device-wide stall (null: none).
+   * Returns the bytes read, and the block it stopped at to wait (null: none).
    */
   private scanRun(first: number, end: number, cfg: PairConfig, summary: ScanSummary): { bytes: number; stalledAt: number | null } {
     const bs = this.dev.blockSize;
@@ -172,12 +191,13 @@ export class Scanner {
     if (ms < cfg.latencyWarnMs) {
       summary.latencyClasses.ok += n;
       this.fastBlock = end - 1;
+      if (this.waitBlock >= first && this.waitBlock < end) this.forgetWait(); // a suspect that read fast is cleared
       return { bytes: n * bs, stalledAt: null };
     }
     let bytes = n * bs;
     for (let b = first; b < end; b++) {
       bytes += bs;
-      if (this.scanBlock(b, cfg, summary) === 'stall') return { bytes, stalledAt: b };
+      if (this.scanBlock(b, cfg, summary) === 'wait') return { bytes, stalledAt: b };
     }
     return { bytes, stalledAt: null };
   }
@@ -197,8 +217,8 @@ export class Scanner {
     }
   }
 
-  /** Classifies one block; 'stall' when it was not judged because the whole device is slow now. */
-  private scanBlock(block: number, cfg: PairConfig, summary: ScanSummary): 'done' | 'stall' {
+  /** Classifies one block; 'wait' when it was not judged yet (a device-wide stall, or a suspect to test again). */
+  private scanBlock(block: number, cfg: PairConfig, summary: ScanSummary): 'done' | 'wait' {
     const bs = this.dev.blockSize;
     let ms: number;
     try {
@@ -207,6 +227,7 @@ export class Scanner {
       if (!isDiskError(err)) throw err;
       summary.unreadableBlocks++;
       if (this.dev.scanFoundUnreadable(block)) this.log(`scan: block ${block} is unreadable, now pending`);
+      this.forgetWait();
       return 'done';
     }
     // One slow answer can be the host's hiccup: a block counts as slow only if a second read is slow too.
@@ -218,35 +239,48 @@ export class Scanner {
         // It read once; the slow timing stands.
       }
     }
-    // ... and only while the rest of the device is fast: a stall longer than two reads is not the block's.
-    if (ms >= cfg.latencyWarnMs && this.deviceSlow(block, cfg)) {
-      if (this.stalledBlock !== block) {
-        this.stalledBlock = block;
-        this.stallDeferrals = 0;
-      }
-      if (this.stallDeferrals < MAX_STALL_DEFERRALS) {
-        this.stallDeferrals++;
-        this.stalls++;
-        this.backoffUntil = this.now() + STALL_BACKOFF_MS;
-        if (this.stallDeferrals === 1) this.log(`scan: the whole device is slow at block ${block} (a stall?); timing it again in ${STALL_BACKOFF_MS} ms`);
-        return 'stall';
-      }
+    if (this.waitBlock !== block) {
+      this.forgetWait();
+      this.waitBlock = block;
     }
-    const t = this.now();
-    if (ms >= cfg.latencyCriticalMs) {
-      summary.latencyClasses.critical++;
-      summary.criticalBlocks++;
-    } else if (ms >= cfg.latencyRemapMs) summary.latencyClasses.slow++;
-    else if (ms >= cfg.latencyWarnMs) summary.latencyClasses.warn++;
-    else {
+    this.waitBlockMs = Math.min(this.waitBlockMs, ms);
+    if (ms < cfg.latencyWarnMs) {
       summary.latencyClasses.ok++;
       this.fastBlock = block;
       clearSlowBlock(this.store, this.pairId, block);
+      this.forgetWait();
       return 'done';
     }
+    // ... and only while the rest of the device is fast: a stall longer than two reads is not the block's.
+    const deviceSlow = this.deviceSlow(block, cfg);
+    if (deviceSlow && this.stallDeferrals < MAX_STALL_DEFERRALS) {
+      this.stallDeferrals++;
+      this.stalls++;
+      this.backoffUntil = this.now() + STALL_BACKOFF_MS;
+      if (this.stallDeferrals === 1) this.log(`scan: the whole device is slow at block ${block} (a stall?); timing it again in ${STALL_BACKOFF_MS} ms`);
+      return 'wait';
+    }
+    if (!deviceSlow) {
+      this.confirmations++;
+      if (this.confirmations < SLOW_CONFIRMATIONS) {
+        this.backoffUntil = this.now() + CONFIRM_WAIT_MS;
+        return 'wait';
+      }
+    }
+    // Judged: slow on its own in SLOW_CONFIRMATIONS tests (moved at latencyRemapMs), or slow with the device (recorded only).
+    const judgedMs = this.waitBlockMs;
+    const move = !deviceSlow && judgedMs >= cfg.latencyRemapMs;
+    if (deviceSlow) this.log(`scan: the whole device stayed slow at block ${block}; recorded as slow (${Math.round(judgedMs)} ms), not moved`);
+    this.forgetWait();
+    const t = this.now();
+    if (judgedMs >= cfg.latencyCriticalMs) {
+      summary.latencyClasses.critical++;
+      summary.criticalBlocks++;
+    } else if (judgedMs >= cfg.latencyRemapMs) summary.latencyClasses.slow++;
+    else summary.latencyClasses.warn++;
     summary.slowBlocks++;
-    putSlowBlock(this.store, this.pairId, block, Math.round(ms * 10) / 10, t);
-    if (ms >= cfg.latencyRemapMs) {
+    putSlowBlock(this.store, this.pairId, block, Math.round(judgedMs * 10) / 10, t);
+    if (move) {
       try {
         const r = this.dev.remapBlock(block, 'scan-slow');
         if (!r.already) summary.remappedSlow++;
@@ -256,5 +290,12 @@ export class Scanner {
       }
     }
     return 'done';
+  }
+
+  private forgetWait(): void {
+    this.waitBlock = -1;
+    this.stallDeferrals = 0;
+    this.confirmations = 0;
+    this.waitBlockMs = Infinity;
   }
 }
