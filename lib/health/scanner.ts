@@ -40,6 +40,8 @@ import { clearSlowBlock, loadScanState, putSlowBlock, saveScanState, type ScanSt
 const PERSIST_EVERY_MS = 2000;
 /** How long the scanner waits after a control read showed the whole device slow. */
 export const STALL_BACKOFF_MS = 1000;
+/** At most one stall line per this long; the next one counts the stalls in between. */
+export const STALL_LOG_EVERY_MS = 60_000;
 /** Waits for one block before it is recorded as slow by its timings anyway (never moved). */
 export const MAX_STALL_DEFERRALS = 3;
 /** Tests in a row, each "slow here, fast elsewhere", before a slow block is moved to the spare. */
@@ -67,6 +69,9 @@ export class Scanner {
   private waitBlockMs = Infinity;
   /** Device-wide stalls seen by this scanner (not persisted). */
   stalls = 0;
+  /** Stall lines and "stayed slow" lines: each kind at most once per STALL_LOG_EVERY_MS. */
+  private readonly stallLines = new SparseLog();
+  private readonly stayedLines = new SparseLog();
 
   constructor(
     private readonly dev: ScanTarget,
@@ -257,7 +262,9 @@ export class Scanner {
       this.stallDeferrals++;
       this.stalls++;
       this.backoffUntil = this.now() + STALL_BACKOFF_MS;
-      if (this.stallDeferrals === 1) this.log(`scan: the whole device is slow at block ${block} (a stall?); timing it again in ${STALL_BACKOFF_MS} ms`);
+      if (this.stallDeferrals === 1) {
+        this.stallLines.log(this.now(), this.log, `scan: the whole device is slow at block ${block} (a stall?); timing it again in ${STALL_BACKOFF_MS} ms`, 'stalled block(s)');
+      }
       return 'wait';
     }
     if (!deviceSlow) {
@@ -270,7 +277,9 @@ export class Scanner {
     // Judged: slow on its own in SLOW_CONFIRMATIONS tests (moved at latencyRemapMs), or slow with the device (recorded only).
     const judgedMs = this.waitBlockMs;
     const move = !deviceSlow && judgedMs >= cfg.latencyRemapMs;
-    if (deviceSlow) this.log(`scan: the whole device stayed slow at block ${block}; recorded as slow (${Math.round(judgedMs)} ms), not moved`);
+    if (deviceSlow) {
+      this.stayedLines.log(this.now(), this.log, `scan: the whole device stayed slow at block ${block}; recorded as slow (${Math.round(judgedMs)} ms), not moved`, 'such block(s)');
+    }
     this.forgetWait();
     const t = this.now();
     if (judgedMs >= cfg.latencyCriticalMs) {
@@ -297,5 +306,21 @@ export class Scanner {
     this.stallDeferrals = 0;
     this.confirmations = 0;
     this.waitBlockMs = Infinity;
+  }
+}
+
+/** One kind of line, logged at most once per STALL_LOG_EVERY_MS; the next one counts those left out. */
+class SparseLog {
+  private loggedAt = -Infinity;
+  private skipped = 0;
+
+  log(now: number, log: (line: string) => void, line: string, what: string): void {
+    if (now - this.loggedAt < STALL_LOG_EVERY_MS) {
+      this.skipped++;
+      return;
+    }
+    log(this.skipped ? `${line}; ${this.skipped} more ${what} since the last such line` : line);
+    this.loggedAt = now;
+    this.skipped = 0;
   }
 }

@@ -14,7 +14,7 @@ import { cells, LEGEND_CHAR_PX, renderBar, renderSvg, STATE_COLOURS, type MapInp
 import { renderPrometheus } from '../../lib/health/prometheus.js';
 import { healthReport } from '../../lib/health/report.js';
 import { slowBlocks } from '../../lib/health/history.js';
-import { CONFIRM_WAIT_MS, MAX_STALL_DEFERRALS, Scanner, SLOW_CONFIRMATIONS, STALL_BACKOFF_MS } from '../../lib/health/scanner.js';
+import { CONFIRM_WAIT_MS, MAX_STALL_DEFERRALS, Scanner, SLOW_CONFIRMATIONS, STALL_BACKOFF_MS, STALL_LOG_EVERY_MS } from '../../lib/health/scanner.js';
 import type { ScanTarget } from '../../lib/health/scan-target.js';
 import { ScanScheduler, type SchedulerClock } from '../../lib/health/scheduler.js';
 import { adaptiveIntervalMs, DAY_MS, healthScore, RateLimiter, trend } from '../../lib/health/score.js';
@@ -397,6 +397,33 @@ describe('scan scheduler (injected clock)', () => {
       expect(slowBlocks(w.store, w.pair.id)).toEqual(recorded);
       expect(scanner.state.lastSummary?.latencyClasses).toEqual({ ok: 256 - recorded.length, warn: recorded.length, slow: 0, critical: 0 });
     }
+  });
+
+  it('stall and stayed-slow lines come at most once per STALL_LOG_EVERY_MS each, and the next counts those left out', () => {
+    const w = world({ scanChunkKiB: 64, latencyWarnMs: 20, latencyRemapMs: 50, latencyCriticalMs: 100 });
+    const t = timedTarget(256, () => 60);
+    const lines: string[] = [];
+    const scanner = new Scanner(t.target, w.store, w.pair.id, () => w.cfg, w.clock.now, (l) => lines.push(l));
+    scanner.startPass();
+    const stallLines = () => lines.filter((l) => l.includes('is slow at'));
+    const start = w.clock.t;
+    while (stallLines().length < 2) {
+      scanner.step();
+      w.clock.t += scanner.waitMs();
+    }
+    // Blocks 0..k-1 waited and were recorded; block k stalled first after STALL_LOG_EVERY_MS.
+    const k = slowBlocks(w.store, w.pair.id).length;
+    expect(k).toBeGreaterThan(10);
+    expect(w.clock.t - start).toBeGreaterThanOrEqual(STALL_LOG_EVERY_MS);
+    expect(t.remapped.size).toBe(0);
+    expect(stallLines()).toEqual([
+      `scan: the whole device is slow at block 0 (a stall?); timing it again in ${STALL_BACKOFF_MS} ms`,
+      `scan: the whole device is slow at block ${k} (a stall?); timing it again in ${STALL_BACKOFF_MS} ms; ${k - 1} more stalled block(s) since the last such line`,
+    ]);
+    const stayed = lines.filter((l) => l.includes('stayed slow'));
+    expect(stayed[0]).toBe('scan: the whole device stayed slow at block 0; recorded as slow (60 ms), not moved');
+    expect(stayed.length).toBeLessThanOrEqual(2);
+    expect(lines).toHaveLength(2 + stayed.length);
   });
 
   it('a device slow everywhere is recorded, never moved, after MAX_STALL_DEFERRALS waits per block, and the scheduler honours the wait', () => {
