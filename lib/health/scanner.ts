@@ -113,6 +113,7 @@ export class Scanner {
   /** Scans the next chunk; returns the bytes read. Finishes the pass at the end of the device. */
   step(): number {
     if (!this.inPass || this.waitMs() > 0) return 0;
+    if (this.waitBlock !== this.state.cursorBlock) this.forgetWait(); // the cursor left the block (remapped meanwhile, a new pass)
     const cfg = this.config();
     const bs = this.dev.blockSize;
     const chunkBlocks = Math.max(1, Math.floor((cfg.scanChunkKiB * 1024) / bs));
