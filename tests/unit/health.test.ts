@@ -298,19 +298,25 @@ describe('scan scheduler (injected clock)', () => {
     for (const [slowReads, remapped, waits] of [[Infinity, true, SLOW_CONFIRMATIONS - 1], [2, false, 0], [4, false, 1]] as const) {
       const w = world({ scanChunkKiB: 64, latencyWarnMs: 20, latencyRemapMs: 50, latencyCriticalMs: 100 }, { block: 20, slowReads });
       w.scanner.startPass();
-      const waited: number[] = [];
-      while (w.scanner.inPass) {
-        const wait = w.scanner.waitMs();
-        if (wait > 0) waited.push(wait);
-        w.clock.t += wait;
-        w.scanner.step();
-      }
+      const waited = finishPass(w.scanner, w.clock);
       expect(waited).toEqual(Array<number>(waits).fill(CONFIRM_WAIT_MS));
       expect(w.dev.index.spareBlockOf(20) >= 0).toBe(remapped);
       expect(w.scanner.state.lastSummary?.remappedSlow).toBe(remapped ? 1 : 0);
       expect(w.scanner.state.lastSummary?.slowBlocks).toBe(remapped ? 1 : 0);
     }
   });
+
+  /** Steps the pass to its end, moving the clock over every wait the scanner asks for; returns the waits. */
+  function finishPass(scanner: Scanner, clock: FakeClock): number[] {
+    const waited: number[] = [];
+    while (scanner.inPass) {
+      const wait = scanner.waitMs();
+      if (wait > 0) waited.push(wait);
+      clock.t += wait;
+      scanner.step();
+    }
+    return waited;
+  }
 
   /** A ScanTarget whose reads take `msOf(block)` (no real waiting); it records remaps. */
   function timedTarget(virtualBlocks: number, msOf: (block: number) => number) {
@@ -358,13 +364,7 @@ describe('scan scheduler (injected clock)', () => {
     expect(t.reads.length).toBe(before);
     stalled = false;
     w.clock.t += STALL_BACKOFF_MS;
-    const waited: number[] = [];
-    while (scanner.inPass) {
-      const wait = scanner.waitMs();
-      if (wait > 0) waited.push(wait);
-      w.clock.t += wait;
-      scanner.step();
-    }
+    const waited = finishPass(scanner, w.clock);
     // Only block 200, slow while its control (block 199, the last fast one) was fast, in SLOW_CONFIRMATIONS tests
     // a wait apart, was moved.
     expect(waited).toEqual(Array<number>(SLOW_CONFIRMATIONS - 1).fill(CONFIRM_WAIT_MS));
@@ -385,13 +385,7 @@ describe('scan scheduler (injected clock)', () => {
       const t = timedTarget(256, (b) => msOf(b, b === 100 ? reads100++ : 0));
       const scanner = new Scanner(t.target, w.store, w.pair.id, () => w.cfg, w.clock.now);
       scanner.startPass();
-      const waited: number[] = [];
-      while (scanner.inPass) {
-        const wait = scanner.waitMs();
-        if (wait > 0) waited.push(wait);
-        w.clock.t += wait;
-        scanner.step();
-      }
+      const waited = finishPass(scanner, w.clock);
       expect(waited).toEqual(Array<number>(tests - 1).fill(CONFIRM_WAIT_MS));
       expect(t.remapped.size).toBe(0);
       expect(slowBlocks(w.store, w.pair.id)).toEqual(recorded);
