@@ -44,7 +44,7 @@ export const STALL_BACKOFF_MS = 1000;
 export const STALL_LOG_EVERY_MS = 60_000;
 /** Waits for one block before it is recorded as slow by its timings anyway (never moved). */
 export const MAX_STALL_DEFERRALS = 3;
-/** Tests in a row, each "slow here, fast elsewhere", before a slow block is moved to the spare. */
+/** Tests in a row, each "slow here, fast elsewhere", before a block is judged slow (recorded; moved at latencyRemapMs). */
 export const SLOW_CONFIRMATIONS = 3;
 /** The wait between two tests of a suspect block. */
 export const CONFIRM_WAIT_MS = 1000;
