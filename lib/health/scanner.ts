@@ -113,7 +113,7 @@ export class Scanner {
   /** Scans the next chunk; returns the bytes read. Finishes the pass at the end of the device. */
   step(): number {
     if (!this.inPass || this.waitMs() > 0) return 0;
-    if (this.waitBlock !== this.state.cursorBlock) this.forgetWait(); // the cursor left the block (remapped meanwhile, a new pass)
+    if (this.waitBlock !== this.state.cursorBlock) this.forgetWait(); // the cursor left the block: it read fast, was remapped, or a pass ended
     const cfg = this.config();
     const bs = this.dev.blockSize;
     const chunkBlocks = Math.max(1, Math.floor((cfg.scanChunkKiB * 1024) / bs));
@@ -197,7 +197,6 @@ export class Scanner {
     if (ms < cfg.latencyWarnMs) {
       summary.latencyClasses.ok += n;
       this.fastBlock = end - 1;
-      if (this.waitBlock >= first && this.waitBlock < end) this.forgetWait(); // a suspect that read fast is cleared
       return { bytes: n * bs, stalledAt: null };
     }
     let bytes = n * bs;
