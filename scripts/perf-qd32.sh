@@ -12,7 +12,8 @@
 # Images (1 GiB of random data, a copy for the pair, a 256 MiB spare) and the
 # database live in dir (default /var/tmp/remapfs-perf); they are kept between
 # runs. DAEMON_CPUS (default 1) is the daemon's CPU list, DAEMON_SCHED its chrt policy
-# (e.g. batch), MOUNT_ARGS adds to its mount. Needs root, /dev/fuse, loop devices, fio. Cleans up its own loop
+# (e.g. batch), MOUNT_ARGS adds to its mount. WQ_MASK (default 2: CPU 1) is the
+# workqueue mask during both cells, so the CPUs of the loop devices' workers. Needs root, /dev/fuse, loop devices, fio. Cleans up its own loop
 # device, mount and workqueue mask on exit; run one at a time.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -104,7 +105,7 @@ measure() {
   done
 }
 
-echo 2 >"$mask_file"
+echo "${WQ_MASK:-2}" >"$mask_file"
 dev=$(losetup --direct-io=on --sector-size 4096 -f --show "$dir/ref.img")
 measure "a (loop)"
 losetup -d "$dev"
