@@ -134,7 +134,7 @@ export class DeviceLock {
       for (const fd of fds) fs.closeSync(fd);
       const why = `${busy} is in use by ${holder.text}`;
       if (Date.now() >= deadline || holder.serving) {
-        const err = new DeviceBusyError(opts.op, opts.object, why, holder.serving ? 'a daemon serves it: go through that daemon, or unmount it first' : 'one remapfs process writes to a device at a time: try again when it is done');
+        const err = new DeviceBusyError(opts.op, opts.object, why, holder.serving ? 'a daemon holds it (serving a pair, or importing one onto it): go through that daemon, or unmount it first' : 'one remapfs process writes to a device at a time: try again when it is done');
         err.serving = holder.serving;
         throw err;
       }
