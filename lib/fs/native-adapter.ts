@@ -10,9 +10,11 @@
  *  - answers upcalls on the main thread: pair read/write/fsync/fallocate go to
  *    the pair's device through FsOps (the slow path), control-tree requests to
  *    FsOps too. Every upcall is completed exactly once, even when an op throws.
- * A file with no fast path (the simulator's fault device) has every route
- * slow and writes slow (one table entry per block: meant for test-sized
- * files): every request comes here.
+ * A pair joins the engine with its fast path closed, so a request that comes
+ * while its routes are being published (a pair added while mounted) waits
+ * for JS; the path opens once they are all published. A file with no fast
+ * path (the simulator's fault device) never opens it: every request comes
+ * here.
  * Pair ids are this adapter's; `ids` and `names` stay inverse of each other.
  */
 import * as fs from 'fs';
@@ -103,11 +105,11 @@ export class NativeAdapter implements FsAdapter {
     this.ids.set(f.name, id);
     this.names.set(id, f.name);
     this.ops.addFile(f);
-    const mirror = this.mirrorOf(id);
-    if (!fast) return this.allSlow(id, f.device.sizeBytes, blockSize);
+    if (!fast) return;
     // RemapDevice.attachMirror publishes every entry of the index, then keeps the engine's routes current.
-    fast.remap.attachMirror(mirror);
+    fast.remap.attachMirror(this.mirrorOf(id));
     this.mirrored.set(id, fast.remap);
+    this.api.openFastPath(this.e, id);
   }
 
   removeFile(name: string): void {
@@ -184,12 +186,6 @@ export class NativeAdapter implements FsAdapter {
       publish: (blocks, routes, count) => api.publish(e, id, blocks, routes, count),
       setWritesSlow: (on) => api.setWritesSlow(e, id, on),
     };
-  }
-
-  private allSlow(id: number, sizeBytes: number, blockSize: number): void {
-    this.api.setWritesSlow(this.e, id, true);
-    const blockCount = Math.ceil(sizeBytes / blockSize);
-    if (blockCount > 0) this.api.fence(this.e, id, 0, blockCount);
   }
 
   /** A descriptor for files the engine never reads or writes itself (all slow). */

@@ -142,6 +142,7 @@ export interface EngineNegotiated {
 export interface EngineModule {
   version(): string;
   create(opts: EngineOptions): EngineHandle;
+  /** The pair starts with its fast path closed: every read, write and fallocate goes to JS until openFastPath. */
   addPair(e: EngineHandle, pair: EnginePair): void;
   /** The name leaves the directory; later requests on open handles get EIO. The fds may be closed when it returns. */
   removePair(e: EngineHandle, id: number): void;
@@ -151,6 +152,8 @@ export interface EngineModule {
   fence(e: EngineHandle, id: number, firstBlock: number, blockCount: number): void;
   publish(e: EngineHandle, id: number, blocks: Float64Array, routes: Float64Array, count: number): void;
   setWritesSlow(e: EngineHandle, id: number, on: boolean): void;
+  /** Lets engine threads serve the pair by its routes: call once, after publishing every route that is not MAIN. */
+  openFastPath(e: EngineHandle, id: number): void;
   stats(e: EngineHandle, id: number): EngineStats;
   ioFlusher(e: EngineHandle): { set: number; failed: number; errno: number; pinned: number; pinFailed: number; pinErrno: number };
   negotiated(e: EngineHandle): EngineNegotiated;
@@ -158,7 +161,7 @@ export interface EngineModule {
   complete(handle: number, result: number, value?: unknown): boolean;
 }
 
-const FUNCTIONS = ['version', 'create', 'addPair', 'removePair', 'mount', 'unmount', 'fence', 'publish', 'setWritesSlow', 'stats', 'ioFlusher', 'negotiated', 'complete'] as const;
+const FUNCTIONS = ['version', 'create', 'addPair', 'removePair', 'mount', 'unmount', 'fence', 'publish', 'setWritesSlow', 'openFastPath', 'stats', 'ioFlusher', 'negotiated', 'complete'] as const;
 
 let loaded: Loaded<EngineModule> | undefined;
 

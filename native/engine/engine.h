@@ -4,8 +4,8 @@
  *  - engine.lock guards the pair list and the control path table; never held
  *    during I/O or while waiting for JS. The upcall list, every upcall's
  *    answer and `closing` are guarded by io.c's global upcall lock.
- *  - routes and `removed`/`writes_slow` are read lock-free under the epoch
- *    protocol (routes.c); only the JS thread writes them.
+ *  - routes and `removed`/`writes_slow`/`fast_open` are read lock-free under
+ *    the epoch protocol (routes.c); only the JS thread writes them.
  *  - per-thread counters are written by their owning thread only (relaxed).
  *  - the hand-off queue (ring.c) is guarded by handoff_lock.
  */
@@ -43,6 +43,7 @@ struct pair {
   bool direct, read_only;
   _Atomic int removed;
   _Atomic int writes_slow;
+  _Atomic int fast_open; /* 0 (as added) until JS has published its routes: every read, write and fallocate goes to JS */
   _Atomic int refs; /* list membership + open handles */
   _Atomic int open_handles;
   _Atomic int64_t inflight, max_inflight;
@@ -247,6 +248,8 @@ void pair_put(struct pair *p);
 int engine_fence(struct engine *e, struct pair *p, uint64_t first, uint64_t count);
 int engine_publish(struct engine *e, struct pair *p, const double *blocks, const double *routes, size_t count);
 void engine_set_writes_slow(struct engine *e, struct pair *p, bool on);
+/* Opens the pair's fast path (once, after its routes are published); release, paired with io_split's acquire. */
+void engine_open_fast_path(struct pair *p);
 void engine_remove_pair(struct engine *e, struct pair *p);
 void engine_sum(struct pair *p, uint64_t out[C_COUNT]);
 

@@ -285,11 +285,11 @@ void fring_done(struct ring_worker *rw, struct fring_ent *ent, int res) {
     ent->held = true;
     if (++rw->q_held[ent->qid] == rw->q_entries[ent->qid]) fring_add_chunk(rw, ent->qid);
   }
-  if (res == 0 && rw->dispatching > 0) { /* a reap while a request waits for a context or room: no recursion */
-    ent->next = rw->backlog;
-    rw->backlog = ent;
-  } else if (res == 0) {
-    fring_serve(rw, ent);
+  if (res == 0) { /* served by the loop after the reap: serving may reap, and a reap inside a reap sees the same CQEs */
+    ent->next = NULL;
+    if (rw->backlog_tail) rw->backlog_tail->next = ent;
+    else rw->backlog = ent;
+    rw->backlog_tail = ent;
   } else if (res == -EAGAIN || res == -EINTR) {
     fring_prep(rw, ent, ent->last_cmd);
   } else {

@@ -723,6 +723,8 @@ void engine_set_writes_slow(struct engine *e, struct pair *p, bool on) {
   if (on) rt_epoch_wait(&e->ep);
 }
 
+void engine_open_fast_path(struct pair *p) { atomic_store_explicit(&p->fast_open, 1, memory_order_release); }
+
 void engine_remove_pair(struct engine *e, struct pair *p) {
   pthread_mutex_lock(&e->lock);
   for (struct pair **pp = &e->pairs; *pp; pp = &(*pp)->next) {

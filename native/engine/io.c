@@ -182,8 +182,9 @@ void io_inflight_leave(struct engine *e, struct pair *p) {
   if (e->count_inflight) atomic_fetch_sub(&p->inflight, 1);
 }
 
-/* Splits under the announcement; -1 SLOW (or a spare route without a spare), -2 too many runs. */
+/* Splits under the announcement; -1 SLOW (a fast path not open yet, or a spare route without a spare), -2 too many runs. */
 int io_split(struct pair *p, struct worker *w, uint64_t off, uint64_t len) {
+  if (!atomic_load_explicit(&p->fast_open, memory_order_acquire)) return -1;
   struct rt_table *t = atomic_load_explicit(&p->routes.table, memory_order_acquire);
   size_t live = atomic_load_explicit(&p->routes.live, memory_order_relaxed);
   int n = rt_split(&p->routes, t, live, off, len, p->block_size, w->runs, ENG_MAX_RUNS);

@@ -606,6 +606,13 @@ static napi_value set_writes_slow(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+static napi_value open_fast_path(napi_env env, napi_callback_info info) {
+  ENGINE_AND_PAIR(2)
+  (void)h;
+  engine_open_fast_path(p);
+  return undefined(env);
+}
+
 static napi_value stats(napi_env env, napi_callback_info info) {
   ENGINE_AND_PAIR(2)
   static const char *names[C_COUNT] = {"readOps", "writeOps", "readBytes", "writeBytes", "readErrors", "writeErrors",
@@ -683,6 +690,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"fence", NULL, fence, NULL, NULL, NULL, napi_enumerable, NULL},
       {"publish", NULL, publish, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setWritesSlow", NULL, set_writes_slow, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openFastPath", NULL, open_fast_path, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stats", NULL, stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ioFlusher", NULL, io_flusher, NULL, NULL, NULL, napi_enumerable, NULL},
       {"negotiated", NULL, negotiated, NULL, NULL, NULL, napi_enumerable, NULL},

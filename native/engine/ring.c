@@ -57,9 +57,10 @@
  * entries (FRING_TAG); they are served like those read from /dev/fuse, in the
  * entry's payload instead of the arena. /dev/fuse is still read (INIT,
  * FORGET, INTERRUPT, requests before the entries are registered), with a
- * smaller arena and fewer receive buffers. A request that arrives while
- * another is being dispatched (a reap waiting for a context or for room in
- * the ring) waits on the backlog: no recursion.
+ * smaller arena and fewer receive buffers. A request that arrives as a
+ * completion waits on the backlog until reap() has consumed every CQE it
+ * saw: serving it may wait for a context or for room in the ring, that is
+ * reap again, and a reap inside reap's loop would see the same CQEs twice.
  *
  * One issuer: only the worker submits to its ring and waits on it.
  *
@@ -185,11 +186,13 @@ static void handoff_raw(struct engine *e, const struct fuse_buf *fb, const struc
   if (!h || !copy) { /* answered here, as libfuse would answer ENOMEM (a FORGET's answer is ignored) */
     free(h);
     free(copy);
-    struct {
-      uint32_t len;
-      int32_t error;
-      uint64_t unique;
-    } out = {sizeof out, -ENOMEM, in->unique};
+    struct out_header out = {sizeof out, -ENOMEM, in->unique};
+    struct fring_ent *ent = fring_dispatching();
+    if (ent) { /* it came in an entry: the kernel takes its answer only there */
+      struct iovec iov = {&out, sizeof out};
+      fring_reply(ent, &iov, 1);
+      return;
+    }
     ssize_t ignored = write(fuse_session_fd(e->se), &out, sizeof out);
     (void)ignored;
     return;
@@ -699,10 +702,18 @@ void ring_dispatch(struct ring_worker *rw, struct fuse_buf *fb) {
   if (in.opcode == OP_INIT) fring_offer(rw->e, fb, &in);
   bool pair_io = (in.opcode == OP_READ || in.opcode == OP_WRITE) && in.nodeid >= PAIR_INO_BASE &&
                  in.nodeid < PATH_INO_BASE;
-  rw->dispatching++;
   if (pair_io && rw->w) fuse_session_process_buf(rw->e->se, fb); /* -> io_read/io_write -> ring_io */
   else handoff_raw(rw->e, fb, &in);
-  rw->dispatching--;
+}
+
+/* Serves the entries' requests that reap() put on the backlog, in arrival order (serving may reap and add more). */
+static void serve_backlog(struct ring_worker *rw) {
+  while (rw->backlog) {
+    struct fring_ent *ent = rw->backlog;
+    rw->backlog = ent->next;
+    if (!rw->backlog) rw->backlog_tail = NULL;
+    fring_serve(rw, ent);
+  }
 }
 
 void ring_run(struct ring_worker *rw) {
@@ -761,13 +772,12 @@ void ring_run(struct ring_worker *rw) {
     /* Sleep only when there is nothing to read now (or no context to read into), and no request waits on the
      * backlog: its answer may be what everything else waits for. */
     reap(rw, !rw->backlog && (drained || rw->free_ctxs == 0) ? 1 : 0);
-    while (rw->backlog) {
-      struct fring_ent *ent = rw->backlog;
-      rw->backlog = ent->next;
-      fring_serve(rw, ent);
-    }
+    serve_backlog(rw);
   }
-  while (rw->ops > 0 || rw->parked > 0) reap(rw, 1); /* parked: the eventfd's poll is armed */
+  while (rw->ops > 0 || rw->parked > 0) { /* parked: the eventfd's poll is armed */
+    reap(rw, 1);
+    serve_backlog(rw);
+  }
   for (int i = 1; i < rw->ctx_count; i++) rt_slot_release(&e->ep, rw->ctx[i].slot); /* ctx[0]'s is the worker's */
   t_ring = NULL;
 }

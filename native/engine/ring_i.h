@@ -149,8 +149,7 @@ struct ring_worker {
   size_t fring_bytes;
   uint8_t q_entries[FRING_ENTRIES_MAX], q_held[FRING_ENTRIES_MAX]; /* per queue id: entries in use, holding */
   struct fring_ent *commits; /* answered on other threads, committed by this worker (done_lock) */
-  int dispatching;           /* > 0 while a request is dispatched: a reap then must not dispatch another */
-  struct fring_ent *backlog; /* requests that arrived meanwhile, dispatched by the loop (worker only) */
+  struct fring_ent *backlog, *backlog_tail; /* entries' requests from reap, in arrival order, served by the loop (worker only) */
 };
 
 /* ring.c */

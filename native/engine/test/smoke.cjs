@@ -35,6 +35,7 @@ const e = m.create({
   },
 });
 m.addPair(e, { id: 3, name: 'd', sizeBytes: SIZE, blockSize: 4096, mainFd, spareFd, direct: false, alignBytes: 1, readOnly: false });
+m.openFastPath(e, 3);
 m.mount(e);
 // Commands run without the sanitizer runtimes that test-native.sh preloads into node.
 const shEnv = { ...process.env, LD_PRELOAD: '' };
@@ -68,6 +69,15 @@ const expect = (what, ok) => { if (!ok) { bad++; console.error(`smoke: FAILED: $
     expect(`the write's remapped blocks on the spare, the rest on main (${landed.err.trim()})`, landed.code === 0);
     await sh(`dd if=${pat}.64k of=${pat} bs=64k count=1 conv=notrunc 2>/dev/null`);
     expect('read back after the write', (await sh(`cmp -n 4194304 ${pat} ${f}`)).code === 0);
+    // Every other block of main's 1-4 MiB on spare blocks 16-399 (allocated: no would-wait retries): a 1 MiB request
+    // is 136 device calls, so three in flight pass a ring worker's 256 and it waits for room while requests arrive.
+    fs.writeSync(spareFd, Buffer.alloc(384 * 4096), 0, 384 * 4096, 16 * 4096);
+    fs.fsyncSync(spareFd);
+    const splitBlocks = Float64Array.from({ length: 384 }, (_, i) => 256 + 2 * i);
+    m.publish(e, 3, splitBlocks, Float64Array.from({ length: 384 }, (_, i) => 16 + i), 384);
+    const split = await sh(`fio --name=split --filename=${f} --offset=1M --size=3M --rw=write --bs=1M --iodepth=8 --ioengine=libaio --direct=1 ` +
+      `--loops=4 --verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=terse 2>&1`);
+    expect(`1 MiB requests of 136 device calls, verified (${split.out.slice(0, 200)})`, split.code === 0);
     // A queue whose entries all hold requests takes more (fring.c, fring_add_chunk): 32 in flight from one CPU.
     const entriesBefore = m.negotiated(e).fuseUringEntries;
     const burst = await sh(`taskset -c 0 fio --name=burst --filename=${f} --rw=randread --bs=4k --size=4M --iodepth=32 --ioengine=libaio --direct=1 --runtime=2 --time_based --output-format=terse 2>&1`);
