@@ -9,7 +9,8 @@
  * runs the steps back to back. Nothing uses the pair until it is returned;
  * closing the steps early closes its devices and releases its lock.
  */
-import { FileDevice, type OpenMode, identify } from '../block/file-device.js';
+import { type DeviceIdentity, FileDevice, type OpenMode, identify } from '../block/file-device.js';
+import { checkDistinct } from '../discovery/importer.js';
 import { DeviceLock } from '../block/device-lock.js';
 import { RemapfsError } from '../errors.js';
 import type { PairRecord, Store } from '../store/db.js';
@@ -92,8 +93,7 @@ export function openPair(store: Store, pair: PairRecord, opts: OpenPairOptions =
 export function* openPairSteps(store: Store, pair: PairRecord, opts: OpenPairOptions = {}): Steps<PairRuntime> {
   const mode = opts.mode ?? 'auto';
   const log = opts.log ?? (() => undefined);
-  checkDeviceSize('main', pair.name, pair.mainPath, pair.mainBytes);
-  checkDeviceSize('spare', pair.name, pair.sparePath, pair.spareBytes);
+  checkDistinct('open', pair.name, checkDeviceSize('main', pair.name, pair.mainPath, pair.mainBytes), checkDeviceSize('spare', pair.name, pair.sparePath, pair.spareBytes));
   // Lock before reading anything: what is read below decides, so nobody else may be writing.
   const ownLock = opts.lock ? undefined : lockPair(pair, 'open', opts.lockWaitMs ?? 0, (why) => log(`remapfs: ${pair.name}: waiting: ${why}`));
   let main: FileDevice | undefined;
@@ -103,6 +103,7 @@ export function* openPairSteps(store: Store, pair: PairRecord, opts: OpenPairOpt
     main = FileDevice.open(pair.mainPath, { mode });
     checkMainIdentity(pair, main);
     spare = FileDevice.open(pair.sparePath, { mode });
+    checkSpareIsNoMain(pair, spare);
     const slots = new SlotSet(spare, spareLayout(pair.spareBytes, pair.blockSize));
     const reconciled = (opts.adopted && adoptedReconciliation(store, pair, slots, opts.adopted)) || reconcile(store, pair, slots, { write: true, log });
     yield 'reconcile';
@@ -131,14 +132,15 @@ export function* openPairSteps(store: Store, pair: PairRecord, opts: OpenPairOpt
   }
 }
 
-/** Refuses a main that is not this pair's: wrong label, or other hardware than was paired. */
+/**
+ * Refuses a main that is not this pair's: wrong label, or other hardware than was paired. A main
+ * that carries another pair's label is refused even when this pair's was never written.
+ */
 export function checkMainIdentity(pair: PairRecord, main: FileDevice): void {
-  if (pair.mainLabel) {
-    const label = readLabel(main);
-    if (!label || label.uuid !== pair.uuid) {
-      const found = label ? `the label of pair ${label.name} (uuid ${label.uuid})` : 'no remapfs label';
-      throw new RemapfsError('open main of pair', pair.name, `${pair.mainPath} carries ${found}, not this pair's`, 'wrong disk? "remapfs discover" finds where the pair is now');
-    }
+  const label = readLabel(main);
+  if ((pair.mainLabel && !label) || (label && label.uuid !== pair.uuid)) {
+    const found = label ? `the label of pair ${label.name} (uuid ${label.uuid})` : 'no remapfs label';
+    throw new RemapfsError('open main of pair', pair.name, `${pair.mainPath} carries ${found}, not this pair's`, 'wrong disk? "remapfs discover" finds where the pair is now');
   }
   const hw = hardwareId(pair.mainPath);
   if (pair.mainHwid && hw && hw !== pair.mainHwid) {
@@ -146,14 +148,24 @@ export function checkMainIdentity(pair: PairRecord, main: FileDevice): void {
   }
 }
 
-function checkDeviceSize(role: string, name: string, devicePath: string, expectedBytes: number): void {
-  let actual: number;
+/** Identifies a device of the pair and refuses one smaller than recorded. */
+function checkDeviceSize(role: string, name: string, devicePath: string, expectedBytes: number): DeviceIdentity {
+  let id: DeviceIdentity;
   try {
-    actual = identify(devicePath).sizeBytes;
+    id = identify(devicePath);
   } catch (err) {
     throw new RemapfsError(`open ${role} of pair`, name, err instanceof RemapfsError ? err.message : err, 'is the device attached? "remapfs discover" finds moved pairs');
   }
-  if (actual < expectedBytes) {
-    throw new RemapfsError(`open ${role} of pair`, name, `${devicePath} has ${actual} bytes but the pair was created with ${expectedBytes}`, 'wrong device?');
+  if (id.sizeBytes < expectedBytes) {
+    throw new RemapfsError(`open ${role} of pair`, name, `${devicePath} has ${id.sizeBytes} bytes but the pair was created with ${expectedBytes}`, 'wrong device?');
+  }
+  return id;
+}
+
+/** Refuses a spare that carries a main label (any pair's): writing slots there would overwrite a main's data. */
+function checkSpareIsNoMain(pair: PairRecord, spare: FileDevice): void {
+  const label = readLabel(spare);
+  if (label) {
+    throw new RemapfsError('open spare of pair', pair.name, `${pair.sparePath} carries the main label of pair ${label.name} (uuid ${label.uuid}): it is a main device`, 'wrong device? "remapfs discover" finds where the pair is now');
   }
 }

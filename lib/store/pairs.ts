@@ -9,7 +9,15 @@
  * A pair whose import is unfinished (a row in `imports`, schema.ts) is left
  * out of list(), get() and byUuid(): it is nobody's pair until its import's
  * last transaction. claims() sees it, so its name and UUID stay taken.
+ *
+ * Rows are untrusted (the file can be edited or damaged): pairFromRow checks
+ * every field (pairRowProblem) and refuses a bad row with one line, so no
+ * command computes with a block size of 0 or opens a relative path.
  */
+import * as path from 'path';
+import { RemapfsError } from '../errors.js';
+import { spareLayout, validateBlockSize } from '../format/layout.js';
+import { MAX_SEQUENCE, pairNameProblem, uuidProblem } from '../format/validate.js';
 import type { SqliteDatabase } from './sqlite.js';
 
 export interface PairRecord {
@@ -118,7 +126,33 @@ export class PairRepo {
   }
 }
 
+function isCount(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+}
+
+/** What is wrong with a pairs row (pure), or undefined. */
+export function pairRowProblem(r: PairRow): string | undefined {
+  if (typeof r.name !== 'string' || pairNameProblem(r.name)) return pairNameProblem(String(r.name));
+  if (typeof r.uuid !== 'string' || uuidProblem(r.uuid)) return uuidProblem(String(r.uuid));
+  for (const [role, p] of [['main', r.main_path], ['spare', r.spare_path]] as const) {
+    if (typeof p !== 'string' || !path.isAbsolute(p) || p.includes('\0')) return `the ${role} path ${JSON.stringify(p)} is not an absolute path`;
+  }
+  if (typeof r.block_size !== 'number' || validateBlockSize(r.block_size)) return validateBlockSize(Number(r.block_size)) ?? `block size ${String(r.block_size)} is not a number`;
+  if (!isCount(r.main_bytes) || r.main_bytes < r.block_size) return `main size ${String(r.main_bytes)} is not a whole number of bytes of at least one block (${r.block_size})`;
+  if (!isCount(r.spare_bytes) || spareLayout(r.spare_bytes, r.block_size).poolBlocks === 0) return `spare size ${String(r.spare_bytes)} leaves no spare block after the metadata slots`;
+  if (!isCount(r.meta_seq) || r.meta_seq > MAX_SEQUENCE) return `metadata sequence ${String(r.meta_seq)} is not a whole number below 2^53`;
+  if (!isCount(r.created_at)) return `creation time ${String(r.created_at)} is not a whole number`;
+  if (r.main_label !== 0 && r.main_label !== 1) return `main_label ${String(r.main_label)} is neither 0 nor 1`;
+  return undefined;
+}
+
+/** A pairs row as a PairRecord; a row that fails pairRowProblem is refused with one line. */
 export function pairFromRow(r: PairRow): PairRecord {
+  const problem = pairRowProblem(r);
+  if (problem) {
+    const which = typeof r.name === 'string' && !pairNameProblem(r.name) ? `pair ${r.name}` : `pairs row ${String(r.id)}`;
+    throw new RemapfsError('read database', which, `invalid row: ${problem}`, 'restore the database, or delete the pair from it and "remapfs import" it from its devices');
+  }
   return {
     id: r.id,
     name: r.name,
