@@ -36,7 +36,7 @@ export interface LockOptions {
 
 function helpers(op: string, object: string): NativeHelpers {
   const h = nativeHelpers();
-  if (!h) throw new RemapfsError(op, object, `cannot lock its devices: ${nativeLoadError()}`, 'run scripts/setup.sh to build the native helper');
+  if (!h) throw new RemapfsError(op, object, `cannot lock its devices: ${nativeLoadError()}`);
   return h;
 }
 
