@@ -193,7 +193,7 @@ describe('device ownership', () => {
     writeBlocksDirect(path.join(mnt, 'x'), 16, content);
     const ev = lab.cli(['evacuate', 'x', '--to', spareLoop, '--mapfile', lab.path('x.map')]);
     expect(ev.status).toBe(1);
-    expect(ev.stderr).toMatch(/shares storage with the spare of pair x/);
+    expect(ev.stderr).toMatch(/^remapfs: evacuate \/dev\/loop\d+: shares storage with the spare device of pair x \(/);
     expect(lab.cli(['verify', 'x']).status).toBe(0);
     expect(mismatches(path.join(mnt, 'x'), 16, content)).toEqual([]);
   });

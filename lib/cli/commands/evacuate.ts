@@ -1,9 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
-import { type DeviceIdentity, FileDevice, identify, sameStorage } from '../../block/file-device.js';
+import { FileDevice, identify } from '../../block/file-device.js';
 import { DeviceLock } from '../../block/device-lock.js';
-import type { Store } from '../../store/db.js';
 import type { BlockDevice } from '../../block/device.js';
 import { socketTransport } from '../../daemon/control.js';
 import { pairOps } from '../../pair/operations.js';
@@ -13,6 +12,7 @@ import { openPair, type PairRuntime } from '../../pair/pair.js';
 import { type DirtyTracker, evacuate, loadAreaMap, verifyCopy } from '../../rescue/evacuate.js';
 import { CLI_LOCK_WAIT_MS, liveDaemon, printJson, requirePair, withStore } from '../common.js';
 import { countOption } from '../options.js';
+import { refuseProtectedOutput } from '../output-guard.js';
 import { Progress } from '../progress.js';
 
 interface Args {
@@ -44,22 +44,20 @@ export const evacuateCommand: CommandModule<object, Args> = {
       const pair = requirePair(store, argv.name);
       const size = Math.floor(pair.mainBytes / pair.blockSize) * pair.blockSize;
       const to = path.resolve(argv.to);
-      // A new image is 0600 (it holds the pair's data); an existing target keeps its mode.
-      if (createFileExclusive(to, { op: 'evacuate' })) fs.truncateSync(to, size);
-      const tid = identify(to);
-      if (tid.isBlockDevice && argv.mapfile === undefined) {
+      if (argv.mapfile === undefined && isBlockDevice(to)) {
         throw new UsageError(`--to ${to} is a block device: name the mapfile with --mapfile (it goes next to the target only for image files)`);
       }
-      checkTargetApart(store, tid);
-      if (tid.sizeBytes < size) {
-        if (tid.isBlockDevice) throw new RemapfsError('evacuate', to, `has ${tid.sizeBytes} bytes, the pair needs ${size}`, 'use a bigger disk');
-        fs.truncateSync(tid.realPath, size);
-      }
       const mapfilePath = path.resolve(argv.mapfile ?? `${to}.map`);
+      // Before anything is opened or written: neither output may be a pair's device, the database, or the other output.
+      refuseProtectedOutput(store, 'evacuate', to);
+      refuseProtectedOutput(store, 'evacuate', mapfilePath, [{ path: to, what: 'the evacuation target (--to)' }]);
+      // A mapfile to resume is read before anything is created: one that is not a mapfile of this device leaves no target behind.
+      if (!argv.restart && fs.existsSync(mapfilePath)) loadAreaMap(mapfilePath, size);
       const daemon = liveDaemon(store);
       let source: BlockDevice;
       let rt: PairRuntime | undefined;
       let tracker: DirtyTracker | undefined;
+      // The source first: a pair that cannot be read leaves no target behind.
       if (daemon) {
         // Through the daemon, so the copy sees what users write; O_DIRECT: no page cache in between.
         source = FileDevice.open(path.join(daemon.mountpoint, pair.name), { mode: 'direct', readOnly: true });
@@ -75,15 +73,26 @@ export const evacuateCommand: CommandModule<object, Args> = {
         source = rt.device;
       }
       // The target is written: hold it like a pair's device, so nothing else writes it meanwhile.
+      let created = false;
       let targetLock: DeviceLock | undefined;
       let target: FileDevice | undefined;
       try {
+        // A new image is 0600 (it holds the pair's data); an existing target keeps its mode.
+        created = createFileExclusive(to, { op: 'evacuate' });
+        if (created) fs.truncateSync(to, size);
+        const tid = identify(to);
+        if (tid.sizeBytes < size) {
+          if (tid.isBlockDevice) throw new RemapfsError('evacuate', to, `has ${tid.sizeBytes} bytes, the pair needs ${size}`, 'use a bigger disk');
+          fs.truncateSync(tid.realPath, size);
+        }
         targetLock = DeviceLock.acquire([tid.realPath], { op: 'evacuate', object: to, waitMs: 0 });
         target = FileDevice.open(to);
       } catch (err) {
         targetLock?.release();
         if (rt) rt.close();
         else source.close();
+        // Only a file this run created, before any data went into it.
+        if (created) fs.rmSync(to, { force: true });
         throw err;
       }
       try {
@@ -125,24 +134,11 @@ export const evacuateCommand: CommandModule<object, Args> = {
   },
 };
 
-/** Refuses a target that shares storage with any pair's device (a loop device over a spare, say) or lies under a remapfs mount. */
-function checkTargetApart(store: Store, target: DeviceIdentity): void {
-  for (const p of store.pairs.list()) {
-    for (const [role, devicePath] of [['main', p.mainPath], ['spare', p.sparePath]] as const) {
-      let theirs: DeviceIdentity;
-      try {
-        theirs = identify(devicePath);
-      } catch {
-        continue;
-      }
-      if (sameStorage(target, theirs)) {
-        throw new RemapfsError('evacuate', target.realPath, `shares storage with the ${role} of pair ${p.name} (${devicePath})`, 'evacuate to a disk or file of its own');
-      }
-    }
-  }
-  for (const m of store.mounts.live()) {
-    if (target.extent.chain.some((c) => c.startsWith(m.mountpoint + '/'))) {
-      throw new RemapfsError('evacuate', target.realPath, `is served by remapfs at ${m.mountpoint}`, 'evacuate to a disk or file of its own');
-    }
+/** True when the path exists and is a block device (symlinks followed). */
+function isBlockDevice(p: string): boolean {
+  try {
+    return fs.statSync(p).isBlockDevice();
+  } catch {
+    return false;
   }
 }

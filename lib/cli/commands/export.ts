@@ -4,6 +4,7 @@ import { writeFileAtomic } from '../../fsutil/write-atomic.js';
 import { SECTOR_BYTES } from '../../format/layout.js';
 import { AreaMap, formatMapfile } from '../../rescue/mapfile.js';
 import { printJson, requirePair, withStore } from '../common.js';
+import { refuseProtectedOutput } from '../output-guard.js';
 
 interface Args {
   db?: string;
@@ -25,6 +26,7 @@ export const exportCommand: CommandModule<object, Args> = {
     const file = argv['ddrescue-map'];
     await withStore(argv, false, (store) => {
       const pair = requirePair(store, argv.name);
+      refuseProtectedOutput(store, 'write', file);
       const size = Math.floor(pair.mainBytes / pair.blockSize) * pair.blockSize;
       const map = new AreaMap(size, [{ pos: 0, size, status: '+' }]);
       // Remapped and pending blocks: failed areas; then the exact bad sectors on top.

@@ -9,6 +9,7 @@ import { healthReport, type HealthReport } from '../../health/report.js';
 import type { PairRecord, Store } from '../../store/db.js';
 import { opsFor, printJson, requirePair, withStore } from '../common.js';
 import { countOption } from '../options.js';
+import { refuseProtectedOutput } from '../output-guard.js';
 
 /** Exit status bits of `remapfs health` (docs/cli.md). */
 export const HEALTH_BITS = {
@@ -35,6 +36,7 @@ interface Args {
 
 interface PairHealth {
   pair: string;
+  pairId: number;
   report: HealthReport | null;
   problems: Record<Problem, boolean>;
   messages: string[];
@@ -93,10 +95,9 @@ async function checkPair(store: Store, pair: PairRecord, days: number | undefine
   } else if (report.trend.accelerating) {
     messages.push('the remap rate is accelerating');
   }
-  saveReportState(store, pair.id, now, report.remapEvents);
   let status = 0;
   for (const [k, on] of Object.entries(problems)) if (on) status |= HEALTH_BITS[k as Problem];
-  return { pair: pair.name, report, problems, messages, status };
+  return { pair: pair.name, pairId: pair.id, report, problems, messages, status };
 }
 
 export const healthCommand: CommandModule<object, Args> = {
@@ -114,6 +115,7 @@ export const healthCommand: CommandModule<object, Args> = {
     const now = Date.now();
     await withStore(argv, false, async (store) => {
       const pairs = argv.name ? [requirePair(store, argv.name)] : store.pairs.list();
+      if (argv.prometheus) refuseProtectedOutput(store, 'write', argv.prometheus);
       const results: PairHealth[] = [];
       for (const p of pairs) results.push(await checkPair(store, p, days, now));
       const status = results.reduce((acc, r) => acc | r.status, 0);
@@ -121,6 +123,8 @@ export const healthCommand: CommandModule<object, Args> = {
         // 0644: node_exporter usually runs as another user and must read it.
         writeFileAtomic(argv.prometheus, renderPrometheus(results.filter((r) => r.report).map((r) => ({ report: r.report as HealthReport, problems: r.problems }))), { mode: 0o644 });
       }
+      // Only once the report is out: a run that failed to write it does not use up the new remaps (bit 6).
+      for (const r of results) if (r.report) saveReportState(store, r.pairId, now, r.report.remapEvents);
       if (argv.quiet && status === 0) {
         // nothing to say
       } else if (argv.json) {

@@ -3,6 +3,7 @@ import { writeFileAtomic } from '../../fsutil/write-atomic.js';
 import { mapInputOf, renderBar, renderSvg } from '../../health/map.js';
 import { requirePair, withStore } from '../common.js';
 import { countOption } from '../options.js';
+import { refuseProtectedOutput } from '../output-guard.js';
 
 interface Args {
   db?: string;
@@ -23,6 +24,7 @@ export const mapCommand: CommandModule<object, Args> = {
     const columns = argv.columns;
     await withStore(argv, false, (store) => {
       const pair = requirePair(store, argv.name);
+      if (argv.svg) refuseProtectedOutput(store, 'write', argv.svg);
       const input = mapInputOf(store, pair);
       if (!argv.svg) {
         process.stdout.write(`[${renderBar(input, 64)}]\n`);
