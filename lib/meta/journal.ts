@@ -4,7 +4,16 @@
  * entry and pairs.meta_seq); then the five slots, one after another, each
  * flushed. A crash between the two leaves the database ahead; the next open
  * rewrites the slots from it (reconcile.ts). The change counts as persisted
- * when SQLite and at least one slot hold it.
+ * once SQLite has committed it: from then on nothing throws, so the caller
+ * applies it to the index (a throw there would leave the index behind the
+ * database, and the next remap would reuse a spare block the database has
+ * given away). Room in the slots is checked before the transaction.
+ *
+ * A slot whose write failed misses that change, so it no longer holds a valid
+ * table (its header's CRC covers the page CRCs of the whole table) and later
+ * updates would not mend it: it is left alone (`stale`) until `remapfs
+ * repair` or the next open rewrites it. When no slot holds the table, the
+ * database alone does, and the log says so.
  */
 import { RemapfsError } from '../errors.js';
 import { SLOT_COUNT } from '../format/layout.js';
@@ -16,6 +25,9 @@ import type { MetaState } from './state.js';
 import { MAX_SEQUENCE } from '../format/validate.js';
 
 export class MetaJournal implements RemapJournal {
+  /** Slots that missed a change (see above): not written again until reconcile rewrites them. */
+  private readonly stale = new Set<number>();
+
   constructor(
     private readonly store: Store,
     private readonly pair: PairRecord,
@@ -48,16 +60,23 @@ export class MetaJournal implements RemapJournal {
   private commit(entry: SlotEntry, writeDatabase: () => void): void {
     const seq = this.state.sequence + 1;
     if (seq > MAX_SEQUENCE) throw new RemapfsError('persist metadata', this.pair.name, 'the sequence number would reach 2^53', 'the metadata was tampered with; rebuild the pair');
+    if (!this.state.fits(entry)) {
+      throw new RemapfsError('persist metadata', this.pair.name, `the metadata slots are full (${this.state.layout.slotEntryCapacity} entries)`, 'the spare is too small for this many remapped, pending and retired blocks: evacuate the pair to a new disk');
+    }
     this.store.transaction(() => {
       writeDatabase();
       this.store.pairs.setMetaSeq(this.pair.id, seq);
     });
+    // Committed: nothing below throws for a disk error.
     this.state.sequence = seq;
     const page = this.state.upsert(entry);
-    const failed = this.slots.writeUpdate(this.state, [page]);
-    if (failed.length === SLOT_COUNT) {
-      throw new RemapfsError('persist metadata', this.pair.name, 'no metadata slot could be written', 'the spare device may be failing; the database holds the change');
-    }
-    if (failed.length) this.log(`remapfs: ${this.pair.name}: metadata slot(s) ${failed.join(', ')} could not be written; "remapfs repair" rewrites them`);
+    const current = new Set(Array.from({ length: SLOT_COUNT }, (_, i) => i).filter((i) => !this.stale.has(i)));
+    const failed = current.size ? this.slots.writeUpdate(this.state, [page], current) : [];
+    if (!failed.length) return;
+    for (const i of failed) this.stale.add(i);
+    const holding = SLOT_COUNT - this.stale.size;
+    this.log(
+      `remapfs: ${this.pair.name}: metadata slot(s) ${failed.join(', ')} could not be written; ${holding ? `${holding} of ${SLOT_COUNT} hold the table` : 'no slot holds the table now, only the database does'}; "remapfs repair" rewrites them`,
+    );
   }
 }

@@ -269,12 +269,13 @@ export class SlotSet {
     return failed;
   }
 
-  /** Writes the changed pages of every slot, one slot after another; returns the indexes that failed. */
-  writeUpdate(state: MetaState, pages: readonly number[]): number[] {
+  /** Writes the changed pages of every slot (or of `only`), one slot after another; returns the indexes that failed. */
+  writeUpdate(state: MetaState, pages: readonly number[], only?: ReadonlySet<number>): number[] {
     const failed: number[] = [];
     this.lastWriteBytes = 0;
     const timestamp = Date.now();
     for (let i = 0; i < SLOT_COUNT; i++) {
+      if (only && !only.has(i)) continue;
       try {
         const off = this.slotOffset(i);
         for (const p of pages) this.put(state.page(p), off + this.pagesOffset + p * SLOT_PAGE_BYTES);

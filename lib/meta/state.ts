@@ -158,6 +158,13 @@ export class MetaState {
     }
   }
 
+  /** Whether upsert(e) has room: its key is already here, or the slots' capacity is not reached. */
+  fits(e: SlotEntry): boolean {
+    if (this.count < this.layout.slotEntryCapacity) return true;
+    const { byMain, byRetired } = this.positions();
+    return (e.state === 'retired' ? byRetired.get(e.spareBlock) : byMain.get(e.mainBlock)) >= 0;
+  }
+
   /** Adds or replaces the entry for its main block (or retired spare block); returns the page it lives on. */
   upsert(e: SlotEntry): number {
     const pos = this.place(e);
