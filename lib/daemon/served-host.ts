@@ -32,7 +32,11 @@ export function servedHost(svc: PairService, d: ServingDaemon): PairHost {
     store,
     record: rt.record,
     runtime: () => rt,
-    verify: (repair) => toVerifyReport(rt.record, reconcile(store, rt.record, rt.journal.slots, { write: repair, inForce: rt.journal.state, log: (line) => d.log(line) })),
+    verify: (repair) => {
+      const r = reconcile(store, rt.record, rt.journal.slots, { write: repair, inForce: rt.journal.state, log: (line) => d.log(line) });
+      if (repair) rt.journal.repaired(r.unwritten);
+      return toVerifyReport(rt.record, r);
+    },
     config: () => svc.config,
     updateConfig: (changes) => {
       try {

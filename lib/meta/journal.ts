@@ -53,6 +53,12 @@ export class MetaJournal implements RemapJournal {
     });
   }
 
+  /** After a repair of these slots (reconcile with write): the slots it could not rewrite are the stale ones now. */
+  repaired(unwritten: readonly number[]): void {
+    this.stale.clear();
+    for (const i of unwritten) this.stale.add(i);
+  }
+
   noteBadSectors(sectors: readonly number[], source: string): void {
     if (sectors.length) this.store.transaction(() => this.store.badSectors.add(this.pair.id, sectors, source, Date.now()));
   }

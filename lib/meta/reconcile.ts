@@ -31,6 +31,8 @@ export interface Reconciliation {
   consistent: boolean;
   /** What was repaired (only when writing). */
   repaired: string[];
+  /** Slots that had to be rewritten and could not be (only when writing). */
+  unwritten: number[];
   state: MetaState;
 }
 
@@ -114,6 +116,7 @@ export function adoptedReconciliation(store: Store, pair: PairRecord, slots: Slo
     databaseAgrees: true,
     consistent: true,
     repaired: [],
+    unwritten: [],
     state,
   };
 }
@@ -209,6 +212,7 @@ export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: 
   // writing, so that an update (which rewrites one page CRC table sector) cannot invalidate them.
   const unclean = final.filter((r) => r.valid && r.matches && r.canonical === false).map((r) => r.index);
   const repaired: string[] = [];
+  let unwritten: number[] = [];
   if (opts.write) {
     if (!databaseAgrees) {
       const all = state.entries;
@@ -221,6 +225,7 @@ export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: 
     const rewrite = [...staleSlots, ...unclean].sort((a, b) => a - b);
     if (rewrite.length) {
       const failed = slots.writeAll(state, rewrite);
+      unwritten = failed;
       for (const i of rewrite) {
         const r = final[i];
         const why = !r?.valid ? `invalid: ${r?.reason}` : r.matches ? 'reserved bytes were not zero' : r.sequence !== state.sequence ? `stale (sequence ${r.sequence})` : `different table at sequence ${r.sequence}`;
@@ -243,6 +248,7 @@ export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: 
     databaseAgrees,
     consistent: databaseAgrees && staleSlots.length === 0,
     repaired,
+    unwritten,
     state,
   };
 }

@@ -52,7 +52,7 @@ describe('MetaJournal once the database has committed', () => {
     const main = new FaultDevice(w.mainMem, 'main');
     const spare = new FaultDevice(w.spareMem, 'spare');
     const log: string[] = [];
-    const { dev, slots } = open(w, main, spare, log);
+    const { dev, slots, journal } = open(w, main, spare, log);
     for (let i = 0; i < 5; i++) spare.badSectors.add(slots.slotOffset(i) / SECTOR_BYTES); // every slot's header
     main.badSectors.add((100 * B) / SECTOR_BYTES);
     main.badSectors.add((200 * B) / SECTOR_BYTES);
@@ -69,8 +69,14 @@ describe('MetaJournal once the database has committed', () => {
     dev.read(got, 100 * B);
     expect(got.equals(fill(0x11))).toBe(true);
 
-    // The spare recovers; reopening rewrites the slots from the database.
+    // The spare recovers. A repair while serving (as the daemon's verify --repair does) rewrites the slots, and
+    // from then on every change reaches all five again.
     spare.badSectors.clear();
+    journal.repaired(reconcile(w.store, w.pair, slots, { write: true, inForce: journal.state }).unwritten);
+    main.badSectors.add((300 * B) / SECTOR_BYTES);
+    dev.write(fill(0x33), 300 * B);
+    const layout = spareLayout(SPARE_BYTES, B);
+    expect(new SlotSet(w.spareMem, layout).readAll({ uuid: w.pair.uuid }).map((r) => r.valid && r.sequence === journal.state.sequence)).toEqual([true, true, true, true, true]);
     const again = open(w, w.mainMem, w.spareMem, []);
     for (const [block, byte] of [[100, 0x11], [200, 0x22]] as const) {
       again.dev.read(got, block * B);
