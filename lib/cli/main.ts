@@ -5,9 +5,19 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import yargs from 'yargs';
-import { UsageError } from '../errors.js';
-import { checkOptions, type DeclaredOptions } from './options.js';
+import yargs, { type CommandModule } from 'yargs';
+import {
+  checkFlagValues,
+  checkOptions,
+  checkValues,
+  type DeclaredOptions,
+  type FailureContext,
+  positionalsOf,
+  protectDoubleDash,
+  requireValues,
+  restoreArguments,
+  usageErrorOf,
+} from './options.js';
 import { EXIT_USAGE, reportError } from './report.js';
 import { HEALTH_BITS, healthCommand } from './commands/health.js';
 import { configCommand } from './commands/config.js';
@@ -40,6 +50,39 @@ export function packageVersion(): string {
   return pkg.version;
 }
 
+/** Every command but completion, which main() adds (it needs the parser). */
+const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [
+  initCommand,
+  mountCommand,
+  unmountCommand,
+  listCommand,
+  statusCommand,
+  remapCommand,
+  verifyCommand,
+  repairCommand,
+  importCommand,
+  simulateCommand,
+  faultCommand,
+  recoverCommand,
+  attachCommand,
+  detachCommand,
+  scanCommand,
+  healthCommand,
+  configCommand,
+  mapCommand,
+  discoverCommand,
+  evacuateCommand,
+  importBadCommand,
+  exportCommand,
+] as unknown as ReadonlyArray<CommandModule<object, never>>;
+
+/** yargs' parser state, which its typings leave out. */
+interface ParserState {
+  parsed?: { argv: Record<string, unknown>; error: Error | null } | false;
+  getOptions(): DeclaredOptions;
+  getInternalMethods(): { getContext(): { commands: string[] } };
+}
+
 export async function main(args: string[]): Promise<void> {
   // A reader that goes away (remapfs status | head) is not an error.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -47,42 +90,54 @@ export async function main(args: string[]): Promise<void> {
     throw err;
   });
   let command: unknown = args[0];
+  // Arguments after `--` are positional whatever they look like (options.ts).
+  const dd = protectDoubleDash(args);
+  const parser = yargs(dd.args);
+  // A command of its own (yargs' .completion() would take any arguments after it); yargs answers
+  // --get-yargs-completions, which the script runs, without .completion().
+  const completionCommand: CommandModule<object, object> = {
+    command: 'completion',
+    describe: 'Print a bash completion script (source it, or put it in /etc/bash_completion.d/remapfs)',
+    handler: () => void parser.showCompletionScript(),
+  };
+  const commands = [...COMMANDS, completionCommand as CommandModule<object, never>];
+  const positionals = new Map(commands.map((c) => [String(c.command).split(' ')[0] as string, positionalsOf(String(c.command))]));
+  const failure = (y: ParserState): FailureContext => ({
+    parsed: y.parsed || undefined,
+    // The command yargs is running (argv._ may have lost it by then).
+    command: y.getInternalMethods().getContext().commands[0],
+    declared: y.getOptions(),
+    commands: positionals,
+    options: dd.options,
+    afterDoubleDash: dd.tail,
+    restore: dd.restore,
+  });
   try {
-    await yargs(args)
+    parser
       .scriptName('remapfs')
+      // Messages are matched and reworded (options.ts): the same in every locale.
+      .locale('en')
       .usage('$0 <command> [options]\n\nServes failing disks with their bad blocks remapped to a spare device.')
       .option('db', {
         type: 'string',
+        requiresArg: true,
         describe: 'SQLite database (env REMAPFS_DB; default /var/lib/remapfs/remapfs.db)',
         global: true,
-      })
-      .command(initCommand)
-      .command(mountCommand)
-      .command(unmountCommand)
-      .command(listCommand)
-      .command(statusCommand)
-      .command(remapCommand)
-      .command(verifyCommand)
-      .command(repairCommand)
-      .command(importCommand)
-      .command(simulateCommand)
-      .command(faultCommand)
-      .command(recoverCommand)
-      .command(attachCommand)
-      .command(detachCommand)
-      .command(scanCommand)
-      .command(healthCommand)
-      .command(configCommand)
-      .command(mapCommand)
-      .command(discoverCommand)
-      .command(evacuateCommand)
-      .command(importBadCommand)
-      .command(exportCommand)
-      .completion('completion', 'Print a bash completion script (source it, or put it in /etc/bash_completion.d/remapfs)')
+      });
+    // Every option that takes a value needs one (options.ts).
+    for (const c of commands) parser.command(requireValues(c));
+    await parser
       // yargs passes its instance as the second argument; its typings omit it.
-      .middleware(((argv: { _: unknown[] } & Record<string, unknown>, y: { getOptions(): unknown }) => {
+      .middleware(((argv: { _: unknown[] } & Record<string, unknown>, y: ParserState) => {
         command = argv._[0];
-        checkOptions(argv, y.getOptions() as DeclaredOptions);
+        // Only a command's arguments: without a command, yargs is yet to call an argument after `--` unknown.
+        if (typeof command === 'string' && positionals.has(command)) restoreArguments(argv, dd.restore);
+        const state = failure(y);
+        if (state.parsed?.error) throw usageErrorOf(state.parsed.error.message, state);
+        const declared = y.getOptions();
+        checkFlagValues(dd.options, declared);
+        checkOptions(argv, declared);
+        checkValues(argv, declared, positionals.get(String(command)) ?? []);
       }) as never, true)
       .demandCommand(1, 'name a command')
       .strict()
@@ -93,7 +148,9 @@ export async function main(args: string[]): Promise<void> {
       .fail((msg, err) => {
         // yargs reports its own findings (and errors thrown by a coerce) as YError: usage errors.
         if (err && err.name !== 'YError') throw err;
-        throw new UsageError(err?.message ?? msg);
+        const state = failure(parser as unknown as ParserState);
+        command = state.command ?? command;
+        throw usageErrorOf(dd.restore(err?.message ?? msg), state);
       })
       .parseAsync();
   } catch (err) {

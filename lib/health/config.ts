@@ -70,9 +70,10 @@ export function parseConfigValue(key: string, raw: unknown): PairConfig[Key] {
     if (raw === false || raw === 'false' || raw === '0' || raw === 'off') return false;
     throw new Error(`${key} must be true or false, got "${String(raw)}"`);
   }
-  const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+  // Plain decimal only: no sign, exponent, hex (0x10), binary (0b101) or spaces, which Number() would take.
+  const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^(\d+(\.\d+)?|\.\d+)$/.test(raw) ? Number(raw) : NaN;
   const [lo, hi] = LIMITS[key];
-  if (!Number.isFinite(n) || n < lo || n > hi) throw new Error(`${key} must be a number from ${lo} to ${hi}, got "${String(raw)}"`);
+  if (!Number.isFinite(n) || n < lo || n > hi) throw new Error(`${key} must be a number from ${lo} to ${hi} in plain decimal, got "${String(raw)}"`);
   if ((key === 'readRetries' || key === 'scanChunkKiB') && !Number.isInteger(n)) throw new Error(`${key} must be a whole number`);
   return n;
 }

@@ -80,7 +80,7 @@ describe('bad input', () => {
     ['a sector beyond the end', ['remap', 'p', String(16 * 2048)], /outside the device/, 1],
     ['an unknown command', ['frobnicate'], /Unknown argument|unknown/i, 2],
     ['an unknown option', ['list', '--frob'], /unknown option --frob/, 2],
-    ['a missing required option', ['init', 'q', '--main', 'MAIN2'], /Missing required argument: spare/, 2],
+    ['a missing required option', ['init', 'q', '--main', 'MAIN2'], /--spare is required/, 2],
     ['unmount of a directory that is not a remapfs mount', ['unmount', 'TMPDIR'], /not a remapfs mount/, 1],
   ])('refuses %s: %j gives %p, exit %d', (_name, args, word, status) => {
     lab.ok(['init', 'p', '--main', main, '--spare', spare]);
