@@ -54,3 +54,28 @@ function describeCause(cause: unknown): string {
   }
   return String(cause);
 }
+
+/**
+ * Text read from outside (a file's line, a database value) as it may appear in
+ * a one-line message: control and other non-printable characters escaped
+ * (\n, \xNN, \uNNNN), and cut to `max` characters with "…".
+ */
+export function excerpt(text: string | Buffer, max = 40): string {
+  const s = typeof text === 'string' ? text : text.toString('latin1');
+  let out = '';
+  let n = 0;
+  for (const ch of s) {
+    if (n >= max) return `${out}…`;
+    const c = ch.codePointAt(0) as number;
+    if (ch === '\n') out += '\\n';
+    else if (ch === '\r') out += '\\r';
+    else if (ch === '\t') out += '\\t';
+    else if (ch === '\\') out += '\\\\';
+    else if (c < 0x20 || (c >= 0x7f && c < 0xa0)) out += `\\x${c.toString(16).padStart(2, '0')}`;
+    else if (typeof text !== 'string' && c >= 0x80) out += `\\x${c.toString(16).padStart(2, '0')}`;
+    else if (c === 0xfffd || !/^[\p{L}\p{M}\p{N}\p{P}\p{S} ]$/u.test(ch)) out += `\\u{${c.toString(16)}}`;
+    else out += ch;
+    n++;
+  }
+  return out;
+}

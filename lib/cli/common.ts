@@ -22,6 +22,12 @@ export function dbPath(argv: { db?: string }): string {
  */
 export async function withStore<T>(argv: { db?: string }, create: boolean, fn: (store: Store) => Promise<T> | T): Promise<T> {
   const store = Store.open(dbPath(argv), { create });
+  const warned = new Set<string>();
+  store.warn = (line) => {
+    if (warned.has(line)) return;
+    warned.add(line);
+    process.stderr.write(`remapfs: warning: ${line}\n`);
+  };
   try {
     return await fn(store);
   } catch (err) {
@@ -75,9 +81,9 @@ export function formatBytes(bytes: number): string {
   return u === 0 ? `${bytes} bytes` : `${v.toFixed(1)} ${units[u]}`;
 }
 
-/** Parses a non-negative integer argument, or throws a UsageError naming it. */
+/** Parses a non-negative integer argument (plain decimal digits, nothing else), or throws a UsageError naming it. */
 export function parseCount(what: string, raw: unknown): number {
-  const s = String(raw).trim();
+  const s = String(raw);
   if (!/^\d+$/.test(s)) throw new UsageError(`${what} must be a non-negative integer, got "${String(raw)}"`);
   const n = Number(s);
   if (!Number.isSafeInteger(n)) throw new UsageError(`${what} is too large: ${s}`);

@@ -1,5 +1,6 @@
 /** Health data in SQLite (lib/store/health.ts, events.ts) read with its meaning: defaults, JSON summaries. */
-import type { HistoryEvent, Store } from '../store/db.js';
+import { excerpt } from '../errors.js';
+import type { HistoryEvent, ScanStateRow, Store } from '../store/db.js';
 import { DEFAULT_CONFIG, isConfigKey, type PairConfig, parseConfigValue } from './config.js';
 
 export interface ScanState {
@@ -47,10 +48,81 @@ export function saveConfig(store: Store, pairId: number, changes: Partial<PairCo
   });
 }
 
-export function loadScanState(store: Store, pairId: number): ScanState {
+/** No scan state: nothing scanned yet. */
+function noScanState(): ScanState {
+  return { cursorBlock: 0, passStartedAt: null, passesCompleted: 0, lastPassFinishedAt: null, maxBlockScanned: -1, nextDueAt: 0, lastSummary: null, currentSummary: null };
+}
+
+/** A stored summary is a few hundred bytes; a longer text is not parsed at all (bounded work). */
+export const MAX_SUMMARY_JSON = 64 * 1024;
+
+const SUMMARY_NUMBERS = ['startedAt', 'finishedAt', 'blocksScanned', 'bytesRead', 'unreadableBlocks', 'slowBlocks', 'criticalBlocks', 'remappedSlow'] as const;
+const LATENCY_CLASSES = ['ok', 'warn', 'slow', 'critical'] as const;
+
+const count = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const shown = (v: unknown): string => (typeof v === 'string' ? `"${excerpt(v)}"` : excerpt(String(v)));
+
+/** Why `v` (a parsed summary, or null) is not a ScanSummary, or undefined. */
+function summaryProblem(what: string, v: unknown): string | undefined {
+  if (v === null) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) return `the ${what} pass summary is not an object`;
+  const o = v as Record<string, unknown>;
+  for (const k of SUMMARY_NUMBERS) if (!count(o[k])) return `the ${what} pass summary's ${k} is ${shown(o[k])}, not a non-negative integer`;
+  const classes = o.latencyClasses;
+  if (typeof classes !== 'object' || classes === null || Array.isArray(classes)) return `the ${what} pass summary has no latency classes`;
+  for (const k of LATENCY_CLASSES) {
+    const n = (classes as Record<string, unknown>)[k];
+    if (!count(n)) return `the ${what} pass summary's latency class ${k} is ${shown(n)}, not a non-negative integer`;
+  }
+  return undefined;
+}
+
+/**
+ * Why a stored scan_state row cannot be the scanner's progress on a device of `virtualBlocks` blocks, or
+ * undefined. Every column is untrusted: times and counts are non-negative integers, the cursor lies on the
+ * device (0 to virtualBlocks) and so does the highest block scanned (-1 to virtualBlocks - 1), and the summaries
+ * are JSON of at most MAX_SUMMARY_JSON characters holding {last, current}, each a summary or null.
+ */
+export function scanStateProblem(r: ScanStateRow, virtualBlocks: number): { problem: string } | { summaries: { last: ScanSummary | null; current: ScanSummary | null } } {
+  const fail = (problem: string) => ({ problem });
+  if (!count(r.cursorBlock) || r.cursorBlock > virtualBlocks) return fail(`cursor_block ${shown(r.cursorBlock)} is not a block of the device (0 to ${virtualBlocks})`);
+  if (!Number.isSafeInteger(r.maxBlockScanned) || r.maxBlockScanned < -1 || r.maxBlockScanned >= virtualBlocks) {
+    return fail(`max_block_scanned ${shown(r.maxBlockScanned)} is not a block of the device (-1 to ${virtualBlocks - 1})`);
+  }
+  if (!count(r.passesCompleted)) return fail(`passes_completed ${shown(r.passesCompleted)} is not a non-negative integer`);
+  if (!count(r.nextDueAt)) return fail(`next_due_at ${shown(r.nextDueAt)} is not a non-negative integer`);
+  if (r.passStartedAt !== null && !count(r.passStartedAt)) return fail(`pass_started_at ${shown(r.passStartedAt)} is not a time`);
+  if (r.lastPassFinishedAt !== null && !count(r.lastPassFinishedAt)) return fail(`last_pass_finished_at ${shown(r.lastPassFinishedAt)} is not a time`);
+  if (r.summaries === null) return { summaries: { last: null, current: null } };
+  if (typeof r.summaries !== 'string') return fail('last_summary is not text');
+  if (r.summaries.length > MAX_SUMMARY_JSON) return fail(`last_summary is ${r.summaries.length} characters long (at most ${MAX_SUMMARY_JSON})`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(r.summaries);
+  } catch {
+    return fail(`last_summary is not valid JSON (${shown(r.summaries)})`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return fail('last_summary is not a JSON object');
+  const { last = null, current = null } = parsed as { last?: unknown; current?: unknown };
+  const bad = summaryProblem('last', last) ?? summaryProblem('current', current);
+  if (bad) return fail(`last_summary: ${bad}`);
+  return { summaries: { last: last as ScanSummary | null, current: current as ScanSummary | null } };
+}
+
+/**
+ * The scanner's progress on pair `pairId` (a device of `virtualBlocks` blocks). A stored row that breaks a rule
+ * (scanStateProblem) is read as no scan state, after one line to `warn` (by default the store's warnings): the
+ * progress is a note for the scanner, not data, so a damaged one costs a pass, never a command. The next pass
+ * writes a good row over it.
+ */
+export function loadScanState(store: Store, pairId: number, virtualBlocks: number, warn: (why: string) => void = (why) => store.warn(`ignoring the stored scan progress of pair #${pairId}: ${why}`)): ScanState {
   const r = store.health.scanState(pairId);
-  if (!r) return { cursorBlock: 0, passStartedAt: null, passesCompleted: 0, lastPassFinishedAt: null, maxBlockScanned: -1, nextDueAt: 0, lastSummary: null, currentSummary: null };
-  const summaries = r.summaries ? (JSON.parse(r.summaries) as { last: ScanSummary | null; current: ScanSummary | null }) : { last: null, current: null };
+  if (!r) return noScanState();
+  const checked = scanStateProblem(r, virtualBlocks);
+  if ('problem' in checked) {
+    warn(`${checked.problem}; the next scan starts a new pass`);
+    return noScanState();
+  }
   return {
     cursorBlock: r.cursorBlock,
     passStartedAt: r.passStartedAt,
@@ -58,8 +130,8 @@ export function loadScanState(store: Store, pairId: number): ScanState {
     lastPassFinishedAt: r.lastPassFinishedAt,
     maxBlockScanned: r.maxBlockScanned,
     nextDueAt: r.nextDueAt,
-    lastSummary: summaries.last,
-    currentSummary: summaries.current,
+    lastSummary: checked.summaries.last,
+    currentSummary: checked.summaries.current,
   };
 }
 

@@ -131,7 +131,7 @@ export function mapInputOf(store: Store, pair: PairRecord): MapInput {
   const pending = new Set<number>();
   for (const r of store.remaps.list(pair.id)) if (r.reason !== 'label') (r.state === 'pending' ? pending : remapped).add(r.mainBlock);
   const virtualBlocks = Math.floor(pair.mainBytes / pair.blockSize);
-  const scan = loadScanState(store, pair.id);
+  const scan = loadScanState(store, pair.id, virtualBlocks, (why) => store.warn(`pair ${pair.name}: ignoring the stored scan progress: ${why}`));
   return {
     virtualBlocks,
     remapped,

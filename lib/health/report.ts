@@ -49,7 +49,8 @@ export function healthReport(store: Store, pair: PairRecord, now: number = Date.
   const used = counts.remapped + counts.label + counts.retired;
   const free = Math.max(0, layout.poolBlocks - used);
   const config = loadConfig(store, pair.id);
-  const scan = loadScanState(store, pair.id);
+  const virtualBlocks = Math.floor(pair.mainBytes / pair.blockSize);
+  const scan = loadScanState(store, pair.id, virtualBlocks, (why) => store.warn(`pair ${pair.name}: ignoring the stored scan progress: ${why}`));
   const last = scan.lastSummary;
   const readErrorRate = last && last.blocksScanned > 0 ? last.unreadableBlocks / last.blocksScanned : 0;
   const slow = slowBlocks(store, pair.id).length;
@@ -64,7 +65,6 @@ export function healthReport(store: Store, pair: PairRecord, now: number = Date.
     slowBlocks: slow,
   });
   const lostSectors = store.remaps.lostSectors(pair.id);
-  const virtualBlocks = Math.floor(pair.mainBytes / pair.blockSize);
   return {
     version: 1,
     pair: pair.name,

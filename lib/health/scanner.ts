@@ -81,7 +81,7 @@ export class Scanner {
     private readonly now: () => number = Date.now,
     private readonly log: (line: string) => void = () => undefined,
   ) {
-    this.state = loadScanState(store, pairId);
+    this.state = loadScanState(store, pairId, dev.virtualBlocks, (why) => log(`ignoring the stored scan progress: ${why}`));
   }
 
   get inPass(): boolean {

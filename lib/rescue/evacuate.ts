@@ -26,6 +26,7 @@ import { SECTOR_BYTES } from '../format/layout.js';
 import type { BlockDevice } from '../block/device.js';
 import { isDiskError } from '../block/disk-error.js';
 import { AreaMap, formatMapfile, parseMapfile } from './mapfile.js';
+import { errnoCodeOf, RemapfsError } from '../errors.js';
 
 const CHUNK_BYTES = 1024 * 1024;
 const SAVE_EVERY_MS = 2000;
@@ -62,9 +63,15 @@ export function saveMapfile(file: string, map: AreaMap, status: string, pass: nu
   writeFileAtomic(file, formatMapfile({ currentPos: pos, currentStatus: status, currentPass: pass, areas: map.areas }, 'remapfs evacuate'));
 }
 
+/** The mapfile of an interrupted evacuation; one that is not a mapfile of this device is refused with one printable line. */
 export function loadAreaMap(file: string, size: number): AreaMap {
-  const parsed = parseMapfile(fs.readFileSync(file, 'utf8'));
-  return new AreaMap(size, parsed.areas);
+  try {
+    return new AreaMap(size, parseMapfile(fs.readFileSync(file, 'utf8')).areas);
+  } catch (err) {
+    if (err instanceof RemapfsError) throw err;
+    if (errnoCodeOf(err)) throw new RemapfsError('read mapfile', file, err);
+    throw new RemapfsError('read mapfile', file, err instanceof Error ? err.message : String(err), 'is it the mapfile of this evacuation? name another file with --mapfile, or move this one aside to start over');
+  }
 }
 
 export async function evacuate(o: EvacuateOptions): Promise<EvacuateResult> {

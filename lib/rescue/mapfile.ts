@@ -8,6 +8,7 @@
  *   -  bad sector(s)   +  finished
  * Areas are sorted, contiguous, and cover the whole device.
  */
+import { excerpt } from '../errors.js';
 
 export type AreaStatus = '?' | '*' | '/' | '-' | '+';
 export const AREA_STATUSES: readonly AreaStatus[] = ['?', '*', '/', '-', '+'];
@@ -26,26 +27,41 @@ export interface Mapfile {
   areas: Area[];
 }
 
-function num(s: string, what: string): number {
+/** A line or field of a file as it may appear in a message: printable, at most 40 characters. */
+const quote = (s: string): string => `"${excerpt(s)}"`;
+
+function num(s: string, what: string, at: string): number {
   const n = /^0x[0-9a-f]+$/i.test(s) ? parseInt(s.slice(2), 16) : /^\d+$/.test(s) ? Number(s) : NaN;
-  if (!Number.isSafeInteger(n)) throw new Error(`bad ${what} "${s}"`);
+  if (!Number.isSafeInteger(n)) throw new Error(`${at}: bad ${what} ${quote(s)}${/^(0x[0-9a-f]+|\d+)$/i.test(s) ? ' (2^53 or more)' : ''}`);
   return n;
 }
 
+/**
+ * Parses a mapfile. A file that is not one is refused with an Error whose message is one printable line naming
+ * the line number and quoting at most 40 characters of it (a binary file given by mistake prints no raw bytes).
+ * Areas must be contiguous from 0, and their end below 2^53.
+ */
 export function parseMapfile(text: string): Mapfile {
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-  const head = lines[0];
-  if (!head) throw new Error('empty mapfile');
+  const lines = text
+    .split('\n')
+    .map((l, i) => ({ n: i + 1, l: l.trim() }))
+    .filter(({ l }) => l && !l.startsWith('#'));
+  const first = lines[0];
+  if (!first) throw new Error('empty mapfile');
+  const head = first.l;
+  const at = (n: number): string => `line ${n}`;
   const [pos, status, pass] = head.split(/\s+/);
-  if (pos === undefined || status === undefined) throw new Error(`bad status line "${head}"`);
-  const m: Mapfile = { currentPos: num(pos, 'current position'), currentStatus: status, currentPass: pass === undefined ? 1 : num(pass, 'pass'), areas: [] };
+  if (pos === undefined || status === undefined) throw new Error(`${at(first.n)}: bad status line ${quote(head)}`);
+  const m: Mapfile = { currentPos: num(pos, 'current position', at(first.n)), currentStatus: status, currentPass: pass === undefined ? 1 : num(pass, 'pass', at(first.n)), areas: [] };
+  if (!/^[?*/\-FG+]$/.test(status)) throw new Error(`${at(first.n)}: bad current status ${quote(status)}`);
   let expect = 0;
-  for (const line of lines.slice(1)) {
+  for (const { n, l: line } of lines.slice(1)) {
     const [p, s, st] = line.split(/\s+/);
-    if (p === undefined || s === undefined || st === undefined || !AREA_STATUSES.includes(st as AreaStatus)) throw new Error(`bad area line "${line}"`);
-    const area = { pos: num(p, 'position'), size: num(s, 'size'), status: st as AreaStatus };
-    if (area.pos !== expect) throw new Error(`areas are not contiguous at ${line}`);
+    if (p === undefined || s === undefined || st === undefined || !AREA_STATUSES.includes(st as AreaStatus)) throw new Error(`${at(n)}: bad area line ${quote(line)}`);
+    const area = { pos: num(p, 'position', at(n)), size: num(s, 'size', at(n)), status: st as AreaStatus };
+    if (area.pos !== expect) throw new Error(`${at(n)}: areas are not contiguous at ${excerpt(line)}`);
     expect = area.pos + area.size;
+    if (!Number.isSafeInteger(expect)) throw new Error(`${at(n)}: the area ends at 2^53 or more`);
     m.areas.push(area);
   }
   return m;
@@ -128,16 +144,27 @@ export function sectorsOf(areas: readonly Area[], statuses: readonly AreaStatus[
   return out;
 }
 
-/** e2fsprogs badblocks output: one block number per line, in units of `blockSize` bytes -> 512-byte sectors. */
-export function parseBadblocks(text: string, blockSize: number): number[] {
+/**
+ * e2fsprogs badblocks output: one block number per line, in units of `blockSize` bytes -> 512-byte sectors.
+ * With `deviceSectors`, a block that reaches past that many sectors is refused, naming its line, before any sector
+ * of it is listed (so the list is bounded by the device). A line that is not a block number, or a number whose
+ * sectors reach 2^53, is refused with its line number and at most 40 characters of it.
+ */
+export function parseBadblocks(text: string, blockSize: number, deviceSectors = Number.MAX_SAFE_INTEGER): number[] {
   if (blockSize % 512 !== 0 || blockSize <= 0) throw new Error(`block size must be a multiple of 512, got ${blockSize}`);
   const per = blockSize / 512;
   const out: number[] = [];
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
+  const lines = text.split('\n');
+  for (let n = 0; n < lines.length; n++) {
+    const line = (lines[n] as string).trim();
     if (!line || line.startsWith('#')) continue;
-    if (!/^\d+$/.test(line)) throw new Error(`"${line}" is not a block number`);
+    if (!/^\d+$/.test(line)) throw new Error(`line ${n + 1}: "${excerpt(line)}" is not a block number`);
     const b = Number(line);
+    const last = b * per + per - 1;
+    if (!Number.isSafeInteger(last)) throw new Error(`line ${n + 1}: block number ${excerpt(line)} is out of range (2^53 or more sectors)`);
+    if (last >= deviceSectors) {
+      throw new Error(`line ${n + 1}: block ${b} (of ${blockSize} bytes) lies outside the device (${Math.floor(deviceSectors / per)} such blocks)`);
+    }
     for (let i = 0; i < per; i++) out.push(b * per + i);
   }
   return out;

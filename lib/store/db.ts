@@ -33,7 +33,7 @@ import { ImportRepo } from './imports.js';
 import { MountRepo } from './mounts.js';
 import { PairRepo } from './pairs.js';
 import { RemapRepo } from './remaps.js';
-import { prepareSchema } from './schema.js';
+import { prepareSchema, SchemaRefusal } from './schema.js';
 import { openSqlite, type SqliteDatabase } from './sqlite.js';
 
 export type { PairRecord, NewPair, PairClaim } from './pairs.js';
@@ -41,6 +41,7 @@ export type { UnfinishedImport } from './imports.js';
 export type { RemapReason, RemapState, RemapRecord, RetiredRecord } from './remaps.js';
 export type { MountRecord } from './mounts.js';
 export type { HistoryEvent } from './events.js';
+export type { ScanStateRow } from './health.js';
 export { processAlive } from './mounts.js';
 export { databaseError, REBUILD_HINT } from './faults.js';
 export { SCHEMA_VERSION } from './schema.js';
@@ -75,7 +76,10 @@ export class Store {
 
   /**
    * Opens the database. With create=false a missing file is an error (read-only
-   * commands never create one); a file that is not a remapfs database is refused.
+   * commands never create one), and so is a file without tables (an empty file
+   * is not given a schema); a file that is not a remapfs database, one of
+   * another schema version, or one that lacks a table or column the code
+   * declares, is refused before anything in it is changed.
    */
   static open(dbPath: string, opts: { create: boolean }): Store {
     const abs = path.resolve(dbPath);
@@ -89,10 +93,11 @@ export class Store {
     try {
       if (!exists) created = createPrivateFile(abs);
       db = openSqlite(abs);
-      prepareSchema(db);
+      prepareSchema(db, opts);
     } catch (err) {
       db?.close();
       if (created) removeDatabaseFiles(abs);
+      if (err instanceof SchemaRefusal) throw new RemapfsError('open database', abs, err.message, err.hint ?? REBUILD_HINT);
       throw databaseError('open database', abs, err) ?? new RemapfsError('open database', abs, sqliteCause(err), REBUILD_HINT);
     }
     const store = new Store(abs, db);
@@ -103,6 +108,11 @@ export class Store {
 
   /** True when this process created the file at open. */
   created = false;
+  /**
+   * Where a reader that sets aside a bad row it can do without (lib/health/history.ts, the scan progress) says
+   * so, in one line: nowhere by default; the CLI prints it on stderr.
+   */
+  warn: (line: string) => void = () => undefined;
   private identity: string | undefined;
   private watching = false;
   /** Why the database can no longer be written, once the path names another file or none. */

@@ -23,7 +23,9 @@
  */
 import { PRINT_COLUMNS, printTriggersSql } from '../format/fingerprint.js';
 import { remapColumns, retiredColumns, rowPrintParts } from './remaps.js';
-import type { SqliteDatabase } from './sqlite.js';
+import { excerpt } from '../errors.js';
+import { REBUILD_HINT } from './faults.js';
+import { openSqlite, type SqliteDatabase } from './sqlite.js';
 
 export const SCHEMA_VERSION = 1;
 
@@ -149,36 +151,133 @@ function addTablePrints(db: SqliteDatabase): void {
   }
 }
 
+/** Why an existing file is refused at open, with what to do about it (Store.open turns it into a RemapfsError). */
+export class SchemaRefusal extends Error {
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = 'SchemaRefusal';
+  }
+}
+
+/**
+ * The tables schema version 1 gained within itself, stage by stage (the health tables, then bad_sectors, imports,
+ * table_prints), and the column it gained: an older file gets them at open. A file made at some stage has every
+ * table of that stage and of the stages before, so a file that lacks a table of a stage but has one of the same
+ * stage or a later one is not an older file: a table was dropped, and it is refused.
+ */
+const ADDED_STAGES: readonly (readonly string[])[] = [['events', 'config', 'scan_state', 'slow_blocks', 'report_state'], ['bad_sectors'], ['imports'], ['table_prints']];
+const ADDED_COLUMNS = new Set(['pairs.spare_hwid']);
+
+/** A declared table missing from a file that is not an older version 1 file (ADDED_STAGES), or undefined. */
+function droppedTable(missing: ReadonlySet<string>): string | undefined {
+  const stage = (t: string): number => ADDED_STAGES.findIndex((s) => s.includes(t));
+  for (const t of missing) {
+    const k = stage(t);
+    if (k < 0) return t; // there from the start
+    // Every table of this stage and of the later ones must be missing too.
+    if (ADDED_STAGES.slice(k).some((s) => s.some((other) => !missing.has(other)))) return t;
+  }
+  return undefined;
+}
+
+let declared: Map<string, string[]> | undefined;
+
+/** The tables this code declares (SCHEMA and PRINTS_SCHEMA) and their columns, read once from an in-memory database. */
+export function declaredTables(): ReadonlyMap<string, readonly string[]> {
+  if (declared) return declared;
+  const mem = openSqlite(':memory:');
+  try {
+    mem.exec(SCHEMA);
+    mem.exec(PRINTS_SCHEMA);
+    declared = tableColumns(mem);
+  } finally {
+    mem.close();
+  }
+  return declared;
+}
+
+/** A file's tables (SQLite's own left out) and their columns. */
+function tableColumns(db: SqliteDatabase): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const t of db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, 7) != 'sqlite_' ORDER BY name").pluck<string>().all()) {
+    out.set(t, db.prepare<[string]>('SELECT name FROM pragma_table_info(?)').pluck<string>().all(t));
+  }
+  return out;
+}
+
+const DAMAGED = 'it was damaged or changed by hand; ' + REBUILD_HINT;
+
+/**
+ * What is wrong with an existing file's schema, looked at before anything is changed (a file that is not ours,
+ * or of another version, is left exactly as it was): the meta table and its schema version, then every table and
+ * column the code declares, except those schema version 1 gained within itself (ADDED_TABLES, ADDED_COLUMNS).
+ */
+function existingSchemaProblem(db: SqliteDatabase, tables: ReadonlyMap<string, readonly string[]>): SchemaRefusal | undefined {
+  const meta = tables.get('meta');
+  if (!meta) return new SchemaRefusal('not a remapfs database (it has other tables)', 'pass the remapfs database with --db');
+  if (!meta.includes('key') || !meta.includes('value')) return new SchemaRefusal('not a remapfs database (its meta table has no key and value columns)', 'pass the remapfs database with --db');
+  const version = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck<unknown>().get();
+  if (version !== String(SCHEMA_VERSION)) {
+    const shown = typeof version === 'string' || typeof version === 'number' ? excerpt(String(version)) : '(none)';
+    return new SchemaRefusal(`unsupported schema version ${shown}; this remapfs reads version ${SCHEMA_VERSION}`, 'use the remapfs that wrote it, or rebuild the database from the spares with "remapfs import"');
+  }
+  const dropped = droppedTable(new Set([...declaredTables().keys()].filter((t) => !tables.has(t))));
+  if (dropped) return new SchemaRefusal(`the database has no table ${dropped}`, DAMAGED);
+  for (const [table, columns] of declaredTables()) {
+    const have = tables.get(table);
+    if (!have) continue; // a table added within version 1 (droppedTable)
+    const missing = columns.find((c) => !have.includes(c) && !ADDED_COLUMNS.has(`${table}.${c}`));
+    if (missing) return new SchemaRefusal(`the database's table ${table} has no column ${missing}`, DAMAGED);
+  }
+  return undefined;
+}
+
 /**
  * Sets the pragmas and creates or updates the schema of a freshly opened file.
- * Throws a plain Error (or SQLite's) when the file is not a usable remapfs
- * database; the caller turns that into a RemapfsError.
+ * A file without tables gets the schema only when `create` is set (init,
+ * import…): a read-only command never writes one into an empty file. An
+ * existing file is checked first (existingSchemaProblem) and refused, unchanged,
+ * with a SchemaRefusal. Throws SQLite's errors as they are; the caller turns
+ * them into a RemapfsError.
  */
-export function prepareSchema(db: SqliteDatabase): void {
+export function prepareSchema(db: SqliteDatabase, opts: { create: boolean } = { create: true }): void {
   db.pragma('busy_timeout = 10000');
-  // Look before changing anything: a file that is not ours is left exactly as it was.
-  const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck<string>().all();
-  if (tables.length > 0 && !tables.includes('meta')) {
-    throw new Error('not a remapfs database (it has other tables)');
+  // Look before changing anything: a file that is not ours, of another version or damaged is left exactly as it was.
+  const tables = tableColumns(db);
+  if (tables.size === 0 && !opts.create) {
+    throw new SchemaRefusal('not a remapfs database (it has no tables)', 'run "remapfs init" first, or pass --db');
+  }
+  if (tables.size > 0) {
+    const problem = existingSchemaProblem(db, tables);
+    if (problem) throw problem;
   }
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
-  if (tables.length === 0) {
+  if (tables.size === 0) {
     db.exec('BEGIN IMMEDIATE');
-    db.exec(SCHEMA);
-    db.exec(PRINTS_SCHEMA);
-    db.prepare<[string, string]>('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
-    db.exec('COMMIT');
-  } else if (!tables.includes('bad_sectors') || !tables.includes('imports')) {
-    db.exec(SCHEMA); // tables added within schema version 1
+    try {
+      db.exec(SCHEMA);
+      db.exec(PRINTS_SCHEMA);
+      db.prepare<[string, string]>('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
+      db.exec('COMMIT');
+    } catch (e) {
+      db.exec('ROLLBACK');
+      throw e;
+    }
+    // Another process may have made the file meanwhile (it held the lock first): its version must be ours too.
+    const version = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck<string | number | null>().get();
+    if (version !== String(SCHEMA_VERSION)) throw new SchemaRefusal(`unsupported schema version ${version == null ? '(none)' : excerpt(String(version))}; this remapfs reads version ${SCHEMA_VERSION}`);
+    return;
   }
-  if (tables.length > 0 && !db.prepare("SELECT name FROM pragma_table_info('pairs')").pluck<string>().all().includes('spare_hwid')) {
+  if ([...declaredTables().keys()].some((t) => t !== 'table_prints' && !tables.has(t))) {
+    db.exec(SCHEMA); // tables added within schema version 1 (ADDED_STAGES; every other table is there: existingSchemaProblem)
+  }
+  if (!tables.get('pairs')?.includes('spare_hwid')) {
     db.exec('ALTER TABLE pairs ADD COLUMN spare_hwid TEXT'); // a column added within schema version 1
   }
-  const version = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck<string>().get();
-  if (version !== String(SCHEMA_VERSION)) {
-    throw new Error(`unsupported schema version ${version ?? '(none)'}; this remapfs reads version ${SCHEMA_VERSION}`);
-  }
-  if (tables.length > 0 && !tables.includes('table_prints')) addTablePrints(db); // added within schema version 1
+  if (!tables.has('table_prints')) addTablePrints(db); // added within schema version 1
 }

@@ -41,7 +41,7 @@ describe('table fingerprints', () => {
   function inDatabase(entries: readonly SlotEntry[]): string {
     const store = Store.open(path.join(dir, `t${n++}.db`), { create: true });
     try {
-      const pair = store.pairs.insert({ name: 'p', uuid: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', mainPath: '/x', sparePath: '/y', blockSize: 4096, mainBytes: 2 ** 50, spareBytes: 2 ** 46, createdAt: 1, metaSeq: 1 });
+      const pair = store.pairs.insert({ name: 'p', uuid: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', mainPath: '/x', sparePath: '/y', blockSize: 4096, mainBytes: 2 ** 53 - 4096, spareBytes: 2 ** 46, createdAt: 1, metaSeq: 1 });
       const remaps = entries.filter((e) => e.state !== 'retired').map(recordOf);
       const gone = entries.filter((e) => e.state === 'retired').map((e) => ({ spareBlock: e.spareBlock, createdAt: e.createdAt }));
       store.transaction(() => store.remaps.replaceTable(pair.id, remaps, gone, 1));
@@ -66,7 +66,7 @@ describe('table fingerprints', () => {
     ['a time', [remap(10, 100, { createdAt: 1 }), base[1] as SlotEntry, base[2] as SlotEntry]],
     ['lost sectors', [base[0] as SlotEntry, remap(20, 200, { lostSectors: 2 }), base[2] as SlotEntry]],
     ['a reason', [remap(10, 100, { reason: 'write-error' }), base[1] as SlotEntry, base[2] as SlotEntry]],
-    ['a state', [base[0] as SlotEntry, base[1] as SlotEntry, remap(30, -1, { state: 'remapped', reason: 'read-error' })]],
+    ['a state', [base[0] as SlotEntry, base[1] as SlotEntry, remap(30, 300, { state: 'remapped', reason: 'read-error' })]],
     ['an entry missing', [base[0] as SlotEntry, base[1] as SlotEntry]],
     ['an entry added', [...base, retired(300, 1)]],
   ])('a change is seen: %s', (_name, changed) => {

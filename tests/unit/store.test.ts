@@ -193,7 +193,14 @@ describe('a database made before pairs.spare_hwid and bad_sectors existed', () =
         spare_path TEXT NOT NULL, block_size INTEGER NOT NULL, main_bytes INTEGER NOT NULL, spare_bytes INTEGER NOT NULL,
         created_at INTEGER NOT NULL, meta_seq INTEGER NOT NULL DEFAULT 0, main_label INTEGER NOT NULL DEFAULT 0, main_hwid TEXT);
       INSERT INTO pairs VALUES (1, 'old', '4c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', '/dev/a', '/dev/b', 4096, 1048576, 1048576, 1, 7, 1, 'SERIAL');
+      CREATE TABLE remaps (pair_id INTEGER NOT NULL REFERENCES pairs(id) ON DELETE CASCADE, main_block INTEGER NOT NULL, spare_block INTEGER,
+        reason TEXT NOT NULL, state TEXT NOT NULL, lost_sectors INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,
+        PRIMARY KEY (pair_id, main_block), UNIQUE (pair_id, spare_block)) WITHOUT ROWID;
+      CREATE TABLE retired (pair_id INTEGER NOT NULL REFERENCES pairs(id) ON DELETE CASCADE, spare_block INTEGER NOT NULL,
+        created_at INTEGER NOT NULL, PRIMARY KEY (pair_id, spare_block)) WITHOUT ROWID;
+      CREATE TABLE mounts (mountpoint TEXT PRIMARY KEY, pid INTEGER NOT NULL, socket TEXT NOT NULL, started_at INTEGER NOT NULL);
     `);
+    // (The tables remapfs has had from the start; the health tables, bad_sectors, imports and table_prints came later.)
     old.close();
 
     const store = Store.open(file, { create: false });
