@@ -10,7 +10,9 @@
  *    succeeds while spare blocks remain;
  *  - a read that main refuses is retried (`readRetries`), then redone block by
  *    block. A block that reads on a retry is weak: its data is copied to the
- *    spare at once (weak-read). A block that keeps failing is read sector by
+ *    spare at once (weak-read), but only whole: if a sector of it fails again
+ *    (readRetries more reads), it becomes pending instead, never a copy with
+ *    zeros in it. A block that keeps failing is read sector by
  *    sector; it becomes pending (persisted), and the request fails with EIO
  *    only when it covers an unreadable sector;
  *  - a write to a pending block remaps it (the readable rest is copied);
@@ -223,10 +225,30 @@ export class Recovery {
     this.p.onEvent(`block ${block} is pending: ${bad.size} unreadable sector(s); the next write to it remaps it`);
   }
 
-  /** A weak block is moved while it reads; failing to (no spare left, metadata refused, a disk error) is only logged. */
+  /**
+   * A weak block is moved while it reads; failing to (no spare left, metadata refused, a disk error) is only logged.
+   * Only whole: a sector that still fails after readRetries more reads makes the block pending instead, so its
+   * readers keep getting the data or EIO, never the zeros an automatic move would put in its place.
+   */
   private tryProactiveRemap(block: number, reason: RemapReason): void {
     try {
-      this.remapBlock(block, reason);
+      if (this.p.index.spareBlockOf(block) >= 0) return;
+      const base = block * this.p.blockSize;
+      const lost = new Set<number>();
+      salvage(this.p.main, base, this.blockBuf, 0, this.p.blockSize, lost);
+      for (const s of [...lost]) {
+        const piece = this.blockBuf.subarray(s * SECTOR_BYTES, (s + 1) * SECTOR_BYTES);
+        for (let attempt = 1; attempt <= this.readRetries && lost.has(s); attempt++) {
+          try {
+            this.p.main.read(piece, base + s * SECTOR_BYTES);
+            lost.delete(s);
+          } catch (err) {
+            if (!isDiskError(err)) throw err;
+          }
+        }
+      }
+      if (lost.size) this.markPending(block, lost);
+      else this.placement.place(block, this.blockBuf, reason, 0);
     } catch (err) {
       if (!isKnownFailure(err)) throw err;
       this.p.onEvent(`could not remap weak block ${block}: ${err instanceof Error ? err.message : String(err)}`);

@@ -294,3 +294,70 @@ describe('fail the Nth I/O of a remap: the result is the old state or the new on
     }
   }
 });
+
+/** A main whose chosen sector fails its 1st read and every read from its `failFrom`th on: weak, then worse. */
+class WorseningSector implements BlockDevice {
+  private reads = 0;
+  constructor(
+    readonly next: BlockDevice,
+    private readonly sector: number,
+    private readonly failFrom: number,
+  ) {}
+  get name(): string {
+    return this.next.name;
+  }
+  get sizeBytes(): number {
+    return this.next.sizeBytes;
+  }
+  read(buf: Buffer, off: number): void {
+    const first = Math.floor(off / 512);
+    if (this.sector >= first && this.sector < first + Math.ceil(buf.length / 512)) {
+      this.reads++;
+      if (this.reads === 1 || this.reads >= this.failFrom) throw ioError('read', `sector ${this.sector}`);
+    }
+    this.next.read(buf, off);
+  }
+  write(buf: Buffer, off: number): void {
+    this.next.write(buf, off);
+  }
+  flush(): void {
+    this.next.flush();
+  }
+  close(): void {
+    this.next.close();
+  }
+}
+
+describe('a weak block whose sector fails again while it is moved', () => {
+  it('becomes pending instead of being copied with zeros: later reads give the data or EIO, never zeros', () => {
+    const mainMem = new MemoryDevice('main', MAIN_BYTES);
+    for (let i = 0; i < mainMem.data.length; i++) mainMem.data[i] = (i * 31 + 7) & 0xff;
+    const sector = 60 * 8 + 5;
+    const layout = spareLayout(SPARE_BYTES, B);
+    const index = new RemapIndex(MAIN_BYTES / B, layout);
+    const journal = new FakeJournal();
+    const dev = new RemapDevice('t', new WorseningSector(mainMem, sector, 3), new MemoryDevice('spare', SPARE_BYTES), B, index, journal);
+    // Read 1 fails, read 2 (the retry) works: weak. The move reads it a 3rd time and on: it fails from then on.
+    expect(readBack(dev, 60 * B, B)).toEqual(original(60 * B, B));
+    expect(dev.counters.weakReads).toBe(1);
+    expect({ spare: index.spareBlockOf(60), pending: index.isPending(60), entry: journal.last(60) }).toMatchObject({ spare: -1, pending: true, entry: { state: 'pending', lostSectors: 1 } });
+    expect(() => readBack(dev, 60 * B, B)).toThrow(/EIO|unreadable/);
+    // The other sectors of the block still read.
+    expect(readBack(dev, 60 * B, 512)).toEqual(original(60 * B, 512));
+  });
+
+  it('a sector that reads again within the retries is moved whole, with its data', () => {
+    const mainMem = new MemoryDevice('main', MAIN_BYTES);
+    for (let i = 0; i < mainMem.data.length; i++) mainMem.data[i] = (i * 31 + 7) & 0xff;
+    const layout = spareLayout(SPARE_BYTES, B);
+    const index = new RemapIndex(MAIN_BYTES / B, layout);
+    const journal = new FakeJournal();
+    const flaky = new FaultDevice(mainMem);
+    const dev = new RemapDevice('t', flaky, new MemoryDevice('spare', SPARE_BYTES), B, index, journal);
+    flaky.flakySectors.set(70 * 8 + 2, 1);
+    expect(readBack(dev, 70 * B, B)).toEqual(original(70 * B, B));
+    expect(journal.last(70)).toMatchObject({ reason: 'weak-read', state: 'remapped', lostSectors: 0 });
+    mainMem.data.fill(0, 70 * B, 71 * B); // main's copy is no longer read
+    expect(readBack(dev, 70 * B, B)).toEqual(original(70 * B, B));
+  });
+});
