@@ -22,6 +22,7 @@
  */
 import * as fs from 'fs';
 import { writeFileAtomic } from '../fsutil/write-atomic.js';
+import { readTextBounded } from '../fsutil/read-bounded.js';
 import { SECTOR_BYTES } from '../format/layout.js';
 import type { BlockDevice } from '../block/device.js';
 import { isDiskError } from '../block/disk-error.js';
@@ -66,7 +67,7 @@ export function saveMapfile(file: string, map: AreaMap, status: string, pass: nu
 /** The mapfile of an interrupted evacuation; one that is not a mapfile of this device is refused with one printable line. */
 export function loadAreaMap(file: string, size: number): AreaMap {
   try {
-    return new AreaMap(size, parseMapfile(fs.readFileSync(file, 'utf8')).areas);
+    return new AreaMap(size, parseMapfile(readTextBounded(file, 'read mapfile')).areas);
   } catch (err) {
     if (err instanceof RemapfsError) throw err;
     if (errnoCodeOf(err)) throw new RemapfsError('read mapfile', file, err);

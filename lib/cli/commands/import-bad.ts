@@ -1,8 +1,8 @@
-import * as fs from 'fs';
 import type { CommandModule } from 'yargs';
 import { RemapfsError, UsageError } from '../../errors.js';
 import { SECTOR_BYTES } from '../../format/layout.js';
 import { parseBadblocks, parseMapfile, sectorsOf } from '../../rescue/mapfile.js';
+import { readTextBounded } from '../../fsutil/read-bounded.js';
 import { opsFor, printJson, requirePair, withStore } from '../common.js';
 import { countOption } from '../options.js';
 
@@ -28,12 +28,7 @@ export const importBadCommand: CommandModule<object, Args> = {
   handler: async (argv) => {
     if (!!argv.badblocks === !!argv['ddrescue-map']) throw new UsageError('give exactly one of --badblocks and --ddrescue-map');
     const file = (argv.badblocks ?? argv['ddrescue-map']) as string;
-    let text: string;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch (err) {
-      throw new RemapfsError('read', file, err);
-    }
+    const text = readTextBounded(file, 'read');
     await withStore(argv, false, async (store) => {
       const pair = requirePair(store, argv.name);
       // Parsed against the device, so that neither a block number nor a mapfile area past its end can make a list
