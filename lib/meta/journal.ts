@@ -34,6 +34,8 @@ export class MetaJournal implements RemapJournal {
     readonly state: MetaState,
     readonly slots: SlotSet,
     private readonly log: (line: string) => void = () => undefined,
+    /** The highest sequence number seen at open (Reconciliation.highestSeen): a torn copy may name one above the table's. */
+    private readonly sequenceFloor = 0,
   ) {}
 
   commitRemap(r: RemapRecord): void {
@@ -64,7 +66,8 @@ export class MetaJournal implements RemapJournal {
   }
 
   private commit(entry: SlotEntry, writeDatabase: () => void): void {
-    const seq = this.state.sequence + 1;
+    // A sequence number never names two tables: not even one a torn copy claimed.
+    const seq = Math.max(this.state.sequence, this.sequenceFloor) + 1;
     if (seq > MAX_SEQUENCE) throw new RemapfsError('persist metadata', this.pair.name, 'the sequence number would reach 2^53', 'the metadata was tampered with; rebuild the pair');
     if (!this.state.fits(entry)) {
       throw new RemapfsError('persist metadata', this.pair.name, `the metadata slots are full (${this.state.layout.slotEntryCapacity} entries)`, 'the spare is too small for this many remapped, pending and retired blocks: evacuate the pair to a new disk');

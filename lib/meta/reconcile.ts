@@ -25,6 +25,8 @@ export interface Reconciliation {
   source: 'slots' | 'database' | 'memory';
   sourceSlot?: number;
   sequence: number;
+  /** The highest sequence number any copy's header or the database names (torn copies too): the next change goes above it. */
+  highestSeen: number;
   /** Slots that are invalid, stale or different from the table in force. */
   staleSlots: number[];
   databaseAgrees: boolean;
@@ -112,6 +114,7 @@ export function adoptedReconciliation(store: Store, pair: PairRecord, slots: Slo
     source: 'slots',
     sourceSlot: table.sourceSlot,
     sequence: h.sequence,
+    highestSeen: h.sequence,
     staleSlots: [],
     databaseAgrees: true,
     consistent: true,
@@ -244,6 +247,7 @@ export function reconcile(store: Store, pair: PairRecord, slots: SlotSet, opts: 
     source,
     ...(sourceSlot !== undefined ? { sourceSlot } : {}),
     sequence: state.sequence,
+    highestSeen: Math.max(highestSeen, state.sequence),
     staleSlots,
     databaseAgrees,
     consistent: databaseAgrees && staleSlots.length === 0,

@@ -108,7 +108,7 @@ export function* openPairSteps(store: Store, pair: PairRecord, opts: OpenPairOpt
     const reconciled = (opts.adopted && adoptedReconciliation(store, pair, slots, opts.adopted)) || reconcile(store, pair, slots, { write: true, log });
     yield 'reconcile';
     const index = yield* indexSteps(pair, reconciled.state);
-    const journal = new MetaJournal(store, pair, reconciled.state, slots, log);
+    const journal = new MetaJournal(store, pair, reconciled.state, slots, log, reconciled.highestSeen);
     const device = new RemapDevice(pair.name, main, spare, pair.blockSize, index, journal, {
       ...(opts.readRetries !== undefined ? { readRetries: opts.readRetries } : {}),
       onEvent: (line) => log(`remapfs: ${pair.name}: ${line}`),

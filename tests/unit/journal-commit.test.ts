@@ -12,6 +12,7 @@ import * as path from 'path';
 import { FaultDevice } from '../../lib/block/fault-device.js';
 import { MemoryDevice } from '../../lib/block/memory-device.js';
 import { SECTOR_BYTES, spareLayout } from '../../lib/format/layout.js';
+import { HEADER_CRC_OFFSET } from '../../lib/format/slot-codec.js';
 import { MetaJournal } from '../../lib/meta/journal.js';
 import { identityOf, reconcile } from '../../lib/meta/reconcile.js';
 import { SlotSet } from '../../lib/meta/slots.js';
@@ -40,8 +41,8 @@ function world(): { store: Store; pair: PairRecord; spareMem: MemoryDevice; main
 function open(w: ReturnType<typeof world>, main: FaultDevice | MemoryDevice, spare: FaultDevice | MemoryDevice, log: string[]) {
   const slots = new SlotSet(spare, spareLayout(SPARE_BYTES, B));
   const opened = reconcile(w.store, w.pair, slots, { write: true });
-  const journal = new MetaJournal(w.store, w.pair, opened.state, slots, (line) => log.push(line));
-  return { dev: new RemapDevice('j', main, spare, B, indexFromState(w.pair, opened.state), journal), journal, slots };
+  const journal = new MetaJournal(w.store, w.pair, opened.state, slots, (line) => log.push(line), opened.highestSeen);
+  return { dev: new RemapDevice('j', main, spare, B, indexFromState(w.pair, opened.state), journal), journal, slots, opened };
 }
 
 const fill = (byte: number) => Buffer.alloc(B, byte);
@@ -100,6 +101,23 @@ describe('MetaJournal once the database has committed', () => {
     pending(3); // an entry that is already there still changes
     const reopened = reconcile(w.store, w.pair, new SlotSet(w.spareMem, spareLayout(SPARE_BYTES, B)), { write: false });
     expect({ consistent: reopened.consistent, entries: reopened.state.entries.length }).toEqual({ consistent: true, entries: capacity });
+    w.store.close();
+  });
+});
+
+describe('sequence numbers after a torn copy', () => {
+  it('a copy whose header names a higher sequence but does not hold a table: the next change goes above it', () => {
+    const w = world();
+    const layout = spareLayout(SPARE_BYTES, B);
+    const slots = new SlotSet(w.spareMem, layout);
+    // Slot 0 torn mid-update by another database's change at sequence 9: its header decodes, its CRC does not hold.
+    const torn = new MetaState(identityOf(w.pair), layout, 9, []).header(0, 5);
+    torn.writeUInt32LE(torn.readUInt32LE(HEADER_CRC_OFFSET) ^ 1, HEADER_CRC_OFFSET);
+    w.spareMem.write(torn, slots.slotOffset(0));
+    const { journal } = open(w, w.mainMem, w.spareMem, []);
+    expect(journal.state.sequence).toBe(1); // the slots' table, which the database agrees with
+    journal.commitRemap({ mainBlock: 4, spareBlock: -1, reason: 'read-error', state: 'pending', lostSectors: 1, createdAt: 10 });
+    expect({ state: journal.state.sequence, database: w.store.pairs.metaSeq(w.pair.id) }).toEqual({ state: 10, database: 10 });
     w.store.close();
   });
 });
