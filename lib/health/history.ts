@@ -60,6 +60,8 @@ const SUMMARY_NUMBERS = ['startedAt', 'finishedAt', 'blocksScanned', 'bytesRead'
 const LATENCY_CLASSES = ['ok', 'warn', 'slow', 'critical'] as const;
 
 const count = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+/** A time in ms since the epoch: the scheduler's due times are fractional (an interval of 0.001 hours is 3.6 s). */
+const time = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER;
 const shown = (v: unknown): string => (typeof v === 'string' ? `"${excerpt(v)}"` : excerpt(String(v)));
 
 /** Why `v` (a parsed summary, or null) is not a ScanSummary, or undefined. */
@@ -90,9 +92,9 @@ export function scanStateProblem(r: ScanStateRow, virtualBlocks: number): { prob
     return fail(`max_block_scanned ${shown(r.maxBlockScanned)} is not a block of the device (-1 to ${virtualBlocks - 1})`);
   }
   if (!count(r.passesCompleted)) return fail(`passes_completed ${shown(r.passesCompleted)} is not a non-negative integer`);
-  if (!count(r.nextDueAt)) return fail(`next_due_at ${shown(r.nextDueAt)} is not a non-negative integer`);
-  if (r.passStartedAt !== null && !count(r.passStartedAt)) return fail(`pass_started_at ${shown(r.passStartedAt)} is not a time`);
-  if (r.lastPassFinishedAt !== null && !count(r.lastPassFinishedAt)) return fail(`last_pass_finished_at ${shown(r.lastPassFinishedAt)} is not a time`);
+  if (!time(r.nextDueAt)) return fail(`next_due_at ${shown(r.nextDueAt)} is not a time`);
+  if (r.passStartedAt !== null && !time(r.passStartedAt)) return fail(`pass_started_at ${shown(r.passStartedAt)} is not a time`);
+  if (r.lastPassFinishedAt !== null && !time(r.lastPassFinishedAt)) return fail(`last_pass_finished_at ${shown(r.lastPassFinishedAt)} is not a time`);
   if (r.summaries === null) return { summaries: { last: null, current: null } };
   if (typeof r.summaries !== 'string') return fail('last_summary is not text');
   if (r.summaries.length > MAX_SUMMARY_JSON) return fail(`last_summary is ${r.summaries.length} characters long (at most ${MAX_SUMMARY_JSON})`);

@@ -12,6 +12,8 @@ import Database from 'better-sqlite3';
 import { excerpt } from '../../lib/errors.js';
 import { parseBadblocks, parseMapfile } from '../../lib/rescue/mapfile.js';
 import { type NewPair, type PairRecord, Store } from '../../lib/store/db.js';
+import { scanStateProblem } from '../../lib/health/history.js';
+import type { ScanStateRow } from '../../lib/store/db.js';
 
 // 1 GiB main and 64 MiB spare in 4 KiB blocks: 262144 main blocks, 16384 spare blocks, 8 sectors a block.
 const PAIR: NewPair = { name: 'p', uuid: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', mainPath: '/dev/a', sparePath: '/dev/b', blockSize: 4096, mainBytes: 1 << 30, spareBytes: 1 << 26, createdAt: 1000, metaSeq: 3 };
@@ -131,5 +133,24 @@ describe('parsers quote input printably, with line numbers', () => {
     expect(() => parseBadblocks('1\n99999999999999999999999\n', 1024)).toThrow(/^line 2: block number 99999999999999999999999 is out of range/);
     expect(() => parseBadblocks('1\n16\n', 1024, 32)).toThrow(/^line 2: block 16 \(of 1024 bytes\) lies outside the device \(16 such blocks\)$/);
     expect(parseBadblocks('15\n', 1024, 32)).toEqual([30, 31]);
+  });
+});
+
+describe('scan_state rows (scanStateProblem)', () => {
+  const good: ScanStateRow = { cursorBlock: 10, passStartedAt: 1_700_000_000_000, passesCompleted: 1, lastPassFinishedAt: 1_700_000_000_500, maxBlockScanned: 4095, nextDueAt: 1_700_003_600_000, summaries: null };
+
+  it('accepts what the scanner writes, due times with a fraction of a millisecond included', () => {
+    // scanIntervalHours=0.001 and the like make the next due time fractional; such a row is the scanner's own.
+    expect(scanStateProblem({ ...good, nextDueAt: 1_796_466_302_188.6365 }, 4096)).toEqual({ summaries: { last: null, current: null } });
+  });
+
+  it.each<[string, Partial<ScanStateRow>, RegExp]>([
+    ['a cursor past the device', { cursorBlock: 4097 }, /cursor_block 4097 is not a block of the device \(0 to 4096\)/],
+    ['a negative due time', { nextDueAt: -1 }, /next_due_at -1 is not a time/],
+    ['a due time that is not a number', { nextDueAt: Number.NaN }, /next_due_at NaN is not a time/],
+    ['summaries that are not JSON', { summaries: '{garbage' }, /last_summary is not valid JSON/],
+  ])('refuses %s', (_what, change, want) => {
+    const r = scanStateProblem({ ...good, ...change }, 4096);
+    expect('problem' in r ? r.problem : '').toMatch(want);
   });
 });
