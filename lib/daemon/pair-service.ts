@@ -3,6 +3,7 @@
  * in memory, persisted on change), its background scanner, and the live
  * control files under `.remapfs/<name>/`.
  */
+import * as crypto from 'crypto';
 import type { PairRuntime } from '../pair/pair.js';
 import type { Store } from '../store/db.js';
 import type { ControlFile } from '../fs/ops.js';
@@ -14,6 +15,7 @@ import { ScanScheduler } from '../health/scheduler.js';
 import { labelBlockOf } from '../format/label-codec.js';
 import type { BlockDevice } from '../block/device.js';
 import { EvacTracking } from '../remap/evac-tracking.js';
+import { RemapfsError } from '../errors.js';
 
 export class PairService {
   config: PairConfig;
@@ -21,6 +23,8 @@ export class PairService {
   readonly scheduler: ScanScheduler;
   /** Stacked over the served device while an evacuation copies (the 'track' operation). */
   private tracking: EvacTracking | undefined;
+  /** Names the tracking in force; random, so a token from before a daemon restart names nothing. */
+  private trackingToken = 0;
   /** The FUSE engine serving the pair and its own counters (set by the daemon once mounted). */
   engineInfo: () => object = () => ({});
 
@@ -54,20 +58,29 @@ export class PairService {
 
   /**
    * The evacuation's write tracking: 'start' stacks EvacTracking over the
-   * device and serves it through `serve`, 'take' returns (and forgets) the
-   * blocks written since, 'stop' serves the bare device again.
+   * device, serves it through `serve` and returns [its token]; 'take' returns
+   * (and forgets) the blocks written since; 'stop' serves the bare device
+   * again. A start replaces a tracking left by an evacuation that never
+   * stopped (killed); its owner's next take or stop is then refused, as is
+   * any token after a daemon restart, so no evacuation takes "nothing was
+   * written" from a tracking that is not its own.
    */
-  track(action: 'start' | 'take' | 'stop', serve: (device: BlockDevice) => void): number[] {
+  track(action: 'start' | 'take' | 'stop', token: number, serve: (device: BlockDevice) => void): number[] {
     if (action === 'start') {
       this.tracking?.remove();
       this.tracking = new EvacTracking(this.rt.device);
+      this.trackingToken = crypto.randomInt(1, 2 ** 47);
       serve(this.tracking);
-    } else if (action === 'stop' && this.tracking) {
-      this.tracking.remove();
-      this.tracking = undefined;
-      serve(this.rt.device);
+      return [this.trackingToken];
     }
-    return action === 'take' ? (this.tracking?.take() ?? []) : [];
+    if (!this.tracking || token !== this.trackingToken) {
+      throw new RemapfsError('track writes of', this.name, 'this evacuation\'s write tracking has ended (another evacuation of the pair started, or the daemon restarted)', 'run evacuate again: it resumes and checks what it copied');
+    }
+    if (action === 'take') return this.tracking.take();
+    this.tracking.remove();
+    this.tracking = undefined;
+    serve(this.rt.device);
+    return [];
   }
 
   /** Validates, applies at once and persists; returns the settings in force. */

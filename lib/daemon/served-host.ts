@@ -50,7 +50,7 @@ export function servedHost(svc: PairService, d: ServingDaemon): PairHost {
       return scanStatusOf(svc.scanner);
     },
     scanStatus: () => scanStatusOf(svc.scanner),
-    track: (action) => svc.track(action, (device) => d.serveDevice(svc.name, device)),
+    track: (action, token) => svc.track(action, token, (device) => d.serveDevice(svc.name, device)),
     live: () => ({
       database: store.lost ? `${store.lost} (${store.path}); metadata changes refused` : 'ok',
       mounted: true,

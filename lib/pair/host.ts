@@ -42,10 +42,13 @@ export interface PairHost {
   scanStatus(): ScanStatus;
   /**
    * Tracking of written blocks for an evacuation (served only): start stacks
-   * the tracking layer, take returns the blocks written since the last take
-   * (ascending), stop removes it.
+   * the tracking layer and returns [its token]; take returns the blocks
+   * written since the last take (ascending); stop removes it. take and stop
+   * name the token, and a token that is not the tracking in force (another
+   * start replaced it, or the daemon restarted) is refused, never answered
+   * with "nothing written".
    */
-  track(action: TrackAction): number[];
+  track(action: TrackAction, token: number): number[];
   /** What only a serving daemon knows (counters, handles, mount point); {} in-process. */
   live(): Partial<PairStatus>;
 }

@@ -14,7 +14,7 @@ import { healthReport } from '../health/report.js';
 import { importBadSectors } from '../rescue/bad-sectors.js';
 import { type PairStatus, pairStatus, remapSectors, TRACK_ACTIONS } from './ops.js';
 import type { PairHost } from './host.js';
-import { badRequest, booleanField, countsField, isObject, objectField, oneOfField, stringField } from './request-fields.js';
+import { badRequest, booleanField, countField, countsField, isObject, objectField, oneOfField, stringField } from './request-fields.js';
 
 export interface PairOperation<A, R> {
   /** Fields of the request besides op and pair. */
@@ -57,7 +57,7 @@ export const PAIR_OPERATIONS = {
   scan: op({ fields: ['restart'], parse: (r, o) => ({ restart: booleanField(o, r, 'restart') }), run: (h, a) => h.requestScan(a.restart) }),
   'scan-status': op({ fields: [], parse: none, run: (h) => h.scanStatus() }),
   health: op({ fields: [], parse: none, run: (h) => healthReport(h.store, h.record) }),
-  track: op({ fields: ['action'], parse: (r, o) => ({ action: oneOfField(o, r, 'action', TRACK_ACTIONS) }), run: (h, a) => h.track(a.action), servedOnly: true }),
+  track: op({ fields: ['action', 'token'], parse: (r, o) => ({ action: oneOfField(o, r, 'action', TRACK_ACTIONS), token: countField(o, r, 'token', 0) }), run: (h, a) => h.track(a.action, a.token), servedOnly: true }),
   'import-bad': op({ fields: ['sectors'], parse: (r, o) => ({ sectors: countsField(o, r, 'sectors') }), run: (h, a) => importBadSectors(h.runtime().device, a.sectors), timeoutMs: 600000 }),
 };
 

@@ -38,6 +38,14 @@ export function countsField(op: string, raw: Record<string, unknown>, name: stri
   return v as number[];
 }
 
+/** A non-negative safe integer; `fallback` when the field is absent. */
+export function countField(op: string, raw: Record<string, unknown>, name: string, fallback?: number): number {
+  const v = raw[name];
+  if (v === undefined && fallback !== undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw badRequest(op, `"${name}" must be a non-negative integer`);
+  return v;
+}
+
 export function oneOfField<T extends string>(op: string, raw: Record<string, unknown>, name: string, choices: readonly T[]): T {
   const v = raw[name];
   if (typeof v !== 'string' || !(choices as readonly string[]).includes(v)) throw badRequest(op, `"${name}" must be one of ${choices.join(', ')}`);

@@ -137,14 +137,30 @@ describe('PairOps transports', () => {
 
   it('tracking written blocks needs a serving daemon', async () => {
     const a = makePair('a');
-    await expect(pairOps(localTransport(store, a)).track({ action: 'start' })).rejects.toThrow(/^track a: only a daemon serving the pair can do this/);
+    await expect(pairOps(localTransport(store, a)).track({ action: 'start', token: 0 })).rejects.toThrow(/^track a: only a daemon serving the pair can do this/);
     const { ops } = await serveOps(a);
-    expect(await ops.track({ action: 'start' })).toEqual([]);
+    const [token] = await ops.track({ action: 'start', token: 0 });
+    expect(token).toBeGreaterThan(0);
     expect(servedFile).not.toBe(served?.device); // the tracking layer is served
     servedFile?.write(Buffer.alloc(8192, 1), 3 * 4096);
-    expect(await ops.track({ action: 'take' })).toEqual([3, 4]);
-    expect(await ops.track({ action: 'stop' })).toEqual([]);
+    expect(await ops.track({ action: 'take', token: token as number })).toEqual([3, 4]);
+    expect(await ops.track({ action: 'stop', token: token as number })).toEqual([]);
     expect(servedFile).toBe(served?.device); // and the pair's own device again after stop
+  });
+
+  it("an evacuation's tracking replaced by another's (or gone with a daemon restart) is refused, never taken as nothing written", async () => {
+    const a = makePair('a');
+    const { ops } = await serveOps(a);
+    const [first] = await ops.track({ action: 'start', token: 0 });
+    servedFile?.write(Buffer.alloc(4096, 1), 5 * 4096);
+    const [second] = await ops.track({ action: 'start', token: 0 });
+    expect(second).not.toBe(first);
+    await expect(ops.track({ action: 'take', token: first as number })).rejects.toThrow(/^track writes of a: this evacuation's write tracking has ended \(another evacuation of the pair started, or the daemon restarted\) \(run evacuate again/);
+    await expect(ops.track({ action: 'take', token: 0 })).rejects.toThrow(/tracking has ended/);
+    servedFile?.write(Buffer.alloc(4096, 1), 6 * 4096);
+    expect(await ops.track({ action: 'take', token: second as number })).toEqual([6]);
+    expect(await ops.track({ action: 'stop', token: second as number })).toEqual([]);
+    await expect(ops.track({ action: 'take', token: second as number })).rejects.toThrow(/tracking has ended/);
   });
 
   describe('a malformed request off the socket', () => {
