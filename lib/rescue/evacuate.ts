@@ -8,7 +8,14 @@
  *   pass 2  read failed areas sector by sector, each with `retries` extra
  *           attempts; a sector that still fails is bad ('-'), the rest '+';
  *   catch-up (through a running daemon) copy again every block written since
- *           the copy began, round after round, until a round finds none.
+ *           the copy began, round after round, until a round finds none;
+ *           after MAX_ROUNDS rounds that all found some, it stops with an
+ *           error (the mapfile saved), never with a copy it calls finished.
+ *
+ * A resumed run first compares every finished ('+') chunk with the source
+ * and copies again what differs: the pair may have been written between the
+ * runs, and the run before may have stopped owing a catch-up. Nothing in the
+ * mapfile can say that, so the target is what is checked.
  *
  * The mapfile is saved every 2 seconds and at the end (atomically), after the
  * data it describes was written, so an interrupted evacuation resumes where
@@ -31,6 +38,8 @@ import { errnoCodeOf, RemapfsError } from '../errors.js';
 
 const CHUNK_BYTES = 1024 * 1024;
 const SAVE_EVERY_MS = 2000;
+/** Catch-up rounds before an evacuation under writes that never stop gives up (with an error). */
+export const MAX_ROUNDS = 20;
 
 export interface DirtyTracker {
   start(): Promise<void>;
@@ -54,6 +63,8 @@ export interface EvacuateOptions {
 export interface EvacuateResult {
   sizeBytes: number;
   copiedBytes: number;
+  /** Resumed: bytes of finished chunks that differed from the source and were copied again. */
+  refreshedBytes: number;
   badSectors: number[];
   catchUpRounds: number;
   recopiedBlocks: number;
@@ -93,7 +104,40 @@ export async function evacuate(o: EvacuateOptions): Promise<EvacuateResult> {
   const buf = Buffer.alloc(CHUNK_BYTES);
   let copied = 0;
   if (o.tracker) await o.tracker.start();
+  let refreshed = 0;
   try {
+    // Resumed: finished chunks that no longer equal the source are copied again (the design note).
+    if (resumed) {
+      const theirs = Buffer.alloc(CHUNK_BYTES);
+      for (const area of map.withStatus('+')) {
+        for (let off = area.pos; off < area.pos + area.size; ) {
+          const len = Math.min(CHUNK_BYTES - (off % CHUNK_BYTES), area.pos + area.size - off);
+          const view = buf.subarray(0, len);
+          pos = off;
+          try {
+            o.source.read(view, off);
+          } catch (err) {
+            if (!isDiskError(err)) throw err;
+            map.set(off, len, '*'); // pass 2 reads it sector by sector
+            off += len;
+            continue;
+          }
+          let same = false;
+          try {
+            o.target.read(theirs.subarray(0, len), off);
+            same = theirs.subarray(0, len).equals(view);
+          } catch (err) {
+            if (!isDiskError(err)) throw err;
+          }
+          if (!same) {
+            o.target.write(view, off);
+            refreshed += len;
+          }
+          off += len;
+          save('+');
+        }
+      }
+    }
     // Pass 1: copy.
     for (const area of map.withStatus('?')) {
       for (let off = area.pos; off < area.pos + area.size; ) {
@@ -147,9 +191,14 @@ export async function evacuate(o: EvacuateOptions): Promise<EvacuateResult> {
     if (o.tracker) {
       const bs = o.tracker.blockSize;
       const block = Buffer.alloc(bs);
-      for (; rounds < 20; rounds++) {
+      for (; ; rounds++) {
         const dirty = await o.tracker.take();
         if (dirty.length === 0) break;
+        if (rounds === MAX_ROUNDS) {
+          pos = size;
+          save('+', true);
+          throw new RemapfsError('evacuate', o.mapfilePath, `writes did not stop: ${dirty.length} blocks written during the last of ${MAX_ROUNDS} catch-up rounds are not on the target`, 'run evacuate again when the pair is quieter (it resumes and checks what it copied), or stop its writers');
+        }
         for (const b of dirty) {
           const off = b * bs;
           try {
@@ -178,7 +227,7 @@ export async function evacuate(o: EvacuateOptions): Promise<EvacuateResult> {
     save('+', true);
     const badSectors: number[] = [];
     for (const a of map.withStatus('-')) for (let s = a.pos / SECTOR_BYTES; s < (a.pos + a.size) / SECTOR_BYTES; s++) badSectors.push(s);
-    return { sizeBytes: size, copiedBytes: copied, badSectors, catchUpRounds: rounds, recopiedBlocks: recopied, resumed };
+    return { sizeBytes: size, copiedBytes: copied, refreshedBytes: refreshed, badSectors, catchUpRounds: rounds, recopiedBlocks: recopied, resumed };
   } finally {
     if (o.tracker) await o.tracker.stop().catch(() => undefined);
   }

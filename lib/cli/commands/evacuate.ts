@@ -62,11 +62,12 @@ export const evacuateCommand: CommandModule<object, Args> = {
         // Through the daemon, so the copy sees what users write; O_DIRECT: no page cache in between.
         source = FileDevice.open(path.join(daemon.mountpoint, pair.name), { mode: 'direct', readOnly: true });
         const ops = pairOps(socketTransport(daemon.socket, pair.name));
+        let token = 0; // names this run's tracking (pair-service.ts)
         tracker = {
           blockSize: pair.blockSize,
-          start: async () => void (await ops.track({ action: 'start' })),
-          take: () => ops.track({ action: 'take' }),
-          stop: async () => void (await ops.track({ action: 'stop' })),
+          start: async () => void ([token = 0] = await ops.track({ action: 'start', token: 0 })),
+          take: () => ops.track({ action: 'take', token }),
+          stop: async () => void (await ops.track({ action: 'stop', token })),
         };
       } else {
         rt = openPair(store, pair, { lockWaitMs: CLI_LOCK_WAIT_MS });
@@ -109,6 +110,7 @@ export const evacuateCommand: CommandModule<object, Args> = {
           mapfile: mapfilePath,
           sizeBytes: size,
           copiedBytes: r.copiedBytes,
+          refreshedBytes: r.refreshedBytes,
           badSectors: r.badSectors.length,
           resumed: r.resumed,
           throughDaemon: !!daemon,
@@ -119,7 +121,7 @@ export const evacuateCommand: CommandModule<object, Args> = {
         if (argv.json) printJson(summary);
         else {
           process.stdout.write(
-            `evacuated ${pair.name} to ${to}: ${r.badSectors.length} unreadable sectors (listed as - in ${mapfilePath})${r.resumed ? ', resumed' : ''}` +
+            `evacuated ${pair.name} to ${to}: ${r.badSectors.length} unreadable sectors (listed as - in ${mapfilePath})${r.resumed ? `, resumed (${r.refreshedBytes} bytes that had changed copied again)` : ''}` +
               `${daemon ? `, ${r.recopiedBlocks} blocks written during the copy copied again` : ''}${argv.verify ? (mismatches.length ? `; VERIFY FAILED at ${mismatches.length} chunks` : '; verified') : ''}\n`,
           );
         }
