@@ -83,7 +83,11 @@ export function lockHolder(p: string): Holder {
       const bin = args.findIndex((a) => /remapfs(\.js)?$/.test(a));
       const command = bin >= 0 ? args.slice(bin) : args;
       const shown = command.map((a) => (a.length > 60 ? `...${a.slice(-57)}` : a)).slice(0, 4).join(' ');
-      const serving = bin >= 0 && ['mount', 'simulate'].includes(args[bin + 1] ?? '');
+      // The command is the first argument after the program that is not an option or an option's value (--db X).
+      const rest = bin >= 0 ? args.slice(bin + 1) : [];
+      let i = 0;
+      while (i < rest.length && rest[i]?.startsWith('-')) i += rest[i]?.includes('=') || rest[i] === '--' ? 1 : 2;
+      const serving = bin >= 0 && ['mount', 'simulate'].includes(rest[i] ?? '');
       return { text: `pid ${pid}${shown ? ` (${shown})` : ''}`, serving };
     }
   } catch {

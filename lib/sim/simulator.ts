@@ -7,6 +7,7 @@
  */
 import * as path from 'path';
 import { FaultDevice } from '../block/fault-device.js';
+import { DeviceLock } from '../block/device-lock.js';
 import { FileDevice, type OpenMode } from '../block/file-device.js';
 import { SECTOR_BYTES } from '../format/layout.js';
 import { RemapfsError } from '../errors.js';
@@ -39,7 +40,15 @@ export class Simulator {
     this.image = path.resolve(image);
     this.mountpoint = path.resolve(mountpoint);
     const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
-    const base = FileDevice.open(this.image, { mode: opts.mode ?? 'auto' });
+    // It writes the image: held like a pair's device, so no daemon or command writes it meanwhile (nor it theirs).
+    const lock = DeviceLock.acquire([this.image], { op: 'simulate', object: this.image, waitMs: 0 });
+    let base: FileDevice;
+    try {
+      base = FileDevice.open(this.image, { mode: opts.mode ?? 'auto' });
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
     this.fault = new FaultDevice(base, 'simulated disk');
     this.served = new ServedMount({
       mountpoint: this.mountpoint,
@@ -56,6 +65,7 @@ export class Simulator {
           log(`remapfs: flush ${this.image}: ${err instanceof Error ? err.message : String(err)}`);
         }
         this.fault.close();
+        lock.release();
       },
     });
   }
