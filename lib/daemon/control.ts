@@ -67,6 +67,9 @@ export function socketPathFor(mountpoint: string): string {
   return path.join(dir, `${hash}.sock`);
 }
 
+/** The longest request line the daemon reads (an import-bad of a long list fits); a longer one is refused. */
+export const MAX_REQUEST_BYTES = 64 * 1024 * 1024;
+
 export function serve(socketPath: string, handle: (req: ControlRequest) => unknown): Promise<net.Server> {
   fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
   try {
@@ -74,19 +77,20 @@ export function serve(socketPath: string, handle: (req: ControlRequest) => unkno
   } catch {
     // none left over
   }
+  // One request per connection: its line is gathered as Buffers (each chunk searched once), at most
+  // MAX_REQUEST_BYTES of it; what comes after its newline (or past the bound) is read and dropped.
   const server = net.createServer((conn) => {
-    let data = '';
-    conn.setEncoding('utf8');
-    const onData = async (chunk: string): Promise<void> => {
-      data += chunk;
-      const nl = data.indexOf('\n');
-      if (nl < 0) return;
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let taken = false;
+    const answer = async (line: string | undefined): Promise<void> => {
       let reply: ControlReply;
       let req: ControlRequest | undefined;
       try {
+        if (line === undefined) throw badRequest('', `the request is longer than ${MAX_REQUEST_BYTES} bytes`);
         let raw: unknown;
         try {
-          raw = JSON.parse(data.slice(0, nl));
+          raw = JSON.parse(line);
         } catch {
           throw badRequest('', 'not one JSON object');
         }
@@ -97,7 +101,22 @@ export function serve(socketPath: string, handle: (req: ControlRequest) => unkno
       }
       conn.end(JSON.stringify(reply) + '\n');
     };
-    conn.on('data', (chunk: string) => void onData(chunk));
+    conn.on('data', (chunk: Buffer) => {
+      if (taken) return;
+      const nl = chunk.indexOf(10);
+      const part = nl < 0 ? chunk : chunk.subarray(0, nl);
+      bytes += part.length;
+      if (bytes > MAX_REQUEST_BYTES) {
+        taken = true;
+        chunks.length = 0;
+        void answer(undefined);
+        return;
+      }
+      chunks.push(part);
+      if (nl < 0) return;
+      taken = true;
+      void answer(Buffer.concat(chunks, bytes).toString('utf8'));
+    });
     conn.on('error', () => undefined);
   });
   return new Promise((resolve, reject) => {

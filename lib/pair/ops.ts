@@ -16,6 +16,12 @@ export interface SectorRemap extends RemapResult {
   sector: number;
 }
 
+/**
+ * Blocks one manual remap may name. Each is copied, flushed and committed on the daemon's event loop (about
+ * 15 ms each on a disk), so a bound keeps one request from stalling every other for minutes.
+ */
+export const MAX_REMAP_BLOCKS = 1024;
+
 /** Manual remap of the blocks holding `sectors`; each block's data is copied to the spare first. */
 export function remapSectors(rt: PairRuntime, sectors: readonly number[]): SectorRemap[] {
   const perBlock = rt.record.blockSize / SECTOR_BYTES;
@@ -24,6 +30,15 @@ export function remapSectors(rt: PairRuntime, sectors: readonly number[]): Secto
     if (!Number.isSafeInteger(s) || s < 0 || s >= totalSectors) {
       throw new RemapfsError('remap', `sector ${s} of ${rt.record.name}`, `outside the device (sectors 0 to ${totalSectors - 1})`);
     }
+  }
+  // Checked before anything moves: the count, and room on the spare for the blocks not remapped yet.
+  const blocks = new Set(sectors.map((s) => Math.floor(s / perBlock)));
+  if (blocks.size > MAX_REMAP_BLOCKS) {
+    throw new RemapfsError('remap', rt.record.name, `${blocks.size} blocks named; one remap takes at most ${MAX_REMAP_BLOCKS}`, 'split the list, or use "remapfs import-bad" for a long one');
+  }
+  const needed = [...blocks].filter((b) => rt.device.index.spareBlockOf(b) < 0).length;
+  if (needed > rt.device.index.freeSpareBlocks) {
+    throw new RemapfsError('remap', rt.record.name, `${needed} blocks need a spare block, but only ${rt.device.index.freeSpareBlocks} are free`, 'nothing was changed; a bigger spare ("remapfs evacuate" to a new pair) makes room');
   }
   const out: SectorRemap[] = [];
   const done = new Map<number, RemapResult>();

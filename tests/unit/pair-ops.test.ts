@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { Server } from 'net';
 import { DeviceLock } from '../../lib/block/device-lock.js';
-import { request, serve, socketTransport } from '../../lib/daemon/control.js';
+import { MAX_REQUEST_BYTES, request, serve, socketTransport } from '../../lib/daemon/control.js';
 import { PairService } from '../../lib/daemon/pair-service.js';
 import { dispatch, servedHost, unservedHost } from '../../lib/daemon/served-host.js';
 import type { BlockDevice } from '../../lib/block/device.js';
@@ -18,6 +18,7 @@ import { createPair, planPair } from '../../lib/pair/create.js';
 import { localTransport } from '../../lib/pair/local.js';
 import { pairOps, type PairOps } from '../../lib/pair/operations.js';
 import { openPair, type PairRuntime } from '../../lib/pair/pair.js';
+import { MAX_REMAP_BLOCKS } from '../../lib/pair/ops.js';
 import { type PairRecord, Store } from '../../lib/store/db.js';
 
 const MAIN_BYTES = 4 * 1048576;
@@ -213,5 +214,45 @@ describe('PairOps transports', () => {
       });
       expect(JSON.parse(reply)).toEqual({ ok: false, error: { op: 'control', object: 'request', message: 'not one JSON object', hint: 'the CLI and the daemon must be the same remapfs version' } });
     });
+
+    it('a line longer than the bound is refused without being read to its end', async () => {
+      const a = makePair('a');
+      const { socket } = await serveOps(a);
+      const net = await import('net');
+      const reply = await new Promise<string>((resolve, reject) => {
+        const conn = net.connect(socket);
+        let data = '';
+        conn.setEncoding('utf8');
+        const spaces = Buffer.alloc(1 << 20, 0x20);
+        let sent = 0;
+        const more = (): void => {
+          // Spaces and no newline, past the bound; stops once the daemon has answered.
+          while (sent <= MAX_REQUEST_BYTES && !data) {
+            sent += spaces.length;
+            if (!conn.write(spaces)) break;
+          }
+        };
+        conn.on('connect', more);
+        conn.on('drain', more);
+        conn.on('data', (c: string) => {
+          data += c;
+          if (data.endsWith('\n')) conn.destroy();
+          resolve(data);
+        });
+        conn.on('error', reject);
+      });
+      expect(JSON.parse(reply)).toMatchObject({ ok: false, error: { op: 'control', object: 'request', message: `the request is longer than ${MAX_REQUEST_BYTES} bytes` } });
+    });
+  });
+
+  it('a remap naming more blocks than one takes, or than the spare has free, is refused before anything moves', async () => {
+    const a = makePair('a');
+    const { ops } = await serveOps(a);
+    const before = store.remaps.list(a.id);
+    const blocks = (n: number) => Array.from({ length: n }, (_, i) => i * 8);
+    const free = served?.device.index.freeSpareBlocks ?? 0;
+    expect(free).toBeLessThan(MAX_REMAP_BLOCKS); // this pair's device has fewer blocks than one remap may name
+    await expect(ops.remap({ sectors: blocks(free + 1) })).rejects.toThrow(new RegExp(`^remap a: ${free + 1} blocks need a spare block, but only ${free} are free`));
+    expect(store.remaps.list(a.id)).toEqual(before);
   });
 });
