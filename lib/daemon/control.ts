@@ -70,8 +70,26 @@ export function socketPathFor(mountpoint: string): string {
 /** The longest request line the daemon reads (an import-bad of a long list fits); a longer one is refused. */
 export const MAX_REQUEST_BYTES = 64 * 1024 * 1024;
 
+/**
+ * The sockets' directory is made 0700; one that is there already must be a real directory of this user that
+ * nobody else may write, or another user could plant or swap a daemon's socket (the directory is shared).
+ */
+function checkSocketDir(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = fs.lstatSync(dir);
+  const uid = process.getuid?.() ?? st.uid;
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) {
+    const what = !st.isDirectory() ? 'is not a directory' : st.uid !== uid ? `belongs to uid ${st.uid}` : `may be written by others (mode ${(st.mode & 0o777).toString(8)})`;
+    throw new RemapfsError('serve control socket in', dir, what, `remove it (remapfs makes it 0700), or fix its owner and mode`);
+  }
+}
+
 export function serve(socketPath: string, handle: (req: ControlRequest) => unknown): Promise<net.Server> {
-  fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
+  try {
+    checkSocketDir(path.dirname(socketPath));
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  }
   try {
     fs.unlinkSync(socketPath);
   } catch {

@@ -256,3 +256,25 @@ describe('PairOps transports', () => {
     expect(store.remaps.list(a.id)).toEqual(before);
   });
 });
+
+describe("the control sockets' directory", () => {
+  it('a directory others may write, or a symlink, is refused before anything listens there', async () => {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'remapfs-sockdir-'));
+    try {
+      const open = path.join(base, 'open');
+      fs.mkdirSync(open, { mode: 0o777 });
+      fs.chmodSync(open, 0o777);
+      await expect(serve(path.join(open, 'x.sock'), () => 1)).rejects.toThrow(/^serve control socket in .*open: may be written by others \(mode 777\)/);
+      const link = path.join(base, 'link');
+      fs.symlinkSync(open, link);
+      await expect(serve(path.join(link, 'x.sock'), () => 1)).rejects.toThrow(/^serve control socket in .*link: is not a directory/);
+      expect(fs.readdirSync(open)).toEqual([]);
+      const good = path.join(base, 'good');
+      const server = await serve(path.join(good, 'x.sock'), () => 1);
+      server.close();
+      expect(fs.statSync(good).mode & 0o777).toBe(0o700);
+    } finally {
+      fs.rmSync(base, { recursive: true, force: true });
+    }
+  });
+});
