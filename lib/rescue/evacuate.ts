@@ -33,7 +33,7 @@ import { readTextBounded } from '../fsutil/read-bounded.js';
 import { SECTOR_BYTES } from '../format/layout.js';
 import type { BlockDevice } from '../block/device.js';
 import { isDiskError } from '../block/disk-error.js';
-import { AreaMap, formatMapfile, parseMapfile } from './mapfile.js';
+import { AreaMap, type AreaStatus, formatMapfile, parseMapfile } from './mapfile.js';
 import { errnoCodeOf, RemapfsError } from '../errors.js';
 
 const CHUNK_BYTES = 1024 * 1024;
@@ -109,54 +109,45 @@ export async function evacuate(o: EvacuateOptions): Promise<EvacuateResult> {
     // Resumed: finished chunks that no longer equal the source are copied again (the design note).
     if (resumed) {
       const theirs = Buffer.alloc(CHUNK_BYTES);
-      for (const area of map.withStatus('+')) {
-        for (let off = area.pos; off < area.pos + area.size; ) {
-          const len = Math.min(CHUNK_BYTES - (off % CHUNK_BYTES), area.pos + area.size - off);
-          const view = buf.subarray(0, len);
-          pos = off;
-          try {
-            o.source.read(view, off);
-          } catch (err) {
-            if (!isDiskError(err)) throw err;
-            map.set(off, len, '*'); // pass 2 reads it sector by sector
-            off += len;
-            continue;
-          }
-          let same = false;
-          try {
-            o.target.read(theirs.subarray(0, len), off);
-            same = theirs.subarray(0, len).equals(view);
-          } catch (err) {
-            if (!isDiskError(err)) throw err;
-          }
-          if (!same) {
-            o.target.write(view, off);
-            refreshed += len;
-          }
-          off += len;
-          save('+');
-        }
-      }
-    }
-    // Pass 1: copy.
-    for (const area of map.withStatus('?')) {
-      for (let off = area.pos; off < area.pos + area.size; ) {
-        const len = Math.min(CHUNK_BYTES - (off % CHUNK_BYTES), area.pos + area.size - off);
+      for (const { off, len } of chunksOf(map, '+')) {
         const view = buf.subarray(0, len);
         pos = off;
         try {
           o.source.read(view, off);
-          o.target.write(view, off);
-          map.set(off, len, '+');
-          copied += len;
         } catch (err) {
           if (!isDiskError(err)) throw err;
-          map.set(off, len, '*');
+          map.set(off, len, '*'); // pass 2 reads it sector by sector
+          continue;
         }
-        off += len;
-        progress();
-        save('?');
+        let same = false;
+        try {
+          o.target.read(theirs.subarray(0, len), off);
+          same = theirs.subarray(0, len).equals(view);
+        } catch (err) {
+          if (!isDiskError(err)) throw err;
+        }
+        if (!same) {
+          o.target.write(view, off);
+          refreshed += len;
+        }
+        save('+');
       }
+    }
+    // Pass 1: copy.
+    for (const { off, len } of chunksOf(map, '?')) {
+      const view = buf.subarray(0, len);
+      pos = off;
+      try {
+        o.source.read(view, off);
+        o.target.write(view, off);
+        map.set(off, len, '+');
+        copied += len;
+      } catch (err) {
+        if (!isDiskError(err)) throw err;
+        map.set(off, len, '*');
+      }
+      progress();
+      save('?');
     }
     // Pass 2: sector by sector through what failed.
     pass = 2;
@@ -230,6 +221,17 @@ export async function evacuate(o: EvacuateOptions): Promise<EvacuateResult> {
     return { sizeBytes: size, copiedBytes: copied, refreshedBytes: refreshed, badSectors, catchUpRounds: rounds, recopiedBlocks: recopied, resumed };
   } finally {
     if (o.tracker) await o.tracker.stop().catch(() => undefined);
+  }
+}
+
+/** The chunks of the areas that have `status` now: pieces of an area, none across a CHUNK_BYTES boundary. */
+function* chunksOf(map: AreaMap, status: AreaStatus): Generator<{ off: number; len: number }> {
+  for (const area of map.withStatus(status)) {
+    for (let off = area.pos; off < area.pos + area.size; ) {
+      const len = Math.min(CHUNK_BYTES - (off % CHUNK_BYTES), area.pos + area.size - off);
+      yield { off, len };
+      off += len;
+    }
   }
 }
 

@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import type { Server } from 'net';
+import type { Server, Socket } from 'net';
 import { DeviceLock } from '../../lib/block/device-lock.js';
 import { MAX_REQUEST_BYTES, request, serve, socketTransport } from '../../lib/daemon/control.js';
 import { PairService } from '../../lib/daemon/pair-service.js';
@@ -199,47 +199,46 @@ describe('PairOps transports', () => {
       expect({ remaps: store.remaps.list(a.id), seq: served?.journal.state.sequence, config: { ...svc?.config } }).toEqual(before);
     });
 
-    it('a line that is not JSON is refused', async () => {
-      const a = makePair('a');
-      const { socket } = await serveOps(a);
+    /** The daemon's reply line to what `send` writes on a raw connection (the connection is closed once it came). */
+    async function rawReply(socket: string, send: (conn: Socket, answered: () => boolean) => void): Promise<string> {
       const net = await import('net');
-      const reply = await new Promise<string>((resolve, reject) => {
+      return new Promise<string>((resolve, reject) => {
         const conn = net.connect(socket);
         let data = '';
         conn.setEncoding('utf8');
-        conn.on('connect', () => conn.write('{"op": "remap", "pair": \n'));
-        conn.on('data', (c: string) => (data += c));
-        conn.on('end', () => resolve(data));
+        conn.on('connect', () => send(conn, () => data !== ''));
+        conn.on('data', (c: string) => {
+          data += c;
+          if (!data.endsWith('\n')) return;
+          conn.destroy();
+          resolve(data);
+        });
         conn.on('error', reject);
       });
+    }
+
+    it('a line that is not JSON is refused', async () => {
+      const a = makePair('a');
+      const { socket } = await serveOps(a);
+      const reply = await rawReply(socket, (conn) => conn.write('{"op": "remap", "pair": \n'));
       expect(JSON.parse(reply)).toEqual({ ok: false, error: { op: 'control', object: 'request', message: 'not one JSON object', hint: 'the CLI and the daemon must be the same remapfs version' } });
     });
 
     it('a line longer than the bound is refused without being read to its end', async () => {
       const a = makePair('a');
       const { socket } = await serveOps(a);
-      const net = await import('net');
-      const reply = await new Promise<string>((resolve, reject) => {
-        const conn = net.connect(socket);
-        let data = '';
-        conn.setEncoding('utf8');
+      const reply = await rawReply(socket, (conn, answered) => {
         const spaces = Buffer.alloc(1 << 20, 0x20);
         let sent = 0;
         const more = (): void => {
           // Spaces and no newline, past the bound; stops once the daemon has answered.
-          while (sent <= MAX_REQUEST_BYTES && !data) {
+          while (sent <= MAX_REQUEST_BYTES && !answered()) {
             sent += spaces.length;
             if (!conn.write(spaces)) break;
           }
         };
-        conn.on('connect', more);
         conn.on('drain', more);
-        conn.on('data', (c: string) => {
-          data += c;
-          if (data.endsWith('\n')) conn.destroy();
-          resolve(data);
-        });
-        conn.on('error', reject);
+        more();
       });
       expect(JSON.parse(reply)).toMatchObject({ ok: false, error: { op: 'control', object: 'request', message: `the request is longer than ${MAX_REQUEST_BYTES} bytes` } });
     });
