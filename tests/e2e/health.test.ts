@@ -115,7 +115,6 @@ describe('health', () => {
 
   it('sets every exit-status bit for its cause, and exits 0 for a clean pair', async () => {
     const spareBytes = 1 * MiB; // 241 pool blocks
-    const pool = spareLayout(spareBytes, B).poolBlocks;
     const { spare, simMnt, mnt } = await failingPair({ spareBytes, mainBytes: 16 * MiB });
     // bit 0: a usage error.
     expect(lab.cli(['health', '--days', 'soon']).status).toBe(1);
@@ -142,11 +141,14 @@ describe('health', () => {
     // bit 7: exhaustion predicted within N days (6 remaps today, 235 free: about 130 days at the smoothed rate).
     expect(lab.cli(['health', '--days', '365']).status & 128).toBe(128);
     expect(lab.cli(['health', '--days', '30']).status & 128).toBe(0);
-    // bit 5: spare exhausted (and bit 4, 6, 7 with it).
-    const rest = Array.from({ length: pool }, (_, i) => String((300 + i) * 8));
-    const r = lab.cli(['remap', 'h', ...rest]);
+    // bit 5: spare exhausted (and bit 4, 6, 7 with it). A remap that needs more than is free is refused whole.
+    const st = JSON.parse(lab.ok(['status', 'h', '--json'])) as { spareBlocksTotal: number; spareBlocksUsed: number };
+    const free = st.spareBlocksTotal - st.spareBlocksUsed;
+    expect(st.spareBlocksTotal).toBe(spareLayout(spareBytes, B).poolBlocks);
+    const r = lab.cli(['remap', 'h', ...Array.from({ length: free + 1 }, (_, i) => String((300 + i) * 8))]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain('spare pool exhausted');
+    expect(r.stderr).toContain(`${free + 1} blocks need a spare block, but only ${free} are free`);
+    lab.ok(['remap', 'h', ...Array.from({ length: free }, (_, i) => String((300 + i) * 8))]);
     const full = lab.cli(['health', '--json']);
     expect(full.status & (32 | 16 | 64)).toBe(32 | 16 | 64);
     expect((JSON.parse(full.stdout) as HealthJson).exitStatus).toBe(full.status);
