@@ -30,9 +30,13 @@ export function loopSectorSizeBytes(blockSizeBytes: number): number {
   return Math.min(blockSizeBytes, 4096);
 }
 
-function readLink(p: string): string | undefined {
+/**
+ * The absolute path a link names, or undefined. udev writes its links relative ("../loop0"): read as they
+ * are, they would name /loop0 from a daemon whose working directory is / (systemd's).
+ */
+export function readLink(p: string): string | undefined {
   try {
-    return fs.readlinkSync(p);
+    return path.resolve(path.dirname(p), fs.readlinkSync(p));
   } catch {
     return undefined;
   }

@@ -4,11 +4,10 @@
  * files (from --attach or "remapfs attach"). See attach.ts for the devices
  * themselves.
  */
-import * as fs from 'fs';
 import * as path from 'path';
 import { RemapfsError } from '../errors.js';
 import { loopBackingFile } from '../block/loop.js';
-import { attachPair, detachPair, linkPath, loopDeviceUser } from './attach.js';
+import { attachPair, detachPair, linkPath, loopDeviceUser, readLink } from './attach.js';
 
 /** Puts a served pair on a loop device; a failure is logged, and the pair stays served. */
 export async function attachLoop(mountpoint: string, name: string, blockSizeBytes: number, log: (line: string) => void): Promise<void> {
@@ -24,12 +23,8 @@ export async function attachLoop(mountpoint: string, name: string, blockSizeByte
 function linkedLoops(mountpoint: string, names: Iterable<string>): Array<{ name: string; dev: string }> {
   const out: Array<{ name: string; dev: string }> = [];
   for (const name of new Set(names)) {
-    let dev: string;
-    try {
-      dev = fs.readlinkSync(linkPath(name));
-    } catch {
-      continue;
-    }
+    const dev = readLink(linkPath(name));
+    if (dev === undefined) continue;
     if (loopBackingFile(dev) === path.join(mountpoint, name)) out.push({ name, dev });
   }
   return out;

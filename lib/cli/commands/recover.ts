@@ -16,7 +16,7 @@ import * as path from 'path';
 import type { CommandModule } from 'yargs';
 import { loopBackingFile } from '../../block/loop.js';
 import { sleepSyncMs } from '../../fsutil/sleep.js';
-import { LINK_DIR } from '../../daemon/attach.js';
+import { LINK_DIR, readLink } from '../../daemon/attach.js';
 import { mounts } from '../../daemon/mounts.js';
 import { RemapfsError } from '../../errors.js';
 import { lazyUnmountCommands } from '../../fs/fuse-unmount.js';
@@ -58,13 +58,7 @@ function linksTo(device: string): string[] {
   } catch {
     return [];
   }
-  return names.map((n) => path.join(LINK_DIR, n)).filter((p) => {
-    try {
-      return fs.readlinkSync(p) === device;
-    } catch {
-      return false;
-    }
-  });
+  return names.map((n) => path.join(LINK_DIR, n)).filter((p) => readLink(p) === device);
 }
 
 export const recoverCommand: CommandModule<object, Args> = {
