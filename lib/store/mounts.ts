@@ -49,7 +49,7 @@ export class MountRepo {
       .prepare<[], MountRow>('SELECT mountpoint, pid, socket, started_at FROM mounts')
       .all()
       .map(mountFromRow)
-      .filter((m) => processAlive(m.pid));
+      .filter((m) => processAlive(m.pid, m.startedAt));
   }
 }
 
@@ -57,8 +57,15 @@ function mountFromRow(r: MountRow): MountRecord {
   return { mountpoint: r.mountpoint, pid: r.pid, socket: r.socket, startedAt: r.started_at };
 }
 
-/** True while `pid` runs; a zombie (exited, not yet reaped by its parent) counts as gone. */
-export function processAlive(pid: number): boolean {
+/** The kernel's USER_HZ, the unit of /proc/<pid>/stat's start time: 100 on every Linux architecture remapfs runs on. */
+const USER_HZ = 100;
+
+/**
+ * True while `pid` runs; a zombie (exited, not yet reaped by its parent) counts as gone. With `startedBeforeMs`
+ * (a time the process wrote down, such as a mounts row's started_at), a process that started after it is
+ * another one that got the pid (after a reboot or a crash, pids come round again) and counts as gone too.
+ */
+export function processAlive(pid: number, startedBeforeMs?: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (err) {
@@ -66,7 +73,14 @@ export function processAlive(pid: number): boolean {
   }
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z') return false;
+    if (startedBeforeMs === undefined) return true;
+    const btime = /^btime (\d+)$/m.exec(fs.readFileSync('/proc/stat', 'utf8'))?.[1];
+    const startTicks = Number(fields[19]); // field 22, starttime
+    if (btime === undefined || !Number.isFinite(startTicks)) return true;
+    const startedAtMs = Number(btime) * 1000 + (startTicks * 1000) / USER_HZ;
+    return startedAtMs <= startedBeforeMs + 2000; // btime is whole seconds
   } catch {
     return false;
   }

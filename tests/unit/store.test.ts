@@ -140,10 +140,13 @@ describe('the store', () => {
 
   it('mounts: put, get, live (a dead daemon is left out), delete by pid and forget', () => {
     const gone = spawnSync(process.execPath, ['-e', '0']).pid;
-    store.mounts.put({ mountpoint: '/m1', pid: process.pid, socket: '/s1', startedAt: 1 });
+    const now = Date.now();
+    store.mounts.put({ mountpoint: '/m1', pid: process.pid, socket: '/s1', startedAt: now });
     store.mounts.put({ mountpoint: '/m2', pid: gone, socket: '/s2', startedAt: 2 });
+    store.mounts.put({ mountpoint: '/m3', pid: process.pid, socket: '/s3', startedAt: 3 }); // its pid now names a later process
     expect(store.mounts.get('/m2')).toEqual({ mountpoint: '/m2', pid: gone, socket: '/s2', startedAt: 2 });
-    expect(store.mounts.live()).toEqual([{ mountpoint: '/m1', pid: process.pid, socket: '/s1', startedAt: 1 }]);
+    expect(store.mounts.live()).toEqual([{ mountpoint: '/m1', pid: process.pid, socket: '/s1', startedAt: now }]);
+    store.mounts.forget('/m3');
     store.mounts.delete('/m1', gone); // another daemon's row stays
     expect(store.mounts.get('/m1')?.pid).toBe(process.pid);
     store.mounts.delete('/m1', process.pid);
