@@ -1,7 +1,10 @@
 /**
  * Runs a started service in the foreground, as systemd expects: prints the
  * ready line, stops on SIGINT/SIGTERM (a second signal forces the unmount
- * even with open handles), and exits 0 once it is down. Under systemd
+ * even with open handles), and exits 0 once it is down. A stop that is
+ * refused (a file system still mounted on a pair's loop device) is tried
+ * again every RETRY_STOP_MS, so the daemon goes as soon as it may, not only
+ * when signalled again or killed at the end of systemd's stop timeout. Under systemd
  * (NOTIFY_SOCKET set, Type=notify with NotifyAccess=all) it also sends
  * READY=1 with systemd-notify once the service is up.
  */
@@ -14,14 +17,25 @@ export interface ForegroundService {
   stop(force: boolean): Promise<void>;
 }
 
+const RETRY_STOP_MS = 2000;
+
 export async function runInForeground(service: ForegroundService, readyLine: string, onDone: () => void = () => undefined): Promise<void> {
   let signals = 0;
+  let retry: NodeJS.Timeout | undefined;
   const onSignal = (sig: string) => {
     signals++;
-    service.stop(signals > 1).catch((err) => {
-      reportError(err);
-      process.stderr.write(`remapfs: still serving after ${sig}; send it again to force the unmount\n`);
-    });
+    clearTimeout(retry);
+    const force = signals > 1;
+    const attempt = (first: boolean): void => {
+      service.stop(force).catch((err) => {
+        if (first) {
+          reportError(err);
+          process.stderr.write(`remapfs: still serving after ${sig}; it stops once nothing uses it (tried every ${RETRY_STOP_MS / 1000} s), or at once on a second ${sig}\n`);
+        }
+        retry = setTimeout(() => attempt(false), RETRY_STOP_MS);
+      });
+    };
+    attempt(true);
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));

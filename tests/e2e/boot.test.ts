@@ -179,6 +179,27 @@ describe('boot integration', () => {
     expect(lexists(link)).toBe(false);
   });
 
+  it('a SIGTERM refused while ext4 is mounted on the pair stops the daemon on its own once it is unmounted', async () => {
+    const name = `boot-${crypto.randomBytes(4).toString('hex')}`;
+    const link = `/dev/remapfs/${name}`;
+    lab.ok(['init', name, '--main', lab.image('main.img', 32 * MiB), '--spare', lab.image('spare.img', 4 * MiB)]);
+    const mnt = lab.mkdir('mnt');
+    const daemon = await lab.startDaemon(mnt, ['--attach']);
+    const dev = attachedDevice(link, path.join(mnt, name));
+    lab.mkfsExt4(dev);
+    const data = lab.path('data');
+    lab.mountFs(link, data);
+    daemon.child.kill('SIGTERM');
+    await waitFor('the refusal', () => daemon.output().includes('still serving after SIGTERM'));
+    await new Promise((r) => setTimeout(r, 3000)); // past a retry or two: still serving
+    expect(daemon.child.exitCode).toBeNull();
+    expect(fs.readdirSync(data)).toContain('lost+found');
+    lab.umountFs(data);
+    expect(await daemon.exited).toBe(0); // no second signal
+    expect(lexists(link)).toBe(false);
+    expect(loopDevicesBacking(path.join(mnt, name))).toEqual([]);
+  });
+
   it('attach refuses a pair the daemon does not serve', () => {
     const name = `boot-${crypto.randomBytes(4).toString('hex')}`;
     lab.ok(['init', name, '--main', lab.image('main.img', 16 * MiB), '--spare', lab.image('spare.img', 4 * MiB)]);
