@@ -15,7 +15,7 @@ import { checkTree, detachLoop, waitFor, writeRandomTree } from '../../lib/lab/l
 
 const MiB = 1024 * 1024;
 /** The options of the fstab line in docs/boot.md. */
-const FSTAB_OPTIONS = 'defaults,nofail,x-systemd.requires=remapfs.service';
+const FSTAB_OPTIONS = 'defaults,nofail,x-systemd.requires=remapfs.service,x-systemd.device-timeout=5min';
 const LISTENER = [
   'import socket, sys',
   's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
