@@ -44,7 +44,7 @@ export interface HealthReport {
 const iso = (t: number | null) => (t ? new Date(t).toISOString() : null);
 
 export function healthReport(store: Store, pair: PairRecord, now: number = Date.now()): HealthReport {
-  const counts = store.remaps.counts(pair.id);
+  const { counts, byReason, lostSectors } = store.remaps.summary(pair.id);
   const layout = spareLayout(pair.spareBytes, pair.blockSize);
   const used = counts.remapped + counts.label + counts.retired;
   const free = Math.max(0, layout.poolBlocks - used);
@@ -64,7 +64,6 @@ export function healthReport(store: Store, pair: PairRecord, now: number = Date.
     readErrorRate,
     slowBlocks: slow,
   });
-  const lostSectors = store.remaps.lostSectors(pair.id);
   return {
     version: 1,
     pair: pair.name,
@@ -81,7 +80,7 @@ export function healthReport(store: Store, pair: PairRecord, now: number = Date.
     spareBlocksTotal: layout.poolBlocks,
     spareUsedPercent: layout.poolBlocks ? Math.round((10000 * used) / layout.poolBlocks) / 100 : 100,
     spareExhausted: used >= layout.poolBlocks,
-    remapsByReason: store.remaps.byReason(pair.id),
+    remapsByReason: byReason,
     remapEvents: remapEventCount(store, pair.id),
     trend: t,
     slowBlocks: slow,

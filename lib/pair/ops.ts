@@ -87,7 +87,7 @@ export interface PairStatus {
 }
 
 export function pairStatus(store: Store, pair: PairRecord): PairStatus {
-  const counts = store.remaps.counts(pair.id);
+  const { counts, byReason } = store.remaps.summary(pair.id);
   const layout = spareLayout(pair.spareBytes, pair.blockSize);
   const used = counts.remapped + counts.label + counts.retired;
   return {
@@ -103,7 +103,7 @@ export function pairStatus(store: Store, pair: PairRecord): PairStatus {
     spareBlocksUsed: used,
     spareBlocksTotal: layout.poolBlocks,
     spareExhausted: used >= layout.poolBlocks,
-    remapsByReason: store.remaps.byReason(pair.id),
+    remapsByReason: byReason,
     mounted: false,
   };
 }

@@ -66,6 +66,14 @@ export function rowPrintParts(db: SqliteDatabase, pairId: number): number[] {
   return a.map((v, i) => v + (b[i] ?? 0));
 }
 
+/** Remapped (without the label block), label, pending and retired blocks of a pair. */
+export interface RemapCounts {
+  remapped: number;
+  label: number;
+  pending: number;
+  retired: number;
+}
+
 /** A remaps row as SQLite returns it: main_block, spare_block, reason, state, lost_sectors, created_at (any type). */
 type RemapRow = [unknown, unknown, unknown, unknown, unknown, unknown];
 /** A retired row: spare_block, created_at. */
@@ -214,8 +222,18 @@ export class RemapRepo {
    * failure), the label block, pending blocks, retired spare blocks. Spare
    * blocks in use = remapped + label + retired.
    */
-  counts(pairId: number): { remapped: number; label: number; pending: number; retired: number } {
+  counts(pairId: number): RemapCounts {
     this.checkRows(pairId);
+    return this.countsOf(pairId);
+  }
+
+  /** counts, byReason and lostSectors together, after one check of the rows (each alone checks them: a scan). */
+  summary(pairId: number): { counts: RemapCounts; byReason: Record<string, number>; lostSectors: number } {
+    this.checkRows(pairId);
+    return { counts: this.countsOf(pairId), byReason: this.byReasonOf(pairId), lostSectors: this.lostSectorsOf(pairId) };
+  }
+
+  private countsOf(pairId: number): RemapCounts {
     const count = (sql: string): number => this.db.prepare<[number]>(sql).pluck<number>().get(pairId) as number;
     return {
       remapped: count("SELECT count(*) FROM remaps WHERE pair_id = ? AND state = 'remapped' AND reason != 'label'"),
@@ -228,6 +246,10 @@ export class RemapRepo {
   /** Remapped blocks by reason (without the label block). */
   byReason(pairId: number): Record<string, number> {
     this.checkRows(pairId);
+    return this.byReasonOf(pairId);
+  }
+
+  private byReasonOf(pairId: number): Record<string, number> {
     const rows = this.db
       .prepare<[number], { reason: string; n: number }>("SELECT reason, count(*) AS n FROM remaps WHERE pair_id = ? AND state = 'remapped' AND reason != 'label' GROUP BY reason")
       .all(pairId);
@@ -237,6 +259,10 @@ export class RemapRepo {
   /** Sectors lost in the blocks that were remapped (read as zeros). */
   lostSectors(pairId: number): number {
     this.checkRows(pairId);
+    return this.lostSectorsOf(pairId);
+  }
+
+  private lostSectorsOf(pairId: number): number {
     return this.db.prepare<[number]>("SELECT coalesce(sum(lost_sectors), 0) FROM remaps WHERE pair_id = ? AND state = 'remapped'").pluck<number>().get(pairId) as number;
   }
 
