@@ -81,7 +81,7 @@ function summaryProblem(what: string, v: unknown): string | undefined {
 
 /**
  * Why a stored scan_state row cannot be the scanner's progress on a device of `virtualBlocks` blocks, or
- * undefined. Every column is untrusted: times and counts are non-negative integers, the cursor lies on the
+ * undefined. Every column is untrusted: counts are non-negative integers, times non-negative numbers, the cursor lies on the
  * device (0 to virtualBlocks) and so does the highest block scanned (-1 to virtualBlocks - 1), and the summaries
  * are JSON of at most MAX_SUMMARY_JSON characters holding {last, current}, each a summary or null.
  */
