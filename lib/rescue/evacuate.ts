@@ -23,6 +23,12 @@
  * the target (as ddrescue leaves them). Only disk errors (isDiskError) mark an
  * area failed or bad; any other error stops the evacuation.
  *
+ * A source that went away (unplugged) is not a disk full of bad sectors
+ * (source-gone.ts, SourceWatch): the run stops with SourceGoneError, and the
+ * areas that failed only because the device was gone keep the status they
+ * had ('?' untried), in the mapfile saved on the way out, so a run after the
+ * disk is back goes on from there.
+ *
  * The catch-up's tracker is, through a daemon, its 'track' operation: the
  * daemon stacks EvacTracking (lib/remap/evac-tracking.ts) over the served
  * file between start and stop.
@@ -34,6 +40,7 @@ import { SECTOR_BYTES } from '../format/layout.js';
 import type { BlockDevice } from '../block/device.js';
 import { isDiskError } from '../block/disk-error.js';
 import { AreaMap, type AreaStatus, formatMapfile, parseMapfile } from './mapfile.js';
+import { type SourceProbe, SourceGoneError, SourceWatch } from './source-gone.js';
 import { errnoCodeOf, RemapfsError } from '../errors.js';
 
 const CHUNK_BYTES = 1024 * 1024;
@@ -58,6 +65,8 @@ export interface EvacuateOptions {
   tracker?: DirtyTracker;
   onProgress?: (doneBytes: number, totalBytes: number) => void;
   now?: () => number;
+  /** How to tell that the source went away (source-gone.ts); without it, errnos and probe reads of the source alone. */
+  probe?: SourceProbe;
 }
 
 export interface EvacuateResult {
@@ -94,10 +103,14 @@ export async function evacuate(o: EvacuateOptions): Promise<EvacuateResult> {
   let lastSave = now();
   let pass = 1;
   let pos = 0;
+  // Failed reads are the disk's only while the source is known to be there; the mapfile never holds the others.
+  const watch = new SourceWatch(map, o.source, o.probe ?? {}, o.retries, o.mapfilePath);
+  let phase = resumed ? '+' : '?'; // the current_status of a mapfile saved when the source goes away
   const save = (status: string, force = false) => {
+    phase = status;
     if (!force && now() - lastSave < SAVE_EVERY_MS) return;
     o.target.flush();
-    saveMapfile(o.mapfilePath, map, status, pass, pos);
+    saveMapfile(o.mapfilePath, watch.committed(), status, pass, pos);
     lastSave = now();
   };
   const progress = () => o.onProgress?.(map.bytes('+', '-'), size);
@@ -112,13 +125,7 @@ export async function evacuate(o: EvacuateOptions): Promise<EvacuateResult> {
       for (const { off, len } of chunksOf(map, '+')) {
         const view = buf.subarray(0, len);
         pos = off;
-        try {
-          o.source.read(view, off);
-        } catch (err) {
-          if (!isDiskError(err)) throw err;
-          map.set(off, len, '*'); // pass 2 reads it sector by sector
-          continue;
-        }
+        if (!watch.read(view, off, '*')) continue; // pass 2 reads it sector by sector
         let same = false;
         try {
           o.target.read(theirs.subarray(0, len), off);
@@ -134,23 +141,26 @@ export async function evacuate(o: EvacuateOptions): Promise<EvacuateResult> {
       }
     }
     // Pass 1: copy.
+    phase = '?';
     for (const { off, len } of chunksOf(map, '?')) {
       const view = buf.subarray(0, len);
       pos = off;
-      try {
-        o.source.read(view, off);
-        o.target.write(view, off);
-        map.set(off, len, '+');
-        copied += len;
-      } catch (err) {
-        if (!isDiskError(err)) throw err;
-        map.set(off, len, '*');
+      if (watch.read(view, off, '*')) {
+        try {
+          o.target.write(view, off);
+          map.set(off, len, '+');
+          copied += len;
+        } catch (err) {
+          if (!isDiskError(err)) throw err;
+          map.set(off, len, '*');
+        }
       }
       progress();
       save('?');
     }
     // Pass 2: sector by sector through what failed.
     pass = 2;
+    phase = '/';
     const sector = buf.subarray(0, SECTOR_BYTES);
     for (const area of map.withStatus('*', '/')) {
       for (let off = area.pos; off < area.pos + area.size; off += SECTOR_BYTES) {
@@ -158,20 +168,13 @@ export async function evacuate(o: EvacuateOptions): Promise<EvacuateResult> {
         const len = Math.min(SECTOR_BYTES, area.pos + area.size - off);
         const view = sector.subarray(0, len);
         let ok = false;
-        for (let attempt = 0; attempt <= o.retries && !ok; attempt++) {
-          try {
-            o.source.read(view, off);
-            ok = true;
-          } catch (err) {
-            if (!isDiskError(err)) throw err;
-            // retried below, or bad
-          }
-        }
+        // The last attempt that fails marks the sector bad.
+        for (let attempt = 0; attempt <= o.retries && !ok; attempt++) ok = watch.read(view, off, attempt === o.retries ? '-' : undefined);
         if (ok) {
           o.target.write(view, off);
           map.set(off, len, '+');
           copied += len;
-        } else map.set(off, len, '-');
+        }
         progress();
         save('/');
       }
@@ -179,6 +182,7 @@ export async function evacuate(o: EvacuateOptions): Promise<EvacuateResult> {
     // Catch-up: blocks written while we copied.
     let rounds = 0;
     let recopied = 0;
+    phase = '+';
     if (o.tracker) {
       const bs = o.tracker.blockSize;
       const block = Buffer.alloc(bs);
@@ -191,36 +195,47 @@ export async function evacuate(o: EvacuateOptions): Promise<EvacuateResult> {
           throw new RemapfsError('evacuate', o.mapfilePath, `writes did not stop: ${dirty.length} blocks written during the last of ${MAX_ROUNDS} catch-up rounds are not on the target`, 'run evacuate again when the pair is quieter (it resumes and checks what it copied), or stop its writers');
         }
         for (const b of dirty) {
-          const off = b * bs;
-          try {
-            o.source.read(block, off);
-            o.target.write(block, off);
-            map.set(off, bs, '+');
-          } catch (err) {
-            if (!isDiskError(err)) throw err;
-            for (let s = 0; s < bs; s += SECTOR_BYTES) {
-              const view = block.subarray(s, s + SECTOR_BYTES);
-              try {
-                o.source.read(view, off + s);
-                o.target.write(view, off + s);
-                map.set(off + s, SECTOR_BYTES, '+');
-              } catch (sectorErr) {
-                if (!isDiskError(sectorErr)) throw sectorErr;
-                map.set(off + s, SECTOR_BYTES, '-');
-              }
-            }
-          }
+          copyAgain(o.target, map, watch, block, b * bs);
           recopied++;
         }
       }
     }
+    watch.settle(); // failures at the very end: a source gone then stops here too
     pos = size;
     save('+', true);
     const badSectors: number[] = [];
     for (const a of map.withStatus('-')) for (let s = a.pos / SECTOR_BYTES; s < (a.pos + a.size) / SECTOR_BYTES; s++) badSectors.push(s);
     return { sizeBytes: size, copiedBytes: copied, refreshedBytes: refreshed, badSectors, catchUpRounds: rounds, recopiedBlocks: recopied, resumed };
+  } catch (err) {
+    // The source went away: the map has lost the failures it caused; saved so a later run goes on from here.
+    if (err instanceof SourceGoneError) save(phase, true);
+    throw err;
   } finally {
     if (o.tracker) await o.tracker.stop().catch(() => undefined);
+  }
+}
+
+/** Copies a block written during the copy again: whole, or sector by sector where that fails ('-' for a sector that does not read). */
+function copyAgain(target: BlockDevice, map: AreaMap, watch: SourceWatch, block: Buffer, off: number): void {
+  if (watch.read(block, off)) {
+    try {
+      target.write(block, off);
+      map.set(off, block.length, '+');
+      return;
+    } catch (err) {
+      if (!isDiskError(err)) throw err;
+    }
+  }
+  for (let s = 0; s < block.length; s += SECTOR_BYTES) {
+    const view = block.subarray(s, s + SECTOR_BYTES);
+    if (!watch.read(view, off + s, '-')) continue;
+    try {
+      target.write(view, off + s);
+      map.set(off + s, SECTOR_BYTES, '+');
+    } catch (err) {
+      if (!isDiskError(err)) throw err;
+      map.set(off + s, SECTOR_BYTES, '-');
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * Rescue end to end: evacuation of a pair whose main sits behind
  * `remapfs simulate` (remaps and pending blocks), through the daemon while
- * mounted, interrupted and resumed; its mapfile checked by GNU ddrescuelog;
+ * mounted, interrupted and resumed, and stopped by its source going away
+ * and resumed once it is back; its mapfile checked by GNU ddrescuelog;
  * badblocks lists and mapfiles imported and exported.
  */
 import { spawn, spawnSync } from 'child_process';
@@ -9,7 +10,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { alignedBuffer } from '../../lib/block/file-device.js';
-import { Lab, requireKernelFeatures, waitFor } from '../../lib/lab/lab.js';
+import { Lab, REMAPFS_BIN, requireKernelFeatures, waitFor } from '../../lib/lab/lab.js';
 import { parseMapfile, sectorsOf } from '../../lib/rescue/mapfile.js';
 import { fileURLToPath } from 'url';
 
@@ -150,6 +151,49 @@ describe('rescue', () => {
     fs.closeSync(lfd);
     expect(got.equals(Buffer.alloc(B, 0xab))).toBe(true);
     expect(evOut).toContain('"throughDaemon": true');
+  });
+
+  it('a source that goes away mid-run: exit status 3 with one line, the untried rest left ? (not -), and a run after it is back completes the copy', async () => {
+    const data = crypto.randomBytes(32 * MiB);
+    const image = lab.image('main.img', 32 * MiB);
+    fs.writeFileSync(image, data);
+    const sim = lab.mkdir('sim');
+    await lab.startSimulator(image, sim);
+    lab.ok(['init', 'g', '--main', path.join(sim, 'disk'), '--spare', lab.image('spare.img', 16 * MiB)]);
+    lab.ok(['fault', sim, 'add', '1000']); // a real bad sector, before the disk goes
+    // Slow (one sector per MiB, 300 ms: about 9 s in all) so the copy is still running when the disk goes.
+    lab.ok(['fault', sim, 'add', '--slow', '--delay-ms', '300', ...Array.from({ length: 31 }, (_, i) => String((i + 1) * 2048 + 5))]);
+    const target = lab.path('target.img');
+    const map = target + '.map';
+    const child = spawn(process.execPath, [REMAPFS_BIN, 'evacuate', 'g', '--to', target], { env: lab.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    await waitFor('a first mapfile save', () => fs.existsSync(map) && /0x[0-9A-F]+\s+0x[0-9A-F]+\s+\+/.test(fs.readFileSync(map, 'utf8')), 20000);
+    // The disk goes: from now on nothing reads, not even what read before (the simulator's EIO, no errno hint).
+    lab.ok(['fault', sim, 'add', `0-${32 * 2048 - 1}`]);
+    lab.ok(['fault', sim, 'clear', '--slow']);
+    expect(await exited).toBe(3);
+    expect(stdout).toBe('');
+    const errors = stderr.split('\n').filter((l) => l.startsWith('remapfs:'));
+    expect(errors).toEqual([expect.stringMatching(/^remapfs: evacuate g: the source is gone: \d+ reads in a row failed, and then so did sector \d+, which read before \(.*EIO.*\) \(what was not read is left non-tried \(\?\) in .*target\.img\.map: run evacuate again when the disk is back\)$/)]);
+    const mid = parseMapfile(fs.readFileSync(map, 'utf8'));
+    expect(mid.areas.filter((a) => a.status === '-')).toEqual([]);
+    expect(mid.areas.filter((a) => a.status === '*')).toEqual([{ pos: 0, size: MiB, status: '*' }]); // sector 1000's chunk failed while the disk was there
+    expect(mid.areas.some((a) => a.status === '+')).toBe(true);
+    expect(mid.areas[mid.areas.length - 1]?.status).toBe('?');
+    expect(mid.areas.filter((a) => a.status === '?').reduce((n, a) => n + a.size, 0)).toBeGreaterThanOrEqual(4 * MiB);
+
+    // The disk is back, with its one bad sector: the run goes on from the mapfile.
+    lab.ok(['fault', sim, 'clear']);
+    lab.ok(['fault', sim, 'add', '1000']);
+    const again = lab.cli(['evacuate', 'g', '--to', target, '--json']);
+    expect(again.status).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ resumed: true, badSectors: 1 });
+    expect(sectorsOf(parseMapfile(fs.readFileSync(map, 'utf8')).areas, ['-'])).toEqual([1000]);
+    expect(shaWithout(target, [1000])).toBe(crypto.createHash('sha256').update(Buffer.from(data).fill(0, 1000 * 512, 1001 * 512)).digest('hex'));
   });
 
   it('imports a badblocks list and a ddrescue mapfile marking exactly the listed sectors; export and re-import give the same set', () => {

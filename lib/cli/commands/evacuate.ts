@@ -9,11 +9,17 @@ import { pairOps } from '../../pair/operations.js';
 import { RemapfsError, UsageError } from '../../errors.js';
 import { createFileExclusive } from '../../fsutil/write-atomic.js';
 import { openPair, type PairRuntime } from '../../pair/pair.js';
-import { type DirtyTracker, evacuate, loadAreaMap, verifyCopy } from '../../rescue/evacuate.js';
+import type { PairRecord } from '../../store/db.js';
+import { type DirtyTracker, evacuate, type EvacuateResult, loadAreaMap, verifyCopy } from '../../rescue/evacuate.js';
+import { identityCheck, type SourceProbe, SourceGoneError } from '../../rescue/source-gone.js';
 import { CLI_LOCK_WAIT_MS, liveDaemon, printJson, requirePair, withStore } from '../common.js';
 import { countOption } from '../options.js';
 import { refuseProtectedOutput } from '../output-guard.js';
 import { Progress } from '../progress.js';
+import { reportError } from '../report.js';
+
+/** The exit status of an evacuation whose source went away (docs/cli.md): run it again when the disk is back. */
+export const EXIT_SOURCE_GONE = 3;
 
 interface Args {
   db?: string;
@@ -98,7 +104,17 @@ export const evacuateCommand: CommandModule<object, Args> = {
       }
       try {
         const progress = new Progress(`evacuate ${pair.name}`, size, 1);
-        const r = await evacuate({ source, target, mapfilePath, restart: argv.restart, retries, ...(tracker ? { tracker } : {}), onProgress: (done) => progress.update(done) });
+        let r: EvacuateResult;
+        try {
+          r = await evacuate({ source, target, mapfilePath, restart: argv.restart, retries, ...(tracker ? { tracker } : {}), probe: sourceProbe(pair, rt), onProgress: (done) => progress.update(done) });
+        } catch (err) {
+          progress.finish(); // the error goes on a line of its own
+          if (!(err instanceof SourceGoneError)) throw err;
+          // Not a failure of the copy: its own exit status, so a script can wait for the disk and run it again.
+          reportError(new RemapfsError('evacuate', pair.name, err.causeText, err.hint));
+          process.exitCode = EXIT_SOURCE_GONE;
+          return;
+        }
         progress.finish();
         target.flush();
         let mismatches: number[] = [];
@@ -135,6 +151,27 @@ export const evacuateCommand: CommandModule<object, Args> = {
     });
   },
 };
+
+/**
+ * How the copy tells a pair that went away from bad sectors: the identity of its main and spare (their paths
+ * still reach the same node or file, of the same size), and, read directly, a probe read of main past the
+ * page cache (a cached page would answer for a disk that is gone) where main holds the block.
+ */
+function sourceProbe(pair: PairRecord, rt: PairRuntime | undefined): SourceProbe {
+  const identity = identityCheck([
+    { what: "the pair's main", path: pair.mainPath },
+    { what: "the pair's spare", path: pair.sparePath },
+  ]);
+  if (!rt) return { identity }; // through the daemon the source is opened with O_DIRECT already
+  const { device, main } = rt;
+  return {
+    identity,
+    readUncached: (buf, byteOffset) => {
+      if (device.isRemapped(Math.floor(byteOffset / pair.blockSize))) device.read(buf, byteOffset);
+      else main.readUncached(buf, byteOffset);
+    },
+  };
+}
 
 /** True when the path exists and is a block device (symlinks followed). */
 function isBlockDevice(p: string): boolean {
