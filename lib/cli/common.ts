@@ -11,8 +11,21 @@ export interface GlobalArgs {
   db: string;
 }
 
+/**
+ * The database: --db, else REMAPFS_DB, else the default. A value that is set but empty (`REMAPFS_DB=`, `--db ''`) is
+ * a usage error, never the default: a script whose variable came out empty must not use another database.
+ */
 export function dbPath(argv: { db?: string }): string {
-  return argv.db || process.env.REMAPFS_DB || DEFAULT_DB_PATH;
+  if (argv.db !== undefined) {
+    if (argv.db === '') throw new UsageError('--db needs a value, not an empty string');
+    return argv.db;
+  }
+  const env = process.env.REMAPFS_DB;
+  if (env !== undefined) {
+    if (env === '') throw new UsageError('REMAPFS_DB is set but empty; set it to the database file, or unset it for the default');
+    return env;
+  }
+  return DEFAULT_DB_PATH;
 }
 
 /**

@@ -7,7 +7,7 @@ import * as crypto from 'crypto';
 import type { PairRuntime } from '../pair/pair.js';
 import type { Store } from '../store/db.js';
 import type { ControlFile } from '../fs/ops.js';
-import { mergeConfig, type PairConfig, parseConfigText } from '../health/config.js';
+import { DEFAULT_CONFIG, mergeConfig, type PairConfig, parseConfigText } from '../health/config.js';
 import { loadConfig, saveConfig } from '../health/history.js';
 import { healthReport } from '../health/report.js';
 import { Scanner } from '../health/scanner.js';
@@ -19,6 +19,11 @@ import { RemapfsError } from '../errors.js';
 
 export class PairService {
   config: PairConfig;
+  /**
+   * Why the stored settings could not be used (a bad config row), or undefined. The pair is still served, with the
+   * default settings and the background scanner off, until `config` sets good values (updateConfig).
+   */
+  settingsProblem: RemapfsError | undefined;
   readonly scanner: Scanner;
   readonly scheduler: ScanScheduler;
   /** Stacked over the served device while an evacuation copies (the 'track' operation). */
@@ -35,11 +40,29 @@ export class PairService {
     /** User requests on every pair of the daemon; the scanner yields to all of them. */
     userIoOps: () => number = () => rt.device.counters.readOps + rt.device.counters.writeOps,
   ) {
-    this.config = loadConfig(store, rt.record.id);
+    this.config = this.loadSettings(store, rt.record.id, rt.record.name, log);
     rt.device.readRetries = this.config.readRetries;
     const prefix = `remapfs: ${rt.record.name}: `;
     this.scanner = new Scanner(rt.device, store, rt.record.id, () => this.config, Date.now, (line) => log(prefix + line));
     this.scheduler = new ScanScheduler(this.scanner, userIoOps, () => this.config, () => healthReport(store, rt.record).score, rt.record.createdAt, { name: rt.record.name, log });
+  }
+
+  /** The stored settings; bad ones leave the data path alone: the defaults, scanner off, one line in the log. */
+  private loadSettings(store: Store, pairId: number, name: string, log: (line: string) => void): PairConfig {
+    try {
+      return loadConfig(store, pairId);
+    } catch (err) {
+      if (!(err instanceof RemapfsError)) throw err;
+      this.settingsProblem = err;
+      log(`remapfs: ${name}: ${err.message}; serving the pair with the default settings and the background scanner off until "remapfs config" sets good values`);
+      return { ...DEFAULT_CONFIG, scanEnabled: false };
+    }
+  }
+
+  /** The settings in force; refused (the stored row named) while the stored ones are bad. */
+  settings(): PairConfig {
+    if (this.settingsProblem) throw this.settingsProblem;
+    return this.config;
   }
 
   get name(): string {
@@ -85,9 +108,13 @@ export class PairService {
 
   /** Validates, applies at once and persists; returns the settings in force. */
   updateConfig(changes: Partial<PairConfig>): PairConfig {
-    const next = mergeConfig(this.config, changes);
+    // Bad stored settings: the change is made over the stored ones (a bad row of a key set here is mended; one of
+    // another key is refused as it is, and nothing changes).
+    const base = this.settingsProblem ? loadConfig(this.store, this.rt.record.id, new Set(Object.keys(changes))) : this.config;
+    const next = mergeConfig(base, changes);
     saveConfig(this.store, this.rt.record.id, changes);
     this.config = next;
+    this.settingsProblem = undefined;
     this.rt.device.readRetries = next.readRetries;
     this.scheduler.configChanged();
     this.log(`remapfs: ${this.name}: settings changed: ${JSON.stringify(changes)}`);

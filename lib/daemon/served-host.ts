@@ -37,15 +37,17 @@ export function servedHost(svc: PairService, d: ServingDaemon): PairHost {
       if (repair) rt.journal.repaired(r.unwritten);
       return toVerifyReport(rt.record, r);
     },
-    config: () => svc.config,
+    config: () => svc.settings(),
     updateConfig: (changes) => {
       try {
         return svc.updateConfig(changes);
       } catch (err) {
+        if (err instanceof RemapfsError) throw err; // a bad stored row of another key, named
         throw new RemapfsError('config', rt.record.name, err instanceof Error ? err.message : String(err));
       }
     },
     requestScan: (restart) => {
+      svc.settings(); // a scan needs good settings
       svc.scheduler.requestPass(restart);
       return scanStatusOf(svc.scanner);
     },

@@ -1,7 +1,7 @@
 /** Health data in SQLite (lib/store/health.ts, events.ts) read with its meaning: defaults, JSON summaries. */
 import { excerpt } from '../errors.js';
-import type { HistoryEvent, ScanStateRow, Store } from '../store/db.js';
-import { DEFAULT_CONFIG, isConfigKey, type PairConfig, parseConfigValue } from './config.js';
+import type { ConfigRow, HistoryEvent, ScanStateRow, Store } from '../store/db.js';
+import { checkConfig, CONFIG_KEYS, DEFAULT_CONFIG, type PairConfig, parseConfigValue } from './config.js';
 
 export interface ScanState {
   cursorBlock: number;
@@ -29,17 +29,55 @@ export interface ScanSummary {
   latencyClasses: { ok: number; warn: number; slow: number; critical: number };
 }
 
-export function loadConfig(store: Store, pairId: number): PairConfig {
-  const c: Record<string, unknown> = { ...DEFAULT_CONFIG };
-  for (const r of store.health.config(pairId)) {
-    if (!isConfigKey(r.key)) continue;
-    try {
-      c[r.key] = parseConfigValue(r.key, JSON.parse(r.value));
-    } catch {
-      // a value this version cannot read: the default stands
-    }
+/** A stored setting is the JSON of a number or a boolean, a few characters; a longer text is not parsed at all (bounded work). */
+export const MAX_SETTING_JSON = 64;
+
+/**
+ * The value of a stored setting (a config row of a known key), or why it is bad: JSON text of at most
+ * MAX_SETTING_JSON characters holding a value that the config command would take for that key (parseConfigValue:
+ * its range, a whole number where the setting needs one).
+ */
+export function settingOf(r: ConfigRow): { value: PairConfig[keyof PairConfig] } | { problem: string } {
+  const key = r.key;
+  if (r.type !== 'text') return { problem: `setting ${key} is ${r.type === 'null' ? 'NULL' : r.type === 'integer' ? 'an integer' : `a ${r.type}`}, not JSON text` };
+  if (r.value === null) return { problem: `setting ${key} is ${String(r.chars)} characters long (at most ${MAX_SETTING_JSON})` };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(r.value);
+  } catch {
+    return { problem: `setting ${key} is not valid JSON: ${excerpt(r.value)}` };
   }
-  return c as unknown as PairConfig;
+  if (typeof parsed !== 'number' && typeof parsed !== 'boolean' && typeof parsed !== 'string') return { problem: `setting ${key} is ${excerpt(r.value)}, not a number, true or false` };
+  try {
+    return { value: parseConfigValue(key, parsed) };
+  } catch (err) {
+    // "scanChunkKiB must be a number from 4 to 65536 in plain decimal, got …", made printable.
+    return { problem: excerpt(err instanceof Error ? err.message : String(err), 160) };
+  }
+}
+
+/**
+ * The pair's settings: the defaults, with the stored ones over them. The settings drive the scanner (how fast, how
+ * much at a time, which blocks it moves), so a stored one that is bad (settingOf), or settings that do not fit
+ * together (checkConfig), are refused with one line: none is replaced by its default behind the user's back. Rows of
+ * keys this version does not know (a later version's) are not read, nor those of `replacing` (keys a change is about
+ * to set: the result is then not checked as a whole, mergeConfig does that with the new values).
+ */
+export function loadConfig(store: Store, pairId: number, replacing: ReadonlySet<string> = new Set()): PairConfig {
+  const c: Record<string, unknown> = { ...DEFAULT_CONFIG };
+  for (const r of store.health.config(pairId, CONFIG_KEYS, MAX_SETTING_JSON)) {
+    if (replacing.has(r.key)) continue; // about to be replaced: a bad stored value can be mended with `config`
+    const checked = settingOf(r);
+    if ('problem' in checked) throw store.health.settingsError(pairId, checked.problem);
+    c[r.key] = checked.value;
+  }
+  const config = c as unknown as PairConfig;
+  if (replacing.size) return config; // the caller checks them together with the new values (mergeConfig)
+  const problem = checkConfig(config);
+  if (problem) {
+    throw store.health.settingsError(pairId, `${problem} (stored: latencyWarnMs=${config.latencyWarnMs}, latencyRemapMs=${config.latencyRemapMs}, latencyCriticalMs=${config.latencyCriticalMs})`);
+  }
+  return config;
 }
 
 export function saveConfig(store: Store, pairId: number, changes: Partial<PairConfig>): void {
@@ -157,22 +195,27 @@ export function clearSlowBlock(store: Store, pairId: number, block: number): voi
   store.health.clearSlowBlock(pairId, block);
 }
 
-/** Slow blocks that are not remapped. */
+/** Slow blocks that are not remapped (bad rows left out, with one warning: lib/store/health.ts). */
 export function slowBlocks(store: Store, pairId: number): Array<{ block: number; latencyMs: number }> {
   return store.health.slowBlocks(pairId);
 }
 
-/** Times of remap events (not retirements) since `since`. */
-export function remapTimes(store: Store, pairId: number, since: number): number[] {
-  return store.events.remapTimes(pairId, since);
+/** Remap events (not retirements) per day for the `days` days ending at `now`, oldest first (bad rows left out, with one warning: lib/store/events.ts). */
+export function remapDays(store: Store, pairId: number, now: number, days: number): number[] {
+  return store.events.remapDays(pairId, now, days);
 }
 
 export function remapEventCount(store: Store, pairId: number): number {
   return store.events.remapCount(pairId);
 }
 
-export function loadReportState(store: Store, pairId: number): { reportedAt: number; remapEvents: number } | undefined {
-  return store.health.reportState(pairId);
+/**
+ * What the last report saw, or undefined: none, or a row that breaks a rule (made after `now`, or having seen more
+ * remap events than there are), which is set aside with one warning (lib/store/health.ts) so that no new remap
+ * goes unreported.
+ */
+export function loadReportState(store: Store, pairId: number, now: number = Date.now()): { reportedAt: number; remapEvents: number } | undefined {
+  return store.health.reportState(pairId, now, store.events.remapCount(pairId));
 }
 
 export function saveReportState(store: Store, pairId: number, reportedAt: number, remapEvents: number): void {

@@ -6,8 +6,8 @@
 import { spareLayout } from '../format/layout.js';
 import type { PairRecord, Store } from '../store/db.js';
 import type { PairConfig } from './config.js';
-import { loadConfig, loadScanState, remapEventCount, remapTimes, slowBlocks, type ScanSummary } from './history.js';
-import { DAY_MS, healthScore, type ScoreResult, trend, type Trend } from './score.js';
+import { loadConfig, loadScanState, remapDays, remapEventCount, slowBlocks, type ScanSummary } from './history.js';
+import { healthScore, type ScoreResult, trendOfDays, type Trend } from './score.js';
 
 export interface HealthReport {
   version: 1;
@@ -54,7 +54,7 @@ export function healthReport(store: Store, pair: PairRecord, now: number = Date.
   const last = scan.lastSummary;
   const readErrorRate = last && last.blocksScanned > 0 ? last.unreadableBlocks / last.blocksScanned : 0;
   const slow = slowBlocks(store, pair.id).length;
-  const t = trend(remapTimes(store, pair.id, now - 30 * DAY_MS), free, now, 30);
+  const t = trendOfDays(remapDays(store, pair.id, now, 30), free, now);
   const s = healthScore({
     pendingBlocks: counts.pending,
     spareUsedBlocks: used,

@@ -79,7 +79,11 @@ export function dailyCounts(remapTimes: readonly number[], now: number, days: nu
 }
 
 export function trend(remapTimes: readonly number[], freeSpareBlocks: number, now: number, days = 30): Trend {
-  const counts = dailyCounts(remapTimes, now, days);
+  return trendOfDays(dailyCounts(remapTimes, now, days), freeSpareBlocks, now);
+}
+
+/** The trend from remap counts per day (dailyCounts, or SQLite's count of the same), oldest first, the last day ending at `now`. */
+export function trendOfDays(counts: readonly number[], freeSpareBlocks: number, now: number): Trend {
   let ewma = 0;
   for (const c of counts) ewma = 0.3 * c + 0.7 * ewma;
   const recent = counts.slice(-7);

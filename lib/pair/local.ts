@@ -58,9 +58,11 @@ export class LocalHost implements PairHost {
   }
 
   updateConfig(changes: Partial<PairConfig>): PairConfig {
+    // A bad stored value of another key is refused as it is (exit 1, the row named); one of a key set here is mended.
+    const base = loadConfig(this.store, this.record.id, new Set(Object.keys(changes)));
     let next: PairConfig;
     try {
-      next = mergeConfig(this.config(), changes);
+      next = mergeConfig(base, changes);
     } catch (err) {
       throw new UsageError(err instanceof Error ? err.message : String(err));
     }

@@ -41,7 +41,7 @@ export type { UnfinishedImport } from './imports.js';
 export type { RemapReason, RemapState, RemapRecord, RetiredRecord } from './remaps.js';
 export type { MountRecord } from './mounts.js';
 export type { HistoryEvent } from './events.js';
-export type { ScanStateRow } from './health.js';
+export type { ConfigRow, ScanStateRow } from './health.js';
 export { processAlive } from './mounts.js';
 export { databaseError, REBUILD_HINT } from './faults.js';
 export { SCHEMA_VERSION } from './schema.js';
@@ -67,8 +67,9 @@ export class Store {
     this.db = db;
     this.pairs = new PairRepo(db);
     this.remaps = new RemapRepo(db, this.pairs);
-    this.events = new EventRepo(db);
-    this.health = new HealthRepo(db);
+    // Readers that leave bad rows out say so through warn, whatever it is by then.
+    this.events = new EventRepo(db, (line) => this.warn(line));
+    this.health = new HealthRepo(db, (line) => this.warn(line));
     this.badSectors = new BadSectorRepo(db);
     this.mounts = new MountRepo(db);
     this.imports = new ImportRepo(db);
@@ -109,8 +110,9 @@ export class Store {
   /** True when this process created the file at open. */
   created = false;
   /**
-   * Where a reader that sets aside a bad row it can do without (lib/health/history.ts, the scan progress) says
-   * so, in one line: nowhere by default; the CLI prints it on stderr.
+   * Where a reader that sets aside a bad row it can do without (the scan progress in lib/health/history.ts; events,
+   * slow_blocks and report_state in events.ts and health.ts) says so, in one line: nowhere by default; the CLI prints
+   * it on stderr.
    */
   warn: (line: string) => void = () => undefined;
   private identity: string | undefined;

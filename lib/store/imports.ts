@@ -6,8 +6,14 @@
  * (pairs.ts). A leftover (its process died) is removed a chunk at a time by
  * deleteRows(), then with its pair row (lib/discovery/import-steps.ts decides
  * when one may be removed).
+ *
+ * Rows are untrusted: the pid decides whether a leftover may be removed (a
+ * live process keeps it) and appears in messages, so every row read is
+ * checked (checkImportRow, also where pairs.ts reads it) and a bad one is
+ * refused with one line.
  */
 import { pairFromRow, type PairRecord, type PairRow } from './pairs.js';
+import { checkImportRow } from './rows.js';
 import type { SqliteDatabase } from './sqlite.js';
 
 export interface UnfinishedImport {
@@ -36,11 +42,15 @@ export class ImportRepo {
 
   unfinished(): UnfinishedImport[] {
     return this.db
-      .prepare<[], PairRow & { import_pid: number; import_started_at: number }>(
+      .prepare<[], PairRow & { import_pid: unknown; import_started_at: unknown }>(
         'SELECT pairs.*, imports.pid AS import_pid, imports.started_at AS import_started_at FROM imports JOIN pairs ON pairs.id = imports.pair_id ORDER BY pairs.id',
       )
       .all()
-      .map((r) => ({ pair: pairFromRow(r), pid: r.import_pid, startedAt: r.import_started_at }));
+      .map((r) => {
+        const pair = pairFromRow(r);
+        checkImportRow(pair, r.import_pid, r.import_started_at);
+        return { pair, pid: r.import_pid as number, startedAt: r.import_started_at as number };
+      });
   }
 
   /**

@@ -2,8 +2,15 @@
  * The mounts table: one row per mountpoint served by a daemon (its pid and
  * control socket). A row can outlive its daemon (a crash); live() filters
  * those out, and recover/unmount remove them.
+ *
+ * Rows are untrusted: a row decides which process is signalled (kill(pid, 0)),
+ * which socket a command sends its requests to, and whether `mount` may
+ * start, so every row read is checked (mountRowProblem) and a bad one is
+ * refused with one line. A daemon writes a good row of its own.
  */
 import * as fs from 'fs';
+import { RemapfsError } from '../errors.js';
+import { absolutePathProblem, processRowProblem, showValue } from './rows.js';
 import type { SqliteDatabase } from './sqlite.js';
 
 export interface MountRecord {
@@ -13,11 +20,31 @@ export interface MountRecord {
   startedAt: number;
 }
 
-interface MountRow {
-  mountpoint: string;
-  pid: number;
-  socket: string;
-  started_at: number;
+/** A mounts row as SQLite returns it (any type in any column). */
+export interface MountRow {
+  mountpoint: unknown;
+  pid: unknown;
+  socket: unknown;
+  started_at: unknown;
+}
+
+/** The longest path of a mountpoint (PATH_MAX, its NUL left out). */
+const MAX_MOUNTPOINT_BYTES = 4095;
+/** The longest path of a Unix socket (sun_path holds 108 bytes, its NUL included). */
+const MAX_SOCKET_BYTES = 107;
+
+/** What to do about a bad mounts row. */
+const MOUNT_ROW_HINT = 'restore the database, or delete that row from its mounts table: a running daemon keeps a good row of its own';
+
+/**
+ * What is wrong with a mounts row (pure), or undefined: the mountpoint and the socket are absolute, normalized paths
+ * (the socket short enough for a Unix socket), the pid is one a process can have (1 to 4194303), and started_at is
+ * whole ms since the epoch.
+ */
+export function mountRowProblem(r: MountRow): string | undefined {
+  return (
+    absolutePathProblem('mountpoint', r.mountpoint, MAX_MOUNTPOINT_BYTES) ?? processRowProblem(r.pid, r.started_at) ?? absolutePathProblem('socket', r.socket, MAX_SOCKET_BYTES)
+  );
 }
 
 export class MountRepo {
@@ -53,8 +80,11 @@ export class MountRepo {
   }
 }
 
+/** A mounts row as a MountRecord; a row that fails mountRowProblem is refused with one line. */
 function mountFromRow(r: MountRow): MountRecord {
-  return { mountpoint: r.mountpoint, pid: r.pid, socket: r.socket, startedAt: r.started_at };
+  const problem = mountRowProblem(r);
+  if (problem) throw new RemapfsError('read database', `mounts row ${showValue(r.mountpoint)}`, `invalid row: ${problem}`, MOUNT_ROW_HINT);
+  return { mountpoint: r.mountpoint as string, pid: r.pid as number, socket: r.socket as string, startedAt: r.started_at as number };
 }
 
 /** The kernel's USER_HZ, the unit of /proc/<pid>/stat's start time: 100 on every Linux architecture remapfs runs on. */
@@ -66,6 +96,8 @@ const USER_HZ = 100;
  * another one that got the pid (after a reboot or a crash, pids come round again) and counts as gone too.
  */
 export function processAlive(pid: number, startedBeforeMs?: number): boolean {
+  // 0 and below name process groups (or every process) to kill(2), not a process.
+  if (!Number.isSafeInteger(pid) || pid < 1) return false;
   try {
     process.kill(pid, 0);
   } catch (err) {

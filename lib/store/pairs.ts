@@ -18,6 +18,7 @@ import * as path from 'path';
 import { RemapfsError } from '../errors.js';
 import { spareLayout, validateBlockSize } from '../format/layout.js';
 import { MAX_SEQUENCE, pairNameProblem, uuidProblem } from '../format/validate.js';
+import { checkImportRow } from './rows.js';
 import type { SqliteDatabase } from './sqlite.js';
 
 export interface PairRecord {
@@ -84,12 +85,19 @@ export class PairRepo {
     return row ? pairFromRow(row) : undefined;
   }
 
-  /** The rows holding this name or (when given) this UUID, unfinished imports included. */
+  /** The rows holding this name or (when given) this UUID, unfinished imports included (their imports rows checked). */
   claims(name: string, uuid?: string): PairClaim[] {
     return this.db
-      .prepare<[string, string | null], PairRow & { import_pid: number | null }>('SELECT pairs.*, imports.pid AS import_pid FROM pairs LEFT JOIN imports ON imports.pair_id = pairs.id WHERE name = ? OR uuid = ? ORDER BY id')
+      .prepare<[string, string | null], PairRow & { importing: number; import_pid: unknown; import_started_at: unknown }>(
+        'SELECT pairs.*, imports.pair_id IS NOT NULL AS importing, imports.pid AS import_pid, imports.started_at AS import_started_at FROM pairs LEFT JOIN imports ON imports.pair_id = pairs.id WHERE name = ? OR uuid = ? ORDER BY id',
+      )
       .all(name, uuid ?? null)
-      .map((r) => ({ pair: pairFromRow(r), importPid: r.import_pid }));
+      .map((r) => {
+        const pair = pairFromRow(r);
+        if (!r.importing) return { pair, importPid: null };
+        checkImportRow(pair, r.import_pid, r.import_started_at);
+        return { pair, importPid: r.import_pid as number };
+      });
   }
 
   insert(input: NewPair): PairRecord {

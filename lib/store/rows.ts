@@ -5,7 +5,15 @@
  * The row readers (remaps.ts, bad-sectors.ts) check every row they hand out
  * against the bounds that the pair's own row gives, here, and refuse a bad one
  * with one line that names the row and the problem.
+ *
+ * The same helpers serve the other tables. A row that drives an action
+ * (mounts.ts, imports: a process to signal, a socket to talk to, a leftover
+ * to remove; the settings, lib/health/history.ts) is refused the same way. A
+ * row that only feeds a report (events.ts, health.ts: slow blocks, the last
+ * report's state) is left out, and the reader says so in one warning line
+ * (badRowsLine, through Store.warn).
  */
+import * as path from 'path';
 import { excerpt, RemapfsError } from '../errors.js';
 import { SECTOR_BYTES } from '../format/layout.js';
 import type { SqliteDatabase } from './sqlite.js';
@@ -50,6 +58,7 @@ export function showValue(v: unknown): string {
   if (v === null || v === undefined) return 'NULL';
   if (typeof v === 'number' || typeof v === 'bigint') return String(v);
   if (typeof v === 'string') return `"${excerpt(v)}"`;
+  if (Buffer.isBuffer(v)) return 'a blob';
   return `a ${typeof v}`;
 }
 
@@ -64,7 +73,79 @@ export function rangeProblem(what: string, v: unknown, min: number, end: number,
   return undefined;
 }
 
-/** The one-line refusal of a bad row. */
-export function badRowError(what: string, bounds: RowBounds, problem: string): RemapfsError {
-  return new RemapfsError(`read ${what} of pair`, bounds.name, `the database has a bad row: ${problem}`, BAD_ROW_HINT);
+/** The one-line refusal of a bad row (the hint: what to do about a bad row of that table). */
+export function badRowError(what: string, bounds: RowBounds, problem: string, hint = BAD_ROW_HINT): RemapfsError {
+  return new RemapfsError(`read ${what} of pair`, bounds.name, `the database has a bad row: ${problem}`, hint);
+}
+
+/** One past the largest safe integer: every number the row rules accept is below it (SQLite binds no Infinity). */
+export const BEYOND_SAFE = 2 ** 53;
+
+/** A bound for SQL: one the pairs row does not give (Infinity) is 2^53. */
+export function sqlBound(v: number): number {
+  return Number.isFinite(v) ? v : BEYOND_SAFE;
+}
+
+/** A time in ms since the epoch as remapfs writes one: a finite number from 0 to 2^53-1 (the scheduler's are fractional). */
+export function isTime(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 && v < BEYOND_SAFE;
+}
+
+/** isTime in SQL, over the column `col`: true for a good value (NULL, text and blobs are bad). */
+export function timeSql(col: string): string {
+  return `(typeof(${col}) IN ('integer', 'real') AND ${col} >= 0 AND ${col} < ${BEYOND_SAFE})`;
+}
+
+/** Why `v` is not a time (isTime), or undefined. */
+export function timeProblem(what: string, v: unknown): string | undefined {
+  return isTime(v) ? undefined : `${what} ${showValue(v)} is not a time (ms since the epoch, 0 to 2^53-1)`;
+}
+
+/** Linux's PID_MAX_LIMIT (2^22 on 64-bit machines): /proc/sys/kernel/pid_max is at most this, and every pid is below it. */
+export const PID_LIMIT = 4194304;
+
+/**
+ * Why a row that names a process (mounts, imports: a pid and the time it wrote the row) is bad, or undefined. A pid
+ * of 0 or below would make kill(2) address a process group or every process, and a text or fractional one is no
+ * process at all.
+ */
+export function processRowProblem(pid: unknown, startedAt: unknown): string | undefined {
+  const bad = rangeProblem('pid', pid, 1, PID_LIMIT, 'range of process ids');
+  if (bad) return bad;
+  if (!isInteger(startedAt) || startedAt < 0) return `started_at ${showValue(startedAt)} is not a time (whole ms since the epoch, 0 to 2^53-1)`;
+  return undefined;
+}
+
+/** Why `v` is not an absolute, normalized path of at most `maxBytes` bytes without a NUL, or undefined. */
+export function absolutePathProblem(what: string, v: unknown, maxBytes: number): string | undefined {
+  if (typeof v !== 'string') return `${what} ${showValue(v)} is not text`;
+  if (v.includes('\0') || !path.isAbsolute(v) || path.resolve(v) !== v) return `${what} ${showValue(v)} is not an absolute path`;
+  const bytes = Buffer.byteLength(v);
+  if (bytes > maxBytes) return `${what} ${showValue(v)} is ${bytes} bytes long (at most ${maxBytes})`;
+  return undefined;
+}
+
+/**
+ * The one warning line of a reader that set bad rows aside (they only feed a report): how many, and what is wrong
+ * with the first. `what` names a row ("slow block").
+ */
+export function badRowsLine(bounds: RowBounds, what: string, count: number, problem: string): string {
+  return count === 1 ? `pair ${bounds.name}: ignoring 1 bad ${what} row: ${problem}` : `pair ${bounds.name}: ignoring ${count} bad ${what} rows, the first: ${problem}`;
+}
+
+
+/**
+ * The row rules of an imports row (processRowProblem: a pid a process can have, a time), read with its pair's
+ * (already checked) row: a bad one is refused with one line. Its pair is an import that never finished: deleting the
+ * pair's row removes it and its rows (they cascade), and the import can run again.
+ */
+export function checkImportRow(pair: { name: string; id: number }, pid: unknown, startedAt: unknown): void {
+  const problem = processRowProblem(pid, startedAt);
+  if (!problem) return;
+  throw new RemapfsError(
+    'read database',
+    `import of pair ${pair.name}`,
+    `invalid row: ${problem}`,
+    `restore the database, or delete pairs row ${pair.id} from it (an import that never finished) and run "remapfs import" again`,
+  );
 }

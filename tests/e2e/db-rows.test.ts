@@ -2,8 +2,9 @@
  * Crafted database rows and crafted input files are untrusted input: each is
  * refused with one printable line (never "internal error", never a stack
  * trace), with the documented exit status, and nothing changes (the database
- * and the images keep their bytes). A damaged scan progress row is the one
- * exception: it is set aside with a one-line warning (docs/health.md).
+ * and the images keep their bytes). Rows that only feed a report (scan
+ * progress, slow blocks, remap events, the last report's state) are the
+ * exception: they are set aside with a one-line warning (docs/format.md).
  */
 import Database from 'better-sqlite3';
 import * as crypto from 'crypto';
@@ -159,6 +160,125 @@ describe('crafted database rows and input files', () => {
     const after = lab.cli(['health', 'p', '--json']);
     expect(after.stderr).toBe('');
     expect((JSON.parse(after.stdout) as Health).pairs[0]?.scan.passesCompleted).toBe(1);
+  });
+
+  it.each<[string, string, RegExp]>([
+    ['pid 0 (kill(2) would address the process group)', "INSERT INTO mounts VALUES ('/srv/x', 0, '/run/remapfs/0123456789abcdef.sock', 1)", /pid 0 is outside the range of process ids \(1 to 4194303\)/],
+    ['a text pid with a newline', "INSERT INTO mounts VALUES ('/srv/x', '1' || char(10) || '2', '/run/remapfs/0123456789abcdef.sock', 1)", /pid "1\\n2" is not an integer/],
+    ['a relative socket', "INSERT INTO mounts VALUES ('/srv/x', 1, 'x.sock', 1)", /socket "x\.sock" is not an absolute path/],
+  ])('a mounts row with %s is refused by every command that looks for a daemon; nothing changes', (_what, insert, problem) => {
+    sql(insert);
+    for (const args of [['status', 'p'], ['remap', 'p', '8'], ['config', 'p'], ['verify', 'p'], ['list']]) {
+      const line = refused(args, problem);
+      expect(line).toMatch(/^remapfs: read database mounts row "\/srv\/x": invalid row: .* \(restore the database, or delete that row from its mounts table/);
+    }
+    // health reports a pair it cannot check (bit 2), naming the row.
+    const h = lab.cli(['health', 'p']);
+    expect(h.status & 4).toBe(4);
+    expect(h.stdout).toMatch(problem);
+  });
+
+  it('an imports row whose pid is not a process is refused with one printable line by the commands that read it; nothing changes', () => {
+    sql("INSERT INTO imports VALUES (1, 'x' || char(10) || 'y', 1)");
+    const want = /^remapfs: read database import of pair p: invalid row: pid "x\\ny" is not an integer \(restore the database, or delete pairs row 1 from it \(an import that never finished\) and run "remapfs import" again\)$/;
+    refused(['status', 'p'], want);
+    refused(['init', 'p', '--main', lab.image('m2.img', 16 * MiB), '--spare', lab.image('s2.img', 4 * MiB)], want);
+  });
+
+  it.each<[string, string, RegExp]>([
+    ['a flag that is not true or false', `INSERT INTO config VALUES (1, 'scanEnabled', '"banana"')`, /scanEnabled must be true or false, got "banana"/],
+    ['a chunk size past its range', "INSERT INTO config VALUES (1, 'scanChunkKiB', '1000000000')", /scanChunkKiB must be a number from 4 to 65536 in plain decimal, got "1000000000"/],
+    ['a text of a megabyte', "INSERT INTO config VALUES (1, 'scanIdleMs', printf('%.1000000c', '9'))", /setting scanIdleMs is 1000000 characters long \(at most 64\)/],
+    ['latency thresholds out of order', "INSERT INTO config VALUES (1, 'latencyWarnMs', '500')", /latency thresholds must satisfy latencyWarnMs <= latencyRemapMs <= latencyCriticalMs \(stored: latencyWarnMs=500/],
+  ])('a config row with %s is refused by the commands that use the settings, never replaced by the default; nothing changes', (_what, insert, problem) => {
+    sql(insert);
+    for (const args of [['config', 'p'], ['scan', 'p']]) {
+      expect(refused(args, problem)).toMatch(/^remapfs: read settings of pair p: the database has a bad row: .* \(restore the database, or delete the bad rows from its config table/);
+    }
+    refused(['health', 'p'], problem, 1);
+    // Commands that do not use the settings are not stopped by them.
+    expect(lab.cli(['status', 'p']).status).toBe(0);
+  });
+
+  it('a bad config row is mended by config setting that key, not refused as a usage error; a bad row of another key is named', () => {
+    sql("INSERT INTO config VALUES (1, 'scanChunkKiB', '1000000000'), (1, 'scanIdleMs', '\"soon\"')");
+    // Setting one of the two: the other is still bad, named, and nothing changes.
+    refused(['config', 'p', 'scanChunkKiB=64'], /read settings of pair p: the database has a bad row: setting scanIdleMs is "soon", not a number, true or false|scanIdleMs must be/);
+    expect(lab.cli(['config', 'p', 'scanChunkKiB=64', 'scanIdleMs=2000']).status).toBe(0);
+    const json = (JSON.parse(lab.ok(['config', 'p', '--json'])) as { config: object }).config;
+    expect(json).toMatchObject({ scanChunkKiB: 64, scanIdleMs: 2000 });
+  });
+
+  it('a daemon serves a pair whose stored settings are bad (defaults, scanner off, one log line); config through it names the row until a change mends it', async () => {
+    sql("INSERT INTO config VALUES (1, 'scanChunkKiB', '1000000000')");
+    const mnt = lab.mkdir('mnt');
+    const d = await lab.startDaemon(mnt);
+    const data = crypto.randomBytes(MiB);
+    fs.writeFileSync(`${mnt}/p`, data, { flag: 'r+' });
+    const fd = fs.openSync(`${mnt}/p`, 'r');
+    const back = Buffer.alloc(MiB);
+    fs.readSync(fd, back, 0, MiB, 0);
+    fs.closeSync(fd);
+    expect(back.equals(data)).toBe(true);
+    expect(d.output()).toMatch(/remapfs: p: read settings of pair p: the database has a bad row: scanChunkKiB must be a number from 4 to 65536 in plain decimal, got "1000000000" .*; serving the pair with the default settings and the background scanner off until "remapfs config" sets good values/);
+    expectOneLine(lab.cli(['config', 'p']), /read settings of pair p: the database has a bad row: scanChunkKiB must be/);
+    expectOneLine(lab.cli(['scan', 'p']), /read settings of pair p: the database has a bad row: scanChunkKiB must be/);
+    expect(lab.cli(['config', 'p', 'scanChunkKiB=128']).status).toBe(0);
+    expect(JSON.parse(lab.ok(['config', 'p', '--json']))).toMatchObject({ config: { scanChunkKiB: 128, scanEnabled: true } });
+    lab.ok(['unmount', mnt]);
+    expect(await d.exited).toBe(0);
+    // The next daemon reads good settings: no line about them.
+    const again = await lab.startDaemon(mnt);
+    expect(again.output()).not.toMatch(/bad row/);
+    lab.ok(['unmount', mnt]);
+    await again.exited;
+  });
+
+  it('unmount with REMAPFS_DB set but empty is refused before the daemon is asked to stop', async () => {
+    const mnt = lab.mkdir('mnt');
+    const d = await lab.startDaemon(mnt);
+    const r = lab.cli(['unmount', mnt], { env: { ...lab.env(), REMAPFS_DB: '' } });
+    expectOneLine(r, /REMAPFS_DB is set but empty/, 2);
+    expect(d.child.exitCode).toBeNull();
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).toContain(` ${mnt} `);
+    lab.ok(['unmount', mnt]);
+    expect(await d.exited).toBe(0);
+  });
+
+  type HealthJson = { exitStatus: number; pairs: Array<{ slowBlocks: number; remapEvents: number; trend: { ratePerDay: number } }> };
+
+  it('bad slow_blocks and remap event rows are left out of the reports, with one warning line each', () => {
+    lab.ok(['remap', 'p', '8']);
+    sql(`INSERT INTO slow_blocks VALUES (1, -5, 50, 1), (1, 99999999, 50, 1), (1, 7, 'slow', 1), (1, 9, 30.5, 1);
+         INSERT INTO events (pair_id, time, kind) VALUES (1, 'yesterday', 'remap'), (1, -5, 'remap'), (1, 1e300, 'remap')`);
+    const r = lab.cli(['health', 'p', '--json']);
+    expect(r.stderr.split('\n').filter(Boolean)).toEqual([
+      'remapfs: warning: pair p: ignoring 3 bad slow block rows, the first: block -5 is outside the device (0 to 4095)',
+      'remapfs: warning: pair p: ignoring 3 bad remap event rows, the first: time -5 is not a time (ms since the epoch, 0 to 2^53-1)',
+    ]);
+    const report = JSON.parse(r.stdout) as HealthJson;
+    expect(report.pairs[0]).toMatchObject({ slowBlocks: 1, remapEvents: 1 });
+    const map = lab.cli(['map', 'p']);
+    expect(map.status).toBe(0);
+    expect(map.stderr).toBe('remapfs: warning: pair p: ignoring 3 bad slow block rows, the first: block -5 is outside the device (0 to 4095)\n');
+  });
+
+  it.each<[string, string, string]>([
+    ['a time that is not a time', "INSERT INTO report_state VALUES (1, 'yesterday', 0)", 'reported_at "yesterday" is not a time \\(ms since the epoch, 0 to 2\\^53-1\\)'],
+    ['a time in the future', `INSERT INTO report_state VALUES (1, ${Date.now() + 365 * 86400000}, 1)`, 'reported_at \\d+ is after now \\(\\d+\\)'],
+    ['more remaps seen than there are', 'INSERT INTO report_state VALUES (1, 1000, 1000000000000000)', 'remap_events 1000000000000000 is more than the 1 remap events recorded'],
+  ])('a report_state row with %s is read as none: the new remap is reported (bit 6), with one warning, and the next report is quiet', (_what, insert, problem) => {
+    lab.ok(['remap', 'p', '8']);
+    sql(insert);
+    const r = lab.cli(['health', 'p']);
+    expect(r.stderr.split('\n').filter(Boolean)).toEqual([
+      expect.stringMatching(new RegExp(`^remapfs: warning: pair p: ignoring the stored state of the last report: ${problem}; new remaps are counted since the pair was made$`)),
+    ]);
+    expect(r.stdout).toMatch(/1 new remap\(s\) since the pair was made/);
+    expect(r.status & 64).toBe(64);
+    const next = lab.cli(['health', 'p']);
+    expect(next.stderr).toBe('');
+    expect(next.status & 64).toBe(0);
   });
 
   it('a mapfile that marks the whole device bad is refused up front, with the blocks it needs and those free', () => {

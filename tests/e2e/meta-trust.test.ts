@@ -6,6 +6,7 @@
  * and a crafted database row stops the pair from opening. The user's
  * acknowledged writes survive all of it.
  */
+import { spawnSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -167,12 +168,13 @@ describe('metadata is untrusted input', () => {
   it('a pair whose import has not finished is named as such by every command, with one line and what to do', () => {
     const { spare } = makePair();
     const before = fs.readFileSync(spare);
-    // An interrupted import: its imports row stays (the process that began it is gone: pid 2^22 + 1).
+    // An interrupted import: its imports row stays (the process that began it is gone: a child that exited).
+    const gone = spawnSync(process.execPath, ['-e', '']).pid;
     const store = Store.open(lab.dbPath, { create: false });
     try {
       const pair = store.pairs.get('m');
       if (!pair) throw new Error('no pair m');
-      store.transaction(() => store.imports.begin(pair.id, 4194305, Date.now()));
+      store.transaction(() => store.imports.begin(pair.id, gone, Date.now()));
     } finally {
       store.close();
     }
@@ -180,7 +182,7 @@ describe('metadata is untrusted input', () => {
       const r = lab.cli(args);
       expect(r.status).toBe(1);
       expect(oneLine(r.stderr)).toBe(
-        'remapfs: find pair m: its import has not finished (begun by process 4194305, which is gone) (run "remapfs import" for its devices again: it removes the interrupted import first)',
+        `remapfs: find pair m: its import has not finished (begun by process ${gone}, which is gone) (run "remapfs import" for its devices again: it removes the interrupted import first)`,
       );
     }
     // Nothing was written to the devices.

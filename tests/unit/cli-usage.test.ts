@@ -7,6 +7,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { dbPath } from '../../lib/cli/common.js';
 import { checkFlagValues, checkOptions, checkValues, type DeclaredOptions, positionalsOf, protectDoubleDash, usageErrorOf } from '../../lib/cli/options.js';
 import { parseConfigValue } from '../../lib/health/config.js';
 import { UsageError } from '../../lib/errors.js';
@@ -114,6 +115,39 @@ describe('remapfs usage errors', () => {
       expect([status.status, config.status]).toEqual([0, 0]);
       return { status: JSON.parse(status.stdout) as unknown, config: JSON.parse(config.stdout) as unknown };
     }
+
+    it('REMAPFS_DB set but empty is a usage error, never the default database; --db still names one', () => {
+      const before = state();
+      const defaultDb = fs.existsSync('/var/lib/remapfs/remapfs.db');
+      const empty = { REMAPFS_DB: '' };
+      const line = /^remapfs: REMAPFS_DB is set but empty; set it to the database file, or unset it for the default \(see remapfs --help\)$/;
+      for (const args of [['list'], ['status', 'p'], ['remap', 'p', '8'], ['verify', 'p'], ['config', 'p', 'scanEnabled=false']]) {
+        expectUsageError(cli(args, empty), line, 2);
+      }
+      // health's exit status is a bitmask: a usage error is bit 0.
+      expectUsageError(cli(['health'], empty), line, 1);
+      expect(fs.existsSync('/var/lib/remapfs/remapfs.db')).toBe(defaultDb);
+      expect(state()).toEqual(before);
+      expect(cli(['--db', db, 'status', 'p'], empty).status).toBe(0);
+    });
+
+    it('dbPath: --db, else REMAPFS_DB, else the default; an empty one is a usage error', () => {
+      const saved = process.env.REMAPFS_DB;
+      try {
+        process.env.REMAPFS_DB = '/x/env.db';
+        expect(dbPath({ db: '/x/arg.db' })).toBe('/x/arg.db');
+        expect(dbPath({})).toBe('/x/env.db');
+        expect(() => dbPath({ db: '' })).toThrow(UsageError);
+        process.env.REMAPFS_DB = '';
+        expect(() => dbPath({})).toThrow(/^REMAPFS_DB is set but empty/);
+        expect(dbPath({ db: '/x/arg.db' })).toBe('/x/arg.db');
+        delete process.env.REMAPFS_DB;
+        expect(dbPath({})).toBe('/var/lib/remapfs/remapfs.db');
+      } finally {
+        if (saved === undefined) delete process.env.REMAPFS_DB;
+        else process.env.REMAPFS_DB = saved;
+      }
+    });
 
     it('refuses bad values and changes nothing', () => {
       const before = state();

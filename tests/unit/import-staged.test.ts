@@ -13,6 +13,7 @@
  *  - an import whose chunk throws removes what it wrote and fails;
  *  - the stepped driver lets the event loop run between the row chunks.
  */
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { FileDevice } from '../../lib/block/file-device.js';
@@ -202,9 +203,10 @@ describe('the staged import', () => {
     // Its process (this one) lives: the leftover stays, and keeps its name.
     expect(() => importPair(store, other.main, other.spare, { name: 'p' })).toThrow(/being imported by pid/);
     expect(store.imports.unfinished()).toHaveLength(1);
-    // A process that is gone (pid 2^22 + 1 is above Linux's pid_max): removed by the next import.
+    // A process that is gone (a child that has exited and been reaped): removed by the next import.
+    const gone = spawnSync(process.execPath, ['-e', '']).pid;
     const db = openSqlite(store.path);
-    db.prepare('UPDATE imports SET pid = 4194305').run();
+    db.prepare<[number]>('UPDATE imports SET pid = ?').run(gone);
     db.close();
     const r = importPair(store, other.main, other.spare, { name: 'p', chunkEntries: CHUNK });
     expect(r.pair.name).toBe('p');

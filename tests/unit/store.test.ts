@@ -108,10 +108,12 @@ describe('the store', () => {
     store.health.setConfig(pair.id, 'scanEnabled', 'false');
     store.health.setConfig(pair.id, 'scanEnabled', 'true');
     store.health.setConfig(pair.id, 'other', '"x"');
-    expect(store.health.config(pair.id).sort((a, b) => a.key.localeCompare(b.key))).toEqual([
-      { key: 'other', value: '"x"' },
-      { key: 'scanEnabled', value: 'true' },
+    expect(store.health.config(pair.id, ['scanEnabled', 'other', 'unset'], 64)).toEqual([
+      { key: 'other', type: 'text', chars: 3, value: '"x"' },
+      { key: 'scanEnabled', type: 'text', chars: 4, value: 'true' },
     ]);
+    // Keys not asked for are not read; a text longer than asked for is not handed out.
+    expect(store.health.config(pair.id, ['scanEnabled'], 3)).toEqual([{ key: 'scanEnabled', type: 'text', chars: 4, value: null }]);
 
     expect(store.health.scanState(pair.id)).toBeUndefined();
     const scan = { cursorBlock: 12, passStartedAt: 5, passesCompleted: 2, lastPassFinishedAt: null, maxBlockScanned: 11, nextDueAt: 99, summaries: '{"last":null}' };
@@ -127,9 +129,9 @@ describe('the store', () => {
     store.remaps.put(pair.id, remap(9, 90)); // a remapped slow block is no longer listed
     expect(store.health.slowBlocks(pair.id)).toEqual([{ block: 4, latencyMs: 80 }]);
 
-    expect(store.health.reportState(pair.id)).toBeUndefined();
+    expect(store.health.reportState(pair.id, 2000, 5)).toBeUndefined();
     store.health.putReportState(pair.id, 1234, 5);
-    expect(store.health.reportState(pair.id)).toEqual({ reportedAt: 1234, remapEvents: 5 });
+    expect(store.health.reportState(pair.id, 2000, 5)).toEqual({ reportedAt: 1234, remapEvents: 5 });
   });
 
   it('bad sectors: recorded once each, listed in order', () => {

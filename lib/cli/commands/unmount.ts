@@ -28,6 +28,7 @@ export const unmountCommand: CommandModule<object, Args> = {
       .positional('mountpoint', { type: 'string', demandOption: true })
       .option('force', { type: 'boolean', default: false, describe: 'unmount even with open handles (their I/O will fail)' }),
   handler: async (argv) => {
+    dbPath(argv); // an empty REMAPFS_DB is refused before the daemon is asked to stop, not after
     const mnt = path.resolve(argv.mountpoint);
     const entry = mounts().find((m) => m.mountpoint === mnt);
     if (!entry || !entry.fsType.startsWith('fuse') || entry.source !== 'remapfs') {
