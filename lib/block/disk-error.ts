@@ -15,6 +15,18 @@ export function isDiskError(err: unknown): boolean {
 }
 
 /**
+ * Disk errors that say the device itself is not there, not one of its sectors: the driver took it offline or it
+ * was removed (ENODEV: BLK_STS_OFFLINE; ENXIO: a detached loop device, a removed node), or its medium is out
+ * (ENOMEDIUM). Such a failure tells nothing about the block read, so nothing is marked or moved for it.
+ */
+export const DEVICE_GONE_CODES: ReadonlySet<string> = new Set(['ENODEV', 'ENXIO', 'ENOMEDIUM']);
+
+export function isDeviceGone(err: unknown): boolean {
+  const code = errnoCodeOf(err);
+  return code !== undefined && DEVICE_GONE_CODES.has(code);
+}
+
+/**
  * A refusal of a path: by the operating system (any errno code: a path that
  * vanished, a permission, a busy device, a disk error) or by remapfs itself
  * (a RemapfsError: not a file or block device). Where remapfs looks at

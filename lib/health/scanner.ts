@@ -25,13 +25,15 @@
  *    elsewhere" (measured: six healthy blocks in 150 s moved on one test), not
  *    three a second apart.
  * The latency that classes a block is the fastest of all its tests.
+ * A read failing because main is not there judges nothing (deviceGone).
  *
  * Progress (cursor, counts) is persisted every few seconds and at the end of a
  * pass, so a killed scan resumes where it stopped; a suspect's tests are not
  * (they start again). The scanner does not decide when to run: ScanScheduler
  * (daemon) and the scan command call step() and honour waitMs().
  */
-import { isDiskError, isKnownFailure } from '../block/disk-error.js';
+import { isDeviceGone, isDiskError, isKnownFailure } from '../block/disk-error.js';
+import { errnoCodeOf } from '../errors.js';
 import type { Store } from '../store/db.js';
 import type { PairConfig } from './config.js';
 import type { ScanTarget } from './scan-target.js';
@@ -40,6 +42,8 @@ import { clearSlowBlock, loadScanState, putSlowBlock, saveScanState, type ScanSt
 const PERSIST_EVERY_MS = 2000;
 /** How long the scanner waits after a control read showed the whole device slow. */
 export const STALL_BACKOFF_MS = 1000;
+/** Waits in a row (STALL_BACKOFF_MS apart) on a main that is not there before the scan gives up with the error. */
+export const GONE_WAITS_MAX = 30;
 /** At most one stall line per this long; the next one counts the stalls in between. */
 export const STALL_LOG_EVERY_MS = 60_000;
 /** Waits for one block before it is recorded as slow by its timings anyway (never moved). */
@@ -72,6 +76,8 @@ export class Scanner {
   /** Stall lines and "stayed slow" lines: each kind at most once per STALL_LOG_EVERY_MS. */
   private readonly stallLines = new SparseLog();
   private readonly stayedLines = new SparseLog();
+  private readonly goneLines = new SparseLog();
+  private goneWaits = 0; // waits in a row on a main that is not there
 
   constructor(
     private readonly dev: ScanTarget,
@@ -222,6 +228,15 @@ export class Scanner {
     }
   }
 
+  /** Main is not there: the cursor waits on the block; the GONE_WAITS_MAX-th wait in a row throws `err` (scan stops). */
+  private deviceGone(block: number, err: unknown): 'wait' {
+    this.forgetWait();
+    if (++this.goneWaits % GONE_WAITS_MAX === 0) throw err;
+    this.backoffUntil = this.now() + STALL_BACKOFF_MS;
+    this.goneLines.log(this.now(), this.log, `scan: main is not there at block ${block} (${errnoCodeOf(err) ?? 'error'}); trying again in ${STALL_BACKOFF_MS} ms`, 'such wait(s)');
+    return 'wait';
+  }
+
   /** Classifies one block; 'wait' when it was not judged yet (a device-wide stall, or a suspect to test again). */
   private scanBlock(block: number, cfg: PairConfig, summary: ScanSummary): 'done' | 'wait' {
     const bs = this.dev.blockSize;
@@ -230,11 +245,20 @@ export class Scanner {
       ms = this.dev.timedMainRead(this.buf.subarray(0, bs), block * bs);
     } catch (err) {
       if (!isDiskError(err)) throw err;
+      if (isDeviceGone(err)) return this.deviceGone(block, err);
+      let pending: boolean;
+      try {
+        pending = this.dev.scanFoundUnreadable(block);
+      } catch (again) {
+        if (isDeviceGone(again)) return this.deviceGone(block, again);
+        throw again;
+      }
       summary.unreadableBlocks++;
-      if (this.dev.scanFoundUnreadable(block)) this.log(`scan: block ${block} is unreadable, now pending`);
+      if (pending) this.log(`scan: block ${block} is unreadable, now pending`);
       this.forgetWait();
       return 'done';
     }
+    this.goneWaits = 0;
     // One slow answer can be the host's hiccup: a block counts as slow only if a second read is slow too.
     if (ms >= cfg.latencyWarnMs) {
       try {

@@ -16,7 +16,13 @@
  *    sector; it becomes pending (persisted), and the request fails with EIO
  *    only when it covers an unreadable sector;
  *  - a write to a pending block remaps it (the readable rest is copied);
- *  - a spare block that fails a write is retired and another one is used.
+ *  - a spare block that fails a write is retired and another one is used;
+ *  - a read that fails because main itself is not there (isDeviceGone:
+ *    ENODEV, ENXIO, ENOMEDIUM) says nothing about its blocks: the request
+ *    fails with that error and nothing is marked (a disk unplugged for a
+ *    moment must not fill the table with pending blocks, nor a block's
+ *    unread rest be placed as zeros). A whole-block write that fails so is
+ *    still placed on the spare; a partial one fails (salvage.ts).
  *
  * Crash order of every remap (the crash-safety argument):
  *   1. the block's data is assembled in memory (unreadable sectors as zeros);
@@ -35,7 +41,7 @@
  */
 import { SECTOR_BYTES } from '../format/layout.js';
 import type { BlockDevice } from '../block/device.js';
-import { isDiskError, isKnownFailure } from '../block/disk-error.js';
+import { isDeviceGone, isDiskError, isKnownFailure } from '../block/disk-error.js';
 import { ioError } from '../block/fault-device.js';
 import type { RemapfsError } from '../errors.js';
 import type { RemapReason } from '../format/slot-codec.js';
@@ -124,7 +130,7 @@ export class Recovery {
     try {
       this.p.main.read(part, byteOffset);
     } catch (err) {
-      if (!isDiskError(err)) throw err;
+      if (!isDiskError(err) || isDeviceGone(err)) throw err;
       this.mainReadFailed(part, byteOffset);
     }
   }
@@ -194,7 +200,7 @@ export class Recovery {
         this.p.main.read(seg, byteOffset);
         return attempt === 0 ? 'ok' : 'weak';
       } catch (err) {
-        if (!isDiskError(err)) throw err;
+        if (!isDiskError(err) || isDeviceGone(err)) throw err;
         this.p.counters.mainReadErrors++;
       }
     }
@@ -209,7 +215,7 @@ export class Recovery {
       try {
         this.p.main.read(probe, block * this.p.blockSize + i * SECTOR_BYTES);
       } catch (err) {
-        if (!isDiskError(err)) throw err;
+        if (!isDiskError(err) || isDeviceGone(err)) throw err;
         bad.add(i);
       }
     }
@@ -243,7 +249,7 @@ export class Recovery {
             this.p.main.read(piece, base + s * SECTOR_BYTES);
             lost.delete(s);
           } catch (err) {
-            if (!isDiskError(err)) throw err;
+            if (!isDiskError(err) || isDeviceGone(err)) throw err;
           }
         }
       }

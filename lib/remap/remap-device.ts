@@ -20,7 +20,7 @@
  * interleave; only engine threads race with JS, and the fence stops them.
  */
 import { type BlockDevice, checkRange } from '../block/device.js';
-import { isDiskError } from '../block/disk-error.js';
+import { isDeviceGone, isDiskError } from '../block/disk-error.js';
 import { RemapfsError } from '../errors.js';
 import type { RemapReason } from '../format/slot-codec.js';
 import type { RemapIndex } from './index-table.js';
@@ -198,7 +198,7 @@ export class RemapDevice implements BlockDevice {
         try {
           this.main.read(part, deviceOffset);
         } catch (err) {
-          if (!isDiskError(err)) throw err;
+          if (!isDiskError(err) || isDeviceGone(err)) throw err; // main not there: nothing to learn about the blocks
           this.recovery.mainReadFailed(part, deviceOffset);
         }
       } else {

@@ -1,12 +1,13 @@
 /**
  * Salvage: reading what a failing device still holds, for recovery.ts. A
  * range that fails as a whole is read sector by sector; unreadable sectors
- * become zeros and are reported. Only disk errors count as unreadable; any
- * other error propagates.
+ * become zeros and are reported. Only disk errors count as unreadable, and
+ * not those that say the device is not there (isDeviceGone: its data is away,
+ * not lost); any other error propagates.
  */
 import { SECTOR_BYTES } from '../format/layout.js';
 import type { BlockDevice } from '../block/device.js';
-import { isDiskError } from '../block/disk-error.js';
+import { isDeviceGone, isDiskError } from '../block/disk-error.js';
 
 /**
  * Copies bytes [from, to) of the block at `base` on `dev` into `target`,
@@ -18,14 +19,14 @@ export function salvage(dev: BlockDevice, base: number, target: Buffer, from: nu
   try {
     dev.read(target.subarray(from, to), base + from);
   } catch (err) {
-    if (!isDiskError(err)) throw err;
+    if (!isDiskError(err) || isDeviceGone(err)) throw err; // the device is not there: its data is not lost, only away
     for (let off = from; off < to; ) {
       const sectorEnd = Math.min(to, (Math.floor(off / SECTOR_BYTES) + 1) * SECTOR_BYTES);
       const piece = target.subarray(off, sectorEnd);
       try {
         dev.read(piece, base + off);
       } catch (pieceErr) {
-        if (!isDiskError(pieceErr)) throw pieceErr;
+        if (!isDiskError(pieceErr) || isDeviceGone(pieceErr)) throw pieceErr;
         piece.fill(0);
         lost.add(Math.floor(off / SECTOR_BYTES));
       }

@@ -7,7 +7,7 @@
  * failed read of the source stands only as far as the source is known to be
  * there:
  *
- *  - an errno that says the device is not there (SOURCE_GONE_CODES: ENODEV,
+ *  - an errno that says the device is not there (DEVICE_GONE_CODES: ENODEV,
  *    ENXIO, ENOMEDIUM, among the disk errors of lib/block/disk-error.ts) means
  *    gone at once;
  *  - at every failed read, the caller's identity check (no I/O to the device:
@@ -32,22 +32,13 @@
  */
 import { SECTOR_BYTES } from '../format/layout.js';
 import type { BlockDevice } from '../block/device.js';
-import { DISK_ERROR_CODES, isDiskError, isPathRefusal } from '../block/disk-error.js';
+import { isDeviceGone, isDiskError, isPathRefusal } from '../block/disk-error.js';
 import { identify } from '../block/identify.js';
 import { errnoCodeOf, RemapfsError } from '../errors.js';
 import { type Area, AreaMap, type AreaStatus } from './mapfile.js';
 
-/** Disk errors that say the device itself is not there (Linux: BLK_STS_OFFLINE is ENODEV; an open of a removed node, ENXIO; no medium, ENOMEDIUM). */
-export const SOURCE_GONE_CODES: ReadonlySet<string> = new Set(['ENODEV', 'ENXIO', 'ENOMEDIUM']);
-for (const code of SOURCE_GONE_CODES) if (!DISK_ERROR_CODES.has(code)) throw new Error(`${code} is not a disk error`);
-
 /** Failed reads in a row after which a place that read before is read again. */
 export const GONE_PROBE_AFTER = 2;
-
-export function isSourceGoneError(err: unknown): boolean {
-  const code = errnoCodeOf(err);
-  return code !== undefined && SOURCE_GONE_CODES.has(code) && isDiskError(err);
-}
 
 /** The evacuation stopped because its source went away; the mapfile was saved with what was not judged left untried. */
 export class SourceGoneError extends RemapfsError {
@@ -137,7 +128,7 @@ export class SourceWatch {
 
   /** An attempt failed with a disk error (a retry may follow): stops the run when its errno says the device is gone. */
   private attemptFailed(err: unknown): void {
-    if (isSourceGoneError(err)) this.gone(`reads fail with ${errnoCodeOf(err)} (${describe(err)})`);
+    if (isDeviceGone(err)) this.gone(`reads fail with ${errnoCodeOf(err)} (${describe(err)})`);
   }
 
   /** A read of [pos, pos + len) failed for good with a disk error: marks it `status` until the source is known to be there. */

@@ -14,7 +14,7 @@ import { cells, LEGEND_CHAR_PX, renderBar, renderSvg, STATE_COLOURS, type MapInp
 import { renderPrometheus } from '../../lib/health/prometheus.js';
 import { healthReport } from '../../lib/health/report.js';
 import { slowBlocks } from '../../lib/health/history.js';
-import { CONFIRM_WAIT_MS, MAX_STALL_DEFERRALS, Scanner, SLOW_CONFIRMATIONS, STALL_BACKOFF_MS, STALL_LOG_EVERY_MS } from '../../lib/health/scanner.js';
+import { CONFIRM_WAIT_MS, GONE_WAITS_MAX, MAX_STALL_DEFERRALS, Scanner, SLOW_CONFIRMATIONS, STALL_BACKOFF_MS, STALL_LOG_EVERY_MS } from '../../lib/health/scanner.js';
 import type { ScanTarget } from '../../lib/health/scan-target.js';
 import { ScanScheduler, type SchedulerClock } from '../../lib/health/scheduler.js';
 import { adaptiveIntervalMs, DAY_MS, healthScore, RateLimiter, trend } from '../../lib/health/score.js';
@@ -24,6 +24,7 @@ import { RemapDevice, type RemapJournal } from '../../lib/remap/remap-device.js'
 import { Store } from '../../lib/store/db.js';
 import { parseExposition, wellFormed } from '../helpers/formats.js';
 import { match } from '../helpers/match.js';
+import { RemapfsError } from '../../lib/errors.js';
 
 describe('settings', () => {
   it.each([
@@ -481,6 +482,57 @@ describe('scan scheduler (injected clock)', () => {
     scanner.startPass();
     bug = true;
     expect(() => scanner.step()).toThrow('bug in the target');
+  });
+
+  it('main not there (ENODEV): nothing is judged unreadable, the cursor waits on the block, and the scan goes on once main is back; it gives up after GONE_WAITS_MAX waits', () => {
+    const w = world({ scanChunkKiB: 64 });
+    const found: number[] = [];
+    const logs: string[] = [];
+    let gone = false;
+    const target: ScanTarget = {
+      blockSize: 4096,
+      virtualBlocks: 64,
+      isRemapped: () => false,
+      timedMainRead: (buf, off) => {
+        if (gone && off + buf.length > 20 * 4096) throw new RemapfsError('read', 'main', Object.assign(new Error('ENODEV: no such device, read'), { code: 'ENODEV' }));
+        return 0;
+      },
+      scanFoundUnreadable: (b) => (found.push(b), true),
+      remapBlock: () => ({ already: false }),
+    };
+    const scanner = new Scanner(target, w.store, w.pair.id, () => w.cfg, w.clock.now, (l) => logs.push(l));
+    scanner.startPass();
+    scanner.step(); // blocks 0-15
+    gone = true;
+    for (let i = 0; i < 5; i++) {
+      w.clock.t += scanner.waitMs();
+      scanner.step();
+    }
+    expect(scanner.state.cursorBlock).toBe(20);
+    expect(scanner.waitMs()).toBe(STALL_BACKOFF_MS);
+    expect(found).toEqual([]);
+    expect(logs[0]).toMatch(/^scan: main is not there at block 20 \(ENODEV\); trying again in 1000 ms$/);
+    gone = false;
+    while (scanner.inPass) {
+      w.clock.t += scanner.waitMs();
+      scanner.step();
+    }
+    expect(found).toEqual([]);
+    expect(scanner.state.lastSummary?.unreadableBlocks).toBe(0);
+    // A main that stays away: the scan stops with the error after GONE_WAITS_MAX waits.
+    scanner.startPass(true);
+    gone = true;
+    let thrown: unknown;
+    for (let i = 0; i < GONE_WAITS_MAX + 5 && !thrown; i++) {
+      w.clock.t += scanner.waitMs();
+      try {
+        scanner.step();
+      } catch (err) {
+        thrown = err;
+      }
+    }
+    expect(String(thrown)).toMatch(/ENODEV/);
+    expect(found).toEqual([]);
   });
 
   it('the report reflects pending blocks and the scan', () => {

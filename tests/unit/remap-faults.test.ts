@@ -361,3 +361,52 @@ describe('a weak block whose sector fails again while it is moved', () => {
     expect(readBack(dev, 70 * B, B)).toEqual(original(70 * B, B));
   });
 });
+
+describe('main not there (ENODEV, ENXIO, ENOMEDIUM)', () => {
+  /** Fails every read and write of main with `code` while `gone` is set, as a disk that was unplugged. */
+  function unplug(t: ReturnType<typeof setup>, code: string): { gone: boolean } {
+    const state = { gone: true };
+    const fail = (what: string) => {
+      throw Object.assign(new Error(`${code}: ${what}`), { code });
+    };
+    const read = t.mainFault.read.bind(t.mainFault);
+    const write = t.mainFault.write.bind(t.mainFault);
+    t.mainFault.read = (buf: Buffer, off: number) => (state.gone ? fail('read') : read(buf, off));
+    t.mainFault.write = (buf: Buffer, off: number) => (state.gone ? fail('write') : write(buf, off));
+    return state;
+  }
+
+  it.each(['ENODEV', 'ENXIO', 'ENOMEDIUM'])('%s: a read fails with it and marks nothing; once main is back the blocks read as before', (code) => {
+    const t = setup();
+    const state = unplug(t, code);
+    for (const at of [0, 5 * B, 40 * B + 512]) expect(() => readBack(t.dev, at, 3 * B)).toThrow(new RegExp(code));
+    expect(t.journal.remaps).toEqual([]);
+    expect(t.index.isPending(5)).toBe(false);
+    state.gone = false;
+    expect(readBack(t.dev, 5 * B, 3 * B)).toEqual(original(5 * B, 3 * B));
+  });
+
+  it('a whole-block write still goes to the spare; a partial one fails rather than place the unread rest as zeros', () => {
+    const t = setup();
+    const state = unplug(t, 'ENODEV');
+    const whole = Buffer.alloc(B, 0x5a);
+    t.dev.write(whole, 50 * B);
+    expect(t.journal.last(50)).toMatchObject({ reason: 'write-error', state: 'remapped', lostSectors: 0 });
+    expect(() => t.dev.write(Buffer.from('partial'), 60 * B + 100)).toThrow(/ENODEV/);
+    expect(t.journal.last(60)).toBeUndefined();
+    state.gone = false;
+    expect(readBack(t.dev, 50 * B, B)).toEqual(whole);
+    expect(readBack(t.dev, 60 * B, B)).toEqual(original(60 * B, B));
+  });
+
+  it('a block already pending is not walked sector by sector while main is not there', () => {
+    const t = setup();
+    t.mainFault.badSectors.add(70 * 8 + 1);
+    expect(() => readBack(t.dev, 70 * B, B)).toThrow(/EIO/);
+    expect(t.journal.remaps).toHaveLength(1);
+    unplug(t, 'ENXIO');
+    expect(() => readBack(t.dev, 70 * B, B)).toThrow(/ENXIO/);
+    expect(() => readBack(t.dev, 71 * B, B)).toThrow(/ENXIO/);
+    expect(t.journal.remaps).toHaveLength(1);
+  });
+});
