@@ -38,15 +38,19 @@ export function slowBlockRowProblem(row: readonly unknown[], b: RowBounds): stri
   return undefined;
 }
 
+/** How far ahead of now a stored report time may be (a clock set back since). */
+const CLOCK_SLACK_MS = 24 * 60 * 60 * 1000;
+
 /**
  * What is wrong with a report_state row (reported_at, remap_events), or undefined: the report was made by `now` (a
- * time, not after it), and it saw at most the `remapEvents` remap events recorded now (the history only grows).
+ * time, not more than a day after it), and it saw at most the `remapEvents` remap events recorded now (the history only grows).
  */
 export function reportStateProblem(row: readonly unknown[], now: number, remapEvents: number): string | undefined {
   const [reportedAt, seen] = row;
   const timeBad = timeProblem('reported_at', reportedAt);
   if (timeBad) return timeBad;
-  if ((reportedAt as number) > now) return `reported_at ${reportedAt as number} is after now (${now})`;
+  // A clock set back a little (NTP, a reboot) must not make a good row bad; a day ahead is not a clock's drift.
+  if ((reportedAt as number) > now + CLOCK_SLACK_MS) return `reported_at ${reportedAt as number} is more than a day after now (${now})`;
   if (!isInteger(seen) || seen < 0) return `remap_events ${showValue(seen)} is not a non-negative integer`;
   if (seen > remapEvents) return `remap_events ${seen} is more than the ${remapEvents} remap events recorded`;
   return undefined;
