@@ -17,6 +17,7 @@
  * too (flock is per open file description): one holder per device.
  */
 import * as fs from 'fs';
+import { remapfsProcess } from '../fsutil/proc.js';
 import { RemapfsError } from '../errors.js';
 import { nativeHelpers, nativeLoadError, type NativeHelpers } from '../native/index.js';
 import { majorMinor, resolveExtent } from './alias.js';
@@ -74,20 +75,17 @@ export function lockHolder(p: string): Holder {
       if (f[1] !== 'FLOCK' || f[4] === undefined || f[5] !== want) continue;
       const pid = Number(f[4]);
       if (pid === process.pid) return { text: 'this process', serving: false };
-      let args: string[] = [];
-      try {
-        args = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-      } catch {
-        // gone meanwhile
+      const ours = remapfsProcess(pid);
+      let args: string[] = ours?.args ?? [];
+      if (!ours) {
+        try {
+          args = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+        } catch {
+          // gone meanwhile
+        }
       }
-      const bin = args.findIndex((a) => /remapfs(\.js)?$/.test(a));
-      const command = bin >= 0 ? args.slice(bin) : args;
-      const shown = command.map((a) => (a.length > 60 ? `...${a.slice(-57)}` : a)).slice(0, 4).join(' ');
-      // The command is the first argument after the program that is not an option or an option's value (--db X).
-      const rest = bin >= 0 ? args.slice(bin + 1) : [];
-      let i = 0;
-      while (i < rest.length && rest[i]?.startsWith('-')) i += rest[i]?.includes('=') || rest[i] === '--' ? 1 : 2;
-      const serving = bin >= 0 && ['mount', 'simulate'].includes(rest[i] ?? '');
+      const shown = args.map((a) => (a.length > 60 ? `...${a.slice(-57)}` : a)).slice(0, 4).join(' ');
+      const serving = ours !== undefined && ['mount', 'simulate'].includes(ours.command);
       return { text: `pid ${pid}${shown ? ` (${shown})` : ''}`, serving };
     }
   } catch {

@@ -10,6 +10,7 @@
  */
 import * as fs from 'fs';
 import { RemapfsError } from '../errors.js';
+import { isRemapfsDaemon } from '../fsutil/proc.js';
 import { absolutePathProblem, processRowProblem, showValue } from './rows.js';
 import type { SqliteDatabase } from './sqlite.js';
 
@@ -93,7 +94,8 @@ const USER_HZ = 100;
 /**
  * True while `pid` runs; a zombie (exited, not yet reaped by its parent) counts as gone. With `startedBeforeMs`
  * (a time the process wrote down, such as a mounts row's started_at), a process that started after it is
- * another one that got the pid (after a reboot or a crash, pids come round again) and counts as gone too.
+ * another one that got the pid (after a reboot or a crash, pids come round again) and counts as gone too, unless it
+ * is a remapfs daemon (the clock may have been set forward since the row was written).
  */
 export function processAlive(pid: number, startedBeforeMs?: number): boolean {
   // 0 and below name process groups (or every process) to kill(2), not a process.
@@ -112,7 +114,10 @@ export function processAlive(pid: number, startedBeforeMs?: number): boolean {
     const startTicks = Number(fields[19]); // field 22, starttime
     if (btime === undefined || !Number.isFinite(startTicks)) return true;
     const startedAtMs = Number(btime) * 1000 + (startTicks * 1000) / USER_HZ;
-    return startedAtMs <= startedBeforeMs + 2000; // btime is whole seconds
+    if (startedAtMs <= startedBeforeMs + 2000) return true; // btime is whole seconds
+    // btime moves with the wall clock: a clock stepped forward since the row was written (NTP at boot) makes its own
+    // daemon look younger than the row. A process that got the pid since is not a remapfs daemon, or is a new one.
+    return isRemapfsDaemon(pid);
   } catch {
     return false;
   }

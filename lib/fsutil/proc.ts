@@ -1,0 +1,36 @@
+/**
+ * Which remapfs command a process runs, from /proc/<pid>/cmdline: the program
+ * is the first argument ending in `remapfs` (or `remapfs.js`), and the
+ * command the first argument after it that is not an option or an option's
+ * value (`remapfs --db X mount /srv` runs `mount`). Read only; a process that
+ * is gone or not remapfs gives undefined.
+ */
+import * as fs from 'fs';
+
+export interface RemapfsProcess {
+  /** The command: 'mount', 'simulate', ... ('' when none was given). */
+  command: string;
+  /** The program and what follows it, for messages. */
+  args: string[];
+}
+
+export function remapfsProcess(pid: number): RemapfsProcess | undefined {
+  let all: string[];
+  try {
+    all = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  } catch {
+    return undefined; // gone meanwhile, or not ours to read
+  }
+  const bin = all.findIndex((a) => /remapfs(\.js)?$/.test(a));
+  if (bin < 0) return undefined;
+  const rest = all.slice(bin + 1);
+  let i = 0;
+  while (i < rest.length && rest[i]?.startsWith('-')) i += rest[i]?.includes('=') || rest[i] === '--' ? 1 : 2;
+  return { command: rest[i] ?? '', args: all.slice(bin) };
+}
+
+/** True for a remapfs daemon: `mount` or `simulate`, which hold their devices for as long as they run. */
+export function isRemapfsDaemon(pid: number): boolean {
+  const p = remapfsProcess(pid);
+  return p !== undefined && ['mount', 'simulate'].includes(p.command);
+}
