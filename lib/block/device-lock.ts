@@ -17,7 +17,7 @@
  * too (flock is per open file description): one holder per device.
  */
 import * as fs from 'fs';
-import { remapfsProcess } from '../fsutil/proc.js';
+import { isDaemonCommand, remapfsProcess } from '../fsutil/proc.js';
 import { RemapfsError } from '../errors.js';
 import { nativeHelpers, nativeLoadError, type NativeHelpers } from '../native/index.js';
 import { majorMinor, resolveExtent } from './alias.js';
@@ -85,7 +85,7 @@ export function lockHolder(p: string): Holder {
         }
       }
       const shown = args.map((a) => (a.length > 60 ? `...${a.slice(-57)}` : a)).slice(0, 4).join(' ');
-      const serving = ours !== undefined && ['mount', 'simulate'].includes(ours.command);
+      const serving = ours !== undefined && isDaemonCommand(ours.command);
       return { text: `pid ${pid}${shown ? ` (${shown})` : ''}`, serving };
     }
   } catch {

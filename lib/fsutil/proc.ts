@@ -6,6 +6,7 @@
  * is gone or not remapfs gives undefined.
  */
 import * as fs from 'fs';
+import * as path from 'path';
 
 export interface RemapfsProcess {
   /** The command: 'mount', 'simulate', ... ('' when none was given). */
@@ -29,8 +30,24 @@ export function remapfsProcess(pid: number): RemapfsProcess | undefined {
   return { command: rest[i] ?? '', args: all.slice(bin) };
 }
 
-/** True for a remapfs daemon: `mount` or `simulate`, which hold their devices for as long as they run. */
-export function isRemapfsDaemon(pid: number): boolean {
+/** The commands of a remapfs daemon (`mount`, `simulate`), which hold their devices for as long as they run. */
+export function isDaemonCommand(command: string): boolean {
+  return command === 'mount' || command === 'simulate';
+}
+
+/**
+ * True when `pid` runs `remapfs mount` on `mountpoint` (an absolute path): an argument after the command, taken
+ * relative to the process's working directory, names it. Options' values never name a directory that is mounted on.
+ */
+export function servesMountpoint(pid: number, mountpoint: string): boolean {
   const p = remapfsProcess(pid);
-  return p !== undefined && ['mount', 'simulate'].includes(p.command);
+  if (p?.command !== 'mount') return false;
+  let cwd: string;
+  try {
+    cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return false;
+  }
+  const after = p.args.slice(p.args.indexOf('mount') + 1);
+  return after.some((a) => !a.startsWith('-') && path.resolve(cwd, a) === mountpoint);
 }

@@ -10,7 +10,7 @@
  */
 import * as fs from 'fs';
 import { RemapfsError } from '../errors.js';
-import { isRemapfsDaemon } from '../fsutil/proc.js';
+import { servesMountpoint } from '../fsutil/proc.js';
 import { absolutePathProblem, processRowProblem, showValue } from './rows.js';
 import type { SqliteDatabase } from './sqlite.js';
 
@@ -77,7 +77,7 @@ export class MountRepo {
       .prepare<[], MountRow>('SELECT mountpoint, pid, socket, started_at FROM mounts')
       .all()
       .map(mountFromRow)
-      .filter((m) => processAlive(m.pid, m.startedAt));
+      .filter((m) => processAlive(m.pid, m.startedAt, m.mountpoint));
   }
 }
 
@@ -95,9 +95,9 @@ const USER_HZ = 100;
  * True while `pid` runs; a zombie (exited, not yet reaped by its parent) counts as gone. With `startedBeforeMs`
  * (a time the process wrote down, such as a mounts row's started_at), a process that started after it is
  * another one that got the pid (after a reboot or a crash, pids come round again) and counts as gone too, unless it
- * is a remapfs daemon (the clock may have been set forward since the row was written).
+ * runs `remapfs mount` on `mountpoint` (the row's own daemon: the clock may have been set forward since it wrote it).
  */
-export function processAlive(pid: number, startedBeforeMs?: number): boolean {
+export function processAlive(pid: number, startedBeforeMs?: number, mountpoint?: string): boolean {
   // 0 and below name process groups (or every process) to kill(2), not a process.
   if (!Number.isSafeInteger(pid) || pid < 1) return false;
   try {
@@ -116,8 +116,8 @@ export function processAlive(pid: number, startedBeforeMs?: number): boolean {
     const startedAtMs = Number(btime) * 1000 + (startTicks * 1000) / USER_HZ;
     if (startedAtMs <= startedBeforeMs + 2000) return true; // btime is whole seconds
     // btime moves with the wall clock: a clock stepped forward since the row was written (NTP at boot) makes its own
-    // daemon look younger than the row. A process that got the pid since is not a remapfs daemon, or is a new one.
-    return isRemapfsDaemon(pid);
+    // daemon look younger than the row. It is still that daemon only if it serves the row's mountpoint.
+    return mountpoint !== undefined && servesMountpoint(pid, mountpoint);
   } catch {
     return false;
   }

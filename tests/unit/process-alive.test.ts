@@ -1,6 +1,6 @@
 /** processAlive with a start bound: a pid that now names a process started later is another process (pid reuse). */
 import { spawn } from 'child_process';
-import { isRemapfsDaemon, remapfsProcess } from '../../lib/fsutil/proc.js';
+import { isDaemonCommand, remapfsProcess, servesMountpoint } from '../../lib/fsutil/proc.js';
 import { processAlive } from '../../lib/store/mounts.js';
 
 describe('processAlive', () => {
@@ -16,21 +16,25 @@ describe('processAlive', () => {
     expect(processAlive(2 ** 22 + 12345)).toBe(false);
   });
 
-  it('a remapfs daemon that looks younger than its row (the clock set forward since) is still alive; the command is read after the global options', async () => {
-    // argv as the daemon has it: node <code> remapfs --db X mount <dir>
-    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', '/usr/local/bin/remapfs', '--db', '/x.db', 'mount', '/srv/remapfs'], { stdio: 'ignore' });
-    const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', '/usr/local/bin/remapfs', 'status', 'p'], { stdio: 'ignore' });
+  it("a row's own daemon that looks younger than the row (the clock set forward since) is still alive; another process with that pid, even another remapfs daemon, is not", async () => {
+    // argv as a daemon has it: node <code> remapfs --db X mount <dir>, the dir relative to its working directory
+    const code = 'setInterval(() => {}, 1000)';
+    const child = spawn(process.execPath, ['-e', code, '/usr/local/bin/remapfs', '--db', '/x.db', 'mount', 'mnt', '--attach'], { stdio: 'ignore', cwd: '/tmp' });
+    const other = spawn(process.execPath, ['-e', code, '/usr/local/bin/remapfs', 'status', 'p'], { stdio: 'ignore' });
     try {
       await new Promise((r) => setTimeout(r, 300));
       const pid = child.pid as number;
       expect(remapfsProcess(pid)).toMatchObject({ command: 'mount' });
-      expect(isRemapfsDaemon(pid)).toBe(true);
-      expect(isRemapfsDaemon(other.pid as number)).toBe(false);
-      expect(isRemapfsDaemon(process.pid)).toBe(false);
-      // A row written an hour before the process seems to have started: a daemon still, another command not.
+      expect(isDaemonCommand('mount') && isDaemonCommand('simulate') && !isDaemonCommand('status')).toBe(true);
+      expect(servesMountpoint(pid, '/tmp/mnt')).toBe(true);
+      expect(servesMountpoint(pid, '/srv/other')).toBe(false);
+      expect(servesMountpoint(other.pid as number, '/tmp/mnt')).toBe(false);
+      // A row written an hour before the process seems to have started.
       const hourBefore = Date.now() - 3600 * 1000;
-      expect(processAlive(pid, hourBefore)).toBe(true);
-      expect(processAlive(other.pid as number, hourBefore)).toBe(false);
+      expect(processAlive(pid, hourBefore, '/tmp/mnt')).toBe(true);
+      // A stale row of another mountpoint whose pid came round to this daemon: gone.
+      expect(processAlive(pid, hourBefore, '/srv/other')).toBe(false);
+      expect(processAlive(other.pid as number, hourBefore, '/tmp/mnt')).toBe(false);
     } finally {
       child.kill();
       other.kill();

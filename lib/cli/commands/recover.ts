@@ -73,7 +73,7 @@ export const recoverCommand: CommandModule<object, Args> = {
     const entry = mounts().find((m) => m.mountpoint === mnt);
     if (entry && !(entry.fsType.startsWith('fuse') && entry.source === 'remapfs')) throw new RemapfsError('recover', mnt, `not a remapfs mount (${entry.fsType})`);
     const row = mountRow(argv, mnt);
-    if (row && processAlive(row.pid, row.startedAt)) throw new RemapfsError('recover', mnt, `its daemon (pid ${row.pid}) is running`, 'use "remapfs unmount" for a running daemon');
+    if (row && processAlive(row.pid, row.startedAt, row.mountpoint)) throw new RemapfsError('recover', mnt, `its daemon (pid ${row.pid}) is running`, 'use "remapfs unmount" for a running daemon');
     if (!entry && !row && !fs.existsSync(socketPathFor(mnt))) {
       throw new RemapfsError('recover', mnt, 'no record of a remapfs mount here (not in the mounts table, no socket of a dead daemon, no remapfs mount)', 'name the directory a remapfs daemon served');
     }
