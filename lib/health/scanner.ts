@@ -69,15 +69,14 @@ export class Scanner {
   private waitBlock = -1;
   private stallDeferrals = 0;
   private confirmations = 0;
-  /** The fastest read of waitBlock over its tests. */
-  private waitBlockMs = Infinity;
+  private goneWaits = 0; // waits in a row on a main that is not there (deviceGone)
+  private waitBlockMs = Infinity; // the fastest read of waitBlock over its tests
   /** Device-wide stalls seen by this scanner (not persisted). */
   stalls = 0;
-  /** Stall lines and "stayed slow" lines: each kind at most once per STALL_LOG_EVERY_MS. */
+  /** Stall, "stayed slow" and "not there" lines: each kind at most once per STALL_LOG_EVERY_MS. */
   private readonly stallLines = new SparseLog();
   private readonly stayedLines = new SparseLog();
   private readonly goneLines = new SparseLog();
-  private goneWaits = 0; // waits in a row on a main that is not there
 
   constructor(
     private readonly dev: ScanTarget,
@@ -200,6 +199,7 @@ export class Scanner {
       if (!isDiskError(err)) throw err;
       ms = Infinity;
     }
+    if (ms !== Infinity) this.goneWaits = 0; // main answered
     if (ms < cfg.latencyWarnMs) {
       summary.latencyClasses.ok += n;
       this.fastBlock = end - 1;

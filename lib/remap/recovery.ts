@@ -114,7 +114,7 @@ export class Recovery {
     try {
       this.p.main.read(this.blockBuf, block * this.p.blockSize);
     } catch (err) {
-      if (!isDiskError(err)) throw err;
+      if (!isDiskError(err) || isDeviceGone(err)) throw err;
       this.markPending(block, sectorsInBlock, 'imported');
       return 'pending';
     }

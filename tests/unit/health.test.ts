@@ -533,6 +533,22 @@ describe('scan scheduler (injected clock)', () => {
     }
     expect(String(thrown)).toMatch(/ENODEV/);
     expect(found).toEqual([]);
+    // Waits in a row only: an outage of GONE_WAITS_MAX - 1 waits, main back for a run, then another short one.
+    const again = new Scanner(target, w.store, w.pair.id, () => w.cfg, w.clock.now, () => undefined);
+    again.startPass(true);
+    const stepThrough = (steps: number) => {
+      for (let i = 0; i < steps; i++) {
+        w.clock.t += again.waitMs();
+        again.step();
+      }
+    };
+    stepThrough(2); // blocks 0-19 read; waits on 20
+    stepThrough(GONE_WAITS_MAX - 2);
+    gone = false;
+    stepThrough(1); // 20-35 read as a run
+    gone = true;
+    expect(() => stepThrough(3)).not.toThrow();
+    expect(found).toEqual([]);
   });
 
   it('the report reflects pending blocks and the scan', () => {

@@ -399,6 +399,15 @@ describe('main not there (ENODEV, ENXIO, ENOMEDIUM)', () => {
     expect(readBack(t.dev, 60 * B, B)).toEqual(original(60 * B, B));
   });
 
+  it('import-bad of a block while main is not there fails with the error and marks nothing', () => {
+    const t = setup();
+    const state = unplug(t, 'ENODEV');
+    expect(() => t.dev.importBadSectors(80, new Set([3]))).toThrow(/ENODEV/);
+    expect(t.journal.remaps).toEqual([]);
+    state.gone = false;
+    expect(t.dev.importBadSectors(80, new Set([3]))).toBe('remapped');
+  });
+
   it('a block already pending is not walked sector by sector while main is not there', () => {
     const t = setup();
     t.mainFault.badSectors.add(70 * 8 + 1);
