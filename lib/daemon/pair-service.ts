@@ -24,6 +24,7 @@ export class PairService {
    * default settings and the background scanner off, until `config` sets good values (updateConfig).
    */
   settingsProblem: RemapfsError | undefined;
+  private settingsRetryAt = 0;
   readonly scanner: Scanner;
   readonly scheduler: ScanScheduler;
   /** Stacked over the served device while an evacuation copies (the 'track' operation). */
@@ -44,7 +45,31 @@ export class PairService {
     rt.device.readRetries = this.config.readRetries;
     const prefix = `remapfs: ${rt.record.name}: `;
     this.scanner = new Scanner(rt.device, store, rt.record.id, () => this.config, Date.now, (line) => log(prefix + line));
-    this.scheduler = new ScanScheduler(this.scanner, userIoOps, () => this.config, () => healthReport(store, rt.record).score, rt.record.createdAt, { name: rt.record.name, log });
+    this.scheduler = new ScanScheduler(this.scanner, userIoOps, () => this.scannerConfig(), () => healthReport(store, rt.record).score, rt.record.createdAt, { name: rt.record.name, log });
+  }
+
+  /** The scheduler's settings: while the stored ones are bad, they are read again at most once a minute (a deleted row). */
+  private scannerConfig(): PairConfig {
+    if (this.settingsProblem && Date.now() >= this.settingsRetryAt) {
+      this.settingsRetryAt = Date.now() + 60000;
+      if (this.reloadSettings()) setImmediate(() => this.scheduler.configChanged()); // not from inside its own tick
+    }
+    return this.config;
+  }
+
+  /** Reads the stored settings again while they are bad; true when they are good now (and in force). */
+  private reloadSettings(): boolean {
+    try {
+      this.config = loadConfig(this.store, this.rt.record.id);
+    } catch (err) {
+      if (!(err instanceof RemapfsError)) throw err;
+      this.settingsProblem = err;
+      return false;
+    }
+    this.settingsProblem = undefined;
+    this.rt.device.readRetries = this.config.readRetries;
+    this.log(`remapfs: ${this.name}: the stored settings are good again; the background scanner follows them`);
+    return true;
   }
 
   /** The stored settings; bad ones leave the data path alone: the defaults, scanner off, one line in the log. */
@@ -59,8 +84,9 @@ export class PairService {
     }
   }
 
-  /** The settings in force; refused (the stored row named) while the stored ones are bad. */
+  /** The settings in force; refused (the stored row named) while the stored ones are bad (read again first). */
   settings(): PairConfig {
+    if (this.settingsProblem && this.reloadSettings()) this.scheduler.configChanged();
     if (this.settingsProblem) throw this.settingsProblem;
     return this.config;
   }
@@ -142,7 +168,7 @@ export class PairService {
       stats: { read: () => JSON.stringify(this.stats(), null, 2) },
       health: { read: () => JSON.stringify(healthReport(this.store, this.rt.record), null, 2) },
       config: {
-        read: () => JSON.stringify(this.config, null, 2),
+        read: () => JSON.stringify(this.settings(), null, 2),
         write: (text) => void this.updateConfig(parseConfigText(text)),
       },
     };

@@ -9,7 +9,7 @@
 import Database from 'better-sqlite3';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
-import { type CliResult, Lab } from '../../lib/lab/lab.js';
+import { type CliResult, Lab, waitFor } from '../../lib/lab/lab.js';
 
 const MiB = 1024 * 1024;
 
@@ -232,6 +232,22 @@ describe('crafted database rows and input files', () => {
     expect(again.output()).not.toMatch(/bad row/);
     lab.ok(['unmount', mnt]);
     await again.exited;
+  });
+
+  it('a daemon whose bad config row is deleted (as the hint says) takes the stored settings again; the control file shows the error until then', async () => {
+    sql("INSERT INTO config VALUES (1, 'scanChunkKiB', '1000000000'), (1, 'scanIdleMs', '250')");
+    const mnt = lab.mkdir('mnt');
+    const d = await lab.startDaemon(mnt);
+    expectOneLine(lab.cli(['config', 'p']), /read settings of pair p: the database has a bad row: scanChunkKiB must be/);
+    const shown = JSON.parse(fs.readFileSync(`${mnt}/.remapfs/p/config`, 'utf8')) as { error?: string };
+    expect(Object.keys(shown)).toEqual(['error']);
+    expect(shown.error).toMatch(/the database has a bad row: scanChunkKiB must be/);
+    sql("DELETE FROM config WHERE key = 'scanChunkKiB'");
+    expect(JSON.parse(lab.ok(['config', 'p', '--json']))).toMatchObject({ config: { scanIdleMs: 250, scanEnabled: true } });
+    expect(JSON.parse(fs.readFileSync(`${mnt}/.remapfs/p/config`, 'utf8'))).toMatchObject({ scanIdleMs: 250, scanEnabled: true });
+    await waitFor('the daemon to say so', () => /remapfs: p: the stored settings are good again; the background scanner follows them/.test(d.output()), 5000);
+    lab.ok(['unmount', mnt]);
+    expect(await d.exited).toBe(0);
   });
 
   it('unmount with REMAPFS_DB set but empty is refused before the daemon is asked to stop', async () => {
