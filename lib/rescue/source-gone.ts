@@ -14,9 +14,10 @@
  *    the node or file still at its path, the same st_rdev or dev:ino, the same
  *    size; identityCheck) may say gone;
  *  - after GONE_PROBE_AFTER failed reads in a row, a place that read before
- *    (the last one read in this run, else the start of a finished area) is
- *    read again, past any cache, with the run's retries: when it fails too,
- *    the source is gone; when it reads, the failures were the disk's own.
+ *    (in the last read of this run, else in a finished area) and that main
+ *    itself holds (not a remapped block's spare copy: heldByMain) is read
+ *    again, past any cache, with the run's retries: when it fails too, the
+ *    source is gone; when it reads, the failures were the disk's own.
  *
  * A failed read marks its area at once ('*' or '-'), as before; the marks
  * since the last good read are remembered with the statuses they replaced.
@@ -39,6 +40,9 @@ import { type Area, AreaMap, type AreaStatus } from './mapfile.js';
 
 /** Failed reads in a row after which a place that read before is read again. */
 export const GONE_PROBE_AFTER = 2;
+/** Where the probe looks for a sector main holds: every PROBE_STEP bytes, at most PROBE_CANDIDATES places. */
+const PROBE_STEP = 4096;
+const PROBE_CANDIDATES = 1024;
 
 /** The evacuation stopped because its source went away; the mapfile was saved with what was not judged left untried. */
 export class SourceGoneError extends RemapfsError {
@@ -53,6 +57,8 @@ export interface SourceProbe {
   identity?: () => string | undefined;
   /** Reads the source past any cache (default: its readUncached, else its read). */
   readUncached?: (buf: Buffer, byteOffset: number) => void;
+  /** Whether main itself holds the sector at `byteOffset` (not the spare, for a remapped block): only such a sector proves main is there. Default: every one. */
+  heldByMain?: (byteOffset: number) => boolean;
 }
 
 /** Watches the device files behind a source: gone when one no longer resolves, is another node or file, or changed size. */
@@ -91,7 +97,8 @@ interface Mark {
 
 export class SourceWatch {
   private marks: Mark[] = [];
-  private goodAt: number | undefined;
+  /** The last read that succeeded. */
+  private good: { pos: number; len: number } | undefined;
   private readonly probeBuf = Buffer.alloc(SECTOR_BYTES);
 
   constructor(
@@ -116,14 +123,9 @@ export class SourceWatch {
       else this.attemptFailed(err);
       return false;
     }
-    this.ok(pos);
+    this.good = { pos, len: buf.length };
+    this.marks = []; // the source is there: the failures before were the disk's own
     return true;
-  }
-
-  /** A read of the source at `pos` succeeded: it is there, and the failures before were the disk's own. */
-  private ok(pos: number): void {
-    this.goodAt = pos - (pos % SECTOR_BYTES);
-    this.marks = [];
   }
 
   /** An attempt failed with a disk error (a retry may follow): stops the run when its errno says the device is gone. */
@@ -154,8 +156,22 @@ export class SourceWatch {
     return view;
   }
 
+  /** A sector that read before (in the last good read, else in a copied area) and that main holds, or undefined. */
+  private probeSpot(): number | undefined {
+    const held = this.probe.heldByMain ?? (() => true);
+    const ranges = [...(this.good ? [this.good] : []), ...this.map.withStatus('+').map((a) => ({ pos: a.pos, len: a.size }))];
+    let tries = 0;
+    for (const r of ranges) {
+      for (let at = r.pos - (r.pos % SECTOR_BYTES); at < r.pos + r.len; at += PROBE_STEP) {
+        if (held(at)) return at;
+        if (++tries >= PROBE_CANDIDATES) return undefined;
+      }
+    }
+    return undefined;
+  }
+
   private probeKnownGood(): void {
-    const at = this.goodAt ?? this.map.withStatus('+')[0]?.pos;
+    const at = this.probeSpot();
     if (at === undefined) {
       this.marks = []; // nothing known to read: the failures stand (see the limits above)
       return;

@@ -154,6 +154,11 @@ export class RemapRepo {
     });
   }
 
+  /** True when the table puts main block `mainBlock` on the spare (a remapped row; a pending block is on main). */
+  isRemapped(pairId: number, mainBlock: number): boolean {
+    return this.db.prepare<[number, number]>("SELECT 1 FROM remaps WHERE pair_id = ? AND main_block = ? AND state = 'remapped'").pluck().get(pairId, mainBlock) !== undefined;
+  }
+
   /**
    * Refuses the pair's remap and retired rows, with one line, when one breaks a row rule: the check that the
    * aggregates (counts, byReason, lostSectors) make before they count, in SQL (badRemapRowSql), so that no

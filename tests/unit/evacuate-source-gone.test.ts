@@ -17,8 +17,8 @@ import { FileDevice } from '../../lib/block/file-device.js';
 import { MemoryDevice } from '../../lib/block/memory-device.js';
 import { RemapfsError } from '../../lib/errors.js';
 import { evacuate } from '../../lib/rescue/evacuate.js';
-import { parseMapfile, sectorsOf } from '../../lib/rescue/mapfile.js';
-import { GONE_PROBE_AFTER, identityCheck, SourceGoneError } from '../../lib/rescue/source-gone.js';
+import { AreaMap, parseMapfile, sectorsOf } from '../../lib/rescue/mapfile.js';
+import { GONE_PROBE_AFTER, identityCheck, SourceGoneError, SourceWatch } from '../../lib/rescue/source-gone.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 16 * MiB;
@@ -192,5 +192,30 @@ describe('evacuate when the source goes away', () => {
     const r = await evacuate({ source, target, mapfilePath, restart: false, retries: 0 });
     expect(r.badSectors).toEqual(bad);
     expect(sha(target.data)).toBe(sha(without(mem.data, bad)));
+  });
+
+  it('the probe reads a sector main holds: a remapped block that still reads (from the spare) does not prove main is there', () => {
+    const { mem } = disk();
+    let unplugged = false;
+    const spareHeld = (off: number) => off < MiB; // the first MiB: remapped blocks, served from the spare
+    const source: BlockDevice = {
+      name: 'sdz',
+      sizeBytes: SIZE,
+      read: (buf, off) => {
+        if (unplugged && !spareHeld(off)) throw new RemapfsError('read', 'sdz', Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }));
+        mem.read(buf, off);
+      },
+      write: () => undefined,
+      flush: () => undefined,
+      close: () => undefined,
+    };
+    const map = new AreaMap(SIZE);
+    map.set(MiB, MiB, '+'); // copied before, on main
+    const watch = new SourceWatch(map, source, { heldByMain: (off) => !spareHeld(off) }, 1, '/nonexistent.map');
+    expect(watch.read(Buffer.alloc(4096), 0, '*')).toBe(true); // the last good read: a remapped block
+    unplugged = true; // main fails every read; its node stays, so the identity check cannot tell
+    expect(watch.read(Buffer.alloc(MiB), 4 * MiB, '*')).toBe(false);
+    expect(() => watch.read(Buffer.alloc(MiB), 5 * MiB, '*')).toThrow(/the source is gone: 2 reads in a row failed, and then so did sector 2048, which read before/);
+    expect(map.withStatus('*')).toEqual([]);
   });
 });

@@ -9,7 +9,7 @@ import { pairOps } from '../../pair/operations.js';
 import { RemapfsError, UsageError } from '../../errors.js';
 import { createFileExclusive } from '../../fsutil/write-atomic.js';
 import { openPair, type PairRuntime } from '../../pair/pair.js';
-import type { PairRecord } from '../../store/db.js';
+import type { PairRecord, Store } from '../../store/db.js';
 import { type DirtyTracker, evacuate, type EvacuateResult, loadAreaMap, verifyCopy } from '../../rescue/evacuate.js';
 import { identityCheck, type SourceProbe, SourceGoneError } from '../../rescue/source-gone.js';
 import { CLI_LOCK_WAIT_MS, liveDaemon, printJson, requirePair, withStore } from '../common.js';
@@ -106,7 +106,7 @@ export const evacuateCommand: CommandModule<object, Args> = {
         const progress = new Progress(`evacuate ${pair.name}`, size, 1);
         let r: EvacuateResult;
         try {
-          r = await evacuate({ source, target, mapfilePath, restart: argv.restart, retries, ...(tracker ? { tracker } : {}), probe: sourceProbe(pair, rt), onProgress: (done) => progress.update(done) });
+          r = await evacuate({ source, target, mapfilePath, restart: argv.restart, retries, ...(tracker ? { tracker } : {}), probe: sourceProbe(store, pair, rt), onProgress: (done) => progress.update(done) });
         } catch (err) {
           progress.finish(); // the error goes on a line of its own
           if (!(err instanceof SourceGoneError)) throw err;
@@ -157,17 +157,20 @@ export const evacuateCommand: CommandModule<object, Args> = {
  * still reach the same node or file, of the same size), and, read directly, a probe read of main past the
  * page cache (a cached page would answer for a disk that is gone) where main holds the block.
  */
-function sourceProbe(pair: PairRecord, rt: PairRuntime | undefined): SourceProbe {
+function sourceProbe(store: Store, pair: PairRecord, rt: PairRuntime | undefined): SourceProbe {
   const identity = identityCheck([
     { what: "the pair's main", path: pair.mainPath },
     { what: "the pair's spare", path: pair.sparePath },
   ]);
-  if (!rt) return { identity }; // through the daemon the source is opened with O_DIRECT already
+  const blockOf = (byteOffset: number) => Math.floor(byteOffset / pair.blockSize);
+  // Through the daemon the source is opened with O_DIRECT already; which blocks the spare holds, the database says.
+  if (!rt) return { identity, heldByMain: (byteOffset) => !store.remaps.isRemapped(pair.id, blockOf(byteOffset)) };
   const { device, main } = rt;
   return {
     identity,
+    heldByMain: (byteOffset) => !device.isRemapped(blockOf(byteOffset)),
     readUncached: (buf, byteOffset) => {
-      if (device.isRemapped(Math.floor(byteOffset / pair.blockSize))) device.read(buf, byteOffset);
+      if (device.isRemapped(blockOf(byteOffset))) device.read(buf, byteOffset);
       else main.readUncached(buf, byteOffset);
     },
   };
