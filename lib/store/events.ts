@@ -1,7 +1,7 @@
 /**
  * The events table: a pair's history (remaps, retirements, pending blocks,
  * scan passes, settings), appended in id order and never rewritten. The
- * health score's trend reads the times of 'remap' events.
+ * health score's trend counts 'remap' events per day (remapDays).
  *
  * Rows are untrusted and only feed reports: a row that breaks the rule of
  * the columns read (a time that is not a time; for recent(), also a kind,
@@ -80,12 +80,6 @@ export class EventRepo {
     return this.db
       .prepare<[number, number], HistoryEvent>(`SELECT time, kind, block, value, detail FROM events WHERE pair_id = ? AND coalesce(${GOOD_EVENT_SQL}, 0) ORDER BY id DESC LIMIT ?`)
       .all(pairId, limit);
-  }
-
-  /** Times of good remap events (not retirements) since `since`, oldest first. */
-  remapTimes(pairId: number, since: number): number[] {
-    this.checkRemapRows(pairId);
-    return this.db.prepare<[number, number]>(`SELECT time FROM events WHERE pair_id = ? AND kind = 'remap' AND time >= ? AND ${GOOD_REMAP_SQL} ORDER BY time`).pluck<number>().all(pairId, since);
   }
 
   /**

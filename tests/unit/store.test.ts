@@ -100,7 +100,7 @@ describe('the store', () => {
       { time: 50, kind: 'remap', block: 3, value: null, detail: null },
       { time: 300, kind: 'remap', block: 2, value: 0.5, detail: 'scan-slow' },
     ]);
-    expect(store.events.remapTimes(pair.id, 100)).toEqual([100, 300]);
+    expect(store.events.remapDays(pair.id, 300, 1)).toEqual([3]);
     expect(store.events.remapCount(pair.id)).toBe(3);
   });
 
