@@ -41,7 +41,11 @@ export class PairService {
     /** User requests on every pair of the daemon; the scanner yields to all of them. */
     userIoOps: () => number = () => rt.device.counters.readOps + rt.device.counters.writeOps,
   ) {
-    this.config = this.loadSettings(store, rt.record.id, rt.record.name, log);
+    // Bad stored settings leave the data path alone: the defaults, scanner off, one line in the log.
+    this.config = { ...DEFAULT_CONFIG, scanEnabled: false };
+    if (!this.reloadSettings(false)) {
+      log(`remapfs: ${rt.record.name}: ${this.settingsProblem?.message}; serving the pair with the default settings and the background scanner off until "remapfs config" sets good values`);
+    }
     rt.device.readRetries = this.config.readRetries;
     const prefix = `remapfs: ${rt.record.name}: `;
     this.scanner = new Scanner(rt.device, store, rt.record.id, () => this.config, Date.now, (line) => log(prefix + line));
@@ -57,8 +61,8 @@ export class PairService {
     return this.config;
   }
 
-  /** Reads the stored settings again while they are bad; true when they are good now (and in force). */
-  private reloadSettings(): boolean {
+  /** Reads the stored settings (again, while they are bad); true when they are good now (and in force). */
+  private reloadSettings(announce = true): boolean {
     try {
       this.config = loadConfig(this.store, this.rt.record.id);
     } catch (err) {
@@ -68,20 +72,8 @@ export class PairService {
     }
     this.settingsProblem = undefined;
     this.rt.device.readRetries = this.config.readRetries;
-    this.log(`remapfs: ${this.name}: the stored settings are good again; the background scanner follows them`);
+    if (announce) this.log(`remapfs: ${this.name}: the stored settings are good again; the background scanner follows them`);
     return true;
-  }
-
-  /** The stored settings; bad ones leave the data path alone: the defaults, scanner off, one line in the log. */
-  private loadSettings(store: Store, pairId: number, name: string, log: (line: string) => void): PairConfig {
-    try {
-      return loadConfig(store, pairId);
-    } catch (err) {
-      if (!(err instanceof RemapfsError)) throw err;
-      this.settingsProblem = err;
-      log(`remapfs: ${name}: ${err.message}; serving the pair with the default settings and the background scanner off until "remapfs config" sets good values`);
-      return { ...DEFAULT_CONFIG, scanEnabled: false };
-    }
   }
 
   /** The settings in force; refused (the stored row named) while the stored ones are bad (read again first). */
