@@ -13,11 +13,13 @@
  *  - at every failed read, the caller's identity check (no I/O to the device:
  *    the node or file still at its path, the same st_rdev or dev:ino, the same
  *    size; identityCheck) may say gone;
- *  - after GONE_PROBE_AFTER failed reads in a row, a place that read before
- *    (in the last read of this run, else in a finished area) and that main
- *    itself holds (not a remapped block's spare copy: heldByMain) is read
- *    again, past any cache, with the run's retries: when it fails too, the
- *    source is gone; when it reads, the failures were the disk's own.
+ *  - after GONE_PROBE_AFTER failed reads in a row, places that read before
+ *    (in the last read of this run, and in finished areas) and that main
+ *    itself holds (not a remapped block's spare copy: heldByMain) are read
+ *    again, past any cache, with the run's retries: up to PROBE_SPOTS places
+ *    at least PROBE_APART_BYTES apart, so one flaky sector next to bad ones
+ *    does not speak for the disk. When every one fails too, the source is
+ *    gone; when one reads, the failures were the disk's own.
  *
  * A failed read marks its area at once ('*' or '-'), as before; the marks
  * since the last good read are remembered with the statuses they replaced.
@@ -40,6 +42,9 @@ import { type Area, AreaMap, type AreaStatus } from './mapfile.js';
 
 /** Failed reads in a row after which a place that read before is read again. */
 export const GONE_PROBE_AFTER = 2;
+/** Places the probe reads at most, and how far apart; the source is gone only when all of them fail. */
+export const PROBE_SPOTS = 3;
+export const PROBE_APART_BYTES = 1024 * 1024;
 /** Where the probe looks for a sector main holds: every PROBE_STEP bytes, at most PROBE_CANDIDATES places. */
 const PROBE_STEP = 4096;
 const PROBE_CANDIDATES = 1024;
@@ -156,41 +161,57 @@ export class SourceWatch {
     return view;
   }
 
-  /** A sector that read before (in the last good read, else in a copied area) and that main holds, or undefined. */
-  private probeSpot(): number | undefined {
+  /**
+   * Up to PROBE_SPOTS sectors that read before (the last good read first, then copied areas) and that main holds,
+   * each at least PROBE_APART_BYTES from the others. Bounded: at most PROBE_CANDIDATES places looked at.
+   */
+  private probeSpots(): number[] {
     const held = this.probe.heldByMain ?? (() => true);
     const ranges = [...(this.good ? [this.good] : []), ...this.map.withStatus('+').map((a) => ({ pos: a.pos, len: a.size }))];
+    const spots: number[] = [];
     let tries = 0;
     for (const r of ranges) {
-      for (let at = r.pos - (r.pos % SECTOR_BYTES); at < r.pos + r.len; at += PROBE_STEP) {
-        if (held(at)) return at;
-        if (++tries >= PROBE_CANDIDATES) return undefined;
+      for (let at = r.pos - (r.pos % SECTOR_BYTES); at < r.pos + r.len; ) {
+        if (++tries > PROBE_CANDIDATES) return spots;
+        if (spots.some((s) => Math.abs(s - at) < PROBE_APART_BYTES)) {
+          at += PROBE_APART_BYTES; // near one already taken: look further on
+          continue;
+        }
+        if (held(at)) {
+          spots.push(at);
+          if (spots.length >= PROBE_SPOTS) return spots;
+          at += PROBE_APART_BYTES;
+        } else at += PROBE_STEP;
       }
     }
-    return undefined;
+    return spots;
   }
 
   private probeKnownGood(): void {
-    const at = this.probeSpot();
-    if (at === undefined) {
+    const spots = this.probeSpots();
+    if (!spots.length) {
       this.marks = []; // nothing known to read: the failures stand (see the limits above)
       return;
     }
-    const view = this.probeBuf.subarray(0, Math.min(SECTOR_BYTES, this.map.size - at));
     const read = this.probe.readUncached ?? (this.source.readUncached ? this.source.readUncached.bind(this.source) : this.source.read.bind(this.source));
     let last: unknown;
-    for (let attempt = 0; attempt <= this.retries; attempt++) {
-      try {
-        read(view, at);
-        this.marks = [];
-        return;
-      } catch (err) {
-        if (!isDiskError(err)) throw err;
-        this.attemptFailed(err);
-        last = err;
+    for (const at of spots) {
+      const view = this.probeBuf.subarray(0, Math.min(SECTOR_BYTES, this.map.size - at));
+      for (let attempt = 0; attempt <= this.retries; attempt++) {
+        try {
+          read(view, at);
+          this.marks = [];
+          return;
+        } catch (err) {
+          if (!isDiskError(err)) throw err;
+          this.attemptFailed(err);
+          last = err;
+        }
       }
     }
-    this.gone(`${this.marks.length} reads in a row failed, and then so did sector ${Math.floor(at / SECTOR_BYTES)}, which read before (${describe(last)})`);
+    const sectors = spots.map((at) => Math.floor(at / SECTOR_BYTES));
+    const which = sectors.length === 1 ? `sector ${sectors[0]}, which read before` : `sectors ${sectors.join(', ')}, which read before`;
+    this.gone(`${this.marks.length} reads in a row failed, and then so did ${which} (${describe(last)})`);
   }
 
   private gone(why: string): never {

@@ -178,7 +178,7 @@ describe('rescue', () => {
     expect(await exited).toBe(3);
     expect(stdout).toBe('');
     const errors = stderr.split('\n').filter((l) => l.startsWith('remapfs:'));
-    expect(errors).toEqual([expect.stringMatching(/^remapfs: evacuate g: the source is gone: \d+ reads in a row failed, and then so did sector \d+, which read before \(.*EIO.*\) \(what was not read is left non-tried \(\?\) in .*target\.img\.map: run evacuate again when the disk is back\)$/)]);
+    expect(errors).toEqual([expect.stringMatching(/^remapfs: evacuate g: the source is gone: \d+ reads in a row failed, and then so did sectors? \d+(, \d+)*, which read before \(.*EIO.*\) \(what was not read is left non-tried \(\?\) in .*target\.img\.map: run evacuate again when the disk is back\)$/)]);
     const mid = parseMapfile(fs.readFileSync(map, 'utf8'));
     expect(mid.areas.filter((a) => a.status === '-')).toEqual([]);
     expect(mid.areas.filter((a) => a.status === '*')).toEqual([{ pos: 0, size: MiB, status: '*' }]); // sector 1000's chunk failed while the disk was there

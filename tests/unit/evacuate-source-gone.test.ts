@@ -18,7 +18,7 @@ import { MemoryDevice } from '../../lib/block/memory-device.js';
 import { RemapfsError } from '../../lib/errors.js';
 import { evacuate } from '../../lib/rescue/evacuate.js';
 import { AreaMap, parseMapfile, sectorsOf } from '../../lib/rescue/mapfile.js';
-import { GONE_PROBE_AFTER, identityCheck, SourceGoneError, SourceWatch } from '../../lib/rescue/source-gone.js';
+import { GONE_PROBE_AFTER, identityCheck, PROBE_SPOTS, SourceGoneError, SourceWatch } from '../../lib/rescue/source-gone.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 16 * MiB;
@@ -79,12 +79,14 @@ describe('evacuate when the source goes away', () => {
     };
     const run = evacuate({ source, target, mapfilePath, restart: false, retries: 1, onProgress: unplugAt });
     await expect(run).rejects.toThrow(SourceGoneError);
-    await expect(run).rejects.toThrow(`evacuate sdz: the source is gone: ${GONE_PROBE_AFTER} reads in a row failed, and then so did sector ${(3 * MiB) / 512}, which read before`);
+    // The probe: the last good read (chunk 3), then the copied area (chunks 1-3), PROBE_APART_BYTES apart.
+    await expect(run).rejects.toThrow(`evacuate sdz: the source is gone: ${GONE_PROBE_AFTER} reads in a row failed, and then so did sectors ${(3 * MiB) / 512}, ${MiB / 512}, ${(2 * MiB) / 512}, which read before`);
     // Chunk 0 failed while the disk was there (chunk 1 read after it): it stays failed (*) for pass 2. Chunks 1-3 copied;
     // the 4 chunks that failed after the unplug, and everything after them, untried.
     expect(areasOf(mapfilePath)).toEqual(['0+2048*', '2048+6144+', `8192+${SECTORS - 8192}?`]);
-    // It stopped at once: the failed chunks and the probe (with its retry), no sector-by-sector pass over a disk that is gone.
-    expect(source.readCount - readsAtUnplug).toBe(GONE_PROBE_AFTER + 2);
+    // It stopped at once: the failed chunks and the probe of PROBE_SPOTS places (each with its retry), no
+    // sector-by-sector pass over a disk that is gone.
+    expect(source.readCount - readsAtUnplug).toBe(GONE_PROBE_AFTER + PROBE_SPOTS * 2);
 
     // The disk is back (with its one bad sector): the run goes on from the mapfile and finishes.
     source.badSectors.clear();
@@ -191,6 +193,19 @@ describe('evacuate when the source goes away', () => {
     for (const s of bad) source.badSectors.add(s);
     const r = await evacuate({ source, target, mapfilePath, restart: false, retries: 0 });
     expect(r.badSectors).toEqual(bad);
+    expect(sha(target.data)).toBe(sha(without(mem.data, bad)));
+  });
+
+  it('a flaky sector where the probe looks first does not make a disk that is there "gone": other places that read before are tried', async () => {
+    const { mem, target, mapfilePath } = disk();
+    const source = new FaultDevice(mem, 'sdz');
+    const bad = Array.from({ length: 6 * 2048 }, (_, i) => 4 * 2048 + i); // chunks 4-9 fail
+    for (const s of bad) source.badSectors.add(s);
+    const flaky = (3 * MiB) / 512; // the first sector of chunk 3, the last good read before the bad area
+    const onProgress = (done: number) => void (done >= 4 * MiB && source.badSectors.add(flaky)); // reads no more from then on
+    const r = await evacuate({ source, target, mapfilePath, restart: false, retries: 0, onProgress });
+    expect(r.badSectors).toEqual(bad);
+    expect(sectorsOf(parseMapfile(fs.readFileSync(mapfilePath, 'utf8')).areas, ['-'])).toEqual(bad);
     expect(sha(target.data)).toBe(sha(without(mem.data, bad)));
   });
 
