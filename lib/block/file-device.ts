@@ -84,7 +84,7 @@ export class FileDevice implements BlockDevice {
         opened.push(fd);
         return fd;
       } catch (err) {
-        throw new RemapfsError('open', path, err);
+        throw openError(path, err);
       }
     };
     try {
@@ -259,12 +259,18 @@ function openDirect(realPath: string, baseFlags: number, sizeBytes: number): { f
     fd = fs.openSync(realPath, baseFlags | fs.constants.O_DIRECT);
   } catch (err) {
     if (isEinval(err)) return undefined;
-    throw new RemapfsError('open', realPath, err);
+    throw openError(realPath, err);
   }
   const alignBytes = probeDirectAlignment(fd, sizeBytes);
   if (alignBytes > 0) return { fd, alignBytes };
   fs.closeSync(fd);
   return undefined;
+}
+
+/** An open that failed; EBUSY (O_EXCL on a block device) says the device is in use, and how to find by what. */
+function openError(path: string, err: unknown): RemapfsError {
+  if ((err as { code?: unknown }).code !== 'EBUSY') return new RemapfsError('open', path, err);
+  return new RemapfsError('open', path, err, `the device is in use: a file system on it is mounted, or another program holds it open exclusively (see "lsblk ${path}" and "fuser -vm ${path}")`);
 }
 
 /** A Buffer whose memory starts on a 64 KiB boundary (WebAssembly memory is page-aligned). */

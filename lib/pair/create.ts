@@ -87,9 +87,12 @@ export function createPair(store: Store, plan: PairPlan, force: boolean, lock: D
   return { pair };
 }
 
-/** Refuses a main that carries another pair's label (it belongs to a pair made elsewhere). */
+/**
+ * Refuses a main that carries another pair's label (it belongs to a pair made elsewhere), and one that cannot be
+ * opened for writing, exclusively for a block device (a mounted file system on it: EBUSY), as serving it would.
+ */
 function checkMainUnlabelled(pair: PairRecord, force: boolean): void {
-  const dev = FileDevice.open(pair.mainPath, { readOnly: true, mode: 'buffered' });
+  const dev = FileDevice.open(pair.mainPath, { mode: 'buffered' });
   try {
     const label = readLabel(dev);
     if (label && !force) {

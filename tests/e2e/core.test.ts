@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { checkTree, dropCaches, fileExtents, Lab, requireKernelFeatures, waitFor, writeRandomTree } from '../../lib/lab/lab.js';
 import { readAt } from '../helpers/read-at.js';
+import { expectedServedBy, servedBy } from '../helpers/transport.js';
 
 const MiB = 1024 * 1024;
 
@@ -81,7 +82,7 @@ describe('remapfs end to end', () => {
       mounted: boolean;
       engine: string;
       counters: { readOps: number };
-      negotiated?: { maxWrite: number; asyncDio: boolean };
+      negotiated?: { maxWrite: number; asyncDio: boolean; ringWorkers: number; fuseUringEntries: number };
     };
     expect(live.mounted).toBe(true);
     expect(live.remappedBlocks).toBe(newRemaps.length);
@@ -90,6 +91,7 @@ describe('remapfs end to end', () => {
     const engine = process.env.REMAPFS_ENGINE ?? 'native';
     expect(live.engine).toBe(engine);
     if (engine === 'native') expect([live.negotiated?.maxWrite, live.negotiated?.asyncDio]).toEqual([1024 * 1024, true]);
+    if (engine === 'native') expect(servedBy(live.negotiated)).toEqual(expectedServedBy()); // its io model and transport, as this project asks
     else expect(live.negotiated).toBeUndefined();
     expect(lab.ok(['status', 'disk0'])).toMatch(new RegExp(`remapped\\s+${newRemaps.length} blocks`));
     // The human status names the engine and, for the native one, its io model (io_uring workers here).
@@ -137,6 +139,18 @@ describe('remapfs end to end', () => {
     } finally {
       fs.closeSync(fd);
     }
+  });
+
+  it('list shows as mounted only the pairs the daemon serves (not one made after it started)', async () => {
+    lab.ok(['init', 'served', '--main', lab.image('m1.img', 4 * MiB), '--spare', lab.image('s1.img', MiB)]);
+    const mnt = lab.mkdir('mnt');
+    await lab.startDaemon(mnt);
+    lab.ok(['init', 'later', '--main', lab.image('m2.img', 4 * MiB), '--spare', lab.image('s2.img', MiB)]);
+    const listed = (JSON.parse(lab.ok(['list', '--json'])) as { pairs: Array<{ name: string; mounted: boolean; mountpoint?: string }> }).pairs;
+    expect(listed.map((p) => [p.name, p.mounted, p.mountpoint ?? null])).toEqual([['later', false, null], ['served', true, mnt]]);
+    const human = lab.ok(['list']).split('\n');
+    expect(human.find((l) => l.startsWith('served '))?.trimEnd().endsWith(mnt)).toBe(true);
+    expect(human.find((l) => l.startsWith('later '))?.trimEnd().endsWith(' -')).toBe(true);
   });
 
   it('remaps while not mounted, copying the data first', async () => {

@@ -13,6 +13,8 @@ import { checkTree, type DaemonHandle, sleep, waitFor, writeRandomTree } from '.
 import { loopBackingFile } from '../../lib/block/loop.js';
 import { blockContent, writeOrder } from '../fixtures/writer.js';
 import { fileURLToPath } from 'url';
+import { expectedServedBy, servedBy } from '../helpers/transport.js';
+import type { PairStatus } from '../../lib/pair/ops.js';
 
 /** This module's directory (ES modules have no __dirname). */
 const HERE_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -73,8 +75,9 @@ describe('crash safety', () => {
     await lab.startDaemon(mnt);
     verifyAcked(vfile, expected);
     expect(lab.cli(['verify', 'c']).status).toBe(0);
-    const status = JSON.parse(lab.ok(['status', 'c', '--json'])) as { remappedBlocks: number; remapsByReason: Record<string, number> };
+    const status = JSON.parse(lab.ok(['status', 'c', '--json'])) as PairStatus;
     expect(status.remapsByReason['write-error'] ?? 0).toBeGreaterThan(20);
+    expect(servedBy(status.negotiated)).toEqual(expectedServedBy()); // the io model and transport this project asks for
   });
 });
 
@@ -115,6 +118,28 @@ describe('recovering from a daemon crash with a file system on top', () => {
     expect(fsck.status === 0 || fsck.status === 1).toBe(true); // 1: journal replayed or fixed, nothing lost
     lab.mountFs(loop2, ext);
     expect(checkTree(ext, sums)).toEqual([]);
+  });
+
+  it('unmount after a crash refuses while loop devices are on its files, naming them and recover; recover then clears all', async () => {
+    const { mnt, daemon, loop } = await servedOnLoop('u', 16 * MiB);
+    lab.mkfsExt4(loop);
+    const ext = lab.path('ext');
+    lab.mountFs(loop, ext);
+    await lab.killDaemon(daemon);
+    const r = lab.cli(['unmount', mnt]);
+    expect({ status: r.status, lines: r.stderr.trim().split('\n') }).toEqual({
+      status: 1,
+      lines: [`remapfs: unmount ${mnt}: its server has died, and loop devices are still attached to its files: ${loop} (on u, mounted at ${ext}) (run "remapfs recover ${mnt}", which unmounts what sits on them, detaches them and clears the mount)`],
+    });
+    // Nothing changed: the dead mount, the loop device and the file system on it are still there for recover to find.
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).toContain(` ${mnt} `);
+    expect(loopBackingFile(loop)).toBe(path.join(mnt, 'u'));
+    const rec = lab.cli(['recover', mnt]);
+    expect({ status: rec.status, stderr: rec.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(rec.stdout).toContain(`running: losetup -d ${loop}`);
+    const info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+    expect([info.includes(` ${mnt} `), info.includes(` ${ext} `)]).toEqual([false, false]);
+    expect(loopBackingFile(loop)).not.toBe(path.join(mnt, 'u'));
   });
 
   it('recover waits for a loop device that is still open to detach, and stops with one line while something holds it', async () => {

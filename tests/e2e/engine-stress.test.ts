@@ -14,6 +14,7 @@ import * as path from 'path';
 import { alignedBuffer } from '../../lib/block/file-device.js';
 import type { Lab } from '../../lib/lab/lab.js';
 import type { PairStatus } from '../../lib/pair/ops.js';
+import { expectedServedBy, servedBy } from '../helpers/transport.js';
 
 const MiB = 1024 * 1024;
 const BLOCK = 4096;
@@ -151,6 +152,7 @@ describe('native engine stress', () => {
     for (const [b, want] of own) expect(readBlock(vfile, b)).toEqual(want);
     const s = status(lab);
     expect(s.pendingBlocks).toBe(0);
+    expect(servedBy(s.negotiated)).toEqual(expectedServedBy()); // the io model and transport this project asks for
     expect(s.engineCounters?.writeOps).toBeGreaterThanOrEqual(FIO_BYTES / BLOCK);
     // The engine's own threads served most of it: the fast path really ran under the remaps.
     expect((s.engineCounters?.slowWrites ?? Infinity) * 2).toBeLessThan(s.engineCounters?.writeOps ?? 0);

@@ -198,6 +198,23 @@ describe('device ownership', () => {
     expect(mismatches(path.join(mnt, 'x'), 16, content)).toEqual([]);
   });
 
+  it('a main or spare with a mounted file system is refused by init in one line naming the device; nothing is written', () => {
+    const busyImg = lab.image('busy.img', 32 * MiB);
+    const busy = lab.attachLoop(busyImg, { directIo: false, sectorSize: 512 });
+    lab.mkfsExt4(busy);
+    lab.mountFs(busy, lab.path('busy-fs'));
+    const main = lab.image('main.img', 32 * MiB);
+    const spare = lab.image('spare.img', 8 * MiB);
+    const hint = `the device is in use: a file system on it is mounted, or another program holds it open exclusively (see "lsblk ${busy}" and "fuser -vm ${busy}")`;
+    for (const [role, args] of [['main', ['--main', busy, '--spare', spare]], ['spare', ['--main', main, '--spare', busy]]] as const) {
+      const r = lab.cli(['init', 'x', ...args]);
+      expect({ role, status: r.status, lines: r.stderr.trim().split('\n') }).toEqual({ role, status: 1, lines: [`remapfs: open ${busy}: EBUSY: resource busy or locked (${hint})`] });
+    }
+    expect(fs.existsSync(lab.dbPath)).toBe(false); // the database the refused init made is removed again
+    expect(fs.readFileSync(spare).every((byte) => byte === 0)).toBe(true);
+    expect(fs.readFileSync(main).every((byte) => byte === 0)).toBe(true);
+  });
+
   it('case 6: concurrent inits of the same devices from two databases: exactly one wins, and label and slots agree', async () => {
     for (let run = 0; run < 8; run++) {
       const main = lab.image(`main${run}.img`, 16 * MiB);

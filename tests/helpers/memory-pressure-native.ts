@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import type { DaemonHandle, Lab } from '../../lib/lab/lab.js';
 import type { PairStatus } from '../../lib/pair/ops.js';
-import { hasCapability } from './capabilities.js';
+import { hasCapability, requireCapability } from './capabilities.js';
 
 const CAP_IPC_LOCK = 14;
 
@@ -28,6 +28,8 @@ export async function startNativeUnflagged(lab: Lab, mnt: string): Promise<Daemo
   if (st.engine !== 'native') throw new Error(`the native engine does not serve disk0 (engine ${String(st.engine)}):\n${daemon.output()}`);
   // The engine's threads lock their stacks and buffers before they serve.
   if (!st.negotiated) throw new Error(`status shows no engine details:\n${daemon.output()}`);
+  // Without CAP_IPC_LOCK the engine may lock less (RLIMIT_MEMLOCK): checked only with it, and under CI=true it must be there.
+  if (process.env.CI === 'true') requireCapability('CAP_IPC_LOCK', CAP_IPC_LOCK, 'the check that the engine locks its memory');
   if (hasCapability(CAP_IPC_LOCK)) expect(lockedBytes(daemon.child.pid!)).toBeGreaterThan(pinnedFloorBytes(st.negotiated));
   return daemon;
 }

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { pairStatus, type PairStatus } from '../../pair/ops.js';
-import { formatBytes, liveDaemon, printJson, withStore } from '../common.js';
+import type { PairRecord, Store } from '../../store/db.js';
+import { formatBytes, liveDaemon, opsFor, printJson, withStore } from '../common.js';
 
 interface Args {
   db?: string;
@@ -12,13 +13,14 @@ export const listCommand: CommandModule<object, Args> = {
   describe: 'List the pairs in the database',
   builder: (y) => y.option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }),
   handler: async (argv) => {
-    await withStore(argv, false, (store) => {
+    await withStore(argv, false, async (store) => {
       const daemon = liveDaemon(store);
-      const pairs: PairStatus[] = store.pairs.list().map((p) => ({
-        ...pairStatus(store, p),
-        mounted: !!daemon,
-        ...(daemon ? { mountpoint: daemon.mountpoint } : {}),
-      }));
+      const pairs: PairStatus[] = [];
+      for (const p of store.pairs.list()) {
+        // A running daemon may not serve every pair (a device missing or busy, a pair made after it started): ask it.
+        const served = daemon ? await servedAt(store, p) : undefined;
+        pairs.push({ ...pairStatus(store, p), mounted: served !== undefined, ...(served ? { mountpoint: served } : {}) });
+      }
       if (argv.json) return printJson({ version: 1, pairs });
       if (pairs.length === 0) {
         process.stdout.write('no pairs (create one with "remapfs init")\n');
@@ -33,3 +35,9 @@ export const listCommand: CommandModule<object, Args> = {
     });
   },
 };
+
+/** Where the running daemon serves `pair`, or undefined when it does not serve it. */
+async function servedAt(store: Store, pair: PairRecord): Promise<string | undefined> {
+  const s = await opsFor(store, pair).status({});
+  return s.mounted ? s.mountpoint : undefined;
+}

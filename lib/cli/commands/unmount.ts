@@ -2,6 +2,8 @@
  * unmount: asks the daemon over its control socket to stop. Without an
  * answer it clears the mount only when its server is dead: a daemon pid that
  * is alive (mounts table), or a mount that still answers, is never forced.
+ * A dead server's mount with loop devices still on its files is left to
+ * `recover` (refused here, nothing changed).
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -13,6 +15,7 @@ import { RemapfsError } from '../../errors.js';
 import { lazyUnmountSync } from '../../fs/fuse-unmount.js';
 import { processAlive, Store } from '../../store/db.js';
 import { dbPath } from '../common.js';
+import { loopsUnder } from './recover.js';
 
 interface Args {
   db?: string;
@@ -60,6 +63,13 @@ export const unmountCommand: CommandModule<object, Args> = {
     }
     if (mountAnswers(mnt)) {
       throw new RemapfsError('unmount', mnt, `its server is alive but its control socket ${socket} ${fs.existsSync(socket) ? 'does not answer' : 'is gone'}`, 'refusing to force it; stop the process serving it with SIGTERM');
+    }
+    // Loop devices over its files would be left pointing at a dead file that no path names any more (recover could not
+    // find them then): that is recover's work, which also unmounts the file systems on them.
+    const loops = loopsUnder(mnt);
+    if (loops.length) {
+      const what = loops.map((l) => `${l.device} (on ${path.basename(l.backingFile)}${l.mountedAt.length ? `, mounted at ${l.mountedAt.join(', ')}` : ''})`).join(', ');
+      throw new RemapfsError('unmount', mnt, `its server has died, and loop devices are still attached to its files: ${what}`, `run "remapfs recover ${mnt}", which unmounts what sits on them, detaches them and clears the mount`);
     }
     const r = lazyUnmountSync(mnt);
     if (!r.ok) throw new RemapfsError('unmount', mnt, `${r.command}: ${r.error}`);

@@ -24,13 +24,13 @@ const e = m.create({
   upcall: (req) => {
     seen.push(`${req.op}:${req.why || req.path}`);
     if (req.op === 'read' && req.offset === 4096 * 100) { hold = req; return; }
+    if (req.op === 'getattr' && req.path === '/.remapfs/boom') throw new Error('an exception in the upcall must become EIO');
     if (req.op === 'getattr') return m.complete(req.handle, req.path === '/.remapfs/x' ? 0 : -2, { mode: 0o100444, size: 3 });
     if (req.op === 'readdir') return m.complete(req.handle, 0, ['x']);
     if (req.op === 'open') return m.complete(req.handle, 5);
     if (req.op === 'read' && req.path) { const n = Math.max(0, Math.min(req.length, 3 - req.offset)); if (n) Buffer.from('abc').copy(req.buf, 0, req.offset, req.offset + n); return m.complete(req.handle, n); }
     if (req.op === 'read') return m.complete(req.handle, fs.readSync(mainFd, req.buf, 0, req.length, req.offset));
     if (req.op === 'write') return m.complete(req.handle, fs.writeSync(mainFd, req.buf, 0, req.length, req.offset));
-    if (req.op === 'fsync') throw new Error('an exception in the upcall must become EIO');
     return m.complete(req.handle, 0);
   },
 });
@@ -90,7 +90,8 @@ const expect = (what, ok) => { if (!ok) { bad++; console.error(`smoke: FAILED: $
     expect('punch reads zeros', (await sh(`fallocate -p -o 0 -l 16384 ${f} && head -c 16384 ${f} | tr -d '\\0' | wc -c`)).out === '0');
     expect('unsupported fallocate mode', /not supported/i.test((await sh(`fallocate -c -o 0 -l 4096 ${f}`)).err));
     expect('write past the end', (await sh(`dd if=/dev/zero of=${f} bs=4096 seek=4096 count=1 conv=notrunc 2>&1`)).code !== 0);
-    expect('exception in upcall -> EIO', (await sh(`sync ${f} 2>&1; true`)).code === 0);
+    const boom = await sh(`stat ${mnt}/.remapfs/boom 2>&1`); // its GETATTR goes to the upcall, which throws
+    expect(`exception in upcall -> EIO (${boom.code}: ${boom.out})`, boom.code !== 0 && /Input\/output error/.test(boom.out) && seen.includes('getattr:/.remapfs/boom'));
     expect('truncate refused', (await sh(`truncate -s 1M ${f}`)).code !== 0);
     m.fence(e, 3, 100, 1);
     void sh(`dd if=${f} bs=4096 skip=100 count=1 of=/dev/null 2>&1`);
