@@ -169,6 +169,8 @@ export function checkMountpoint(mountpoint: string): void {
   try {
     st = fs.statSync(mountpoint);
   } catch (err) {
+    // A FUSE mount whose server died answers every access with ENOTCONN.
+    if ((err as { code?: unknown }).code === 'ENOTCONN') throw new RemapfsError('mount', mountpoint, 'a dead mount is still there (its server has died)', `run "remapfs recover ${mountpoint}" first`);
     throw new RemapfsError('mount', mountpoint, err, 'create the directory first');
   }
   if (!st.isDirectory()) throw new RemapfsError('mount', mountpoint, 'not a directory');

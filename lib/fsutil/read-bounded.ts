@@ -2,8 +2,8 @@
  * Reading a text file the user names (a badblocks list, a ddrescue mapfile)
  * with its size bounded: the file is untrusted input, and pointing a command
  * at a disk or a huge file must not make it read gigabytes into memory. At most
- * `maxBytes` are read; a larger file (or a device or pipe with more) is
- * refused with one line naming the limit.
+ * `maxBytes` are read; a larger file (or a pipe with more) is refused with
+ * one line naming the limit, and a directory or a device at once.
  */
 import * as fs from 'fs';
 import { RemapfsError } from '../errors.js';
@@ -21,6 +21,7 @@ export function readTextBounded(file: string, op: string, maxBytes = MAX_INPUT_B
   try {
     const st = fs.fstatSync(fd);
     if (st.isDirectory()) throw new RemapfsError(op, file, 'is a directory', 'name a text file');
+    if (st.isBlockDevice() || st.isCharacterDevice()) throw new RemapfsError(op, file, 'is a device', 'name a text file (a pipe works too)');
     const tooBig = (): RemapfsError => new RemapfsError(op, file, `is larger than ${maxBytes} bytes`, 'name the text file itself (a list or a mapfile is far smaller)');
     if (st.isFile() && st.size > maxBytes) throw tooBig();
     const chunks: Buffer[] = [];

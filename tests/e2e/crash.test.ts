@@ -120,7 +120,7 @@ describe('recovering from a daemon crash with a file system on top', () => {
     expect(checkTree(ext, sums)).toEqual([]);
   });
 
-  it('unmount after a crash refuses while loop devices are on its files, naming them and recover; recover then clears all', async () => {
+  it('unmount and mount after a crash refuse while loop devices are on its files, naming them and recover; recover then clears all', async () => {
     const { mnt, daemon, loop } = await servedOnLoop('u', 16 * MiB);
     lab.mkfsExt4(loop);
     const ext = lab.path('ext');
@@ -130,6 +130,11 @@ describe('recovering from a daemon crash with a file system on top', () => {
     expect({ status: r.status, lines: r.stderr.trim().split('\n') }).toEqual({
       status: 1,
       lines: [`remapfs: unmount ${mnt}: its server has died, and loop devices are still attached to its files: ${loop} (on u, mounted at ${ext}) (run "remapfs recover ${mnt}", which unmounts what sits on them, detaches them and clears the mount)`],
+    });
+    const again = lab.cli(['mount', mnt]);
+    expect({ status: again.status, lines: again.stderr.trim().split('\n') }).toEqual({
+      status: 1,
+      lines: [`remapfs: mount ${mnt}: a dead mount is still there (its server has died) (run "remapfs recover ${mnt}" first)`],
     });
     // Nothing changed: the dead mount, the loop device and the file system on it are still there for recover to find.
     expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).toContain(` ${mnt} `);

@@ -18,7 +18,9 @@ describe('readTextBounded', () => {
     const f = path.join(dir, 'big');
     fs.writeFileSync(f, 'x'.repeat(100));
     expect(() => readTextBounded(f, 'read', 99)).toThrow(/^read .*big: is larger than 99 bytes \(name the text file itself/);
-    expect(() => readTextBounded('/dev/zero', 'read', 1 << 20)).toThrow(/^read \/dev\/zero: is larger than 1048576 bytes/);
+    // A device is refused at once, whether it would read forever or read nothing (docs/cli.md, import-bad).
+    expect(() => readTextBounded('/dev/zero', 'read', 1 << 20)).toThrow(/^read \/dev\/zero: is a device \(name a text file/);
+    expect(() => readTextBounded('/dev/null', 'read')).toThrow(/^read \/dev\/null: is a device/);
     expect(() => readTextBounded(dir, 'read')).toThrow(/is a directory/);
     expect(() => readTextBounded(path.join(dir, 'missing'), 'read')).toThrow(/^read .*missing: .*ENOENT/);
   });
