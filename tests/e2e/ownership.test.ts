@@ -9,7 +9,7 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import Database from 'better-sqlite3';
-import { dropCaches, REMAPFS_BIN, waitFor } from '../../lib/lab/lab.js';
+import { dropCaches, REMAPFS_BIN, sleep, waitFor } from '../../lib/lab/lab.js';
 import { blockContent } from '../fixtures/writer.js';
 import type { DiscoveryReport } from '../../lib/discovery/discover.js';
 import { match } from '../helpers/match.js';
@@ -213,6 +213,30 @@ describe('device ownership', () => {
     expect(fs.existsSync(lab.dbPath)).toBe(false); // the database the refused init made is removed again
     expect(fs.readFileSync(spare).every((byte) => byte === 0)).toBe(true);
     expect(fs.readFileSync(main).every((byte) => byte === 0)).toBe(true);
+  });
+
+  it('SIGINT while init writes a slow spare: init finishes the pair (row, slots, label), says so, and exits 130', async () => {
+    const main = lab.image('main.img', 32 * MiB);
+    const sim = lab.mkdir('sim');
+    await lab.startSimulator(lab.image('spare.img', 8 * MiB), sim, ['--slow', '0-16383', '--delay-ms', '150']); // every request waits
+    const child = spawn(process.execPath, [REMAPFS_BIN, 'init', 'k', '--main', main, '--spare', path.join(sim, 'disk')], { env: lab.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    lab.onCleanup('kill init', () => void child.kill('SIGKILL'));
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exit = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('exit', (code, signal) => resolve([code, signal])));
+    await waitFor('init to make its database', () => fs.existsSync(lab.dbPath), 20000);
+    await sleep(500); // into the slot writes, each of which waits 150 ms
+    expect(child.exitCode).toBeNull();
+    child.kill('SIGINT');
+    expect(await exit).toEqual([130, null]);
+    expect({ out, err: err.trim().split('\n') }).toEqual({ out: '', err: [expect.stringMatching(/^remapfs: init k: made the pair \(uuid [0-9a-f-]{36}\); then stopped by SIGINT$/)] });
+    // The pair is whole: its row, five valid slots, and the main's label (discovery finds the pair by it).
+    lab.ok(['fault', sim, 'clear', '--slow']);
+    expect(lab.cli(['verify', 'k']).status).toBe(0);
+    const found = JSON.parse(lab.ok(['discover', '--dir', path.dirname(main), '--dir', sim, '--no-block-devices', '--json'])) as DiscoveryReport;
+    expect(JSON.stringify(found)).toContain(main);
   });
 
   it('case 6: concurrent inits of the same devices from two databases: exactly one wins, and label and slots agree', async () => {

@@ -6,6 +6,7 @@ import { pairNameProblem } from '../../format/validate.js';
 import { validateBlockSize } from '../../format/layout.js';
 import { CLI_LOCK_WAIT_MS, formatBytes, withStore } from '../common.js';
 import { countOption } from '../options.js';
+import { withStopSignalsHeld } from '../signals.js';
 
 interface Args {
   db?: string;
@@ -41,8 +42,9 @@ export const initCommand: CommandModule<object, Args> = {
       waitMs: CLI_LOCK_WAIT_MS,
     });
     try {
-      await withStore(argv, true, (store) => {
-        const { pair, labelError } = createPair(store, plan, argv.force, lock);
+      await withStore(argv, true, async (store) => {
+        // Row, slots and label all, or (on a refusal) none: a Ctrl-C in between would leave slots no database knows.
+        const { pair, labelError } = await withStopSignalsHeld(() => createPair(store, plan, argv.force, lock), (c) => `init ${name}: made the pair (uuid ${c.pair.uuid})`);
         if (labelError !== undefined) {
           process.stderr.write(`remapfs: warning: could not label the main (${labelError instanceof Error ? labelError.message : JSON.stringify(labelError)}); discovery will not recognise it\n`);
         }
