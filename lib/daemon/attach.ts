@@ -105,13 +105,20 @@ export function loopDeviceUser(dev: string): string | undefined {
   return holders.length ? `held by ${holders.join(', ')}` : undefined;
 }
 
+/** A detach: the device, and whether it is still attached because something holds it open (it goes when closed). */
+export interface Detached {
+  device: string;
+  stillOpen: boolean;
+}
+
 /**
  * Detaches the pair's loop device and removes its link. `file` is the pair's
  * served file when known (to find a loop device whose link is gone).
- * Refuses while the device is mounted or held, unless forced. Returns the
- * device detached, or undefined when only a stale link was removed.
+ * Refuses while the device is mounted or held, unless forced. The kernel
+ * defers the detach of a device that is still open (LO_FLAGS_AUTOCLEAR):
+ * stillOpen says so. Undefined when only a stale link was removed.
  */
-export async function detachPair(name: string, file: string | undefined, force = false): Promise<string | undefined> {
+export async function detachPair(name: string, file: string | undefined, force = false): Promise<Detached | undefined> {
   const link = linkPath(name);
   const linked = readLink(link);
   let dev: string | undefined;
@@ -132,5 +139,11 @@ export async function detachPair(name: string, file: string | undefined, force =
     if (loopBackingFile(dev) === backing) throw new RemapfsError('detach', name, err);
   }
   if (readLink(link) === dev) fs.rmSync(link, { force: true });
-  return dev;
+  return { device: dev, stillOpen: backing !== undefined && loopBackingFile(dev) === backing };
+}
+
+/** What a detach did, for a log line: `/dev/loop0` detached, or still attached until its user lets go. */
+export function describeDetach(d: Detached, user: string | undefined): string {
+  if (!d.stillOpen) return `detached ${d.device}`;
+  return `${d.device} is still open${user ? ` (${user})` : ''}: the kernel detaches it when it is closed`;
 }

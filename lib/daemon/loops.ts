@@ -7,7 +7,7 @@
 import * as path from 'path';
 import { RemapfsError } from '../errors.js';
 import { loopBackingFile } from '../block/loop.js';
-import { attachPair, detachPair, linkPath, loopDeviceUser, readLink } from './attach.js';
+import { attachPair, describeDetach, detachPair, linkPath, loopDeviceUser, readLink } from './attach.js';
 
 /** Puts a served pair on a loop device; a failure is logged, and the pair stays served. */
 export async function attachLoop(mountpoint: string, name: string, blockSizeBytes: number, log: (line: string) => void): Promise<void> {
@@ -41,8 +41,9 @@ export async function detachLoops(mountpoint: string, names: Iterable<string>, f
   }
   for (const { name, dev } of loops) {
     try {
-      await detachPair(name, path.join(mountpoint, name), force);
-      log(`remapfs: ${name}: detached ${dev} and removed ${linkPath(name)}`);
+      const user = loopDeviceUser(dev);
+      const d = await detachPair(name, path.join(mountpoint, name), force);
+      log(`remapfs: ${name}: ${d ? describeDetach(d, user) : `${dev} was detached already`}; removed ${linkPath(name)}`);
     } catch (err) {
       if (!force) throw err;
       log(`remapfs: ${err instanceof Error ? err.message : String(err)}`);

@@ -98,7 +98,7 @@ describe('boot integration', () => {
     expect(await daemon.exited).toBe(0);
     expect(lexists(link)).toBe(false);
     expect(loopDevicesBacking(file)).toEqual([]);
-    expect(daemon.output()).toContain(`detached ${dev} and removed ${link}`);
+    expect(daemon.output()).toContain(`detached ${dev}; removed ${link}`);
 
     r = lab.cli(['attach', name]);
     expect(r.status).toBe(1);
@@ -198,6 +198,27 @@ describe('boot integration', () => {
     expect(await daemon.exited).toBe(0); // no second signal
     expect(lexists(link)).toBe(false);
     expect(loopDevicesBacking(path.join(mnt, name))).toEqual([]);
+  });
+
+  it('a forced stop (SIGTERM twice) with ext4 mounted on the pair says its loop device is still open, not that it was detached', async () => {
+    const name = `boot-${crypto.randomBytes(4).toString('hex')}`;
+    const link = `/dev/remapfs/${name}`;
+    lab.ok(['init', name, '--main', lab.image('main.img', 32 * MiB), '--spare', lab.image('spare.img', 4 * MiB)]);
+    const mnt = lab.mkdir('mnt');
+    const daemon = await lab.startDaemon(mnt, ['--attach']);
+    const dev = attachedDevice(link, path.join(mnt, name));
+    lab.mkfsExt4(dev);
+    const data = lab.path('data');
+    lab.mountFs(link, data);
+    daemon.child.kill('SIGTERM');
+    await waitFor('the refusal', () => daemon.output().includes('still serving after SIGTERM'));
+    daemon.child.kill('SIGTERM');
+    await daemon.exited;
+    expect(daemon.output()).toContain(`remapfs: ${name}: ${dev} is still open (mounted at ${data}): the kernel detaches it when it is closed; removed ${link}`);
+    expect(daemon.output()).not.toContain(`detached ${dev}`);
+    expect(lexists(link)).toBe(false);
+    spawnSync('umount', [data], { stdio: 'ignore' }); // its device's file is gone: the umount may report errors
+    await waitFor(`${dev} to detach once closed`, () => !loopBackingFile(dev)?.endsWith(`/${name}`), 10000);
   });
 
   it('attach refuses a pair the daemon does not serve', () => {

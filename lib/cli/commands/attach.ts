@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
-import { attachPair, detachPair, linkPath } from '../../daemon/attach.js';
+import { attachPair, describeDetach, detachPair, linkPath } from '../../daemon/attach.js';
 import { RemapfsError } from '../../errors.js';
 import { liveDaemon, requirePair, withStore } from '../common.js';
 
@@ -45,7 +45,7 @@ export const detachCommand: CommandModule<object, Args> = {
   builder: (y) => y.positional('name', { type: 'string', demandOption: true }),
   handler: async (argv) => {
     const { file } = await served(argv);
-    const dev = await detachPair(argv.name, file);
-    process.stderr.write(dev ? `remapfs: detached ${dev} and removed ${linkPath(argv.name)}\n` : `remapfs: removed the stale link ${linkPath(argv.name)}\n`);
+    const d = await detachPair(argv.name, file);
+    process.stderr.write(d ? `remapfs: ${describeDetach(d, undefined)}; removed ${linkPath(argv.name)}\n` : `remapfs: removed the stale link ${linkPath(argv.name)}\n`);
   },
 };
