@@ -104,10 +104,12 @@ export interface SpareChoice {
 
 /**
  * Which of the spares claiming one pair to use (see the design note). `isKnown`
- * says whether a candidate is the pair's known spare (same storage), and
- * `knownPresent` whether the known spare's path still reaches a device.
+ * says whether a candidate is the pair's known spare (same storage),
+ * `knownPresent` whether the known spare's path still reaches a device, and
+ * `knownScanned` whether this run read it (a spare outside the directories
+ * scanned was not: it cannot be said to hold nothing).
  */
-export function chooseSpare(candidates: readonly SpareFound[], known: KnownSpare | null, isKnown: (s: SpareFound) => boolean, knownPresent: boolean, accept?: string): SpareChoice {
+export function chooseSpare(candidates: readonly SpareFound[], known: KnownSpare | null, isKnown: (s: SpareFound) => boolean, knownPresent: boolean, accept?: string, knownScanned = true): SpareChoice {
   const losers: DiscoveredPair['losers'] = [];
   const pick = (chosen: SpareFound, why: (s: SpareFound) => string): SpareChoice => {
     for (const s of candidates) if (s !== chosen) losers.push({ role: 'spare', path: s.path, why: why(s) });
@@ -120,6 +122,9 @@ export function chooseSpare(candidates: readonly SpareFound[], known: KnownSpare
   if (known) {
     const mine = candidates.find(isKnown);
     if (mine) return pick(mine, (s) => `claims this pair too (sequence ${s.sequence}), but the pair's spare ${mine.path} is present; ${acceptHint(s)}`);
+    if (knownPresent && !knownScanned) {
+      return { spare: null, losers, conflict: `the pair's spare ${known.path} is present but was not scanned, and ${candidates.map((s) => s.path).join(', ')} claim it: scan it too (its directory with --dir, or block devices), or ${acceptHint(candidates[0] as SpareFound)}` };
+    }
     if (knownPresent) {
       return { spare: null, losers, conflict: `the pair's spare ${known.path} is present but holds no valid metadata of this pair, and ${candidates.map((s) => s.path).join(', ')} claim it: check it, or ${acceptHint(candidates[0] as SpareFound)}` };
     }
@@ -189,6 +194,8 @@ export function pairUp(found: readonly Probed[], scanned: DiscoveryReport['scann
     if (f.main) mains.set(f.main.label.uuid, [...(mains.get(f.main.label.uuid) ?? []), f.main]);
   }
   const pairs: DiscoveredPair[] = [];
+  let probedIds: DeviceIdentity[] | undefined; // what this run read, identified once when a known spare needs it
+  const wasProbed = (id: DeviceIdentity): boolean => (probedIds ??= found.flatMap((f) => identifyOrUndefined(f.path) ?? [])).some((p) => sameStorage(p, id));
   for (const uuid of new Set([...spares.keys(), ...mains.keys()])) {
     const known = store?.pairs.byUuid(uuid);
     const knownSpare = known ? identifyOrUndefined(known.sparePath) : undefined;
@@ -198,6 +205,7 @@ export function pairUp(found: readonly Probed[], scanned: DiscoveryReport['scann
       (s) => !!knownSpare && sameStorageOrFalse(s.path, knownSpare),
       !!knownSpare,
       opts.accept,
+      !knownSpare || wasProbed(knownSpare),
     );
     const losers = choice.losers;
     let conflict = choice.conflict;

@@ -67,6 +67,20 @@ describe('discovery', () => {
     await checkServed('mv', sums);
   });
 
+  it('a copy of a known pair\'s spare in a scanned directory: the pair\'s own spare wins when it is scanned too; when it is not, the conflict says it was not scanned', () => {
+    const main = lab.image('main.img', 16 * MiB);
+    const spare = lab.image('spare.img', 4 * MiB);
+    lab.ok(['init', 'cp', '--main', main, '--spare', spare]);
+    const copies = lab.mkdir('copies');
+    fs.copyFileSync(spare, path.join(copies, 'spare.img'));
+    const only = JSON.parse(lab.ok(['discover', '--dir', copies, '--no-block-devices', '--json'])) as DiscoveryReport;
+    expect(only.pairs.map((p) => [p.name, p.status, p.conflict])).toEqual([
+      ['cp', 'conflict', expect.stringMatching(new RegExp(`^the pair's spare ${spare} is present but was not scanned, and ${path.join(copies, 'spare.img')} claim it: scan it too`))],
+    ]);
+    const both = JSON.parse(lab.ok(['discover', '--dir', copies, '--dir', path.dirname(spare), '--no-block-devices', '--json'])) as DiscoveryReport;
+    expect(both.pairs.map((p) => [p.name, p.status, p.spare?.path, p.losers.map((l) => l.path)])).toEqual([['cp', 'complete', spare, [path.join(copies, 'spare.img')]]]);
+  });
+
   it('discovers images attached as loop devices as block devices, pairs and serves them', async () => {
     const main = lab.image('main.img', 64 * MiB);
     const spare = lab.image('spare.img', 16 * MiB);

@@ -28,6 +28,12 @@ describe('chooseSpare', () => {
     expect(c.conflict).toMatch(/present but holds no valid metadata/);
   });
 
+  it('is a conflict that says so when the known spare is present but was not scanned (not that it holds nothing)', () => {
+    const c = chooseSpare([crafted], { path: '/dev/real', hardwareId: null }, () => false, true, undefined, false);
+    expect(c.spare).toBeNull();
+    expect(c.conflict).toMatch(/^the pair's spare \/dev\/real is present but was not scanned, and \/srv\/crafted.img claim it: scan it too/);
+  });
+
   it('follows a moved spare by its hardware id, and refuses one with another id', () => {
     const moved = spare('/dev/sdz', 10, 'A', 'serial:R');
     expect(chooseSpare([crafted, moved], { path: '/dev/real', hardwareId: 'serial:R' }, () => false, false).spare).toBe(moved);
