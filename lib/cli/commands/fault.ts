@@ -1,7 +1,8 @@
+import * as fs from 'fs';
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
 import { request, socketPathFor } from '../../daemon/control.js';
-import { UsageError } from '../../errors.js';
+import { RemapfsError, UsageError } from '../../errors.js';
 import { parseSectorList } from '../../sim/sectors.js';
 import type { FaultState } from '../../sim/simulator.js';
 import { printJson } from '../common.js';
@@ -39,7 +40,11 @@ export const faultCommand: CommandModule<object, Args> = {
     }
     if ((action === 'add' || action === 'remove') && sectors.length === 0) throw new UsageError(`${action} needs sectors`);
     const delayMs = argv['delay-ms'];
-    const state = (await request(socketPathFor(path.resolve(argv.mountpoint)), {
+    if (delayMs !== undefined && !argv.slow) throw new UsageError('--delay-ms sets the delay of slow sectors: give --slow with it');
+    const mnt = path.resolve(argv.mountpoint);
+    const socket = socketPathFor(mnt);
+    if (!fs.existsSync(socket)) throw new RemapfsError('fault', mnt, 'no remapfs simulator runs there (it has no control socket)', 'name the mount point given to a running "remapfs simulate"');
+    const state = (await request(socket, {
       op: 'fault',
       action,
       kind: argv.slow ? 'slow' : 'bad',
