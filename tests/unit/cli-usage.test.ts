@@ -204,6 +204,7 @@ describe('remapfs usage errors', () => {
     ['--columns x', ['map', 'p', '--columns', 'x'], /^remapfs: --columns must be a non-negative integer/, 2],
     ['--retries -1', ['evacuate', 'p', '--to', 't', '--retries=-1'], /^remapfs: --retries must be a non-negative integer/, 2],
     ['--delay-ms 1e3', ['simulate', 'img', 'mnt', '--delay-ms', '1e3'], /^remapfs: --delay-ms must be a non-negative integer/, 2],
+    ['status --entries without --json', ['status', 'p', '--entries'], /^remapfs: --entries adds the remap table to the JSON output: give --json with it \(see remapfs --help\)$/, 2],
     ['fault --delay-ms without --slow', ['fault', '/nonexistent', 'add', '7', '--delay-ms', '5'], /^remapfs: --delay-ms sets the delay of slow sectors: give --slow with it/, 2],
     ['fault where no simulator runs', ['fault', '/nonexistent-sim', 'list'], /^remapfs: fault \/nonexistent-sim: no remapfs simulator runs there \(it has no control socket\) \(name the mount point given to a running "remapfs simulate"\)$/, 1],
     ['import-bad --block-size x', ['import-bad', 'p', '--badblocks', 'f', '--block-size', 'x'], /^remapfs: --block-size must be a non-negative integer/, 2],

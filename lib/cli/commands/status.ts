@@ -1,5 +1,6 @@
 import * as os from 'os';
 import type { CommandModule } from 'yargs';
+import { UsageError } from '../../errors.js';
 import { formatIoFlusher } from '../../native/io-flusher.js';
 import { mapInputOf, renderBar } from '../../health/map.js';
 import { databaseEntries } from '../../meta/reconcile.js';
@@ -23,6 +24,7 @@ export const statusCommand: CommandModule<object, Args> = {
       .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
       .option('entries', { type: 'boolean', default: false, describe: 'with --json: add the remap table (every entry)' }),
   handler: async (argv) => {
+    if (argv.entries && !argv.json) throw new UsageError('--entries adds the remap table to the JSON output: give --json with it');
     await withStore(argv, false, async (store) => {
       const pair = requirePair(store, argv.name);
       const status = await opsFor(store, pair).status({});
