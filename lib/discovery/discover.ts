@@ -109,7 +109,7 @@ export interface SpareChoice {
  * `knownScanned` whether this run read it (a spare outside the directories
  * scanned was not: it cannot be said to hold nothing).
  */
-export function chooseSpare(candidates: readonly SpareFound[], known: KnownSpare | null, isKnown: (s: SpareFound) => boolean, knownPresent: boolean, accept?: string, knownScanned = true): SpareChoice {
+export function chooseSpare(candidates: readonly SpareFound[], known: KnownSpare | null, isKnown: (s: SpareFound) => boolean, knownPresent: boolean, accept?: string, knownScanned: () => boolean = () => true): SpareChoice {
   const losers: DiscoveredPair['losers'] = [];
   const pick = (chosen: SpareFound, why: (s: SpareFound) => string): SpareChoice => {
     for (const s of candidates) if (s !== chosen) losers.push({ role: 'spare', path: s.path, why: why(s) });
@@ -122,7 +122,7 @@ export function chooseSpare(candidates: readonly SpareFound[], known: KnownSpare
   if (known) {
     const mine = candidates.find(isKnown);
     if (mine) return pick(mine, (s) => `claims this pair too (sequence ${s.sequence}), but the pair's spare ${mine.path} is present; ${acceptHint(s)}`);
-    if (knownPresent && !knownScanned) {
+    if (knownPresent && !knownScanned()) {
       return { spare: null, losers, conflict: `the pair's spare ${known.path} is present but was not scanned, and ${candidates.map((s) => s.path).join(', ')} claim it: scan it too (its directory with --dir, or block devices), or ${acceptHint(candidates[0] as SpareFound)}` };
     }
     if (knownPresent) {
@@ -205,7 +205,7 @@ export function pairUp(found: readonly Probed[], scanned: DiscoveryReport['scann
       (s) => !!knownSpare && sameStorageOrFalse(s.path, knownSpare),
       !!knownSpare,
       opts.accept,
-      !knownSpare || wasProbed(knownSpare),
+      () => !knownSpare || wasProbed(knownSpare), // asked only when no candidate is the known spare
     );
     const losers = choice.losers;
     let conflict = choice.conflict;

@@ -178,6 +178,19 @@ describe('crafted database rows and input files', () => {
     expect(h.stdout).toMatch(problem);
   });
 
+  it('list with a live daemon that does not answer (no socket yet: starting) prints the table with "?" and one warning', () => {
+    sql(`INSERT INTO mounts VALUES ('/srv/x', ${process.pid}, '/run/remapfs/none-such-0123456789.sock', ${Date.now()})`);
+    const r = lab.cli(['list']);
+    expect({ status: r.status, warning: r.stderr.trim().split('\n') }).toEqual({
+      status: 0,
+      warning: [expect.stringMatching(new RegExp(`^remapfs: warning: the daemon of /srv/x \\(pid ${process.pid}\\) does not answer \\(.*ENOENT.*\\): where pairs are mounted is not known$`))],
+    });
+    expect(r.stdout.split('\n').find((l) => l.startsWith('p '))?.trimEnd().endsWith(' ?')).toBe(true);
+    const j = lab.cli(['list', '--json']);
+    expect(j.status).toBe(0);
+    expect((JSON.parse(j.stdout) as { pairs: Array<{ name: string; mounted: boolean }> }).pairs.map((p) => [p.name, p.mounted])).toEqual([['p', false]]);
+  });
+
   it('an imports row whose pid is not a process is refused with one printable line by the commands that read it; nothing changes', () => {
     sql("INSERT INTO imports VALUES (1, 'x' || char(10) || 'y', 1)");
     const want = /^remapfs: read database import of pair p: invalid row: pid "x\\ny" is not an integer \(restore the database, or delete pairs row 1 from it \(an import that never finished\) and run "remapfs import" again\)$/;

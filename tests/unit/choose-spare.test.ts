@@ -29,7 +29,7 @@ describe('chooseSpare', () => {
   });
 
   it('is a conflict that says so when the known spare is present but was not scanned (not that it holds nothing)', () => {
-    const c = chooseSpare([crafted], { path: '/dev/real', hardwareId: null }, () => false, true, undefined, false);
+    const c = chooseSpare([crafted], { path: '/dev/real', hardwareId: null }, () => false, true, undefined, () => false);
     expect(c.spare).toBeNull();
     expect(c.conflict).toMatch(/^the pair's spare \/dev\/real is present but was not scanned, and \/srv\/crafted.img claim it: scan it too/);
   });

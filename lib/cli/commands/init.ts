@@ -44,9 +44,12 @@ export const initCommand: CommandModule<object, Args> = {
     try {
       await withStore(argv, true, async (store) => {
         // Row, slots and label all, or (on a refusal) none: a Ctrl-C in between would leave slots no database knows.
-        const { pair, labelError } = await withStopSignalsHeld(() => createPair(store, plan, argv.force, lock), (c) => `init ${name}: made the pair (uuid ${c.pair.uuid})`);
+        const { pair, labelError } = await withStopSignalsHeld(
+          () => createPair(store, plan, argv.force, lock),
+          (c) => `init ${name}: made the pair (uuid ${c.pair.uuid})${c.labelError !== undefined ? `, but could not label the main (${describe(c.labelError)}; discovery will not recognise it)` : ''}`,
+        );
         if (labelError !== undefined) {
-          process.stderr.write(`remapfs: warning: could not label the main (${labelError instanceof Error ? labelError.message : JSON.stringify(labelError)}); discovery will not recognise it\n`);
+          process.stderr.write(`remapfs: warning: could not label the main (${describe(labelError)}); discovery will not recognise it\n`);
         }
         process.stdout.write(`${pair.uuid}\n`);
         process.stderr.write(
@@ -58,3 +61,7 @@ export const initCommand: CommandModule<object, Args> = {
     }
   },
 };
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : JSON.stringify(err);
+}
