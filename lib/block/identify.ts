@@ -39,6 +39,21 @@ export function identify(path: string): DeviceIdentity {
   throw new RemapfsError('open', path, 'not a regular file or block device');
 }
 
+/**
+ * The identity of a regular file that survives renames and moves within its file system and that no copy shares:
+ * `ino:<inode>:birth:<birth time in ns>` (0 where the file system keeps no birth time). Undefined for anything else,
+ * or when the path does not resolve. The device number is left out: it can change across reboots.
+ */
+export function fileId(path: string): string | undefined {
+  let st: fs.BigIntStats;
+  try {
+    st = fs.statSync(path, { bigint: true });
+  } catch {
+    return undefined;
+  }
+  return st.isFile() ? `ino:${st.ino}:birth:${st.birthtimeNs}` : undefined;
+}
+
 function extentOf(realPath: string): Extent {
   try {
     return resolveExtent(realPath);

@@ -48,6 +48,7 @@ import type { IoCounters } from '../remap/remap-device.js';
 import { type Attached, type DaemonPairs, HotPlug, type OpenOptions } from './hotplug.js';
 import { attachLoop, detachLoops } from './loops.js';
 import { dispatch, servedHost, unservedHost } from './served-host.js';
+import { recordFileIds } from '../pair/identity.js';
 
 export type { ScanStatus } from '../pair/host.js';
 
@@ -179,6 +180,7 @@ export class Daemon implements DaemonPairs {
     try {
       const rt = yield* openPairSteps(this.store, rec, { mode: this.opts.mode ?? 'auto', log: this.logLine, lockWaitMs: opts.lockWaitMs ?? 0, ...(opts.adopted ? { adopted: opts.adopted } : {}) });
       this.notOpened.delete(rec.uuid);
+      recordFileIds(this.store, rec); // the files served now are the pair's devices
       return { svc: new PairService(rt, this.store, this.logLine, () => this.userIoOps()), mainKey: identify(rec.mainPath).key, spareKey: identify(rec.sparePath).key };
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);

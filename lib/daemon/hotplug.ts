@@ -37,6 +37,7 @@ import { describePhases, describeSteps, type SteppedOptions, type StepStats } fr
 import type { AdoptedTable } from '../meta/locate.js';
 import type { PairService } from './pair-service.js';
 import type { ServedMount } from './served-mount.js';
+import { recordFileIds } from '../pair/identity.js';
 
 export interface Attached {
   svc: PairService;
@@ -175,6 +176,7 @@ export class HotPlug {
       if (found?.main && found.spare && safeKey(found.main.path) === a.mainKey && safeKey(found.spare.path) === a.spareKey) {
         // The same devices under new names: keep serving, remember the paths.
         d.store.pairs.updatePaths(rec.id, found.main.path, found.spare.path);
+        recordFileIds(d.store, { id: rec.id, mainPath: found.main.path, sparePath: found.spare.path });
         a.svc.rt.record.mainPath = found.main.path;
         a.svc.rt.record.sparePath = found.spare.path;
         d.log(`remapfs: ${rec.name}: its devices moved to ${found.main.path} and ${found.spare.path}`);
@@ -183,6 +185,12 @@ export class HotPlug {
       this.detach(a, 'a device of the pair disappeared');
     }
     for (const p of report?.pairs ?? []) {
+      if (p.status === 'conflict' && p.known && p.conflict && !d.attached().some((a) => a.svc.rt.record.uuid === p.uuid)) {
+        // A pair of this database that discovery cannot decide (a copy of a device that is gone, say): said once.
+        const msg = `not attached: ${p.conflict}`;
+        if (d.notOpened.get(p.uuid) !== msg) d.log(`remapfs: ${p.known.name}: ${msg}`);
+        d.notOpened.set(p.uuid, msg);
+      }
       if (p.status !== 'complete' || !p.main || !p.spare) continue;
       if (d.attached().some((a) => a.svc.rt.record.uuid === p.uuid)) continue;
       // Being imported, or opened after its import (in steps): not attached twice.

@@ -9,8 +9,10 @@
  * Spares (chooseSpare, pure): a pair's known spare, when it is present, is
  * kept; another device claiming the same UUID (a copy, or a crafted file with
  * a higher sequence) never replaces it silently. When the known spare is
- * gone, a candidate is taken only if its hardware id is the recorded one, or
- * if neither has one and every candidate holds the same table. Anything else
+ * gone, a candidate is taken only if it is the same image file (its recorded
+ * identity, store device_ids: a rename, never a copy, which lacks later
+ * writes), or if its hardware id is the recorded one, or if neither has one
+ * and every candidate holds the same table. Anything else
  * is a conflict that only an explicit `--accept <path>` resolves. For a pair
  * the database does not know, identical copies are one spare (the first path
  * wins) and different tables are a conflict. When several mains
@@ -21,6 +23,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { type DeviceIdentity, identify, sameStorage } from '../block/file-device.js';
+import { fileId } from '../block/identify.js';
 import { isPathRefusal } from '../block/disk-error.js';
 import { loopBackingFile } from '../block/loop.js';
 import type { Store } from '../store/db.js';
@@ -94,6 +97,11 @@ export interface KnownSpare {
   path: string;
   /** The recorded hardware id of the pair's spare, if it had one. */
   hardwareId: string | null;
+  /**
+   * Whether a candidate is the very image file that was the pair's spare (its recorded identity, schema.ts
+   * device_ids): true or false for an image file when one is recorded; undefined otherwise.
+   */
+  sameFile?: (s: SpareFound) => boolean | undefined;
 }
 
 export interface SpareChoice {
@@ -127,6 +135,16 @@ export function chooseSpare(candidates: readonly SpareFound[], known: KnownSpare
     }
     if (knownPresent) {
       return { spare: null, losers, conflict: `the pair's spare ${known.path} is present but holds no valid metadata of this pair, and ${candidates.map((s) => s.path).join(', ')} claim it: check it, or ${acceptHint(candidates[0] as SpareFound)}` };
+    }
+    if (known.sameFile) {
+      // An image file at another path is the spare only if it is the same file (moved): a copy lacks later writes.
+      const verdicts = candidates.map((s) => known.sameFile?.(s));
+      const moved = candidates.find((_, i) => verdicts[i] === true);
+      if (moved) return pick(moved, (s) => `another file than the pair's spare, which moved to ${moved.path}; ${acceptHint(s)}`);
+      const copies = candidates.filter((_, i) => verdicts[i] === false);
+      if (copies.length) {
+        return { spare: null, losers, conflict: `the pair's spare ${known.path} is gone, and ${copies.map((s) => s.path).join(', ')} hold its table but ${copies.length === 1 ? 'is another file' : 'are other files'} (a copy lacks what was written since it was taken): if one is the spare itself (moved across file systems, or restored), ${acceptHint(copies[0] as SpareFound)}` };
+      }
     }
     if (known.hardwareId) {
       const same = candidates.filter((s) => s.hardwareId === known.hardwareId);
@@ -199,9 +217,15 @@ export function pairUp(found: readonly Probed[], scanned: DiscoveryReport['scann
   for (const uuid of new Set([...spares.keys(), ...mains.keys()])) {
     const known = store?.pairs.byUuid(uuid);
     const knownSpare = known ? identifyOrUndefined(known.sparePath) : undefined;
+    const ids = known ? store?.pairs.fileIds(known.id) : undefined;
+    const sameAs = (recorded: string | undefined) => (p: string): boolean | undefined => {
+      const id = recorded === undefined ? undefined : fileId(p);
+      return id === undefined ? undefined : id === recorded;
+    };
+    const sameSpare = ids?.spare !== undefined ? sameAs(ids.spare) : undefined;
     const choice = chooseSpare(
       spares.get(uuid) ?? [],
-      known ? { path: known.sparePath, hardwareId: known.spareHwid } : null,
+      known ? { path: known.sparePath, hardwareId: known.spareHwid, ...(sameSpare ? { sameFile: (s: SpareFound) => sameSpare(s.path) } : {}) } : null,
       (s) => !!knownSpare && sameStorageOrFalse(s.path, knownSpare),
       !!knownSpare,
       opts.accept,
@@ -213,6 +237,12 @@ export function pairUp(found: readonly Probed[], scanned: DiscoveryReport['scann
     let main: MainFound | null = null;
     const mn = mains.get(uuid) ?? [];
     if (mn.length === 1) main = mn[0] ?? null;
+    // A main image file at another path than the pair's, while that path is gone: only the same file (moved).
+    const knownMainGone = known !== undefined && identifyOrUndefined(known.mainPath) === undefined;
+    if (main && known && knownMainGone && opts.accept !== main.path && ids?.main !== undefined && sameAs(ids.main)(main.path) === false) {
+      conflict = `the pair's main ${known.mainPath} is gone, and ${main.path} carries its label but is another file (a copy lacks what was written since it was taken): if it is the main itself (moved across file systems, or restored), pass --accept ${main.path} to use it`;
+      main = null;
+    }
     else if (mn.length > 1) {
       const byHw = known?.mainHwid ? mn.filter((m) => m.hardwareId === known.mainHwid) : [];
       if (byHw.length === 1) {

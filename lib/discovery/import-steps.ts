@@ -37,6 +37,7 @@ import { recordOf } from '../meta/reconcile.js';
 import type { MetaState } from '../meta/state.js';
 import { type HistoryEvent, type NewPair, type PairRecord, processAlive, type Store, type UnfinishedImport } from '../store/db.js';
 import type { Steps } from './steps.js';
+import { recordFileIds } from '../pair/identity.js';
 
 /** Entries (or events) per transaction: some tens of milliseconds each on a loaded two-core machine. */
 export const IMPORT_CHUNK = 16384;
@@ -60,6 +61,7 @@ export function* writeImport(store: Store, imp: StagedImport): Steps<PairRecord>
     refuseClaims(store, imp.pair);
     imp.check?.();
     const p = store.pairs.insert(imp.pair);
+    recordFileIds(store, p);
     store.imports.begin(p.id, process.pid, Date.now());
     return p;
   });

@@ -23,7 +23,7 @@ import { runNow } from '../discovery/steps.js';
 import { readLabel } from '../discovery/label.js';
 import { hardwareId } from '../discovery/hardware.js';
 import type { PairRecord, Store } from '../store/db.js';
-import { labelMain } from './identity.js';
+import { labelMain, recordFileIds } from './identity.js';
 
 export interface PairPlan {
   name: string;
@@ -77,6 +77,7 @@ export function createPair(store: Store, plan: PairPlan, force: boolean, lock: D
     });
     checkMainUnlabelled(rec, force);
     writeInitialSlots(rec, force);
+    recordFileIds(store, rec);
     return rec;
   });
   try {

@@ -59,6 +59,9 @@ export interface PairRow {
   spare_hwid: string | null;
 }
 
+/** A file identity as identify.ts fileId writes it. */
+const FILE_ID = /^ino:\d{1,20}:birth:\d{1,30}$/;
+
 /** Pairs that are pairs: not an import in progress or interrupted. */
 const FINISHED = 'NOT EXISTS (SELECT 1 FROM imports WHERE imports.pair_id = pairs.id)';
 
@@ -117,6 +120,24 @@ export class PairRepo {
 
   setMainLabel(pairId: number, hwid: string | null): void {
     this.db.prepare<[string | null, number]>('UPDATE pairs SET main_label = 1, main_hwid = ? WHERE id = ?').run(hwid, pairId);
+  }
+
+  /** The recorded file identities of a pair's image files (schema.ts, device_ids); a malformed row counts as none. */
+  fileIds(pairId: number): { main?: string; spare?: string } {
+    const out: { main?: string; spare?: string } = {};
+    for (const r of this.db.prepare<[number], { role: unknown; file_id: unknown }>('SELECT role, file_id FROM device_ids WHERE pair_id = ?').all(pairId)) {
+      if ((r.role === 'main' || r.role === 'spare') && typeof r.file_id === 'string' && FILE_ID.test(r.file_id)) out[r.role] = r.file_id;
+    }
+    return out;
+  }
+
+  /** Records the identities of the pair's devices now at its paths (undefined: not a file, the row goes). */
+  setFileIds(pairId: number, ids: { main: string | undefined; spare: string | undefined }): void {
+    for (const role of ['main', 'spare'] as const) {
+      const id = ids[role];
+      if (id === undefined) this.db.prepare<[number, string]>('DELETE FROM device_ids WHERE pair_id = ? AND role = ?').run(pairId, role);
+      else this.db.prepare<[number, string, string]>('INSERT OR REPLACE INTO device_ids (pair_id, role, file_id) VALUES (?, ?, ?)').run(pairId, role, id);
+    }
   }
 
   /** Records where a pair's devices are now (after a rename, a move or a reboot). */

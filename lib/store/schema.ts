@@ -13,6 +13,13 @@
  * for anyone (PairRepo's lookups leave it out) but its name and UUID stay
  * taken. `pid` is the importing process, for a leftover whose devices are gone.
  *
+ * device_ids: for a pair whose main or spare is an image file, that file's
+ * identity (identify.ts fileId: inode and birth time) when it was last made,
+ * imported or served. Discovery adopts a file at another path as that device
+ * only when it is the same file (a rename), never a copy (which may miss
+ * writes made since it was taken). A row that is not well-formed counts as
+ * none (the old rule: identical tables).
+ *
  * table_prints: each pair's table fingerprint (lib/format/fingerprint.ts) over
  * its remaps and retired rows together, kept by triggers in the transaction
  * of every change, so that opening a pair reads one row instead of
@@ -113,6 +120,12 @@ CREATE TABLE IF NOT EXISTS imports (
   pid INTEGER NOT NULL,
   started_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS device_ids (
+  pair_id INTEGER NOT NULL REFERENCES pairs(id) ON DELETE CASCADE,
+  role TEXT NOT NULL,
+  file_id TEXT NOT NULL,
+  PRIMARY KEY (pair_id, role)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS mounts (
   mountpoint TEXT PRIMARY KEY,
   pid INTEGER NOT NULL,
@@ -168,7 +181,7 @@ export class SchemaRefusal extends Error {
  * table of that stage and of the stages before, so a file that lacks a table of a stage but has one of the same
  * stage or a later one is not an older file: a table was dropped, and it is refused.
  */
-const ADDED_STAGES: readonly (readonly string[])[] = [['events', 'config', 'scan_state', 'slow_blocks', 'report_state'], ['bad_sectors'], ['imports'], ['table_prints']];
+const ADDED_STAGES: readonly (readonly string[])[] = [['events', 'config', 'scan_state', 'slow_blocks', 'report_state'], ['bad_sectors'], ['imports'], ['table_prints'], ['device_ids']];
 const ADDED_COLUMNS = new Set(['pairs.spare_hwid']);
 
 /** A declared table missing from a file that is not an older version 1 file (ADDED_STAGES), or undefined. */

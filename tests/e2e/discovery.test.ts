@@ -194,6 +194,60 @@ describe('discovery', () => {
     await waitFor('the file to leave the mount', () => !fs.existsSync(path.join(mnt, 'hp')), 10000);
   });
 
+  it('hot-plug: the spare renamed while no daemon ran is followed; a stale copy of a deleted spare is not taken (a write made since would be lost)', async () => {
+    const watch = lab.mkdir('watch');
+    lab.ok(['init', 'st', '--main', lab.image('m.img', 32 * MiB, watch), '--spare', lab.image('s.img', 8 * MiB, watch)]);
+    lab.ok(['remap', 'st', String(100 * 8)]); // block 100 lives on the spare from now on
+    const mnt = lab.mkdir('mnt');
+    const vfile = path.join(mnt, 'st');
+    const writeBlock100 = (data: Buffer): void => {
+      const fd = fs.openSync(vfile, fs.constants.O_RDWR | fs.constants.O_DIRECT);
+      try {
+        fs.writeSync(fd, Buffer.from(data), 0, 4096, 100 * 4096);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    };
+    const readBlock100 = (): Buffer => {
+      const out = Buffer.alloc(4096);
+      const fd = fs.openSync(vfile, 'r');
+      try {
+        fs.readSync(fd, out, 0, 4096, 100 * 4096);
+      } finally {
+        fs.closeSync(fd);
+      }
+      return out;
+    };
+    // Renamed while no daemon runs: the same file, so it is followed.
+    const renamed = path.join(watch, 's-renamed.img');
+    fs.renameSync(path.join(watch, 's.img'), renamed);
+    let d = await lab.startDaemon(mnt, ['--watch', watch]);
+    await waitFor('the pair to be attached with its renamed spare', () => d.output().includes(`st: attached (main ${path.join(watch, 'm.img')}, spare ${renamed})`), 20000);
+    const first = crypto.randomBytes(4096);
+    writeBlock100(first);
+    expect(readBlock100().equals(first)).toBe(true);
+
+    // A copy taken now, a write after it, then the spare deleted: the copy lacks the write and is not taken.
+    const copy = path.join(watch, 's-copy.img');
+    fs.copyFileSync(renamed, copy);
+    const second = crypto.randomBytes(4096);
+    writeBlock100(second); // acknowledged: on the spare, not in the copy
+    fs.rmSync(renamed);
+    await waitFor('the conflict to be logged', () => d.output().includes('st: not attached: '), 20000);
+    expect(d.output()).toContain(`remapfs: st: not attached: the pair's spare ${renamed} is gone, and ${copy} hold its table but is another file (a copy lacks what was written since it was taken)`);
+    expect(d.output()).not.toContain(`spare ${copy})`);
+    expect(fs.existsSync(vfile)).toBe(false);
+    lab.ok(['unmount', mnt]);
+    await d.exited;
+    // Nor after a restart; discover says the same, and --accept is the way to take the copy knowingly.
+    d = await lab.startDaemon(mnt, ['--watch', watch]);
+    await waitFor('the conflict to be logged again', () => d.output().includes('st: not attached: '), 20000);
+    expect(fs.existsSync(vfile)).toBe(false);
+    const report = JSON.parse(lab.ok(['discover', '--dir', watch, '--no-block-devices', '--json'])) as DiscoveryReport;
+    expect(report.pairs.map((p) => [p.name, p.status])).toEqual([['st', 'conflict']]);
+  });
+
   it('hot-plug: a pair whose import fails is tried and logged once, not again while its devices are unchanged, and again after one changes', async () => {
     // This database already has a pair named hp; another database's pair hp shows up in the watched directory.
     lab.ok(['init', 'hp', '--main', lab.image('main.img', 32 * MiB), '--spare', lab.image('spare.img', 8 * MiB)]);

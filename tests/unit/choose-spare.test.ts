@@ -34,6 +34,19 @@ describe('chooseSpare', () => {
     expect(c.conflict).toMatch(/^the pair's spare \/dev\/real is present but was not scanned, and \/srv\/crafted.img claim it: scan it too/);
   });
 
+  it('with a recorded file identity, takes the same file at a new path and refuses a copy (it lacks later writes)', () => {
+    const moved = spare('/srv/moved.img', 10, 'A');
+    const copy = spare('/srv/copy.img', 10, 'A');
+    const known = { path: '/srv/gone.img', hardwareId: null, sameFile: (s: SpareFound) => s === moved };
+    expect(chooseSpare([copy, moved], known, () => false, false).spare).toBe(moved);
+    const c = chooseSpare([copy], known, () => false, false);
+    expect(c.spare).toBeNull();
+    expect(c.conflict).toMatch(/^the pair's spare \/srv\/gone.img is gone, and \/srv\/copy.img hold its table but is another file \(a copy lacks what was written since it was taken\): if one is the spare itself .*pass --accept \/srv\/copy.img/);
+    expect(chooseSpare([copy], known, () => false, false, '/srv/copy.img').spare).toBe(copy);
+    // Without a recorded identity (a database from before), identical copies are taken as before.
+    expect(chooseSpare([copy], { path: '/srv/gone.img', hardwareId: null }, () => false, false).spare).toBe(copy);
+  });
+
   it('follows a moved spare by its hardware id, and refuses one with another id', () => {
     const moved = spare('/dev/sdz', 10, 'A', 'serial:R');
     expect(chooseSpare([crafted, moved], { path: '/dev/real', hardwareId: 'serial:R' }, () => false, false).spare).toBe(moved);

@@ -6,6 +6,7 @@ import { importPair } from '../../discovery/importer.js';
 import { RemapfsError } from '../../errors.js';
 import { Store } from '../../store/db.js';
 import { CLI_LOCK_WAIT_MS, dbPath, liveDaemon, printJson } from '../common.js';
+import { recordFileIds } from '../../pair/identity.js';
 
 interface Args {
   db?: string;
@@ -42,6 +43,7 @@ export function applyDiscovery(store: Store, pairs: DiscoveredPair[]): Action[] 
         const rec = store.pairs.byUuid(p.uuid);
         if (!rec) throw new RemapfsError('update paths of', p.name, 'vanished from the database');
         store.pairs.updatePaths(rec.id, p.main.path, p.spare.path, p.spare.hardwareId);
+        recordFileIds(store, { id: rec.id, mainPath: p.main.path, sparePath: p.spare.path });
         out.push({ uuid: p.uuid, name: rec.name, action: 'paths-updated', detail: `main ${p.main.path}, spare ${p.spare.path}` });
       } else {
         const r = importPair(store, p.main.path, p.spare.path, { lockWaitMs: CLI_LOCK_WAIT_MS });
@@ -62,7 +64,7 @@ export const discoverCommand: CommandModule<object, Args> = {
       .option('dir', { type: 'string', array: true, default: [], describe: 'also look at the files in this directory (repeatable)' })
       .option('json', { type: 'boolean', default: false, describe: 'machine-readable output (schema in docs/cli.md)' })
       .option('import', { type: 'boolean', default: false, describe: 'import complete pairs and update the paths of moved ones' })
-      .option('accept', { type: 'string', describe: 'resolve a spare conflict: use the spare at this path (see "conflict" lines)' })
+      .option('accept', { type: 'string', describe: 'resolve a conflict: use the spare (or the main) at this path (see "conflict" lines)' })
       .option('block-devices', { type: 'boolean', default: true, describe: 'look at block devices too (--no-block-devices: only the --dir directories)' }),
   handler: (argv) => {
     for (const d of argv.dir) {
@@ -74,8 +76,8 @@ export const discoverCommand: CommandModule<object, Args> = {
       const accept = argv.accept !== undefined ? path.resolve(argv.accept) : undefined;
       if (accept !== undefined && !fs.existsSync(accept)) throw new RemapfsError('discover', accept, 'no such file or device', '--accept takes the path of a spare that discover lists');
       const report = discover(argv.dir, store, { blockDevices: argv['block-devices'], ...(accept !== undefined ? { accept: fs.realpathSync(accept) } : {}) });
-      if (accept !== undefined && !report.pairs.some((p) => p.spare?.path === fs.realpathSync(accept))) {
-        throw new RemapfsError('discover', accept, 'is not a spare that discovery found', 'look at the paths "remapfs discover" lists');
+      if (accept !== undefined && !report.pairs.some((p) => p.spare?.path === fs.realpathSync(accept) || p.main?.path === fs.realpathSync(accept))) {
+        throw new RemapfsError('discover', accept, 'is not a spare or main that discovery found', 'look at the paths "remapfs discover" lists');
       }
       const actions = argv.import && store ? applyDiscovery(store, report.pairs) : undefined;
       if (argv.json) return printJson({ ...report, ...(actions ? { actions } : {}) });
