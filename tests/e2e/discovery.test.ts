@@ -248,6 +248,20 @@ describe('discovery', () => {
     expect(report.pairs.map((p) => [p.name, p.status])).toEqual([['st', 'conflict']]);
   });
 
+  it('a copy of a main image whose recorded path is gone is a conflict (it lacks later writes); --accept takes it knowingly', () => {
+    const dir = lab.mkdir('imgs');
+    lab.ok(['init', 'mc', '--main', lab.image('m.img', 16 * MiB, dir), '--spare', lab.image('s.img', 4 * MiB, dir)]);
+    const copy = path.join(dir, 'm-copy.img');
+    fs.copyFileSync(path.join(dir, 'm.img'), copy);
+    fs.rmSync(path.join(dir, 'm.img'));
+    const r = JSON.parse(lab.ok(['discover', '--dir', dir, '--no-block-devices', '--json'])) as DiscoveryReport;
+    expect(r.pairs.map((p) => [p.name, p.status, p.conflict])).toEqual([
+      ['mc', 'conflict', `the pair's main ${path.join(dir, 'm.img')} is gone, and ${copy} carries its label but is another file (a copy lacks what was written since it was taken): if it is the main itself (moved across file systems, or restored), pass --accept ${copy} to use it`],
+    ]);
+    const accepted = JSON.parse(lab.ok(['discover', '--dir', dir, '--no-block-devices', '--json', '--accept', copy])) as DiscoveryReport;
+    expect(accepted.pairs.map((p) => [p.name, p.status, p.main?.path])).toEqual([['mc', 'complete', copy]]);
+  });
+
   it('hot-plug: a pair whose import fails is tried and logged once, not again while its devices are unchanged, and again after one changes', async () => {
     // This database already has a pair named hp; another database's pair hp shows up in the watched directory.
     lab.ok(['init', 'hp', '--main', lab.image('main.img', 32 * MiB), '--spare', lab.image('spare.img', 8 * MiB)]);
