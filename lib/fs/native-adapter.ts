@@ -16,6 +16,9 @@
  * path (the simulator's fault device) never opens it: every request comes
  * here.
  * Pair ids are this adapter's; `ids` and `names` stay inverse of each other.
+ * A pair whose disk went away (GoneDevice) leaves the engine at once but
+ * stays in `goneIds` until removeFile, so that its handles still open (a loop
+ * device) keep counting: the engine keeps its counters until forgetPair.
  */
 import * as fs from 'fs';
 import type { BlockDevice } from '../block/device.js';
@@ -43,6 +46,8 @@ export class NativeAdapter implements FsAdapter {
   readonly ops: FsOps;
   private readonly e: EngineHandle;
   private readonly ids = new Map<string, number>();
+  /** Pairs taken out of the engine for a GoneDevice whose file is still in the mount: their handles still count. */
+  private readonly goneIds = new Map<string, number>();
   private readonly names = new Map<number, string>();
   /** The RemapDevice whose routes each pair id mirrors (detached when the pair leaves the engine). */
   private readonly mirrored = new Map<number, RemapDevice>();
@@ -115,6 +120,11 @@ export class NativeAdapter implements FsAdapter {
   removeFile(name: string): void {
     const id = this.ids.get(name);
     if (id !== undefined) this.dropPair(name, id);
+    const goneId = this.goneIds.get(name);
+    if (goneId !== undefined) {
+      this.goneIds.delete(name);
+      this.api.forgetPair(this.e, goneId);
+    }
     this.ops.removeFile(name);
   }
 
@@ -137,7 +147,10 @@ export class NativeAdapter implements FsAdapter {
   replaceDevice(name: string, device: BlockDevice): void {
     const id = this.ids.get(name);
     if (id === undefined) return;
-    if (device instanceof GoneDevice) this.dropPair(name, id);
+    if (device instanceof GoneDevice) {
+      this.dropPair(name, id);
+      this.goneIds.set(name, id); // the engine keeps its counters: its handles still open are counted until removeFile
+    }
     this.ops.replaceDevice(name, device);
   }
 
@@ -147,16 +160,21 @@ export class NativeAdapter implements FsAdapter {
 
   openHandleCount(): number {
     let n = 0;
-    for (const name of this.ids.keys()) n += this.handlesOn(name);
+    for (const name of this.fileNames()) n += this.handlesOn(name);
     return n;
   }
 
   handlesByFile(): Record<string, number> {
-    return Object.fromEntries([...this.ids.keys()].map((name) => [name, this.handlesOn(name)]));
+    return Object.fromEntries(this.fileNames().map((name) => [name, this.handlesOn(name)]));
+  }
+
+  /** Pairs served, and those gone whose file is still in the mount (removeFile not called yet). */
+  private fileNames(): string[] {
+    return [...this.ids.keys(), ...this.goneIds.keys()];
   }
 
   engineStats(name: string): EngineStats | undefined {
-    const id = this.ids.get(name);
+    const id = this.ids.get(name) ?? this.goneIds.get(name);
     if (id === undefined) return undefined;
     try {
       return this.api.stats(this.e, id);

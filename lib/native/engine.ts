@@ -146,6 +146,8 @@ export interface EngineModule {
   addPair(e: EngineHandle, pair: EnginePair): void;
   /** The name leaves the directory; later requests on open handles get EIO. The fds may be closed when it returns. */
   removePair(e: EngineHandle, id: number): void;
+  /** Drops a removed pair for good: until then, stats() still answers for it (its handles still open). */
+  forgetPair(e: EngineHandle, id: number): void;
   mount(e: EngineHandle): void;
   /** Idempotent; answers outstanding upcalls with -EIO; joins the engine threads. */
   unmount(e: EngineHandle): void;
@@ -154,6 +156,7 @@ export interface EngineModule {
   setWritesSlow(e: EngineHandle, id: number, on: boolean): void;
   /** Lets engine threads serve the pair by its routes: call once, after publishing every route that is not MAIN. */
   openFastPath(e: EngineHandle, id: number): void;
+  /** A served pair's counters, or a removed one's until forgetPair. */
   stats(e: EngineHandle, id: number): EngineStats;
   ioFlusher(e: EngineHandle): { set: number; failed: number; errno: number; pinned: number; pinFailed: number; pinErrno: number };
   negotiated(e: EngineHandle): EngineNegotiated;
@@ -161,7 +164,7 @@ export interface EngineModule {
   complete(handle: number, result: number, value?: unknown): boolean;
 }
 
-const FUNCTIONS = ['version', 'create', 'addPair', 'removePair', 'mount', 'unmount', 'fence', 'publish', 'setWritesSlow', 'openFastPath', 'stats', 'ioFlusher', 'negotiated', 'complete'] as const;
+const FUNCTIONS = ['version', 'create', 'addPair', 'removePair', 'forgetPair', 'mount', 'unmount', 'fence', 'publish', 'setWritesSlow', 'openFastPath', 'stats', 'ioFlusher', 'negotiated', 'complete'] as const;
 
 let loaded: Loaded<EngineModule> | undefined;
 

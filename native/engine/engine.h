@@ -112,6 +112,9 @@ struct engine {
   char *control_dir;
   bool count_inflight;
   struct pair *pairs;
+  /* Removed pairs, each with the engine's reference, until forgetPair: their handles still open count for stats.
+   * Only the JS thread reads or writes this list (remove, stats, forget) and engine_free. */
+  struct pair *gone;
   uint64_t next_ino;
   char **paths; /* control path table: ino = PATH_INO_BASE + index */
   size_t path_count, path_cap;
@@ -251,6 +254,9 @@ void engine_set_writes_slow(struct engine *e, struct pair *p, bool on);
 /* Opens the pair's fast path (once, after its routes are published); release, paired with io_split's acquire. */
 void engine_open_fast_path(struct pair *p);
 void engine_remove_pair(struct engine *e, struct pair *p);
+/* JS thread: a removed pair by id (for stats), or NULL; and dropping it for good. */
+struct pair *engine_find_gone(struct engine *e, uint64_t id);
+void engine_forget_pair(struct engine *e, struct pair *p);
 void engine_sum(struct pair *p, uint64_t out[C_COUNT]);
 
 #endif

@@ -668,6 +668,11 @@ void engine_free(struct engine *e) {
     e->pairs = p->next;
     pair_put(p);
   }
+  while (e->gone) {
+    struct pair *p = e->gone;
+    e->gone = p->next;
+    pair_put(p);
+  }
   for (size_t i = 0; i < e->path_count; i++) free(e->paths[i]);
   free(e->paths);
   for (int i = 0; i < e->fs_option_count; i++) free(e->fs_options[i]);
@@ -738,7 +743,24 @@ void engine_remove_pair(struct engine *e, struct pair *p) {
   rt_epoch_wait(&e->ep); /* no fast request still uses the fds after this */
   if (e->se && e->state == 1 && atomic_load(&e->got_init))
     fuse_lowlevel_notify_inval_entry(e->se, ROOT_INO, p->name, strlen(p->name));
-  pair_put(p);
+  p->next = e->gone; /* unlinked under e->lock above: no reader reaches p through e->pairs any more */
+  e->gone = p;
+}
+
+struct pair *engine_find_gone(struct engine *e, uint64_t id) {
+  for (struct pair *p = e->gone; p; p = p->next)
+    if (p->id == id) return p;
+  return NULL;
+}
+
+void engine_forget_pair(struct engine *e, struct pair *p) {
+  for (struct pair **pp = &e->gone; *pp; pp = &(*pp)->next) {
+    if (*pp == p) {
+      *pp = p->next;
+      pair_put(p);
+      return;
+    }
+  }
 }
 
 void engine_sum(struct pair *p, uint64_t out[C_COUNT]) {

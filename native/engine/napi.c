@@ -126,10 +126,12 @@ static struct holder *holder_arg(napi_env env, napi_value v) {
   return data;
 }
 
-static struct pair *pair_arg(napi_env env, struct engine *e, napi_value v) {
+/* A pair by id: a served one, or with `gone` also one removed and not yet forgotten. */
+static struct pair *pair_lookup(napi_env env, struct engine *e, napi_value v, bool gone) {
   double id;
   if (!int_value(env, v, "id", 0, 9007199254740991.0, &id)) return NULL;
   struct pair *p = engine_find_pair(e, (uint64_t)id);
+  if (!p && gone) p = engine_find_gone(e, (uint64_t)id);
   if (!p) {
     char msg[96];
     snprintf(msg, sizeof msg, "remapfs_engine: no pair with id %.0f", id);
@@ -137,6 +139,8 @@ static struct pair *pair_arg(napi_env env, struct engine *e, napi_value v) {
   }
   return p;
 }
+
+static struct pair *pair_arg(napi_env env, struct engine *e, napi_value v) { return pair_lookup(env, e, v, false); }
 
 /* ---- upcall transport ---- */
 
@@ -519,6 +523,22 @@ static napi_value remove_pair(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* Drops a removed pair for good (its stats go); a served or unknown id is refused. */
+static napi_value forget_pair(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  TRY(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) return fail(env, "remapfs_engine: missing arguments");
+  struct holder *h = holder_arg(env, argv[0]);
+  if (!h) return NULL;
+  double id;
+  if (!int_value(env, argv[1], "id", 0, 9007199254740991.0, &id)) return NULL;
+  struct pair *p = engine_find_gone(h->e, (uint64_t)id);
+  if (!p) return fail(env, "remapfs_engine: forgetPair: no removed pair with that id");
+  engine_forget_pair(h->e, p);
+  return undefined(env);
+}
+
 static napi_value mount(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value arg, fn, name;
@@ -613,8 +633,16 @@ static napi_value open_fast_path(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* Stats of a served pair, or of a removed one not yet forgotten (its handles may still be open). */
 static napi_value stats(napi_env env, napi_callback_info info) {
-  ENGINE_AND_PAIR(2)
+  size_t argc = 2;
+  napi_value argv[2];
+  TRY(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) return fail(env, "remapfs_engine: missing arguments");
+  struct holder *h = holder_arg(env, argv[0]);
+  if (!h) return NULL;
+  struct pair *p = pair_lookup(env, h->e, argv[1], true);
+  if (!p) return NULL;
   static const char *names[C_COUNT] = {"readOps", "writeOps", "readBytes", "writeBytes", "readErrors", "writeErrors",
                                        "flushes", "fallocates", "slowReads", "slowWrites", "fastIoErrors", "waitRetries"};
   uint64_t sum[C_COUNT];
@@ -685,6 +713,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"create", NULL, create, NULL, NULL, NULL, napi_enumerable, NULL},
       {"addPair", NULL, add_pair, NULL, NULL, NULL, napi_enumerable, NULL},
       {"removePair", NULL, remove_pair, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"forgetPair", NULL, forget_pair, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mount", NULL, mount, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unmount", NULL, unmount, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fence", NULL, fence, NULL, NULL, NULL, napi_enumerable, NULL},

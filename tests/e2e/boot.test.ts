@@ -221,6 +221,33 @@ describe('boot integration', () => {
     await waitFor(`${dev} to detach once closed`, () => !loopBackingFile(dev)?.endsWith(`/${name}`), 10000);
   });
 
+  it('a device leaving under a mounted file system (mount --watch): the loop device keeps the file in the mount, and a stop is refused until it is unmounted', async () => {
+    const name = `boot-${crypto.randomBytes(4).toString('hex')}`;
+    const link = `/dev/remapfs/${name}`;
+    const watch = lab.mkdir('watch');
+    lab.ok(['init', name, '--main', lab.image('main.img', 32 * MiB, watch), '--spare', lab.image('spare.img', 4 * MiB, watch)]);
+    const mnt = lab.mkdir('mnt');
+    const daemon = await lab.startDaemon(mnt, ['--watch', watch, '--attach']);
+    const dev = attachedDevice(link, path.join(mnt, name));
+    lab.mkfsExt4(dev);
+    const data = lab.path('data');
+    lab.mountFs(link, data);
+    fs.renameSync(path.join(watch, 'main.img'), lab.path('main-away.img'));
+    await waitFor('the daemon to notice', () => daemon.output().includes(`${name}: a device of the pair disappeared`), 20000);
+    expect(daemon.output()).toContain(`${name}: a device of the pair disappeared; 1 handle(s) still open (a loop device?)`);
+    await new Promise((r) => setTimeout(r, 6000)); // a rescan or two
+    expect(daemon.output()).not.toContain(`${name}: its last handle closed`);
+    expect(loopBackingFile(dev)).toBe(path.join(mnt, name));
+    const stop = lab.cli(['unmount', mnt]);
+    expect(stop.status).toBe(1);
+    expect(stop.stderr).toContain(`${dev} (${link}) is mounted at ${data}`);
+    expect(daemon.child.exitCode).toBeNull();
+    spawnSync('umount', [data], { stdio: 'ignore' }); // its device fails every request now: errors are expected
+    lab.ok(['unmount', mnt]);
+    expect(await daemon.exited).toBe(0);
+    expect(lexists(link)).toBe(false);
+  });
+
   it('attach refuses a pair the daemon does not serve', () => {
     const name = `boot-${crypto.randomBytes(4).toString('hex')}`;
     lab.ok(['init', name, '--main', lab.image('main.img', 16 * MiB), '--spare', lab.image('spare.img', 4 * MiB)]);

@@ -343,9 +343,15 @@ describe('native engine on a real mount', () => {
     while (!out.includes('open')) await tick();
     expect(m.stats(e!, 3).openHandles).toBe(1);
     m.removePair(e!, 3);
+    expect(m.stats(e!, 3).openHandles).toBe(1); // removed, its handle still counted (until forgetPair)
     child.stdin.write('go\n');
     await new Promise((r) => child.on('exit', r));
     expect(out.trim().split('\n')).toEqual(['open', '5', '5']);
+    for (let i = 0; i < 200 && m.stats(e!, 3).openHandles !== 0; i++) await tick(); // RELEASE follows the close
+    expect(m.stats(e!, 3).openHandles).toBe(0);
+    m.forgetPair(e!, 3);
+    expect(() => m.stats(e!, 3)).toThrow(/no pair with id 3/);
+    expect(() => m.forgetPair(e!, 3)).toThrow(/no removed pair with that id/);
     expect((await sh(`ls ${mnt}`)).out.split('\n')).not.toContain('c');
     const buf = Buffer.alloc(BLOCK);
     fs.readSync(p.mainFd, buf, 0, BLOCK, 0);

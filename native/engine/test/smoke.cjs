@@ -93,6 +93,16 @@ const expect = (what, ok) => { if (!ok) { bad++; console.error(`smoke: FAILED: $
     const boom = await sh(`stat ${mnt}/.remapfs/boom 2>&1`); // its GETATTR goes to the upcall, which throws
     expect(`exception in upcall -> EIO (${boom.code}: ${boom.out})`, boom.code !== 0 && /Input\/output error/.test(boom.out) && seen.includes('getattr:/.remapfs/boom'));
     expect('truncate refused', (await sh(`truncate -s 1M ${f}`)).code !== 0);
+    // A pair removed, then forgotten: stats answer for it in between (its handles may still be open), not after.
+    m.addPair(e, { id: 9, name: 'g', sizeBytes: SIZE, blockSize: 4096, mainFd, spareFd, direct: false, alignBytes: 1, readOnly: false });
+    m.openFastPath(e, 9);
+    expect('read of a second pair', (await sh(`head -c 4096 ${mnt}/g | wc -c`)).out === '4096');
+    m.removePair(e, 9);
+    expect('stats of a removed pair', m.stats(e, 9).readOps > 0);
+    m.forgetPair(e, 9);
+    let refused = 0;
+    for (const f of [() => m.stats(e, 9), () => m.forgetPair(e, 9)]) { try { f(); } catch { refused++; } }
+    expect('a forgotten pair is gone', refused === 2);
     m.fence(e, 3, 100, 1);
     void sh(`dd if=${f} bs=4096 skip=100 count=1 of=/dev/null 2>&1`);
     while (!hold) await new Promise((r) => setTimeout(r, 20));
