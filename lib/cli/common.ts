@@ -113,14 +113,26 @@ export const CLI_LOCK_WAIT_MS = Number(process.env.REMAPFS_LOCK_WAIT_MS ?? 10000
  * devices, a call waits (up to CLI_LOCK_WAIT_MS) and looks again for a daemon
  * each time, so a daemon that starts meanwhile is used as soon as it
  * registers. Once a call went to a daemon, later calls go to the same one.
+ * A pair the daemon does not serve is worked on here.
  */
 export function opsFor(store: Store, pair: PairRecord, local: LocalOptions = {}): PairOps {
   let daemon: MountRecord | undefined;
+  let notServed = false;
   return pairOps(async (op, args) => {
     const deadline = Date.now() + CLI_LOCK_WAIT_MS;
     for (;;) {
-      daemon ??= liveDaemon(store);
-      if (daemon) return socketTransport(daemon.socket, pair.name)(op, args);
+      if (!notServed) daemon ??= liveDaemon(store);
+      if (daemon && !notServed) {
+        try {
+          return await socketTransport(daemon.socket, pair.name)(op, args);
+        } catch (err) {
+          // The daemon does not serve this pair (made after it started, or its devices were missing or busy then): the
+          // operation runs here, under the devices' lock, as with no daemon; the daemon takes that lock before it opens one.
+          if (!(err instanceof RemapfsError && err.op === 'find pair')) throw err;
+          notServed = true;
+          continue;
+        }
+      }
       try {
         return await localTransport(store, pair, local)(op, args);
       } catch (err) {
