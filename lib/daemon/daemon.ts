@@ -294,6 +294,7 @@ export class Daemon implements DaemonPairs {
 
   /** Runs a checked request's operation (lib/pair/operations.ts) on the pair it names. */
   private handle(req: ControlRequest): unknown {
+    if (req.op === 'fault') throw new RemapfsError('fault', this.mountpoint, 'a remapfs daemon serves this mount point, not a simulator', 'fault changes the sectors of a running "remapfs simulate"');
     this.checkDatabase();
     try {
       return dispatch(req, (pair, unserved) => this.hostFor(pair, unserved));

@@ -32,7 +32,7 @@ function label(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
 
-/** Renders reports plus each pair's health exit bits (`remapfs_health_problem{bit=...}`). */
+/** Renders reports plus each pair's health exit bits (`remapfs_health_problem{pair,uuid,problem}`). */
 export function renderPrometheus(entries: Array<{ report: HealthReport; problems: Record<string, boolean> }>): string {
   const lines: string[] = [];
   for (const m of METRICS) {
@@ -44,7 +44,7 @@ export function renderPrometheus(entries: Array<{ report: HealthReport; problems
   }
   lines.push('# HELP remapfs_health_problem 1 when the problem behind an exit status bit of "remapfs health" is present.', '# TYPE remapfs_health_problem gauge');
   for (const { report, problems } of entries) {
-    for (const [problem, on] of Object.entries(problems)) lines.push(`remapfs_health_problem{pair="${label(report.pair)}",problem="${problem}"} ${on ? 1 : 0}`);
+    for (const [problem, on] of Object.entries(problems)) lines.push(`remapfs_health_problem{pair="${label(report.pair)}",uuid="${report.uuid}",problem="${problem}"} ${on ? 1 : 0}`);
   }
   return lines.join('\n') + '\n';
 }

@@ -160,6 +160,12 @@ describe('remapfs end to end', () => {
     const health = lab.cli(['health', 'later']);
     expect(health.status & 4).toBe(0);
     expect(health.stdout).not.toMatch(/cannot be checked/);
+    // fault is for simulators: a daemon's mount point is named as such.
+    const fault = lab.cli(['fault', mnt, 'list']);
+    expect({ status: fault.status, lines: fault.stderr.trim().split('\n') }).toEqual({
+      status: 1,
+      lines: [`remapfs: fault ${mnt}: a remapfs daemon serves this mount point, not a simulator (fault changes the sectors of a running "remapfs simulate")`],
+    });
   });
 
   it('remaps while not mounted, copying the data first', async () => {

@@ -616,6 +616,8 @@ describe('Prometheus exposition', () => {
       expect(parsed.samples.get('remapfs_health_score')).toEqual([{ labels: { pair: 'we"ird', uuid: pair.uuid }, value: 100 }]);
       expect(parsed.types.get('remapfs_remap_events_total')).toBe('counter');
       expect(parsed.samples.get('remapfs_health_problem')?.find((s) => s.labels.problem === 'newRemaps')?.value).toBe(1);
+      // Every metric has the labels pair and uuid (docs/health.md).
+      for (const [name, samples] of parsed.samples) for (const s of samples) expect([name, s.labels.pair, s.labels.uuid]).toEqual([name, 'we"ird', pair.uuid]);
       expect(parsed.samples.has('remapfs_days_to_spare_exhaustion')).toBe(false); // no remaps: no prediction
       store.close();
     } finally {
