@@ -191,8 +191,9 @@ export function putSlowBlock(store: Store, pairId: number, block: number, latenc
   store.health.putSlowBlock(pairId, block, latencyMs, time);
 }
 
-export function clearSlowBlock(store: Store, pairId: number, block: number): void {
-  store.health.clearSlowBlock(pairId, block);
+/** Blocks [firstBlock, endBlock) read fast: they are not slow (any more). */
+export function clearSlowBlocks(store: Store, pairId: number, firstBlock: number, endBlock: number): void {
+  store.health.clearSlowBlocks(pairId, firstBlock, endBlock);
 }
 
 /** Slow blocks that are not remapped (bad rows left out, with one warning: lib/store/health.ts). */

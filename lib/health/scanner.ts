@@ -37,7 +37,8 @@ import { errnoCodeOf } from '../errors.js';
 import type { Store } from '../store/db.js';
 import type { PairConfig } from './config.js';
 import type { ScanTarget } from './scan-target.js';
-import { clearSlowBlock, loadScanState, putSlowBlock, saveScanState, type ScanState, type ScanSummary } from './history.js';
+import { clearSlowBlocks, loadScanState, putSlowBlock, saveScanState, type ScanState, type ScanSummary } from './history.js';
+import { SparseLog } from './sparse-log.js';
 
 const PERSIST_EVERY_MS = 2000;
 /** How long the scanner waits after a control read showed the whole device slow. */
@@ -74,9 +75,9 @@ export class Scanner {
   /** Device-wide stalls seen by this scanner (not persisted). */
   stalls = 0;
   /** Stall, "stayed slow" and "not there" lines: each kind at most once per STALL_LOG_EVERY_MS. */
-  private readonly stallLines = new SparseLog();
-  private readonly stayedLines = new SparseLog();
-  private readonly goneLines = new SparseLog();
+  private readonly stallLines = new SparseLog(STALL_LOG_EVERY_MS);
+  private readonly stayedLines = new SparseLog(STALL_LOG_EVERY_MS);
+  private readonly goneLines = new SparseLog(STALL_LOG_EVERY_MS);
 
   constructor(
     private readonly dev: ScanTarget,
@@ -203,6 +204,7 @@ export class Scanner {
     if (ms < cfg.latencyWarnMs) {
       summary.latencyClasses.ok += n;
       this.fastBlock = end - 1;
+      clearSlowBlocks(this.store, this.pairId, first, end); // each block of the run read fast: none is slow now
       return { bytes: n * bs, stalledAt: null };
     }
     let bytes = n * bs;
@@ -276,7 +278,7 @@ export class Scanner {
     if (ms < cfg.latencyWarnMs) {
       summary.latencyClasses.ok++;
       this.fastBlock = block;
-      clearSlowBlock(this.store, this.pairId, block);
+      clearSlowBlocks(this.store, this.pairId, block, block + 1);
       this.forgetWait();
       return 'done';
     }
@@ -330,21 +332,5 @@ export class Scanner {
     this.stallDeferrals = 0;
     this.confirmations = 0;
     this.waitBlockMs = Infinity;
-  }
-}
-
-/** One kind of line, logged at most once per STALL_LOG_EVERY_MS; the next one counts those left out. */
-class SparseLog {
-  private loggedAt = -Infinity;
-  private skipped = 0;
-
-  log(now: number, log: (line: string) => void, line: string, what: string): void {
-    if (now - this.loggedAt < STALL_LOG_EVERY_MS) {
-      this.skipped++;
-      return;
-    }
-    log(this.skipped ? `${line}; ${this.skipped} more ${what} since the last such line` : line);
-    this.loggedAt = now;
-    this.skipped = 0;
   }
 }

@@ -134,8 +134,8 @@ export class HealthRepo {
     this.db.prepare<[number, number, number, number]>('INSERT OR REPLACE INTO slow_blocks (pair_id, block, latency_ms, time) VALUES (?, ?, ?, ?)').run(pairId, block, latencyMs, time);
   }
 
-  clearSlowBlock(pairId: number, block: number): void {
-    this.db.prepare<[number, number]>('DELETE FROM slow_blocks WHERE pair_id = ? AND block = ?').run(pairId, block);
+  clearSlowBlocks(pairId: number, firstBlock: number, endBlock: number): void {
+    this.db.prepare<[number, number, number]>('DELETE FROM slow_blocks WHERE pair_id = ? AND block >= ? AND block < ?').run(pairId, firstBlock, endBlock);
   }
 
   /**

@@ -394,6 +394,21 @@ describe('scan scheduler (injected clock)', () => {
     }
   });
 
+  it('a block recorded as slow that reads fast in a later pass (its whole chunk fast) is no longer counted slow', () => {
+    const w = world({ scanChunkKiB: 64, latencyWarnMs: 20, latencyRemapMs: 50, latencyCriticalMs: 100 });
+    let slow = true;
+    const t = timedTarget(256, (b) => (slow && b === 100 ? 30 : 0));
+    const scanner = new Scanner(t.target, w.store, w.pair.id, () => w.cfg, w.clock.now);
+    scanner.startPass();
+    finishPass(scanner, w.clock);
+    expect(slowBlocks(w.store, w.pair.id)).toEqual([{ block: 100, latencyMs: 30 }]);
+    slow = false; // the disk got over it (or the fault was cleared)
+    scanner.startPass();
+    finishPass(scanner, w.clock);
+    expect(slowBlocks(w.store, w.pair.id)).toEqual([]);
+    expect(scanner.state.lastSummary?.latencyClasses).toEqual({ ok: 256, warn: 0, slow: 0, critical: 0 });
+  });
+
   it('stall and stayed-slow lines come at most once per STALL_LOG_EVERY_MS each, and the next counts those left out', () => {
     const w = world({ scanChunkKiB: 64, latencyWarnMs: 20, latencyRemapMs: 50, latencyCriticalMs: 100 });
     const t = timedTarget(256, () => 60);

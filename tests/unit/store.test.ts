@@ -125,7 +125,11 @@ describe('the store', () => {
     store.health.putSlowBlock(pair.id, 9, 120.5, 1);
     store.health.putSlowBlock(pair.id, 4, 80, 1);
     store.health.putSlowBlock(pair.id, 6, 90, 1);
-    store.health.clearSlowBlock(pair.id, 6);
+    store.health.putSlowBlock(pair.id, 7, 90, 1);
+    store.health.putSlowBlock(pair.id, 8, 90, 1);
+    store.health.clearSlowBlocks(pair.id, 6, 8); // blocks 6 and 7, not 8
+    expect(store.health.slowBlocks(pair.id).map((s) => s.block)).toEqual([4, 8, 9]);
+    store.health.clearSlowBlocks(pair.id, 8, 9);
     store.remaps.put(pair.id, remap(9, 90)); // a remapped slow block is no longer listed
     expect(store.health.slowBlocks(pair.id)).toEqual([{ block: 4, latencyMs: 80 }]);
 
