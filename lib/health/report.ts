@@ -90,7 +90,8 @@ export function healthReport(store: Store, pair: PairRecord, now: number = Date.
       inProgress: scan.passStartedAt !== null,
       progressPercent: scan.passStartedAt !== null ? Math.round((1000 * scan.cursorBlock) / Math.max(1, virtualBlocks)) / 10 : null,
       lastFinishedAt: iso(scan.lastPassFinishedAt),
-      nextDueAt: iso(scan.nextDueAt || null),
+      // Not scheduled yet (no daemon has served the pair): its first pass is due scanIntervalHours after init (scheduler.ts).
+      nextDueAt: iso(scan.nextDueAt || (scan.passStartedAt === null ? pair.createdAt + config.scanIntervalHours * 3_600_000 : null)),
       last,
     },
     config,

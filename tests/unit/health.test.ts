@@ -620,6 +620,21 @@ describe('map', () => {
   });
 });
 
+describe('health report of a new pair', () => {
+  it('gives the first scan as due scanIntervalHours after init, before any daemon has scheduled it', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapfs-due-'));
+    try {
+      const store = Store.open(path.join(dir, 'p.db'), { create: true });
+      const createdAt = Date.UTC(2026, 0, 1);
+      const pair = store.pairs.insert({ name: 'n', uuid: '2c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', mainPath: '/x', sparePath: '/y', blockSize: 4096, mainBytes: 1048576, spareBytes: 1048576, createdAt, metaSeq: 1 });
+      expect(healthReport(store, pair, createdAt + 1000).scan.nextDueAt).toBe(new Date(createdAt + 24 * 3600000).toISOString());
+      store.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('Prometheus exposition', () => {
   it('has HELP and TYPE before samples, valid names and labels', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapfs-prom-'));
