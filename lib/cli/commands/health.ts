@@ -89,7 +89,8 @@ async function checkPair(store: Store, pair: PairRecord, days: number | undefine
     messages.push(`${newRemaps} new remap(s) since ${last ? `the last report (${new Date(last.reportedAt).toISOString()})` : 'the pair was made'}`);
   }
   const horizon = days ?? report.config.predictDays;
-  if (report.trend.daysToExhaustion !== null && report.trend.daysToExhaustion <= horizon) {
+  // A pool that has run out (bit 5) is not "predicted to" as well.
+  if (!report.spareExhausted && report.trend.daysToExhaustion !== null && report.trend.daysToExhaustion <= horizon) {
     problems.exhaustionPredicted = true;
     messages.push(`spare pool predicted to run out in ${report.trend.daysToExhaustion} days (${report.trend.exhaustionDate})${report.trend.accelerating ? ', and the remap rate is accelerating' : ''}`);
   } else if (report.trend.accelerating) {
