@@ -126,21 +126,21 @@ static struct holder *holder_arg(napi_env env, napi_value v) {
   return data;
 }
 
-/* A pair by id: a served one, or with `gone` also one removed and not yet forgotten. */
-static struct pair *pair_lookup(napi_env env, struct engine *e, napi_value v, bool gone) {
+enum which_pairs { SERVED, SERVED_OR_GONE, GONE };
+
+/* A pair by id among the served ones, the removed ones not yet forgotten, or both; throws when there is none. */
+static struct pair *pair_lookup(napi_env env, struct engine *e, napi_value v, enum which_pairs which) {
   double id;
   if (!int_value(env, v, "id", 0, 9007199254740991.0, &id)) return NULL;
-  struct pair *p = engine_find_pair(e, (uint64_t)id);
-  if (!p && gone) p = engine_find_gone(e, (uint64_t)id);
+  struct pair *p = which == GONE ? NULL : engine_find_pair(e, (uint64_t)id);
+  if (!p && which != SERVED) p = engine_find_gone(e, (uint64_t)id);
   if (!p) {
     char msg[96];
-    snprintf(msg, sizeof msg, "remapfs_engine: no pair with id %.0f", id);
+    snprintf(msg, sizeof msg, "remapfs_engine: no %spair with id %.0f", which == GONE ? "removed " : "", id);
     napi_throw_error(env, NULL, msg);
   }
   return p;
 }
-
-static struct pair *pair_arg(napi_env env, struct engine *e, napi_value v) { return pair_lookup(env, e, v, false); }
 
 /* ---- upcall transport ---- */
 
@@ -507,15 +507,16 @@ static napi_value add_pair(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-#define ENGINE_AND_PAIR(N)                                                     \
+#define ENGINE_AND_PAIR_OF(N, WHICH)                                           \
   size_t argc = N;                                                             \
   napi_value argv[N];                                                          \
   TRY(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));              \
   if (argc < N) return fail(env, "remapfs_engine: missing arguments");         \
   struct holder *h = holder_arg(env, argv[0]);                                 \
   if (!h) return NULL;                                                         \
-  struct pair *p = pair_arg(env, h->e, argv[1]);                               \
+  struct pair *p = pair_lookup(env, h->e, argv[1], WHICH);                     \
   if (!p) return NULL;
+#define ENGINE_AND_PAIR(N) ENGINE_AND_PAIR_OF(N, SERVED)
 
 static napi_value remove_pair(napi_env env, napi_callback_info info) {
   ENGINE_AND_PAIR(2)
@@ -525,16 +526,7 @@ static napi_value remove_pair(napi_env env, napi_callback_info info) {
 
 /* Drops a removed pair for good (its stats go); a served or unknown id is refused. */
 static napi_value forget_pair(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  TRY(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) return fail(env, "remapfs_engine: missing arguments");
-  struct holder *h = holder_arg(env, argv[0]);
-  if (!h) return NULL;
-  double id;
-  if (!int_value(env, argv[1], "id", 0, 9007199254740991.0, &id)) return NULL;
-  struct pair *p = engine_find_gone(h->e, (uint64_t)id);
-  if (!p) return fail(env, "remapfs_engine: forgetPair: no removed pair with that id");
+  ENGINE_AND_PAIR_OF(2, GONE)
   engine_forget_pair(h->e, p);
   return undefined(env);
 }
@@ -635,14 +627,8 @@ static napi_value open_fast_path(napi_env env, napi_callback_info info) {
 
 /* Stats of a served pair, or of a removed one not yet forgotten (its handles may still be open). */
 static napi_value stats(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  TRY(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) return fail(env, "remapfs_engine: missing arguments");
-  struct holder *h = holder_arg(env, argv[0]);
-  if (!h) return NULL;
-  struct pair *p = pair_lookup(env, h->e, argv[1], true);
-  if (!p) return NULL;
+  ENGINE_AND_PAIR_OF(2, SERVED_OR_GONE)
+  (void)h;
   static const char *names[C_COUNT] = {"readOps", "writeOps", "readBytes", "writeBytes", "readErrors", "writeErrors",
                                        "flushes", "fallocates", "slowReads", "slowWrites", "fastIoErrors", "waitRetries"};
   uint64_t sum[C_COUNT];

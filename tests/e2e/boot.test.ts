@@ -40,6 +40,20 @@ describe('boot integration', () => {
   const lab = labPerTest();
 
   /** The pair's loop device through its link, with a cleanup in case the test fails before the daemon detaches it. */
+  /** A pair (its images in `dir`, watched when given) served with --attach, ext4 made and mounted on its link. */
+  async function ext4OnAttached(watch?: string) {
+    const name = `boot-${crypto.randomBytes(4).toString('hex')}`;
+    const link = `/dev/remapfs/${name}`;
+    lab.ok(['init', name, '--main', lab.image('main.img', 32 * MiB, watch), '--spare', lab.image('spare.img', 4 * MiB, watch)]);
+    const mnt = lab.mkdir('mnt');
+    const daemon = await lab.startDaemon(mnt, [...(watch ? ['--watch', watch] : []), '--attach']);
+    const dev = attachedDevice(link, path.join(mnt, name));
+    lab.mkfsExt4(dev);
+    const data = lab.path('data');
+    lab.mountFs(link, data);
+    return { name, link, mnt, daemon, dev, data };
+  }
+
   function attachedDevice(link: string, file: string): string {
     expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
     const dev = fs.readlinkSync(link);
@@ -180,15 +194,7 @@ describe('boot integration', () => {
   });
 
   it('a SIGTERM refused while ext4 is mounted on the pair stops the daemon on its own once it is unmounted', async () => {
-    const name = `boot-${crypto.randomBytes(4).toString('hex')}`;
-    const link = `/dev/remapfs/${name}`;
-    lab.ok(['init', name, '--main', lab.image('main.img', 32 * MiB), '--spare', lab.image('spare.img', 4 * MiB)]);
-    const mnt = lab.mkdir('mnt');
-    const daemon = await lab.startDaemon(mnt, ['--attach']);
-    const dev = attachedDevice(link, path.join(mnt, name));
-    lab.mkfsExt4(dev);
-    const data = lab.path('data');
-    lab.mountFs(link, data);
+    const { name, link, mnt, daemon, data } = await ext4OnAttached();
     daemon.child.kill('SIGTERM');
     await waitFor('the refusal', () => daemon.output().includes('still serving after SIGTERM'));
     await new Promise((r) => setTimeout(r, 3000)); // past a retry or two: still serving
@@ -201,15 +207,7 @@ describe('boot integration', () => {
   });
 
   it('a forced stop (SIGTERM twice) with ext4 mounted on the pair says its loop device is still open, not that it was detached', async () => {
-    const name = `boot-${crypto.randomBytes(4).toString('hex')}`;
-    const link = `/dev/remapfs/${name}`;
-    lab.ok(['init', name, '--main', lab.image('main.img', 32 * MiB), '--spare', lab.image('spare.img', 4 * MiB)]);
-    const mnt = lab.mkdir('mnt');
-    const daemon = await lab.startDaemon(mnt, ['--attach']);
-    const dev = attachedDevice(link, path.join(mnt, name));
-    lab.mkfsExt4(dev);
-    const data = lab.path('data');
-    lab.mountFs(link, data);
+    const { name, link, daemon, dev, data } = await ext4OnAttached();
     daemon.child.kill('SIGTERM');
     await waitFor('the refusal', () => daemon.output().includes('still serving after SIGTERM'));
     daemon.child.kill('SIGTERM');
@@ -222,16 +220,8 @@ describe('boot integration', () => {
   });
 
   it('a device leaving under a mounted file system (mount --watch): the loop device keeps the file in the mount, and a stop is refused until it is unmounted', async () => {
-    const name = `boot-${crypto.randomBytes(4).toString('hex')}`;
-    const link = `/dev/remapfs/${name}`;
     const watch = lab.mkdir('watch');
-    lab.ok(['init', name, '--main', lab.image('main.img', 32 * MiB, watch), '--spare', lab.image('spare.img', 4 * MiB, watch)]);
-    const mnt = lab.mkdir('mnt');
-    const daemon = await lab.startDaemon(mnt, ['--watch', watch, '--attach']);
-    const dev = attachedDevice(link, path.join(mnt, name));
-    lab.mkfsExt4(dev);
-    const data = lab.path('data');
-    lab.mountFs(link, data);
+    const { name, link, mnt, daemon, dev, data } = await ext4OnAttached(watch);
     fs.renameSync(path.join(watch, 'main.img'), lab.path('main-away.img'));
     await waitFor('the daemon to notice', () => daemon.output().includes(`${name}: a device of the pair disappeared`), 20000);
     expect(daemon.output()).toContain(`${name}: a device of the pair disappeared; 1 handle(s) still open (a loop device?)`);
