@@ -180,7 +180,12 @@ export class Daemon implements DaemonPairs {
     try {
       const rt = yield* openPairSteps(this.store, rec, { mode: this.opts.mode ?? 'auto', log: this.logLine, lockWaitMs: opts.lockWaitMs ?? 0, ...(opts.adopted ? { adopted: opts.adopted } : {}) });
       this.notOpened.delete(rec.uuid);
-      recordFileIds(this.store, rec); // the files served now are the pair's devices
+      try {
+        recordFileIds(this.store, rec); // the files served now are the pair's devices
+      } catch (err) {
+        // Advisory (discovery's rename rule): a database that cannot take the row now must not keep the pair from being served.
+        this.log(`remapfs: ${rec.name}: could not record its devices' file identities: ${err instanceof Error ? err.message : String(err)}`);
+      }
       return { svc: new PairService(rt, this.store, this.logLine, () => this.userIoOps()), mainKey: identify(rec.mainPath).key, spareKey: identify(rec.sparePath).key };
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);

@@ -117,14 +117,14 @@ export interface SpareChoice {
  * `knownScanned` whether this run read it (a spare outside the directories
  * scanned was not: it cannot be said to hold nothing).
  */
-export function chooseSpare(candidates: readonly SpareFound[], known: KnownSpare | null, isKnown: (s: SpareFound) => boolean, knownPresent: boolean, accept?: string, knownScanned: () => boolean = () => true): SpareChoice {
+export function chooseSpare(candidates: readonly SpareFound[], known: KnownSpare | null, isKnown: (s: SpareFound) => boolean, knownPresent: boolean, accept?: readonly string[], knownScanned: () => boolean = () => true): SpareChoice {
   const losers: DiscoveredPair['losers'] = [];
   const pick = (chosen: SpareFound, why: (s: SpareFound) => string): SpareChoice => {
     for (const s of candidates) if (s !== chosen) losers.push({ role: 'spare', path: s.path, why: why(s) });
     return { spare: chosen, losers, conflict: null };
   };
   if (candidates.length === 0) return { spare: null, losers, conflict: null };
-  const accepted = accept !== undefined ? candidates.find((s) => s.path === accept) : undefined;
+  const accepted = accept !== undefined ? candidates.find((s) => accept.includes(s.path)) : undefined;
   if (accepted) return pick(accepted, () => `not the spare accepted with --accept ${accepted.path}`);
   const acceptHint = (s: SpareFound) => `pass --accept ${s.path} to use it`;
   if (known) {
@@ -165,7 +165,8 @@ export function chooseSpare(candidates: readonly SpareFound[], known: KnownSpare
 export interface DiscoverOptions {
   blockDevices?: boolean;
   excludeUnder?: readonly string[];
-  accept?: string;
+  /** Paths of devices to take despite a conflict (`--accept`, repeatable: a spare, a main, or both). */
+  accept?: readonly string[];
 }
 
 export interface Candidates {
@@ -218,14 +219,10 @@ export function pairUp(found: readonly Probed[], scanned: DiscoveryReport['scann
     const known = store?.pairs.byUuid(uuid);
     const knownSpare = known ? identifyOrUndefined(known.sparePath) : undefined;
     const ids = known ? store?.pairs.fileIds(known.id) : undefined;
-    const sameAs = (recorded: string | undefined) => (p: string): boolean | undefined => {
-      const id = recorded === undefined ? undefined : fileId(p);
-      return id === undefined ? undefined : id === recorded;
-    };
-    const sameSpare = ids?.spare !== undefined ? sameAs(ids.spare) : undefined;
+    const spareId = ids?.spare;
     const choice = chooseSpare(
       spares.get(uuid) ?? [],
-      known ? { path: known.sparePath, hardwareId: known.spareHwid, ...(sameSpare ? { sameFile: (s: SpareFound) => sameSpare(s.path) } : {}) } : null,
+      known ? { path: known.sparePath, hardwareId: known.spareHwid, ...(spareId !== undefined ? { sameFile: (s: SpareFound) => isRecordedFile(s.path, spareId) } : {}) } : null,
       (s) => !!knownSpare && sameStorageOrFalse(s.path, knownSpare),
       !!knownSpare,
       opts.accept,
@@ -237,12 +234,6 @@ export function pairUp(found: readonly Probed[], scanned: DiscoveryReport['scann
     let main: MainFound | null = null;
     const mn = mains.get(uuid) ?? [];
     if (mn.length === 1) main = mn[0] ?? null;
-    // A main image file at another path than the pair's, while that path is gone: only the same file (moved).
-    const knownMainGone = known !== undefined && identifyOrUndefined(known.mainPath) === undefined;
-    if (main && known && knownMainGone && opts.accept !== main.path && ids?.main !== undefined && sameAs(ids.main)(main.path) === false) {
-      conflict = `the pair's main ${known.mainPath} is gone, and ${main.path} carries its label but is another file (a copy lacks what was written since it was taken): if it is the main itself (moved across file systems, or restored), pass --accept ${main.path} to use it`;
-      main = null;
-    }
     else if (mn.length > 1) {
       const byHw = known?.mainHwid ? mn.filter((m) => m.hardwareId === known.mainHwid) : [];
       if (byHw.length === 1) {
@@ -250,6 +241,17 @@ export function pairUp(found: readonly Probed[], scanned: DiscoveryReport['scann
         for (const m of mn) if (m !== main) losers.push({ role: 'main', path: m.path, why: `hardware id ${m.hardwareId ?? 'unknown'} is not the paired disk's (${known?.mainHwid})` });
       } else {
         conflict = `${mn.length} mains carry this pair's label (${mn.map((m) => m.path).join(', ')}): a clone? remove all but the real one`;
+      }
+    }
+    // A main image file at another path than the pair's main: only the same file (moved), never a copy.
+    const mainId = ids?.main;
+    if (main && known && mainId !== undefined && !opts.accept?.includes(main.path) && !isRecordedFile(main.path, mainId)) {
+      const knownMain = identifyOrUndefined(known.mainPath);
+      if (!knownMain || !sameStorageOrFalse(main.path, knownMain)) {
+        const where = knownMain ? 'is still there (not scanned here)' : 'is gone';
+        const mainConflict = `the pair's main ${known.mainPath} ${where}, and ${main.path} carries its label but is another file (a copy lacks what was written since it was taken): if it is the main itself (moved across file systems, or restored), pass --accept ${main.path} to use it`;
+        conflict = conflict ? `${conflict}; ${mainConflict}` : mainConflict;
+        main = null;
       }
     }
     if (main && spare && main.label.mainBytes !== spare.mainBytes) {
@@ -272,6 +274,16 @@ export function pairUp(found: readonly Probed[], scanned: DiscoveryReport['scann
   }
   pairs.sort((a, b) => a.name.localeCompare(b.name) || a.uuid.localeCompare(b.uuid));
   return { version: 1, scanned, pairs };
+}
+
+/**
+ * Whether `p` is the image file whose identity was recorded (store device_ids), directly or as the backing file of
+ * a loop device. An identity without a birth time proves nothing (a copy can get the freed inode), nor does a device.
+ */
+function isRecordedFile(p: string, recorded: string): boolean {
+  if (recorded.endsWith(':birth:0')) return false;
+  const file = /^\/dev\/loop\d+$/.test(p) ? loopBackingFile(p) : p;
+  return file !== undefined && fileId(file) === recorded;
 }
 
 function identifyOrUndefined(p: string): DeviceIdentity | undefined {

@@ -119,7 +119,10 @@ export class NativeAdapter implements FsAdapter {
 
   removeFile(name: string): void {
     const id = this.ids.get(name);
-    if (id !== undefined) this.dropPair(name, id);
+    if (id !== undefined) {
+      this.dropPair(name, id);
+      this.api.forgetPair(this.e, id); // the engine would keep its counters otherwise (only a gone pair's are wanted)
+    }
     const goneId = this.goneIds.get(name);
     if (goneId !== undefined) {
       this.goneIds.delete(name);

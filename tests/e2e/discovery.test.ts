@@ -9,6 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { checkTree, dropCaches, waitFor, writeRandomTree } from '../../lib/lab/lab.js';
 import type { DiscoveryReport } from '../../lib/discovery/discover.js';
+import Database from 'better-sqlite3';
 
 const MiB = 1024 * 1024;
 
@@ -248,18 +249,57 @@ describe('discovery', () => {
     expect(report.pairs.map((p) => [p.name, p.status])).toEqual([['st', 'conflict']]);
   });
 
-  it('a copy of a main image whose recorded path is gone is a conflict (it lacks later writes); --accept takes it knowingly', () => {
+  it('copies of a pair\'s image files are conflicts, whether the originals are gone or elsewhere, and so is a loop device over a copy; --accept (twice) takes them knowingly', () => {
     const dir = lab.mkdir('imgs');
-    lab.ok(['init', 'mc', '--main', lab.image('m.img', 16 * MiB, dir), '--spare', lab.image('s.img', 4 * MiB, dir)]);
-    const copy = path.join(dir, 'm-copy.img');
-    fs.copyFileSync(path.join(dir, 'm.img'), copy);
-    fs.rmSync(path.join(dir, 'm.img'));
-    const r = JSON.parse(lab.ok(['discover', '--dir', dir, '--no-block-devices', '--json'])) as DiscoveryReport;
-    expect(r.pairs.map((p) => [p.name, p.status, p.conflict])).toEqual([
-      ['mc', 'conflict', `the pair's main ${path.join(dir, 'm.img')} is gone, and ${copy} carries its label but is another file (a copy lacks what was written since it was taken): if it is the main itself (moved across file systems, or restored), pass --accept ${copy} to use it`],
+    const main = lab.image('m.img', 16 * MiB, dir);
+    const spare = lab.image('s.img', 4 * MiB, dir);
+    lab.ok(['init', 'mc', '--main', main, '--spare', spare]);
+    const other = lab.mkdir('other');
+    const [mainCopy, spareCopy] = [path.join(other, 'm-copy.img'), path.join(other, 's-copy.img')];
+    fs.copyFileSync(main, mainCopy);
+    const scan = (...extra: string[]) => JSON.parse(lab.ok(['discover', '--dir', other, '--no-block-devices', '--json', ...extra])) as DiscoveryReport & { actions?: Array<{ action: string }> };
+    const copyOfMain = (where: string) => `the pair's main ${main} ${where}, and ${mainCopy} carries its label but is another file (a copy lacks what was written since it was taken): if it is the main itself (moved across file systems, or restored), pass --accept ${mainCopy} to use it`;
+    // The main copied elsewhere while the original is still there, out of the scan: not taken.
+    fs.renameSync(spare, path.join(other, 's.img')); // the spare itself moved (same file): followed
+    expect(scan().pairs.map((p) => [p.name, p.status, p.conflict])).toEqual([['mc', 'conflict', copyOfMain('is still there (not scanned here)')]]);
+    fs.renameSync(path.join(other, 's.img'), spare);
+    // Both copied to another file system (as far as identity goes) and the originals gone: two conflicts in one line.
+    fs.copyFileSync(spare, spareCopy);
+    fs.rmSync(main);
+    fs.rmSync(spare);
+    const both = scan().pairs[0];
+    expect([both?.status, both?.conflict]).toEqual([
+      'conflict',
+      `the pair's spare ${spare} is gone, and ${spareCopy} hold its table but is another file (a copy lacks what was written since it was taken): if one is the spare itself (moved across file systems, or restored), pass --accept ${spareCopy} to use it; ${copyOfMain('is gone')}`,
     ]);
-    const accepted = JSON.parse(lab.ok(['discover', '--dir', dir, '--no-block-devices', '--json', '--accept', copy])) as DiscoveryReport;
-    expect(accepted.pairs.map((p) => [p.name, p.status, p.main?.path])).toEqual([['mc', 'complete', copy]]);
+    // A loop device over the spare's copy is no better than the copy.
+    // (the block devices only: a loop device over a file that is scanned anyway is left out)
+    const loop = lab.attachLoop(spareCopy, { directIo: false, sectorSize: 512 });
+    const viaLoop = (JSON.parse(lab.ok(['discover', '--dir', lab.mkdir('none'), '--json'])) as DiscoveryReport).pairs.find((p) => p.name === 'mc');
+    expect([viaLoop?.status, viaLoop?.spare?.path ?? null]).toEqual(['conflict', null]);
+    expect(viaLoop?.conflict).toContain(`and ${loop} hold its table but is another file`);
+    // Accepting both, knowingly: the pair is complete and its paths (and identities) are updated.
+    const accepted = scan('--accept', mainCopy, '--accept', spareCopy, '--import');
+    expect(accepted.pairs.map((p) => [p.name, p.status, p.main?.path, p.spare?.path])).toEqual([['mc', 'complete', mainCopy, spareCopy]]);
+    expect(accepted.actions?.map((x) => x.action)).toEqual(['paths-updated']);
+    expect(scan().pairs.map((p) => [p.status, p.conflict])).toEqual([['complete', null]]);
+  });
+
+  it('a recorded identity without a birth time proves nothing: even the renamed file itself needs --accept', () => {
+    const dir = lab.mkdir('imgs');
+    const spare = lab.image('s.img', 4 * MiB, dir);
+    lab.ok(['init', 'bt', '--main', lab.image('m.img', 16 * MiB, dir), '--spare', spare]);
+    const db = new Database(lab.dbPath);
+    try {
+      db.prepare("UPDATE device_ids SET file_id = 'ino:' || ? || ':birth:0' WHERE role = 'spare'").run(String(fs.statSync(spare).ino)); // as on a file system without birth times
+    } finally {
+      db.close();
+    }
+    const other = lab.mkdir('other');
+    fs.renameSync(spare, path.join(other, 's.img'));
+    const r = JSON.parse(lab.ok(['discover', '--dir', dir, '--dir', other, '--no-block-devices', '--json'])) as DiscoveryReport;
+    expect(r.pairs.map((p) => [p.name, p.status])).toEqual([['bt', 'conflict']]);
+    expect(r.pairs[0]?.conflict).toContain(`${path.join(other, 's.img')} hold its table but is another file`);
   });
 
   it('hot-plug: a pair whose import fails is tried and logged once, not again while its devices are unchanged, and again after one changes', async () => {

@@ -18,7 +18,7 @@ describe('chooseSpare', () => {
   });
 
   it('uses another spare when told to with --accept', () => {
-    const c = chooseSpare([crafted, real], { path: '/dev/real', hardwareId: 'serial:R' }, (s) => s === real, true, '/srv/crafted.img');
+    const c = chooseSpare([crafted, real], { path: '/dev/real', hardwareId: 'serial:R' }, (s) => s === real, true, ['/srv/crafted.img']);
     expect(c.spare).toBe(crafted);
   });
 
@@ -42,7 +42,7 @@ describe('chooseSpare', () => {
     const c = chooseSpare([copy], known, () => false, false);
     expect(c.spare).toBeNull();
     expect(c.conflict).toMatch(/^the pair's spare \/srv\/gone.img is gone, and \/srv\/copy.img hold its table but is another file \(a copy lacks what was written since it was taken\): if one is the spare itself .*pass --accept \/srv\/copy.img/);
-    expect(chooseSpare([copy], known, () => false, false, '/srv/copy.img').spare).toBe(copy);
+    expect(chooseSpare([copy], known, () => false, false, ['/srv/copy.img']).spare).toBe(copy);
     // Without a recorded identity (a database from before), identical copies are taken as before.
     expect(chooseSpare([copy], { path: '/srv/gone.img', hardwareId: null }, () => false, false).spare).toBe(copy);
   });
@@ -64,6 +64,6 @@ describe('chooseSpare', () => {
     const c = chooseSpare([a, newer], null, () => false, false);
     expect(c.spare).toBeNull();
     expect(c.conflict).toMatch(/different tables/);
-    expect(chooseSpare([a, newer], null, () => false, false, '/c.img').spare).toBe(newer);
+    expect(chooseSpare([a, newer], null, () => false, false, ['/c.img']).spare).toBe(newer);
   });
 });

@@ -6,6 +6,7 @@
  * this (closed until openFastPath) is tests/e2e/engine.test.ts.
  */
 import type { FileDevice } from '../../lib/block/file-device.js';
+import { GoneDevice } from '../../lib/block/gone-device.js';
 import { MemoryDevice } from '../../lib/block/memory-device.js';
 import { spareLayout } from '../../lib/format/layout.js';
 import { NativeAdapter } from '../../lib/fs/native-adapter.js';
@@ -26,6 +27,9 @@ function recordingEngine(log: string[]): EngineApi {
     fence: (_e, id, first, count) => void log.push(`fence ${id} ${first}+${count}`),
     setWritesSlow: (_e, id, on) => void log.push(`setWritesSlow ${id} ${on}`),
     openFastPath: (_e, id) => void log.push(`openFastPath ${id}`),
+    removePair: (_e, id) => void log.push(`removePair ${id}`),
+    forgetPair: (_e, id) => void log.push(`forgetPair ${id}`),
+    stats: (_e, id) => ({ openHandles: id === 2 ? 1 : 0 }) as ReturnType<EngineApi['stats']>,
   };
   return fake as EngineApi;
 }
@@ -44,6 +48,22 @@ describe('NativeAdapter and the engine', () => {
     const log: string[] = [];
     new NativeAdapter(recordingEngine(log), '/mnt', [{ name: 'p', device: remap, fast: { main: fileLike(10), spare: fileLike(11), blockSize: B, remap } }]);
     expect(log).toEqual(['addPair 1 p', `publish 1 7>${spareBlock},9>-2`, 'setWritesSlow 1 false', 'openFastPath 1']);
+  });
+
+  it('a removed file is forgotten by the engine at once; a pair whose disk went away only when its file leaves, its handles counted until then', () => {
+    const log: string[] = [];
+    const adapter = new NativeAdapter(recordingEngine(log), '/mnt', [{ name: 'a', device: new MemoryDevice('a', MAIN_BYTES) }, { name: 'b', device: new MemoryDevice('b', MAIN_BYTES) }]);
+    log.length = 0;
+    adapter.removeFile('a');
+    expect(log).toEqual(['removePair 1', 'forgetPair 1']);
+    log.length = 0;
+    adapter.replaceDevice('b', new GoneDevice('b', MAIN_BYTES, 'unplugged'));
+    expect(log).toEqual(['removePair 2']);
+    expect([adapter.handlesOn('b'), adapter.openHandleCount(), adapter.handlesByFile()]).toEqual([1, 1, { b: 1 }]);
+    adapter.removeFile('b');
+    expect(log).toEqual(['removePair 2', 'forgetPair 2']);
+    expect(adapter.handlesOn('b')).toBe(0);
+    void adapter.unmount();
   });
 
   it('a file without a fast path never opens it: every request goes to JS', () => {

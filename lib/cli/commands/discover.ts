@@ -10,7 +10,7 @@ import { recordFileIds } from '../../pair/identity.js';
 
 interface Args {
   db?: string;
-  accept?: string;
+  accept: string[];
   dir: string[];
   json: boolean;
   import: boolean;
@@ -64,7 +64,7 @@ export const discoverCommand: CommandModule<object, Args> = {
       .option('dir', { type: 'string', array: true, default: [], describe: 'also look at the files in this directory (repeatable)' })
       .option('json', { type: 'boolean', default: false, describe: 'machine-readable output (schema in docs/cli.md)' })
       .option('import', { type: 'boolean', default: false, describe: 'import complete pairs and update the paths of moved ones' })
-      .option('accept', { type: 'string', describe: 'resolve a conflict: use the spare (or the main) at this path (see "conflict" lines)' })
+      .option('accept', { type: 'string', array: true, default: [], describe: 'resolve a conflict: use the spare or the main at this path (see "conflict" lines; repeatable)' })
       .option('block-devices', { type: 'boolean', default: true, describe: 'look at block devices too (--no-block-devices: only the --dir directories)' }),
   handler: (argv) => {
     for (const d of argv.dir) {
@@ -73,11 +73,14 @@ export const discoverCommand: CommandModule<object, Args> = {
     const file = dbPath(argv);
     const store = argv.import || fs.existsSync(file) ? Store.open(file, { create: argv.import }) : undefined;
     try {
-      const accept = argv.accept !== undefined ? path.resolve(argv.accept) : undefined;
-      if (accept !== undefined && !fs.existsSync(accept)) throw new RemapfsError('discover', accept, 'no such file or device', '--accept takes the path of a spare that discover lists');
-      const report = discover(argv.dir, store, { blockDevices: argv['block-devices'], ...(accept !== undefined ? { accept: fs.realpathSync(accept) } : {}) });
-      if (accept !== undefined && !report.pairs.some((p) => p.spare?.path === fs.realpathSync(accept) || p.main?.path === fs.realpathSync(accept))) {
-        throw new RemapfsError('discover', accept, 'is not a spare or main that discovery found', 'look at the paths "remapfs discover" lists');
+      const accept = argv.accept.map((a) => {
+        const p = path.resolve(a);
+        if (!fs.existsSync(p)) throw new RemapfsError('discover', p, 'no such file or device', '--accept takes the path of a spare or main that discover lists');
+        return fs.realpathSync(p);
+      });
+      const report = discover(argv.dir, store, { blockDevices: argv['block-devices'], ...(accept.length ? { accept } : {}) });
+      for (const a of accept) {
+        if (!report.pairs.some((p) => p.spare?.path === a || p.main?.path === a)) throw new RemapfsError('discover', a, 'is not a spare or main that discovery found', 'look at the paths "remapfs discover" lists');
       }
       const actions = argv.import && store ? applyDiscovery(store, report.pairs) : undefined;
       if (argv.json) return printJson({ ...report, ...(actions ? { actions } : {}) });
