@@ -48,7 +48,7 @@ import type { IoCounters } from '../remap/remap-device.js';
 import { type Attached, type DaemonPairs, HotPlug, type OpenOptions } from './hotplug.js';
 import { attachLoop, detachLoops } from './loops.js';
 import { dispatch, servedHost, unservedHost } from './served-host.js';
-import { recordFileIds } from '../pair/identity.js';
+import { recordFileIds } from '../discovery/file-ids.js';
 
 export type { ScanStatus } from '../pair/host.js';
 

@@ -37,7 +37,7 @@ import { describePhases, describeSteps, type SteppedOptions, type StepStats } fr
 import type { AdoptedTable } from '../meta/locate.js';
 import type { PairService } from './pair-service.js';
 import type { ServedMount } from './served-mount.js';
-import { recordFileIds } from '../pair/identity.js';
+import { recordFileIds } from '../discovery/file-ids.js';
 
 export interface Attached {
   svc: PairService;

@@ -37,7 +37,7 @@ import { recordOf } from '../meta/reconcile.js';
 import type { MetaState } from '../meta/state.js';
 import { type HistoryEvent, type NewPair, type PairRecord, processAlive, type Store, type UnfinishedImport } from '../store/db.js';
 import type { Steps } from './steps.js';
-import { recordFileIds } from '../pair/identity.js';
+import { recordFileIds } from './file-ids.js';
 
 /** Entries (or events) per transaction: some tens of milliseconds each on a loaded two-core machine. */
 export const IMPORT_CHUNK = 16384;

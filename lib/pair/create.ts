@@ -23,7 +23,8 @@ import { runNow } from '../discovery/steps.js';
 import { readLabel } from '../discovery/label.js';
 import { hardwareId } from '../discovery/hardware.js';
 import type { PairRecord, Store } from '../store/db.js';
-import { labelMain, recordFileIds } from './identity.js';
+import { labelMain } from './identity.js';
+import { recordFileIds } from '../discovery/file-ids.js';
 
 export interface PairPlan {
   name: string;

@@ -1,10 +1,9 @@
-/** Writing the main's label at init (see format/label-codec.ts for why the last block is free to hold it), and recording the devices' file identities. */
+/** Writing the main's label at init (see format/label-codec.ts for why the last block is free to hold it). */
 import { hardwareId } from '../discovery/hardware.js';
 import { encodeLabel, labelBlockOf } from '../format/label-codec.js';
 import { openPair } from './pair.js';
 import type { DeviceLock } from '../block/device-lock.js';
 import type { PairRecord, Store } from '../store/db.js';
-import { fileId } from '../block/identify.js';
 
 /**
  * Remaps the last block of main to the spare (its data copied and persisted
@@ -22,9 +21,4 @@ export function labelMain(store: Store, pair: PairRecord, lock: DeviceLock): voi
   } finally {
     rt.close();
   }
-}
-
-/** Records the identity of the image files now at the pair's paths (schema.ts, device_ids): what discovery may adopt. */
-export function recordFileIds(store: Store, pair: Pick<PairRecord, 'id' | 'mainPath' | 'sparePath'>): void {
-  store.pairs.setFileIds(pair.id, { main: fileId(pair.mainPath), spare: fileId(pair.sparePath) });
 }

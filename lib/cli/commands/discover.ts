@@ -6,7 +6,7 @@ import { importPair } from '../../discovery/importer.js';
 import { RemapfsError } from '../../errors.js';
 import { Store } from '../../store/db.js';
 import { CLI_LOCK_WAIT_MS, dbPath, liveDaemon, printJson } from '../common.js';
-import { recordFileIds } from '../../pair/identity.js';
+import { recordFileIds } from '../../discovery/file-ids.js';
 
 interface Args {
   db?: string;
