@@ -154,7 +154,8 @@ export class HotPlug {
     }
     if (!d.attached().some((a) => !stillThere(a)) && d.watchDirs.length === 0) return;
     const servedHere = d.attached().filter((a) => stillThere(a)).map((a) => a.svc.rt.record.uuid);
-    discoverInBackground([...d.watchDirs], d.store, { excludeUnder: [d.mountpoint], skipTables: servedHere, log: (line) => d.log(line), requestsServed: () => d.userIoOps() })
+    const held = new Map(d.attached().map((a) => [a.svc.rt.record.uuid, [a.mainKey, a.spareKey]]));
+    discoverInBackground([...d.watchDirs], d.store, { excludeUnder: [d.mountpoint], skipTables: servedHere, held, log: (line) => d.log(line), requestsServed: () => d.userIoOps() })
       .catch((err: unknown) => {
         // Without a report, pairs whose devices left are still detached.
         d.log(`remapfs: rescan: ${err instanceof Error ? err.message : String(err)}`);

@@ -99,7 +99,7 @@ export interface KnownSpare {
   hardwareId: string | null;
   /**
    * Whether a candidate is the very image file that was the pair's spare (its recorded identity, schema.ts
-   * device_ids): true or false for an image file when one is recorded; undefined otherwise.
+   * device_ids), when one is recorded: false for anything else, a block device that is not a loop device over it too.
    */
   sameFile?: (s: SpareFound) => boolean | undefined;
 }
@@ -167,6 +167,11 @@ export interface DiscoverOptions {
   excludeUnder?: readonly string[];
   /** Paths of devices to take despite a conflict (`--accept`, repeatable: a spare, a main, or both). */
   accept?: readonly string[];
+  /**
+   * By pair UUID, the identity keys (identify().key) of the devices a daemon serves the pair from, held open: a file
+   * with one of those keys is that device (its inode cannot be reused while it is open), birth time or not.
+   */
+  held?: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface Candidates {
@@ -220,9 +225,10 @@ export function pairUp(found: readonly Probed[], scanned: DiscoveryReport['scann
     const knownSpare = known ? identifyOrUndefined(known.sparePath) : undefined;
     const ids = known ? store?.pairs.fileIds(known.id) : undefined;
     const spareId = ids?.spare;
+    const held = opts.held?.get(uuid) ?? [];
     const choice = chooseSpare(
       spares.get(uuid) ?? [],
-      known ? { path: known.sparePath, hardwareId: known.spareHwid, ...(spareId !== undefined ? { sameFile: (s: SpareFound) => isRecordedFile(s.path, spareId) } : {}) } : null,
+      known ? { path: known.sparePath, hardwareId: known.spareHwid, ...(spareId !== undefined ? { sameFile: (s: SpareFound) => isRecordedFile(s.path, spareId, held) } : {}) } : null,
       (s) => !!knownSpare && sameStorageOrFalse(s.path, knownSpare),
       !!knownSpare,
       opts.accept,
@@ -245,10 +251,10 @@ export function pairUp(found: readonly Probed[], scanned: DiscoveryReport['scann
     }
     // A main image file at another path than the pair's main: only the same file (moved), never a copy.
     const mainId = ids?.main;
-    if (main && known && mainId !== undefined && !opts.accept?.includes(main.path) && !isRecordedFile(main.path, mainId)) {
+    if (main && known && mainId !== undefined && !opts.accept?.includes(main.path) && !isRecordedFile(main.path, mainId, held)) {
       const knownMain = identifyOrUndefined(known.mainPath);
       if (!knownMain || !sameStorageOrFalse(main.path, knownMain)) {
-        const where = knownMain ? 'is still there (not scanned here)' : 'is gone';
+        const where = knownMain ? 'is still there' : 'is gone';
         const mainConflict = `the pair's main ${known.mainPath} ${where}, and ${main.path} carries its label but is another file (a copy lacks what was written since it was taken): if it is the main itself (moved across file systems, or restored), pass --accept ${main.path} to use it`;
         conflict = conflict ? `${conflict}; ${mainConflict}` : mainConflict;
         main = null;
@@ -278,12 +284,17 @@ export function pairUp(found: readonly Probed[], scanned: DiscoveryReport['scann
 
 /**
  * Whether `p` is the image file whose identity was recorded (store device_ids), directly or as the backing file of
- * a loop device. An identity without a birth time proves nothing (a copy can get the freed inode), nor does a device.
+ * a loop device. A file a daemon holds open as the pair's device (`held` keys) is it. Otherwise an identity without a
+ * birth time proves nothing (a copy can get the freed inode), nor does a device.
  */
-function isRecordedFile(p: string, recorded: string): boolean {
-  if (recorded.endsWith(':birth:0')) return false;
+function isRecordedFile(p: string, recorded: string, held: readonly string[]): boolean {
   const file = /^\/dev\/loop\d+$/.test(p) ? loopBackingFile(p) : p;
-  return file !== undefined && fileId(file) === recorded;
+  if (file === undefined) return false;
+  if (held.length) {
+    const key = identifyOrUndefined(file)?.key;
+    if (key !== undefined && held.includes(key)) return true;
+  }
+  return !recorded.endsWith(':birth:0') && fileId(file) === recorded;
 }
 
 function identifyOrUndefined(p: string): DeviceIdentity | undefined {

@@ -261,7 +261,7 @@ describe('discovery', () => {
     const copyOfMain = (where: string) => `the pair's main ${main} ${where}, and ${mainCopy} carries its label but is another file (a copy lacks what was written since it was taken): if it is the main itself (moved across file systems, or restored), pass --accept ${mainCopy} to use it`;
     // The main copied elsewhere while the original is still there, out of the scan: not taken.
     fs.renameSync(spare, path.join(other, 's.img')); // the spare itself moved (same file): followed
-    expect(scan().pairs.map((p) => [p.name, p.status, p.conflict])).toEqual([['mc', 'conflict', copyOfMain('is still there (not scanned here)')]]);
+    expect(scan().pairs.map((p) => [p.name, p.status, p.conflict])).toEqual([['mc', 'conflict', copyOfMain('is still there')]]);
     fs.renameSync(path.join(other, 's.img'), spare);
     // Both copied to another file system (as far as identity goes) and the originals gone: two conflicts in one line.
     fs.copyFileSync(spare, spareCopy);
@@ -300,6 +300,25 @@ describe('discovery', () => {
     const r = JSON.parse(lab.ok(['discover', '--dir', dir, '--dir', other, '--no-block-devices', '--json'])) as DiscoveryReport;
     expect(r.pairs.map((p) => [p.name, p.status])).toEqual([['bt', 'conflict']]);
     expect(r.pairs[0]?.conflict).toContain(`${path.join(other, 's.img')} hold its table but is another file`);
+  });
+
+  it('hot-plug: a served pair renamed on a file system without birth times is still followed (the daemon holds its files open)', async () => {
+    const watch = lab.mkdir('watch');
+    const main = lab.image('m.img', 16 * MiB, watch);
+    lab.ok(['init', 'hb', '--main', main, '--spare', lab.image('s.img', 4 * MiB, watch)]);
+    const mnt = lab.mkdir('mnt');
+    const d = await lab.startDaemon(mnt, ['--watch', watch]);
+    const db = new Database(lab.dbPath);
+    try {
+      db.prepare("UPDATE device_ids SET file_id = 'ino:' || ? || ':birth:0' WHERE role = 'main'").run(String(fs.statSync(main).ino)); // as on ext4 with 128-byte inodes
+    } finally {
+      db.close();
+    }
+    const renamed = path.join(watch, 'm2.img');
+    fs.renameSync(main, renamed);
+    await waitFor('the move to be followed', () => d.output().includes(`hb: its devices moved to ${renamed}`), 20000);
+    expect(d.output()).not.toContain('hb: not attached');
+    expect(fs.existsSync(path.join(mnt, 'hb'))).toBe(true);
   });
 
   it('hot-plug: a pair whose import fails is tried and logged once, not again while its devices are unchanged, and again after one changes', async () => {
