@@ -101,7 +101,7 @@ export interface KnownSpare {
    * Whether a candidate is the very image file that was the pair's spare (its recorded identity, schema.ts
    * device_ids), when one is recorded: false for anything else, a block device that is not a loop device over it too.
    */
-  sameFile?: (s: SpareFound) => boolean | undefined;
+  sameFile?: (s: SpareFound) => boolean;
 }
 
 export interface SpareChoice {
@@ -138,13 +138,11 @@ export function chooseSpare(candidates: readonly SpareFound[], known: KnownSpare
     }
     if (known.sameFile) {
       // An image file at another path is the spare only if it is the same file (moved): a copy lacks later writes.
-      const verdicts = candidates.map((s) => known.sameFile?.(s));
-      const moved = candidates.find((_, i) => verdicts[i] === true);
+      const moved = candidates.find(known.sameFile);
       if (moved) return pick(moved, (s) => `another file than the pair's spare, which moved to ${moved.path}; ${acceptHint(s)}`);
-      const copies = candidates.filter((_, i) => verdicts[i] === false);
-      if (copies.length) {
-        return { spare: null, losers, conflict: `the pair's spare ${known.path} is gone, and ${copies.map((s) => s.path).join(', ')} hold its table but ${copies.length === 1 ? 'is another file' : 'are other files'} (a copy lacks what was written since it was taken): if one is the spare itself (moved across file systems, or restored), ${acceptHint(copies[0] as SpareFound)}` };
-      }
+      const paths = candidates.map((s) => s.path).join(', ');
+      const what = candidates.length === 1 ? 'is another file' : 'are other files';
+      return { spare: null, losers, conflict: `the pair's spare ${known.path} is gone, and ${paths} hold its table but ${what} (a copy lacks what was written since it was taken): if one is the spare itself (moved across file systems, or restored), ${acceptHint(candidates[0] as SpareFound)}` };
     }
     if (known.hardwareId) {
       const same = candidates.filter((s) => s.hardwareId === known.hardwareId);
